@@ -1,0 +1,1 @@
+//! Admin REST client (being written).

@@ -1,0 +1,1 @@
+//! REST types of PROTOCOL.md section 4 (being written).

@@ -1,0 +1,835 @@
+//! Wire types of the WebSocket protocol (PROTOCOL.md sections 2 and 3), in
+//! both directions, so the client and the reference server share one
+//! definition and cannot drift.
+//!
+//! Decoding is tolerant, as the hosted service requires: unknown fields are
+//! ignored, `"id": null` marks a notification, numeric ids are accepted, and
+//! an unknown notification method decodes to [`Notification::Unknown`].
+//! Decoding borrows from the frame wherever the JSON has no escapes, so the
+//! `on_token` hot path allocates nothing here.
+
+use std::borrow::Cow;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::error::ProtocolError;
+
+/// Extension names a server may advertise in `connect_to_context`'s
+/// `server.capabilities` (PROTOCOL.md section 3).
+pub mod capability {
+    /// Notifications carry a per-context `seq`.
+    pub const SEQ: &str = "seq";
+    /// `resume_after_seq` replays missed notifications on reconnect.
+    pub const RESUME: &str = "resume";
+    /// Failures carry a stable `result.code`.
+    pub const ERROR_CODES: &str = "error_codes";
+    /// `on_stop_token` carries a `reason`.
+    pub const STOP_REASON: &str = "stop_reason";
+    /// The socket may be opened with a single-use `?token=pub_tok_…`.
+    pub const STREAM_TOKEN: &str = "stream_token";
+    /// Every capability the reference server implements.
+    pub const ALL: [&str; 5] = [SEQ, RESUME, ERROR_CODES, STOP_REASON, STREAM_TOKEN];
+}
+
+/// Method names, client to server.
+pub mod method {
+    /// Must come first on a socket.
+    pub const CONNECT_TO_CONTEXT: &str = "connect_to_context";
+    /// Sends a human message and invokes the agent.
+    pub const ADD_MESSAGE: &str = "add_message";
+    /// Stops the running generation.
+    pub const STOP_INVOCATION: &str = "stop_invocation";
+    /// Rewrites the tail of the history, then re-invokes.
+    pub const SET_LAST_MESSAGES: &str = "set_last_messages";
+    /// Answers client-side tool calls, then re-invokes.
+    pub const CLIENT_SIDE_TOOL_RESPONSES: &str = "client_side_tool_responses";
+    /// Server to client: one token of a response.
+    pub const ON_TOKEN: &str = "on_token";
+    /// Server to client: a response is complete.
+    pub const ON_STOP_TOKEN: &str = "on_stop_token";
+    /// Server to client: the agent called a server-side tool.
+    pub const ON_TOOL_CALL: &str = "on_tool_call";
+    /// Server to client: a server-side tool answered.
+    pub const ON_TOOL_RESPONSE: &str = "on_tool_response";
+    /// Server to client: events attached to a completed response.
+    pub const ON_EVENTS: &str = "on_events";
+    /// Server to client: tools the client must run and answer.
+    pub const ON_CLIENT_SIDE_TOOL_CALLS: &str = "on_client_side_tool_calls";
+}
+
+// ---------------------------------------------------------------------------
+// Client -> server
+// ---------------------------------------------------------------------------
+
+/// A request from client to server, with its params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params", rename_all = "snake_case")]
+pub enum ClientRequest {
+    /// `connect_to_context`.
+    ConnectToContext(ConnectParams),
+    /// `add_message`.
+    AddMessage {
+        /// The human message.
+        message: String,
+    },
+    /// `stop_invocation`.
+    StopInvocation {},
+    /// `set_last_messages`.
+    SetLastMessages {
+        /// The human message that replaces the tail.
+        human_message: String,
+        /// The partial AI message the human interrupted, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ai_message: Option<String>,
+    },
+    /// `client_side_tool_responses`.
+    ClientSideToolResponses {
+        /// One answer per tool call.
+        tool_responses: Vec<ToolResponseParam>,
+    },
+}
+
+impl ClientRequest {
+    /// The wire method name.
+    pub fn method(&self) -> &'static str {
+        match self {
+            ClientRequest::ConnectToContext(_) => method::CONNECT_TO_CONTEXT,
+            ClientRequest::AddMessage { .. } => method::ADD_MESSAGE,
+            ClientRequest::StopInvocation {} => method::STOP_INVOCATION,
+            ClientRequest::SetLastMessages { .. } => method::SET_LAST_MESSAGES,
+            ClientRequest::ClientSideToolResponses { .. } => method::CLIENT_SIDE_TOOL_RESPONSES,
+        }
+    }
+
+    /// True for the methods that make the agent stream a new response.
+    pub fn invokes_agent(&self) -> bool {
+        matches!(
+            self,
+            ClientRequest::AddMessage { .. }
+                | ClientRequest::SetLastMessages { .. }
+                | ClientRequest::ClientSideToolResponses { .. }
+        )
+    }
+
+    /// Encodes the request as one text frame, with `id` when given.
+    pub fn encode(&self, id: Option<&str>) -> String {
+        #[derive(Serialize)]
+        struct Framed<'a> {
+            #[serde(flatten)]
+            request: &'a ClientRequest,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            id: Option<&'a str>,
+        }
+        // Serializing plain strings and maps into a String cannot fail.
+        serde_json::to_string(&Framed { request: self, id }).unwrap_or_default()
+    }
+}
+
+/// Params of `connect_to_context`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ConnectParams {
+    /// The context to attach to.
+    #[serde(default)]
+    pub context_id: String,
+    /// The credential; omitted when the socket was opened with a stream token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    /// `resume` extension: replay every notification with a higher `seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_after_seq: Option<u64>,
+    /// Publishable client key (`pk_…`) of the app, PROTOCOL.md 4.4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
+}
+
+/// One answer to a client-side tool call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolResponseParam {
+    /// The `tool_call_id` of the call being answered.
+    pub tool_call_id: String,
+    /// The tool's output, as text.
+    pub response: String,
+}
+
+/// A client frame decoded on the server side: the request (or why its
+/// params are wrong) and its id.
+#[derive(Debug)]
+pub struct IncomingRequest {
+    /// The request id, if the client wants an answer.
+    pub id: Option<String>,
+    /// The method as sent, also when it is unknown.
+    pub method: String,
+    /// The decoded request, or the reason it could not be decoded
+    /// (unknown method, missing or wrongly typed params).
+    pub request: Result<ClientRequest, String>,
+}
+
+/// Decodes a client frame (server side). Invalid JSON or a frame without a
+/// `method` is an error; an unknown method or bad params is reported inside
+/// [`IncomingRequest::request`] so the server can answer with the id.
+pub fn decode_client_frame(text: &str) -> Result<IncomingRequest, ProtocolError> {
+    #[derive(Deserialize)]
+    struct Raw<'a> {
+        #[serde(default)]
+        method: Option<String>,
+        #[serde(default, borrow)]
+        params: Option<&'a RawValue>,
+        #[serde(default, deserialize_with = "de_id")]
+        id: Option<String>,
+    }
+    let raw: Raw<'_> = serde_json::from_str(text).map_err(|e| ProtocolError::InvalidJson {
+        message: e.to_string(),
+    })?;
+    let method = raw.method.ok_or_else(|| ProtocolError::UnexpectedShape {
+        message: "a request needs a `method`".into(),
+    })?;
+    let params: &str = raw.params.map(RawValue::get).unwrap_or("{}");
+    let params = if params == "null" { "{}" } else { params };
+    let request = decode_request_params(&method, params);
+    Ok(IncomingRequest {
+        id: raw.id,
+        method,
+        request,
+    })
+}
+
+fn decode_request_params(method: &str, params: &str) -> Result<ClientRequest, String> {
+    fn parse<'a, T: Deserialize<'a>>(params: &'a str) -> Result<T, String> {
+        serde_json::from_str(params).map_err(|e| e.to_string())
+    }
+    #[derive(Deserialize)]
+    struct AddMessage {
+        message: String,
+    }
+    #[derive(Deserialize)]
+    struct SetLast {
+        human_message: String,
+        #[serde(default)]
+        ai_message: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct ToolResponses {
+        tool_responses: Vec<ToolResponseParam>,
+    }
+    Ok(match method {
+        method::CONNECT_TO_CONTEXT => ClientRequest::ConnectToContext(parse(params)?),
+        method::ADD_MESSAGE => ClientRequest::AddMessage {
+            message: parse::<AddMessage>(params)?.message,
+        },
+        method::STOP_INVOCATION => ClientRequest::StopInvocation {},
+        method::SET_LAST_MESSAGES => {
+            let p: SetLast = parse(params)?;
+            ClientRequest::SetLastMessages {
+                human_message: p.human_message,
+                ai_message: p.ai_message,
+            }
+        }
+        method::CLIENT_SIDE_TOOL_RESPONSES => ClientRequest::ClientSideToolResponses {
+            tool_responses: parse::<ToolResponses>(params)?.tool_responses,
+        },
+        other => return Err(format!("unknown method `{other}`")),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Server -> client
+// ---------------------------------------------------------------------------
+
+/// A decoded server frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerFrame<'a> {
+    /// An answer to one of our requests.
+    Response {
+        /// The id of the request it answers.
+        id: Cow<'a, str>,
+        /// The whole `result` object.
+        result: Value,
+    },
+    /// A notification.
+    Notification(Notification<'a>),
+}
+
+/// A server notification, borrowing from the frame it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notification<'a> {
+    /// `on_token`.
+    Token(TokenParams<'a>),
+    /// `on_stop_token`.
+    StopToken(StopTokenParams<'a>),
+    /// `on_tool_call`.
+    ToolCall(ToolCallParams),
+    /// `on_tool_response`.
+    ToolResponse(ToolResponseParams),
+    /// `on_events`.
+    Events(EventsParams),
+    /// `on_client_side_tool_calls`.
+    ClientSideToolCalls(ClientSideToolCallsParams),
+    /// A method this client does not know; surfaced, never fatal.
+    Unknown {
+        /// The method name.
+        method: String,
+        /// The params, as sent.
+        params: Value,
+    },
+}
+
+impl Notification<'_> {
+    /// The `seq` of the notification, when the server sent one.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Notification::Token(p) => p.seq,
+            Notification::StopToken(p) => p.seq,
+            Notification::ToolCall(p) => p.seq,
+            Notification::ToolResponse(p) => p.seq,
+            Notification::Events(p) => p.seq,
+            Notification::ClientSideToolCalls(p) => p.seq,
+            Notification::Unknown { .. } => None,
+        }
+    }
+
+    /// The wire method name.
+    pub fn method(&self) -> &str {
+        match self {
+            Notification::Token(_) => method::ON_TOKEN,
+            Notification::StopToken(_) => method::ON_STOP_TOKEN,
+            Notification::ToolCall(_) => method::ON_TOOL_CALL,
+            Notification::ToolResponse(_) => method::ON_TOOL_RESPONSE,
+            Notification::Events(_) => method::ON_EVENTS,
+            Notification::ClientSideToolCalls(_) => method::ON_CLIENT_SIDE_TOOL_CALLS,
+            Notification::Unknown { method, .. } => method,
+        }
+    }
+
+    /// Encodes the notification as one text frame (server side).
+    pub fn encode(&self) -> String {
+        fn frame<P: Serialize>(method: &str, params: &P) -> String {
+            #[derive(Serialize)]
+            struct Framed<'a, P> {
+                method: &'a str,
+                params: &'a P,
+            }
+            serde_json::to_string(&Framed { method, params }).unwrap_or_default()
+        }
+        match self {
+            Notification::Token(p) => frame(method::ON_TOKEN, p),
+            Notification::StopToken(p) => frame(method::ON_STOP_TOKEN, p),
+            Notification::ToolCall(p) => frame(method::ON_TOOL_CALL, p),
+            Notification::ToolResponse(p) => frame(method::ON_TOOL_RESPONSE, p),
+            Notification::Events(p) => frame(method::ON_EVENTS, p),
+            Notification::ClientSideToolCalls(p) => frame(method::ON_CLIENT_SIDE_TOOL_CALLS, p),
+            Notification::Unknown { method, params } => frame(method, params),
+        }
+    }
+
+    /// Copies every borrowed string, for keeping the notification (the
+    /// server's replay buffer does).
+    pub fn into_owned(self) -> Notification<'static> {
+        match self {
+            Notification::Token(p) => Notification::Token(TokenParams {
+                token: Cow::Owned(p.token.into_owned()),
+                response_id: Cow::Owned(p.response_id.into_owned()),
+                seq: p.seq,
+            }),
+            Notification::StopToken(p) => Notification::StopToken(StopTokenParams {
+                response_id: Cow::Owned(p.response_id.into_owned()),
+                reason: p.reason,
+                seq: p.seq,
+            }),
+            Notification::ToolCall(p) => Notification::ToolCall(p),
+            Notification::ToolResponse(p) => Notification::ToolResponse(p),
+            Notification::Events(p) => Notification::Events(p),
+            Notification::ClientSideToolCalls(p) => Notification::ClientSideToolCalls(p),
+            Notification::Unknown { method, params } => Notification::Unknown { method, params },
+        }
+    }
+
+    /// Sets `seq` on every notification kind that carries one (server side).
+    pub fn set_seq(&mut self, seq: u64) {
+        match self {
+            Notification::Token(p) => p.seq = Some(seq),
+            Notification::StopToken(p) => p.seq = Some(seq),
+            Notification::ToolCall(p) => p.seq = Some(seq),
+            Notification::ToolResponse(p) => p.seq = Some(seq),
+            Notification::Events(p) => p.seq = Some(seq),
+            Notification::ClientSideToolCalls(p) => p.seq = Some(seq),
+            Notification::Unknown { .. } => {}
+        }
+    }
+}
+
+/// Params of `on_token`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenParams<'a> {
+    /// The token text.
+    #[serde(borrow)]
+    pub token: Cow<'a, str>,
+    /// The response it belongs to.
+    #[serde(borrow)]
+    pub response_id: Cow<'a, str>,
+    /// `seq` extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// Params of `on_stop_token`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StopTokenParams<'a> {
+    /// The response that is complete.
+    #[serde(borrow)]
+    pub response_id: Cow<'a, str>,
+    /// `stop_reason` extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<StopReason>,
+    /// `seq` extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// Why a response ended (`stop_reason` extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The agent finished.
+    Complete,
+    /// `stop_invocation` cut it short.
+    Stopped,
+    /// The agent failed mid-response.
+    Error,
+    /// A reason this client does not know.
+    #[serde(other)]
+    Other,
+}
+
+/// Params of `on_tool_call`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallParams {
+    /// Id that the matching tool response will carry.
+    pub tool_call_id: String,
+    /// The tool's name.
+    pub tool_name: String,
+    /// The tool's input.
+    #[serde(default)]
+    pub tool_input: Value,
+    /// The response it belongs to. Not in the base protocol; when absent the
+    /// call attaches to the response that is streaming.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<String>,
+    /// `seq` extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// Params of `on_tool_response`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolResponseParams {
+    /// The call it answers.
+    pub tool_call_id: String,
+    /// The tool's name.
+    #[serde(default)]
+    pub tool_name: String,
+    /// The tool's output.
+    #[serde(default, deserialize_with = "de_text")]
+    pub tool_output: String,
+    /// As in [`ToolCallParams::response_id`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<String>,
+    /// `seq` extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// Params of `on_events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventsParams {
+    /// The events.
+    #[serde(default)]
+    pub events: Vec<AgentEvent>,
+    /// The response they belong to.
+    #[serde(default)]
+    pub response_id: Option<String>,
+    /// `seq` extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// One event of `on_events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentEvent {
+    /// The event type, as the agent named it.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// Its payload.
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// Params of `on_client_side_tool_calls`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientSideToolCallsParams {
+    /// The calls the client must run, as the server sent them (each has at
+    /// least a `tool_call_id`).
+    #[serde(default)]
+    pub tool_calls: Vec<Value>,
+    /// The response that asked for them.
+    #[serde(default)]
+    pub response_id: Option<String>,
+    /// `seq` extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// Decodes one server frame. Never panics; everything that is not the
+/// protocol is a [`ProtocolError`].
+pub fn decode_server_frame(text: &str) -> Result<ServerFrame<'_>, ProtocolError> {
+    #[derive(Deserialize)]
+    struct Raw<'a> {
+        #[serde(default, borrow)]
+        method: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        params: Option<&'a RawValue>,
+        #[serde(default, borrow, deserialize_with = "de_id_borrowed")]
+        id: Option<Cow<'a, str>>,
+        #[serde(default)]
+        result: Option<Value>,
+    }
+    let raw: Raw<'_> = serde_json::from_str(text).map_err(|e| ProtocolError::InvalidJson {
+        message: e.to_string(),
+    })?;
+    match (raw.method, raw.id, raw.result) {
+        // A frame with a method is a notification, whatever its id says
+        // (the hosted server sends `"id": null`).
+        (Some(method), _, _) => {
+            let params = raw.params.map(RawValue::get).unwrap_or("{}");
+            decode_notification(method, params).map(ServerFrame::Notification)
+        }
+        (None, Some(id), Some(result)) => Ok(ServerFrame::Response { id, result }),
+        (None, Some(_), None) => Err(ProtocolError::UnexpectedShape {
+            message: "a response needs a `result`".into(),
+        }),
+        (None, None, _) => Err(ProtocolError::UnexpectedShape {
+            message: "a frame needs a `method` or an `id`".into(),
+        }),
+    }
+}
+
+fn decode_notification<'a>(
+    method: Cow<'a, str>,
+    params: &'a str,
+) -> Result<Notification<'a>, ProtocolError> {
+    fn parse<'a, T: Deserialize<'a>>(method: &str, params: &'a str) -> Result<T, ProtocolError> {
+        serde_json::from_str(params).map_err(|e| ProtocolError::InvalidParams {
+            method: method.to_owned(),
+            message: e.to_string(),
+        })
+    }
+    let m: &str = &method;
+    Ok(match m {
+        method::ON_TOKEN => Notification::Token(parse(m, params)?),
+        method::ON_STOP_TOKEN => Notification::StopToken(parse(m, params)?),
+        method::ON_TOOL_CALL => Notification::ToolCall(parse(m, params)?),
+        method::ON_TOOL_RESPONSE => Notification::ToolResponse(parse(m, params)?),
+        method::ON_EVENTS => Notification::Events(parse(m, params)?),
+        method::ON_CLIENT_SIDE_TOOL_CALLS => Notification::ClientSideToolCalls(parse(m, params)?),
+        _ => Notification::Unknown {
+            params: serde_json::from_str(params).unwrap_or(Value::Null),
+            method: method.into_owned(),
+        },
+    })
+}
+
+/// Encodes a response frame (server side).
+pub fn encode_response(id: &str, result: &Value) -> String {
+    serde_json::json!({ "id": id, "result": result }).to_string()
+}
+
+// ---------------------------------------------------------------------------
+// Results
+// ---------------------------------------------------------------------------
+
+/// The agent a context runs, as `connect_to_context` and the REST routes
+/// return it. Every field is optional on the wire; unknown fields are kept
+/// in `extra`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Agent {
+    /// Agent id.
+    #[serde(default)]
+    pub agent_id: String,
+    /// Display name.
+    #[serde(default)]
+    pub agent_name: String,
+    /// Description.
+    #[serde(default)]
+    pub agent_description: String,
+    /// System prompt.
+    #[serde(default)]
+    pub prompt: String,
+    /// Owning org.
+    #[serde(default)]
+    pub org_id: String,
+    /// Whether anyone may create contexts on it.
+    #[serde(default)]
+    pub is_public: bool,
+    /// Whether it speaks first on connect.
+    #[serde(default)]
+    pub agent_speaks_first: bool,
+    /// Its tools, as the server describes them (names or objects).
+    #[serde(default)]
+    pub tools: Vec<Value>,
+    /// Creation time, unix seconds (REST).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
+    /// Last update, unix seconds (REST).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<i64>,
+    /// Fields this client does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `server` object of an extension-capable `connect_to_context` result.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Server name.
+    #[serde(default)]
+    pub name: String,
+    /// Server version.
+    #[serde(default)]
+    pub version: String,
+    /// Advertised extensions (see [`capability`]).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+impl ServerInfo {
+    /// True when the server advertised `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.capabilities.iter().any(|c| c == name)
+    }
+}
+
+/// A successful `connect_to_context` result.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ConnectResult {
+    /// Always true on success.
+    #[serde(default)]
+    pub success: bool,
+    /// The agent starts a response right away.
+    #[serde(default)]
+    pub agent_speaks_first: bool,
+    /// The context's agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Agent>,
+    /// Extensions, when the server has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerInfo>,
+    /// `resume`: whether every missed notification was replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<bool>,
+}
+
+/// The failure half of a result: `success` is not true.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultFailure {
+    /// `result.error`, as text.
+    pub error: String,
+    /// `result.code` (`error_codes` extension).
+    pub code: Option<String>,
+}
+
+/// Splits a `result` object into success or failure. A result counts as a
+/// success when `success` is true, or when it has no `error` at all (some
+/// servers omit `success` on plain acknowledgements).
+pub fn result_failure(result: &Value) -> Option<ResultFailure> {
+    let success = result.get("success").and_then(Value::as_bool);
+    let error = result.get("error").filter(|e| !e.is_null());
+    match (success, error) {
+        (Some(true), _) | (None, None) => None,
+        (_, error) => Some(ResultFailure {
+            error: match error {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => "request failed without an error message".into(),
+            },
+            code: result
+                .get("code")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// Ids may be strings, numbers or null on the wire.
+fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(other) => return Err(D::Error::custom(format!("invalid id {other}"))),
+    })
+}
+
+fn de_id_borrowed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id<'a> {
+        #[serde(borrow)]
+        Str(Cow<'a, str>),
+        Num(serde_json::Number),
+    }
+    Ok(match Option::<Id<'de>>::deserialize(d)? {
+        None => None,
+        Some(Id::Str(s)) => Some(s),
+        Some(Id::Num(n)) => Some(Cow::Owned(n.to_string())),
+    })
+}
+
+/// Tool output is text in the protocol; accept any JSON and keep it as text.
+fn de_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        other => other.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_frames_borrow_from_the_input() {
+        let frame = r#"{"method":"on_token","params":{"token":"Hi","response_id":"r1","seq":3}}"#;
+        let ServerFrame::Notification(Notification::Token(p)) = decode_server_frame(frame).unwrap()
+        else {
+            panic!("not a token")
+        };
+        assert!(matches!(p.token, Cow::Borrowed("Hi")));
+        assert!(matches!(p.response_id, Cow::Borrowed("r1")));
+        assert_eq!(p.seq, Some(3));
+    }
+
+    #[test]
+    fn escaped_tokens_are_unescaped() {
+        let frame = r#"{"method":"on_token","params":{"token":"a\nb\u00e9","response_id":"r"}}"#;
+        let ServerFrame::Notification(Notification::Token(p)) = decode_server_frame(frame).unwrap()
+        else {
+            panic!("not a token")
+        };
+        assert_eq!(p.token, "a\nbé");
+    }
+
+    #[test]
+    fn null_id_with_method_is_a_notification_and_unknown_fields_are_ignored() {
+        let frame = r#"{"id":null,"method":"on_stop_token","params":{"response_id":"r","extra":1},"x":2}"#;
+        assert!(matches!(
+            decode_server_frame(frame).unwrap(),
+            ServerFrame::Notification(Notification::StopToken(_))
+        ));
+    }
+
+    #[test]
+    fn numeric_ids_are_accepted() {
+        let frame = r#"{"id":7,"result":{"success":true}}"#;
+        let ServerFrame::Response { id, .. } = decode_server_frame(frame).unwrap() else {
+            panic!()
+        };
+        assert_eq!(id, "7");
+    }
+
+    #[test]
+    fn unknown_methods_are_surfaced() {
+        let frame = r#"{"method":"on_thinking","params":{"x":1}}"#;
+        let ServerFrame::Notification(Notification::Unknown { method, params }) =
+            decode_server_frame(frame).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(method, "on_thinking");
+        assert_eq!(params["x"], 1);
+    }
+
+    #[test]
+    fn garbage_is_a_typed_error() {
+        assert!(matches!(
+            decode_server_frame("not json"),
+            Err(ProtocolError::InvalidJson { .. })
+        ));
+        assert!(matches!(
+            decode_server_frame("[1,2]"),
+            Err(ProtocolError::InvalidJson { .. })
+        ));
+        assert!(matches!(
+            decode_server_frame("{}"),
+            Err(ProtocolError::UnexpectedShape { .. })
+        ));
+        assert!(matches!(
+            decode_server_frame(r#"{"method":"on_token","params":{"token":5}}"#),
+            Err(ProtocolError::InvalidParams { .. })
+        ));
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let req = ClientRequest::ConnectToContext(ConnectParams {
+            context_id: "c".into(),
+            access_token: Some("t".into()),
+            resume_after_seq: Some(4),
+            client_key: None,
+        });
+        let text = req.encode(Some("1"));
+        assert_eq!(
+            text,
+            r#"{"method":"connect_to_context","params":{"context_id":"c","access_token":"t","resume_after_seq":4},"id":"1"}"#
+        );
+        let back = decode_client_frame(&text).unwrap();
+        assert_eq!(back.id.as_deref(), Some("1"));
+        assert_eq!(back.request.unwrap(), req);
+        let stop = ClientRequest::StopInvocation {}.encode(Some("2"));
+        assert_eq!(stop, r#"{"method":"stop_invocation","params":{},"id":"2"}"#);
+        assert_eq!(
+            decode_client_frame(&stop).unwrap().request.unwrap(),
+            ClientRequest::StopInvocation {}
+        );
+    }
+
+    #[test]
+    fn client_frames_with_bad_params_keep_their_id() {
+        let f = decode_client_frame(r#"{"method":"add_message","params":{"msg":1},"id":"9"}"#).unwrap();
+        assert_eq!(f.id.as_deref(), Some("9"));
+        assert!(f.request.is_err());
+        let f = decode_client_frame(r#"{"method":"dance","id":3}"#).unwrap();
+        assert_eq!(f.id.as_deref(), Some("3"));
+        assert_eq!(f.request.unwrap_err(), "unknown method `dance`");
+    }
+
+    #[test]
+    fn result_failures_accept_tuple_text_and_codes() {
+        let r = serde_json::json!({"success": false, "error": "('nope', 403)", "code": "forbidden"});
+        let f = result_failure(&r).unwrap();
+        assert_eq!(f.error, "('nope', 403)");
+        assert_eq!(f.code.as_deref(), Some("forbidden"));
+        assert!(result_failure(&serde_json::json!({"success": true})).is_none());
+        assert!(result_failure(&serde_json::json!({"error": "x"})).is_some());
+    }
+
+    #[test]
+    fn notifications_round_trip_through_encode() {
+        let n = Notification::Token(TokenParams {
+            token: "a\"b".into(),
+            response_id: "r".into(),
+            seq: Some(1),
+        });
+        let text = n.encode();
+        let ServerFrame::Notification(back) = decode_server_frame(&text).unwrap() else {
+            panic!()
+        };
+        assert_eq!(back, n);
+    }
+}
