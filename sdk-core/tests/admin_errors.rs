@@ -1,0 +1,575 @@
+//! The admin client against a tiny canned HTTP/1.1 responder: what it sends
+//! (method, path, headers, JSON body) and how every kind of answer maps to a
+//! typed error.
+
+#![cfg(feature = "client")]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokenrelay::admin::AdminClient;
+use tokenrelay::rest::{Credentials, NewAgent, NewContext};
+use tokenrelay::{Error, RateLimit};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the responder answers to every request.
+#[derive(Clone)]
+struct Canned {
+    status: u16,
+    headers: Vec<(&'static str, &'static str)>,
+    body: String,
+}
+
+impl Canned {
+    fn json(status: u16, body: Value) -> Canned {
+        Canned {
+            status,
+            headers: vec![("content-type", "application/json")],
+            body: body.to_string(),
+        }
+    }
+
+    fn with_header(mut self, name: &'static str, value: &'static str) -> Canned {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// A request as the responder received it.
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Recorded {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("request body is JSON")
+    }
+}
+
+struct Responder {
+    base_url: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Responder {
+    /// Serves `canned` to every connection on 127.0.0.1, one request per
+    /// connection (`connection: close` keeps the parsing trivial).
+    async fn start(canned: Canned) -> Responder {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let canned = canned.clone();
+                let log = log.clone();
+                tokio::spawn(async move {
+                    if let Some(request) = answer(stream, &canned).await {
+                        log.lock().unwrap().push(request);
+                    }
+                });
+            }
+        });
+        Responder { base_url, requests }
+    }
+
+    fn client(&self, credential: &str) -> AdminClient {
+        AdminClient::new(&self.base_url, credential).unwrap()
+    }
+
+    fn only_request(&self) -> Recorded {
+        let requests = self.requests.lock().unwrap();
+        assert_eq!(requests.len(), 1, "{requests:?}");
+        requests[0].clone()
+    }
+}
+
+async fn answer(mut stream: TcpStream, canned: &Canned) -> Option<Recorded> {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next()?.split(' ');
+    let method = request_line.next()?.to_owned();
+    let target = request_line.next()?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+
+    let mut response = format!(
+        "HTTP/1.1 {} Canned\r\ncontent-length: {}\r\nconnection: close\r\n",
+        canned.status,
+        canned.body.len()
+    );
+    for (name, value) in &canned.headers {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str("\r\n");
+    response.push_str(&canned.body);
+    stream.write_all(response.as_bytes()).await.ok()?;
+    let _ = stream.shutdown().await;
+    Some(Recorded {
+        method,
+        target,
+        headers,
+        body,
+    })
+}
+
+fn agent_json() -> Value {
+    json!({"agent_id": "a1", "agent_name": "Helper", "agent_description": "helps",
+           "prompt": "Be brief.", "org_id": "o1", "is_public": false,
+           "agent_speaks_first": false, "tools": [], "created_at": 1763089120,
+           "updated_at": 1763089120})
+}
+
+// ---------------------------------------------------------------------------
+// What is sent
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn create_agent_posts_json_with_the_bearer_credential() {
+    let server = Responder::start(Canned::json(200, agent_json())).await;
+    let agent = server
+        .client("org-key-123")
+        .create_agent(&NewAgent::new("Helper", "helps", "Be brief."))
+        .await
+        .unwrap();
+    assert_eq!(agent.agent_id, "a1");
+    assert_eq!(agent.created_at, Some(1763089120));
+
+    let request = server.only_request();
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.target, "/agent");
+    assert_eq!(request.header("authorization"), Some("Bearer org-key-123"));
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(
+        request.json(),
+        json!({"agent_name": "Helper", "agent_description": "helps",
+               "prompt": "Be brief.", "is_public": false})
+    );
+}
+
+#[tokio::test]
+async fn ids_are_path_segments_under_the_base_path() {
+    let server = Responder::start(Canned::json(
+        200,
+        json!({"context_id": "a b/c", "agent_id": "a1", "user_id": "u1", "messages": [],
+               "user_defined": {}, "created_at": 1, "updated_at": 1}),
+    ))
+    .await;
+    let client = AdminClient::new(format!("{}/v2/", server.base_url), "k").unwrap();
+    let context = client.get_context("a b/c").await.unwrap();
+    assert_eq!(context.context_id, "a b/c");
+    let request = server.only_request();
+    assert_eq!(request.method, "GET");
+    assert_eq!(request.target, "/v2/context/a%20b%2Fc");
+    assert_eq!(request.body, "");
+}
+
+#[tokio::test]
+async fn create_context_and_delete_routes() {
+    let server = Responder::start(Canned::json(200, json!({"success": true}))).await;
+    let client = server.client("k");
+    client.delete_agent("a1").await.unwrap();
+    client.delete_context("c1").await.unwrap();
+    client.delete_user_api_key("42").await.unwrap();
+    client.delete_client_key().await.unwrap();
+    let mut seen: Vec<(String, String)> = server
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| (r.method.clone(), r.target.clone()))
+        .collect();
+    seen.sort();
+    let expected = [
+        ("DELETE", "/agent/a1"),
+        ("DELETE", "/auth/api-keys/42"),
+        ("DELETE", "/client-key"),
+        ("DELETE", "/context/c1"),
+    ];
+    assert_eq!(
+        seen,
+        expected.map(|(m, t)| (m.to_owned(), t.to_owned())).to_vec()
+    );
+
+    let server = Responder::start(Canned::json(
+        200,
+        json!({"context_id": "c1", "agent_id": "a1", "client_api_key": "eyJ.secret"}),
+    ))
+    .await;
+    let context = server
+        .client("k")
+        .create_context(&NewContext::new("a1"))
+        .await
+        .unwrap();
+    assert_eq!(context.client_api_key.as_deref(), Some("eyJ.secret"));
+    assert!(!format!("{context:?}").contains("eyJ.secret"));
+    assert_eq!(server.only_request().json(), json!({"agent_id": "a1"}));
+}
+
+#[tokio::test]
+async fn generate_client_key_sends_type_scope_and_ttl() {
+    let server = Responder::start(Canned::json(
+        200,
+        json!({"api_key_id": "k1", "org_id": "o1", "token": "eyJ.client", "valid": true,
+               "type": "client", "user_id": "u1", "created_at": 1763089120,
+               "updated_at": 1763089120}),
+    ))
+    .await;
+    let key = server
+        .client("org")
+        .generate_client_key("o1", Some("c1"), Some(60))
+        .await
+        .unwrap();
+    assert_eq!(key.token, "eyJ.client");
+    let request = server.only_request();
+    assert_eq!(
+        (request.method.as_str(), request.target.as_str()),
+        ("POST", "/generate-api-key")
+    );
+    assert_eq!(
+        request.json(),
+        json!({"org_id": "o1", "type": "client", "context_id": "c1", "ttl_seconds": 60})
+    );
+}
+
+#[tokio::test]
+async fn stream_token_sends_ttl_and_returns_the_rate_limit() {
+    let server = Responder::start(
+        Canned::json(
+            200,
+            json!({"success": true, "token": "pub_tok_a1b2c3d4e5f6", "ttl": 30}),
+        )
+        .with_header("x-ratelimit-limit", "100")
+        .with_header("x-ratelimit-remaining", "99"),
+    )
+    .await;
+    let token = server
+        .client("sk_live_x")
+        .stream_token(Some(30))
+        .await
+        .unwrap();
+    assert_eq!(token.token, "pub_tok_a1b2c3d4e5f6");
+    assert_eq!(token.ttl, 30);
+    assert_eq!(
+        token.rate_limit,
+        Some(RateLimit {
+            limit: 100,
+            remaining: 99
+        })
+    );
+    assert!(!format!("{token:?}").contains("pub_tok"));
+    let request = server.only_request();
+    assert_eq!(request.method, "GET");
+    assert_eq!(request.target, "/api/v1/token?ttl=30");
+    assert_eq!(request.header("authorization"), Some("Bearer sk_live_x"));
+}
+
+#[tokio::test]
+async fn login_sends_no_credential_and_with_credential_switches_it() {
+    let server = Responder::start(Canned::json(
+        200,
+        json!({"access_token": "eyJ.user", "token_type": "bearer", "expires_in": 900,
+               "user": {"id": "u1", "username": "ada"}}),
+    ))
+    .await;
+    let anonymous = server.client("org-key");
+    let login = anonymous
+        .login(&Credentials::new("ada", "hunter2"))
+        .await
+        .unwrap();
+    assert_eq!(login.user.username, "ada");
+    let request = server.only_request();
+    assert_eq!(request.target, "/auth/login");
+    assert_eq!(request.header("authorization"), None);
+    assert_eq!(
+        request.json(),
+        json!({"username": "ada", "password": "hunter2"})
+    );
+
+    let user = anonymous.with_credential(login.access_token.clone());
+    let _ = user.me().await; // The canned body is not a user; only the header matters here.
+    let requests = server.requests.lock().unwrap();
+    assert_eq!(requests[1].target, "/auth/me");
+    assert_eq!(requests[1].header("authorization"), Some("Bearer eyJ.user"));
+}
+
+#[tokio::test]
+async fn user_api_key_routes_use_camel_case() {
+    let server = Responder::start(Canned::json(
+        200,
+        json!({"apiKeys": [{"id": 42, "nickname": "production-agent",
+                            "createdAt": "2024-01-01T00:00:00.000Z",
+                            "updatedAt": "2024-01-01T00:00:00.000Z"}]}),
+    ))
+    .await;
+    let keys = server
+        .client("eyJ.user")
+        .list_user_api_keys()
+        .await
+        .unwrap();
+    assert_eq!(keys[0].id, "42");
+    assert_eq!(keys[0].created_at, "2024-01-01T00:00:00.000Z");
+    assert_eq!(server.only_request().target, "/auth/api-keys");
+}
+
+#[tokio::test]
+async fn the_credential_never_shows_in_debug() {
+    let client = AdminClient::builder()
+        .base_url("http://127.0.0.1:1")
+        .credential("sk_live_supersecret")
+        .header("x-gateway-key", "gw-secret")
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let debug = format!("{client:?}");
+    assert!(!debug.contains("supersecret"), "{debug}");
+    assert!(!debug.contains("gw-secret"), "{debug}");
+    assert!(debug.contains("x-gateway-key"), "{debug}");
+}
+
+// ---------------------------------------------------------------------------
+// How answers map to errors
+// ---------------------------------------------------------------------------
+
+async fn error_for(canned: Canned) -> Error {
+    let server = Responder::start(canned).await;
+    server.client("k").list_agents().await.unwrap_err()
+}
+
+#[tokio::test]
+async fn statuses_map_to_variants_with_status_and_code() {
+    let cases: [(u16, Value, &str); 6] = [
+        (
+            401,
+            json!({"error": "Unauthorized. Please provide a valid secret key.", "success": false}),
+            "unauthorized",
+        ),
+        (
+            402,
+            json!({"error": "No credits remaining.", "success": false, "code": "invalid_billing"}),
+            "payment_required",
+        ),
+        (
+            403,
+            json!({"error": "CLIENT_KEY_MISMATCH", "message": "origin not allowed"}),
+            "forbidden",
+        ),
+        (
+            404,
+            json!({"error": "Agent not found", "success": false, "code": "not_found"}),
+            "not_found",
+        ),
+        (
+            409,
+            json!({"error": "nickname already taken", "success": false, "code": "conflict"}),
+            "invalid_request",
+        ),
+        (
+            500,
+            json!({"error": "Failed to create token", "success": false,
+                   "code": "internal_server_error"}),
+            "server",
+        ),
+    ];
+    for (status, body, kind) in cases {
+        let error = error_for(Canned::json(status, body.clone())).await;
+        assert_eq!(error.kind(), kind, "{status}: {error:?}");
+        let rejection = error.rejection().expect("a server rejection");
+        assert_eq!(rejection.status, Some(status));
+        let expected_code = body["code"].as_str().or(match status {
+            403 => Some("CLIENT_KEY_MISMATCH"),
+            _ => None,
+        });
+        assert_eq!(rejection.code.as_deref(), expected_code, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn rate_limited_carries_retry_after_and_the_headers() {
+    let error = error_for(
+        Canned::json(
+            429,
+            json!({"error": "Rate limit exceeded", "success": false}),
+        )
+        .with_header("retry-after", "7")
+        .with_header("x-ratelimit-limit", "100")
+        .with_header("x-ratelimit-remaining", "0"),
+    )
+    .await;
+    let Error::RateLimited {
+        rejection,
+        retry_after,
+        rate_limit,
+    } = error
+    else {
+        panic!("expected RateLimited, got {error:?}")
+    };
+    assert_eq!(rejection.status, Some(429));
+    assert_eq!(rejection.message, "Rate limit exceeded");
+    assert_eq!(retry_after, Some(Duration::from_secs(7)));
+    assert_eq!(
+        rate_limit,
+        Some(RateLimit {
+            limit: 100,
+            remaining: 0
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_non_json_body_still_gives_a_typed_error() {
+    let html = "<html><body>502 Bad Gateway</body></html>";
+    let error = error_for(Canned {
+        status: 502,
+        headers: vec![("content-type", "text/html")],
+        body: html.to_owned(),
+    })
+    .await;
+    let Error::Server(rejection) = &error else {
+        panic!("expected Server, got {error:?}")
+    };
+    assert_eq!(rejection.status, Some(502));
+    assert!(rejection.message.contains(html), "{}", rejection.message);
+
+    let error = error_for(Canned {
+        status: 404,
+        headers: vec![],
+        body: String::new(),
+    })
+    .await;
+    let Error::NotFound(rejection) = &error else {
+        panic!("expected NotFound, got {error:?}")
+    };
+    assert_eq!(rejection.message, "HTTP 404 Not Found");
+
+    let long = "x".repeat(10_000);
+    let error = error_for(Canned {
+        status: 500,
+        headers: vec![],
+        body: long,
+    })
+    .await;
+    assert!(error.rejection().unwrap().message.len() < 1_000);
+}
+
+#[tokio::test]
+async fn success_false_on_a_2xx_is_an_error_and_garbage_is_a_protocol_error() {
+    let error = error_for(Canned::json(
+        200,
+        json!({"success": false, "error": "Context with id: c does not exist"}),
+    ))
+    .await;
+    assert!(matches!(error, Error::NotFound(_)), "{error:?}");
+
+    let error = error_for(Canned {
+        status: 200,
+        headers: vec![],
+        body: "ok".into(),
+    })
+    .await;
+    assert_eq!(error.kind(), "protocol", "{error:?}");
+
+    let error = error_for(Canned::json(200, json!({"agents": "nope"}))).await;
+    assert_eq!(error.kind(), "protocol", "{error:?}");
+}
+
+#[tokio::test]
+async fn network_failures_are_transport_errors() {
+    // A port that was just free: nothing listens there any more.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let client = AdminClient::new(format!("http://{addr}"), "k").unwrap();
+    let error = client.list_agents().await.unwrap_err();
+    assert!(matches!(error, Error::Transport { .. }), "{error:?}");
+    assert!(!error.to_string().contains("Bearer"));
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accept and hold connections without ever answering.
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let client = AdminClient::builder()
+        .base_url(format!("http://{addr}"))
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let error = client.me().await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Timeout { what, .. } if what == "GET /auth/me"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_configuration_is_a_config_error() {
+    for url in ["", "not a url", "ftp://host", "mailto:a@b.c"] {
+        let error = AdminClient::new(url, "k").unwrap_err();
+        assert!(matches!(error, Error::Config { .. }), "{url}: {error:?}");
+    }
+    let error = AdminClient::builder()
+        .base_url("http://h")
+        .header("bad header", "v")
+        .build()
+        .unwrap_err();
+    assert!(matches!(error, Error::Config { .. }));
+
+    let server = Responder::start(Canned::json(200, json!({"agents": []}))).await;
+    let error = server
+        .client("line\nbreak")
+        .list_agents()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Config { .. }), "{error:?}");
+    assert!(server.requests.lock().unwrap().is_empty());
+    let error = server.client("k").get_agent("").await.unwrap_err();
+    assert!(matches!(error, Error::Config { .. }), "{error:?}");
+}
