@@ -95,6 +95,13 @@ pub enum Error {
         /// What the transport said.
         message: String,
     },
+    /// Too many requests are queued while the connection is down; wait for
+    /// it to come back (watch the state events) before sending more.
+    #[error("{limit} requests are already queued while disconnected")]
+    QueueFull {
+        /// The configured `max_queued_requests`.
+        limit: usize,
+    },
     /// The client was configured wrongly (a bad URL, a missing setting).
     #[error("invalid configuration: {message}")]
     Config {
@@ -276,6 +283,7 @@ impl Error {
             Error::TokenProvider { .. } => "token_provider",
             Error::ExpiredToken { .. } => "expired_token",
             Error::Transport { .. } => "transport",
+            Error::QueueFull { .. } => "queue_full",
             Error::Config { .. } => "config",
         }
     }

@@ -628,6 +628,11 @@ pub struct ConnectResult {
     /// `resume`: whether every missed notification was replayed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed: Option<bool>,
+    /// `seq`: the highest `seq` the context had reached when this
+    /// connection attached (notifications after it are live). Lets a client
+    /// that has seen no notification yet still resume from the right point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }
 
 /// The failure half of a result: `success` is not true.

@@ -1,0 +1,474 @@
+//! Assembles notifications into [`Response`]s by `response_id`, drops `seq`
+//! duplicates, and binds each new response to the request that caused it.
+//!
+//! Memory stays bounded: responses still streaming are few (usually one or
+//! two, so they live in a small vector searched by id, which beats hashing
+//! on the token hot path), and completed responses are kept for lookup up to
+//! a configurable count, oldest evicted first.
+
+use std::collections::VecDeque;
+
+use crate::event::{Event, RequestId, Response, ResponseId, ResponseStatus, ToolCall, ToolResult};
+use crate::wire::{Notification, StopReason};
+
+/// What applying a notification did to a response bound to a request, so
+/// the session can refresh or settle that request's timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Activity {
+    pub request: RequestId,
+    pub completed: bool,
+}
+
+/// Tool calls or client-side calls that arrived while no response was
+/// streaming; they join the next response that starts.
+#[derive(Debug)]
+enum Orphan {
+    ToolCall(ToolCall),
+    ToolResult(ToolResult),
+    ClientSideToolCalls(Vec<serde_json::Value>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Accumulator {
+    streaming: Vec<Response>,
+    completed: VecDeque<Response>,
+    max_completed: usize,
+    /// Highest `seq` applied on this context (resets when a connection
+    /// could not resume, since nothing can then be replayed twice).
+    last_seq: Option<u64>,
+    /// Requests whose responses have not started yet, oldest first.
+    awaiting: VecDeque<RequestId>,
+    /// `response_id`s a server named in a request's result before the
+    /// response's first notification arrived.
+    named: Vec<(String, RequestId)>,
+    /// The agent will start a response on its own (agent_speaks_first); the
+    /// next new response is not bound to a request.
+    unsolicited_next: bool,
+    /// Responses for which `stop` was requested (a base server sends no
+    /// stop reason, so this is how `stopped` is told from `complete`).
+    stop_requested: bool,
+    orphans: Vec<Orphan>,
+}
+
+impl Accumulator {
+    pub(crate) fn new(max_completed: usize) -> Self {
+        Accumulator {
+            streaming: Vec::new(),
+            completed: VecDeque::new(),
+            max_completed,
+            last_seq: None,
+            awaiting: VecDeque::new(),
+            named: Vec::new(),
+            unsolicited_next: false,
+            stop_requested: false,
+            orphans: Vec::new(),
+        }
+    }
+
+    pub(crate) fn last_seq(&self) -> Option<u64> {
+        self.last_seq
+    }
+
+    pub(crate) fn forget_seq(&mut self) {
+        self.last_seq = None;
+    }
+
+    pub(crate) fn set_seq_baseline(&mut self, seq: u64) {
+        self.last_seq = Some(seq);
+    }
+
+    /// A request that makes the agent respond was sent.
+    pub(crate) fn expect_response(&mut self, request: RequestId) {
+        self.awaiting.push_back(request);
+    }
+
+    /// The agent will speak first on this connection.
+    pub(crate) fn expect_unsolicited(&mut self) {
+        self.unsolicited_next = true;
+    }
+
+    /// `stop` was sent: responses streaming now end as `stopped`.
+    pub(crate) fn stop_requested(&mut self) {
+        self.stop_requested = !self.streaming.is_empty();
+    }
+
+    /// Stops waiting for `request`'s response (it failed or timed out).
+    pub(crate) fn abandon(&mut self, request: RequestId) {
+        self.awaiting.retain(|r| *r != request);
+        self.named.retain(|(_, r)| *r != request);
+    }
+
+    /// Requests still waiting for their response to start.
+    pub(crate) fn awaiting(&self) -> impl Iterator<Item = RequestId> + '_ {
+        self.awaiting.iter().copied()
+    }
+
+    /// A result named the response a request started.
+    pub(crate) fn name_response(&mut self, request: RequestId, response_id: &str) {
+        if let Some(r) = self.find_mut(response_id) {
+            // It started already; if FIFO binding gave it to another request,
+            // the server's word wins and that request waits again.
+            if r.request_id != Some(request) {
+                if let Some(other) = r.request_id.replace(request) {
+                    self.awaiting.push_front(other);
+                }
+            }
+            self.awaiting.retain(|q| *q != request);
+            return;
+        }
+        self.awaiting.retain(|q| *q != request);
+        self.named.push((response_id.to_owned(), request));
+    }
+
+    pub(crate) fn response(&self, id: &str) -> Option<&Response> {
+        self.streaming
+            .iter()
+            .chain(self.completed.iter().rev())
+            .find(|r| &*r.id == id)
+    }
+
+    pub(crate) fn streaming_count(&self) -> usize {
+        self.streaming.len()
+    }
+
+    /// Applies one notification, pushing the events it produces.
+    pub(crate) fn apply(
+        &mut self,
+        notification: Notification<'_>,
+        events: &mut VecDeque<Event>,
+    ) -> Option<Activity> {
+        if let Some(seq) = notification.seq() {
+            if self.last_seq.is_some_and(|last| seq <= last) {
+                return None; // a replayed duplicate: already applied
+            }
+            self.last_seq = Some(seq);
+        }
+        match notification {
+            Notification::Token(p) => {
+                let idx = self.streaming_index(&p.response_id, events)?;
+                let r = &mut self.streaming[idx];
+                r.text.push_str(&p.token);
+                events.push_back(Event::Token {
+                    response_id: r.id.clone(),
+                    token: p.token.into_owned(),
+                });
+                r.request_id.map(|request| Activity {
+                    request,
+                    completed: false,
+                })
+            }
+            Notification::StopToken(p) => {
+                let idx = self.streaming_index(&p.response_id, events)?;
+                let mut r = self.streaming.swap_remove(idx);
+                r.stop_reason = p.reason;
+                r.status = match p.reason {
+                    Some(StopReason::Stopped) => ResponseStatus::Stopped,
+                    Some(StopReason::Error) => ResponseStatus::Failed,
+                    Some(StopReason::Complete) => ResponseStatus::Complete,
+                    None | Some(StopReason::Other) if self.stop_requested => ResponseStatus::Stopped,
+                    None | Some(StopReason::Other) => ResponseStatus::Complete,
+                };
+                if self.streaming.is_empty() {
+                    self.stop_requested = false;
+                }
+                let activity = r.request_id.map(|request| Activity {
+                    request,
+                    completed: true,
+                });
+                self.finish(r, events);
+                activity
+            }
+            Notification::ToolCall(p) => {
+                let call = ToolCall {
+                    tool_call_id: p.tool_call_id,
+                    tool_name: p.tool_name,
+                    tool_input: p.tool_input,
+                };
+                let target = self.attach_target(p.response_id.as_deref());
+                events.push_back(Event::ToolCall {
+                    response_id: target.as_ref().map(|(id, _)| id.clone()),
+                    call: call.clone(),
+                });
+                self.attach(target, Orphan::ToolCall(call))
+            }
+            Notification::ToolResponse(p) => {
+                let result = ToolResult {
+                    tool_call_id: p.tool_call_id,
+                    tool_name: p.tool_name,
+                    tool_output: p.tool_output,
+                };
+                let target = self.attach_target(p.response_id.as_deref());
+                events.push_back(Event::ToolResponse {
+                    response_id: target.as_ref().map(|(id, _)| id.clone()),
+                    result: result.clone(),
+                });
+                self.attach(target, Orphan::ToolResult(result))
+            }
+            Notification::ClientSideToolCalls(p) => {
+                let target = self.attach_target(p.response_id.as_deref());
+                events.push_back(Event::ClientSideToolCalls {
+                    response_id: target.as_ref().map(|(id, _)| id.clone()),
+                    tool_calls: p.tool_calls.clone(),
+                });
+                self.attach(target, Orphan::ClientSideToolCalls(p.tool_calls))
+            }
+            Notification::Events(p) => {
+                // Events come after the response completed; they attach to
+                // it wherever it is kept.
+                let response = p.response_id.as_deref().and_then(|id| self.find_mut(id));
+                let response_id = response.as_ref().map(|r| r.id.clone());
+                if let Some(r) = response {
+                    r.events.extend(p.events.iter().cloned());
+                }
+                events.push_back(Event::Events {
+                    response_id,
+                    events: p.events,
+                });
+                None
+            }
+            Notification::Unknown { method, params } => {
+                events.push_back(Event::Unknown { method, params });
+                None
+            }
+        }
+    }
+
+    /// The connection was lost for good: every streaming response ends as
+    /// `interrupted`. Returns the requests whose responses were cut.
+    pub(crate) fn interrupt_all(&mut self, events: &mut VecDeque<Event>) -> Vec<RequestId> {
+        let mut cut = Vec::new();
+        for mut r in std::mem::take(&mut self.streaming) {
+            r.status = ResponseStatus::Interrupted;
+            cut.extend(r.request_id);
+            self.finish(r, events);
+        }
+        self.stop_requested = false;
+        self.unsolicited_next = false;
+        self.orphans.clear();
+        cut
+    }
+
+    /// Index of the streaming response `id`, starting it if it is new.
+    /// `None` when the id belongs to a response that already ended (late
+    /// tokens of an interrupted response are dropped, never appended).
+    fn streaming_index(&mut self, id: &str, events: &mut VecDeque<Event>) -> Option<usize> {
+        if let Some(i) = self.streaming.iter().position(|r| &*r.id == id) {
+            return Some(i);
+        }
+        if self.completed.iter().any(|r| &*r.id == id) {
+            return None;
+        }
+        let request = self.bind_new(id);
+        let response_id: ResponseId = id.into();
+        let mut r = Response::new(response_id.clone(), request);
+        for orphan in self.orphans.drain(..) {
+            match orphan {
+                Orphan::ToolCall(c) => r.tool_calls.push(c),
+                Orphan::ToolResult(t) => r.tool_responses.push(t),
+                Orphan::ClientSideToolCalls(c) => r.client_side_tool_calls.extend(c),
+            }
+        }
+        events.push_back(Event::ResponseStarted {
+            response_id,
+            request_id: request,
+        });
+        self.streaming.push(r);
+        Some(self.streaming.len() - 1)
+    }
+
+    /// Which request a response seen for the first time answers: the one a
+    /// result named, else none if the agent speaks first, else the oldest
+    /// request still waiting (the server answers requests in order).
+    fn bind_new(&mut self, id: &str) -> Option<RequestId> {
+        if let Some(i) = self.named.iter().position(|(named, _)| named == id) {
+            return Some(self.named.swap_remove(i).1);
+        }
+        if self.unsolicited_next {
+            self.unsolicited_next = false;
+            return None;
+        }
+        self.awaiting.pop_front()
+    }
+
+    /// The response a tool call or similar belongs to: the one it names,
+    /// else the most recent streaming response.
+    fn attach_target(&self, named: Option<&str>) -> Option<(ResponseId, Option<RequestId>)> {
+        let r = match named {
+            Some(id) => self
+                .streaming
+                .iter()
+                .chain(self.completed.iter())
+                .find(|r| &*r.id == id),
+            None => self.streaming.last(),
+        };
+        r.map(|r| (r.id.clone(), r.request_id))
+    }
+
+    fn attach(
+        &mut self,
+        target: Option<(ResponseId, Option<RequestId>)>,
+        item: Orphan,
+    ) -> Option<Activity> {
+        let Some((id, request)) = target else {
+            self.orphans.push(item);
+            return None;
+        };
+        let r = self.find_mut(&id)?;
+        match item {
+            Orphan::ToolCall(c) => r.tool_calls.push(c),
+            Orphan::ToolResult(t) => r.tool_responses.push(t),
+            Orphan::ClientSideToolCalls(c) => r.client_side_tool_calls.extend(c),
+        }
+        request.map(|request| Activity {
+            request,
+            completed: false,
+        })
+    }
+
+    fn find_mut(&mut self, id: &str) -> Option<&mut Response> {
+        if let Some(i) = self.streaming.iter().position(|r| &*r.id == id) {
+            return Some(&mut self.streaming[i]);
+        }
+        self.completed.iter_mut().rev().find(|r| &*r.id == id)
+    }
+
+    fn finish(&mut self, r: Response, events: &mut VecDeque<Event>) {
+        events.push_back(Event::ResponseComplete(r.clone()));
+        self.completed.push_back(r);
+        while self.completed.len() > self.max_completed {
+            self.completed.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{decode_server_frame, ServerFrame};
+
+    fn feed(acc: &mut Accumulator, frames: &[String]) -> VecDeque<Event> {
+        let mut events = VecDeque::new();
+        for f in frames {
+            let ServerFrame::Notification(n) = decode_server_frame(f).unwrap() else {
+                panic!("not a notification: {f}")
+            };
+            acc.apply(n, &mut events);
+        }
+        events
+    }
+
+    fn token(r: &str, t: &str, seq: Option<u64>) -> String {
+        let seq = seq.map(|s| format!(r#","seq":{s}"#)).unwrap_or_default();
+        format!(r#"{{"method":"on_token","params":{{"token":"{t}","response_id":"{r}"{seq}}}}}"#)
+    }
+
+    fn stop(r: &str, seq: Option<u64>) -> String {
+        let seq = seq.map(|s| format!(r#","seq":{s}"#)).unwrap_or_default();
+        format!(r#"{{"method":"on_stop_token","params":{{"response_id":"{r}"{seq}}}}}"#)
+    }
+
+    #[test]
+    fn interleaved_responses_assemble_separately() {
+        let mut acc = Accumulator::new(8);
+        acc.expect_response(RequestId(1));
+        acc.expect_response(RequestId(2));
+        feed(
+            &mut acc,
+            &[
+                token("a", "He", None),
+                token("b", "Wo", None),
+                token("a", "llo", None),
+                token("b", "rld", None),
+                stop("b", None),
+                stop("a", None),
+            ],
+        );
+        let a = acc.response("a").unwrap();
+        assert_eq!(a.text, "Hello");
+        assert_eq!(a.request_id, Some(RequestId(1)));
+        assert_eq!(a.status, ResponseStatus::Complete);
+        assert_eq!(acc.response("b").unwrap().text, "World");
+        assert_eq!(acc.response("b").unwrap().request_id, Some(RequestId(2)));
+    }
+
+    #[test]
+    fn duplicates_by_seq_are_dropped() {
+        let mut acc = Accumulator::new(8);
+        feed(
+            &mut acc,
+            &[
+                token("a", "x", Some(1)),
+                token("a", "y", Some(2)),
+                token("a", "x", Some(1)),
+                token("a", "y", Some(2)),
+                token("a", "z", Some(3)),
+            ],
+        );
+        assert_eq!(acc.response("a").unwrap().text, "xyz");
+    }
+
+    #[test]
+    fn completed_responses_are_evicted_beyond_the_limit() {
+        let mut acc = Accumulator::new(2);
+        for id in ["a", "b", "c"] {
+            feed(&mut acc, &[token(id, "t", None), stop(id, None)]);
+        }
+        assert!(acc.response("a").is_none());
+        assert!(acc.response("b").is_some());
+        assert!(acc.response("c").is_some());
+    }
+
+    #[test]
+    fn tool_calls_attach_to_the_streaming_response_and_orphans_to_the_next() {
+        let mut acc = Accumulator::new(8);
+        let call = r#"{"method":"on_tool_call","params":{"tool_call_id":"t1","tool_name":"web_search","tool_input":{"q":"x"}}}"#;
+        let answer = r#"{"method":"on_tool_response","params":{"tool_call_id":"t1","tool_name":"web_search","tool_output":"sunny"}}"#;
+        feed(
+            &mut acc,
+            &[call.into(), token("a", "hi", None), answer.into(), stop("a", None)],
+        );
+        let a = acc.response("a").unwrap();
+        assert_eq!(a.tool_calls[0].tool_name, "web_search");
+        assert_eq!(a.tool_responses[0].tool_output, "sunny");
+    }
+
+    #[test]
+    fn events_attach_to_the_completed_response() {
+        let mut acc = Accumulator::new(8);
+        let ev = r#"{"method":"on_events","params":{"events":[{"type":"citation","data":{"url":"u"}}],"response_id":"a"}}"#;
+        feed(&mut acc, &[token("a", "hi", None), stop("a", None), ev.into()]);
+        assert_eq!(acc.response("a").unwrap().events[0].kind, "citation");
+    }
+
+    #[test]
+    fn interrupted_responses_ignore_late_tokens() {
+        let mut acc = Accumulator::new(8);
+        let mut events = feed(&mut acc, &[token("a", "par", None)]);
+        acc.interrupt_all(&mut events);
+        feed(&mut acc, &[token("a", "tial", None)]);
+        let a = acc.response("a").unwrap();
+        assert_eq!(a.status, ResponseStatus::Interrupted);
+        assert_eq!(a.text, "par");
+    }
+
+    #[test]
+    fn a_named_response_binds_to_its_request_even_out_of_order() {
+        let mut acc = Accumulator::new(8);
+        acc.expect_response(RequestId(1));
+        acc.expect_response(RequestId(2));
+        acc.name_response(RequestId(2), "b");
+        feed(&mut acc, &[token("b", "x", None), token("a", "y", None)]);
+        assert_eq!(acc.response("b").unwrap().request_id, Some(RequestId(2)));
+        assert_eq!(acc.response("a").unwrap().request_id, Some(RequestId(1)));
+    }
+
+    #[test]
+    fn agent_speaks_first_is_not_bound_to_a_request() {
+        let mut acc = Accumulator::new(8);
+        acc.expect_unsolicited();
+        acc.expect_response(RequestId(5));
+        feed(&mut acc, &[token("greet", "Hi", None), token("reply", "Yo", None)]);
+        assert_eq!(acc.response("greet").unwrap().request_id, None);
+        assert_eq!(acc.response("reply").unwrap().request_id, Some(RequestId(5)));
+    }
+}

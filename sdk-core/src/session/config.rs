@@ -1,0 +1,73 @@
+//! Settings of a [`Session`](super::Session).
+
+use std::time::Duration;
+
+use crate::backoff::ReconnectPolicy;
+
+/// Settings of a session. Build with [`SessionConfig::new`] and adjust the
+/// public fields; every one has a default that suits a browser or phone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    /// The WebSocket endpoint, e.g. `wss://relay.example.com/ws`.
+    pub ws_url: String,
+    /// Publishable client key (`pk_…`) of the app, sent with every
+    /// `connect_to_context` when set (PROTOCOL.md 4.4).
+    pub client_key: Option<String>,
+    /// How long to wait for the result of `connect_to_context` and
+    /// `stop_invocation`. Default 15 s.
+    pub request_timeout: Duration,
+    /// How long a request that makes the agent respond (`add_message`, …)
+    /// may go without any sign of its response. The hosted server answers
+    /// `add_message` only after the whole response has streamed, so this is
+    /// an inactivity timeout, refreshed by every notification of the
+    /// response. Default 120 s.
+    pub invocation_timeout: Duration,
+    /// How long opening the socket may take. Default 15 s.
+    pub open_timeout: Duration,
+    /// How long the token provider may take. Default 30 s.
+    pub token_timeout: Duration,
+    /// A token whose JWT `exp` is this close (or past) is not sent; a fresh
+    /// one is asked for. Default 5 s.
+    pub token_expiry_margin: Duration,
+    /// Frames longer than this are refused with a protocol error and not
+    /// parsed. Default 1 MiB.
+    pub max_frame_len: usize,
+    /// Completed responses kept for [`Session::response`](super::Session::response).
+    /// Default 64.
+    pub max_retained_responses: usize,
+    /// Requests queued while disconnected, sent on reconnect. Default 256.
+    pub max_queued_requests: usize,
+    /// Send a WebSocket ping when the socket has been quiet this long.
+    /// `None` disables pings (browsers cannot send them). Default 15 s.
+    pub ping_interval: Option<Duration>,
+    /// Treat the socket as dead when nothing (frame or pong) has arrived for
+    /// this long, and reconnect. `None` disables it. Default 45 s.
+    pub idle_timeout: Option<Duration>,
+    /// Ask the server to replay missed notifications on reconnect when it
+    /// offers `resume`. Default true.
+    pub resume: bool,
+    /// The reconnect schedule.
+    pub reconnect: ReconnectPolicy,
+}
+
+impl SessionConfig {
+    /// Defaults for a server at `ws_url`.
+    pub fn new(ws_url: impl Into<String>) -> Self {
+        SessionConfig {
+            ws_url: ws_url.into(),
+            client_key: None,
+            request_timeout: Duration::from_secs(15),
+            invocation_timeout: Duration::from_secs(120),
+            open_timeout: Duration::from_secs(15),
+            token_timeout: Duration::from_secs(30),
+            token_expiry_margin: Duration::from_secs(5),
+            max_frame_len: 1024 * 1024,
+            max_retained_responses: 64,
+            max_queued_requests: 256,
+            ping_interval: Some(Duration::from_secs(15)),
+            idle_timeout: Some(Duration::from_secs(45)),
+            resume: true,
+            reconnect: ReconnectPolicy::default(),
+        }
+    }
+}

@@ -1,0 +1,994 @@
+//! The sans-IO session: the whole client side of one connection to one
+//! context, as a deterministic state machine.
+//!
+//! It owns no socket, clock or task. A driver feeds it what happened
+//! (`handle_*`, plus user commands) and carries out what it asks for
+//! (`poll_action`, `poll_transmit`), waking it at `poll_timeout`. Everything
+//! hard lives here once, for every driver: request ids and correlation,
+//! timeouts, the connection state machine, reconnecting with a fresh token
+//! and jittered backoff, `seq` de-duplication and resume, and assembling
+//! responses.
+//!
+//! # Driver contract
+//!
+//! * Call [`Session::start`] once, then loop: carry out every
+//!   [`Session::poll_action`], send every [`Session::poll_transmit`] frame,
+//!   hand every [`Session::poll_event`] to the application, and sleep until
+//!   [`Session::poll_timeout`] or the next input, then call
+//!   [`Session::handle_timeout`].
+//! * [`Action::FetchToken`]: call the token provider; report the outcome with
+//!   [`Session::handle_token`], passing the same `fetch_id`.
+//! * [`Action::OpenSocket`]: open a WebSocket to `url`; report
+//!   [`Session::handle_transport_open`] or [`Session::handle_transport_failed`].
+//!   Then report each text frame to [`Session::handle_frame`], pongs to
+//!   [`Session::handle_pong`], and the end of the socket to
+//!   [`Session::handle_transport_closed`].
+//! * [`Action::CloseSocket`]: close the socket with that code; report nothing
+//!   more about it (the session has already moved on).
+//!
+//! ```
+//! use tokenrelay::session::{Action, Session, SessionConfig};
+//! use tokenrelay::{Credential, Timestamp};
+//!
+//! let mut s = Session::new("ctx-1", SessionConfig::new("ws://127.0.0.1:1/ws"), 7);
+//! let t0 = Timestamp::ZERO;
+//! s.start(t0);
+//! let Some(Action::FetchToken { fetch_id, .. }) = s.poll_action() else { unreachable!() };
+//! s.handle_token(fetch_id, Ok(Credential::access_token("key")), t0, 1_700_000_000);
+//! assert!(matches!(s.poll_action(), Some(Action::OpenSocket { .. })));
+//! s.handle_transport_open(t0);
+//! let connect = s.poll_transmit().unwrap();
+//! assert!(connect.contains(r#""method":"connect_to_context""#));
+//! s.handle_frame(r#"{"id":"1","result":{"success":true}}"#, t0);
+//! assert!(s.state().is_connected());
+//! ```
+
+mod config;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use config::SessionConfig;
+
+pub use crate::backoff::ReconnectPolicy;
+use crate::accumulator::{Accumulator, Activity};
+use crate::backoff::Backoff;
+use crate::error::{Error, ProtocolError};
+use crate::event::{ConnectionState, Event, RequestId, Response, StateChange};
+use crate::time::Timestamp;
+use crate::token::{Credential, CredentialKind};
+use crate::wire::{
+    self, capability, ClientRequest, ConnectParams, ConnectResult, ServerFrame, ServerInfo,
+    ToolResponseParam,
+};
+
+/// Something the driver must do for the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Ask the token provider for a fresh credential for `context_id`.
+    FetchToken {
+        /// Echo this to [`Session::handle_token`]; stale answers are ignored.
+        fetch_id: u64,
+        /// The context the token is for.
+        context_id: String,
+    },
+    /// Open a WebSocket to `url` (it may carry a single-use stream token:
+    /// never log it).
+    OpenSocket {
+        /// The URL.
+        url: String,
+    },
+    /// Close the current socket (or abandon opening it).
+    CloseSocket {
+        /// WebSocket close code.
+        code: u16,
+        /// Close reason.
+        reason: String,
+    },
+    /// Send a WebSocket ping on the current socket.
+    SendPing,
+}
+
+/// The current state, with a few questions answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateView {
+    /// The state.
+    pub state: ConnectionState,
+    /// Consecutive failed attempts.
+    pub attempt: u32,
+}
+
+impl StateView {
+    /// True when attached to the context.
+    pub fn is_connected(&self) -> bool {
+        self.state == ConnectionState::Connected
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    Idle,
+    FetchingToken {
+        fetch_id: u64,
+        deadline: Timestamp,
+    },
+    Opening {
+        credential: Credential,
+        deadline: Timestamp,
+    },
+    Authenticating {
+        request: RequestId,
+        resume_requested: bool,
+    },
+    Connected {
+        since: Timestamp,
+    },
+    /// Waiting to retry; `until` is `None` while the network is known to
+    /// be down.
+    Waiting {
+        until: Option<Timestamp>,
+        suspended: bool,
+    },
+    Closed,
+    Failed,
+}
+
+impl Phase {
+    fn has_socket(&self) -> bool {
+        matches!(
+            self,
+            Phase::Opening { .. } | Phase::Authenticating { .. } | Phase::Connected { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestKind {
+    Connect,
+    /// Makes the agent respond; settles when its response completes.
+    Invocation,
+    Plain,
+}
+
+#[derive(Debug)]
+struct Pending {
+    method: &'static str,
+    kind: RequestKind,
+    deadline: Timestamp,
+    timeout: Duration,
+    /// The response of an invocation completed; only its result is awaited.
+    response_done: bool,
+}
+
+/// The client side of one connection to one context. See the
+/// [module documentation](self) for how to drive it.
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    context_id: String,
+    phase: Phase,
+    backoff: Backoff,
+    acc: Accumulator,
+    next_request: u64,
+    next_fetch: u64,
+    pending: HashMap<u64, Pending>,
+    outbox: VecDeque<(RequestId, ClientRequest)>,
+    transmits: VecDeque<String>,
+    events: VecDeque<Event>,
+    actions: VecDeque<Action>,
+    server: Option<ServerInfo>,
+    /// The last connection advertised `seq` and `resume`, so a drop may be
+    /// healed by a replay and in-flight responses are not cut yet.
+    resume_offered: bool,
+    /// The one immediate fresh-token retry after a 401 has been used.
+    auth_retry_spent: bool,
+    network_available: bool,
+    last_activity: Timestamp,
+    last_ping: Timestamp,
+}
+
+impl Session {
+    /// A session for `context_id`. `seed` seeds the backoff jitter; give
+    /// each session a different one (tests give a fixed one).
+    pub fn new(context_id: impl Into<String>, config: SessionConfig, seed: u64) -> Self {
+        Session {
+            backoff: Backoff::new(config.reconnect.clone(), seed),
+            acc: Accumulator::new(config.max_retained_responses),
+            config,
+            context_id: context_id.into(),
+            phase: Phase::Idle,
+            next_request: 1,
+            next_fetch: 1,
+            pending: HashMap::new(),
+            outbox: VecDeque::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            actions: VecDeque::new(),
+            server: None,
+            resume_offered: false,
+            auth_retry_spent: false,
+            network_available: true,
+            last_activity: Timestamp::ZERO,
+            last_ping: Timestamp::ZERO,
+        }
+    }
+
+    // -- outputs -------------------------------------------------------------
+
+    /// The next frame to send on the socket.
+    pub fn poll_transmit(&mut self) -> Option<String> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next thing the driver must do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When to call [`Session::handle_timeout`] next, if ever.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let phase = match &self.phase {
+            Phase::FetchingToken { deadline, .. } | Phase::Opening { deadline, .. } => {
+                Some(*deadline)
+            }
+            Phase::Waiting { until, .. } => *until,
+            _ => None,
+        };
+        let requests = self.pending.values().map(|p| p.deadline).min();
+        let keepalive = if self.phase.has_socket() && !matches!(self.phase, Phase::Opening { .. })
+        {
+            let ping = self
+                .config
+                .ping_interval
+                .map(|i| self.last_activity.max(self.last_ping) + i);
+            let idle = self.config.idle_timeout.map(|i| self.last_activity + i);
+            [ping, idle].into_iter().flatten().min()
+        } else {
+            None
+        };
+        [phase, requests, keepalive].into_iter().flatten().min()
+    }
+
+    // -- queries -------------------------------------------------------------
+
+    /// The current state.
+    pub fn state(&self) -> StateView {
+        StateView {
+            state: self.connection_state(),
+            attempt: self.backoff.attempt(),
+        }
+    }
+
+    /// The context this session is attached to.
+    pub fn context_id(&self) -> &str {
+        &self.context_id
+    }
+
+    /// The server's name, version and capabilities, once connected to a
+    /// server that has extensions.
+    pub fn server(&self) -> Option<&ServerInfo> {
+        self.server.as_ref()
+    }
+
+    /// A response by id: streaming, or one of the last
+    /// `max_retained_responses` completed ones.
+    pub fn response(&self, response_id: &str) -> Option<&Response> {
+        self.acc.response(response_id)
+    }
+
+    /// The highest `seq` applied so far.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.acc.last_seq()
+    }
+
+    // -- lifecycle -----------------------------------------------------------
+
+    /// Starts connecting. Does nothing unless the session is idle.
+    pub fn start(&mut self, now: Timestamp) {
+        if matches!(self.phase, Phase::Idle) {
+            self.begin_connect(now);
+        }
+    }
+
+    /// Tells the session whether the network is up (a browser's
+    /// `online`/`offline` events, a phone's reachability). While it is down
+    /// no retry is attempted; when it comes back a waiting session retries
+    /// at once.
+    pub fn set_network_available(&mut self, available: bool, now: Timestamp) {
+        self.network_available = available;
+        if available {
+            if let Phase::Waiting { .. } = self.phase {
+                self.begin_connect(now);
+            }
+        } else if let Phase::Waiting { until, .. } = &mut self.phase {
+            *until = None;
+        }
+    }
+
+    /// Retries at once if the session is waiting to reconnect (a tab came
+    /// back to the foreground, the user pressed "retry").
+    pub fn reconnect_now(&mut self, now: Timestamp) {
+        if let Phase::Waiting { .. } = self.phase {
+            self.begin_connect(now);
+        }
+    }
+
+    /// Closes the connection for good. Pending requests fail with
+    /// [`Error::Closed`]; streaming responses end `interrupted`.
+    pub fn close(&mut self) {
+        if matches!(self.phase, Phase::Closed | Phase::Failed) {
+            return;
+        }
+        if self.phase.has_socket() {
+            self.actions.push_back(Action::CloseSocket {
+                code: 1000,
+                reason: "client closed".into(),
+            });
+        }
+        self.fail_everything(&Error::Closed);
+        self.phase = Phase::Closed;
+        self.emit_state(ConnectionState::Closed, None, None);
+    }
+
+    // -- commands ------------------------------------------------------------
+
+    /// Sends a human message (`add_message`); the agent streams a response
+    /// whose [`Response::request_id`] is the returned id. Queued while
+    /// disconnected.
+    pub fn send_message(
+        &mut self,
+        message: impl Into<String>,
+        now: Timestamp,
+    ) -> Result<RequestId, Error> {
+        self.submit(
+            ClientRequest::AddMessage {
+                message: message.into(),
+            },
+            now,
+        )
+    }
+
+    /// Stops the running generation (`stop_invocation`); the partial response
+    /// is kept and ends `stopped`.
+    pub fn stop(&mut self, now: Timestamp) -> Result<RequestId, Error> {
+        self.submit(ClientRequest::StopInvocation {}, now)
+    }
+
+    /// Rewrites the tail of the history and re-invokes the agent
+    /// (`set_last_messages`, for voice barge-in).
+    pub fn set_last_messages(
+        &mut self,
+        human_message: impl Into<String>,
+        ai_message: Option<String>,
+        now: Timestamp,
+    ) -> Result<RequestId, Error> {
+        self.submit(
+            ClientRequest::SetLastMessages {
+                human_message: human_message.into(),
+                ai_message,
+            },
+            now,
+        )
+    }
+
+    /// Answers client-side tool calls (`client_side_tool_responses`); the
+    /// agent continues with a new response.
+    pub fn send_tool_responses(
+        &mut self,
+        tool_responses: Vec<ToolResponseParam>,
+        now: Timestamp,
+    ) -> Result<RequestId, Error> {
+        self.submit(
+            ClientRequest::ClientSideToolResponses { tool_responses },
+            now,
+        )
+    }
+
+    fn submit(&mut self, request: ClientRequest, now: Timestamp) -> Result<RequestId, Error> {
+        if matches!(self.phase, Phase::Closed | Phase::Failed) {
+            return Err(Error::Closed);
+        }
+        let id = RequestId(self.next_request);
+        if matches!(self.phase, Phase::Connected { .. }) {
+            self.next_request += 1;
+            self.transmit(id, &request, now);
+        } else {
+            if self.outbox.len() >= self.config.max_queued_requests {
+                return Err(Error::QueueFull {
+                    limit: self.config.max_queued_requests,
+                });
+            }
+            self.next_request += 1;
+            self.outbox.push_back((id, request));
+        }
+        Ok(id)
+    }
+
+    fn transmit(&mut self, id: RequestId, request: &ClientRequest, now: Timestamp) {
+        self.transmits
+            .push_back(request.encode(Some(&id.0.to_string())));
+        let (kind, timeout) = if request.invokes_agent() {
+            self.acc.expect_response(id);
+            (RequestKind::Invocation, self.config.invocation_timeout)
+        } else {
+            if let ClientRequest::StopInvocation {} = request {
+                self.acc.stop_requested();
+            }
+            (RequestKind::Plain, self.config.request_timeout)
+        };
+        self.pending.insert(
+            id.0,
+            Pending {
+                method: request.method(),
+                kind,
+                deadline: now + timeout,
+                timeout,
+                response_done: false,
+            },
+        );
+    }
+
+    // -- inputs --------------------------------------------------------------
+
+    /// The token provider answered `fetch_id`. `unix_now` is the wall clock
+    /// in unix seconds, to check the token's JWT `exp`.
+    pub fn handle_token(
+        &mut self,
+        fetch_id: u64,
+        result: Result<Credential, String>,
+        now: Timestamp,
+        unix_now: u64,
+    ) {
+        match self.phase {
+            Phase::FetchingToken { fetch_id: f, .. } if f == fetch_id => {}
+            _ => return, // stale: a timeout already moved on
+        }
+        let credential = match result {
+            Ok(c) => c,
+            Err(message) => return self.retry(Error::TokenProvider { message }, None, now),
+        };
+        let margin = self.config.token_expiry_margin.as_secs();
+        if let Some(exp) = credential.expires_at() {
+            if exp <= unix_now.saturating_add(margin) {
+                return self.retry(Error::ExpiredToken { expired_at: exp }, None, now);
+            }
+        }
+        let url = self.socket_url(&credential);
+        self.phase = Phase::Opening {
+            credential,
+            deadline: now + self.config.open_timeout,
+        };
+        self.actions.push_back(Action::OpenSocket { url });
+        self.emit_state(ConnectionState::Connecting, None, None);
+    }
+
+    /// The socket asked for by [`Action::OpenSocket`] is open.
+    pub fn handle_transport_open(&mut self, now: Timestamp) {
+        let Phase::Opening { credential, .. } = &self.phase else {
+            return;
+        };
+        let resume_after_seq = if self.config.resume && self.resume_offered {
+            self.acc.last_seq()
+        } else {
+            None
+        };
+        let request = ClientRequest::ConnectToContext(ConnectParams {
+            context_id: self.context_id.clone(),
+            access_token: match credential.kind() {
+                CredentialKind::AccessToken => Some(credential.secret().to_owned()),
+                CredentialKind::StreamToken => None,
+            },
+            resume_after_seq,
+            client_key: self.config.client_key.clone(),
+        });
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        self.transmits
+            .push_back(request.encode(Some(&id.0.to_string())));
+        self.pending.insert(
+            id.0,
+            Pending {
+                method: request.method(),
+                kind: RequestKind::Connect,
+                deadline: now + self.config.request_timeout,
+                timeout: self.config.request_timeout,
+                response_done: false,
+            },
+        );
+        self.phase = Phase::Authenticating {
+            request: id,
+            resume_requested: resume_after_seq.is_some(),
+        };
+        self.last_activity = now;
+        self.last_ping = now;
+        self.emit_state(ConnectionState::Authenticating, None, None);
+    }
+
+    /// The socket could not be opened, or failed with an error instead of a
+    /// close frame. Use [`Error::Unauthorized`]/[`Error::Forbidden`] for an
+    /// HTTP 401/403 answer to the upgrade, [`Error::Transport`] otherwise.
+    pub fn handle_transport_failed(&mut self, error: Error, now: Timestamp) {
+        if !self.phase.has_socket() {
+            return;
+        }
+        self.lose_socket(&error, now);
+        self.after_refusal(error, now);
+    }
+
+    /// The socket closed; `code` is the close code if a close frame came.
+    pub fn handle_transport_closed(&mut self, code: Option<u16>, reason: &str, now: Timestamp) {
+        if !self.phase.has_socket() {
+            return;
+        }
+        let error = code
+            .and_then(|c| Error::from_close(c, reason))
+            .unwrap_or_else(|| Error::ConnectionLost {
+                code,
+                reason: reason.to_owned(),
+            });
+        self.lose_socket(&error, now);
+        self.after_refusal(error, now);
+    }
+
+    /// A pong (or any sign of life below the protocol) arrived.
+    pub fn handle_pong(&mut self, now: Timestamp) {
+        self.last_activity = now;
+    }
+
+    /// A text frame arrived.
+    pub fn handle_frame(&mut self, text: &str, now: Timestamp) {
+        if !self.phase.has_socket() {
+            return;
+        }
+        self.last_activity = now;
+        if text.len() > self.config.max_frame_len {
+            let e = ProtocolError::FrameTooLarge {
+                size: text.len(),
+                limit: self.config.max_frame_len,
+            };
+            self.events.push_back(Event::Error(e.into()));
+            return;
+        }
+        match wire::decode_server_frame(text) {
+            Err(e) => self.events.push_back(Event::Error(e.into())),
+            Ok(ServerFrame::Response { id, result }) => self.handle_response(&id, result, now),
+            Ok(ServerFrame::Notification(n)) => {
+                if let Some(activity) = self.acc.apply(n, &mut self.events) {
+                    self.note_activity(activity, now);
+                }
+            }
+        }
+    }
+
+    /// A binary frame arrived; the protocol has none. Reported, not fatal.
+    pub fn handle_binary_frame(&mut self, now: Timestamp) {
+        if self.phase.has_socket() {
+            self.last_activity = now;
+            self.events
+                .push_back(Event::Error(ProtocolError::BinaryFrame.into()));
+        }
+    }
+
+    /// Time passed; act on every deadline that is due.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        match self.phase {
+            Phase::FetchingToken { deadline, .. } if now >= deadline => {
+                let e = Error::Timeout {
+                    what: "the token provider".into(),
+                    after: self.config.token_timeout,
+                };
+                return self.retry(e, None, now);
+            }
+            Phase::Opening { deadline, .. } if now >= deadline => {
+                let e = Error::Timeout {
+                    what: "the socket to open".into(),
+                    after: self.config.open_timeout,
+                };
+                self.close_socket(1000, "open timeout");
+                self.lose_socket(&e, now);
+                return self.retry(e, None, now);
+            }
+            Phase::Waiting { until: Some(t), .. } if now >= t && self.network_available => {
+                return self.begin_connect(now);
+            }
+            _ => {}
+        }
+        self.expire_requests(now);
+        if self.phase.has_socket() && !matches!(self.phase, Phase::Opening { .. }) {
+            self.keepalive(now);
+        }
+    }
+
+    fn expire_requests(&mut self, now: Timestamp) {
+        let mut due: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        due.sort_unstable();
+        for id in due {
+            let Some(p) = self.pending.remove(&id) else {
+                continue;
+            };
+            let error = Error::Timeout {
+                what: p.method.to_owned(),
+                after: p.timeout,
+            };
+            match p.kind {
+                RequestKind::Connect => {
+                    self.close_socket(1000, "connect_to_context timed out");
+                    self.lose_socket(&error, now);
+                    return self.retry(error, None, now);
+                }
+                // The response arrived whole; only a courtesy result is
+                // missing, which some servers never send.
+                RequestKind::Invocation if p.response_done => {}
+                RequestKind::Invocation | RequestKind::Plain => {
+                    self.acc.abandon(RequestId(id));
+                    self.events.push_back(Event::RequestFailed {
+                        request_id: RequestId(id),
+                        error,
+                    });
+                }
+            }
+        }
+    }
+
+    fn keepalive(&mut self, now: Timestamp) {
+        if let Some(idle) = self.config.idle_timeout {
+            if now.saturating_since(self.last_activity) >= idle {
+                let e = Error::Timeout {
+                    what: "any sign of life from the server".into(),
+                    after: idle,
+                };
+                self.close_socket(1000, "idle timeout");
+                self.lose_socket(&e, now);
+                return self.retry(e, None, now);
+            }
+        }
+        if let Some(interval) = self.config.ping_interval {
+            if now.saturating_since(self.last_activity.max(self.last_ping)) >= interval {
+                self.actions.push_back(Action::SendPing);
+                self.last_ping = now;
+            }
+        }
+    }
+
+    // -- responses -----------------------------------------------------------
+
+    fn handle_response(&mut self, id: &str, result: Value, now: Timestamp) {
+        let pending = id
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| self.pending.remove(&n).map(|p| (n, p)));
+        let Some((n, p)) = pending else {
+            let e = ProtocolError::UnknownRequestId { id: id.to_owned() };
+            self.events.push_back(Event::Error(e.into()));
+            return;
+        };
+        let request_id = RequestId(n);
+        if p.kind == RequestKind::Connect {
+            return self.handle_connect_result(request_id, result, now);
+        }
+        if let Some(f) = wire::result_failure(&result) {
+            self.acc.abandon(request_id);
+            let error = Error::from_server(&f.error, f.code.as_deref(), None);
+            self.events
+                .push_back(Event::RequestFailed { request_id, error });
+            return;
+        }
+        if p.kind == RequestKind::Invocation && !p.response_done {
+            if let Some(rid) = result.get("response_id").and_then(Value::as_str) {
+                self.acc.name_response(request_id, rid);
+            }
+            // Keep guarding the response with the inactivity timeout.
+            self.pending.insert(n, p);
+        }
+        self.events
+            .push_back(Event::RequestAcknowledged { request_id, result });
+    }
+
+    fn handle_connect_result(&mut self, request: RequestId, result: Value, now: Timestamp) {
+        let Phase::Authenticating {
+            request: expected,
+            resume_requested,
+        } = self.phase
+        else {
+            return;
+        };
+        if expected != request {
+            return;
+        }
+        if let Some(f) = wire::result_failure(&result) {
+            let error = Error::from_server(&f.error, f.code.as_deref(), None);
+            self.close_socket(1000, "connect_to_context refused");
+            self.lose_socket(&error, now);
+            return self.after_refusal(error, now);
+        }
+        let connect: ConnectResult = serde_json::from_value(result).unwrap_or_default();
+        let server = connect.server.clone();
+        let has = |cap: &str| server.as_ref().is_some_and(|s| s.has(cap));
+        let resumed = resume_requested && has(capability::RESUME) && connect.resumed != Some(false);
+        if !resumed {
+            // Nothing can be replayed: what was in flight is cut, and seq
+            // numbering starts over for de-duplication purposes.
+            self.cut_in_flight(&Error::ConnectionLost {
+                code: None,
+                reason: "the server could not replay what was missed".into(),
+            });
+            self.acc.forget_seq();
+        }
+        if let (None, Some(seq)) = (self.acc.last_seq(), connect.seq) {
+            // Nothing applied yet: resume from where the context stood.
+            self.acc.set_seq_baseline(seq);
+        }
+        self.resume_offered = has(capability::SEQ) && has(capability::RESUME);
+        self.server = server.clone();
+        self.phase = Phase::Connected { since: now };
+        self.auth_retry_spent = false;
+        if connect.agent_speaks_first {
+            self.acc.expect_unsolicited();
+        }
+        self.emit_state(ConnectionState::Connected, None, None);
+        self.events.push_back(Event::Connected {
+            agent: connect.agent,
+            resumed,
+            server,
+        });
+        while let Some((id, request)) = self.outbox.pop_front() {
+            self.transmit(id, &request, now);
+        }
+    }
+
+    fn note_activity(&mut self, activity: Activity, now: Timestamp) {
+        let Some(p) = self.pending.get_mut(&activity.request.0) else {
+            return;
+        };
+        if activity.completed {
+            p.response_done = true;
+            p.deadline = now + self.config.request_timeout;
+        } else {
+            p.deadline = now + p.timeout;
+        }
+    }
+
+    // -- connection life -----------------------------------------------------
+
+    fn begin_connect(&mut self, now: Timestamp) {
+        let fetch_id = self.next_fetch;
+        self.next_fetch += 1;
+        self.phase = Phase::FetchingToken {
+            fetch_id,
+            deadline: now + self.config.token_timeout,
+        };
+        self.actions.push_back(Action::FetchToken {
+            fetch_id,
+            context_id: self.context_id.clone(),
+        });
+        self.emit_state(ConnectionState::FetchingToken, None, None);
+    }
+
+    /// Bookkeeping when the socket is gone, whatever the reason.
+    fn lose_socket(&mut self, cause: &Error, now: Timestamp) {
+        if let Phase::Connected { since } = self.phase {
+            self.backoff.connection_ended(now.saturating_since(since));
+        }
+        // Results of requests sent on this socket can never arrive.
+        let lost: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.kind != RequestKind::Invocation)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            if let Some(p) = self.pending.remove(&id) {
+                if p.kind == RequestKind::Plain {
+                    self.events.push_back(Event::RequestFailed {
+                        request_id: RequestId(id),
+                        error: lost_with(cause),
+                    });
+                }
+            }
+        }
+        // Invocations survive only if the server can replay their responses.
+        if !self.resume_offered {
+            self.cut_in_flight(cause);
+        }
+        self.phase = Phase::Waiting {
+            until: None,
+            suspended: false,
+        };
+    }
+
+    /// Ends every streaming response as interrupted and fails every
+    /// invocation still in flight.
+    fn cut_in_flight(&mut self, cause: &Error) {
+        self.acc.interrupt_all(&mut self.events);
+        let mut cut: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.kind == RequestKind::Invocation)
+            .map(|(id, _)| *id)
+            .collect();
+        cut.sort_unstable();
+        for id in cut {
+            let done = self.pending.remove(&id).is_some_and(|p| p.response_done);
+            self.acc.abandon(RequestId(id));
+            if !done {
+                self.events.push_back(Event::RequestFailed {
+                    request_id: RequestId(id),
+                    error: lost_with(cause),
+                });
+            }
+        }
+    }
+
+    /// Decides what follows a refusal or a lost socket.
+    fn after_refusal(&mut self, error: Error, now: Timestamp) {
+        match error {
+            Error::Unauthorized(_) if !self.auth_retry_spent => {
+                // An expired or revoked key: one fresh token at once, without
+                // spending the network retry budget.
+                self.auth_retry_spent = true;
+                self.emit_state(
+                    ConnectionState::Reconnecting,
+                    Some(Duration::ZERO),
+                    Some(error),
+                );
+                self.begin_connect(now);
+            }
+            Error::RateLimited { retry_after, .. } => self.retry(error, retry_after, now),
+            Error::Forbidden(_)
+            | Error::NotFound(_)
+            | Error::PaymentRequired(_)
+            | Error::InvalidRequest(_)
+            | Error::Config { .. } => self.fail(error),
+            _ => self.retry(error, None, now),
+        }
+    }
+
+    fn retry(&mut self, cause: Error, floor: Option<Duration>, now: Timestamp) {
+        if self.phase.has_socket() {
+            self.close_socket(1000, "retrying");
+            self.lose_socket(&cause, now);
+        }
+        let Some(retry) = self.backoff.next_retry(now, floor) else {
+            return self.fail(cause);
+        };
+        let until = self.network_available.then(|| now + retry.delay);
+        self.phase = Phase::Waiting {
+            until,
+            suspended: retry.suspended,
+        };
+        let state = if retry.suspended {
+            ConnectionState::Suspended
+        } else {
+            ConnectionState::Reconnecting
+        };
+        self.emit_state(state, Some(retry.delay), Some(cause));
+        if retry.delay.is_zero() && self.network_available {
+            self.begin_connect(now);
+        }
+    }
+
+    fn fail(&mut self, cause: Error) {
+        if self.phase.has_socket() {
+            self.close_socket(1000, "failed");
+        }
+        self.fail_everything(&cause);
+        self.phase = Phase::Failed;
+        self.emit_state(ConnectionState::Failed, None, Some(cause));
+    }
+
+    fn fail_everything(&mut self, cause: &Error) {
+        self.acc.interrupt_all(&mut self.events);
+        let mut ids: Vec<u64> = self.pending.drain().map(|(id, _)| id).collect();
+        ids.extend(self.outbox.drain(..).map(|(id, _)| id.0));
+        ids.sort_unstable();
+        for id in ids {
+            self.events.push_back(Event::RequestFailed {
+                request_id: RequestId(id),
+                error: cause.clone(),
+            });
+        }
+    }
+
+    fn close_socket(&mut self, code: u16, reason: &str) {
+        self.actions.push_back(Action::CloseSocket {
+            code,
+            reason: reason.to_owned(),
+        });
+    }
+
+    fn socket_url(&self, credential: &Credential) -> String {
+        let mut url = self.config.ws_url.clone();
+        let mut add = |key: &str, value: &str| {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(key);
+            url.push('=');
+            percent_encode_into(value, &mut url);
+        };
+        if credential.kind() == CredentialKind::StreamToken {
+            add("token", credential.secret());
+        }
+        if let Some(key) = &self.config.client_key {
+            add("client_key", key);
+        }
+        url
+    }
+
+    fn connection_state(&self) -> ConnectionState {
+        match self.phase {
+            Phase::Idle => ConnectionState::Idle,
+            Phase::FetchingToken { .. } => ConnectionState::FetchingToken,
+            Phase::Opening { .. } => ConnectionState::Connecting,
+            Phase::Authenticating { .. } => ConnectionState::Authenticating,
+            Phase::Connected { .. } => ConnectionState::Connected,
+            Phase::Waiting {
+                suspended: true, ..
+            } => ConnectionState::Suspended,
+            Phase::Waiting { .. } => ConnectionState::Reconnecting,
+            Phase::Closed => ConnectionState::Closed,
+            Phase::Failed => ConnectionState::Failed,
+        }
+    }
+
+    fn emit_state(&mut self, state: ConnectionState, retry_in: Option<Duration>, cause: Option<Error>) {
+        let attempt = if state == ConnectionState::Connected {
+            0
+        } else {
+            self.backoff.attempt()
+        };
+        self.events.push_back(Event::StateChanged(StateChange {
+            state,
+            attempt,
+            retry_in,
+            cause,
+        }));
+    }
+
+    /// Number of responses still streaming.
+    pub fn streaming_responses(&self) -> usize {
+        self.acc.streaming_count()
+    }
+
+    /// Requests sent whose response has not started yet.
+    pub fn awaiting_responses(&self) -> Vec<RequestId> {
+        self.acc.awaiting().collect()
+    }
+}
+
+/// The error a request gets when its socket went away under it.
+fn lost_with(cause: &Error) -> Error {
+    match cause {
+        Error::ConnectionLost { .. } => cause.clone(),
+        other => Error::ConnectionLost {
+            code: None,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn percent_encode_into(value: &str, out: &mut String) {
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0').to_ascii_uppercase());
+            out.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0').to_ascii_uppercase());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,796 @@
+//! The session driven through scripted frames and a fake clock.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::event::ResponseStatus;
+use crate::token::test_jwt;
+
+const UNIX_NOW: u64 = 1_700_000_000;
+
+/// Drives a session the way a driver would, recording what it asks for.
+struct Harness {
+    s: Session,
+    now: Timestamp,
+    events: Vec<Event>,
+    sent: Vec<Value>,
+    actions: Vec<Action>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with(SessionConfig::new("ws://relay.test/ws"))
+    }
+
+    fn with(config: SessionConfig) -> Self {
+        Harness {
+            s: Session::new("ctx", config, 42),
+            now: Timestamp::from_millis(1_000),
+            events: Vec::new(),
+            sent: Vec::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(e) = self.s.poll_event() {
+            self.events.push(e);
+        }
+        while let Some(t) = self.s.poll_transmit() {
+            self.sent.push(serde_json::from_str(&t).expect("the session sends JSON"));
+        }
+        while let Some(a) = self.s.poll_action() {
+            self.actions.push(a);
+        }
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        self.drain();
+        std::mem::take(&mut self.events)
+    }
+
+    fn take_sent(&mut self) -> Vec<Value> {
+        self.drain();
+        std::mem::take(&mut self.sent)
+    }
+
+    fn take_actions(&mut self) -> Vec<Action> {
+        self.drain();
+        std::mem::take(&mut self.actions)
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now = self.now + d;
+        self.s.handle_timeout(self.now);
+    }
+
+    /// Runs time forward until the session asks for a token; returns its id.
+    fn until_fetch(&mut self) -> u64 {
+        for _ in 0..10_000 {
+            if let Some(id) = self.take_actions().into_iter().find_map(|a| match a {
+                Action::FetchToken { fetch_id, .. } => Some(fetch_id),
+                _ => None,
+            }) {
+                return id;
+            }
+            let next = self.s.poll_timeout().expect("a waiting session has a deadline");
+            self.advance(next.saturating_since(self.now));
+        }
+        panic!("the session never asked for a token");
+    }
+
+    fn give_token(&mut self, fetch: u64, token: &str) {
+        self.s
+            .handle_token(fetch, Ok(Credential::access_token(token)), self.now, UNIX_NOW);
+    }
+
+    /// Token, socket open; returns the connect_to_context request.
+    fn open(&mut self) -> Value {
+        let fetch = self.until_fetch();
+        self.give_token(fetch, &test_jwt(UNIX_NOW + 120));
+        assert!(self
+            .take_actions()
+            .iter()
+            .any(|a| matches!(a, Action::OpenSocket { .. })));
+        self.s.handle_transport_open(self.now);
+        // Earlier frames (sent on the socket that dropped) are discarded.
+        let sent = self.take_sent();
+        let connect = sent.last().expect("connect_to_context is sent on open");
+        assert_eq!(connect["method"], "connect_to_context");
+        connect.clone()
+    }
+
+    fn answer(&mut self, request: &Value, result: Value) {
+        let frame = json!({"id": request["id"], "result": result}).to_string();
+        self.s.handle_frame(&frame, self.now);
+    }
+
+    /// Connects with the given server capabilities (none: a base server).
+    fn connect(&mut self, caps: &[&str]) -> Value {
+        if matches!(self.s.state().state, ConnectionState::Idle) {
+            self.s.start(self.now);
+        }
+        let req = self.open();
+        let mut result = json!({"success": true, "agent_speaks_first": false,
+            "agent": {"agent_id": "a1", "agent_name": "Ada"}});
+        if !caps.is_empty() {
+            result["server"] = json!({"name": "t", "version": "1", "capabilities": caps});
+        }
+        if caps.contains(&"seq") {
+            result["seq"] = json!(0);
+        }
+        self.answer(&req, result);
+        assert!(self.s.state().is_connected(), "{:?}", self.take_events());
+        req
+    }
+
+    fn frame(&mut self, text: &str) {
+        self.s.handle_frame(text, self.now);
+    }
+
+    fn drop_socket(&mut self, code: Option<u16>) {
+        self.s.handle_transport_closed(code, "", self.now);
+    }
+}
+
+fn token(r: &str, t: &str, seq: Option<u64>) -> String {
+    let mut p = json!({"token": t, "response_id": r});
+    if let Some(s) = seq {
+        p["seq"] = s.into();
+    }
+    json!({"method": "on_token", "params": p}).to_string()
+}
+
+fn stop(r: &str, seq: Option<u64>) -> String {
+    let mut p = json!({"response_id": r});
+    if let Some(s) = seq {
+        p["seq"] = s.into();
+    }
+    json!({"method": "on_stop_token", "params": p}).to_string()
+}
+
+fn completed(events: &[Event]) -> Vec<Response> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ResponseComplete(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn states(events: &[Event]) -> Vec<ConnectionState> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StateChanged(c) => Some(c.state),
+            _ => None,
+        })
+        .collect()
+}
+
+fn failed(events: &[Event]) -> Vec<(RequestId, Error)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RequestFailed { request_id, error } => Some((*request_id, error.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn connects_and_reports_each_state() {
+    let mut h = Harness::new();
+    let req = h.connect(&[]);
+    assert_eq!(req["params"]["context_id"], "ctx");
+    assert!(req["params"].get("resume_after_seq").is_none());
+    let ev = h.take_events();
+    assert_eq!(
+        states(&ev),
+        [
+            ConnectionState::FetchingToken,
+            ConnectionState::Connecting,
+            ConnectionState::Authenticating,
+            ConnectionState::Connected
+        ]
+    );
+    assert!(ev.iter().any(
+        |e| matches!(e, Event::Connected { agent: Some(a), resumed: false, .. } if a.agent_name == "Ada")
+    ));
+}
+
+#[test]
+fn every_notification_type_reaches_the_app() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    let id = h.s.send_message("hi", h.now).unwrap();
+    let sent = h.take_sent();
+    assert_eq!(sent[0]["method"], "add_message");
+    assert_eq!(sent[0]["params"]["message"], "hi");
+    assert_eq!(sent[0]["id"], id.to_string());
+    h.take_events();
+    for f in [
+        token("r", "Hel", None),
+        json!({"method":"on_tool_call","params":{"tool_call_id":"t","tool_name":"search","tool_input":{"q":1}}}).to_string(),
+        json!({"method":"on_tool_response","params":{"tool_call_id":"t","tool_name":"search","tool_output":"ok"}}).to_string(),
+        json!({"method":"on_client_side_tool_calls","params":{"tool_calls":[{"tool_call_id":"c1","tool_name":"gps"}],"response_id":"r"}}).to_string(),
+        token("r", "lo", None),
+        stop("r", None),
+        json!({"method":"on_events","params":{"events":[{"type":"x","data":1}],"response_id":"r"}}).to_string(),
+        json!({"method":"on_future_thing","params":{"a":1}}).to_string(),
+    ] {
+        h.frame(&f);
+    }
+    h.answer(&json!({"id": id.to_string()}), json!({"success": true}));
+    let ev = h.take_events();
+    let kinds: Vec<&str> = ev
+        .iter()
+        .map(|e| match e {
+            Event::ResponseStarted { .. } => "started",
+            Event::Token { .. } => "token",
+            Event::ToolCall { .. } => "tool_call",
+            Event::ToolResponse { .. } => "tool_response",
+            Event::ClientSideToolCalls { .. } => "client_tools",
+            Event::ResponseComplete(_) => "complete",
+            Event::Events { .. } => "events",
+            Event::Unknown { .. } => "unknown",
+            Event::RequestAcknowledged { .. } => "ack",
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "started", "token", "tool_call", "tool_response", "client_tools", "token", "complete",
+            "events", "unknown", "ack"
+        ]
+    );
+    let r = h.s.response("r").unwrap();
+    assert_eq!(r.text, "Hello");
+    assert_eq!(r.request_id, Some(id));
+    assert_eq!(r.status, ResponseStatus::Complete);
+    assert_eq!(r.tool_calls.len(), 1);
+    assert_eq!(r.tool_responses.len(), 1);
+    assert_eq!(r.client_side_tool_calls.len(), 1);
+    assert_eq!(r.events.len(), 1);
+    // The hosted server's late add_message result settles the request; no
+    // timeout fires afterwards.
+    h.advance(Duration::from_secs(600));
+    assert!(failed(&h.take_events()).is_empty());
+}
+
+#[test]
+fn interleaved_responses_bind_to_their_requests_in_order() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    let a = h.s.send_message("one", h.now).unwrap();
+    let b = h.s.send_message("two", h.now).unwrap();
+    for f in [
+        token("x", "1a", None),
+        token("y", "2a", None),
+        token("x", "1b", None),
+        token("y", "2b", None),
+        stop("y", None),
+        stop("x", None),
+    ] {
+        h.frame(&f);
+    }
+    let done = completed(&h.take_events());
+    assert_eq!(done[0].text, "2a2b");
+    assert_eq!(done[0].request_id, Some(b));
+    assert_eq!(done[1].text, "1a1b");
+    assert_eq!(done[1].request_id, Some(a));
+}
+
+#[test]
+fn messages_sent_while_disconnected_are_queued_and_flushed() {
+    let mut h = Harness::new();
+    h.s.start(h.now);
+    let id = h.s.send_message("early", h.now).unwrap();
+    assert!(h.take_sent().is_empty());
+    h.open();
+    let connect = json!({"id": "2"});
+    // The connect request took the next id after the queued message.
+    h.answer(&connect, json!({"success": true}));
+    let sent = h.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["params"]["message"], "early");
+    assert_eq!(sent[0]["id"], id.to_string());
+}
+
+/// A scripted conversation of one reply: its frames carry seq 1..=n.
+fn scripted_reply(words: &[&str]) -> Vec<String> {
+    let mut frames: Vec<String> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| token("reply", w, Some(i as u64 + 1)))
+        .collect();
+    frames.push(stop("reply", Some(words.len() as u64 + 1)));
+    frames
+}
+
+const WORDS: [&str; 6] = ["The ", "quick ", "brown ", "fox ", "jumps", "."];
+
+#[test]
+fn a_drop_after_every_frame_resumes_to_the_exact_text_once() {
+    let caps = ["seq", "resume", "error_codes", "stop_reason"];
+    let frames = scripted_reply(&WORDS);
+    for cut in 0..=frames.len() {
+        let mut h = Harness::new();
+        h.connect(&caps);
+        let id = h.s.send_message("go", h.now).unwrap();
+        for f in &frames[..cut] {
+            h.frame(f);
+        }
+        h.drop_socket(Some(1006));
+        let req = h.open();
+        assert_eq!(
+            req["params"].get("resume_after_seq").and_then(Value::as_u64),
+            Some(cut as u64),
+            "cut at {cut}"
+        );
+        h.answer(&req, json!({"success": true, "resumed": true,
+            "server": {"name": "t", "version": "1", "capabilities": caps}}));
+        // The server replays from the requested point; throw in a few
+        // duplicates from before it as a sloppy server might.
+        for f in &frames[cut.saturating_sub(2)..] {
+            h.frame(f);
+        }
+        let ev = h.take_events();
+        let done = completed(&ev);
+        assert_eq!(done.len(), 1, "cut at {cut}: {ev:?}");
+        assert_eq!(done[0].text, WORDS.concat(), "cut at {cut}");
+        assert_eq!(done[0].status, ResponseStatus::Complete);
+        assert_eq!(done[0].request_id, Some(id));
+        assert!(failed(&ev).is_empty(), "cut at {cut}");
+    }
+}
+
+#[test]
+fn a_drop_without_resume_marks_the_response_interrupted() {
+    let frames: Vec<String> = WORDS.iter().map(|w| token("reply", w, None)).collect();
+    for cut in 1..frames.len() {
+        let mut h = Harness::new();
+        h.connect(&[]);
+        let id = h.s.send_message("go", h.now).unwrap();
+        for f in &frames[..cut] {
+            h.frame(f);
+        }
+        h.take_events();
+        h.drop_socket(Some(1001));
+        let ev = h.take_events();
+        let done = completed(&ev);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].status, ResponseStatus::Interrupted);
+        assert_eq!(done[0].text, WORDS[..cut].concat());
+        let f = failed(&ev);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].0, id);
+        assert!(matches!(f[0].1, Error::ConnectionLost { code: Some(1001), .. }));
+        // Late tokens of the cut response are never appended.
+        h.connect(&[]);
+        h.frame(&frames[cut]);
+        assert_eq!(h.s.response("reply").unwrap().text, WORDS[..cut].concat());
+    }
+}
+
+#[test]
+fn a_resume_the_server_cannot_honour_interrupts() {
+    let caps = ["seq", "resume"];
+    let mut h = Harness::new();
+    h.connect(&caps);
+    h.s.send_message("go", h.now).unwrap();
+    h.frame(&token("reply", "part", Some(1)));
+    h.drop_socket(None);
+    h.take_events();
+    let req = h.open();
+    assert_eq!(req["params"]["resume_after_seq"], 1);
+    h.answer(&req, json!({"success": true, "resumed": false,
+        "server": {"name": "t", "version": "1", "capabilities": caps}}));
+    let ev = h.take_events();
+    assert_eq!(completed(&ev)[0].status, ResponseStatus::Interrupted);
+    assert_eq!(failed(&ev).len(), 1);
+}
+
+#[test]
+fn the_connect_seq_lets_a_silent_client_resume() {
+    let caps = ["seq", "resume"];
+    let mut h = Harness::new();
+    h.s.start(h.now);
+    let req = h.open();
+    h.answer(&req, json!({"success": true, "seq": 40,
+        "server": {"name": "t", "version": "1", "capabilities": caps}}));
+    h.s.send_message("go", h.now).unwrap();
+    h.drop_socket(None);
+    let req = h.open();
+    assert_eq!(req["params"]["resume_after_seq"], 40);
+}
+
+#[test]
+fn an_expired_token_is_never_sent() {
+    let mut h = Harness::new();
+    h.s.start(h.now);
+    let fetch = h.until_fetch();
+    h.give_token(fetch, &test_jwt(UNIX_NOW - 1));
+    let actions = h.take_actions();
+    assert!(!actions.iter().any(|a| matches!(a, Action::OpenSocket { .. })));
+    // Within the skew margin counts as expired too.
+    let fetch = h.until_fetch();
+    h.give_token(fetch, &test_jwt(UNIX_NOW + 2));
+    assert!(!h
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::OpenSocket { .. })));
+    let ev = h.take_events();
+    assert!(ev.iter().any(|e| matches!(e,
+        Event::StateChanged(StateChange { cause: Some(Error::ExpiredToken { .. }), .. }))));
+    let req = h.open();
+    assert!(req["params"]["access_token"].as_str().is_some());
+}
+
+#[test]
+fn a_stale_token_answer_is_ignored() {
+    let mut h = Harness::new();
+    h.s.start(h.now);
+    let first = h.until_fetch();
+    h.advance(Duration::from_secs(31)); // the provider timed out
+    let second = h.until_fetch();
+    assert_ne!(first, second);
+    h.give_token(first, "late");
+    assert!(h.take_actions().is_empty());
+    h.give_token(second, "fresh");
+    assert!(matches!(h.take_actions()[..], [Action::OpenSocket { .. }]));
+}
+
+#[test]
+fn unauthorized_fetches_one_fresh_token_at_once_then_backs_off() {
+    let mut h = Harness::new();
+    h.s.start(h.now);
+    let req = h.open();
+    h.answer(&req, json!({"success": false, "error": "Token has expired"}));
+    let ev = h.take_events();
+    assert!(ev.iter().any(|e| matches!(e, Event::StateChanged(StateChange {
+        state: ConnectionState::Reconnecting, retry_in: Some(d), cause: Some(Error::Unauthorized(_)), .. }) if d.is_zero())));
+    // Immediately asks for a fresh token, no timer involved.
+    assert!(h
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::FetchToken { .. })));
+    assert_eq!(h.s.state().attempt, 0, "the free retry spends no budget");
+    h.s.handle_timeout(h.now);
+    let fetch = match h.s.state().state {
+        ConnectionState::FetchingToken => h.s.next_fetch - 1,
+        other => panic!("{other:?}"),
+    };
+    h.give_token(fetch, "t2");
+    h.s.handle_transport_open(h.now);
+    let req = h.take_sent().remove(0);
+    assert_eq!(req["params"]["access_token"], "t2");
+    // A second refusal in a row goes through the backoff schedule.
+    h.answer(&req, json!({"success": false, "error": "Invalid token", "code": "unauthorized"}));
+    assert_eq!(h.s.state().attempt, 1);
+    // And then success.
+    let req = h.open();
+    h.answer(&req, json!({"success": true}));
+    assert!(h.s.state().is_connected());
+}
+
+#[test]
+fn close_4001_reconnects_with_a_fresh_token() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    h.drop_socket(Some(4001));
+    assert!(h
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::FetchToken { .. })));
+}
+
+#[test]
+fn forbidden_is_terminal() {
+    let mut h = Harness::new();
+    h.s.start(h.now);
+    let req = h.open();
+    h.s.send_message("queued", h.now).unwrap();
+    h.answer(&req, json!({"success": false,
+        "error": "('API key client_id does not match context', 403)"}));
+    let ev = h.take_events();
+    let last = ev.iter().rev().find_map(|e| match e {
+        Event::StateChanged(c) => Some(c.clone()),
+        _ => None,
+    });
+    let last = last.unwrap();
+    assert_eq!(last.state, ConnectionState::Failed);
+    assert!(matches!(last.cause, Some(Error::Forbidden(ref r)) if r.status == Some(403)));
+    assert_eq!(failed(&ev).len(), 1, "the queued message fails too");
+    assert!(h
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::CloseSocket { .. })));
+    assert!(matches!(h.s.send_message("x", h.now), Err(Error::Closed)));
+    h.advance(Duration::from_secs(3600));
+    assert!(!h
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::FetchToken { .. })));
+}
+
+#[test]
+fn close_4003_is_terminal_and_4029_waits_as_told() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    h.drop_socket(Some(4003));
+    assert_eq!(h.s.state().state, ConnectionState::Failed);
+
+    let mut h = Harness::new();
+    h.connect(&[]);
+    h.s.handle_transport_closed(Some(4029), "retry after 9", h.now);
+    let ev = h.take_events();
+    assert!(ev.iter().any(|e| matches!(e, Event::StateChanged(StateChange {
+        retry_in: Some(d), .. }) if *d == Duration::from_secs(9))));
+    assert_eq!(h.s.poll_timeout(), Some(h.now + Duration::from_secs(9)));
+}
+
+#[test]
+fn a_healthy_connection_retries_at_once_and_a_flapping_one_backs_off() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    h.advance(Duration::from_secs(10));
+    h.drop_socket(Some(1001));
+    assert_eq!(h.s.state().state, ConnectionState::FetchingToken);
+    // Connected, then dropped after 1 s, twice: the waits climb.
+    let req = h.open();
+    h.answer(&req, json!({"success": true}));
+    h.advance(Duration::from_secs(1));
+    h.drop_socket(Some(1011));
+    h.take_events();
+    let req = h.open();
+    h.answer(&req, json!({"success": true}));
+    h.drop_socket(Some(1011));
+    let ev = h.take_events();
+    let wait = ev.iter().find_map(|e| match e {
+        Event::StateChanged(StateChange { state: ConnectionState::Reconnecting, retry_in, .. }) => *retry_in,
+        _ => None,
+    });
+    assert!(wait.unwrap() <= Duration::from_millis(1000), "{ev:?}");
+    assert_eq!(h.s.state().attempt, 3);
+}
+
+#[test]
+fn a_server_that_never_answers_times_out_requests() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    let stop_id = h.s.stop(h.now).unwrap();
+    let msg = h.s.send_message("hello?", h.now).unwrap();
+    h.advance(Duration::from_secs(15));
+    let f = failed(&h.take_events());
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].0, stop_id);
+    assert!(matches!(&f[0].1, Error::Timeout { what, .. } if what == "stop_invocation"));
+    // Pings keep the socket honest; with no pong, the idle timeout fires.
+    assert!(h.take_actions().contains(&Action::SendPing));
+    h.advance(Duration::from_secs(30));
+    h.take_events();
+    // Replies that keep streaming refresh the invocation's deadline.
+    let mut h2 = Harness::new();
+    h2.connect(&[]);
+    let m2 = h2.s.send_message("slow", h2.now).unwrap();
+    for i in 0..20 {
+        h2.advance(Duration::from_secs(30));
+        h2.frame(&token("r", &i.to_string(), None));
+    }
+    assert!(failed(&h2.take_events()).is_empty());
+    h2.advance(Duration::from_secs(120));
+    assert_eq!(failed(&h2.take_events())[0].0, m2);
+    let _ = msg;
+}
+
+#[test]
+fn a_silent_server_is_dropped_by_the_idle_timeout() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    h.advance(Duration::from_secs(15));
+    assert!(h.take_actions().contains(&Action::SendPing));
+    h.s.handle_pong(h.now);
+    h.advance(Duration::from_secs(44));
+    assert!(h.s.state().is_connected());
+    h.advance(Duration::from_secs(1));
+    assert!(!h.s.state().is_connected());
+    assert!(h
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::CloseSocket { .. })));
+}
+
+#[test]
+fn a_connect_that_never_answers_is_retried() {
+    let mut h = Harness::new();
+    h.s.start(h.now);
+    h.open();
+    h.advance(Duration::from_secs(15));
+    let ev = h.take_events();
+    assert!(ev.iter().any(|e| matches!(e, Event::StateChanged(StateChange {
+        cause: Some(Error::Timeout { .. }), .. }))));
+    h.open();
+}
+
+#[test]
+fn garbage_oversized_and_unknown_frames_are_reported_and_survived() {
+    let mut config = SessionConfig::new("ws://x/ws");
+    config.max_frame_len = 150;
+    let mut h = Harness::with(config);
+    h.connect(&[]);
+    h.take_events();
+    h.frame("{not json");
+    h.frame(&"x".repeat(151));
+    h.frame(r#"{"id":"999","result":{"success":true}}"#);
+    h.frame(r#"{"method":"on_token","params":{"token":1}}"#);
+    h.frame(r#"{"hello":"there"}"#);
+    h.s.handle_binary_frame(h.now);
+    let ev = h.take_events();
+    let errors: Vec<&Error> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 6, "{ev:?}");
+    assert!(matches!(errors[0], Error::Protocol(ProtocolError::InvalidJson { .. })));
+    assert!(matches!(
+        errors[1],
+        Error::Protocol(ProtocolError::FrameTooLarge { size: 151, limit: 150 })
+    ));
+    assert!(matches!(errors[2], Error::Protocol(ProtocolError::UnknownRequestId { .. })));
+    assert!(matches!(errors[3], Error::Protocol(ProtocolError::InvalidParams { .. })));
+    assert!(matches!(errors[4], Error::Protocol(ProtocolError::UnexpectedShape { .. })));
+    assert!(matches!(errors[5], Error::Protocol(ProtocolError::BinaryFrame)));
+    assert!(h.s.state().is_connected());
+    h.frame(&token("r", "still fine", None));
+    assert_eq!(h.s.response("r").unwrap().text, "still fine");
+}
+
+#[test]
+fn stop_marks_the_response_stopped_on_a_base_server() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    h.s.send_message("long story", h.now).unwrap();
+    h.frame(&token("r", "Once", None));
+    h.s.stop(h.now).unwrap();
+    h.frame(&stop("r", None));
+    assert_eq!(h.s.response("r").unwrap().status, ResponseStatus::Stopped);
+}
+
+#[test]
+fn errors_of_commands_reach_their_request() {
+    let mut h = Harness::new();
+    h.connect(&["error_codes"]);
+    let id = h.s.set_last_messages("new", Some("old".into()), h.now).unwrap();
+    let sent = h.take_sent();
+    assert_eq!(sent[0]["method"], "set_last_messages");
+    assert_eq!(sent[0]["params"]["ai_message"], "old");
+    h.answer(&sent[0], json!({"success": false, "error": "No context set for connection", "code": "not_connected"}));
+    let f = failed(&h.take_events());
+    assert_eq!(f[0].0, id);
+    assert!(matches!(f[0].1, Error::InvalidRequest(_)));
+    assert!(h.s.awaiting_responses().is_empty());
+}
+
+#[test]
+fn tool_responses_are_sent_as_the_protocol_says() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    h.s.send_tool_responses(
+        vec![ToolResponseParam {
+            tool_call_id: "c1".into(),
+            response: "52.5,13.4".into(),
+        }],
+        h.now,
+    )
+    .unwrap();
+    let sent = h.take_sent();
+    assert_eq!(
+        sent[0]["params"],
+        json!({"tool_responses": [{"tool_call_id": "c1", "response": "52.5,13.4"}]})
+    );
+}
+
+#[test]
+fn stream_tokens_go_on_the_url_and_not_in_connect() {
+    let mut config = SessionConfig::new("ws://x/ws");
+    config.client_key = Some("pk_1".into());
+    let mut h = Harness::with(config);
+    h.s.start(h.now);
+    let fetch = h.until_fetch();
+    h.s.handle_token(fetch, Ok(Credential::stream_token("pub_tok_a+b")), h.now, UNIX_NOW);
+    let url = h.take_actions().into_iter().find_map(|a| match a {
+        Action::OpenSocket { url } => Some(url),
+        _ => None,
+    });
+    assert_eq!(url.unwrap(), "ws://x/ws?token=pub_tok_a%2Bb&client_key=pk_1");
+    h.s.handle_transport_open(h.now);
+    let req = h.take_sent().remove(0);
+    assert!(req["params"].get("access_token").is_none());
+    assert_eq!(req["params"]["client_key"], "pk_1");
+}
+
+#[test]
+fn offline_pauses_retries_and_online_retries_at_once() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    h.s.set_network_available(false, h.now);
+    h.drop_socket(None);
+    h.take_actions();
+    h.advance(Duration::from_secs(3600));
+    assert!(h.take_actions().is_empty());
+    assert_eq!(h.s.poll_timeout(), None);
+    h.s.set_network_available(true, h.now);
+    assert!(h
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::FetchToken { .. })));
+}
+
+#[test]
+fn close_fails_what_is_pending_and_stops_everything() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    let id = h.s.send_message("bye", h.now).unwrap();
+    h.frame(&token("r", "par", None));
+    h.s.close();
+    let ev = h.take_events();
+    assert_eq!(completed(&ev)[0].status, ResponseStatus::Interrupted);
+    assert_eq!(failed(&ev), vec![(id, Error::Closed)]);
+    assert_eq!(states(&ev).last(), Some(&ConnectionState::Closed));
+    assert!(h.take_actions().contains(&Action::CloseSocket {
+        code: 1000,
+        reason: "client closed".into()
+    }));
+    h.advance(Duration::from_secs(100));
+    assert!(h.take_actions().is_empty());
+}
+
+#[test]
+fn agent_speaks_first_is_not_taken_for_the_reply() {
+    let mut h = Harness::new();
+    h.s.start(h.now);
+    let id = h.s.send_message("hi", h.now).unwrap();
+    let req = h.open();
+    h.answer(&req, json!({"success": true, "agent_speaks_first": true}));
+    for f in [token("greet", "Welcome", None), stop("greet", None), token("r", "Hi", None), stop("r", None)] {
+        h.frame(&f);
+    }
+    let done = completed(&h.take_events());
+    assert_eq!(done[0].request_id, None);
+    assert_eq!(done[1].request_id, Some(id));
+}
+
+#[test]
+fn a_named_response_id_wins_over_order() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    let a = h.s.send_message("a", h.now).unwrap();
+    let sent = h.take_sent();
+    h.answer(&sent[0], json!({"success": true, "response_id": "ra"}));
+    h.frame(&token("ra", "x", None));
+    assert_eq!(h.s.response("ra").unwrap().request_id, Some(a));
+}
+
+#[test]
+fn max_attempts_fails_with_the_last_cause() {
+    let mut config = SessionConfig::new("ws://x/ws");
+    config.reconnect.max_attempts = Some(2);
+    let mut h = Harness::with(config);
+    h.s.start(h.now);
+    for _ in 0..3 {
+        let fetch = h.until_fetch();
+        h.s.handle_token(fetch, Err("backend down".into()), h.now, UNIX_NOW);
+    }
+    assert_eq!(h.s.state().state, ConnectionState::Failed);
+    let ev = h.take_events();
+    assert!(matches!(ev.last(), Some(Event::StateChanged(StateChange {
+        cause: Some(Error::TokenProvider { .. }), .. }))));
+}

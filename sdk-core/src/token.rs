@@ -1,0 +1,137 @@
+//! Credentials as the session handles them: a secret that is never printed,
+//! and how it is presented (an access token in `connect_to_context`, or a
+//! single-use stream token on the socket URL).
+//!
+//! The session refuses to send a JWT whose `exp` has passed. It reads `exp`
+//! without verifying the signature: the client cannot verify it (it has no
+//! key) and does not need to; it only needs to avoid sending a token the
+//! server will certainly refuse.
+
+use base64::Engine as _;
+
+/// How a credential is presented to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    /// A client or org API key (or any bearer token) sent as
+    /// `connect_to_context.access_token`.
+    AccessToken,
+    /// A single-use stream token (`pub_tok_…`) sent as `/ws?token=…`
+    /// (`stream_token` extension); `access_token` is then omitted.
+    StreamToken,
+}
+
+/// A credential from a token provider. Its `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    secret: String,
+    kind: CredentialKind,
+}
+
+impl Credential {
+    /// A bearer token for `connect_to_context.access_token`.
+    pub fn access_token(secret: impl Into<String>) -> Self {
+        Credential {
+            secret: secret.into(),
+            kind: CredentialKind::AccessToken,
+        }
+    }
+
+    /// A single-use stream token for `/ws?token=`.
+    pub fn stream_token(secret: impl Into<String>) -> Self {
+        Credential {
+            secret: secret.into(),
+            kind: CredentialKind::StreamToken,
+        }
+    }
+
+    /// The secret itself. Handle with care: never log it.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// How it is presented.
+    pub fn kind(&self) -> CredentialKind {
+        self.kind
+    }
+
+    /// The JWT `exp` claim (unix seconds), if the secret is a JWT that has
+    /// one. Opaque tokens (`pub_tok_…`, `sk_live_…`) have none.
+    pub fn expires_at(&self) -> Option<u64> {
+        jwt_expiry(&self.secret)
+    }
+}
+
+impl From<String> for Credential {
+    fn from(secret: String) -> Self {
+        Credential::access_token(secret)
+    }
+}
+
+impl From<&str> for Credential {
+    fn from(secret: &str) -> Self {
+        Credential::access_token(secret)
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("kind", &self.kind)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Reads the `exp` claim of a JWT without verifying it. `None` when the
+/// token is not a JWT or has no numeric `exp`.
+pub fn jwt_expiry(token: &str) -> Option<u64> {
+    let mut parts = token.split('.');
+    let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        exp: Option<serde_json::Number>,
+    }
+    let claims: Claims = serde_json::from_slice(&bytes).ok()?;
+    let exp = claims.exp?;
+    exp.as_u64()
+        .or_else(|| exp.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+}
+
+#[cfg(test)]
+pub(crate) fn test_jwt(exp: u64) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.sig",
+        b64(r#"{"alg":"HS256","typ":"JWT"}"#),
+        b64(&format!(r#"{{"type":"client","exp":{exp}}}"#))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_exp_from_a_jwt() {
+        assert_eq!(jwt_expiry(&test_jwt(1_700_000_000)), Some(1_700_000_000));
+    }
+
+    #[test]
+    fn opaque_tokens_have_no_expiry() {
+        assert_eq!(jwt_expiry("pub_tok_abc"), None);
+        assert_eq!(jwt_expiry("a.b.c"), None);
+        assert_eq!(jwt_expiry("a.%%%.c"), None);
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let c = Credential::access_token("super-secret");
+        assert!(!format!("{c:?}").contains("super-secret"));
+    }
+}
