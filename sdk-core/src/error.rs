@@ -102,6 +102,14 @@ pub enum Error {
         /// The configured `max_queued_requests`.
         limit: usize,
     },
+    /// The application did not read events fast enough and the oldest
+    /// `count` were dropped. Responses are unaffected: `ask()` and
+    /// `response()` still give whole texts.
+    #[error("{count} events were dropped because they were not read in time")]
+    EventsDropped {
+        /// How many events were dropped.
+        count: u64,
+    },
     /// The client was configured wrongly (a bad URL, a missing setting).
     #[error("invalid configuration: {message}")]
     Config {
@@ -284,6 +292,7 @@ impl Error {
             Error::ExpiredToken { .. } => "expired_token",
             Error::Transport { .. } => "transport",
             Error::QueueFull { .. } => "queue_full",
+            Error::EventsDropped { .. } => "events_dropped",
             Error::Config { .. } => "config",
         }
     }

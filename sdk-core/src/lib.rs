@@ -13,6 +13,10 @@ pub mod wire;
 
 #[cfg(feature = "client")]
 pub mod admin;
+#[cfg(feature = "client")]
+mod client;
+#[cfg(feature = "client")]
+pub mod provider;
 
 pub use error::{Error, ProtocolError, RateLimit, Rejection};
 pub use event::{
@@ -20,4 +24,11 @@ pub use event::{
     ToolResult,
 };
 pub use time::Timestamp;
+
+#[cfg(feature = "client")]
+pub use admin::AdminClient;
+#[cfg(feature = "client")]
+pub use client::{Client, ClientBuilder, Connection};
+#[cfg(feature = "client")]
+pub use provider::TokenProvider;
 pub use token::{Credential, CredentialKind};

@@ -1,0 +1,186 @@
+//! [`Connection`]: the application's handle on one live context.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::driver::{Command, Outgoing, Waiter};
+use super::queue::EventQueue;
+use crate::error::Error;
+use crate::event::{Event, RequestId, Response, StateChange};
+use crate::wire::ToolResponseParam;
+
+type Recv = Pin<Box<dyn Future<Output = Option<Event>> + Send>>;
+
+/// A connection to one context. It reconnects by itself (with a fresh token
+/// each time) until [`Connection::close`] or a terminal refusal.
+///
+/// Read events with [`Connection::next_event`] or as a [`Stream`]; or just
+/// [`Connection::ask`]. Dropping the last handle closes the connection.
+pub struct Connection {
+    context_id: String,
+    commands: mpsc::UnboundedSender<Command>,
+    queue: EventQueue,
+    state: watch::Receiver<StateChange>,
+    pending_recv: Option<Recv>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("context_id", &self.context_id)
+            .field("state", &self.state.borrow().state)
+            .finish()
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(
+        context_id: String,
+        commands: mpsc::UnboundedSender<Command>,
+        queue: EventQueue,
+        state: watch::Receiver<StateChange>,
+    ) -> Self {
+        Connection {
+            context_id,
+            commands,
+            queue,
+            state,
+            pending_recv: None,
+        }
+    }
+
+    /// The context this connection is attached to.
+    pub fn context_id(&self) -> &str {
+        &self.context_id
+    }
+
+    /// The latest state change (state, attempt, delay, cause).
+    pub fn state(&self) -> StateChange {
+        self.state.borrow().clone()
+    }
+
+    /// Sends a message; the agent's reply streams as events. Returns the
+    /// request id, which the reply's [`Response::request_id`] carries.
+    pub async fn send_message(&self, text: impl Into<String>) -> Result<RequestId, Error> {
+        self.submit(Outgoing::Message(text.into()), Waiter::Nobody).await
+    }
+
+    /// Sends a message and waits for the whole reply, however it ends (check
+    /// [`Response::status`]: a reply cut by a drop that could not be resumed
+    /// is `interrupted`). Tokens still arrive as events meanwhile.
+    pub async fn ask(&self, text: impl Into<String>) -> Result<Response, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Outgoing::Message(text.into()), Waiter::Response(tx))
+            .await?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Stops the running generation and waits for the server to confirm.
+    pub async fn stop(&self) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Outgoing::Stop, Waiter::Ack(tx)).await?;
+        rx.await.map_err(|_| Error::Closed)?.map(|_| ())
+    }
+
+    /// Rewrites the tail of the history (the human interrupted the agent,
+    /// whose partial answer was `ai_message`) and re-invokes the agent.
+    pub async fn set_last_messages(
+        &self,
+        human_message: impl Into<String>,
+        ai_message: Option<String>,
+    ) -> Result<RequestId, Error> {
+        let request = Outgoing::SetLastMessages {
+            human: human_message.into(),
+            ai: ai_message,
+        };
+        self.submit(request, Waiter::Nobody).await
+    }
+
+    /// Answers client-side tool calls; the agent continues with a new
+    /// response bound to the returned id.
+    pub async fn send_tool_responses(
+        &self,
+        responses: Vec<ToolResponseParam>,
+    ) -> Result<RequestId, Error> {
+        self.submit(Outgoing::ToolResponses(responses), Waiter::Nobody)
+            .await
+    }
+
+    /// A response by id (streaming, or one of the recently completed).
+    pub async fn response(&self, response_id: &str) -> Option<Response> {
+        let (tx, rx) = oneshot::channel();
+        let command = Command::Response {
+            response_id: response_id.to_owned(),
+            reply: tx,
+        };
+        self.commands.send(command).ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// The next event; `None` once the connection is closed and every event
+    /// has been read.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        if let Some(recv) = self.pending_recv.take() {
+            return recv.await;
+        }
+        self.queue.recv().await
+    }
+
+    /// Tells the connection whether the network is up; while it is down no
+    /// reconnect is attempted, and when it comes back one is tried at once.
+    pub fn set_network_available(&self, available: bool) {
+        let _ = self.commands.send(Command::NetworkAvailable(available));
+    }
+
+    /// Retries at once if the connection is waiting to reconnect.
+    pub fn reconnect_now(&self) {
+        let _ = self.commands.send(Command::ReconnectNow);
+    }
+
+    /// Closes the connection and waits until its task has finished.
+    /// Pending requests fail with [`Error::Closed`].
+    pub async fn close(mut self) {
+        let _ = self.commands.send(Command::Close);
+        while self.next_event().await.is_some() {}
+    }
+
+    async fn submit(&self, request: Outgoing, waiter: Waiter) -> Result<RequestId, Error> {
+        let (tx, rx) = oneshot::channel();
+        let command = Command::Submit {
+            request,
+            reply: tx,
+            waiter,
+        };
+        self.commands.send(command).map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+}
+
+impl Stream for Connection {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        if self.pending_recv.is_none() {
+            // Fast path without allocating a future.
+            if let Some(e) = self.queue.try_recv() {
+                return Poll::Ready(e);
+            }
+            let queue = self.queue.clone();
+            self.pending_recv = Some(Box::pin(async move { queue.recv().await }));
+        }
+        let Some(recv) = self.pending_recv.as_mut() else {
+            return Poll::Pending;
+        };
+        match recv.as_mut().poll(cx) {
+            Poll::Ready(e) => {
+                self.pending_recv = None;
+                Poll::Ready(e)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}

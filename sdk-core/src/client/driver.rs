@@ -1,0 +1,427 @@
+//! The tokio driver: one task per connection that feeds the sans-IO
+//! [`Session`] from a tokio-tungstenite socket, the token provider and
+//! tokio timers, and carries out what the session asks for. No protocol
+//! decision is made here; every one is the session's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use super::queue::EventQueue;
+use crate::error::Error;
+use crate::event::{Event, RequestId, Response, StateChange};
+use crate::provider::{BoxFuture, TokenProvider};
+use crate::session::{Action, Session};
+use crate::time::Timestamp;
+use crate::token::Credential;
+use crate::wire::ToolResponseParam;
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What the application asks of its connection.
+pub(crate) enum Command {
+    Submit {
+        request: Outgoing,
+        reply: oneshot::Sender<Result<RequestId, Error>>,
+        waiter: Waiter,
+    },
+    Response {
+        response_id: String,
+        reply: oneshot::Sender<Option<Response>>,
+    },
+    NetworkAvailable(bool),
+    ReconnectNow,
+    Close,
+}
+
+/// A user command, before the session gives it an id.
+pub(crate) enum Outgoing {
+    Message(String),
+    Stop,
+    SetLastMessages {
+        human: String,
+        ai: Option<String>,
+    },
+    ToolResponses(Vec<ToolResponseParam>),
+}
+
+/// Who waits for the outcome of a request.
+pub(crate) enum Waiter {
+    Nobody,
+    /// The server's acknowledgement (`stop`).
+    Ack(oneshot::Sender<Result<Value, Error>>),
+    /// The response the request makes the agent produce (`ask`).
+    Response(oneshot::Sender<Result<Response, Error>>),
+}
+
+/// How sockets are opened.
+#[derive(Clone)]
+pub(crate) struct SocketOptions {
+    pub headers: Vec<(String, String)>,
+    pub max_message_len: usize,
+}
+
+pub(crate) struct Driver {
+    pub session: Session,
+    pub provider: Arc<dyn TokenProvider>,
+    pub queue: EventQueue,
+    pub state: watch::Sender<StateChange>,
+    pub options: SocketOptions,
+}
+
+struct Loop {
+    d: Driver,
+    origin: Instant,
+    socket: Option<Socket>,
+    fetching: Option<(u64, BoxFuture<'static, Result<Credential, Error>>)>,
+    opening: Option<BoxFuture<'static, Result<Socket, Error>>>,
+    acks: HashMap<RequestId, oneshot::Sender<Result<Value, Error>>>,
+    answers: HashMap<RequestId, oneshot::Sender<Result<Response, Error>>>,
+    batch: Vec<Event>,
+}
+
+impl Driver {
+    /// Runs the connection until the session ends.
+    pub(crate) async fn run(self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut l = Loop {
+            d: self,
+            origin: Instant::now(),
+            socket: None,
+            fetching: None,
+            opening: None,
+            acks: HashMap::new(),
+            answers: HashMap::new(),
+            batch: Vec::with_capacity(64),
+        };
+        let now = l.now();
+        l.d.session.start(now);
+        loop {
+            l.flush().await;
+            if l.d.session.state().state.is_terminal() {
+                break;
+            }
+            let deadline = l
+                .d
+                .session
+                .poll_timeout()
+                .map(|t| l.origin + Duration::from_millis(t.as_millis()));
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(c) => l.command(c),
+                    // Every handle to the connection is gone.
+                    None => l.d.session.close(),
+                },
+                token = async { match &mut l.fetching { Some((_, f)) => f.await, None => std::future::pending().await } } => {
+                    let (fetch_id, _) = l.fetching.take().unzip();
+                    let now = l.now();
+                    let result = token.map_err(|e| match e {
+                        Error::TokenProvider { message } => message,
+                        other => other.to_string(),
+                    });
+                    l.d.session.handle_token(fetch_id.unwrap_or_default(), result, now, unix_now());
+                }
+                opened = async { match &mut l.opening { Some(f) => f.await, None => std::future::pending().await } } => {
+                    l.opening = None;
+                    let now = l.now();
+                    match opened {
+                        Ok(socket) => {
+                            l.socket = Some(socket);
+                            l.d.session.handle_transport_open(now);
+                        }
+                        Err(e) => l.d.session.handle_transport_failed(e, now),
+                    }
+                }
+                message = async { match &mut l.socket { Some(s) => s.next().await, None => std::future::pending().await } } => {
+                    l.incoming(message);
+                }
+                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                    let now = l.now();
+                    l.d.session.handle_timeout(now);
+                }
+            }
+        }
+        l.flush().await;
+        l.finish();
+    }
+}
+
+impl Loop {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn command(&mut self, command: Command) {
+        let now = self.now();
+        let s = &mut self.d.session;
+        match command {
+            Command::Submit {
+                request,
+                reply,
+                waiter,
+            } => {
+                let result = match request {
+                    Outgoing::Message(text) => s.send_message(text, now),
+                    Outgoing::Stop => s.stop(now),
+                    Outgoing::SetLastMessages { human, ai } => s.set_last_messages(human, ai, now),
+                    Outgoing::ToolResponses(r) => s.send_tool_responses(r, now),
+                };
+                if let Ok(id) = result {
+                    match waiter {
+                        Waiter::Nobody => {}
+                        Waiter::Ack(tx) => {
+                            self.acks.insert(id, tx);
+                        }
+                        Waiter::Response(tx) => {
+                            self.answers.insert(id, tx);
+                        }
+                    }
+                }
+                let _ = reply.send(result);
+            }
+            Command::Response { response_id, reply } => {
+                let _ = reply.send(s.response(&response_id).cloned());
+            }
+            Command::NetworkAvailable(up) => s.set_network_available(up, now),
+            Command::ReconnectNow => s.reconnect_now(now),
+            Command::Close => s.close(),
+        }
+    }
+
+    fn incoming(&mut self, message: Option<Result<Message, tungstenite::Error>>) {
+        let now = self.now();
+        let s = &mut self.d.session;
+        match message {
+            Some(Ok(Message::Text(text))) => s.handle_frame(text.as_str(), now),
+            Some(Ok(Message::Binary(_))) => s.handle_binary_frame(now),
+            // tungstenite answers pings by itself on the next write/flush.
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => s.handle_pong(now),
+            Some(Ok(Message::Close(frame))) => {
+                self.socket = None;
+                let (code, reason) = match &frame {
+                    Some(f) => (Some(u16::from(f.code)), f.reason.as_str()),
+                    None => (None, ""),
+                };
+                s.handle_transport_closed(code, reason, now);
+            }
+            Some(Err(e)) => {
+                self.socket = None;
+                s.handle_transport_closed(None, &e.to_string(), now);
+            }
+            None => {
+                self.socket = None;
+                s.handle_transport_closed(None, "the socket ended", now);
+            }
+        }
+    }
+
+    /// Carries out actions, sends frames and hands out events until the
+    /// session has nothing more to say.
+    async fn flush(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(action) = self.d.session.poll_action() {
+                progressed = true;
+                self.act(action).await;
+            }
+            let mut wrote = false;
+            while let Some(frame) = self.d.session.poll_transmit() {
+                progressed = true;
+                let Some(socket) = &mut self.socket else {
+                    continue; // the socket went away; the session knows
+                };
+                if let Err(e) = socket.feed(Message::text(frame)).await {
+                    self.socket_failed(e);
+                } else {
+                    wrote = true;
+                }
+            }
+            if wrote {
+                if let Some(socket) = &mut self.socket {
+                    if let Err(e) = socket.flush().await {
+                        self.socket_failed(e);
+                    }
+                }
+            }
+            while let Some(event) = self.d.session.poll_event() {
+                progressed = true;
+                self.dispatch(event);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.d.queue.push_all(&mut self.batch);
+    }
+
+    fn socket_failed(&mut self, e: tungstenite::Error) {
+        self.socket = None;
+        let now = self.now();
+        self.d
+            .session
+            .handle_transport_closed(None, &e.to_string(), now);
+    }
+
+    async fn act(&mut self, action: Action) {
+        match action {
+            Action::FetchToken {
+                fetch_id,
+                context_id,
+            } => {
+                let provider = self.d.provider.clone();
+                self.fetching = Some((
+                    fetch_id,
+                    Box::pin(async move { provider.token(&context_id).await }),
+                ));
+            }
+            Action::OpenSocket { url } => {
+                self.opening = Some(Box::pin(open_socket(url, self.d.options.clone())));
+            }
+            Action::CloseSocket { code, reason } => {
+                self.opening = None;
+                if let Some(mut socket) = self.socket.take() {
+                    // Close politely in the background; never stall the loop
+                    // on a peer that does not answer.
+                    tokio::spawn(async move {
+                        let frame = CloseFrame {
+                            code: CloseCode::from(code),
+                            reason: reason.into(),
+                        };
+                        let _ = tokio::time::timeout(Duration::from_secs(2), socket.close(Some(frame)))
+                            .await;
+                    });
+                }
+            }
+            Action::SendPing => {
+                if let Some(socket) = &mut self.socket {
+                    if let Err(e) = socket.send(Message::Ping(Default::default())).await {
+                        self.socket_failed(e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        match &event {
+            Event::StateChanged(change) => {
+                self.d.state.send_replace(change.clone());
+            }
+            Event::ResponseComplete(r) => {
+                if let Some(tx) = r.request_id.and_then(|id| self.answers.remove(&id)) {
+                    let _ = tx.send(Ok(r.clone()));
+                }
+            }
+            Event::RequestAcknowledged { request_id, result } => {
+                if let Some(tx) = self.acks.remove(request_id) {
+                    let _ = tx.send(Ok(result.clone()));
+                }
+            }
+            Event::RequestFailed { request_id, error } => {
+                if let Some(tx) = self.acks.remove(request_id) {
+                    let _ = tx.send(Err(error.clone()));
+                }
+                if let Some(tx) = self.answers.remove(request_id) {
+                    let _ = tx.send(Err(error.clone()));
+                }
+            }
+            _ => {}
+        }
+        self.batch.push(event);
+    }
+
+    fn finish(mut self) {
+        let cause = self
+            .d
+            .state
+            .borrow()
+            .cause
+            .clone()
+            .unwrap_or(Error::Closed);
+        for (_, tx) in self.acks.drain() {
+            let _ = tx.send(Err(cause.clone()));
+        }
+        for (_, tx) in self.answers.drain() {
+            let _ = tx.send(Err(cause.clone()));
+        }
+        self.d.queue.close();
+    }
+}
+
+async fn open_socket(url: String, options: SocketOptions) -> Result<Socket, Error> {
+    let mut request = url.as_str().into_client_request().map_err(|e| Error::Config {
+        message: format!("invalid WebSocket URL: {e}"),
+    })?;
+    for (name, value) in &options.headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| Error::Config {
+            message: format!("invalid header name `{name}`: {e}"),
+        })?;
+        let value = HeaderValue::from_str(value).map_err(|_| Error::Config {
+            message: format!("invalid value for header `{name}`"),
+        })?;
+        request.headers_mut().insert(name, value);
+    }
+    let mut config = WebSocketConfig::default();
+    // Let frames somewhat over the session's limit through so the session can
+    // report them as a typed error and carry on; only absurd ones kill the
+    // socket.
+    config.max_message_size = Some(options.max_message_len);
+    config.max_frame_size = Some(options.max_message_len);
+    let connector = if url.starts_with("wss:") {
+        Some(Connector::Rustls(crate::admin::tls_config()?))
+    } else {
+        None
+    };
+    let (socket, _response) =
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector)
+            .await
+            .map_err(upgrade_error)?;
+    Ok(socket)
+}
+
+/// A refused upgrade keeps its HTTP status so 401/403 are told apart from a
+/// network failure.
+fn upgrade_error(e: tungstenite::Error) -> Error {
+    match e {
+        tungstenite::Error::Http(response) => {
+            let status = response.status().as_u16();
+            let body = response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            let (message, code) = match serde_json::from_str::<Value>(&body) {
+                Ok(v) => (
+                    v.get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or("WebSocket upgrade refused")
+                        .to_owned(),
+                    v.get("code").and_then(Value::as_str).map(str::to_owned),
+                ),
+                Err(_) => (format!("WebSocket upgrade refused with HTTP {status}"), None),
+            };
+            Error::from_server(&message, code.as_deref(), Some(status))
+        }
+        other => Error::Transport {
+            message: other.to_string(),
+        },
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,365 @@
+//! Where fresh credentials come from.
+//!
+//! The connection asks its [`TokenProvider`] on every (re)connect and never
+//! reuses a token. Implement the trait, pass an async closure, or use one of
+//! the ready-made providers:
+//!
+//! * [`AppEndpoint`]: the app's own backend endpoint (the two-endpoint
+//!   pattern: browsers and phones never hold an org key);
+//! * [`OrgKeyProvider`]: mints a client key with an org API key (server-side
+//!   code only);
+//! * [`StreamTokenProvider`]: fetches a single-use `pub_tok_…` stream token;
+//! * [`StaticToken`]: one fixed credential (tests, org keys on a server).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::{FutureExt as _, Shared};
+
+use crate::admin::AdminClient;
+use crate::error::{Error, Rejection};
+use crate::token::Credential;
+
+/// A boxed, sendable future, as [`TokenProvider::token`] returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Supplies a fresh credential for a context.
+///
+/// Any `Fn(String) -> impl Future<Output = Result<T, E>>` where `T:
+/// Into<Credential>` and `E: Display` is a provider, so an async closure
+/// works:
+///
+/// ```no_run
+/// # use tokenrelay::Client;
+/// let client = Client::builder("wss://relay.example.com/ws")
+///     .token_provider(|context_id: String| async move {
+///         // Ask your backend for a client key for `context_id`.
+///         Ok::<_, std::io::Error>(format!("key-for-{context_id}"))
+///     })
+///     .build();
+/// ```
+pub trait TokenProvider: Send + Sync + 'static {
+    /// A fresh credential for `context_id`.
+    fn token<'a>(&'a self, context_id: &'a str) -> BoxFuture<'a, Result<Credential, Error>>;
+}
+
+impl<F, Fut, T, E> TokenProvider for F
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    T: Into<Credential>,
+    E: std::fmt::Display,
+{
+    fn token<'a>(&'a self, context_id: &'a str) -> BoxFuture<'a, Result<Credential, Error>> {
+        let fut = self(context_id.to_owned());
+        Box::pin(async move {
+            fut.await.map(Into::into).map_err(|e| Error::TokenProvider {
+                message: e.to_string(),
+            })
+        })
+    }
+}
+
+/// One fixed credential. Fine for an org key used from a server, or tests;
+/// a browser or phone should use a provider that mints short-lived keys.
+#[derive(Debug, Clone)]
+pub struct StaticToken(pub Credential);
+
+impl TokenProvider for StaticToken {
+    fn token<'a>(&'a self, _context_id: &'a str) -> BoxFuture<'a, Result<Credential, Error>> {
+        let c = self.0.clone();
+        Box::pin(async move { Ok(c) })
+    }
+}
+
+/// The app's own token endpoint (the seed's "Generate Client Token"
+/// endpoint): `POST url` with `{"<context_field>": context_id}` and the
+/// configured headers (the app's own session auth); the token is read from
+/// the JSON field `token_field` of the answer.
+///
+/// ```no_run
+/// # use tokenrelay::provider::AppEndpoint;
+/// let provider = AppEndpoint::new("https://myapp.example.com/api/get-client-token")
+///     .header("Authorization", "Bearer user-session-token")
+///     .token_field("clientToken")
+///     .context_field("contextId");
+/// ```
+#[derive(Clone)]
+pub struct AppEndpoint {
+    url: String,
+    headers: Vec<(String, String)>,
+    token_field: String,
+    context_field: String,
+    http: Option<reqwest::Client>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for AppEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppEndpoint")
+            .field("url", &self.url)
+            .field("headers", &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("token_field", &self.token_field)
+            .field("context_field", &self.context_field)
+            .finish()
+    }
+}
+
+impl AppEndpoint {
+    /// An endpoint at `url`, reading `clientToken` and sending `contextId`
+    /// (the seed's names).
+    pub fn new(url: impl Into<String>) -> Self {
+        AppEndpoint {
+            url: url.into(),
+            headers: Vec::new(),
+            token_field: "clientToken".into(),
+            context_field: "contextId".into(),
+            http: None,
+            timeout: Duration::from_secs(20),
+        }
+    }
+
+    /// Adds a header to every request (for example the app's session auth).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The JSON field of the answer that holds the token.
+    pub fn token_field(mut self, field: impl Into<String>) -> Self {
+        self.token_field = field.into();
+        self
+    }
+
+    /// The JSON field of the request that carries the context id.
+    pub fn context_field(mut self, field: impl Into<String>) -> Self {
+        self.context_field = field.into();
+        self
+    }
+
+    /// Uses this HTTP client instead of a default one.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    async fn fetch(&self, context_id: &str) -> Result<Credential, Error> {
+        let http = match &self.http {
+            Some(c) => c.clone(),
+            None => default_http(self.timeout)?,
+        };
+        let mut body = serde_json::Map::new();
+        body.insert(self.context_field.clone(), context_id.into());
+        let mut req = http.post(&self.url).json(&body);
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.map_err(|e| Error::TokenProvider {
+            message: format!("token endpoint unreachable: {}", e.without_url()),
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| Error::TokenProvider {
+            message: format!("token endpoint answer unreadable: {}", e.without_url()),
+        })?;
+        if !(200..300).contains(&status) {
+            // The app's backend refused (its user is logged out, say); keep
+            // the class so 401/403 are not retried as if transient.
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| format!("token endpoint answered HTTP {status}"));
+            return Err(match status {
+                403 => Error::Forbidden(Rejection {
+                    message,
+                    code: None,
+                    status: Some(status),
+                }),
+                _ => Error::TokenProvider {
+                    message: format!("{message} (HTTP {status})"),
+                },
+            });
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|_| Error::TokenProvider {
+                message: "token endpoint answered with something other than JSON".into(),
+            })?;
+        match json.get(&self.token_field).and_then(|t| t.as_str()) {
+            Some(t) if !t.is_empty() => Ok(Credential::access_token(t)),
+            _ => Err(Error::TokenProvider {
+                message: format!("token endpoint answer has no string `{}`", self.token_field),
+            }),
+        }
+    }
+}
+
+impl TokenProvider for AppEndpoint {
+    fn token<'a>(&'a self, context_id: &'a str) -> BoxFuture<'a, Result<Credential, Error>> {
+        Box::pin(self.fetch(context_id))
+    }
+}
+
+/// Mints a client key scoped to the context with an org API key
+/// (`POST /generate-api-key`). **Server-side only**: the org key must never
+/// reach a browser or phone.
+#[derive(Debug, Clone)]
+pub struct OrgKeyProvider {
+    admin: AdminClient,
+    org_id: String,
+    ttl_seconds: Option<u64>,
+}
+
+impl OrgKeyProvider {
+    /// Mints keys for `org_id` with `admin` (an [`AdminClient`] holding the
+    /// org API key).
+    pub fn new(admin: AdminClient, org_id: impl Into<String>) -> Self {
+        OrgKeyProvider {
+            admin,
+            org_id: org_id.into(),
+            ttl_seconds: None,
+        }
+    }
+
+    /// Lifetime of minted keys (the server's default is 120 s).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl_seconds = Some(ttl.as_secs().max(1));
+        self
+    }
+}
+
+impl TokenProvider for OrgKeyProvider {
+    fn token<'a>(&'a self, context_id: &'a str) -> BoxFuture<'a, Result<Credential, Error>> {
+        Box::pin(async move {
+            let key = self
+                .admin
+                .generate_client_key(&self.org_id, Some(context_id), self.ttl_seconds)
+                .await?;
+            Ok(Credential::access_token(key.token))
+        })
+    }
+}
+
+/// Fetches a single-use stream token (`GET /api/v1/token?ttl=`) and opens
+/// the socket with it (`/ws?token=`), for servers with `stream_token`.
+#[derive(Debug, Clone)]
+pub struct StreamTokenProvider {
+    admin: AdminClient,
+    ttl: Option<u32>,
+}
+
+impl StreamTokenProvider {
+    /// Fetches tokens with `admin` (an [`AdminClient`] holding an API key).
+    pub fn new(admin: AdminClient) -> Self {
+        StreamTokenProvider { admin, ttl: None }
+    }
+
+    /// Token lifetime in seconds, 1–300 (server default 60).
+    pub fn ttl(mut self, seconds: u32) -> Self {
+        self.ttl = Some(seconds);
+        self
+    }
+}
+
+impl TokenProvider for StreamTokenProvider {
+    fn token<'a>(&'a self, _context_id: &'a str) -> BoxFuture<'a, Result<Credential, Error>> {
+        Box::pin(async move {
+            let t = self.admin.stream_token(self.ttl).await?;
+            Ok(Credential::stream_token(t.token))
+        })
+    }
+}
+
+type SharedFetch = Shared<BoxFuture<'static, Result<Credential, Error>>>;
+
+/// Makes concurrent asks for the same context share one call to the inner
+/// provider (several connections reconnecting at once after a network blip
+/// cost the app's backend one request, not many).
+pub struct SingleFlight {
+    inner: Arc<dyn TokenProvider>,
+    in_flight: Arc<Mutex<HashMap<String, SharedFetch>>>,
+}
+
+impl SingleFlight {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn TokenProvider>) -> Self {
+        SingleFlight {
+            inner,
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+impl TokenProvider for SingleFlight {
+    fn token<'a>(&'a self, context_id: &'a str) -> BoxFuture<'a, Result<Credential, Error>> {
+        let shared = {
+            let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(context_id.to_owned())
+                .or_insert_with(|| {
+                    let inner = self.inner.clone();
+                    let ctx = context_id.to_owned();
+                    let map = self.in_flight.clone();
+                    let fut: BoxFuture<'static, Result<Credential, Error>> =
+                        Box::pin(async move {
+                            let result = inner.token(&ctx).await;
+                            map.lock().unwrap_or_else(|p| p.into_inner()).remove(&ctx);
+                            result
+                        });
+                    fut.shared()
+                })
+                .clone()
+        };
+        Box::pin(shared)
+    }
+}
+
+fn default_http(timeout: Duration) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls((*crate::admin::tls_config()?).clone())
+        .timeout(timeout)
+        .build()
+        .map_err(|e| Error::Config {
+            message: format!("cannot build the HTTP client: {e}"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn closures_are_providers_and_errors_become_typed() {
+        let ok = |ctx: String| async move { Ok::<_, std::io::Error>(format!("k-{ctx}")) };
+        assert_eq!(ok.token("c").await.unwrap().secret(), "k-c");
+        let bad = |_ctx: String| async move { Err::<String, _>("backend down") };
+        assert!(matches!(
+            bad.token("c").await,
+            Err(Error::TokenProvider { message }) if message == "backend down"
+        ));
+    }
+
+    #[tokio::test]
+    async fn concurrent_asks_share_one_fetch() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let slow = move |ctx: String| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok::<_, std::io::Error>(format!("k-{ctx}"))
+            }
+        };
+        let sf = SingleFlight::new(Arc::new(slow));
+        let (a, b, c) = tokio::join!(sf.token("x"), sf.token("x"), sf.token("y"));
+        assert_eq!(a.unwrap().secret(), "k-x");
+        assert_eq!(b.unwrap().secret(), "k-x");
+        assert_eq!(c.unwrap().secret(), "k-y");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // Once settled, the next ask fetches again: tokens are never reused.
+        sf.token("x").await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+}
