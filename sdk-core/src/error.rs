@@ -244,7 +244,8 @@ impl Error {
         }
     }
 
-    /// True when retrying the same thing later may succeed.
+    /// True when retrying later may succeed (for `Unauthorized`: with a
+    /// fresh credential, which is what a connection does by itself).
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
@@ -297,6 +298,7 @@ impl Error {
         }
     }
 
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
     pub(crate) fn with_rate_limit(
         self,
         retry_after: Option<Duration>,

@@ -1,4 +1,4 @@
-//! tokenrelay
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 mod accumulator;

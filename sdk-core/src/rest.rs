@@ -796,7 +796,7 @@ fn bearer() -> String {
 }
 
 /// `null` decodes like a missing field.
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,
@@ -805,7 +805,7 @@ where
 }
 
 /// Ids are text here; some servers send numbers (`"id": 42`).
-fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(opt_string_or_number(d)?.unwrap_or_default())
 }
 
@@ -821,7 +821,7 @@ fn opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String
 
 /// Text fields accept any JSON (a tool output may be an object); non-strings
 /// are kept as their JSON text, `null` as empty.
-fn any_as_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn any_as_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::String(s) => s,
         Value::Null => String::new(),
@@ -832,7 +832,7 @@ fn any_as_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 /// Unix seconds as an integer, a float (Python's `time.time()`) or a numeric
 /// string. Anything else (an ISO date, `null`) is `None` rather than an error:
 /// a timestamp is never worth failing a whole answer for.
-fn unix_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub(crate) fn unix_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     fn from_f64(f: f64) -> Option<i64> {
         // Saturating cast; NaN becomes 0, which the finiteness check excludes.
         f.is_finite().then_some(f as i64)

@@ -555,34 +555,42 @@ pub fn encode_response(id: &str, result: &Value) -> String {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Agent {
     /// Agent id.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rest::string_or_number")]
     pub agent_id: String,
     /// Display name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rest::any_as_text")]
     pub agent_name: String,
     /// Description.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rest::any_as_text")]
     pub agent_description: String,
     /// System prompt.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rest::any_as_text")]
     pub prompt: String,
     /// Owning org.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rest::any_as_text")]
     pub org_id: String,
     /// Whether anyone may create contexts on it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rest::null_as_default")]
     pub is_public: bool,
     /// Whether it speaks first on connect.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rest::null_as_default")]
     pub agent_speaks_first: bool,
     /// Its tools, as the server describes them (names or objects).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rest::null_as_default")]
     pub tools: Vec<Value>,
     /// Creation time, unix seconds (REST).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::rest::unix_seconds"
+    )]
     pub created_at: Option<i64>,
     /// Last update, unix seconds (REST).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::rest::unix_seconds"
+    )]
     pub updated_at: Option<i64>,
     /// Fields this client does not know.
     #[serde(flatten)]
@@ -822,6 +830,20 @@ mod tests {
         assert_eq!(f.code.as_deref(), Some("forbidden"));
         assert!(result_failure(&serde_json::json!({"success": true})).is_none());
         assert!(result_failure(&serde_json::json!({"error": "x"})).is_some());
+    }
+
+    #[test]
+    fn agents_decode_tolerantly() {
+        let a: Agent = serde_json::from_str(
+            r#"{"agent_id":7,"agent_name":"A","agent_description":null,"tools":null,
+                "is_public":null,"created_at":1700000000.5,"color":"blue"}"#,
+        )
+        .unwrap();
+        assert_eq!(a.agent_id, "7");
+        assert_eq!(a.agent_description, "");
+        assert!(a.tools.is_empty());
+        assert_eq!(a.created_at, Some(1_700_000_000));
+        assert_eq!(a.extra["color"], "blue");
     }
 
     #[test]
