@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -29,6 +29,9 @@ use crate::token::Credential;
 use crate::wire::ToolResponseParam;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Frames read without yielding before events are handed out.
+const READ_BATCH: usize = 256;
 
 /// What the application asks of its connection.
 pub(crate) enum Command {
@@ -145,6 +148,16 @@ impl Driver {
                 }
                 message = async { match &mut l.socket { Some(s) => s.next().await, None => std::future::pending().await } } => {
                     l.incoming(message);
+                    // Take every frame already buffered before flushing, so a
+                    // fast stream costs one flush and one wake-up per batch
+                    // rather than per token.
+                    for _ in 0..READ_BATCH {
+                        let Some(socket) = &mut l.socket else { break };
+                        match socket.next().now_or_never() {
+                            Some(message) => l.incoming(message),
+                            None => break,
+                        }
+                    }
                 }
                 _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                     let now = l.now();
