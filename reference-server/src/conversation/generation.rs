@@ -1,0 +1,302 @@
+//! Running one agent response on a hub: edit the history, drive the
+//! engine, publish its output as notifications, persist the result.
+
+use std::borrow::Cow;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokenrelay::wire::{
+    Agent, ClientSideToolCallsParams, EventsParams, Notification, StopReason, StopTokenParams,
+    TokenParams, ToolCallParams, ToolResponseParam, ToolResponseParams,
+};
+use tokio::sync::{oneshot, Notify};
+
+use super::hub::{Hub, Running};
+use crate::engine::{EngineEvent, EngineSink, GenerateRequest, Trigger};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// What to do to the history before the agent responds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invocation {
+    /// Append a human message.
+    Message(String),
+    /// Rewrite the tail (voice barge-in), then respond to `human`.
+    SetLastMessages {
+        /// The new human message.
+        human: String,
+        /// The part of the AI message the human heard before interrupting.
+        ai: Option<String>,
+    },
+    /// Record the client's tool answers, then respond.
+    ToolResponses(Vec<ToolResponseParam>),
+    /// The agent speaks first.
+    SpeakFirst,
+}
+
+/// How a response ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Its id.
+    pub response_id: String,
+    /// Its whole text.
+    pub text: String,
+    /// Why it ended.
+    pub reason: StopReason,
+}
+
+/// Queues a response on the hub and returns its id at once, plus a
+/// receiver for its outcome. Charges the org's credits first.
+pub async fn invoke(
+    state: &AppState,
+    hub: &Arc<Hub>,
+    invocation: Invocation,
+) -> Result<(String, oneshot::Receiver<Outcome>), ApiError> {
+    if state.is_shutting_down() {
+        return Err(ApiError::internal());
+    }
+    let cost = state.config.credits_per_response;
+    if cost > 0 && !state.store.charge_credits(&hub.org_id, cost).await? {
+        return Err(ApiError::payment_required());
+    }
+    let response_id = uuid::Uuid::new_v4().to_string();
+    let (done_tx, done_rx) = oneshot::channel();
+    hub.pending.fetch_add(1, Ordering::SeqCst);
+    let state = state.clone();
+    let hub = hub.clone();
+    let id = response_id.clone();
+    tokio::spawn(async move {
+        let outcome = run(&state, &hub, invocation, id).await;
+        hub.pending.fetch_sub(1, Ordering::SeqCst);
+        if let Some(outcome) = outcome {
+            let _ = done_tx.send(outcome);
+        }
+    });
+    Ok((response_id, done_rx))
+}
+
+fn sender_index(history: &[Value], sender: &str) -> Option<usize> {
+    history
+        .iter()
+        .rposition(|m| m.get("sender").and_then(Value::as_str) == Some(sender))
+}
+
+/// Applies `set_last_messages` to a history (both documented scenarios).
+pub fn set_last_messages(history: &mut Vec<Value>, human: &str, ai: Option<&str>) {
+    match ai {
+        // Barge-in: the human interrupted the agent; keep only what was
+        // heard of its last message, then the interruption.
+        Some(ai) => {
+            match sender_index(history, "ai") {
+                Some(i) => history[i] = json!({"sender": "ai", "message": ai}),
+                None => history.push(json!({"sender": "ai", "message": ai})),
+            }
+            history.push(json!({"sender": "human", "message": human}));
+        }
+        // Correction: replace the last human turn and everything after it.
+        None => {
+            if let Some(i) = sender_index(history, "human") {
+                history.truncate(i);
+            }
+            history.push(json!({"sender": "human", "message": human}));
+        }
+    }
+}
+
+async fn run(
+    state: &AppState,
+    hub: &Arc<Hub>,
+    invocation: Invocation,
+    response_id: String,
+) -> Option<Outcome> {
+    let _turn = hub.generation_lock.lock().await;
+    if state.is_shutting_down() {
+        return None;
+    }
+    let context = match state.store.get_context(&hub.context_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::error!(context_id = %hub.context_id, error = %e, "cannot load context");
+            return None;
+        }
+    };
+    let agent = state
+        .store
+        .get_agent(&context.agent_id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Agent {
+            agent_id: context.agent_id.clone(),
+            ..Agent::default()
+        });
+    let mut history = context.messages;
+    let trigger = match invocation {
+        Invocation::Message(m) => {
+            history.push(json!({"sender": "human", "message": m}));
+            Trigger::Message(m)
+        }
+        Invocation::SetLastMessages { human, ai } => {
+            set_last_messages(&mut history, &human, ai.as_deref());
+            Trigger::Message(human)
+        }
+        Invocation::ToolResponses(responses) => {
+            for r in &responses {
+                history.push(json!({
+                    "type": "tool_response",
+                    "tool_call_id": r.tool_call_id,
+                    "tool_output": r.response,
+                }));
+            }
+            Trigger::ToolResponses(responses)
+        }
+        Invocation::SpeakFirst => Trigger::SpeakFirst,
+    };
+
+    let stop = Arc::new(Notify::new());
+    hub.set_running(Some(Running {
+        response_id: response_id.clone(),
+        stop: stop.clone(),
+    }));
+    tracing::debug!(context_id = %hub.context_id, response_id = %response_id, "generation started");
+
+    let (sink, mut rx) = EngineSink::channel(256);
+    let engine = state.engine.clone();
+    let request = GenerateRequest {
+        agent,
+        history: history.clone(),
+        trigger,
+        response_id: response_id.clone(),
+    };
+    let mut task = tokio::spawn(async move { engine.generate(request, sink).await });
+
+    let rid = response_id.as_str();
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let mut client_calls = Vec::new();
+    let reason = loop {
+        tokio::select! {
+            biased;
+            _ = stop.notified() => {
+                task.abort();
+                break StopReason::Stopped;
+            }
+            event = rx.recv() => match event {
+                Some(EngineEvent::Token(token)) => {
+                    text.push_str(&token);
+                    state.metrics.token_generated();
+                    hub.publish(Notification::Token(TokenParams {
+                        token: Cow::Owned(token),
+                        response_id: Cow::Borrowed(rid),
+                        seq: None,
+                    }));
+                }
+                Some(EngineEvent::ToolCall { tool_call_id, tool_name, tool_input }) => {
+                    history.push(json!({
+                        "type": "tool_call",
+                        "tool_call_id": tool_call_id,
+                        "tool_name": tool_name,
+                        "tool_input": tool_input,
+                    }));
+                    hub.publish(Notification::ToolCall(ToolCallParams {
+                        tool_call_id,
+                        tool_name,
+                        tool_input,
+                        response_id: Some(response_id.clone()),
+                        seq: None,
+                    }));
+                }
+                Some(EngineEvent::ToolResponse { tool_call_id, tool_name, tool_output }) => {
+                    history.push(json!({
+                        "type": "tool_response",
+                        "tool_call_id": tool_call_id,
+                        "tool_name": tool_name,
+                        "tool_output": tool_output,
+                    }));
+                    hub.publish(Notification::ToolResponse(ToolResponseParams {
+                        tool_call_id,
+                        tool_name,
+                        tool_output,
+                        response_id: Some(response_id.clone()),
+                        seq: None,
+                    }));
+                }
+                Some(EngineEvent::ClientSideToolCalls(calls)) => client_calls.extend(calls),
+                Some(EngineEvent::Events(evs)) => events.extend(evs),
+                // The engine dropped its sink: it returned.
+                None => break match (&mut task).await {
+                    Ok(Ok(())) => StopReason::Complete,
+                    Ok(Err(e)) => {
+                        tracing::warn!(context_id = %hub.context_id, response_id = %rid, error = %e, "engine failed");
+                        StopReason::Error
+                    }
+                    Err(_) => StopReason::Error,
+                },
+            },
+        }
+    };
+
+    if !text.is_empty() {
+        history.push(json!({"sender": "ai", "message": text}));
+    }
+    if reason == StopReason::Complete {
+        if !events.is_empty() {
+            hub.publish(Notification::Events(EventsParams {
+                events,
+                response_id: Some(response_id.clone()),
+                seq: None,
+            }));
+        }
+        if !client_calls.is_empty() {
+            history.push(json!({"type": "client_side_tool_calls", "tool_calls": client_calls}));
+            hub.publish(Notification::ClientSideToolCalls(
+                ClientSideToolCallsParams {
+                    tool_calls: client_calls,
+                    response_id: Some(response_id.clone()),
+                    seq: None,
+                },
+            ));
+        }
+    }
+    hub.publish(Notification::StopToken(StopTokenParams {
+        response_id: Cow::Borrowed(rid),
+        reason: Some(reason),
+        seq: None,
+    }));
+    hub.set_running(None);
+    if let Err(e) = state
+        .store
+        .save_context_history(&hub.context_id, &history, hub.last_seq())
+        .await
+    {
+        tracing::error!(context_id = %hub.context_id, error = %e, "cannot save history");
+    }
+    tracing::debug!(context_id = %hub.context_id, response_id = %rid, ?reason, "generation ended");
+    Some(Outcome {
+        response_id,
+        text,
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_last_messages_scenarios() {
+        let base = vec![
+            json!({"sender": "human", "message": "a"}),
+            json!({"sender": "ai", "message": "long answer"}),
+        ];
+        let mut h = base.clone();
+        set_last_messages(&mut h, "b", Some("long"));
+        assert_eq!(h[1]["message"], "long");
+        assert_eq!(h[2]["message"], "b");
+        let mut h = base.clone();
+        set_last_messages(&mut h, "a2", None);
+        assert_eq!(h, vec![json!({"sender": "human", "message": "a2"})]);
+    }
+}

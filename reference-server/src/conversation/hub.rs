@@ -1,0 +1,186 @@
+//! One context's live state. See the module docs of `conversation`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use tokenrelay::wire::Notification;
+use tokio::sync::{mpsc, Notify};
+
+use super::replay::ReplayBuffer;
+
+struct Subscriber {
+    id: u64,
+    tx: mpsc::Sender<Utf8Bytes>,
+}
+
+/// The generation that is streaming now.
+pub(crate) struct Running {
+    pub(crate) response_id: String,
+    pub(crate) stop: Arc<Notify>,
+}
+
+struct Inner {
+    next_seq: u64,
+    replay: ReplayBuffer,
+    subscribers: Vec<Subscriber>,
+    next_subscriber: u64,
+    running: Option<Running>,
+    greeted: bool,
+}
+
+/// A context's live state.
+pub struct Hub {
+    /// The context.
+    pub context_id: String,
+    /// Its org.
+    pub org_id: String,
+    inner: Mutex<Inner>,
+    /// Generations of one context run one at a time, in arrival order
+    /// (tokio's mutex is fair), each seeing the history the previous left.
+    pub(crate) generation_lock: tokio::sync::Mutex<()>,
+    /// Generations queued or running, so an idle sweep leaves them alone.
+    pub(crate) pending: AtomicUsize,
+}
+
+/// What attaching a socket to a hub gives it.
+pub struct Subscription {
+    /// Subscriber id, for [`Hub::unsubscribe`].
+    pub id: u64,
+    /// Live frames, in `seq` order. Closed when the socket was too slow.
+    pub rx: mpsc::Receiver<Utf8Bytes>,
+    /// Frames to send first (resume), in `seq` order.
+    pub replay: Vec<Utf8Bytes>,
+    /// `Some` when the client asked to resume: whether nothing was lost.
+    pub resumed: Option<bool>,
+    /// The highest `seq` issued when the socket attached: replayed frames
+    /// end there, live ones start after it.
+    pub seq: u64,
+}
+
+impl Hub {
+    pub(crate) fn new(
+        context_id: String,
+        org_id: String,
+        last_seq: u64,
+        replay_len: usize,
+        replay_age: Duration,
+    ) -> Self {
+        Hub {
+            context_id,
+            org_id,
+            inner: Mutex::new(Inner {
+                next_seq: last_seq + 1,
+                replay: ReplayBuffer::new(replay_len, replay_age),
+                subscribers: Vec::new(),
+                next_subscriber: 0,
+                running: None,
+                greeted: false,
+            }),
+            generation_lock: tokio::sync::Mutex::new(()),
+            pending: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Numbers a notification, keeps it for replay and sends it to every
+    /// attached socket. A socket whose queue is full is detached (its
+    /// channel closes, the session closes it with 1011, and the client
+    /// resumes from the buffer). Returns the `seq`.
+    pub fn publish(&self, mut notification: Notification<'_>) -> u64 {
+        let mut inner = self.lock();
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        notification.set_seq(seq);
+        let frame = Utf8Bytes::from(notification.encode());
+        inner.replay.push(seq, frame.clone(), Instant::now());
+        inner
+            .subscribers
+            .retain(|s| s.tx.try_send(frame.clone()).is_ok());
+        seq
+    }
+
+    /// Attaches a socket. With `resume_after`, the frames it missed come
+    /// back in [`Subscription::replay`]; done under the same lock as
+    /// publishing, so nothing falls between replay and live frames.
+    pub fn subscribe(&self, resume_after: Option<u64>, queue: usize) -> Subscription {
+        let (tx, rx) = mpsc::channel(queue.max(16));
+        let mut inner = self.lock();
+        inner.replay.evict_old(Instant::now());
+        let (replay, resumed) = match resume_after {
+            None => (Vec::new(), None),
+            Some(after) => match inner.replay.since(after, inner.next_seq) {
+                Some(frames) => (frames, Some(true)),
+                None => {
+                    // The client saw numbers this hub never issued (the
+                    // server restarted mid-response): continue above them
+                    // so its de-duplication does not drop new frames.
+                    if after >= inner.next_seq {
+                        inner.next_seq = after.saturating_add(1);
+                    }
+                    (Vec::new(), Some(false))
+                }
+            },
+        };
+        let id = inner.next_subscriber;
+        inner.next_subscriber += 1;
+        inner.subscribers.push(Subscriber { id, tx });
+        Subscription {
+            id,
+            rx,
+            replay,
+            resumed,
+            seq: inner.next_seq.saturating_sub(1),
+        }
+    }
+
+    /// Detaches a socket.
+    pub fn unsubscribe(&self, id: u64) {
+        self.lock().subscribers.retain(|s| s.id != id);
+    }
+
+    /// Stops the running generation, if any. True if one was running.
+    pub fn stop_running(&self) -> bool {
+        match &self.lock().running {
+            Some(running) => {
+                // notify_one keeps a permit if the generation is not
+                // waiting at this instant, so the stop is never lost.
+                running.stop.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Id of the response streaming now.
+    pub fn running_response(&self) -> Option<String> {
+        self.lock().running.as_ref().map(|r| r.response_id.clone())
+    }
+
+    pub(crate) fn set_running(&self, running: Option<Running>) {
+        self.lock().running = running;
+    }
+
+    /// The highest `seq` issued.
+    pub fn last_seq(&self) -> u64 {
+        self.lock().next_seq.saturating_sub(1)
+    }
+
+    /// Marks the greeting as started; false if it already was.
+    pub fn mark_greeted(&self) -> bool {
+        !std::mem::replace(&mut self.lock().greeted, true)
+    }
+
+    pub(crate) fn is_idle(&self, now: Instant) -> bool {
+        if self.pending.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
+        let mut inner = self.lock();
+        inner.replay.evict_old(now);
+        inner.subscribers.is_empty() && inner.running.is_none() && inner.replay.is_empty()
+    }
+}

@@ -1,0 +1,83 @@
+//! Live state of conversations, independent of any socket: per context a
+//! [`Hub`] numbers notifications (`seq`), keeps the replay buffer, fans
+//! frames out to the sockets attached to it, and runs generations one at a
+//! time. A generation belongs to the hub, not to the socket that asked for
+//! it, so it keeps going (into the replay buffer) while no client is
+//! connected.
+
+pub mod generation;
+pub mod hub;
+pub mod replay;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use generation::{invoke, Invocation, Outcome};
+pub use hub::{Hub, Subscription};
+
+use crate::store::ContextRecord;
+
+/// Every live hub, by context id.
+pub struct Hubs {
+    map: Mutex<HashMap<String, Arc<Hub>>>,
+    replay_len: usize,
+    replay_age: Duration,
+}
+
+impl Hubs {
+    /// An empty registry whose hubs keep `replay_len` notifications for
+    /// `replay_age`.
+    pub fn new(replay_len: usize, replay_age: Duration) -> Self {
+        Hubs {
+            map: Mutex::new(HashMap::new()),
+            replay_len,
+            replay_age,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Hub>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The hub of a context, created from its record if it is not live.
+    pub fn get_or_create(&self, context: &ContextRecord) -> Arc<Hub> {
+        self.lock()
+            .entry(context.context_id.clone())
+            .or_insert_with(|| {
+                Arc::new(Hub::new(
+                    context.context_id.clone(),
+                    context.org_id.clone(),
+                    context.last_seq,
+                    self.replay_len,
+                    self.replay_age,
+                ))
+            })
+            .clone()
+    }
+
+    /// The hub of a context, if live.
+    pub fn get(&self, context_id: &str) -> Option<Arc<Hub>> {
+        self.lock().get(context_id).cloned()
+    }
+
+    /// Forgets a hub (its context was deleted) and stops its generation.
+    pub fn remove(&self, context_id: &str) {
+        if let Some(hub) = self.lock().remove(context_id) {
+            hub.stop_running();
+        }
+    }
+
+    /// Every live hub.
+    pub fn all(&self) -> Vec<Arc<Hub>> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// Drops hubs nobody needs: no socket, no generation, nothing left in
+    /// the replay window. Their `seq` is in the store, so a later hub
+    /// continues the numbering.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        self.lock().retain(|_, hub| !hub.is_idle(now));
+    }
+}

@@ -1,0 +1,93 @@
+//! `POST /agent`, `GET /agent/{id}`, `GET /agents`, `DELETE /agent/{id}`.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use tokenrelay::rest::{Agent, AgentList, NewAgent};
+
+use super::JsonBody;
+use crate::auth::RestPrincipal;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::time::unix_now;
+
+/// Creates an agent in the caller's org.
+pub async fn create(
+    State(state): State<AppState>,
+    RestPrincipal(principal): RestPrincipal,
+    JsonBody(body): JsonBody<NewAgent>,
+) -> Result<Json<Agent>, ApiError> {
+    if body.agent_name.trim().is_empty() {
+        return Err(ApiError::invalid_params("agent_name must not be empty"));
+    }
+    let now = unix_now();
+    let agent = Agent {
+        agent_id: uuid::Uuid::new_v4().to_string(),
+        agent_name: body.agent_name,
+        agent_description: body.agent_description,
+        prompt: body.prompt,
+        org_id: principal.org_id().to_owned(),
+        is_public: body.is_public,
+        agent_speaks_first: body.agent_speaks_first.unwrap_or(false),
+        tools: body.tools.unwrap_or_default(),
+        created_at: Some(now),
+        updated_at: Some(now),
+        extra: Map::new(),
+    };
+    state.store.put_agent(&agent).await?;
+    tracing::info!(agent_id = %agent.agent_id, org_id = %agent.org_id, "agent created");
+    Ok(Json(agent))
+}
+
+/// Loads an agent the caller may see (its org's, or a public one).
+pub async fn visible_agent(
+    state: &AppState,
+    org_id: &str,
+    agent_id: &str,
+) -> Result<Agent, ApiError> {
+    match state.store.get_agent(agent_id).await? {
+        Some(a) if a.org_id == org_id || a.is_public => Ok(a),
+        _ => Err(ApiError::not_found(format!(
+            "Agent with id: {agent_id} does not exist"
+        ))),
+    }
+}
+
+/// One agent.
+pub async fn get(
+    State(state): State<AppState>,
+    RestPrincipal(principal): RestPrincipal,
+    Path(id): Path<String>,
+) -> Result<Json<Agent>, ApiError> {
+    visible_agent(&state, principal.org_id(), &id)
+        .await
+        .map(Json)
+}
+
+/// The caller's org's agents.
+pub async fn list(
+    State(state): State<AppState>,
+    RestPrincipal(principal): RestPrincipal,
+) -> Result<Json<AgentList>, ApiError> {
+    let agents = state.store.list_agents(principal.org_id()).await?;
+    Ok(Json(AgentList { agents }))
+}
+
+/// Deletes one of the caller's org's agents.
+pub async fn delete(
+    State(state): State<AppState>,
+    RestPrincipal(principal): RestPrincipal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    match state.store.get_agent(&id).await? {
+        Some(a) if a.org_id == principal.org_id() => {
+            state.store.delete_agent(&id).await?;
+            Ok(Json(json!({ "success": true })))
+        }
+        // Another org's agent is reported as absent, not as forbidden, so
+        // ids cannot be probed.
+        _ => Err(ApiError::not_found(format!(
+            "Agent with id: {id} does not exist"
+        ))),
+    }
+}

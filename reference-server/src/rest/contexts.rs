@@ -1,0 +1,150 @@
+//! `POST /context`, `GET /context/{id}`, `DELETE /context/{id}`, `POST /chat`.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use tokenrelay::rest::{ChatReply, ChatRequest, Context, NewContext};
+use tokenrelay::wire::StopReason;
+
+use super::agents::visible_agent;
+use super::JsonBody;
+use crate::auth::{mint_api_key, RestPrincipal};
+use crate::conversation::{invoke, Invocation};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{ContextRecord, KeyKind};
+use crate::time::unix_now;
+
+fn to_context(record: ContextRecord, client_api_key: Option<String>) -> Context {
+    Context {
+        context_id: record.context_id,
+        agent_id: record.agent_id,
+        user_id: record.user_id,
+        messages: serde_json::from_value(Value::Array(record.messages)).unwrap_or_default(),
+        user_defined: match record.user_defined {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        },
+        created_at: Some(record.created_at),
+        updated_at: Some(record.updated_at),
+        client_api_key,
+    }
+}
+
+/// Loads a context of the caller's org.
+async fn owned_context(
+    state: &AppState,
+    org_id: &str,
+    context_id: &str,
+) -> Result<ContextRecord, ApiError> {
+    match state.store.get_context(context_id).await? {
+        Some(c) if c.org_id == org_id => Ok(c),
+        Some(_) => Err(ApiError::forbidden("Context does not belong to user")),
+        None => Err(ApiError::not_found(format!(
+            "Context with id: {context_id} does not exist"
+        ))),
+    }
+}
+
+/// Creates a context. On a public agent of another org the context belongs
+/// to the agent's org (it runs and pays for it) and the answer carries a
+/// client key scoped to the new context.
+pub async fn create(
+    State(state): State<AppState>,
+    RestPrincipal(principal): RestPrincipal,
+    JsonBody(body): JsonBody<NewContext>,
+) -> Result<Json<Context>, ApiError> {
+    if body.agent_id.is_empty() {
+        return Err(ApiError::invalid_params("No agent_id provided"));
+    }
+    let agent = visible_agent(&state, principal.org_id(), &body.agent_id).await?;
+    let now = unix_now();
+    let record = ContextRecord {
+        context_id: uuid::Uuid::new_v4().to_string(),
+        org_id: agent.org_id.clone(),
+        agent_id: agent.agent_id.clone(),
+        user_id: principal.subject(),
+        messages: Vec::new(),
+        user_defined: Value::Object(body.user_defined.unwrap_or_default()),
+        prompt_args: Value::Object(body.prompt_args.unwrap_or_default()),
+        last_seq: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_context(&record).await?;
+    tracing::info!(context_id = %record.context_id, agent_id = %agent.agent_id, "context created");
+
+    let mut record = record;
+    if body.invoke_agent_message == Some(true) {
+        let hub = state.hubs.get_or_create(&record);
+        hub.mark_greeted();
+        let (_, done) = invoke(&state, &hub, Invocation::SpeakFirst).await?;
+        let _ = done.await;
+        record = state
+            .store
+            .get_context(&record.context_id)
+            .await?
+            .ok_or_else(ApiError::internal)?;
+    }
+    let client_api_key = if agent.is_public {
+        let minted = mint_api_key(
+            &state,
+            &agent.org_id,
+            KeyKind::Client,
+            None,
+            Some(record.context_id.clone()),
+            state.config.client_key_ttl_secs,
+        )
+        .await?;
+        Some(minted.token)
+    } else {
+        None
+    };
+    Ok(Json(to_context(record, client_api_key)))
+}
+
+/// One context with its history.
+pub async fn get(
+    State(state): State<AppState>,
+    RestPrincipal(principal): RestPrincipal,
+    Path(id): Path<String>,
+) -> Result<Json<Context>, ApiError> {
+    let record = owned_context(&state, principal.org_id(), &id).await?;
+    Ok(Json(to_context(record, None)))
+}
+
+/// Deletes a context and stops whatever it was generating.
+pub async fn delete(
+    State(state): State<AppState>,
+    RestPrincipal(principal): RestPrincipal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    owned_context(&state, principal.org_id(), &id).await?;
+    state.store.delete_context(&id).await?;
+    state.hubs.remove(&id);
+    Ok(Json(json!({ "success": true })))
+}
+
+/// Sends a message and answers with the finished reply. Sockets attached
+/// to the context see the reply stream as usual.
+pub async fn chat(
+    State(state): State<AppState>,
+    RestPrincipal(principal): RestPrincipal,
+    JsonBody(body): JsonBody<ChatRequest>,
+) -> Result<Json<ChatReply>, ApiError> {
+    if body.message.is_empty() {
+        return Err(ApiError::invalid_params("No message provided"));
+    }
+    let record = owned_context(&state, principal.org_id(), &body.context_id).await?;
+    let hub = state.hubs.get_or_create(&record);
+    let (response_id, done) = invoke(&state, &hub, Invocation::Message(body.message)).await?;
+    let outcome = done.await.map_err(|_| ApiError::internal())?;
+    if outcome.reason == StopReason::Error {
+        return Err(ApiError::internal());
+    }
+    Ok(Json(ChatReply {
+        success: true,
+        response_id: Some(response_id),
+        message: outcome.text,
+    }))
+}

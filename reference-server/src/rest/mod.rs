@@ -1,0 +1,134 @@
+//! The REST surface of PROTOCOL.md section 4, plus `/health` and
+//! `/metrics`. Every failure is `{error, success: false, code}` with the
+//! status carrying the class (see [`ApiError`]).
+
+pub mod agents;
+pub mod client_keys;
+pub mod contexts;
+pub mod keys;
+pub mod stream_tokens;
+pub mod users;
+
+use std::time::Instant;
+
+use axum::extract::{FromRequest, MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::ratelimit::RateDecision;
+use crate::state::AppState;
+
+/// Every route of the server, WebSocket included.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/agent", post(agents::create))
+        .route("/agent/{id}", get(agents::get).delete(agents::delete))
+        .route("/agents", get(agents::list))
+        .route("/context", post(contexts::create))
+        .route("/context/{id}", get(contexts::get).delete(contexts::delete))
+        .route("/chat", post(contexts::chat))
+        .route("/generate-api-key", post(keys::generate))
+        .route("/api-key/{id}", delete(keys::revoke))
+        .route("/auth/register", post(users::register))
+        .route("/auth/login", post(users::login))
+        .route("/auth/me", get(users::me))
+        .route(
+            "/auth/api-keys",
+            post(users::create_api_key).get(users::list_api_keys),
+        )
+        .route("/auth/api-keys/{id}", delete(users::delete_api_key))
+        .route("/api/v1/token", get(stream_tokens::mint))
+        .route(
+            "/client-key",
+            post(client_keys::create).delete(client_keys::delete),
+        )
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/ws", get(crate::ws::upgrade))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record_latency,
+        ))
+        .fallback(|| async { ApiError::not_found("No such route") })
+        .with_state(state)
+}
+
+async fn record_latency(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    if route != "/ws" {
+        state.metrics.request_latency(&route, started.elapsed());
+    }
+    response
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "connections": state.metrics.open_connections(),
+    }))
+    .into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// A JSON body whose rejection is an [`ApiError`] (400 `invalid_params`
+/// naming what is wrong), not axum's plain-text rejection.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) => Err(ApiError::invalid_params(rejection.body_text())),
+        }
+    }
+}
+
+/// Counts the request against the caller's limit; the decision goes on the
+/// answer with [`with_rate_headers`].
+pub fn rate_check(state: &AppState, subject: &str) -> (RateDecision, Result<(), ApiError>) {
+    let decision = state.rate_limiter.check(subject);
+    let verdict = match decision.retry_after {
+        Some(secs) => {
+            tracing::info!(subject, "rate limited");
+            Err(ApiError::rate_limited(secs))
+        }
+        None => Ok(()),
+    };
+    (decision, verdict)
+}
+
+/// Adds `x-ratelimit-limit` / `x-ratelimit-remaining` to an answer.
+pub fn with_rate_headers(decision: RateDecision, response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
+    headers.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(decision.remaining),
+    );
+    response
+}

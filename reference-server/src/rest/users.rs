@@ -1,0 +1,239 @@
+//! People and their API keys: `/auth/register`, `/auth/login`, `/auth/me`,
+//! `/auth/api-keys` (create is rate limited), `/auth/api-keys/{id}`.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::Json;
+use tokenrelay::rest::{
+    CreatedUserApiKey, Credentials, DeletedMessage, LoginResponse, NewUserApiKey, User, UserApiKey,
+    UserApiKeyList,
+};
+
+use super::{rate_check, with_rate_headers, JsonBody};
+use crate::auth::{Principal, RestPrincipal};
+use crate::error::ApiError;
+use crate::jwt::{Claims, TYPE_USER};
+use crate::password;
+use crate::secret::{random_token, sha256_hex, USER_API_KEY_PREFIX};
+use crate::state::AppState;
+use crate::store::{OrgRecord, UserApiKeyRecord, UserRecord};
+use crate::time::{iso8601, unix_now};
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+fn user_body(u: &UserRecord) -> User {
+    User {
+        id: u.user_id.clone(),
+        username: u.username.clone(),
+        created_at: Some(u.created_at),
+        updated_at: Some(u.created_at),
+    }
+}
+
+fn key_body(k: &UserApiKeyRecord) -> UserApiKey {
+    UserApiKey {
+        id: k.id.to_string(),
+        nickname: k.nickname.clone(),
+        created_at: iso8601(k.created_at),
+        updated_at: iso8601(k.updated_at),
+    }
+}
+
+/// The user behind a REST credential; org keys are not people.
+fn user_id(principal: &Principal) -> Result<&str, ApiError> {
+    match principal {
+        Principal::User { user_id, .. } => Ok(user_id),
+        _ => Err(ApiError::forbidden(
+            "This route needs a user access token or user API key",
+        )),
+    }
+}
+
+async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
+    let cost = state.config.password_hashing;
+    // argon2 is deliberately slow: keep it off the async workers.
+    tokio::task::spawn_blocking(move || password::hash(&password, cost))
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(ApiError::internal)
+}
+
+/// Creates an account, and a personal org for it.
+pub async fn register(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<Credentials>,
+) -> Result<Json<User>, ApiError> {
+    let username = body.username.trim().to_owned();
+    if username.is_empty() || username.len() > 128 {
+        return Err(ApiError::invalid_params(
+            "username must be 1 to 128 characters",
+        ));
+    }
+    if body.password.len() < MIN_PASSWORD_LEN {
+        return Err(ApiError::invalid_params(format!(
+            "password must be at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    if state.store.get_user_by_name(&username).await?.is_some() {
+        return Err(ApiError::conflict("Username already registered"));
+    }
+    let password_hash = hash_password(&state, body.password).await?;
+    let now = unix_now();
+    let org = OrgRecord {
+        org_id: uuid::Uuid::new_v4().to_string(),
+        name: format!("{username}'s org"),
+        credits: None,
+        created_at: now,
+    };
+    let user = UserRecord {
+        user_id: uuid::Uuid::new_v4().to_string(),
+        username,
+        password_hash,
+        org_id: org.org_id.clone(),
+        created_at: now,
+    };
+    // The user first: a lost race on the name leaves no orphan org.
+    state.store.create_user(&user).await?;
+    state.store.create_org(&org).await?;
+    tracing::info!(user_id = %user.user_id, "user registered");
+    Ok(Json(user_body(&user)))
+}
+
+/// Exchanges a username and password for an access token.
+pub async fn login(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<Credentials>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let user = state.store.get_user_by_name(body.username.trim()).await?;
+    // Verify against a dummy hash for unknown names, so timing does not
+    // tell which usernames exist.
+    let stored = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| state.dummy_password_hash.clone());
+    let password = body.password;
+    let ok = tokio::task::spawn_blocking(move || password::verify(&password, &stored))
+        .await
+        .unwrap_or(false);
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => {
+            state.metrics.auth_failure("bad_password");
+            return Err(ApiError::unauthorized("Incorrect username or password"));
+        }
+    };
+    let now = unix_now();
+    let ttl = state.config.user_token_ttl_secs;
+    let access_token = state.jwt.sign(&Claims {
+        api_key_id: None,
+        org_id: user.org_id.clone(),
+        kind: TYPE_USER.into(),
+        user_id: user.user_id.clone(),
+        client_id: None,
+        context_id: None,
+        iat: now,
+        exp: now + ttl as i64,
+    });
+    tracing::info!(user_id = %user.user_id, "user logged in");
+    Ok(Json(LoginResponse {
+        access_token,
+        token_type: "bearer".into(),
+        expires_in: ttl,
+        user: user_body(&user),
+    }))
+}
+
+/// The caller's account.
+pub async fn me(
+    State(state): State<AppState>,
+    RestPrincipal(principal): RestPrincipal,
+) -> Result<Json<User>, ApiError> {
+    let id = user_id(&principal)?;
+    let user = state
+        .store
+        .get_user(id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("Invalid token"))?;
+    Ok(Json(user_body(&user)))
+}
+
+/// Creates a user API key; the key is in this answer only.
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    RestPrincipal(principal): RestPrincipal,
+    body: Result<JsonBody<NewUserApiKey>, ApiError>,
+) -> Response {
+    let (decision, verdict) = rate_check(&state, &principal.subject());
+    let result = match (verdict, body) {
+        (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(JsonBody(body))) => create_api_key_inner(&state, &principal, body).await,
+    };
+    with_rate_headers(decision, result)
+}
+
+async fn create_api_key_inner(
+    state: &AppState,
+    principal: &Principal,
+    body: NewUserApiKey,
+) -> Result<Json<CreatedUserApiKey>, ApiError> {
+    let user_id = user_id(principal)?;
+    let nickname = body.nickname.trim();
+    if nickname.is_empty() || nickname.len() > 128 {
+        return Err(ApiError::invalid_params(
+            "nickname must be 1 to 128 characters",
+        ));
+    }
+    let key = random_token(USER_API_KEY_PREFIX);
+    let record = state
+        .store
+        .create_user_api_key(user_id, nickname, &sha256_hex(&key), unix_now())
+        .await?;
+    tracing::info!(user_id, key_id = record.id, "user api key created");
+    Ok(Json(CreatedUserApiKey {
+        id: record.id.to_string(),
+        nickname: record.nickname,
+        key,
+        created_at: iso8601(record.created_at),
+        updated_at: iso8601(record.updated_at),
+    }))
+}
+
+/// The caller's keys, without the keys.
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    RestPrincipal(principal): RestPrincipal,
+) -> Result<Json<UserApiKeyList>, ApiError> {
+    let user_id = user_id(&principal)?;
+    let keys = state.store.list_user_api_keys(user_id).await?;
+    Ok(Json(UserApiKeyList {
+        api_keys: keys.iter().map(key_body).collect(),
+    }))
+}
+
+/// Deletes one of the caller's keys; it stops working at once.
+pub async fn delete_api_key(
+    State(state): State<AppState>,
+    RestPrincipal(principal): RestPrincipal,
+    Path(id): Path<String>,
+) -> Result<Json<DeletedMessage>, ApiError> {
+    let user_id = user_id(&principal)?;
+    let not_found = || ApiError::not_found(format!("No API key found with id {id}"));
+    let key_id: i64 = id.parse().map_err(|_| not_found())?;
+    let record = state
+        .store
+        .get_user_api_key(key_id)
+        .await?
+        .ok_or_else(not_found)?;
+    if record.user_id != user_id {
+        return Err(ApiError::unauthorized(
+            "This API key belongs to a different account",
+        ));
+    }
+    state.store.delete_user_api_key(key_id).await?;
+    tracing::info!(user_id, key_id, "user api key deleted");
+    Ok(Json(DeletedMessage {
+        message: "API key deleted successfully".into(),
+    }))
+}

@@ -1,0 +1,302 @@
+//! Persistence behind one trait, [`Store`], so handlers never see SQL.
+//!
+//! The only backend today is SQLite ([`sqlite::SqliteStore`], a file or
+//! in-memory). The trait is async and speaks in whole records, with every
+//! check-and-change that must be atomic expressed as one method (consume a
+//! stream token, charge a credit, create a user whose name must be unique),
+//! so a Redis backend for several server instances can implement it with
+//! `GETDEL`, `DECR` and `SET NX` without any handler changing.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokenrelay::wire::Agent;
+
+pub use sqlite::SqliteStore;
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreConfig {
+    /// SQLite in memory: gone when the server stops. For tests and demos.
+    #[default]
+    Memory,
+    /// SQLite file at this path, created (with its migrations) if missing.
+    Sqlite(std::path::PathBuf),
+}
+
+/// Why a store call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The record does not exist.
+    NotFound,
+    /// A uniqueness rule refused the write; the text says which.
+    Conflict(String),
+    /// The backend failed (I/O, corruption, a bug). Logged, answered as 500.
+    Backend(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::NotFound => f.write_str("not found"),
+            StoreError::Conflict(what) => write!(f, "conflict: {what}"),
+            StoreError::Backend(what) => write!(f, "store backend: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An organisation: owns agents, contexts and keys, and has a credit balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgRecord {
+    /// Org id (uuid).
+    pub org_id: String,
+    /// Display name.
+    pub name: String,
+    /// Credits left; `None` is unlimited (the default).
+    pub credits: Option<i64>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Kind of a JWT API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    /// Long-lived, server-side, full REST access for its org.
+    Org,
+    /// Short-lived, WebSocket only.
+    Client,
+}
+
+impl KeyKind {
+    /// The `type` claim / field value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Org => "org",
+            KeyKind::Client => "client",
+        }
+    }
+}
+
+/// The store's record of an org or client API key. The JWT itself is never
+/// stored: the record exists so a key can be revoked at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// `api_key_id` claim.
+    pub api_key_id: String,
+    /// Owning org.
+    pub org_id: String,
+    /// Org or client.
+    pub kind: KeyKind,
+    /// Creator (for org keys, the key's own id, as observed).
+    pub user_id: String,
+    /// Optional `client_id` claim.
+    pub client_id: Option<String>,
+    /// Context scope of a client key, if any.
+    pub context_id: Option<String>,
+    /// False once revoked.
+    pub valid: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// `exp` claim, unix seconds.
+    pub expires_at: i64,
+}
+
+/// A conversation: the agent it runs and its history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextRecord {
+    /// Context id (uuid).
+    pub context_id: String,
+    /// Owning org (the org of the agent's creator's credential).
+    pub org_id: String,
+    /// The agent.
+    pub agent_id: String,
+    /// Who created it (key id or user id).
+    pub user_id: String,
+    /// History: `{sender, message}`, `{type: "tool_call", …}`,
+    /// `{type: "tool_response", …}`.
+    pub messages: Vec<Value>,
+    /// Opaque app data.
+    pub user_defined: Value,
+    /// Prompt template arguments.
+    pub prompt_args: Value,
+    /// Highest notification `seq` sent on this context (so `seq` keeps
+    /// increasing across restarts).
+    pub last_seq: u64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// A person who can log in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// User id (uuid).
+    pub user_id: String,
+    /// Unique login name.
+    pub username: String,
+    /// Argon2 PHC string.
+    pub password_hash: String,
+    /// The user's personal org (created with the user).
+    pub org_id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Metadata of a user API key (`sk_live_…`). The key is stored only as its
+/// SHA-256, in a column this record does not expose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserApiKeyRecord {
+    /// Numeric id.
+    pub id: i64,
+    /// Owner.
+    pub user_id: String,
+    /// Unique per user.
+    pub nickname: String,
+    /// SHA-256 hex of the key.
+    pub key_hash: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// What a single-use stream token stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTokenRecord {
+    /// SHA-256 hex of the token.
+    pub token_hash: String,
+    /// The org whose contexts it opens and whose credits it used.
+    pub org_id: String,
+    /// The credential that minted it (key id or user id), for audit logs.
+    pub subject: String,
+    /// Unix milliseconds after which it is void.
+    pub expires_at_ms: i64,
+}
+
+/// An org's publishable client key (`pk_…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishableKeyRecord {
+    /// Owning org (one key per org).
+    pub org_id: String,
+    /// Id inside the key's JWT.
+    pub key_id: String,
+    /// Exact `Origin` values allowed, e.g. `https://app.example.com`.
+    pub allowed_origins: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Everything the server persists. See the module docs for the rules an
+/// implementation must keep.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Reads a server setting (the JWT secret when none is configured).
+    async fn get_setting(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Writes a server setting.
+    async fn put_setting(&self, name: &str, value: &str) -> StoreResult<()>;
+
+    /// Creates an org.
+    async fn create_org(&self, org: &OrgRecord) -> StoreResult<()>;
+    /// Reads an org.
+    async fn get_org(&self, org_id: &str) -> StoreResult<Option<OrgRecord>>;
+    /// Sets an org's credit balance (`None` = unlimited).
+    async fn set_credits(&self, org_id: &str, credits: Option<i64>) -> StoreResult<()>;
+    /// Atomically takes `amount` credits; false (and nothing taken) when the
+    /// balance is too low. Always true for unlimited orgs.
+    async fn charge_credits(&self, org_id: &str, amount: i64) -> StoreResult<bool>;
+
+    /// Records a freshly minted org or client key.
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    /// Reads a key record.
+    async fn get_api_key(&self, api_key_id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Revokes a key; false if unknown.
+    async fn revoke_api_key(&self, api_key_id: &str) -> StoreResult<bool>;
+
+    /// Creates or replaces an agent.
+    async fn put_agent(&self, agent: &Agent) -> StoreResult<()>;
+    /// Reads an agent.
+    async fn get_agent(&self, agent_id: &str) -> StoreResult<Option<Agent>>;
+    /// Agents of an org, oldest first.
+    async fn list_agents(&self, org_id: &str) -> StoreResult<Vec<Agent>>;
+    /// Deletes an agent; false if unknown.
+    async fn delete_agent(&self, agent_id: &str) -> StoreResult<bool>;
+
+    /// Creates a context.
+    async fn create_context(&self, context: &ContextRecord) -> StoreResult<()>;
+    /// Reads a context.
+    async fn get_context(&self, context_id: &str) -> StoreResult<Option<ContextRecord>>;
+    /// Deletes a context; false if unknown.
+    async fn delete_context(&self, context_id: &str) -> StoreResult<bool>;
+    /// Replaces a context's history and its last `seq`.
+    async fn save_context_history(
+        &self,
+        context_id: &str,
+        messages: &[Value],
+        last_seq: u64,
+    ) -> StoreResult<()>;
+
+    /// Creates a user; `Conflict` if the username is taken.
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
+    /// Finds a user by login name.
+    async fn get_user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    /// Reads a user.
+    async fn get_user(&self, user_id: &str) -> StoreResult<Option<UserRecord>>;
+
+    /// Stores a user API key's hash; `Conflict` if the nickname is taken
+    /// for that user. Returns the record with its new id.
+    async fn create_user_api_key(
+        &self,
+        user_id: &str,
+        nickname: &str,
+        key_hash: &str,
+        now: i64,
+    ) -> StoreResult<UserApiKeyRecord>;
+    /// A user's keys, oldest first.
+    async fn list_user_api_keys(&self, user_id: &str) -> StoreResult<Vec<UserApiKeyRecord>>;
+    /// Finds the key whose hash is `key_hash`.
+    async fn find_user_api_key(&self, key_hash: &str) -> StoreResult<Option<UserApiKeyRecord>>;
+    /// Reads a key by id.
+    async fn get_user_api_key(&self, id: i64) -> StoreResult<Option<UserApiKeyRecord>>;
+    /// Deletes a key; false if unknown.
+    async fn delete_user_api_key(&self, id: i64) -> StoreResult<bool>;
+
+    /// Stores a stream token (its hash).
+    async fn put_stream_token(&self, token: &StreamTokenRecord) -> StoreResult<()>;
+    /// Atomically removes the token and returns it if it existed and had not
+    /// expired at `now_ms`. Of two concurrent calls at most one gets `Some`.
+    async fn consume_stream_token(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<StreamTokenRecord>>;
+
+    /// Creates or replaces an org's publishable key.
+    async fn put_publishable_key(&self, key: &PublishableKeyRecord) -> StoreResult<()>;
+    /// Reads an org's publishable key.
+    async fn get_publishable_key(&self, org_id: &str) -> StoreResult<Option<PublishableKeyRecord>>;
+    /// Revokes an org's publishable key; false if it had none.
+    async fn delete_publishable_key(&self, org_id: &str) -> StoreResult<bool>;
+
+    /// Makes every write durable (called on graceful shutdown).
+    async fn flush(&self) -> StoreResult<()>;
+}
+
+/// Opens the configured backend, running its migrations.
+pub fn open(config: &StoreConfig) -> StoreResult<std::sync::Arc<dyn Store>> {
+    let store = match config {
+        StoreConfig::Memory => SqliteStore::open_in_memory()?,
+        StoreConfig::Sqlite(path) => SqliteStore::open(path)?,
+    };
+    Ok(std::sync::Arc::new(store))
+}

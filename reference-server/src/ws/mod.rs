@@ -1,0 +1,56 @@
+//! `GET /ws`: the WebSocket endpoint. The upgrade handler only collects
+//! what the session needs from the HTTP request (stream token, publishable
+//! key, `Origin`); everything else happens in [`session`].
+
+pub mod session;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+
+use crate::state::AppState;
+
+/// Close codes of PROTOCOL.md 2.3.
+pub mod close {
+    /// Normal closure.
+    pub const NORMAL: u16 = 1000;
+    /// Going away: the server shuts down; reconnect.
+    pub const GOING_AWAY: u16 = 1001;
+    /// Internal error (or too slow to keep up); reconnect and resume.
+    pub const INTERNAL: u16 = 1011;
+    /// Credential invalid or expired; reconnect with a fresh one.
+    pub const UNAUTHORIZED: u16 = 4001;
+    /// Policy violation or too many connections.
+    pub const POLICY: u16 = 4008;
+}
+
+/// Query parameters `/ws` understands.
+#[derive(Debug, Default, Deserialize)]
+pub struct WsQuery {
+    /// Single-use stream token (`pub_tok_…`), consumed at upgrade.
+    pub token: Option<String>,
+    /// Publishable client key (`pk_…`).
+    pub client_key: Option<String>,
+}
+
+/// Upgrades to a WebSocket and runs a session on it.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    query: Result<Query<WsQuery>, QueryRejection>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // A malformed query string is treated as absent: the handshake then
+    // fails with a clear error instead of a bare HTTP 400.
+    let query = query.map(|q| q.0).unwrap_or_default();
+    let origin = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let limit = state.config.max_frame_bytes;
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| session::run(state, socket, query, origin))
+}
