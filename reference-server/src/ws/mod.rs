@@ -18,6 +18,8 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// Going away: the server shuts down; reconnect.
     pub const GOING_AWAY: u16 = 1001;
+    /// A message above the size limit.
+    pub const TOO_BIG: u16 = 1009;
     /// Internal error (or too slow to keep up); reconnect and resume.
     pub const INTERNAL: u16 = 1011;
     /// Credential invalid or expired; reconnect with a fresh one.

@@ -166,8 +166,14 @@ pub async fn run(state: AppState, socket: WebSocket, query: WsQuery, origin: Opt
                 Some(Ok(Message::Close(_))) | None => break,
                 Some(Ok(_)) => {} // ping/pong: answered by the library
                 Some(Err(e)) => {
-                    // Oversized frames end here (tungstenite closes with 1009).
-                    tracing::debug!(error = %e, "socket read failed");
+                    // The library reports an oversized message only as
+                    // error text; answer it with the close code that says
+                    // so instead of a bare TCP drop.
+                    let text = e.to_string();
+                    tracing::debug!(error = %text, "socket read failed");
+                    if text.contains("Space limit exceeded") || text.contains("too long") {
+                        send_close(&mut sink, close::TOO_BIG, "message too big").await;
+                    }
                     break;
                 }
             },

@@ -236,6 +236,10 @@ impl Ws {
             .expect("send");
     }
 
+    pub async fn send_raw(&mut self, m: Message) {
+        self.stream.send(m).await.expect("send");
+    }
+
     pub async fn send_json(&mut self, v: Value) {
         self.send_text(&v.to_string()).await;
     }

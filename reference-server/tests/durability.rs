@@ -1,0 +1,85 @@
+//! A restart on the same SQLite file keeps orgs, agents, contexts with
+//! their history, every kind of key, users, and the `seq` numbering.
+
+mod common;
+
+use common::{seq, spawn_with, test_builder, TestServer, Ws};
+use serde_json::json;
+use tokenrelay_server::StoreConfig;
+
+#[tokio::test]
+async fn a_restart_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.sqlite3");
+    let t = spawn_with(test_builder().store(StoreConfig::Sqlite(path.clone()))).await;
+    let (agent, ctx) = t.agent_and_context().await;
+    let client_key = t.client_key(Some(&ctx), Some(600)).await;
+    let mut ws = t.connected(&ctx).await;
+    let ack = ws
+        .request("add_message", json!({"message": "remember me"}))
+        .await;
+    let got = ws.collect(ack["response_id"].as_str()).await;
+    let last_seq = seq(got.notifications.last().unwrap());
+    t.post(
+        "/auth/register",
+        "",
+        json!({"username": "ann", "password": "password123"}),
+    )
+    .await;
+    let (_, login) = t
+        .post(
+            "/auth/login",
+            "",
+            json!({"username": "ann", "password": "password123"}),
+        )
+        .await;
+    let (_, sk) = t
+        .post(
+            "/auth/api-keys",
+            login["access_token"].as_str().unwrap(),
+            json!({"nickname": "cli"}),
+        )
+        .await;
+    let sk = sk["key"].as_str().unwrap().to_owned();
+    let (org_id, org_key) = (t.org_id.clone(), t.org_key.clone());
+    ws.close().await;
+    t.server.shutdown().await;
+
+    // Same file, no secret configured: the one saved in the store is used.
+    let server = test_builder()
+        .store(StoreConfig::Sqlite(path))
+        .spawn()
+        .await
+        .unwrap();
+    let t = TestServer {
+        server,
+        org_id,
+        org_key,
+        http: reqwest::Client::new(),
+    };
+    let (status, a) = t.get(&format!("/agent/{agent}"), &t.org_key).await;
+    assert_eq!(
+        (status, a["agent_id"].as_str()),
+        (200, Some(agent.as_str()))
+    );
+    let (status, c) = t.get(&format!("/context/{ctx}"), &t.org_key).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        c["messages"],
+        json!([
+            {"sender": "human", "message": "remember me"},
+            {"sender": "ai", "message": "You said: remember me"},
+        ])
+    );
+    assert_eq!(t.get("/auth/me", &sk).await.0, 200);
+    // The client key minted before the restart still connects, and seq
+    // continues where it stopped.
+    let mut ws = Ws::open(&t.ws_url()).await;
+    let r = ws.connect(&ctx, Some(&client_key), None).await;
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(r["seq"].as_u64(), Some(last_seq));
+    let ack = ws.request("add_message", json!({"message": "again"})).await;
+    let got = ws.collect(ack["response_id"].as_str()).await;
+    assert_eq!(seq(&got.notifications[0]), last_seq + 1);
+    t.server.shutdown().await;
+}

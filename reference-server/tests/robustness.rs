@@ -1,0 +1,201 @@
+//! Bad input never kills a connection; limits close the ones they must;
+//! health, metrics and graceful shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{spawn, spawn_with, test_builder, Ws};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn malformed_frames_get_clear_errors_and_the_connection_survives() {
+    let t = spawn().await;
+    let (_, ctx) = t.agent_and_context().await;
+    let mut ws = Ws::open(&t.ws_url()).await;
+
+    // Before connecting: methods need a context.
+    let r = ws.request("add_message", json!({"message": "x"})).await;
+    assert_eq!(r["error"], "No context set for connection");
+    assert_eq!(r["code"], "not_connected");
+
+    ws.send_text("this is not json").await;
+    let f = ws.next_json().await.unwrap();
+    assert_eq!(f["id"], serde_json::Value::Null);
+    assert_eq!(f["result"]["success"], false);
+    assert_eq!(f["result"]["code"], "invalid_params");
+
+    ws.send_text(r#"{"params": {}, "id": "x"}"#).await;
+    let f = ws.next_json().await.unwrap();
+    assert_eq!(f["result"]["code"], "invalid_params");
+
+    let r = ws.request("dance", json!({})).await;
+    assert_eq!(r["error"], "Unknown method: dance");
+    assert_eq!(r["code"], "invalid_params");
+
+    let r = ws.request("connect_to_context", json!({})).await;
+    assert_eq!(r["error"], "No context_id provided");
+    let r = ws
+        .request(
+            "connect_to_context",
+            json!({"context_id": 5, "access_token": "x"}),
+        )
+        .await;
+    assert_eq!(r["code"], "invalid_params");
+    let key = t.client_key(None, None).await;
+    let r = ws.connect("no-such-context", Some(&key), None).await;
+    assert_eq!(
+        r["error"],
+        "Context with id: no-such-context does not exist"
+    );
+    assert_eq!(r["code"], "not_found");
+
+    assert_eq!(ws.connect(&ctx, Some(&key), None).await["success"], true);
+    let r = ws.request("add_message", json!({})).await;
+    assert_eq!(r["error"], "No message provided");
+    let r = ws.request("add_message", json!({"message": 42})).await;
+    assert_eq!(r["code"], "invalid_params");
+    let r = ws.request("add_message", json!({"message": ""})).await;
+    assert_eq!(r["error"], "No message provided");
+    let r = ws.request("set_last_messages", json!({})).await;
+    assert_eq!(r["code"], "invalid_params");
+    let r = ws
+        .request(
+            "client_side_tool_responses",
+            json!({"tool_responses": "nope"}),
+        )
+        .await;
+    assert_eq!(r["code"], "invalid_params");
+    ws.send_text(r#"{"method": "add_message", "params": null, "id": 7}"#)
+        .await;
+    let f = ws.next_json().await.unwrap();
+    assert_eq!(f["id"], "7");
+    assert_eq!(f["result"]["code"], "invalid_params");
+
+    // A notification (no id) with bad params gets no answer; a binary
+    // frame gets an error; neither closes the socket.
+    ws.send_json(json!({"method": "add_message", "params": {}}))
+        .await;
+    ws.send_raw(Message::binary(vec![1u8, 2, 3])).await;
+    let f = ws.next_json().await.unwrap();
+    assert_eq!(f["result"]["code"], "invalid_params");
+
+    // Still fully usable.
+    let ack = ws.request("add_message", json!({"message": "alive"})).await;
+    let got = ws.collect(ack["response_id"].as_str()).await;
+    assert_eq!(got.text, "You said: alive");
+}
+
+#[tokio::test]
+async fn a_socket_without_connect_to_context_is_closed_4008() {
+    let t =
+        spawn_with(test_builder().configure(|c| c.handshake_timeout = Duration::from_millis(200)))
+            .await;
+    let mut ws = Ws::open(&t.ws_url()).await;
+    // Bad requests do not count as a handshake.
+    ws.request("dance", json!({})).await;
+    assert_eq!(ws.closed().await.0, 4008);
+    // A connected socket is not affected.
+    let (_, ctx) = t.agent_and_context().await;
+    let mut ws = t.connected(&ctx).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let ack = ws.request("add_message", json!({"message": "x"})).await;
+    assert_eq!(ack["success"], true);
+}
+
+#[tokio::test]
+async fn max_connections_closes_the_extra_socket_4008() {
+    let t = spawn_with(test_builder().configure(|c| c.max_connections = 1)).await;
+    let (_, ctx) = t.agent_and_context().await;
+    let mut first = t.connected(&ctx).await;
+    let mut second = Ws::open(&t.ws_url()).await;
+    assert_eq!(second.closed().await.0, 4008);
+    let ack = first.request("add_message", json!({"message": "x"})).await;
+    assert_eq!(ack["success"], true);
+}
+
+#[tokio::test]
+async fn oversized_frames_close_the_socket() {
+    let t = spawn_with(test_builder().configure(|c| c.max_frame_bytes = 1024)).await;
+    let mut ws = Ws::open(&t.ws_url()).await;
+    let big = "x".repeat(4096);
+    ws.send_json(json!({"method": "add_message", "params": {"message": big}, "id": "1"}))
+        .await;
+    let (code, _) = ws.closed().await;
+    assert_eq!(code, 1009);
+}
+
+#[tokio::test]
+async fn rest_errors_have_the_documented_shape() {
+    let t = spawn().await;
+    let r = t
+        .request(reqwest::Method::POST, "/agent", &t.org_key)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::status_json(r).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["success"], false);
+    assert_eq!(body["code"], "invalid_params");
+    assert!(body["error"].is_string());
+    let (status, body) = t.get("/no/such/route", &t.org_key).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    let (status, body) = t.get("/context/unknown", &t.org_key).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let t = spawn().await;
+    let (status, health) = t.get("/health", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], "ok");
+    let (_, ctx) = t.agent_and_context().await;
+    let mut ws = t.connected(&ctx).await;
+    let ack = ws
+        .request("add_message", json!({"message": "[tokens=7]"}))
+        .await;
+    ws.collect(ack["response_id"].as_str()).await;
+    t.get("/agents", "bad").await;
+    let text = t
+        .http
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("tokenrelay_ws_connections 1"), "{text}");
+    assert!(
+        text.contains("tokenrelay_tokens_generated_total 7"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tokenrelay_auth_failures_total{reason=\"malformed\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("tokenrelay_http_request_duration_seconds_count{route=\"/agents\"}"));
+    // No secret ever shows up in metrics.
+    assert!(!text.contains(&t.org_key));
+}
+
+#[tokio::test]
+async fn graceful_shutdown_closes_sockets_with_1001() {
+    let t = spawn().await;
+    let (_, ctx) = t.agent_and_context().await;
+    let mut ws = t.connected(&ctx).await;
+    let ack = ws
+        .request(
+            "add_message",
+            json!({"message": "[tokens=100000 pace_ms=5]"}),
+        )
+        .await;
+    assert_eq!(ack["success"], true);
+    let shutdown = tokio::spawn(t.server.shutdown());
+    assert_eq!(ws.closed().await.0, 1001);
+    shutdown.await.unwrap();
+}
