@@ -187,7 +187,7 @@ impl Accumulator {
                 let target = self.attach_target(p.response_id.as_deref());
                 events.push_back(Event::ToolCall {
                     response_id: target.as_ref().map(|(id, _)| id.clone()),
-                    call: call.clone(),
+                    call: Box::new(call.clone()),
                 });
                 self.attach(target, Orphan::ToolCall(call))
             }
@@ -200,7 +200,7 @@ impl Accumulator {
                 let target = self.attach_target(p.response_id.as_deref());
                 events.push_back(Event::ToolResponse {
                     response_id: target.as_ref().map(|(id, _)| id.clone()),
-                    result: result.clone(),
+                    result: Box::new(result.clone()),
                 });
                 self.attach(target, Orphan::ToolResult(result))
             }
@@ -333,7 +333,7 @@ impl Accumulator {
     }
 
     fn finish(&mut self, r: Response, events: &mut VecDeque<Event>) {
-        events.push_back(Event::ResponseComplete(r.clone()));
+        events.push_back(Event::ResponseComplete(Box::new(r.clone())));
         self.completed.push_back(r);
         while self.completed.len() > self.max_completed {
             self.completed.pop_front();

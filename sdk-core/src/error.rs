@@ -7,7 +7,8 @@ use std::time::Duration;
 /// Everything that can go wrong, as one enum.
 ///
 /// Each variant says what happened and, in its documentation, what to do
-/// about it. Variants that come from a server carry a [`Rejection`] with the
+/// about it. Server refusals are boxed so the enum (and every `Result` and
+/// event carrying it) stays small. Variants that come from a server carry a [`Rejection`] with the
 /// server's own message, its stable `code` (when the server has the
 /// `error_codes` extension or speaks REST) and the HTTP status (REST only, or
 /// the status found inside a base server's tuple-text error).
@@ -18,20 +19,20 @@ pub enum Error {
     /// The connection fetches a fresh token once by itself; if you see this
     /// from the admin client, check the API key you configured.
     #[error("unauthorized: {0}")]
-    Unauthorized(Rejection),
+    Unauthorized(Box<Rejection>),
     /// The credential is valid but may not do this (wrong org, key scoped to
     /// another context, client key on REST, publishable-key origin mismatch).
     /// Terminal: retrying with another token of the same kind will not help.
     #[error("forbidden: {0}")]
-    Forbidden(Rejection),
+    Forbidden(Box<Rejection>),
     /// The context, agent or key does not exist (any more).
     #[error("not found: {0}")]
-    NotFound(Rejection),
+    NotFound(Box<Rejection>),
     /// Too many requests. Wait `retry_after` (when the server said) and retry.
     #[error("rate limited: {rejection}{}", retry_after.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default())]
     RateLimited {
         /// What the server said.
-        rejection: Rejection,
+        rejection: Box<Rejection>,
         /// How long the server asked us to wait (`retry-after`, or the number
         /// in a 4029 close reason).
         retry_after: Option<Duration>,
@@ -41,15 +42,15 @@ pub enum Error {
     /// The organisation has no credit left (HTTP 402, `invalid_billing`).
     /// Add credit; retrying will not help until then.
     #[error("payment required: {0}")]
-    PaymentRequired(Rejection),
+    PaymentRequired(Box<Rejection>),
     /// The request was malformed or conflicts with existing state (HTTP
     /// 400/409, `invalid_params`). Fix the request.
     #[error("invalid request: {0}")]
-    InvalidRequest(Rejection),
+    InvalidRequest(Box<Rejection>),
     /// Any other failure the server reported (HTTP 5xx, `internal`, or an
     /// error text we cannot classify). Usually transient.
     #[error("server error: {0}")]
-    Server(Rejection),
+    Server(Box<Rejection>),
     /// The peer sent something that is not the protocol. The connection is
     /// kept; the offending frame is dropped.
     #[error("protocol error: {0}")]
@@ -223,7 +224,7 @@ impl Error {
     /// Classifies a WebSocket close code sent by the server, for callers that
     /// want an error value for it. `None` for codes that are not failures.
     pub fn from_close(code: u16, reason: &str) -> Option<Error> {
-        let rejection = Rejection {
+        let rejection = Box::new(Rejection {
             message: if reason.is_empty() {
                 format!("closed with code {code}")
             } else {
@@ -231,7 +232,7 @@ impl Error {
             },
             code: None,
             status: None,
-        };
+        });
         match code {
             4001 => Some(Error::Unauthorized(rejection)),
             4003 => Some(Error::Forbidden(rejection)),
@@ -332,6 +333,7 @@ enum Kind {
 
 impl Kind {
     fn into_error(self, r: Rejection, retry_after: Option<Duration>) -> Error {
+        let r = Box::new(r);
         match self {
             Kind::Unauthorized => Error::Unauthorized(r),
             Kind::Forbidden => Error::Forbidden(r),

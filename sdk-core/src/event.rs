@@ -184,19 +184,22 @@ impl Response {
 }
 
 /// Everything the session tells the application, in order.
+///
+/// Large payloads are boxed so that the frequent `Token` event stays small
+/// and cheap to move through queues.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
     /// The connection changed state.
-    StateChanged(StateChange),
+    StateChanged(Box<StateChange>),
     /// Attached to the context (first time or again).
     Connected {
         /// The context's agent, as the server described it.
-        agent: Option<Agent>,
+        agent: Option<Box<Agent>>,
         /// True when missed notifications were replayed (`resume`).
         resumed: bool,
         /// The server's extensions, if it has any.
-        server: Option<ServerInfo>,
+        server: Option<Box<ServerInfo>>,
     },
     /// A new response began.
     ResponseStarted {
@@ -213,20 +216,20 @@ pub enum Event {
         token: String,
     },
     /// A response ended (complete, stopped, failed or interrupted).
-    ResponseComplete(Response),
+    ResponseComplete(Box<Response>),
     /// The agent called a server-side tool.
     ToolCall {
         /// The response it belongs to, when known.
         response_id: Option<ResponseId>,
         /// The call.
-        call: ToolCall,
+        call: Box<ToolCall>,
     },
     /// A server-side tool answered.
     ToolResponse {
         /// The response it belongs to, when known.
         response_id: Option<ResponseId>,
         /// The answer.
-        result: ToolResult,
+        result: Box<ToolResult>,
     },
     /// Events attached to a response (`on_events`).
     Events {

@@ -172,11 +172,11 @@ impl AppEndpoint {
                 .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
                 .unwrap_or_else(|| format!("token endpoint answered HTTP {status}"));
             return Err(match status {
-                403 => Error::Forbidden(Rejection {
+                403 => Error::Forbidden(Box::new(Rejection {
                     message,
                     code: None,
                     status: Some(status),
-                }),
+                })),
                 _ => Error::TokenProvider {
                     message: format!("{message} (HTTP {status})"),
                 },

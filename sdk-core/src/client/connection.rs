@@ -1,5 +1,6 @@
 //! [`Connection`]: the application's handle on one live context.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -13,7 +14,7 @@ use crate::error::Error;
 use crate::event::{Event, RequestId, Response, StateChange};
 use crate::wire::ToolResponseParam;
 
-type Recv = Pin<Box<dyn Future<Output = Option<Event>> + Send>>;
+type Recv = Pin<Box<dyn Future<Output = (bool, VecDeque<Event>)> + Send>>;
 
 /// A connection to one context. It reconnects by itself (with a fresh token
 /// each time) until [`Connection::close`] or a terminal refusal.
@@ -25,6 +26,10 @@ pub struct Connection {
     commands: mpsc::UnboundedSender<Command>,
     queue: EventQueue,
     state: watch::Receiver<StateChange>,
+    /// Events taken from the queue in bulk, handed out one by one.
+    local: VecDeque<Event>,
+    /// The queue is closed and drained.
+    finished: bool,
     pending_recv: Option<Recv>,
 }
 
@@ -49,6 +54,8 @@ impl Connection {
             commands,
             queue,
             state,
+            local: VecDeque::new(),
+            finished: false,
             pending_recv: None,
         }
     }
@@ -124,10 +131,7 @@ impl Connection {
     /// The next event; `None` once the connection is closed and every event
     /// has been read.
     pub async fn next_event(&mut self) -> Option<Event> {
-        if let Some(recv) = self.pending_recv.take() {
-            return recv.await;
-        }
-        self.queue.recv().await
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
 
     /// Tells the connection whether the network is up; while it is down no
@@ -164,23 +168,42 @@ impl Stream for Connection {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        if self.pending_recv.is_none() {
-            // Fast path without allocating a future.
-            if let Some(e) = self.queue.try_recv() {
-                return Poll::Ready(e);
+        let this = &mut *self;
+        loop {
+            if let Some(e) = this.local.pop_front() {
+                return Poll::Ready(Some(e));
             }
-            let queue = self.queue.clone();
-            self.pending_recv = Some(Box::pin(async move { queue.recv().await }));
-        }
-        let Some(recv) = self.pending_recv.as_mut() else {
-            return Poll::Pending;
-        };
-        match recv.as_mut().poll(cx) {
-            Poll::Ready(e) => {
-                self.pending_recv = None;
-                Poll::Ready(e)
+            if this.finished {
+                return Poll::Ready(None);
             }
-            Poll::Pending => Poll::Pending,
+            if this.pending_recv.is_none() {
+                // Fast path: take what is there without allocating a future.
+                match this.queue.try_recv_all(&mut this.local) {
+                    Some(true) => continue,
+                    Some(false) => {
+                        this.finished = true;
+                        continue;
+                    }
+                    None => {}
+                }
+                let queue = this.queue.clone();
+                this.pending_recv = Some(Box::pin(async move {
+                    let mut got = VecDeque::new();
+                    let open = queue.recv_all(&mut got).await;
+                    (open, got)
+                }));
+            }
+            let Some(recv) = this.pending_recv.as_mut() else {
+                return Poll::Pending;
+            };
+            match recv.as_mut().poll(cx) {
+                Poll::Ready((open, mut got)) => {
+                    this.pending_recv = None;
+                    this.finished = !open;
+                    this.local.append(&mut got);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 //! tokio timers, and carries out what the session asks for. No protocol
 //! decision is made here; every one is the session's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -92,7 +92,7 @@ struct Loop {
     opening: Option<BoxFuture<'static, Result<Socket, Error>>>,
     acks: HashMap<RequestId, oneshot::Sender<Result<Value, Error>>>,
     answers: HashMap<RequestId, oneshot::Sender<Result<Response, Error>>>,
-    batch: Vec<Event>,
+    batch: VecDeque<Event>,
 }
 
 impl Driver {
@@ -106,7 +106,7 @@ impl Driver {
             opening: None,
             acks: HashMap::new(),
             answers: HashMap::new(),
-            batch: Vec::with_capacity(64),
+            batch: VecDeque::with_capacity(64),
         };
         let now = l.now();
         l.d.session.start(now);
@@ -146,7 +146,9 @@ impl Driver {
                         Err(e) => l.d.session.handle_transport_failed(e, now),
                     }
                 }
-                message = async { match &mut l.socket { Some(s) => s.next().await, None => std::future::pending().await } } => {
+                // A reader that fell behind holds the socket back (see queue).
+                () = l.d.queue.room(), if !l.d.queue.has_room() => {}
+                message = async { match &mut l.socket { Some(s) => s.next().await, None => std::future::pending().await } }, if l.d.queue.has_room() => {
                     l.incoming(message);
                     // Take every frame already buffered before flushing, so a
                     // fast stream costs one flush and one wake-up per batch
@@ -329,11 +331,11 @@ impl Loop {
     fn dispatch(&mut self, event: Event) {
         match &event {
             Event::StateChanged(change) => {
-                self.d.state.send_replace(change.clone());
+                self.d.state.send_replace((**change).clone());
             }
             Event::ResponseComplete(r) => {
                 if let Some(tx) = r.request_id.and_then(|id| self.answers.remove(&id)) {
-                    let _ = tx.send(Ok(r.clone()));
+                    let _ = tx.send(Ok((**r).clone()));
                 }
             }
             Event::RequestAcknowledged { request_id, result } => {
@@ -351,7 +353,7 @@ impl Loop {
             }
             _ => {}
         }
-        self.batch.push(event);
+        self.batch.push_back(event);
     }
 
     fn finish(mut self) {

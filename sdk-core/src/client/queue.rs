@@ -1,8 +1,14 @@
-//! The queue between the driver task and the application: bounded, never
-//! blocks the driver, and drops the oldest events (saying how many) when the
-//! application does not keep up. The driver must never wait on the
-//! application: an app that only uses `ask()` never reads events, and pings,
-//! timeouts and reconnects must go on regardless.
+//! The queue between the driver task and the application.
+//!
+//! Two kinds of application use a connection, and the queue serves both:
+//!
+//! * one that reads events (`next_event`, the `Stream`): no event is ever
+//!   lost. When it falls `capacity` events behind, the driver stops reading
+//!   the socket until it catches up, so a slow reader slows the stream (TCP
+//!   pushes back on the server) instead of losing words;
+//! * one that never reads events and only calls `ask()`: the driver must
+//!   not wait on it, so until something reads, the oldest events are
+//!   dropped beyond `capacity` (and the first read says how many).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -17,13 +23,18 @@ struct State {
     events: VecDeque<Event>,
     dropped: u64,
     closed: bool,
+    /// Something has read from the queue: apply backpressure, never drop.
+    reader_attached: bool,
+    /// The driver waits for room.
+    driver_waiting: bool,
 }
 
 /// A single-consumer event queue shared by the driver and the [`Connection`](super::Connection).
 #[derive(Debug, Clone)]
 pub(crate) struct EventQueue {
     state: Arc<Mutex<State>>,
-    notify: Arc<Notify>,
+    readable: Arc<Notify>,
+    room: Arc<Notify>,
     capacity: usize,
 }
 
@@ -34,9 +45,12 @@ impl EventQueue {
                 events: VecDeque::new(),
                 dropped: 0,
                 closed: false,
+                reader_attached: false,
+                driver_waiting: false,
             })),
-            notify: Arc::new(Notify::new()),
-            capacity: capacity.max(1),
+            readable: Arc::new(Notify::new()),
+            room: Arc::new(Notify::new()),
+            capacity: capacity.max(2),
         }
     }
 
@@ -45,52 +59,125 @@ impl EventQueue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Pushes a batch under one lock and wakes the consumer once.
-    pub(crate) fn push_all(&self, batch: &mut Vec<Event>) {
+    /// Moves a batch in under one lock and wakes the consumer once.
+    pub(crate) fn push_all(&self, batch: &mut VecDeque<Event>) {
         if batch.is_empty() {
             return;
         }
         {
             let mut s = self.lock();
-            for e in batch.drain(..) {
-                if s.events.len() >= self.capacity {
-                    s.events.pop_front();
-                    s.dropped += 1;
-                }
-                s.events.push_back(e);
+            if !s.reader_attached {
+                let over = (s.events.len() + batch.len()).saturating_sub(self.capacity);
+                let from_queue = over.min(s.events.len());
+                s.events.drain(..from_queue);
+                batch.drain(..over - from_queue);
+                s.dropped += over as u64;
             }
+            s.events.append(batch);
         }
-        self.notify.notify_one();
+        self.readable.notify_one();
+    }
+
+    /// False while an attached reader is `capacity` events behind: the
+    /// driver should read no more frames until [`EventQueue::room`].
+    pub(crate) fn has_room(&self) -> bool {
+        let s = self.lock();
+        !s.reader_attached || s.events.len() < self.capacity
+    }
+
+    /// Resolves once the reader has caught up to half the capacity.
+    pub(crate) async fn room(&self) {
+        {
+            let mut s = self.lock();
+            if !s.reader_attached || s.events.len() <= self.capacity / 2 {
+                return;
+            }
+            s.driver_waiting = true;
+        }
+        self.room.notified().await;
     }
 
     /// No more events will come.
     pub(crate) fn close(&self) {
         self.lock().closed = true;
-        self.notify.notify_one();
+        self.readable.notify_one();
     }
 
-    /// The next event; `None` once the queue is closed and empty.
-    pub(crate) async fn recv(&self) -> Option<Event> {
+    /// Moves every queued event into `into` (one lock for the lot); false
+    /// once the queue is closed and drained. Waits while it is empty.
+    pub(crate) async fn recv_all(&self, into: &mut VecDeque<Event>) -> bool {
         loop {
-            if let Some(e) = self.try_recv() {
-                return e;
+            if let Some(open) = self.try_recv_all(into) {
+                return open;
             }
-            self.notify.notified().await;
+            self.readable.notified().await;
         }
     }
 
-    /// `Some(Some(e))` an event, `Some(None)` closed and drained, `None` empty.
-    pub(crate) fn try_recv(&self) -> Option<Option<Event>> {
+    /// `Some(true)` events moved, `Some(false)` closed and drained, `None`
+    /// nothing yet.
+    pub(crate) fn try_recv_all(&self, into: &mut VecDeque<Event>) -> Option<bool> {
         let mut s = self.lock();
+        s.reader_attached = true;
         if s.dropped > 0 {
             let count = s.dropped;
             s.dropped = 0;
-            return Some(Some(Event::Error(Error::EventsDropped { count })));
+            into.push_back(Event::Error(Error::EventsDropped { count }));
         }
-        match s.events.pop_front() {
-            Some(e) => Some(Some(e)),
-            None if s.closed => Some(None),
-            None => None,
+        into.append(&mut s.events);
+        if s.driver_waiting {
+            s.driver_waiting = false;
+            self.room.notify_one();
         }
+        if !into.is_empty() {
+            Some(true)
+        } else if s.closed {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(i: usize) -> Event {
+        Event::Token {
+            response_id: "r".into(),
+            token: i.to_string(),
+        }
+    }
+
+    #[test]
+    fn without_a_reader_the_oldest_are_dropped_and_counted() {
+        let q = EventQueue::new(4);
+        for chunk in [0..3, 3..10] {
+            let mut batch: VecDeque<Event> = chunk.map(token).collect();
+            q.push_all(&mut batch);
+        }
+        assert!(q.has_room());
+        let mut got = VecDeque::new();
+        assert_eq!(q.try_recv_all(&mut got), Some(true));
+        let expected: Vec<Event> = std::iter::once(Event::Error(Error::EventsDropped { count: 6 }))
+            .chain((6..10).map(token))
+            .collect();
+        assert_eq!(Vec::from(got), expected);
+    }
+
+    #[test]
+    fn with_a_reader_nothing_is_dropped_and_the_driver_is_held_back() {
+        let q = EventQueue::new(4);
+        let mut got = VecDeque::new();
+        assert_eq!(q.try_recv_all(&mut got), None); // a reader attaches
+        let mut batch: VecDeque<Event> = (0..10).map(token).collect();
+        q.push_all(&mut batch);
+        assert!(!q.has_room());
+        assert_eq!(q.try_recv_all(&mut got), Some(true));
+        assert_eq!(Vec::from(got), (0..10).map(token).collect::<Vec<_>>());
+        assert!(q.has_room());
+        q.close();
+        assert_eq!(q.try_recv_all(&mut VecDeque::new()), Some(false));
     }
 }

@@ -739,9 +739,9 @@ impl Session {
         }
         self.emit_state(ConnectionState::Connected, None, None);
         self.events.push_back(Event::Connected {
-            agent: connect.agent,
+            agent: connect.agent.map(Box::new),
             resumed,
-            server,
+            server: server.map(Box::new),
         });
         while let Some((id, request)) = self.outbox.pop_front() {
             self.transmit(id, &request, now);
@@ -947,12 +947,12 @@ impl Session {
         } else {
             self.backoff.attempt()
         };
-        self.events.push_back(Event::StateChanged(StateChange {
+        self.events.push_back(Event::StateChanged(Box::new(StateChange {
             state,
             attempt,
             retry_in,
             cause,
-        }));
+        })));
     }
 
     /// Number of responses still streaming.
