@@ -28,6 +28,9 @@ pub mod close {
     pub const POLICY: u16 = 4008;
 }
 
+/// Read and write buffer of each socket.
+const SOCKET_BUFFER_BYTES: usize = 4096;
+
 /// Query parameters `/ws` understands.
 #[derive(Debug, Default, Deserialize)]
 pub struct WsQuery {
@@ -52,7 +55,13 @@ pub async fn upgrade(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let limit = state.config.max_frame_bytes;
+    // Small socket buffers: the library's defaults (128 KiB each way) would
+    // cost megabytes per thousand idle connections. Writes are batched by
+    // the session (feed, then flush), so a small write buffer loses nothing.
     ws.max_message_size(limit)
         .max_frame_size(limit)
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
+        .max_write_buffer_size(limit.saturating_mul(4).max(1 << 20))
         .on_upgrade(move |socket| session::run(state, socket, query, origin))
 }
