@@ -12,6 +12,9 @@
 //! reading every `Event::Token`; `ask` is the client accumulating the reply
 //! in Rust and returning it whole.
 //!
+//! `-- --serve N` only runs the server (printing its URL), so that one mode
+//! can be profiled by hand: `loopback-… --mode events ws://… N`.
+//!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a small
 //! smoke run instead of measuring.
 
@@ -33,6 +36,8 @@ fn main() {
         return child(&mode, &url, frames);
     }
     let measuring = args.iter().any(|a| a == "--bench");
+    // `--serve N`: only the server, for profiling a mode by hand.
+    let serve_only = args.iter().any(|a| a == "--serve");
     let frames: u64 = if measuring {
         args.iter()
             .skip(1)
@@ -51,6 +56,10 @@ fn main() {
         tokio::spawn(serve(listener, frames));
         url
     });
+    if serve_only {
+        println!("{url}");
+        server.block_on(std::future::pending::<()>());
+    }
     let server_thread = std::thread::spawn(move || server.block_on(std::future::pending::<()>()));
     drop(server_thread);
     println!("| mode | frames | seconds | frames/s | vs raw | peak RSS (MiB) |");
@@ -63,7 +72,10 @@ fn main() {
             .expect("child");
         let text = String::from_utf8_lossy(&out.stdout);
         let Ok(v) = serde_json::from_str::<Value>(text.trim()) else {
-            eprintln!("{mode} failed: {text} {}", String::from_utf8_lossy(&out.stderr));
+            eprintln!(
+                "{mode} failed: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             std::process::exit(1);
         };
         let rate = v["rate"].as_f64().unwrap_or(0.0);
@@ -96,7 +108,11 @@ async fn serve(listener: TcpListener, frames: u64) {
                     Some("connect_to_context") => {
                         let result = json!({"success": true, "seq": seq, "server": {"name": "bench",
                             "version": "0", "capabilities": ["seq", "resume", "stop_reason"]}});
-                        let _ = ws.send(Message::text(json!({"id": req["id"], "result": result}).to_string())).await;
+                        let _ = ws
+                            .send(Message::text(
+                                json!({"id": req["id"], "result": result}).to_string(),
+                            ))
+                            .await;
                     }
                     Some("add_message") => {
                         for i in 0..frames {
@@ -112,7 +128,11 @@ async fn serve(listener: TcpListener, frames: u64) {
                         seq += 1;
                         let stop = json!({"method": "on_stop_token", "params": {"response_id": "resp-1", "seq": seq, "reason": "complete"}});
                         let _ = ws.feed(Message::text(stop.to_string())).await;
-                        let _ = ws.send(Message::text(json!({"id": req["id"], "result": {"success": true}}).to_string())).await;
+                        let _ = ws
+                            .send(Message::text(
+                                json!({"id": req["id"], "result": {"success": true}}).to_string(),
+                            ))
+                            .await;
                     }
                     _ => {}
                 }
@@ -141,14 +161,20 @@ fn child(mode: &str, url: &str, frames: u64) {
 }
 
 async fn raw(url: &str, frames: u64) -> Duration {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
     let connect = json!({"method": "connect_to_context", "params": {"context_id": "c", "access_token": "t"}, "id": "1"});
-    ws.send(Message::text(connect.to_string())).await.expect("send");
-    ws.next().await.expect("result").expect("result");
-    let start = Instant::now();
-    ws.send(Message::text(json!({"method": "add_message", "params": {"message": "go"}, "id": "2"}).to_string()))
+    ws.send(Message::text(connect.to_string()))
         .await
         .expect("send");
+    ws.next().await.expect("result").expect("result");
+    let start = Instant::now();
+    ws.send(Message::text(
+        json!({"method": "add_message", "params": {"message": "go"}, "id": "2"}).to_string(),
+    ))
+    .await
+    .expect("send");
     let mut n = 0u64;
     while let Some(Ok(msg)) = ws.next().await {
         if let Message::Text(_) = msg {

@@ -165,7 +165,9 @@ impl Accumulator {
                     Some(StopReason::Stopped) => ResponseStatus::Stopped,
                     Some(StopReason::Error) => ResponseStatus::Failed,
                     Some(StopReason::Complete) => ResponseStatus::Complete,
-                    None | Some(StopReason::Other) if self.stop_requested => ResponseStatus::Stopped,
+                    None | Some(StopReason::Other) if self.stop_requested => {
+                        ResponseStatus::Stopped
+                    }
                     None | Some(StopReason::Other) => ResponseStatus::Complete,
                 };
                 if self.streaming.is_empty() {
@@ -425,7 +427,12 @@ mod tests {
         let answer = r#"{"method":"on_tool_response","params":{"tool_call_id":"t1","tool_name":"web_search","tool_output":"sunny"}}"#;
         feed(
             &mut acc,
-            &[call.into(), token("a", "hi", None), answer.into(), stop("a", None)],
+            &[
+                call.into(),
+                token("a", "hi", None),
+                answer.into(),
+                stop("a", None),
+            ],
         );
         let a = acc.response("a").unwrap();
         assert_eq!(a.tool_calls[0].tool_name, "web_search");
@@ -436,7 +443,10 @@ mod tests {
     fn events_attach_to_the_completed_response() {
         let mut acc = Accumulator::new(8);
         let ev = r#"{"method":"on_events","params":{"events":[{"type":"citation","data":{"url":"u"}}],"response_id":"a"}}"#;
-        feed(&mut acc, &[token("a", "hi", None), stop("a", None), ev.into()]);
+        feed(
+            &mut acc,
+            &[token("a", "hi", None), stop("a", None), ev.into()],
+        );
         assert_eq!(acc.response("a").unwrap().events[0].kind, "citation");
     }
 
@@ -467,8 +477,14 @@ mod tests {
         let mut acc = Accumulator::new(8);
         acc.expect_unsolicited();
         acc.expect_response(RequestId(5));
-        feed(&mut acc, &[token("greet", "Hi", None), token("reply", "Yo", None)]);
+        feed(
+            &mut acc,
+            &[token("greet", "Hi", None), token("reply", "Yo", None)],
+        );
         assert_eq!(acc.response("greet").unwrap().request_id, None);
-        assert_eq!(acc.response("reply").unwrap().request_id, Some(RequestId(5)));
+        assert_eq!(
+            acc.response("reply").unwrap().request_id,
+            Some(RequestId(5))
+        );
     }
 }

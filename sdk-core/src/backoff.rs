@@ -191,7 +191,10 @@ mod tests {
             }
             delays.insert(b.next_retry(at(0), None).unwrap().delay);
         }
-        assert!(delays.len() > 10, "full jitter should rarely repeat: {delays:?}");
+        assert!(
+            delays.len() > 10,
+            "full jitter should rarely repeat: {delays:?}"
+        );
     }
 
     #[test]

@@ -384,7 +384,9 @@ fn kind_from_text(message: &str) -> Kind {
     let m = message.to_ascii_lowercase();
     if m.contains("does not exist") {
         Kind::NotFound
-    } else if m.contains("does not belong") || m.contains("does not match") || m.contains("forbidden")
+    } else if m.contains("does not belong")
+        || m.contains("does not match")
+        || m.contains("forbidden")
     {
         Kind::Forbidden
     } else if m.contains("access_token required")
@@ -441,7 +443,11 @@ mod tests {
 
     #[test]
     fn tuple_text_is_split_and_classified_by_its_status() {
-        let e = Error::from_server("('API key client_id does not match context', 403)", None, None);
+        let e = Error::from_server(
+            "('API key client_id does not match context', 403)",
+            None,
+            None,
+        );
         let Error::Forbidden(r) = e else {
             panic!("expected Forbidden, got {e:?}")
         };
@@ -486,13 +492,18 @@ mod tests {
     #[test]
     fn close_4029_parses_the_delay() {
         let e = Error::from_close(4029, "rate limited, retry after 7 seconds").unwrap();
-        assert!(matches!(e, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(7)));
+        assert!(
+            matches!(e, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(7))
+        );
         assert!(Error::from_close(1001, "").is_none());
     }
 
     #[test]
     fn messages_say_what_happened() {
         let e = Error::from_server("nope", Some("invalid_billing"), Some(402));
-        assert_eq!(e.to_string(), "payment required: nope [invalid_billing] (HTTP 402)");
+        assert_eq!(
+            e.to_string(),
+            "payment required: nope [invalid_billing] (HTTP 402)"
+        );
     }
 }

@@ -101,7 +101,10 @@ impl std::fmt::Debug for AppEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppEndpoint")
             .field("url", &self.url)
-            .field("headers", &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .field("token_field", &self.token_field)
             .field("context_field", &self.context_field)
             .finish()
@@ -300,12 +303,11 @@ impl TokenProvider for SingleFlight {
                     let inner = self.inner.clone();
                     let ctx = context_id.to_owned();
                     let map = self.in_flight.clone();
-                    let fut: BoxFuture<'static, Result<Credential, Error>> =
-                        Box::pin(async move {
-                            let result = inner.token(&ctx).await;
-                            map.lock().unwrap_or_else(|p| p.into_inner()).remove(&ctx);
-                            result
-                        });
+                    let fut: BoxFuture<'static, Result<Credential, Error>> = Box::pin(async move {
+                        let result = inner.token(&ctx).await;
+                        map.lock().unwrap_or_else(|p| p.into_inner()).remove(&ctx);
+                        result
+                    });
                     fut.shared()
                 })
                 .clone()

@@ -1,6 +1,9 @@
 //! The tokio driver against a small fault-injecting WebSocket peer: it drops
 //! mid-stream, stalls, refuses and sends garbage, scripted per connection.
 
+// tungstenite's handshake callback type fixes its (large) error type.
+#![allow(clippy::result_large_err)]
+
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -145,7 +148,9 @@ async fn a_drop_mid_stream_reconnects_with_a_fresh_key_and_resumes() {
     {
         match ev {
             Event::Token { token, .. } => tokens.push_str(&token),
-            Event::StateChanged(c) if c.state == ConnectionState::Reconnecting => saw_reconnect = true,
+            Event::StateChanged(c) if c.state == ConnectionState::Reconnecting => {
+                saw_reconnect = true
+            }
             _ => {}
         }
     }
@@ -188,20 +193,37 @@ async fn garbage_is_reported_and_the_reply_still_completes() {
         let _ = ws.send(Message::text("x".repeat(2 * 1024 * 1024))).await;
         let _ = ws.send(Message::binary(vec![1u8, 2, 3])).await;
         send(&mut ws, json!({"method": "on_mystery", "params": {"x": 1}})).await;
-        send(&mut ws, json!({"method": "on_token", "params": {"token": "ok", "response_id": "r"}})).await;
-        send(&mut ws, json!({"method": "on_stop_token", "params": {"response_id": "r"}})).await;
-        send(&mut ws, json!({"id": msg["id"], "result": {"success": true}})).await;
+        send(
+            &mut ws,
+            json!({"method": "on_token", "params": {"token": "ok", "response_id": "r"}}),
+        )
+        .await;
+        send(
+            &mut ws,
+            json!({"method": "on_stop_token", "params": {"response_id": "r"}}),
+        )
+        .await;
+        send(
+            &mut ws,
+            json!({"id": msg["id"], "result": {"success": true}}),
+        )
+        .await;
         while recv_json(&mut ws).await.is_some() {}
     })
     .await;
     let (calls, provider) = counting_provider();
-    let client = Client::builder(url).token_provider(provider).build().unwrap();
+    let client = Client::builder(url)
+        .token_provider(provider)
+        .build()
+        .unwrap();
     let mut conn = client.connect("ctx").await.unwrap();
     let reply = conn.ask("hi").await.unwrap();
     assert_eq!(reply.text, "ok");
     let mut errors = Vec::new();
     let mut unknown = 0;
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(100), conn.next_event()).await {
+    while let Ok(Some(ev)) =
+        tokio::time::timeout(Duration::from_millis(100), conn.next_event()).await
+    {
         match ev {
             Event::Error(e) => errors.push(e.kind()),
             Event::Unknown { method, .. } if method == "on_mystery" => unknown += 1,
@@ -210,21 +232,35 @@ async fn garbage_is_reported_and_the_reply_still_completes() {
     }
     assert_eq!(errors, ["protocol", "protocol", "protocol"]);
     assert_eq!(unknown, 1);
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "garbage never costs a reconnect");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "garbage never costs a reconnect"
+    );
 }
 
 #[tokio::test]
 async fn forbidden_fails_connect_and_never_retries() {
     let (url, uris) = peer(|_, mut ws| async move {
-        accept_connect(&mut ws, json!({"success": false,
-            "error": "('API key client_id does not match context', 403)"})).await;
+        accept_connect(
+            &mut ws,
+            json!({"success": false,
+            "error": "('API key client_id does not match context', 403)"}),
+        )
+        .await;
         while recv_json(&mut ws).await.is_some() {}
     })
     .await;
     let (calls, provider) = counting_provider();
-    let client = Client::builder(url).token_provider(provider).build().unwrap();
+    let client = Client::builder(url)
+        .token_provider(provider)
+        .build()
+        .unwrap();
     let err = client.connect("ctx").await.unwrap_err();
-    assert!(matches!(&err, Error::Forbidden(r) if r.status == Some(403)), "{err:?}");
+    assert!(
+        matches!(&err, Error::Forbidden(r) if r.status == Some(403)),
+        "{err:?}"
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(uris.lock().unwrap().len(), 1);
@@ -234,7 +270,11 @@ async fn forbidden_fails_connect_and_never_retries() {
 async fn an_expired_key_is_replaced_once_without_backoff() {
     let (url, _) = peer(|n, mut ws| async move {
         if n == 0 {
-            accept_connect(&mut ws, json!({"success": false, "error": "Token has expired", "code": "token_expired"})).await;
+            accept_connect(
+                &mut ws,
+                json!({"success": false, "error": "Token has expired", "code": "token_expired"}),
+            )
+            .await;
         } else {
             accept_connect(&mut ws, json!({"success": true})).await;
         }
@@ -242,7 +282,10 @@ async fn an_expired_key_is_replaced_once_without_backoff() {
     })
     .await;
     let (calls, provider) = counting_provider();
-    let client = Client::builder(url).token_provider(provider).build().unwrap();
+    let client = Client::builder(url)
+        .token_provider(provider)
+        .build()
+        .unwrap();
     let conn = client.connect("ctx").await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(conn.state().state, ConnectionState::Connected);
@@ -271,9 +314,16 @@ async fn a_peer_that_never_answers_times_out() {
         .build()
         .unwrap();
     let conn = client.connect("ctx").await.unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "the stalled connect was retried");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the stalled connect was retried"
+    );
     let err = conn.ask("anyone?").await.unwrap_err();
-    assert!(matches!(&err, Error::Timeout { what, .. } if what == "add_message"), "{err:?}");
+    assert!(
+        matches!(&err, Error::Timeout { what, .. } if what == "add_message"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -292,7 +342,10 @@ async fn a_silent_socket_is_detected_by_the_idle_timeout() {
     let (calls, provider) = counting_provider();
     let client = Client::builder(url)
         .token_provider(provider)
-        .keepalive(Some(Duration::from_millis(50)), Some(Duration::from_millis(300)))
+        .keepalive(
+            Some(Duration::from_millis(50)),
+            Some(Duration::from_millis(300)),
+        )
         .reconnect(fast_policy())
         .build()
         .unwrap();
@@ -337,7 +390,8 @@ async fn a_refused_upgrade_keeps_its_status() {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let mut buf = [0u8; 2048];
             let _ = tcp.read(&mut buf).await;
-            let body = r#"{"error":"origin not allowed","code":"CLIENT_KEY_MISMATCH","success":false}"#;
+            let body =
+                r#"{"error":"origin not allowed","code":"CLIENT_KEY_MISMATCH","success":false}"#;
             let resp = format!(
                 "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
                 body.len()
@@ -346,9 +400,14 @@ async fn a_refused_upgrade_keeps_its_status() {
         }
     });
     let (_, provider) = counting_provider();
-    let client = Client::builder(url).token_provider(provider).build().unwrap();
+    let client = Client::builder(url)
+        .token_provider(provider)
+        .build()
+        .unwrap();
     let err = client.connect("ctx").await.unwrap_err();
-    let Error::Forbidden(r) = err else { panic!("{err:?}") };
+    let Error::Forbidden(r) = err else {
+        panic!("{err:?}")
+    };
     assert_eq!(r.code.as_deref(), Some("CLIENT_KEY_MISMATCH"));
     assert_eq!(r.status, Some(403));
 }
@@ -356,7 +415,12 @@ async fn a_refused_upgrade_keeps_its_status() {
 #[tokio::test]
 async fn a_dead_address_keeps_retrying_until_the_connect_timeout() {
     // Bind and drop to get a port nobody listens on.
-    let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (calls, provider) = counting_provider();
     let client = Client::builder(format!("ws://127.0.0.1:{port}/ws"))
         .token_provider(provider)
@@ -366,14 +430,22 @@ async fn a_dead_address_keeps_retrying_until_the_connect_timeout() {
         .unwrap();
     let err = client.connect("ctx").await.unwrap_err();
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
-    assert!(calls.load(Ordering::SeqCst) >= 2, "each attempt asks for a fresh token");
+    assert!(
+        calls.load(Ordering::SeqCst) >= 2,
+        "each attempt asks for a fresh token"
+    );
 }
 
 #[tokio::test]
 async fn the_builder_refuses_bad_configuration() {
     assert!(matches!(
-        Client::builder("http://x/ws").token_provider(counting_provider().1).build(),
+        Client::builder("http://x/ws")
+            .token_provider(counting_provider().1)
+            .build(),
         Err(Error::Config { .. })
     ));
-    assert!(matches!(Client::builder("ws://x/ws").build(), Err(Error::Config { .. })));
+    assert!(matches!(
+        Client::builder("ws://x/ws").build(),
+        Err(Error::Config { .. })
+    ));
 }

@@ -39,15 +39,24 @@ async fn app_endpoint_field_names_are_configurable() {
 async fn app_endpoint_failures_are_typed() {
     let r = Responder::start(Canned::json(403, json!({"error": "not your context"}))).await;
     let e = AppEndpoint::new(&r.base_url).token("c").await.unwrap_err();
-    assert!(matches!(&e, Error::Forbidden(rej) if rej.message == "not your context"), "{e:?}");
+    assert!(
+        matches!(&e, Error::Forbidden(rej) if rej.message == "not your context"),
+        "{e:?}"
+    );
 
     let r = Responder::start(Canned::json(500, json!({"error": "db down"}))).await;
     let e = AppEndpoint::new(&r.base_url).token("c").await.unwrap_err();
-    assert!(matches!(&e, Error::TokenProvider { message } if message.contains("db down")), "{e:?}");
+    assert!(
+        matches!(&e, Error::TokenProvider { message } if message.contains("db down")),
+        "{e:?}"
+    );
 
     let r = Responder::start(Canned::json(200, json!({"other": 1}))).await;
     let e = AppEndpoint::new(&r.base_url).token("c").await.unwrap_err();
-    assert!(matches!(&e, Error::TokenProvider { message } if message.contains("clientToken")), "{e:?}");
+    assert!(
+        matches!(&e, Error::TokenProvider { message } if message.contains("clientToken")),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -67,9 +76,17 @@ async fn org_key_provider_mints_a_client_key_scoped_to_the_context() {
 
 #[tokio::test]
 async fn stream_token_provider_yields_a_stream_credential() {
-    let r = Responder::start(Canned::json(200, json!({"success": true, "token": "pub_tok_1", "ttl": 30}))).await;
+    let r = Responder::start(Canned::json(
+        200,
+        json!({"success": true, "token": "pub_tok_1", "ttl": 30}),
+    ))
+    .await;
     let admin = AdminClient::new(&r.base_url, "sk_live_x").unwrap();
-    let c = StreamTokenProvider::new(admin).ttl(30).token("c").await.unwrap();
+    let c = StreamTokenProvider::new(admin)
+        .ttl(30)
+        .token("c")
+        .await
+        .unwrap();
     assert_eq!(c.kind(), CredentialKind::StreamToken);
     assert_eq!(c.secret(), "pub_tok_1");
     assert_eq!(r.only_request().target, "/api/v1/token?ttl=30");

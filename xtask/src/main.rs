@@ -11,11 +11,29 @@ use std::process::{Command, ExitCode};
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
     let steps: &[&[&str]] = match task.as_str() {
-        "test" => &[&["test", "--workspace", "--all-targets"], &["test", "--workspace", "--doc"]],
+        "test" => &[
+            &["test", "--workspace", "--all-targets"],
+            &["test", "--workspace", "--doc"],
+        ],
         "lint" => &[
             &["fmt", "--all", "--check"],
-            &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
-            &["clippy", "-p", "tokenrelay", "--no-default-features", "--", "-D", "warnings"],
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[
+                "clippy",
+                "-p",
+                "tokenrelay",
+                "--no-default-features",
+                "--",
+                "-D",
+                "warnings",
+            ],
             &["doc", "--workspace", "--no-deps"],
         ],
         _ => {

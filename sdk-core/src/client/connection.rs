@@ -73,7 +73,8 @@ impl Connection {
     /// Sends a message; the agent's reply streams as events. Returns the
     /// request id, which the reply's [`Response::request_id`] carries.
     pub async fn send_message(&self, text: impl Into<String>) -> Result<RequestId, Error> {
-        self.submit(Outgoing::Message(text.into()), Waiter::Nobody).await
+        self.submit(Outgoing::Message(text.into()), Waiter::Nobody)
+            .await
     }
 
     /// Sends a message and waits for the whole reply, however it ends (check

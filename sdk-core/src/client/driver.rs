@@ -53,10 +53,7 @@ pub(crate) enum Command {
 pub(crate) enum Outgoing {
     Message(String),
     Stop,
-    SetLastMessages {
-        human: String,
-        ai: Option<String>,
-    },
+    SetLastMessages { human: String, ai: Option<String> },
     ToolResponses(Vec<ToolResponseParam>),
 }
 
@@ -115,11 +112,10 @@ impl Driver {
             if l.d.session.state().state.is_terminal() {
                 break;
             }
-            let deadline = l
-                .d
-                .session
-                .poll_timeout()
-                .map(|t| l.origin + Duration::from_millis(t.as_millis()));
+            let deadline =
+                l.d.session
+                    .poll_timeout()
+                    .map(|t| l.origin + Duration::from_millis(t.as_millis()));
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(c) => l.command(c),
@@ -149,14 +145,17 @@ impl Driver {
                 // A reader that fell behind holds the socket back (see queue).
                 () = l.d.queue.room(), if !l.d.queue.has_room() => {}
                 message = async { match &mut l.socket { Some(s) => s.next().await, None => std::future::pending().await } }, if l.d.queue.has_room() => {
-                    l.incoming(message);
+                    // One clock reading per batch: frames read back to back
+                    // arrive at the same instant as far as timeouts care.
+                    let now = l.now();
+                    l.incoming(message, now);
                     // Take every frame already buffered before flushing, so a
                     // fast stream costs one flush and one wake-up per batch
                     // rather than per token.
                     for _ in 0..READ_BATCH {
                         let Some(socket) = &mut l.socket else { break };
                         match socket.next().now_or_never() {
-                            Some(message) => l.incoming(message),
+                            Some(message) => l.incoming(message, now),
                             None => break,
                         }
                     }
@@ -214,8 +213,7 @@ impl Loop {
         }
     }
 
-    fn incoming(&mut self, message: Option<Result<Message, tungstenite::Error>>) {
-        let now = self.now();
+    fn incoming(&mut self, message: Option<Result<Message, tungstenite::Error>>, now: Timestamp) {
         let s = &mut self.d.session;
         match message {
             Some(Ok(Message::Text(text))) => s.handle_frame(text.as_str(), now),
@@ -313,8 +311,9 @@ impl Loop {
                             code: CloseCode::from(code),
                             reason: reason.into(),
                         };
-                        let _ = tokio::time::timeout(Duration::from_secs(2), socket.close(Some(frame)))
-                            .await;
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(2), socket.close(Some(frame)))
+                                .await;
                     });
                 }
             }
@@ -357,13 +356,7 @@ impl Loop {
     }
 
     fn finish(mut self) {
-        let cause = self
-            .d
-            .state
-            .borrow()
-            .cause
-            .clone()
-            .unwrap_or(Error::Closed);
+        let cause = self.d.state.borrow().cause.clone().unwrap_or(Error::Closed);
         for (_, tx) in self.acks.drain() {
             let _ = tx.send(Err(cause.clone()));
         }
@@ -375,9 +368,12 @@ impl Loop {
 }
 
 async fn open_socket(url: String, options: SocketOptions) -> Result<Socket, Error> {
-    let mut request = url.as_str().into_client_request().map_err(|e| Error::Config {
-        message: format!("invalid WebSocket URL: {e}"),
-    })?;
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| Error::Config {
+            message: format!("invalid WebSocket URL: {e}"),
+        })?;
     for (name, value) in &options.headers {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| Error::Config {
             message: format!("invalid header name `{name}`: {e}"),
@@ -424,7 +420,10 @@ fn upgrade_error(e: tungstenite::Error) -> Error {
                         .to_owned(),
                     v.get("code").and_then(Value::as_str).map(str::to_owned),
                 ),
-                Err(_) => (format!("WebSocket upgrade refused with HTTP {status}"), None),
+                Err(_) => (
+                    format!("WebSocket upgrade refused with HTTP {status}"),
+                    None,
+                ),
             };
             Error::from_server(&message, code.as_deref(), Some(status))
         }

@@ -92,7 +92,11 @@ impl Client {
         });
         let queue = EventQueue::new(self.inner.event_capacity);
         let driver = Driver {
-            session: Session::new(context_id.clone(), self.inner.config.clone(), fastrand::u64(..)),
+            session: Session::new(
+                context_id.clone(),
+                self.inner.config.clone(),
+                fastrand::u64(..),
+            ),
             provider: self.inner.provider.clone(),
             queue: queue.clone(),
             state: state_tx,
@@ -193,7 +197,11 @@ impl ClientBuilder {
     }
 
     /// Ping cadence and idle timeout (`None` disables either).
-    pub fn keepalive(mut self, ping_interval: Option<Duration>, idle_timeout: Option<Duration>) -> Self {
+    pub fn keepalive(
+        mut self,
+        ping_interval: Option<Duration>,
+        idle_timeout: Option<Duration>,
+    ) -> Self {
         self.config.ping_interval = ping_interval;
         self.config.idle_timeout = idle_timeout;
         self

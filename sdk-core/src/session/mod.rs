@@ -52,9 +52,9 @@ use serde_json::Value;
 
 pub use config::SessionConfig;
 
-pub use crate::backoff::ReconnectPolicy;
 use crate::accumulator::{Accumulator, Activity};
 use crate::backoff::Backoff;
+pub use crate::backoff::ReconnectPolicy;
 use crate::error::{Error, ProtocolError};
 use crate::event::{ConnectionState, Event, RequestId, Response, StateChange};
 use crate::time::Timestamp;
@@ -242,8 +242,7 @@ impl Session {
             _ => None,
         };
         let requests = self.pending.values().map(|p| p.deadline).min();
-        let keepalive = if self.phase.has_socket() && !matches!(self.phase, Phase::Opening { .. })
-        {
+        let keepalive = if self.phase.has_socket() && !matches!(self.phase, Phase::Opening { .. }) {
             let ping = self
                 .config
                 .ping_interval
@@ -941,18 +940,24 @@ impl Session {
         }
     }
 
-    fn emit_state(&mut self, state: ConnectionState, retry_in: Option<Duration>, cause: Option<Error>) {
+    fn emit_state(
+        &mut self,
+        state: ConnectionState,
+        retry_in: Option<Duration>,
+        cause: Option<Error>,
+    ) {
         let attempt = if state == ConnectionState::Connected {
             0
         } else {
             self.backoff.attempt()
         };
-        self.events.push_back(Event::StateChanged(Box::new(StateChange {
-            state,
-            attempt,
-            retry_in,
-            cause,
-        })));
+        self.events
+            .push_back(Event::StateChanged(Box::new(StateChange {
+                state,
+                attempt,
+                retry_in,
+                cause,
+            })));
     }
 
     /// Number of responses still streaming.
@@ -984,8 +989,16 @@ fn percent_encode_into(value: &str, out: &mut String) {
             out.push(b as char);
         } else {
             out.push('%');
-            out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0').to_ascii_uppercase());
-            out.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0').to_ascii_uppercase());
+            out.push(
+                char::from_digit(u32::from(b >> 4), 16)
+                    .unwrap_or('0')
+                    .to_ascii_uppercase(),
+            );
+            out.push(
+                char::from_digit(u32::from(b & 15), 16)
+                    .unwrap_or('0')
+                    .to_ascii_uppercase(),
+            );
         }
     }
 }

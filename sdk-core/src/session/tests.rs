@@ -39,7 +39,8 @@ impl Harness {
             self.events.push(e);
         }
         while let Some(t) = self.s.poll_transmit() {
-            self.sent.push(serde_json::from_str(&t).expect("the session sends JSON"));
+            self.sent
+                .push(serde_json::from_str(&t).expect("the session sends JSON"));
         }
         while let Some(a) = self.s.poll_action() {
             self.actions.push(a);
@@ -75,15 +76,22 @@ impl Harness {
             }) {
                 return id;
             }
-            let next = self.s.poll_timeout().expect("a waiting session has a deadline");
+            let next = self
+                .s
+                .poll_timeout()
+                .expect("a waiting session has a deadline");
             self.advance(next.saturating_since(self.now));
         }
         panic!("the session never asked for a token");
     }
 
     fn give_token(&mut self, fetch: u64, token: &str) {
-        self.s
-            .handle_token(fetch, Ok(Credential::access_token(token)), self.now, UNIX_NOW);
+        self.s.handle_token(
+            fetch,
+            Ok(Credential::access_token(token)),
+            self.now,
+            UNIX_NOW,
+        );
     }
 
     /// Token, socket open; returns the connect_to_context request.
@@ -244,8 +252,16 @@ fn every_notification_type_reaches_the_app() {
     assert_eq!(
         kinds,
         [
-            "started", "token", "tool_call", "tool_response", "client_tools", "token", "complete",
-            "events", "unknown", "ack"
+            "started",
+            "token",
+            "tool_call",
+            "tool_response",
+            "client_tools",
+            "token",
+            "complete",
+            "events",
+            "unknown",
+            "ack"
         ]
     );
     let r = h.s.response("r").unwrap();
@@ -328,12 +344,17 @@ fn a_drop_after_every_frame_resumes_to_the_exact_text_once() {
         h.drop_socket(Some(1006));
         let req = h.open();
         assert_eq!(
-            req["params"].get("resume_after_seq").and_then(Value::as_u64),
+            req["params"]
+                .get("resume_after_seq")
+                .and_then(Value::as_u64),
             Some(cut as u64),
             "cut at {cut}"
         );
-        h.answer(&req, json!({"success": true, "resumed": true,
-            "server": {"name": "t", "version": "1", "capabilities": caps}}));
+        h.answer(
+            &req,
+            json!({"success": true, "resumed": true,
+            "server": {"name": "t", "version": "1", "capabilities": caps}}),
+        );
         // The server replays from the requested point; throw in a few
         // duplicates from before it as a sloppy server might.
         for f in &frames[cut.saturating_sub(2)..] {
@@ -369,7 +390,13 @@ fn a_drop_without_resume_marks_the_response_interrupted() {
         let f = failed(&ev);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].0, id);
-        assert!(matches!(f[0].1, Error::ConnectionLost { code: Some(1001), .. }));
+        assert!(matches!(
+            f[0].1,
+            Error::ConnectionLost {
+                code: Some(1001),
+                ..
+            }
+        ));
         // Late tokens of the cut response are never appended.
         h.connect(&[]);
         h.frame(&frames[cut]);
@@ -388,8 +415,11 @@ fn a_resume_the_server_cannot_honour_interrupts() {
     h.take_events();
     let req = h.open();
     assert_eq!(req["params"]["resume_after_seq"], 1);
-    h.answer(&req, json!({"success": true, "resumed": false,
-        "server": {"name": "t", "version": "1", "capabilities": caps}}));
+    h.answer(
+        &req,
+        json!({"success": true, "resumed": false,
+        "server": {"name": "t", "version": "1", "capabilities": caps}}),
+    );
     let ev = h.take_events();
     assert_eq!(completed(&ev)[0].status, ResponseStatus::Interrupted);
     assert_eq!(failed(&ev).len(), 1);
@@ -401,8 +431,11 @@ fn the_connect_seq_lets_a_silent_client_resume() {
     let mut h = Harness::new();
     h.s.start(h.now);
     let req = h.open();
-    h.answer(&req, json!({"success": true, "seq": 40,
-        "server": {"name": "t", "version": "1", "capabilities": caps}}));
+    h.answer(
+        &req,
+        json!({"success": true, "seq": 40,
+        "server": {"name": "t", "version": "1", "capabilities": caps}}),
+    );
     h.s.send_message("go", h.now).unwrap();
     h.drop_socket(None);
     let req = h.open();
@@ -416,7 +449,9 @@ fn an_expired_token_is_never_sent() {
     let fetch = h.until_fetch();
     h.give_token(fetch, &test_jwt(UNIX_NOW - 1));
     let actions = h.take_actions();
-    assert!(!actions.iter().any(|a| matches!(a, Action::OpenSocket { .. })));
+    assert!(!actions
+        .iter()
+        .any(|a| matches!(a, Action::OpenSocket { .. })));
     // Within the skew margin counts as expired too.
     let fetch = h.until_fetch();
     h.give_token(fetch, &test_jwt(UNIX_NOW + 2));
@@ -450,7 +485,10 @@ fn unauthorized_fetches_one_fresh_token_at_once_then_backs_off() {
     let mut h = Harness::new();
     h.s.start(h.now);
     let req = h.open();
-    h.answer(&req, json!({"success": false, "error": "Token has expired"}));
+    h.answer(
+        &req,
+        json!({"success": false, "error": "Token has expired"}),
+    );
     let ev = h.take_events();
     assert!(ev.iter().any(|e| matches!(e, Event::StateChanged(c) if matches!(**c, StateChange {
         state: ConnectionState::Reconnecting, retry_in: Some(Duration::ZERO), cause: Some(Error::Unauthorized(_)), .. }))));
@@ -470,7 +508,10 @@ fn unauthorized_fetches_one_fresh_token_at_once_then_backs_off() {
     let req = h.take_sent().remove(0);
     assert_eq!(req["params"]["access_token"], "t2");
     // A second refusal in a row goes through the backoff schedule.
-    h.answer(&req, json!({"success": false, "error": "Invalid token", "code": "unauthorized"}));
+    h.answer(
+        &req,
+        json!({"success": false, "error": "Invalid token", "code": "unauthorized"}),
+    );
     assert_eq!(h.s.state().attempt, 1);
     // And then success.
     let req = h.open();
@@ -495,8 +536,11 @@ fn forbidden_is_terminal() {
     h.s.start(h.now);
     let req = h.open();
     h.s.send_message("queued", h.now).unwrap();
-    h.answer(&req, json!({"success": false,
-        "error": "('API key client_id does not match context', 403)"}));
+    h.answer(
+        &req,
+        json!({"success": false,
+        "error": "('API key client_id does not match context', 403)"}),
+    );
     let ev = h.take_events();
     let last = ev.iter().rev().find_map(|e| match e {
         Event::StateChanged(c) => Some((**c).clone()),
@@ -612,8 +656,10 @@ fn a_connect_that_never_answers_is_retried() {
     h.open();
     h.advance(Duration::from_secs(15));
     let ev = h.take_events();
-    assert!(ev.iter().any(|e| matches!(e, Event::StateChanged(c) if matches!(**c, StateChange {
-        cause: Some(Error::Timeout { .. }), .. }))));
+    assert!(ev.iter().any(
+        |e| matches!(e, Event::StateChanged(c) if matches!(**c, StateChange {
+        cause: Some(Error::Timeout { .. }), .. }))
+    ));
     h.open();
 }
 
@@ -639,15 +685,33 @@ fn garbage_oversized_and_unknown_frames_are_reported_and_survived() {
         })
         .collect();
     assert_eq!(errors.len(), 6, "{ev:?}");
-    assert!(matches!(errors[0], Error::Protocol(ProtocolError::InvalidJson { .. })));
+    assert!(matches!(
+        errors[0],
+        Error::Protocol(ProtocolError::InvalidJson { .. })
+    ));
     assert!(matches!(
         errors[1],
-        Error::Protocol(ProtocolError::FrameTooLarge { size: 151, limit: 150 })
+        Error::Protocol(ProtocolError::FrameTooLarge {
+            size: 151,
+            limit: 150
+        })
     ));
-    assert!(matches!(errors[2], Error::Protocol(ProtocolError::UnknownRequestId { .. })));
-    assert!(matches!(errors[3], Error::Protocol(ProtocolError::InvalidParams { .. })));
-    assert!(matches!(errors[4], Error::Protocol(ProtocolError::UnexpectedShape { .. })));
-    assert!(matches!(errors[5], Error::Protocol(ProtocolError::BinaryFrame)));
+    assert!(matches!(
+        errors[2],
+        Error::Protocol(ProtocolError::UnknownRequestId { .. })
+    ));
+    assert!(matches!(
+        errors[3],
+        Error::Protocol(ProtocolError::InvalidParams { .. })
+    ));
+    assert!(matches!(
+        errors[4],
+        Error::Protocol(ProtocolError::UnexpectedShape { .. })
+    ));
+    assert!(matches!(
+        errors[5],
+        Error::Protocol(ProtocolError::BinaryFrame)
+    ));
     assert!(h.s.state().is_connected());
     h.frame(&token("r", "still fine", None));
     assert_eq!(h.s.response("r").unwrap().text, "still fine");
@@ -668,7 +732,9 @@ fn stop_marks_the_response_stopped_on_a_base_server() {
 fn errors_of_commands_reach_their_request() {
     let mut h = Harness::new();
     h.connect(&["error_codes"]);
-    let id = h.s.set_last_messages("new", Some("old".into()), h.now).unwrap();
+    let id =
+        h.s.set_last_messages("new", Some("old".into()), h.now)
+            .unwrap();
     let sent = h.take_sent();
     assert_eq!(sent[0]["method"], "set_last_messages");
     assert_eq!(sent[0]["params"]["ai_message"], "old");
@@ -705,12 +771,20 @@ fn stream_tokens_go_on_the_url_and_not_in_connect() {
     let mut h = Harness::with(config);
     h.s.start(h.now);
     let fetch = h.until_fetch();
-    h.s.handle_token(fetch, Ok(Credential::stream_token("pub_tok_a+b")), h.now, UNIX_NOW);
+    h.s.handle_token(
+        fetch,
+        Ok(Credential::stream_token("pub_tok_a+b")),
+        h.now,
+        UNIX_NOW,
+    );
     let url = h.take_actions().into_iter().find_map(|a| match a {
         Action::OpenSocket { url } => Some(url),
         _ => None,
     });
-    assert_eq!(url.unwrap(), "ws://x/ws?token=pub_tok_a%2Bb&client_key=pk_1");
+    assert_eq!(
+        url.unwrap(),
+        "ws://x/ws?token=pub_tok_a%2Bb&client_key=pk_1"
+    );
     h.s.handle_transport_open(h.now);
     let req = h.take_sent().remove(0);
     assert!(req["params"].get("access_token").is_none());
@@ -760,7 +834,12 @@ fn agent_speaks_first_is_not_taken_for_the_reply() {
     let id = h.s.send_message("hi", h.now).unwrap();
     let req = h.open();
     h.answer(&req, json!({"success": true, "agent_speaks_first": true}));
-    for f in [token("greet", "Welcome", None), stop("greet", None), token("r", "Hi", None), stop("r", None)] {
+    for f in [
+        token("greet", "Welcome", None),
+        stop("greet", None),
+        token("r", "Hi", None),
+        stop("r", None),
+    ] {
         h.frame(&f);
     }
     let done = completed(&h.take_events());
@@ -791,6 +870,8 @@ fn max_attempts_fails_with_the_last_cause() {
     }
     assert_eq!(h.s.state().state, ConnectionState::Failed);
     let ev = h.take_events();
-    assert!(matches!(ev.last(), Some(Event::StateChanged(c)) if matches!(**c, StateChange {
-        cause: Some(Error::TokenProvider { .. }), .. })));
+    assert!(
+        matches!(ev.last(), Some(Event::StateChanged(c)) if matches!(**c, StateChange {
+        cause: Some(Error::TokenProvider { .. }), .. }))
+    );
 }

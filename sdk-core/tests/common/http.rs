@@ -147,4 +147,3 @@ pub async fn answer(mut stream: TcpStream, canned: &Canned) -> Option<Recorded> 
         body,
     })
 }
-
