@@ -50,6 +50,9 @@ pub struct Config {
     pub credits_per_response: i64,
     /// Credits one stream token costs its org.
     pub credits_per_stream_token: i64,
+    /// Mounts `POST /debug/faults` (drop or close a context's sockets on
+    /// demand) for SDK test harnesses. Never enable in production.
+    pub fault_injection: bool,
 }
 
 impl Default for Config {
@@ -70,6 +73,7 @@ impl Default for Config {
             password_hashing: PasswordHashing::Standard,
             credits_per_response: 1,
             credits_per_stream_token: 1,
+            fault_injection: false,
         }
     }
 }

@@ -102,6 +102,9 @@ struct Cli {
         global = true
     )]
     rate_limit_per_minute: u32,
+    /// Mount `POST /debug/faults` for SDK test harnesses (never in production).
+    #[arg(long, env = "TOKENRELAY_FAULT_INJECTION", global = true)]
+    fault_injection: bool,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "TOKENRELAY_LOG_JSON", global = true)]
     log_json: bool,
@@ -143,6 +146,7 @@ fn builder(cli: &Cli) -> ServerBuilder {
         handshake_timeout: Duration::from_secs(cli.handshake_timeout_secs),
         rate_limit_requests: cli.rate_limit_per_minute,
         rate_limit_window: Duration::from_secs(60),
+        fault_injection: cli.fault_injection,
         ..Config::default()
     };
     let b = Server::builder()

@@ -10,9 +10,39 @@ use tokio::sync::{mpsc, Notify};
 
 use super::replay::ReplayBuffer;
 
+/// What the hub sends to an attached socket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    /// A sequenced notification frame.
+    Frame(Utf8Bytes),
+    /// A fault injected by the test hook (`POST /debug/faults`).
+    Fault(Fault),
+}
+
+/// A transport fault the test hook can inject into a context's sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Abort the TCP connection without a close frame.
+    Drop,
+    /// Close with this code.
+    Close(u16),
+}
+
+impl Fault {
+    /// Parses the scenario files' names: `drop`, `close_1001`,
+    /// `close_1011`, `close_4001` (any `close_NNNN` in 1000..=4999).
+    pub fn parse(name: &str) -> Option<Fault> {
+        if name == "drop" {
+            return Some(Fault::Drop);
+        }
+        let code: u16 = name.strip_prefix("close_")?.parse().ok()?;
+        (1000..=4999).contains(&code).then_some(Fault::Close(code))
+    }
+}
+
 struct Subscriber {
     id: u64,
-    tx: mpsc::Sender<Utf8Bytes>,
+    tx: mpsc::Sender<Outbound>,
 }
 
 /// The generation that is streaming now.
@@ -49,7 +79,7 @@ pub struct Subscription {
     /// Subscriber id, for [`Hub::unsubscribe`].
     pub id: u64,
     /// Live frames, in `seq` order. Closed when the socket was too slow.
-    pub rx: mpsc::Receiver<Utf8Bytes>,
+    pub rx: mpsc::Receiver<Outbound>,
     /// Frames to send first (resume), in `seq` order.
     pub replay: Vec<Utf8Bytes>,
     /// `Some` when the client asked to resume: whether nothing was lost.
@@ -100,8 +130,20 @@ impl Hub {
         inner.replay.push(seq, frame.clone(), Instant::now());
         inner
             .subscribers
-            .retain(|s| s.tx.try_send(frame.clone()).is_ok());
+            .retain(|s| s.tx.try_send(Outbound::Frame(frame.clone())).is_ok());
         seq
+    }
+
+    /// Delivers a fault to every attached socket, after the frames already
+    /// queued for it. Returns how many sockets got it.
+    pub fn inject_fault(&self, fault: Fault) -> usize {
+        let mut inner = self.lock();
+        // A socket whose queue is full is detached instead (it closes 1011,
+        // which a test sees as a fault all the same).
+        inner
+            .subscribers
+            .retain(|s| s.tx.try_send(Outbound::Fault(fault)).is_ok());
+        inner.subscribers.len()
     }
 
     /// Attaches a socket. With `resume_after`, the frames it missed come

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use generation::{invoke, Invocation, Outcome};
-pub use hub::{Hub, Subscription};
+pub use hub::{Fault, Hub, Outbound, Subscription};
 
 use crate::store::ContextRecord;
 

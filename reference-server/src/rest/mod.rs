@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod client_keys;
 pub mod contexts;
+pub mod faults;
 pub mod keys;
 pub mod stream_tokens;
 pub mod users;
@@ -25,7 +26,11 @@ use crate::state::AppState;
 
 /// Every route of the server, WebSocket included.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    if state.config.fault_injection {
+        router = router.route("/debug/faults", post(faults::inject));
+    }
+    router
         .route("/agent", post(agents::create))
         .route("/agent/{id}", get(agents::get).delete(agents::delete))
         .route("/agents", get(agents::list))

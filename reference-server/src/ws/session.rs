@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::{close, WsQuery};
 use crate::auth::{authenticate, Principal};
-use crate::conversation::{invoke, Hub, Invocation};
+use crate::conversation::{invoke, Fault, Hub, Invocation, Outbound};
 use crate::error::ApiError;
 use crate::jwt::TYPE_PUBLISHABLE;
 use crate::secret::{sha256_hex, PUBLISHABLE_KEY_PREFIX};
@@ -44,7 +44,7 @@ struct Session {
     origin: Option<String>,
     hub: Option<Arc<Hub>>,
     subscription_id: Option<u64>,
-    live: Option<mpsc::Receiver<Utf8Bytes>>,
+    live: Option<mpsc::Receiver<Outbound>>,
 }
 
 async fn send_close(sink: &mut Sink, code: u16, reason: &str) {
@@ -57,7 +57,7 @@ async fn send_close(sink: &mut Sink, code: u16, reason: &str) {
     let _ = sink.close().await;
 }
 
-async fn next_live(live: &mut Option<mpsc::Receiver<Utf8Bytes>>) -> Option<Utf8Bytes> {
+async fn next_live(live: &mut Option<mpsc::Receiver<Outbound>>) -> Option<Outbound> {
     match live {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -132,10 +132,19 @@ pub async fn run(state: AppState, socket: WebSocket, query: WsQuery, origin: Opt
                 break;
             }
             frame = next_live(&mut session.live) => match frame {
-                Some(frame) => {
-                    if write_live(&mut sink, &mut session, frame).await.is_err() {
-                        break;
+                Some(Outbound::Frame(frame)) => {
+                    match write_live(&mut sink, &mut session, frame).await {
+                        Ok(None) => {}
+                        Ok(Some(fault)) => {
+                            apply_fault(&mut sink, fault).await;
+                            break;
+                        }
+                        Err(()) => break,
                     }
+                }
+                Some(Outbound::Fault(fault)) => {
+                    apply_fault(&mut sink, fault).await;
+                    break;
                 }
                 None => {
                     // The hub detached us: we fell too far behind.
@@ -193,22 +202,45 @@ fn scopeguard(state: &AppState) -> impl Drop + '_ {
     Closed(state)
 }
 
-async fn write_live(sink: &mut Sink, session: &mut Session, first: Utf8Bytes) -> Result<(), ()> {
+/// Writes `first` and whatever else is queued (up to a batch), then
+/// flushes. Returns a fault met in the queue, which ends the session.
+async fn write_live(
+    sink: &mut Sink,
+    session: &mut Session,
+    first: Utf8Bytes,
+) -> Result<Option<Fault>, ()> {
     let mut sent = 1u64;
+    let mut fault = None;
     sink.feed(Message::Text(first)).await.map_err(drop)?;
     if let Some(rx) = session.live.as_mut() {
         while (sent as usize) < WRITE_BATCH {
             match rx.try_recv() {
-                Ok(frame) => {
+                Ok(Outbound::Frame(frame)) => {
                     sink.feed(Message::Text(frame)).await.map_err(drop)?;
                     sent += 1;
+                }
+                Ok(Outbound::Fault(f)) => {
+                    fault = Some(f);
+                    break;
                 }
                 Err(_) => break,
             }
         }
     }
     session.state.metrics.frames_sent(sent);
-    sink.flush().await.map_err(drop)
+    sink.flush().await.map_err(drop)?;
+    Ok(fault)
+}
+
+/// Carries out an injected fault (test hook only).
+async fn apply_fault(sink: &mut Sink, fault: Fault) {
+    tracing::info!(?fault, "injecting fault");
+    match fault {
+        // Returning drops the socket: the TCP connection ends with no
+        // close frame, like a network cut.
+        Fault::Drop => {}
+        Fault::Close(code) => send_close(sink, code, "fault injected").await,
+    }
 }
 
 fn error_frame(id: Option<&str>, error: &ApiError) -> Utf8Bytes {
