@@ -23,6 +23,7 @@ pub struct Metrics {
     connections_open: AtomicU64,
     connections_total: AtomicU64,
     tokens_generated: AtomicU64,
+    tokens_sent: AtomicU64,
     frames_sent: AtomicU64,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
@@ -45,6 +46,10 @@ impl Metrics {
     /// The engine produced a token.
     pub fn token_generated(&self) {
         self.tokens_generated.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A token was queued for `n` live sockets.
+    pub fn tokens_sent(&self, n: u64) {
+        self.tokens_sent.fetch_add(n, Ordering::Relaxed);
     }
     /// Frames written to sockets.
     pub fn frames_sent(&self, n: u64) {
@@ -99,6 +104,13 @@ impl Metrics {
             "Tokens produced by the agent engine.",
             "counter",
             self.tokens_generated.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "tokenrelay_tokens_sent_total",
+            "on_token notifications queued to live sockets (replays not included).",
+            "counter",
+            self.tokens_sent.load(Ordering::Relaxed),
         );
         gauge(
             &mut out,

@@ -187,11 +187,12 @@ async fn run(
                 Some(EngineEvent::Token(token)) => {
                     text.push_str(&token);
                     state.metrics.token_generated();
-                    hub.publish(Notification::Token(TokenParams {
+                    let (_, sockets) = hub.publish(Notification::Token(TokenParams {
                         token: Cow::Owned(token),
                         response_id: Cow::Borrowed(rid),
                         seq: None,
                     }));
+                    state.metrics.tokens_sent(sockets as u64);
                 }
                 Some(EngineEvent::ToolCall { tool_call_id, tool_name, tool_input }) => {
                     history.push(json!({

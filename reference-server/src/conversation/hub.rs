@@ -120,8 +120,9 @@ impl Hub {
     /// Numbers a notification, keeps it for replay and sends it to every
     /// attached socket. A socket whose queue is full is detached (its
     /// channel closes, the session closes it with 1011, and the client
-    /// resumes from the buffer). Returns the `seq`.
-    pub fn publish(&self, mut notification: Notification<'_>) -> u64 {
+    /// resumes from the buffer). Returns the `seq` and how many sockets
+    /// the frame was queued for.
+    pub fn publish(&self, mut notification: Notification<'_>) -> (u64, usize) {
         let mut inner = self.lock();
         let seq = inner.next_seq;
         inner.next_seq += 1;
@@ -131,7 +132,7 @@ impl Hub {
         inner
             .subscribers
             .retain(|s| s.tx.try_send(Outbound::Frame(frame.clone())).is_ok());
-        seq
+        (seq, inner.subscribers.len())
     }
 
     /// Delivers a fault to every attached socket, after the frames already

@@ -2,7 +2,7 @@
 //! `/auth/api-keys` (create is rate limited), `/auth/api-keys/{id}`.
 
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tokenrelay::rest::{
     CreatedUserApiKey, Credentials, DeletedMessage, LoginResponse, NewUserApiKey, User, UserApiKey,
@@ -101,11 +101,25 @@ pub async fn register(
     Ok(Json(user_body(&user)))
 }
 
-/// Exchanges a username and password for an access token.
+/// Exchanges a username and password for an access token. Rate limited
+/// per username, which slows down password guessing.
 pub async fn login(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<Credentials>,
-) -> Result<Json<LoginResponse>, ApiError> {
+    body: Result<JsonBody<Credentials>, ApiError>,
+) -> Response {
+    let body = match body {
+        Ok(JsonBody(body)) => body,
+        Err(e) => return e.into_response(),
+    };
+    let (decision, verdict) = rate_check(&state, &format!("login:{}", body.username.trim()));
+    let result = match verdict {
+        Err(e) => Err(e),
+        Ok(()) => login_inner(&state, body).await,
+    };
+    with_rate_headers(decision, result)
+}
+
+async fn login_inner(state: &AppState, body: Credentials) -> Result<Json<LoginResponse>, ApiError> {
     let user = state.store.get_user_by_name(body.username.trim()).await?;
     // Verify against a dummy hash for unknown names, so timing does not
     // tell which usernames exist.

@@ -9,6 +9,8 @@ use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tracing::Instrument;
 
 use crate::state::AppState;
 
@@ -26,6 +28,11 @@ pub mod close {
     pub const UNAUTHORIZED: u16 = 4001;
     /// Policy violation or too many connections.
     pub const POLICY: u16 = 4008;
+}
+
+fn next_connection_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Read and write buffer of each socket.
@@ -63,5 +70,10 @@ pub async fn upgrade(
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(SOCKET_BUFFER_BYTES)
         .max_write_buffer_size(limit.saturating_mul(4).max(1 << 20))
-        .on_upgrade(move |socket| session::run(state, socket, query, origin))
+        .on_upgrade(move |socket| {
+            // One span per socket: every log line of the session carries
+            // its connection number (never a credential).
+            let span = tracing::info_span!("ws", conn = next_connection_id());
+            session::run(state, socket, query, origin).instrument(span)
+        })
 }
