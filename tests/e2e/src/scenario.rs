@@ -1,0 +1,384 @@
+//! The Rust runner of `tests/scenarios/*.json` (format in that folder's
+//! README): it plays each conversation through the Rust SDK against a real
+//! reference server and checks every expectation.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use serde::Deserialize;
+use tokenrelay::wire::ToolResponseParam;
+use tokenrelay::{Connection, Event, RequestId, Response, ResponseStatus};
+
+use crate::{Harness, WAIT};
+
+/// One scenario file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Equals the file name without `.json`.
+    pub name: String,
+    /// What it shows.
+    #[serde(default)]
+    pub description: String,
+    /// The agent to create.
+    #[serde(default)]
+    pub agent: AgentSpec,
+    /// The conversation.
+    pub steps: Vec<Step>,
+}
+
+/// The scenario's agent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// Prompt, possibly with default directives.
+    #[serde(default)]
+    pub prompt: String,
+    /// Whether the agent speaks first on connect.
+    #[serde(default)]
+    pub agent_speaks_first: bool,
+}
+
+/// One step of a scenario.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Send this message and follow its response.
+    #[serde(default)]
+    pub send: Option<String>,
+    /// Follow the next response no request caused.
+    #[serde(default)]
+    pub await_unsolicited: bool,
+    /// Answer client-side tool calls of the previous response.
+    #[serde(default)]
+    pub tool_responses: Option<Vec<ToolAnswer>>,
+    /// Faults to inject while the step runs.
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+    /// What the step's response must look like.
+    pub expect: Expect,
+}
+
+/// An answer to one client-side tool call.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolAnswer {
+    /// Index of the call in the previous response.
+    pub call: usize,
+    /// The answer.
+    pub response: String,
+}
+
+/// A fault and when to inject it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// After this many tokens of the step's response.
+    #[serde(default)]
+    pub after_tokens: Option<usize>,
+    /// After the step's response completed.
+    #[serde(default)]
+    pub after_reply: bool,
+    /// `drop`, `close_NNNN` or `stop`.
+    pub fault: String,
+}
+
+/// Expectations on a step's response.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// `complete`, `stopped`, `failed` or `interrupted`.
+    pub status: String,
+    /// Exact text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// The text is a prefix of this.
+    #[serde(default)]
+    pub text_is_prefix_of: Option<String>,
+    /// The text starts with this.
+    #[serde(default)]
+    pub text_starts_with: Option<String>,
+    /// The text ends with this.
+    #[serde(default)]
+    pub text_ends_with: Option<String>,
+    /// Names of the server-side tool calls, in order.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<String>>,
+    /// Number of tool responses.
+    #[serde(default)]
+    pub tool_responses: Option<usize>,
+    /// Number of events.
+    #[serde(default)]
+    pub events: Option<usize>,
+    /// Names of the client-side tool calls.
+    #[serde(default)]
+    pub client_side_tool_calls: Option<Vec<String>>,
+    /// Minimum number of token-provider calls so far.
+    #[serde(default)]
+    pub min_token_fetches: Option<usize>,
+}
+
+/// Every scenario file, sorted by name.
+pub fn all() -> Vec<(PathBuf, Scenario)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("readable scenario");
+            let s: Scenario =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (p, s)
+        })
+        .collect()
+}
+
+/// Plays `scenario` on a fresh server; `Err` says which expectation failed.
+pub async fn run(scenario: &Scenario) -> Result<(), String> {
+    let h = Harness::start().await;
+    let context_id = h
+        .context(&scenario.agent.prompt, scenario.agent.agent_speaks_first)
+        .await;
+    let (builder, fetches) = h.client();
+    let client = builder.build().map_err(|e| e.to_string())?;
+    let mut conn = client
+        .connect(&context_id)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let mut seen = HashSet::new();
+    let mut previous: Option<Response> = None;
+    for (i, step) in scenario.steps.iter().enumerate() {
+        let at = format!("step {i}");
+        let request = if let Some(text) = &step.send {
+            Some(
+                conn.send_message(text.clone())
+                    .await
+                    .map_err(|e| format!("{at}: {e}"))?,
+            )
+        } else if let Some(answers) = &step.tool_responses {
+            let prev = previous
+                .as_ref()
+                .ok_or(format!("{at}: no previous response"))?;
+            let mut responses = Vec::new();
+            for a in answers {
+                let call = prev
+                    .client_side_tool_calls
+                    .get(a.call)
+                    .ok_or(format!("{at}: no client-side tool call {}", a.call))?;
+                let id = call["tool_call_id"].as_str().unwrap_or_default().to_owned();
+                responses.push(ToolResponseParam {
+                    tool_call_id: id,
+                    response: a.response.clone(),
+                });
+            }
+            Some(
+                conn.send_tool_responses(responses)
+                    .await
+                    .map_err(|e| format!("{at}: {e}"))?,
+            )
+        } else if step.await_unsolicited {
+            None
+        } else {
+            return Err(format!(
+                "{at}: a step needs send, tool_responses or await_unsolicited"
+            ));
+        };
+        let response = follow(&h, &mut conn, &context_id, request, step, &mut seen)
+            .await
+            .map_err(|e| format!("{at}: {e}"))?;
+        for f in step.faults.iter().filter(|f| f.after_reply) {
+            inject(&h, &conn, &context_id, &f.fault)
+                .await
+                .map_err(|e| format!("{at}: {e}"))?;
+        }
+        check(&step.expect, &response, fetches.load(Ordering::SeqCst))
+            .map_err(|e| format!("{at}: {e}"))?;
+        previous = Some(response);
+    }
+    conn.close().await;
+    h.server.shutdown().await;
+    Ok(())
+}
+
+/// Reads events until the step's response completes, injecting faults.
+async fn follow(
+    h: &Harness,
+    conn: &mut Connection,
+    context_id: &str,
+    request: Option<RequestId>,
+    step: &Step,
+    seen: &mut HashSet<String>,
+) -> Result<Response, String> {
+    let mut mine: Option<tokenrelay::ResponseId> = None;
+    let mut tokens = 0usize;
+    let mut pending: Vec<&FaultSpec> = step
+        .faults
+        .iter()
+        .filter(|f| f.after_tokens.is_some())
+        .collect();
+    loop {
+        let event = tokio::time::timeout(WAIT, conn.next_event())
+            .await
+            .map_err(|_| format!("no response after {WAIT:?} ({tokens} tokens)"))?
+            .ok_or("the connection ended")?;
+        match event {
+            Event::ResponseStarted {
+                response_id,
+                request_id,
+            } if request_id == request && mine.is_none() => {
+                mine = Some(response_id);
+            }
+            Event::Token { response_id, .. } if Some(&response_id) == mine.as_ref() => {
+                tokens += 1;
+                let due: Vec<usize> = pending
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| f.after_tokens == Some(tokens))
+                    .map(|(i, _)| i)
+                    .collect();
+                for i in due.into_iter().rev() {
+                    let f = pending.remove(i);
+                    inject(h, conn, context_id, &f.fault).await?;
+                }
+            }
+            Event::ResponseComplete(r) => {
+                if !seen.insert(r.id.to_string()) {
+                    return Err(format!("response {} completed twice", r.id));
+                }
+                if r.request_id == request && (mine.is_none() || mine.as_deref() == Some(&*r.id)) {
+                    if step.expect.events.is_some() && r.events.is_empty() {
+                        // `on_events` may follow the stop token; wait for it.
+                        return wait_for_events(conn, *r).await;
+                    }
+                    return Ok(*r);
+                }
+            }
+            Event::RequestFailed { request_id, error } if Some(request_id) == request => {
+                return Err(format!("the request failed: {error}"));
+            }
+            Event::StateChanged(c) if c.state.is_terminal() => {
+                return Err(format!("the connection ended: {:?}", c.cause));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Waits for the `on_events` of a completed response, then returns the
+/// response as the connection now holds it (events attached).
+async fn wait_for_events(conn: &mut Connection, r: Response) -> Result<Response, String> {
+    loop {
+        let event = tokio::time::timeout(WAIT, conn.next_event())
+            .await
+            .map_err(|_| "no on_events for the response".to_owned())?
+            .ok_or("the connection ended")?;
+        if let Event::Events {
+            response_id: Some(id),
+            ..
+        } = event
+        {
+            if id == r.id {
+                return conn
+                    .response(&id)
+                    .await
+                    .ok_or_else(|| "response evicted".to_owned());
+            }
+        }
+    }
+}
+
+async fn inject(
+    h: &Harness,
+    conn: &Connection,
+    context_id: &str,
+    fault: &str,
+) -> Result<(), String> {
+    if fault == "stop" {
+        return conn.stop().await.map_err(|e| format!("stop: {e}"));
+    }
+    h.fault(context_id, fault)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("fault {fault}: {e}"))
+}
+
+fn check(expect: &Expect, r: &Response, fetches: usize) -> Result<(), String> {
+    let status = match r.status {
+        ResponseStatus::Streaming => "streaming",
+        ResponseStatus::Complete => "complete",
+        ResponseStatus::Stopped => "stopped",
+        ResponseStatus::Failed => "failed",
+        ResponseStatus::Interrupted => "interrupted",
+    };
+    let mut problems = Vec::new();
+    if status != expect.status {
+        problems.push(format!("status {status}, expected {}", expect.status));
+    }
+    if let Some(t) = &expect.text {
+        if &r.text != t {
+            problems.push(format!("text {:?}, expected {t:?}", r.text));
+        }
+    }
+    if let Some(t) = &expect.text_is_prefix_of {
+        if !t.starts_with(&r.text) {
+            problems.push(format!("text {:?} is not a prefix of {t:?}", r.text));
+        }
+    }
+    if let Some(t) = &expect.text_starts_with {
+        if !r.text.starts_with(t.as_str()) {
+            problems.push(format!("text {:?} does not start with {t:?}", r.text));
+        }
+    }
+    if let Some(t) = &expect.text_ends_with {
+        if !r.text.ends_with(t.as_str()) {
+            problems.push(format!("text {:?} does not end with {t:?}", r.text));
+        }
+    }
+    if let Some(names) = &expect.tool_calls {
+        let got: Vec<&str> = r.tool_calls.iter().map(|c| c.tool_name.as_str()).collect();
+        if got != names.iter().map(String::as_str).collect::<Vec<_>>() {
+            problems.push(format!("tool calls {got:?}, expected {names:?}"));
+        }
+    }
+    if let Some(n) = expect.tool_responses {
+        if r.tool_responses.len() != n {
+            problems.push(format!(
+                "{} tool responses, expected {n}",
+                r.tool_responses.len()
+            ));
+        }
+    }
+    if let Some(n) = expect.events {
+        if r.events.len() != n {
+            problems.push(format!("{} events, expected {n}", r.events.len()));
+        }
+    }
+    if let Some(names) = &expect.client_side_tool_calls {
+        let got: Vec<&str> = r
+            .client_side_tool_calls
+            .iter()
+            .map(|c| c["tool_name"].as_str().unwrap_or_default())
+            .collect();
+        if got != names.iter().map(String::as_str).collect::<Vec<_>>() {
+            problems.push(format!(
+                "client-side tool calls {got:?}, expected {names:?}"
+            ));
+        }
+    }
+    if let Some(n) = expect.min_token_fetches {
+        if fetches < n {
+            problems.push(format!("{fetches} token fetches, expected at least {n}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
