@@ -87,18 +87,16 @@ impl Runner {
                 }
                 Event::Token {
                     response_id: rid, ..
-                } => {
-                    if response_id.as_deref() == Some(&*rid) {
-                        tokens += 1;
-                        let due: Vec<String> = pending
-                            .iter()
-                            .filter(|(n, _)| *n as usize == tokens)
-                            .map(|(_, f)| f.clone())
-                            .collect();
-                        pending.retain(|(n, _)| *n as usize != tokens);
-                        for f in due {
-                            self.fault(&f).await;
-                        }
+                } if response_id.as_deref() == Some(&*rid) => {
+                    tokens += 1;
+                    let due: Vec<String> = pending
+                        .iter()
+                        .filter(|(n, _)| *n as usize == tokens)
+                        .map(|(_, f)| f.clone())
+                        .collect();
+                    pending.retain(|(n, _)| *n as usize != tokens);
+                    for f in due {
+                        self.fault(&f).await;
                     }
                 }
                 Event::ResponseComplete(response) => {
