@@ -227,3 +227,80 @@ impl Hub {
         inner.subscribers.is_empty() && inner.running.is_none() && inner.replay.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+    use tokenrelay::wire::TokenParams;
+
+    fn token(i: usize) -> Notification<'static> {
+        Notification::Token(TokenParams {
+            token: Cow::Owned(format!("t{i}")),
+            response_id: Cow::Borrowed("r"),
+            seq: None,
+        })
+    }
+
+    fn hub(last_seq: u64) -> Hub {
+        Hub::new(
+            "c".into(),
+            "o".into(),
+            last_seq,
+            100,
+            Duration::from_secs(60),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_falls_behind_is_detached_after_its_queue() {
+        let hub = hub(0);
+        let mut sub = hub.subscribe(None, 16);
+        for i in 0..40 {
+            hub.publish(token(i));
+        }
+        let mut received = 0;
+        while let Some(Outbound::Frame(_)) = sub.rx.recv().await {
+            received += 1;
+        }
+        // The first 16 were queued; then the channel was closed.
+        assert_eq!(received, 16);
+        // The buffer still has everything, so the client can resume.
+        let again = hub.subscribe(Some(16), 16);
+        assert_eq!(again.replay.len(), 24);
+        assert_eq!(again.resumed, Some(true));
+    }
+
+    #[tokio::test]
+    async fn seq_continues_from_the_stored_value_and_faults_reach_sockets() {
+        let hub = hub(41);
+        let mut sub = hub.subscribe(None, 16);
+        assert_eq!(sub.seq, 41);
+        assert_eq!(hub.publish(token(0)), (42, 1));
+        assert_eq!(hub.inject_fault(Fault::Close(4001)), 1);
+        assert!(matches!(sub.rx.recv().await, Some(Outbound::Frame(_))));
+        assert_eq!(
+            sub.rx.recv().await,
+            Some(Outbound::Fault(Fault::Close(4001)))
+        );
+        assert_eq!(Fault::parse("drop"), Some(Fault::Drop));
+        assert_eq!(Fault::parse("close_1011"), Some(Fault::Close(1011)));
+        assert_eq!(Fault::parse("close_99"), None);
+        assert_eq!(Fault::parse("boom"), None);
+    }
+
+    #[test]
+    fn idle_hubs_are_swept_only_when_nothing_needs_them() {
+        let hub = hub(0);
+        assert!(hub.is_idle(Instant::now()));
+        let sub = hub.subscribe(None, 16);
+        assert!(!hub.is_idle(Instant::now()));
+        hub.unsubscribe(sub.id);
+        hub.publish(token(0));
+        // Still in the replay window.
+        assert!(!hub.is_idle(Instant::now()));
+        assert!(hub.is_idle(Instant::now() + Duration::from_secs(61)));
+        assert!(hub.mark_greeted());
+        assert!(!hub.mark_greeted());
+    }
+}
