@@ -29,8 +29,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Supplies a fresh credential for a context.
 ///
 /// Any `Fn(String) -> impl Future<Output = Result<T, E>>` where `T:
-/// Into<Credential>` and `E: Display` is a provider, so an async closure
-/// works:
+/// Into<Credential>` and `E` is an error (or a string) is a provider, so an
+/// async closure works. Returning a [`tokenrelay::Error`](crate::Error)
+/// keeps its class: `Forbidden` or `NotFound` (this user may not have this
+/// context) end the connection instead of being retried.
 ///
 /// ```no_run
 /// # use tokenrelay::Client;
@@ -51,14 +53,19 @@ where
     F: Fn(String) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
     T: Into<Credential>,
-    E: std::fmt::Display,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     fn token<'a>(&'a self, context_id: &'a str) -> BoxFuture<'a, Result<Credential, Error>> {
         let fut = self(context_id.to_owned());
         Box::pin(async move {
-            fut.await.map(Into::into).map_err(|e| Error::TokenProvider {
-                message: e.to_string(),
-            })
+            fut.await
+                .map(Into::into)
+                .map_err(|e| match e.into().downcast::<Error>() {
+                    Ok(ours) => *ours,
+                    Err(other) => Error::TokenProvider {
+                        message: other.to_string(),
+                    },
+                })
         })
     }
 }

@@ -125,11 +125,7 @@ impl Driver {
                 token = async { match &mut l.fetching { Some((_, f)) => f.await, None => std::future::pending().await } } => {
                     let (fetch_id, _) = l.fetching.take().unzip();
                     let now = l.now();
-                    let result = token.map_err(|e| match e {
-                        Error::TokenProvider { message } => message,
-                        other => other.to_string(),
-                    });
-                    l.d.session.handle_token(fetch_id.unwrap_or_default(), result, now, unix_now());
+                    l.d.session.handle_token(fetch_id.unwrap_or_default(), token, now, unix_now());
                 }
                 opened = async { match &mut l.opening { Some(f) => f.await, None => std::future::pending().await } } => {
                     l.opening = None;

@@ -438,10 +438,15 @@ impl Session {
 
     /// The token provider answered `fetch_id`. `unix_now` is the wall clock
     /// in unix seconds, to check the token's JWT `exp`.
+    ///
+    /// A provider failure is retried with backoff, except a refusal that
+    /// retrying cannot fix ([`Error::Forbidden`], [`Error::NotFound`],
+    /// [`Error::PaymentRequired`], [`Error::Config`]: the app's backend says
+    /// this user may not have this context), which fails the session.
     pub fn handle_token(
         &mut self,
         fetch_id: u64,
-        result: Result<Credential, String>,
+        result: Result<Credential, Error>,
         now: Timestamp,
         unix_now: u64,
     ) {
@@ -451,7 +456,13 @@ impl Session {
         }
         let credential = match result {
             Ok(c) => c,
-            Err(message) => return self.retry(Error::TokenProvider { message }, None, now),
+            Err(
+                e @ (Error::Forbidden(_)
+                | Error::NotFound(_)
+                | Error::PaymentRequired(_)
+                | Error::Config { .. }),
+            ) => return self.fail(e),
+            Err(e) => return self.retry(e, None, now),
         };
         let margin = self.config.token_expiry_margin.as_secs();
         if let Some(exp) = credential.expires_at() {

@@ -859,6 +859,23 @@ fn a_named_response_id_wins_over_order() {
 }
 
 #[test]
+fn a_provider_refusal_that_cannot_change_is_terminal() {
+    let mut h = Harness::new();
+    h.s.start(h.now);
+    let fetch = h.until_fetch();
+    let refusal = Error::from_server("not your context", None, Some(403));
+    h.s.handle_token(fetch, Err(refusal), h.now, UNIX_NOW);
+    assert_eq!(h.s.state().state, ConnectionState::Failed);
+    let mut h = Harness::new();
+    h.s.start(h.now);
+    let fetch = h.until_fetch();
+    let transient = Error::from_server("db down", None, Some(503));
+    h.s.handle_token(fetch, Err(transient), h.now, UNIX_NOW);
+    assert_ne!(h.s.state().state, ConnectionState::Failed);
+    h.until_fetch(); // and it asks again
+}
+
+#[test]
 fn max_attempts_fails_with_the_last_cause() {
     let mut config = SessionConfig::new("ws://x/ws");
     config.reconnect.max_attempts = Some(2);
@@ -866,7 +883,10 @@ fn max_attempts_fails_with_the_last_cause() {
     h.s.start(h.now);
     for _ in 0..3 {
         let fetch = h.until_fetch();
-        h.s.handle_token(fetch, Err("backend down".into()), h.now, UNIX_NOW);
+        let e = Error::TokenProvider {
+            message: "backend down".into(),
+        };
+        h.s.handle_token(fetch, Err(e), h.now, UNIX_NOW);
     }
     assert_eq!(h.s.state().state, ConnectionState::Failed);
     let ev = h.take_events();
