@@ -74,6 +74,19 @@ impl Principal {
         }
     }
 
+    /// The creator id recorded on what this principal creates (a
+    /// context's `user_id`): the key id of an org key (as observed), the
+    /// user's id for a user.
+    pub fn creator_id(&self) -> String {
+        match self {
+            Principal::OrgKey { api_key_id, .. } | Principal::ClientKey { api_key_id, .. } => {
+                api_key_id.clone()
+            }
+            Principal::User { user_id, .. } => user_id.clone(),
+            Principal::StreamToken { org_id } => org_id.clone(),
+        }
+    }
+
     /// Label for logs.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -310,6 +310,18 @@ async fn users_register_login_and_manage_api_keys() {
     let token = login["access_token"].as_str().unwrap().to_owned();
     let (status, me) = t.get("/auth/me", &token).await;
     assert_eq!((status, me["id"].clone()), (200, user["id"].clone()));
+    // The personal org, so the user can mint keys for it.
+    let org = me["org_id"].as_str().unwrap().to_owned();
+    assert_eq!(login["user"]["org_id"], org.as_str());
+    let (status, minted) = t
+        .post(
+            "/generate-api-key",
+            &token,
+            json!({"org_id": org, "type": "client"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{minted}");
+    assert_eq!(minted["user_id"], user["id"]);
 
     // A user API key: shown once, stored as a hash, usable as Bearer.
     let (status, created) = t

@@ -63,6 +63,9 @@ async fn two_endpoint_flow_reconnects_to_the_same_context_with_history() {
 
     let (status, context) = t.get(&format!("/context/{ctx}"), &t.org_key).await;
     assert_eq!(status, 200);
+    assert_eq!(context["agent_id"], agent_id.as_str());
+    assert!(context["user_id"].as_str().is_some_and(|u| !u.is_empty()));
+    assert!(context["created_at"].is_i64());
     assert_eq!(
         context["messages"],
         json!([

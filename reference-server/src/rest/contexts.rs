@@ -63,7 +63,7 @@ pub async fn create(
         context_id: uuid::Uuid::new_v4().to_string(),
         org_id: agent.org_id.clone(),
         agent_id: agent.agent_id.clone(),
-        user_id: principal.subject(),
+        user_id: principal.creator_id(),
         messages: Vec::new(),
         user_defined: Value::Object(body.user_defined.unwrap_or_default()),
         prompt_args: Value::Object(body.prompt_args.unwrap_or_default()),

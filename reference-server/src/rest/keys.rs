@@ -77,11 +77,7 @@ async fn generate_inner(
             }
         }
     }
-    let creator = match principal {
-        Principal::OrgKey { api_key_id, .. } => api_key_id.clone(),
-        Principal::User { user_id, .. } => user_id.clone(),
-        other => other.subject(),
-    };
+    let creator = principal.creator_id();
     let creator = match kind {
         // Observed: an org key's user_id is its own id.
         KeyKind::Org => None,

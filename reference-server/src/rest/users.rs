@@ -4,6 +4,7 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde_json::Value;
 use tokenrelay::rest::{
     CreatedUserApiKey, Credentials, DeletedMessage, LoginResponse, NewUserApiKey, User, UserApiKey,
     UserApiKeyList,
@@ -29,6 +30,16 @@ fn user_body(u: &UserRecord) -> User {
         created_at: Some(u.created_at),
         updated_at: Some(u.created_at),
     }
+}
+
+/// The user as JSON, plus `org_id` (an extra field clients may ignore):
+/// the personal org that `POST /generate-api-key` and friends need.
+fn user_json(u: &UserRecord) -> Value {
+    let mut v = serde_json::to_value(user_body(u)).unwrap_or_default();
+    if let Value::Object(map) = &mut v {
+        map.insert("org_id".into(), Value::String(u.org_id.clone()));
+    }
+    v
 }
 
 fn key_body(k: &UserApiKeyRecord) -> UserApiKey {
@@ -64,7 +75,7 @@ async fn hash_password(state: &AppState, password: String) -> Result<String, Api
 pub async fn register(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<Credentials>,
-) -> Result<Json<User>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let username = body.username.trim().to_owned();
     if username.is_empty() || username.len() > 128 {
         return Err(ApiError::invalid_params(
@@ -98,7 +109,7 @@ pub async fn register(
     state.store.create_user(&user).await?;
     state.store.create_org(&org).await?;
     tracing::info!(user_id = %user.user_id, "user registered");
-    Ok(Json(user_body(&user)))
+    Ok(Json(user_json(&user)))
 }
 
 /// Exchanges a username and password for an access token. Rate limited
@@ -119,7 +130,7 @@ pub async fn login(
     with_rate_headers(decision, result)
 }
 
-async fn login_inner(state: &AppState, body: Credentials) -> Result<Json<LoginResponse>, ApiError> {
+async fn login_inner(state: &AppState, body: Credentials) -> Result<Json<Value>, ApiError> {
     let user = state.store.get_user_by_name(body.username.trim()).await?;
     // Verify against a dummy hash for unknown names, so timing does not
     // tell which usernames exist.
@@ -151,26 +162,29 @@ async fn login_inner(state: &AppState, body: Credentials) -> Result<Json<LoginRe
         exp: now + ttl as i64,
     });
     tracing::info!(user_id = %user.user_id, "user logged in");
-    Ok(Json(LoginResponse {
+    let mut body = serde_json::to_value(LoginResponse {
         access_token,
         token_type: "bearer".into(),
         expires_in: ttl,
         user: user_body(&user),
-    }))
+    })
+    .map_err(|_| ApiError::internal())?;
+    body["user"] = user_json(&user);
+    Ok(Json(body))
 }
 
 /// The caller's account.
 pub async fn me(
     State(state): State<AppState>,
     RestPrincipal(principal): RestPrincipal,
-) -> Result<Json<User>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let id = user_id(&principal)?;
     let user = state
         .store
         .get_user(id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("Invalid token"))?;
-    Ok(Json(user_body(&user)))
+    Ok(Json(user_json(&user)))
 }
 
 /// Creates a user API key; the key is in this answer only.
