@@ -379,3 +379,43 @@ async fn invoke_agent_message_produces_a_first_message() {
         json!([{"sender": "ai", "message": "Hello! How can I help you today?"}])
     );
 }
+
+#[tokio::test]
+async fn every_socket_on_a_context_sees_the_stream() {
+    let t = spawn().await;
+    let (_, ctx) = t.agent_and_context().await;
+    let mut a = t.connected(&ctx).await;
+    let mut b = t.connected(&ctx).await;
+    let ack = a
+        .request("add_message", json!({"message": "[tokens=50]"}))
+        .await;
+    let rid = ack["response_id"].as_str().unwrap().to_owned();
+    let from_a = a.collect(Some(&rid)).await;
+    let from_b = b.collect(Some(&rid)).await;
+    assert_eq!(from_a.text, from_b.text);
+    assert_eq!(from_a.notifications, from_b.notifications);
+}
+
+#[tokio::test]
+async fn connect_again_on_the_same_socket_moves_it_to_the_new_context() {
+    let t = spawn().await;
+    let (agent, first) = t.agent_and_context().await;
+    let second = t.context(&agent).await;
+    let mut ws = t.connected(&first).await;
+    let r = ws.connect(&second, Some(&t.org_key), None).await;
+    assert_eq!(r["success"], true);
+    // A message on the first context (over REST) is not seen here.
+    t.post(
+        "/chat",
+        &t.org_key,
+        json!({"context_id": first, "message": "elsewhere"}),
+    )
+    .await;
+    let ack = ws.request("add_message", json!({"message": "here"})).await;
+    let got = ws.collect(None).await;
+    assert_eq!(
+        got.notifications[0]["params"]["response_id"],
+        ack["response_id"]
+    );
+    assert_eq!(got.text, "You said: here");
+}
