@@ -199,3 +199,57 @@ async fn graceful_shutdown_closes_sockets_with_1001() {
     assert_eq!(ws.closed().await.0, 1001);
     shutdown.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_corpus_of_hostile_frames_never_kills_the_connection() {
+    let t = spawn().await;
+    let (_, ctx) = t.agent_and_context().await;
+    let mut ws = t.connected(&ctx).await;
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let deep_obj = format!(
+        r#"{{"method":"add_message","params":{}1{},"id":"d"}}"#,
+        r#"{"a":"#.repeat(2000),
+        "}".repeat(2000)
+    );
+    let corpus: Vec<String> = vec![
+        String::new(),
+        " ".into(),
+        "null".into(),
+        "[]".into(),
+        "42".into(),
+        "\"string\"".into(),
+        "{".into(),
+        "{}".into(),
+        r#"{"method":null}"#.into(),
+        r#"{"method":42,"id":"a"}"#.into(),
+        r#"{"method":"add_message","params":[],"id":"b"}"#.into(),
+        r#"{"method":"add_message","params":{"message":"x"},"id":{}}"#.into(),
+        r#"{"method":"add_message","params":{"message":"x"},"id":[1]}"#.into(),
+        r#"{"method":"connect_to_context","params":{"context_id":"x","resume_after_seq":-1},"id":"c"}"#
+            .into(),
+        r#"{"method":"connect_to_context","params":{"context_id":"x","resume_after_seq":1e400},"id":"c"}"#
+            .into(),
+        r#"{"method":"client_side_tool_responses","params":{"tool_responses":[{"tool_call_id":1}]},"id":"e"}"#
+            .into(),
+        "\u{0}\u{1}\u{7f}".into(),
+        "\u{feff}{}".into(),
+        r#"{"method":"add_message","params":{"message":"\ud800"},"id":"f"}"#.into(),
+        deep,
+        deep_obj,
+    ];
+    for frame in &corpus {
+        ws.send_text(frame).await;
+    }
+    // Every bad frame was answered or ignored; the socket still works.
+    let ack = ws
+        .request("add_message", json!({"message": "survived"}))
+        .await;
+    assert_eq!(ack["success"], true, "{ack}");
+    assert!(ws
+        .other_responses
+        .iter()
+        .all(|r| r["result"]["success"] == false && r["result"]["code"].is_string()));
+    assert!(ws.other_responses.len() >= 10, "errors were answered");
+    let got = ws.collect(ack["response_id"].as_str()).await;
+    assert_eq!(got.text, "You said: survived");
+}

@@ -177,6 +177,8 @@ pub struct Ws {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Notifications received while waiting for a response.
     pending: VecDeque<Value>,
+    /// Responses to other ids seen while waiting for a response.
+    pub other_responses: Vec<Value>,
     next_id: u64,
 }
 
@@ -225,6 +227,7 @@ impl Ws {
         Ok(Ws {
             stream,
             pending: VecDeque::new(),
+            other_responses: Vec::new(),
             next_id: 0,
         })
     }
@@ -291,7 +294,9 @@ impl Ws {
             } else if frame["id"] == id {
                 return frame["result"].clone();
             } else {
-                panic!("unexpected frame while waiting for {id}: {frame}");
+                // An answer to something else (an error for a frame that
+                // had no usable id, say): kept for inspection, not fatal.
+                self.other_responses.push(frame);
             }
         }
     }
