@@ -419,3 +419,25 @@ async fn connect_again_on_the_same_socket_moves_it_to_the_new_context() {
     );
     assert_eq!(got.text, "You said: here");
 }
+
+#[tokio::test]
+async fn prompt_args_reach_the_engine() {
+    let t = spawn().await;
+    // The scripted engine reads directives from the prompt: a placeholder
+    // filled from prompt_args sets the reply length.
+    let agent = t.agent(json!({"prompt": "[tokens={n}]"})).await;
+    let (status, ctx) = t
+        .post(
+            "/context",
+            &t.org_key,
+            json!({"agent_id": agent, "prompt_args": {"n": 4}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut ws = t.connected(ctx["context_id"].as_str().unwrap()).await;
+    let ack = ws.request("add_message", json!({"message": "go"})).await;
+    assert_eq!(
+        ws.collect(ack["response_id"].as_str()).await.text,
+        "t0 t1 t2 t3"
+    );
+}

@@ -104,6 +104,24 @@ pub fn set_last_messages(history: &mut Vec<Value>, human: &str, ai: Option<&str>
     }
 }
 
+/// Substitutes the context's `prompt_args` into the agent's prompt:
+/// `{name}` becomes the argument's value (strings as is, anything else as
+/// JSON). Unknown placeholders stay as they are.
+pub fn fill_prompt(prompt: &str, args: &Value) -> String {
+    let Some(args) = args.as_object().filter(|a| !a.is_empty()) else {
+        return prompt.to_owned();
+    };
+    let mut out = prompt.to_owned();
+    for (name, value) in args {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out = out.replace(&format!("{{{name}}}"), &text);
+    }
+    out
+}
+
 async fn run(
     state: &AppState,
     hub: &Arc<Hub>,
@@ -122,7 +140,7 @@ async fn run(
             return None;
         }
     };
-    let agent = state
+    let mut agent = state
         .store
         .get_agent(&context.agent_id)
         .await
@@ -132,6 +150,7 @@ async fn run(
             agent_id: context.agent_id.clone(),
             ..Agent::default()
         });
+    agent.prompt = fill_prompt(&agent.prompt, &context.prompt_args);
     let mut history = context.messages;
     let trigger = match invocation {
         Invocation::Message(m) => {
@@ -285,6 +304,16 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prompt_args_fill_placeholders() {
+        let args = json!({"name": "Ann", "n": 3});
+        assert_eq!(
+            fill_prompt("Hi {name}, {n} {other}", &args),
+            "Hi Ann, 3 {other}"
+        );
+        assert_eq!(fill_prompt("Hi {name}", &json!({})), "Hi {name}");
+    }
 
     #[test]
     fn set_last_messages_scenarios() {
