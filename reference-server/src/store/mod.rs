@@ -7,6 +7,7 @@
 //! so a Redis backend for several server instances can implement it with
 //! `GETDEL`, `DECR` and `SET NX` without any handler changing.
 
+pub mod conformance;
 pub mod sqlite;
 
 use async_trait::async_trait;

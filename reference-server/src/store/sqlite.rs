@@ -641,6 +641,21 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn keeps_the_store_contract_in_memory_and_on_disk() {
+        let memory = SqliteStore::open_in_memory().unwrap();
+        crate::store::conformance::check(&memory).await.unwrap();
+        let dir =
+            std::env::temp_dir().join(format!("tokenrelay-conformance-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = SqliteStore::open(&dir.join("db.sqlite3")).unwrap();
+        crate::store::conformance::check(&file).await.unwrap();
+        // Running it twice on one store works (random ids).
+        crate::store::conformance::check(&file).await.unwrap();
+        drop(file);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
     async fn stream_tokens_are_consumed_once() {
         let s = SqliteStore::open_in_memory().unwrap();
         let t = StreamTokenRecord {
