@@ -1,0 +1,1 @@
+//! Python bindings of tokenrelay: being built (issue 4).

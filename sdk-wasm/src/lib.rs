@@ -1,0 +1,1 @@
+//! Browser bindings of tokenrelay: being built (issue 5).
