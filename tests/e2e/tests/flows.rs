@@ -295,10 +295,9 @@ async fn stream_tokens_open_one_socket_once() {
     let (ra, rb) = tokio::join!(a.connect(&context_id), b.connect(&context_id));
     let wins = [ra.is_ok(), rb.is_ok()].iter().filter(|w| **w).count();
     assert_eq!(wins, 1, "{ra:?} / {rb:?}");
-    let loser = if ra.is_err() {
-        ra.unwrap_err()
-    } else {
-        rb.unwrap_err()
+    let loser = match (ra, rb) {
+        (Err(e), _) | (_, Err(e)) => e,
+        (Ok(_), Ok(_)) => unreachable!("exactly one won"),
     };
     assert!(matches!(loser, Error::Unauthorized(_)), "{loser:?}");
 }
