@@ -484,6 +484,15 @@ pub struct ClientSideToolCallsParams {
 /// Decodes one server frame. Never panics; everything that is not the
 /// protocol is a [`ProtocolError`].
 pub fn decode_server_frame(text: &str) -> Result<ServerFrame<'_>, ProtocolError> {
+    // The fast path parses the frame once, typing `params` as soon as the
+    // method is known. Anything it does not accept goes the careful way,
+    // which also words every error, so both agree on what a frame means.
+    decode_server_frame_in_one_pass(text).or_else(|_| decode_server_frame_in_two_passes(text))
+}
+
+/// The careful decoder: the envelope first (keeping `params` raw), then
+/// `params` by method.
+fn decode_server_frame_in_two_passes(text: &str) -> Result<ServerFrame<'_>, ProtocolError> {
     #[derive(Deserialize)]
     struct Raw<'a> {
         #[serde(default, borrow)]
@@ -512,6 +521,146 @@ pub fn decode_server_frame(text: &str) -> Result<ServerFrame<'_>, ProtocolError>
         (None, None, _) => Err(ProtocolError::UnexpectedShape {
             message: "a frame needs a `method` or an `id`".into(),
         }),
+    }
+}
+
+/// The `on_token` hot path: one pass over the frame, no allocation when the
+/// strings have no escapes. `Err(())` sends the frame to the careful
+/// decoder, for the exact error or for a shape this path does not take.
+fn decode_server_frame_in_one_pass(text: &str) -> Result<ServerFrame<'_>, ()> {
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+
+    enum Key {
+        Method,
+        Params,
+        Id,
+        Result,
+        Other,
+    }
+    impl<'de> Deserialize<'de> for Key {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct KeyVisitor;
+            impl Visitor<'_> for KeyVisitor {
+                type Value = Key;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a field name")
+                }
+                fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
+                    Ok(match key {
+                        "method" => Key::Method,
+                        "params" => Key::Params,
+                        "id" => Key::Id,
+                        "result" => Key::Result,
+                        _ => Key::Other,
+                    })
+                }
+            }
+            d.deserialize_identifier(KeyVisitor)
+        }
+    }
+
+    /// A string borrowed from the frame when it has no escapes.
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+    #[derive(Default)]
+    struct Envelope<'a> {
+        method: Option<Cow<'a, str>>,
+        /// `params` decoded by method (it came after the method).
+        notification: Option<Notification<'a>>,
+        /// `params` kept raw (it came before the method).
+        raw_params: Option<&'a RawValue>,
+        id: Option<Cow<'a, str>>,
+        result: Option<Value>,
+    }
+
+    struct EnvelopeVisitor;
+    impl<'de> Visitor<'de> for EnvelopeVisitor {
+        type Value = Envelope<'de>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a frame object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
+            let mut e = Envelope::default();
+            let (mut saw_method, mut saw_params, mut saw_id, mut saw_result) =
+                (false, false, false, false);
+            let once = |seen: &mut bool, name: &'static str| {
+                if std::mem::replace(seen, true) {
+                    Err(A::Error::duplicate_field(name))
+                } else {
+                    Ok(())
+                }
+            };
+            while let Some(key) = map.next_key::<Key>()? {
+                match key {
+                    Key::Method => {
+                        once(&mut saw_method, "method")?;
+                        e.method = map.next_value::<Option<Text<'de>>>()?.map(|t| t.0);
+                    }
+                    Key::Params => {
+                        once(&mut saw_params, "params")?;
+                        match e.method.as_deref() {
+                            Some(m) => e.notification = Some(map.next_value_seed(ParamsOf(m))?),
+                            None => e.raw_params = map.next_value()?,
+                        }
+                    }
+                    Key::Id => {
+                        once(&mut saw_id, "id")?;
+                        e.id = map.next_value::<Option<Id<'de>>>()?.map(Id::into_cow);
+                    }
+                    Key::Result => {
+                        once(&mut saw_result, "result")?;
+                        e.result = map.next_value()?;
+                    }
+                    Key::Other => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(e)
+        }
+    }
+
+    /// `params` typed by the method that came before it.
+    struct ParamsOf<'m>(&'m str);
+    impl<'de> DeserializeSeed<'de> for ParamsOf<'_> {
+        type Value = Notification<'de>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            fn typed<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+                match Option::<T>::deserialize(d)? {
+                    Some(params) => Ok(params),
+                    // `"params": null` reads as `{}`, as in the careful path.
+                    None => serde_json::from_str("{}").map_err(D::Error::custom),
+                }
+            }
+            Ok(match self.0 {
+                method::ON_TOKEN => Notification::Token(typed(d)?),
+                method::ON_STOP_TOKEN => Notification::StopToken(typed(d)?),
+                method::ON_TOOL_CALL => Notification::ToolCall(typed(d)?),
+                method::ON_TOOL_RESPONSE => Notification::ToolResponse(typed(d)?),
+                method::ON_EVENTS => Notification::Events(typed(d)?),
+                method::ON_CLIENT_SIDE_TOOL_CALLS => Notification::ClientSideToolCalls(typed(d)?),
+                other => Notification::Unknown {
+                    method: other.to_owned(),
+                    params: typed(d)?,
+                },
+            })
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(text);
+    let e = de.deserialize_map(EnvelopeVisitor).map_err(drop)?;
+    de.end().map_err(drop)?;
+    match (e.method, e.notification, e.id, e.result) {
+        (Some(_), Some(n), _, _) => Ok(ServerFrame::Notification(n)),
+        (Some(method), None, _, _) => {
+            let params = e.raw_params.map(RawValue::get).unwrap_or("{}");
+            decode_notification(method, params)
+                .map(ServerFrame::Notification)
+                .map_err(drop)
+        }
+        (None, _, Some(id), Some(result)) => Ok(ServerFrame::Response { id, result }),
+        _ => Err(()),
     }
 }
 
@@ -688,19 +837,26 @@ fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     })
 }
 
-fn de_id_borrowed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Id<'a> {
-        #[serde(borrow)]
-        Str(Cow<'a, str>),
-        Num(serde_json::Number),
+/// A frame id as a server may send it.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Id<'a> {
+    #[serde(borrow)]
+    Str(Cow<'a, str>),
+    Num(serde_json::Number),
+}
+
+impl<'a> Id<'a> {
+    fn into_cow(self) -> Cow<'a, str> {
+        match self {
+            Id::Str(s) => s,
+            Id::Num(n) => Cow::Owned(n.to_string()),
+        }
     }
-    Ok(match Option::<Id<'de>>::deserialize(d)? {
-        None => None,
-        Some(Id::Str(s)) => Some(s),
-        Some(Id::Num(n)) => Some(Cow::Owned(n.to_string())),
-    })
+}
+
+fn de_id_borrowed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    Ok(Option::<Id<'de>>::deserialize(d)?.map(Id::into_cow))
 }
 
 /// Tool output is text in the protocol; accept any JSON and keep it as text.
@@ -729,6 +885,52 @@ mod tests {
     }
 
     #[test]
+    fn the_one_pass_decoder_agrees_with_the_careful_one() {
+        let frames = [
+            r#"{"method":"on_token","params":{"token":"Hi","response_id":"r1","seq":3}}"#,
+            r#"{"params":{"token":"Hi","response_id":"r1"},"method":"on_token"}"#,
+            r#"{"id":null,"method":"on_stop_token","params":{"response_id":"r","reason":"stopped"},"x":[1,{"y":2}]}"#,
+            r#"{"meth\u006fd":"on_token","params":{"token":"a\"\\\n😀","response_id":"r\u00e9"}}"#,
+            r#"{"method":"on_t\u006fken","params":{"token":"x","response_id":"r"}}"#,
+            r#"{"method":"on_events","params":null}"#,
+            r#"{"method":"on_events"}"#,
+            r#"{"method":"on_thinking","params":null}"#,
+            r#"{"method":"on_thinking","params":{"x":[1,2]}}"#,
+            r#"{"method":"on_tool_call","params":{"tool_call_id":"t","tool_name":"n","tool_input":{"q":1}},"id":7}"#,
+            r#"{"method":"on_tool_response","params":{"tool_call_id":"t","tool_output":{"a":1}}}"#,
+            r#"{"method":"on_client_side_tool_calls","params":{"tool_calls":[{"tool_call_id":"c"}]}}"#,
+            r#"{"id":"4","result":{"success":true}}"#,
+            r#"{"result":{"success":false,"error":"no"},"id":12}"#,
+            r#"{"id":"4","result":null}"#,
+            r#"{"method":null,"id":"4","result":{}}"#,
+            // Errors: each must come out exactly as the careful decoder says.
+            r#"{"method":"on_token","params":{"token":5}}"#,
+            r#"{"method":"on_token","params":null}"#,
+            r#"{"method":"on_token","params":{"token":"a","response_id":"r"}"#,
+            r#"{"method":"on_token","params":{"token":"a","response_id":"r"}} x"#,
+            r#"{"method":"on_token","method":"on_token","params":{}}"#,
+            r#"{"method":"on_token","params":{"token":"a","response_id":"r"},"params":{}}"#,
+            r#"{"method":5}"#,
+            r#"{"id":{"a":1},"result":{}}"#,
+            r#"{"id":"4"}"#,
+            r#"{}"#,
+            r#"[1,2]"#,
+            "not json",
+            "",
+        ];
+        for f in frames {
+            let careful = decode_server_frame_in_two_passes(f);
+            assert_eq!(decode_server_frame(f), careful, "{f}");
+            if let Ok(fast) = decode_server_frame_in_one_pass(f) {
+                assert_eq!(Ok(fast), careful, "{f}");
+            }
+        }
+        // The hot path takes the frames it is for.
+        assert!(decode_server_frame_in_one_pass(frames[0]).is_ok());
+        assert!(decode_server_frame_in_one_pass(frames[3]).is_ok());
+    }
+
+    #[test]
     fn escaped_tokens_are_unescaped() {
         let frame = r#"{"method":"on_token","params":{"token":"a\nb\u00e9","response_id":"r"}}"#;
         let ServerFrame::Notification(Notification::Token(p)) = decode_server_frame(frame).unwrap()
@@ -740,7 +942,8 @@ mod tests {
 
     #[test]
     fn null_id_with_method_is_a_notification_and_unknown_fields_are_ignored() {
-        let frame = r#"{"id":null,"method":"on_stop_token","params":{"response_id":"r","extra":1},"x":2}"#;
+        let frame =
+            r#"{"id":null,"method":"on_stop_token","params":{"response_id":"r","extra":1},"x":2}"#;
         assert!(matches!(
             decode_server_frame(frame).unwrap(),
             ServerFrame::Notification(Notification::StopToken(_))
@@ -814,7 +1017,8 @@ mod tests {
 
     #[test]
     fn client_frames_with_bad_params_keep_their_id() {
-        let f = decode_client_frame(r#"{"method":"add_message","params":{"msg":1},"id":"9"}"#).unwrap();
+        let f =
+            decode_client_frame(r#"{"method":"add_message","params":{"msg":1},"id":"9"}"#).unwrap();
         assert_eq!(f.id.as_deref(), Some("9"));
         assert!(f.request.is_err());
         let f = decode_client_frame(r#"{"method":"dance","id":3}"#).unwrap();
@@ -824,7 +1028,8 @@ mod tests {
 
     #[test]
     fn result_failures_accept_tuple_text_and_codes() {
-        let r = serde_json::json!({"success": false, "error": "('nope', 403)", "code": "forbidden"});
+        let r =
+            serde_json::json!({"success": false, "error": "('nope', 403)", "code": "forbidden"});
         let f = result_failure(&r).unwrap();
         assert_eq!(f.error, "('nope', 403)");
         assert_eq!(f.code.as_deref(), Some("forbidden"));
