@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 
+use crate::error::ProtocolError;
 use crate::event::{Event, RequestId, Response, ResponseId, ResponseStatus, ToolCall, ToolResult};
 use crate::wire::{Notification, StopReason};
 
@@ -28,6 +29,9 @@ enum Orphan {
     ClientSideToolCalls(Vec<serde_json::Value>),
 }
 
+/// How many ended response ids are remembered (ids only: a few KiB).
+const ENDED_IDS: usize = 1024;
+
 #[derive(Debug)]
 pub(crate) struct Accumulator {
     streaming: Vec<Response>,
@@ -44,9 +48,12 @@ pub(crate) struct Accumulator {
     /// The agent will start a response on its own (agent_speaks_first); the
     /// next new response is not bound to a request.
     unsolicited_next: bool,
-    /// Responses for which `stop` was requested (a base server sends no
+    /// Responses streaming when `stop` was sent (a base server sends no
     /// stop reason, so this is how `stopped` is told from `complete`).
-    stop_requested: bool,
+    stopping: Vec<ResponseId>,
+    /// Ids of responses that ended, kept longer than the responses
+    /// themselves so late notifications never restart one with a gap.
+    ended: VecDeque<ResponseId>,
     orphans: Vec<Orphan>,
 }
 
@@ -60,7 +67,8 @@ impl Accumulator {
             awaiting: VecDeque::new(),
             named: Vec::new(),
             unsolicited_next: false,
-            stop_requested: false,
+            stopping: Vec::new(),
+            ended: VecDeque::new(),
             orphans: Vec::new(),
         }
     }
@@ -89,7 +97,7 @@ impl Accumulator {
 
     /// `stop` was sent: responses streaming now end as `stopped`.
     pub(crate) fn stop_requested(&mut self) {
-        self.stop_requested = !self.streaming.is_empty();
+        self.stopping = self.streaming.iter().map(|r| r.id.clone()).collect();
     }
 
     /// Stops waiting for `request`'s response (it failed or timed out).
@@ -138,10 +146,15 @@ impl Accumulator {
         events: &mut VecDeque<Event>,
     ) -> Option<Activity> {
         if let Some(seq) = notification.seq() {
-            if self.last_seq.is_some_and(|last| seq <= last) {
-                return None; // a replayed duplicate: already applied
+            match self.last_seq {
+                // A replayed duplicate: already applied.
+                Some(last) if seq <= last => return None,
+                Some(last) if seq > last + 1 => {
+                    self.last_seq = Some(seq);
+                    return self.gap(last + 1, notification, events);
+                }
+                _ => self.last_seq = Some(seq),
             }
-            self.last_seq = Some(seq);
         }
         match notification {
             Notification::Token(p) => {
@@ -165,14 +178,12 @@ impl Accumulator {
                     Some(StopReason::Stopped) => ResponseStatus::Stopped,
                     Some(StopReason::Error) => ResponseStatus::Failed,
                     Some(StopReason::Complete) => ResponseStatus::Complete,
-                    None | Some(StopReason::Other) if self.stop_requested => {
+                    None | Some(StopReason::Other) if self.stopping.contains(&r.id) => {
                         ResponseStatus::Stopped
                     }
                     None | Some(StopReason::Other) => ResponseStatus::Complete,
                 };
-                if self.streaming.is_empty() {
-                    self.stop_requested = false;
-                }
+                self.stopping.retain(|id| *id != r.id);
                 let activity = r.request_id.map(|request| Activity {
                     request,
                     completed: true,
@@ -235,6 +246,41 @@ impl Accumulator {
         }
     }
 
+    /// Notifications from `expected` up to the one at hand were lost. What
+    /// was streaming may miss tokens, and a response that starts now may
+    /// have lost its beginning: all of them end `interrupted` rather than
+    /// complete with a hole. Tool calls and events are still delivered.
+    fn gap(
+        &mut self,
+        expected: u64,
+        notification: Notification<'_>,
+        events: &mut VecDeque<Event>,
+    ) -> Option<Activity> {
+        let got = self.last_seq.unwrap_or(expected);
+        events.push_back(Event::Error(ProtocolError::SeqGap { expected, got }.into()));
+        self.interrupt_all(events);
+        let id = match &notification {
+            Notification::Token(p) => Some(p.response_id.as_ref()),
+            Notification::StopToken(p) => Some(p.response_id.as_ref()),
+            _ => None,
+        };
+        match id {
+            Some(id) if !self.ended.iter().any(|e| &**e == id) => {
+                let request = self.bind_new(id);
+                let mut r = Response::new(id.into(), request);
+                r.status = ResponseStatus::Interrupted;
+                events.push_back(Event::ResponseStarted {
+                    response_id: r.id.clone(),
+                    request_id: request,
+                });
+                self.finish(r, events);
+                None
+            }
+            Some(_) => None,
+            None => self.apply(notification, events),
+        }
+    }
+
     /// The connection was lost for good: every streaming response ends as
     /// `interrupted`. Returns the requests whose responses were cut.
     pub(crate) fn interrupt_all(&mut self, events: &mut VecDeque<Event>) -> Vec<RequestId> {
@@ -244,7 +290,7 @@ impl Accumulator {
             cut.extend(r.request_id);
             self.finish(r, events);
         }
-        self.stop_requested = false;
+        self.stopping.clear();
         self.unsolicited_next = false;
         self.orphans.clear();
         cut
@@ -257,7 +303,7 @@ impl Accumulator {
         if let Some(i) = self.streaming.iter().position(|r| &*r.id == id) {
             return Some(i);
         }
-        if self.completed.iter().any(|r| &*r.id == id) {
+        if self.ended.iter().any(|e| &**e == id) {
             return None;
         }
         let request = self.bind_new(id);
@@ -336,6 +382,10 @@ impl Accumulator {
 
     fn finish(&mut self, r: Response, events: &mut VecDeque<Event>) {
         events.push_back(Event::ResponseComplete(Box::new(r.clone())));
+        self.ended.push_back(r.id.clone());
+        while self.ended.len() > ENDED_IDS {
+            self.ended.pop_front();
+        }
         self.completed.push_back(r);
         while self.completed.len() > self.max_completed {
             self.completed.pop_front();
@@ -448,6 +498,66 @@ mod tests {
             &[token("a", "hi", None), stop("a", None), ev.into()],
         );
         assert_eq!(acc.response("a").unwrap().events[0].kind, "citation");
+    }
+
+    #[test]
+    fn a_seq_gap_interrupts_instead_of_completing_with_a_hole() {
+        let mut acc = Accumulator::new(8);
+        let ev = feed(
+            &mut acc,
+            &[
+                token("a", "x", Some(1)),
+                token("a", "z", Some(3)),
+                token("b", "late start", Some(5)),
+                token("b", "more", Some(6)),
+            ],
+        );
+        assert!(ev.iter().any(|e| matches!(
+            e,
+            Event::Error(crate::Error::Protocol(ProtocolError::SeqGap {
+                expected: 2,
+                got: 3
+            }))
+        )));
+        let a = acc.response("a").unwrap();
+        assert_eq!(
+            (a.status, a.text.as_str()),
+            (ResponseStatus::Interrupted, "x")
+        );
+        let b = acc.response("b").unwrap();
+        assert_eq!(
+            (b.status, b.text.as_str()),
+            (ResponseStatus::Interrupted, "")
+        );
+    }
+
+    #[test]
+    fn stop_only_affects_what_was_streaming() {
+        let mut acc = Accumulator::new(8);
+        let mut events = feed(&mut acc, &[token("a", "x", None)]);
+        acc.stop_requested();
+        events.extend(feed(
+            &mut acc,
+            &[token("b", "y", None), stop("b", None), stop("a", None)],
+        ));
+        assert_eq!(acc.response("a").unwrap().status, ResponseStatus::Stopped);
+        assert_eq!(acc.response("b").unwrap().status, ResponseStatus::Complete);
+    }
+
+    #[test]
+    fn ended_ids_outlive_retained_responses() {
+        let mut acc = Accumulator::new(1);
+        let mut events = feed(&mut acc, &[token("a", "par", None)]);
+        acc.interrupt_all(&mut events);
+        for id in ["b", "c", "d"] {
+            feed(&mut acc, &[token(id, "t", None), stop(id, None)]);
+        }
+        assert!(acc.response("a").is_none(), "evicted");
+        feed(&mut acc, &[token("a", "tial", None)]);
+        assert!(
+            acc.response("a").is_none(),
+            "a late token never restarts it"
+        );
     }
 
     #[test]

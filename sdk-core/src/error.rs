@@ -188,6 +188,17 @@ pub enum ProtocolError {
     /// A binary WebSocket frame arrived; the protocol is text only.
     #[error("binary frames are not part of the protocol")]
     BinaryFrame,
+    /// A `seq` was skipped: notifications were lost between the server and
+    /// us. Responses that may have lost tokens end `interrupted`.
+    #[error(
+        "notification seq {got} arrived where {expected} was expected: notifications were lost"
+    )]
+    SeqGap {
+        /// The next `seq` we expected.
+        expected: u64,
+        /// The `seq` that arrived.
+        got: u64,
+    },
     /// A response arrived for a request id we never sent (or already settled).
     #[error("response to unknown request id `{id}`")]
     UnknownRequestId {

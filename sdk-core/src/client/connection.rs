@@ -14,7 +14,9 @@ use crate::error::Error;
 use crate::event::{Event, RequestId, Response, StateChange};
 use crate::wire::ToolResponseParam;
 
-type Recv = Pin<Box<dyn Future<Output = (bool, VecDeque<Event>)> + Send>>;
+// `Sync` too, so a `&Connection` may be held across an `.await` in a
+// spawned task (bindings run each request as its own task).
+type Recv = Pin<Box<dyn Future<Output = (bool, VecDeque<Event>)> + Send + Sync>>;
 
 /// A connection to one context. It reconnects by itself (with a fresh token
 /// each time) until [`Connection::close`] or a terminal refusal.
@@ -58,6 +60,24 @@ impl Connection {
             finished: false,
             pending_recv: None,
         }
+    }
+
+    /// Another handle on the same connection, sharing its requests, state
+    /// and event queue. For bindings whose language lets one task send
+    /// requests while another reads events (Python's `await conn.ask()`
+    /// beside an `async for event in conn`), which `&mut self` on
+    /// [`Connection::next_event`] would otherwise forbid.
+    ///
+    /// Events have a single consumer: read them from one handle only. The
+    /// connection closes when [`Connection::close`] is called on any handle,
+    /// or when the last handle is dropped.
+    pub fn clone_handle(&self) -> Connection {
+        Connection::new(
+            self.context_id.clone(),
+            self.commands.clone(),
+            self.queue.clone(),
+            self.state.clone(),
+        )
     }
 
     /// The context this connection is attached to.

@@ -809,7 +809,7 @@ impl Session {
             }
         }
         // Invocations survive only if the server can replay their responses.
-        if !self.resume_offered {
+        if !(self.resume_offered && self.config.resume) {
             self.cut_in_flight(cause);
         }
         self.phase = Phase::Waiting {

@@ -262,6 +262,8 @@ async fn follow(
             Event::RequestFailed { request_id, error } if Some(request_id) == request => {
                 return Err(format!("the request failed: {error}"));
             }
+            // The real server never sends anything a client must flag.
+            Event::Error(e) => return Err(format!("error event: {e}")),
             Event::StateChanged(c) if c.state.is_terminal() => {
                 return Err(format!("the connection ended: {:?}", c.cause));
             }
