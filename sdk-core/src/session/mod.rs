@@ -45,7 +45,7 @@
 
 mod config;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -162,6 +162,44 @@ struct Pending {
     response_done: bool,
 }
 
+/// Requests sent and not yet settled, by wire id. Rarely more than a few,
+/// and looked up on every token of a bound response, so a vector searched
+/// from the newest end beats hashing.
+#[derive(Debug, Default)]
+struct PendingRequests(Vec<(u64, Pending)>);
+
+impl PendingRequests {
+    fn insert(&mut self, id: u64, p: Pending) {
+        self.remove(&id);
+        self.0.push((id, p));
+    }
+
+    fn remove(&mut self, id: &u64) -> Option<Pending> {
+        let i = self.0.iter().rposition(|(k, _)| k == id)?;
+        Some(self.0.remove(i).1)
+    }
+
+    fn get_mut(&mut self, id: &u64) -> Option<&mut Pending> {
+        self.0
+            .iter_mut()
+            .rev()
+            .find(|(k, _)| k == id)
+            .map(|(_, p)| p)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&u64, &Pending)> {
+        self.0.iter().map(|(k, p)| (k, p))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Pending> {
+        self.0.iter().map(|(_, p)| p)
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = (u64, Pending)> + '_ {
+        self.0.drain(..)
+    }
+}
+
 /// The client side of one connection to one context. See the
 /// [module documentation](self) for how to drive it.
 #[derive(Debug)]
@@ -173,7 +211,7 @@ pub struct Session {
     acc: Accumulator,
     next_request: u64,
     next_fetch: u64,
-    pending: HashMap<u64, Pending>,
+    pending: PendingRequests,
     outbox: VecDeque<(RequestId, ClientRequest)>,
     transmits: VecDeque<String>,
     events: VecDeque<Event>,
@@ -201,7 +239,7 @@ impl Session {
             phase: Phase::Idle,
             next_request: 1,
             next_fetch: 1,
-            pending: HashMap::new(),
+            pending: PendingRequests::default(),
             outbox: VecDeque::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
