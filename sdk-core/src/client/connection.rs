@@ -151,6 +151,12 @@ impl Connection {
 
     /// The next event; `None` once the connection is closed and every event
     /// has been read.
+    ///
+    /// Once you read events, keep reading them: no event is ever dropped for
+    /// a reader, so a reader that stops while the stream goes on makes the
+    /// connection stop reading its socket when the queue is full (the
+    /// `event_capacity` of the builder). A connection whose events are never
+    /// read (only [`Connection::ask`]) drops the oldest instead.
     pub async fn next_event(&mut self) -> Option<Event> {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
