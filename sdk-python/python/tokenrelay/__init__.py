@@ -1,0 +1,108 @@
+"""tokenrelay: stream AI agent replies to clients with short-lived keys.
+
+Two kinds of users:
+
+* backends mint keys and manage contexts with :class:`AdminClient`
+  (async) or :class:`BlockingAdminClient`;
+* clients stream a context with :class:`Client`::
+
+      client = tokenrelay.Client(ws_url, token_provider=get_key)
+      async with client.connect(context_id) as conn:
+          async for token in conn.stream("Hello"):
+              print(token, end="")
+
+The protocol lives in a Rust core; this package is its asyncio face.
+"""
+
+from . import events, providers
+from .admin import AdminClient, BlockingAdminClient
+from .client import Client, Connection
+from .errors import (
+    AuthError,
+    ConfigError,
+    ConnectionClosed,
+    ConnectionLostError,
+    Error,
+    EventsDroppedError,
+    ExpiredTokenError,
+    ForbiddenError,
+    InvalidRequestError,
+    NotFoundError,
+    PaymentRequiredError,
+    ProtocolError,
+    QueueFullError,
+    RateLimitedError,
+    ServerError,
+    TimeoutError,
+    TokenProviderError,
+    TransportError,
+)
+from .events import (
+    AgentEvents,
+    ClientSideToolCalls,
+    Connected,
+    ErrorEvent,
+    Event,
+    RequestAcknowledged,
+    RequestFailed,
+    Response,
+    ResponseComplete,
+    ResponseStarted,
+    StateChanged,
+    Token,
+    ToolCall,
+    ToolCallEvent,
+    ToolResponseEvent,
+    ToolResult,
+    Unknown,
+)
+from .providers import AppEndpoint, OrgKey, Static, StreamToken, TokenProvider
+
+__all__ = [
+    "AdminClient",
+    "BlockingAdminClient",
+    "Client",
+    "Connection",
+    "events",
+    "providers",
+    "TokenProvider",
+    "AppEndpoint",
+    "OrgKey",
+    "StreamToken",
+    "Static",
+    "Error",
+    "AuthError",
+    "ForbiddenError",
+    "NotFoundError",
+    "RateLimitedError",
+    "PaymentRequiredError",
+    "InvalidRequestError",
+    "ServerError",
+    "ProtocolError",
+    "TimeoutError",
+    "ConnectionLostError",
+    "ConnectionClosed",
+    "TokenProviderError",
+    "ExpiredTokenError",
+    "TransportError",
+    "QueueFullError",
+    "EventsDroppedError",
+    "ConfigError",
+    "Event",
+    "StateChanged",
+    "Connected",
+    "ResponseStarted",
+    "Token",
+    "ResponseComplete",
+    "ToolCall",
+    "ToolResult",
+    "ToolCallEvent",
+    "ToolResponseEvent",
+    "AgentEvents",
+    "ClientSideToolCalls",
+    "RequestAcknowledged",
+    "RequestFailed",
+    "ErrorEvent",
+    "Unknown",
+    "Response",
+]

@@ -1,0 +1,241 @@
+"""The streaming side: :class:`Client` opens :class:`Connection` s to
+contexts. Everything protocol-related (reconnects with fresh keys, resume,
+de-duplication, response assembly) happens in the Rust core; this module only
+gives it an asyncio shape."""
+
+from __future__ import annotations
+
+import collections
+from types import TracebackType
+from typing import (
+    AsyncIterator,
+    Deque,
+    Generator,
+    Iterable,
+    Mapping,
+    Optional,
+    Tuple,
+    Type,
+    Union,
+)
+
+from . import _native
+from .events import Event, Response, StateChanged
+from .providers import ReadyMade, TokenProvider
+
+__all__ = ["Client", "Connection"]
+
+
+class Client:
+    """Opens connections to contexts of one server with one token provider.
+
+    Args:
+        ws_url: the WebSocket endpoint, ``ws://…/ws`` or ``wss://…/ws``.
+        token_provider: where fresh keys come from: a callable (async or
+            not) taking the context id and returning a key, or a ready-made
+            provider from :mod:`tokenrelay.providers`.
+        client_key: the app's publishable key (``pk_…``), if it has one.
+        headers: extra headers of the WebSocket upgrade (an ``Origin``).
+        connect_timeout: seconds :meth:`connect` waits for the first
+            attachment (default 30).
+        request_timeout: seconds for ``connect_to_context`` and ``stop``
+            (default 15).
+        invocation_timeout: inactivity timeout of a reply (default 120).
+    """
+
+    def __init__(
+        self,
+        ws_url: str,
+        token_provider: TokenProvider,
+        *,
+        client_key: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        connect_timeout: Optional[float] = None,
+        request_timeout: Optional[float] = None,
+        invocation_timeout: Optional[float] = None,
+    ) -> None:
+        if not isinstance(ws_url, str):
+            raise TypeError(f"ws_url: expected str, got {type(ws_url).__name__}")
+        provider: _native.ProviderArg
+        if isinstance(token_provider, ReadyMade):
+            provider = token_provider._native
+        elif callable(token_provider):
+            provider = token_provider
+        else:
+            raise TypeError(
+                "token_provider: expected a callable taking the context id and returning "
+                f"a key (async or not) or a tokenrelay.providers provider, got "
+                f"{type(token_provider).__name__}"
+            )
+        self.ws_url = ws_url
+        self._native = _native.NativeClient(
+            ws_url,
+            provider,
+            client_key=client_key,
+            headers=list((headers or {}).items()),
+            connect_timeout=connect_timeout,
+            request_timeout=request_timeout,
+            invocation_timeout=invocation_timeout,
+        )
+
+    def connect(self, context_id: str) -> "_Connecting":
+        """Connects to ``context_id``. Use as ``async with client.connect(ctx)
+        as conn:`` (closed on exit) or ``conn = await client.connect(ctx)``.
+
+        Raises a :class:`tokenrelay.Error` at once on a terminal refusal
+        (:class:`~tokenrelay.ForbiddenError`, :class:`~tokenrelay.NotFoundError`),
+        or the last cause when no attempt succeeded within ``connect_timeout``.
+        Once connected, the connection reconnects by itself."""
+        if not isinstance(context_id, str):
+            raise TypeError(f"context_id: expected str, got {type(context_id).__name__}")
+        return _Connecting(self, context_id)
+
+    def __repr__(self) -> str:
+        return f"Client({self.ws_url!r})"
+
+
+class _Connecting:
+    """Awaitable and async context manager returned by :meth:`Client.connect`."""
+
+    def __init__(self, client: Client, context_id: str) -> None:
+        self._client = client
+        self._context_id = context_id
+        self._conn: Optional[Connection] = None
+
+    async def _open(self) -> "Connection":
+        native = await self._client._native.connect(self._context_id)
+        return Connection(native)
+
+    def __await__(self) -> Generator[object, None, "Connection"]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> "Connection":
+        self._conn = await self._open()
+        return self._conn
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+
+class Connection:
+    """A connection to one context. It reconnects by itself, with a fresh key
+    each time, until :meth:`close` or a terminal refusal.
+
+    Iterate it (``async for event in conn``) for every event, typed (see
+    :mod:`tokenrelay.events`); or use :meth:`ask` and :meth:`stream`. Events
+    have one reader: :meth:`stream` consumes the events it reads."""
+
+    def __init__(self, native: _native.NativeConnection) -> None:
+        self._native = native
+        self._pending: Deque[Event] = collections.deque()
+        self._finished = False
+
+    @property
+    def context_id(self) -> str:
+        """The context this connection is attached to."""
+        return self._native.context_id
+
+    @property
+    def state(self) -> StateChanged:
+        """The latest state change (``state``, ``attempt``, ``retry_in``, ``cause``)."""
+        return self._native.state()
+
+    async def send_message(self, text: str) -> int:
+        """Sends a message; the reply streams as events. Returns the request
+        id, which the reply's :attr:`Response.request_id` carries."""
+        return await self._native.send_message(text)
+
+    async def ask(self, text: str) -> Response:
+        """Sends a message and returns the whole reply, however it ended
+        (check :attr:`Response.status`)."""
+        return await self._native.ask(text)
+
+    async def stream(self, text: str) -> AsyncIterator[str]:
+        """Sends a message and yields the tokens of its reply as they
+        arrive. Tokens cross from Rust in batches, so this is fast."""
+        stream = await self._native.stream(text)
+        while True:
+            batch = await stream.next_tokens()
+            if batch is None:
+                return
+            for token in batch:
+                yield token
+
+    async def stop(self) -> None:
+        """Stops the running generation and waits for the server to confirm."""
+        await self._native.stop()
+
+    async def set_last_messages(self, human_message: str, ai_message: Optional[str] = None) -> int:
+        """Rewrites the tail of the history (the human interrupted the agent,
+        whose partial answer was ``ai_message``) and re-invokes the agent."""
+        return await self._native.set_last_messages(human_message, ai_message)
+
+    async def send_tool_responses(
+        self, responses: Union[Mapping[str, str], Iterable[Tuple[str, str]]]
+    ) -> int:
+        """Answers client-side tool calls: ``{tool_call_id: response}`` or
+        ``(tool_call_id, response)`` pairs. The agent continues with a new
+        response bound to the returned request id."""
+        pairs = list(responses.items()) if isinstance(responses, Mapping) else list(responses)
+        return await self._native.send_tool_responses(pairs)
+
+    async def response(self, response_id: str) -> Optional[Response]:
+        """A response by id (streaming, or one of the recently completed)."""
+        return await self._native.response(response_id)
+
+    async def next_event(self) -> Optional[Event]:
+        """The next event, or ``None`` once the connection is closed and
+        every event has been read."""
+        while not self._pending:
+            if self._finished:
+                return None
+            batch = await self._native.next_events()
+            if batch is None:
+                self._finished = True
+            else:
+                self._pending.extend(batch)
+        return self._pending.popleft()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Event]:
+        while True:
+            event = await self.next_event()
+            if event is None:
+                return
+            yield event
+
+    def set_network_available(self, available: bool) -> None:
+        """Tells the connection whether the network is up; while it is down
+        no reconnect is attempted."""
+        self._native.set_network_available(available)
+
+    def reconnect_now(self) -> None:
+        """Retries at once if the connection is waiting to reconnect."""
+        self._native.reconnect_now()
+
+    async def close(self) -> None:
+        """Closes the connection and waits until its task has finished.
+        Pending requests fail with :class:`tokenrelay.ConnectionClosed`."""
+        await self._native.close()
+
+    async def __aenter__(self) -> "Connection":
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"Connection(context_id={self.context_id!r}, state={self.state.state!r})"

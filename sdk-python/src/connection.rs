@@ -1,0 +1,541 @@
+//! `Client` and `Connection`: the streaming side. Events cross the boundary
+//! in batches (one await per batch, not per token), which is what keeps
+//! `async for token in conn.stream(...)` fast.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyModule, PyTuple};
+use pyo3::IntoPyObjectExt;
+use tokenrelay::wire::ToolResponseParam;
+use tokenrelay::{Client, Connection, Event, RequestId, Response, ResponseId, StateChange};
+
+use crate::convert::{serialize_to_py, value_to_py};
+use crate::errors::{error_object, to_pyerr};
+use crate::providers::{provider_from_py, LoopSlot, Shared};
+
+/// Most events handed to Python in one batch.
+const MAX_BATCH: usize = 4096;
+
+/// The native client (wrapped by `tokenrelay.Client`).
+#[pyclass(frozen, module = "tokenrelay._native")]
+pub struct NativeClient {
+    inner: Client,
+    event_loop: LoopSlot,
+}
+
+fn secs(value: Option<f64>) -> Option<Duration> {
+    value.map(|s| Duration::from_secs_f64(s.max(0.0)))
+}
+
+#[pymethods]
+impl NativeClient {
+    #[new]
+    #[pyo3(signature = (ws_url, token_provider, *, client_key=None, headers=None,
+        connect_timeout=None, request_timeout=None, invocation_timeout=None))]
+    fn new(
+        ws_url: String,
+        token_provider: &Bound<'_, PyAny>,
+        client_key: Option<String>,
+        headers: Option<Vec<(String, String)>>,
+        connect_timeout: Option<f64>,
+        request_timeout: Option<f64>,
+        invocation_timeout: Option<f64>,
+    ) -> PyResult<Self> {
+        let event_loop: LoopSlot = Arc::new(Mutex::new(None));
+        let provider = provider_from_py(token_provider, event_loop.clone())?;
+        let mut b = Client::builder(ws_url).token_provider(Shared(provider));
+        if let Some(k) = client_key {
+            b = b.client_key(k);
+        }
+        for (name, value) in headers.unwrap_or_default() {
+            b = b.header(name, value);
+        }
+        if let Some(t) = secs(connect_timeout) {
+            b = b.connect_timeout(t);
+        }
+        if let Some(t) = secs(request_timeout) {
+            b = b.request_timeout(t);
+        }
+        if let Some(t) = secs(invocation_timeout) {
+            b = b.invocation_timeout(t);
+        }
+        let inner = b.build().map_err(to_pyerr)?;
+        Ok(NativeClient { inner, event_loop })
+    }
+
+    /// Connects to `context_id`; resolves to a `NativeConnection`.
+    fn connect<'py>(&self, py: Python<'py>, context_id: String) -> PyResult<Bound<'py, PyAny>> {
+        // Async token providers run on the loop that awaits this connect.
+        if let Ok(locals) = pyo3_async_runtimes::tokio::get_current_locals(py) {
+            *self.event_loop.lock().unwrap_or_else(|p| p.into_inner()) = Some(locals);
+        }
+        let client = self.inner.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let conn = client.connect(context_id).await.map_err(to_pyerr)?;
+            Ok(NativeConnection::new(conn))
+        })
+    }
+}
+
+/// The native connection (wrapped by `tokenrelay.Connection`).
+#[pyclass(frozen, module = "tokenrelay._native")]
+pub struct NativeConnection {
+    context_id: String,
+    /// The handle events are read from (one reader at a time).
+    reader: Arc<tokio::sync::Mutex<Connection>>,
+    /// Where request handles are cloned from, so a long `ask` never holds
+    /// the reader.
+    requests: Mutex<Connection>,
+}
+
+impl NativeConnection {
+    fn new(conn: Connection) -> Self {
+        NativeConnection {
+            context_id: conn.context_id().to_owned(),
+            requests: Mutex::new(conn.clone_handle()),
+            reader: Arc::new(tokio::sync::Mutex::new(conn)),
+        }
+    }
+
+    fn handle(&self) -> Connection {
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone_handle()
+    }
+}
+
+/// Waits for at least one event, then takes what else is already there.
+async fn next_batch(conn: &mut Connection, out: &mut Vec<Event>) -> bool {
+    let Some(first) = conn.next_event().await else {
+        return false;
+    };
+    out.push(first);
+    while out.len() < MAX_BATCH {
+        match conn.next_event().now_or_never() {
+            Some(Some(e)) => out.push(e),
+            _ => break,
+        }
+    }
+    true
+}
+
+#[pymethods]
+impl NativeConnection {
+    /// The context this connection is attached to.
+    #[getter]
+    fn context_id(&self) -> &str {
+        &self.context_id
+    }
+
+    /// The latest state change, as a `tokenrelay.StateChanged`.
+    fn state(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let classes = Classes::get(py)?;
+        let state = self.handle().state();
+        state_to_py(py, &classes, &state)
+    }
+
+    fn send_message<'py>(&self, py: Python<'py>, text: String) -> PyResult<Bound<'py, PyAny>> {
+        let conn = self.handle();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            conn.send_message(text)
+                .await
+                .map(|id| id.0)
+                .map_err(to_pyerr)
+        })
+    }
+
+    fn ask<'py>(&self, py: Python<'py>, text: String) -> PyResult<Bound<'py, PyAny>> {
+        let conn = self.handle();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let response = conn.ask(text).await.map_err(to_pyerr)?;
+            Python::attach(|py| response_to_py(py, &Classes::get(py)?, &response))
+        })
+    }
+
+    fn stop<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let conn = self.handle();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            conn.stop().await.map_err(to_pyerr)
+        })
+    }
+
+    #[pyo3(signature = (human_message, ai_message=None))]
+    fn set_last_messages<'py>(
+        &self,
+        py: Python<'py>,
+        human_message: String,
+        ai_message: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let conn = self.handle();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            conn.set_last_messages(human_message, ai_message)
+                .await
+                .map(|id| id.0)
+                .map_err(to_pyerr)
+        })
+    }
+
+    /// `responses`: `(tool_call_id, response)` pairs.
+    fn send_tool_responses<'py>(
+        &self,
+        py: Python<'py>,
+        responses: Vec<(String, String)>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let conn = self.handle();
+        let params = responses
+            .into_iter()
+            .map(|(tool_call_id, response)| ToolResponseParam {
+                tool_call_id,
+                response,
+            })
+            .collect();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            conn.send_tool_responses(params)
+                .await
+                .map(|id| id.0)
+                .map_err(to_pyerr)
+        })
+    }
+
+    fn response<'py>(&self, py: Python<'py>, response_id: String) -> PyResult<Bound<'py, PyAny>> {
+        let conn = self.handle();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            match conn.response(&response_id).await {
+                None => Ok(None),
+                Some(r) => {
+                    Python::attach(|py| response_to_py(py, &Classes::get(py)?, &r).map(Some))
+                }
+            }
+        })
+    }
+
+    /// The next batch of events (a list, at least one), or `None` once the
+    /// connection is closed and drained.
+    fn next_events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let reader = self.reader.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let mut batch = Vec::new();
+            let open = {
+                let mut conn = reader.lock().await;
+                next_batch(&mut conn, &mut batch).await
+            };
+            if !open {
+                return Ok(None);
+            }
+            Python::attach(|py| {
+                let classes = Classes::get(py)?;
+                let list = PyList::empty(py);
+                for event in &batch {
+                    list.append(event_to_py(py, &classes, event)?)?;
+                }
+                Ok(Some(list.unbind()))
+            })
+        })
+    }
+
+    /// Sends `text` and resolves to a `NativeStream` of its reply's tokens.
+    fn stream<'py>(&self, py: Python<'py>, text: String) -> PyResult<Bound<'py, PyAny>> {
+        let conn = self.handle();
+        let reader = self.reader.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let request_id = conn.send_message(text).await.map_err(to_pyerr)?;
+            Ok(NativeStream {
+                reader,
+                state: Arc::new(tokio::sync::Mutex::new(StreamState {
+                    request_id,
+                    response_id: None,
+                    done: false,
+                })),
+            })
+        })
+    }
+
+    fn set_network_available(&self, available: bool) {
+        self.handle().set_network_available(available);
+    }
+
+    fn reconnect_now(&self) {
+        self.handle().reconnect_now();
+    }
+
+    /// Closes the connection and waits until its task has finished.
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let conn = self.handle();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            conn.close().await;
+            Ok(())
+        })
+    }
+}
+
+struct StreamState {
+    request_id: RequestId,
+    response_id: Option<ResponseId>,
+    done: bool,
+}
+
+/// The tokens of one reply, in batches (wrapped by `Connection.stream`).
+#[pyclass(frozen, module = "tokenrelay._native")]
+pub struct NativeStream {
+    reader: Arc<tokio::sync::Mutex<Connection>>,
+    state: Arc<tokio::sync::Mutex<StreamState>>,
+}
+
+#[pymethods]
+impl NativeStream {
+    /// The next tokens (a list of str), or `None` once the reply ended.
+    /// Events of other responses read meanwhile are not kept.
+    fn next_tokens<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let reader = self.reader.clone();
+        let state = self.state.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let mut st = state.lock().await;
+            let mut tokens: Vec<String> = Vec::new();
+            let mut batch = Vec::new();
+            while !st.done && tokens.is_empty() {
+                batch.clear();
+                let open = {
+                    let mut conn = reader.lock().await;
+                    next_batch(&mut conn, &mut batch).await
+                };
+                if !open {
+                    return Err(to_pyerr(tokenrelay::Error::Closed));
+                }
+                for event in batch.drain(..) {
+                    match event {
+                        Event::ResponseStarted {
+                            response_id,
+                            request_id: Some(id),
+                        } if id == st.request_id => st.response_id = Some(response_id),
+                        Event::Token { response_id, token }
+                            if st.response_id.as_ref() == Some(&response_id) =>
+                        {
+                            tokens.push(token)
+                        }
+                        Event::ResponseComplete(r)
+                            if r.request_id == Some(st.request_id)
+                                || st.response_id.as_ref() == Some(&r.id) =>
+                        {
+                            st.done = true;
+                            break;
+                        }
+                        Event::RequestFailed { request_id, error }
+                            if request_id == st.request_id =>
+                        {
+                            st.done = true;
+                            return Err(to_pyerr(error));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if tokens.is_empty() {
+                return Ok(None);
+            }
+            Python::attach(|py| Ok(Some(PyList::new(py, tokens)?.unbind())))
+        })
+    }
+}
+
+/// The dataclasses of `tokenrelay.events`, looked up once per batch.
+struct Classes<'py> {
+    module: Bound<'py, PyModule>,
+}
+
+impl<'py> Classes<'py> {
+    fn get(py: Python<'py>) -> PyResult<Self> {
+        Ok(Classes {
+            module: py.import("tokenrelay.events")?,
+        })
+    }
+
+    fn make<A: pyo3::call::PyCallArgs<'py>>(&self, name: &str, args: A) -> PyResult<Py<PyAny>> {
+        Ok(self.module.getattr(name)?.call1(args)?.unbind())
+    }
+}
+
+fn opt_id(py: Python<'_>, id: &Option<ResponseId>) -> PyResult<Py<PyAny>> {
+    match id {
+        Some(id) => id.as_ref().into_py_any(py),
+        None => Ok(py.None()),
+    }
+}
+
+fn state_to_py(py: Python<'_>, c: &Classes<'_>, s: &StateChange) -> PyResult<Py<PyAny>> {
+    let cause = match &s.cause {
+        Some(e) => error_object(py, e)?,
+        None => py.None(),
+    };
+    c.make(
+        "StateChanged",
+        (
+            s.state.as_str(),
+            s.attempt,
+            s.retry_in.map(|d| d.as_secs_f64()),
+            cause,
+        ),
+    )
+}
+
+fn response_to_py(py: Python<'_>, c: &Classes<'_>, r: &Response) -> PyResult<Py<PyAny>> {
+    let tool_calls = r
+        .tool_calls
+        .iter()
+        .map(|t| {
+            c.make(
+                "ToolCall",
+                (
+                    t.tool_call_id.as_str(),
+                    t.tool_name.as_str(),
+                    value_to_py(py, &t.tool_input)?,
+                ),
+            )
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let tool_responses = r
+        .tool_responses
+        .iter()
+        .map(|t| {
+            c.make(
+                "ToolResult",
+                (
+                    t.tool_call_id.as_str(),
+                    t.tool_name.as_str(),
+                    t.tool_output.as_str(),
+                ),
+            )
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let events = r
+        .events
+        .iter()
+        .map(|e| serialize_to_py(py, e))
+        .collect::<PyResult<Vec<_>>>()?;
+    let client_calls = r
+        .client_side_tool_calls
+        .iter()
+        .map(|v| value_to_py(py, v))
+        .collect::<PyResult<Vec<_>>>()?;
+    let stop_reason = match &r.stop_reason {
+        Some(s) => serialize_to_py(py, s)?,
+        None => py.None(),
+    };
+    c.make(
+        "Response",
+        (
+            r.id.as_ref(),
+            r.request_id.map(|id| id.0),
+            r.text.as_str(),
+            PyTuple::new(py, tool_calls)?,
+            PyTuple::new(py, tool_responses)?,
+            PyTuple::new(py, events)?,
+            PyTuple::new(py, client_calls)?,
+            r.status.as_str(),
+            stop_reason,
+        ),
+    )
+}
+
+fn event_to_py(py: Python<'_>, c: &Classes<'_>, event: &Event) -> PyResult<Py<PyAny>> {
+    match event {
+        Event::Token { response_id, token } => {
+            c.make("Token", (response_id.as_ref(), token.as_str()))
+        }
+        Event::StateChanged(s) => state_to_py(py, c, s),
+        Event::Connected {
+            agent,
+            resumed,
+            server,
+        } => {
+            let agent = match agent {
+                Some(a) => serialize_to_py(py, a)?,
+                None => py.None(),
+            };
+            let server = match server {
+                Some(s) => serialize_to_py(py, s)?,
+                None => py.None(),
+            };
+            c.make("Connected", (agent, *resumed, server))
+        }
+        Event::ResponseStarted {
+            response_id,
+            request_id,
+        } => c.make(
+            "ResponseStarted",
+            (response_id.as_ref(), request_id.map(|id| id.0)),
+        ),
+        Event::ResponseComplete(r) => {
+            let response = response_to_py(py, c, r)?;
+            c.make("ResponseComplete", (response,))
+        }
+        Event::ToolCall { response_id, call } => {
+            let call = c.make(
+                "ToolCall",
+                (
+                    call.tool_call_id.as_str(),
+                    call.tool_name.as_str(),
+                    value_to_py(py, &call.tool_input)?,
+                ),
+            )?;
+            c.make("ToolCallEvent", (opt_id(py, response_id)?, call))
+        }
+        Event::ToolResponse {
+            response_id,
+            result,
+        } => {
+            let result = c.make(
+                "ToolResult",
+                (
+                    result.tool_call_id.as_str(),
+                    result.tool_name.as_str(),
+                    result.tool_output.as_str(),
+                ),
+            )?;
+            c.make("ToolResponseEvent", (opt_id(py, response_id)?, result))
+        }
+        Event::Events {
+            response_id,
+            events,
+        } => {
+            let events = events
+                .iter()
+                .map(|e| serialize_to_py(py, e))
+                .collect::<PyResult<Vec<_>>>()?;
+            c.make(
+                "AgentEvents",
+                (opt_id(py, response_id)?, PyTuple::new(py, events)?),
+            )
+        }
+        Event::ClientSideToolCalls {
+            response_id,
+            tool_calls,
+        } => {
+            let calls = tool_calls
+                .iter()
+                .map(|v| value_to_py(py, v))
+                .collect::<PyResult<Vec<_>>>()?;
+            c.make(
+                "ClientSideToolCalls",
+                (opt_id(py, response_id)?, PyTuple::new(py, calls)?),
+            )
+        }
+        Event::RequestAcknowledged { request_id, result } => c.make(
+            "RequestAcknowledged",
+            (request_id.0, value_to_py(py, result)?),
+        ),
+        Event::RequestFailed { request_id, error } => {
+            c.make("RequestFailed", (request_id.0, error_object(py, error)?))
+        }
+        Event::Error(error) => c.make("ErrorEvent", (error_object(py, error)?,)),
+        Event::Unknown { method, params } => {
+            c.make("Unknown", (method.as_str(), value_to_py(py, params)?))
+        }
+        // `Event` is non-exhaustive: a variant added to the core later shows
+        // up as `Unknown` until the binding learns it.
+        other => c.make("Unknown", (format!("{other:?}"), py.None())),
+    }
+}
