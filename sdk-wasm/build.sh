@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds the npm package into sdk-wasm/pkg/:
+#   cargo (profile wasm-release: opt-level z, LTO, panic=abort)
+#   -> wasm-bindgen --target web (ESM glue, loadable by browsers and Node)
+#   -> wasm-opt -Oz (npm `binaryen`; Debian's binaryen emits broken modules)
+#   + the hand-written ESM entries (js/) and types (index.d.ts).
+# Needs: rustup target wasm32-unknown-unknown, wasm-bindgen-cli at the
+# version of wasm-bindgen in Cargo.lock, `npm install` done here.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+cd "$root"
+
+cargo build -p tokenrelay-wasm --target wasm32-unknown-unknown --profile wasm-release
+wasm="$root/target/wasm32-unknown-unknown/wasm-release/tokenrelay_wasm.wasm"
+
+rm -rf "$here/pkg"
+mkdir -p "$here/pkg"
+wasm-bindgen --target web --no-typescript --out-dir "$here/pkg" "$wasm"
+
+wasm_opt="$here/node_modules/.bin/wasm-opt"
+if [ ! -x "$wasm_opt" ]; then
+  echo "build.sh: $wasm_opt missing: run \`npm install\` in sdk-wasm" >&2
+  exit 1
+fi
+"$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  "$here/pkg/tokenrelay_wasm_bg.wasm" -o "$here/pkg/tokenrelay_wasm_bg.wasm"
+
+cp "$here"/js/*.js "$here"/js/*.d.ts "$here/pkg/"
+echo "built $here/pkg: $(wc -c < "$here/pkg/tokenrelay_wasm_bg.wasm") bytes of wasm"

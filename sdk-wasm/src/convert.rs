@@ -1,0 +1,245 @@
+//! The session's [`Event`]s, [`Response`]s and [`Error`]s as plain JS
+//! objects with camelCase fields, in the shapes `tokenrelay.d.ts` declares.
+//!
+//! Errors cross as descriptors (`{code, message, …}`); the JS layer turns a
+//! descriptor into an instance of the error class its `code` names, so the
+//! classes are real JS classes that `instanceof` works with.
+
+use js_sys::{Array, Object, Reflect, JSON};
+use serde_json::Value;
+use tokenrelay::event::StateChange;
+use tokenrelay::wire::AgentEvent;
+use tokenrelay::{Error, Event, RequestId, Response, ToolCall, ToolResult};
+use wasm_bindgen::JsValue;
+
+/// Sets `key` on `o`. Setting a property on a fresh plain object cannot
+/// fail, so the result is ignored.
+fn set(o: &Object, key: &str, value: impl Into<JsValue>) {
+    let _ = Reflect::set(o, &JsValue::from_str(key), &value.into());
+}
+
+fn object(kind: &str) -> Object {
+    let o = Object::new();
+    set(&o, "type", kind);
+    o
+}
+
+fn opt_str(s: Option<&str>) -> JsValue {
+    s.map_or(JsValue::NULL, JsValue::from_str)
+}
+
+fn request_id(id: Option<RequestId>) -> JsValue {
+    // Request ids count up from 1 per session; far below 2^53.
+    id.map_or(JsValue::NULL, |id| JsValue::from_f64(id.0 as f64))
+}
+
+/// Any JSON value, through the host's own `JSON.parse` (smaller than a
+/// structural walk, and exact for every value serde_json can print).
+pub fn json(value: &impl serde::Serialize) -> JsValue {
+    serde_json::to_string(value)
+        .ok()
+        .and_then(|s| JSON::parse(&s).ok())
+        .unwrap_or(JsValue::NULL)
+}
+
+/// An error descriptor: `code` is [`Error::kind`]; `serverCode`, `status`,
+/// `retryAfterMs` and `closeCode` are there when the error has them.
+pub fn error(e: &Error) -> JsValue {
+    let o = Object::new();
+    set(&o, "code", e.kind());
+    set(&o, "message", e.to_string());
+    if let Some(r) = e.rejection() {
+        set(&o, "serverCode", opt_str(r.code.as_deref()));
+        set(&o, "status", r.status.map_or(JsValue::NULL, JsValue::from));
+    }
+    match e {
+        Error::RateLimited {
+            retry_after: Some(d),
+            ..
+        } => set(&o, "retryAfterMs", d.as_millis() as f64),
+        Error::ConnectionLost {
+            code: Some(code), ..
+        } => set(&o, "closeCode", *code),
+        _ => {}
+    }
+    o.into()
+}
+
+fn state(change: &StateChange) -> JsValue {
+    let o = object("state");
+    set(&o, "state", change.state.as_str());
+    set(&o, "attempt", change.attempt);
+    set(
+        &o,
+        "retryIn",
+        change
+            .retry_in
+            .map_or(JsValue::NULL, |d| JsValue::from_f64(d.as_millis() as f64)),
+    );
+    set(
+        &o,
+        "cause",
+        change.cause.as_ref().map_or(JsValue::NULL, error),
+    );
+    o.into()
+}
+
+fn tool_call(o: &Object, call: &ToolCall) {
+    set(o, "toolCallId", call.tool_call_id.as_str());
+    set(o, "toolName", call.tool_name.as_str());
+    set(o, "toolInput", json(&call.tool_input));
+}
+
+fn tool_result(o: &Object, result: &ToolResult) {
+    set(o, "toolCallId", result.tool_call_id.as_str());
+    set(o, "toolName", result.tool_name.as_str());
+    set(o, "toolOutput", result.tool_output.as_str());
+}
+
+fn agent_events(events: &[AgentEvent]) -> JsValue {
+    json(&events)
+}
+
+fn values(values: &[Value]) -> JsValue {
+    json(&values)
+}
+
+/// A whole [`Response`].
+pub fn response(r: &Response) -> JsValue {
+    let o = Object::new();
+    set(&o, "id", &*r.id);
+    set(&o, "requestId", request_id(r.request_id));
+    set(&o, "text", r.text.as_str());
+    set(&o, "status", r.status.as_str());
+    set(
+        &o,
+        "stopReason",
+        r.stop_reason.map_or(JsValue::NULL, |s| json(&s)),
+    );
+    let calls = Array::new();
+    for c in &r.tool_calls {
+        let item = Object::new();
+        tool_call(&item, c);
+        calls.push(&item);
+    }
+    set(&o, "toolCalls", calls);
+    let results = Array::new();
+    for t in &r.tool_responses {
+        let item = Object::new();
+        tool_result(&item, t);
+        results.push(&item);
+    }
+    set(&o, "toolResponses", results);
+    set(&o, "events", agent_events(&r.events));
+    set(&o, "clientSideToolCalls", values(&r.client_side_tool_calls));
+    o.into()
+}
+
+/// Every event but `Token`, which the driver hands over as two strings on
+/// its hot path.
+pub fn event(e: &Event) -> JsValue {
+    match e {
+        Event::StateChanged(change) => state(change),
+        Event::Connected {
+            agent,
+            resumed,
+            server,
+        } => {
+            let o = object("connected");
+            set(&o, "resumed", *resumed);
+            set(&o, "agent", agent.as_deref().map_or(JsValue::NULL, json));
+            set(&o, "server", server.as_deref().map_or(JsValue::NULL, json));
+            o.into()
+        }
+        Event::ResponseStarted {
+            response_id,
+            request_id: req,
+        } => {
+            let o = object("response_started");
+            set(&o, "responseId", &**response_id);
+            set(&o, "requestId", request_id(*req));
+            o.into()
+        }
+        Event::Token { response_id, token } => {
+            let o = object("token");
+            set(&o, "responseId", &**response_id);
+            set(&o, "token", token.as_str());
+            o.into()
+        }
+        Event::ResponseComplete(r) => {
+            let o = object("response");
+            set(&o, "response", response(r));
+            o.into()
+        }
+        Event::ToolCall { response_id, call } => {
+            let o = object("tool_call");
+            set(&o, "responseId", opt_str(response_id.as_deref()));
+            tool_call(&o, call);
+            o.into()
+        }
+        Event::ToolResponse {
+            response_id,
+            result,
+        } => {
+            let o = object("tool_response");
+            set(&o, "responseId", opt_str(response_id.as_deref()));
+            tool_result(&o, result);
+            o.into()
+        }
+        Event::Events {
+            response_id,
+            events,
+        } => {
+            let o = object("events");
+            set(&o, "responseId", opt_str(response_id.as_deref()));
+            set(&o, "events", agent_events(events));
+            o.into()
+        }
+        Event::ClientSideToolCalls {
+            response_id,
+            tool_calls,
+        } => {
+            let o = object("client_side_tool_calls");
+            set(&o, "responseId", opt_str(response_id.as_deref()));
+            set(&o, "toolCalls", values(tool_calls));
+            o.into()
+        }
+        Event::RequestAcknowledged {
+            request_id: req,
+            result,
+        } => {
+            let o = object("ack");
+            set(&o, "requestId", request_id(Some(*req)));
+            set(&o, "result", json(result));
+            o.into()
+        }
+        Event::RequestFailed {
+            request_id: req,
+            error: err,
+        } => {
+            let o = object("request_failed");
+            set(&o, "requestId", request_id(Some(*req)));
+            set(&o, "error", error(err));
+            o.into()
+        }
+        Event::Error(err) => {
+            let o = object("error");
+            set(&o, "error", error(err));
+            o.into()
+        }
+        Event::Unknown { method, params } => {
+            let o = object("unknown");
+            set(&o, "method", method.as_str());
+            set(&o, "params", json(params));
+            o.into()
+        }
+        // `Event` is non-exhaustive: a variant added to the core later is
+        // surfaced generically rather than dropped.
+        other => {
+            let o = object("unknown");
+            set(&o, "method", "");
+            set(&o, "params", format!("{other:?}"));
+            o.into()
+        }
+    }
+}

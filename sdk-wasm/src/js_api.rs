@@ -1,0 +1,174 @@
+//! What wasm-bindgen exports: [`WasmConnection`], one connection to one
+//! context, and the panic plumbing. The ESM layer (`js/connection.js`)
+//! builds the public `Client`/`Connection` classes on top, validates
+//! arguments (`TypeError`) and turns error descriptors into error classes.
+
+use std::cell::RefCell;
+
+use js_sys::{Array, Function};
+use tokenrelay::wire::ToolResponseParam;
+use tokenrelay::{Error, RequestId};
+use wasm_bindgen::prelude::*;
+
+use crate::convert;
+use crate::driver::{default_config, Driver, Host, Shared};
+
+thread_local! {
+    static PANIC_REPORTER: RefCell<Option<Function>> = const { RefCell::new(None) };
+}
+
+/// Installs `report(message)` as the receiver of panic messages. A panic in
+/// wasm aborts (the module is built with `panic = "abort"`): the JS layer
+/// catches the resulting trap, and this hook tells it why, so it can fail
+/// every connection with a `PanicError` instead of leaving a dead page.
+#[wasm_bindgen(js_name = setPanicReporter)]
+pub fn set_panic_reporter(report: Function) {
+    PANIC_REPORTER.with(|r| *r.borrow_mut() = Some(report));
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.to_string();
+        // try_with: the hook must not itself panic during thread teardown.
+        let _ = PANIC_REPORTER.try_with(|r| {
+            if let Ok(r) = r.try_borrow() {
+                if let Some(f) = r.as_ref() {
+                    let _ = f.call1(&JsValue::NULL, &JsValue::from_str(&message));
+                }
+            }
+        });
+    }));
+}
+
+/// Panics on purpose, so the test suite can check that a panic becomes a
+/// rejected promise and an error event. Not part of the public API.
+#[wasm_bindgen(js_name = __panicForTests)]
+pub fn panic_for_tests() {
+    panic!("panic requested by the test suite");
+}
+
+/// One connection to one context: the sans-IO session and its browser
+/// driver. Used through the JS `Connection` class.
+#[wasm_bindgen]
+pub struct WasmConnection {
+    driver: Shared,
+}
+
+fn request(result: Result<RequestId, Error>) -> Result<f64, JsValue> {
+    result.map(|id| id.0 as f64).map_err(|e| convert::error(&e))
+}
+
+#[wasm_bindgen]
+impl WasmConnection {
+    /// A connection to `context_id` at `ws_url`, not yet started.
+    /// `websocket` is a WebSocket constructor or `undefined` for the global
+    /// one; the three functions are the JS layer's event sinks and guard.
+    #[wasm_bindgen(constructor)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ws_url: String,
+        context_id: String,
+        client_key: Option<String>,
+        get_token: Function,
+        websocket: Option<Function>,
+        on_token: Function,
+        on_event: Function,
+        guard: Function,
+    ) -> WasmConnection {
+        let mut config = default_config(ws_url);
+        config.client_key = client_key;
+        let host = Host {
+            get_token,
+            websocket,
+            on_token,
+            on_event,
+            guard,
+        };
+        WasmConnection {
+            driver: Driver::new(context_id, config, host),
+        }
+    }
+
+    /// Starts connecting.
+    pub fn start(&self) {
+        Driver::start(&self.driver);
+    }
+
+    /// `add_message`; returns the request id.
+    #[wasm_bindgen(js_name = sendMessage)]
+    pub fn send_message(&self, text: String) -> Result<f64, JsValue> {
+        request(Driver::with_session(&self.driver, |s, now| {
+            s.send_message(text, now)
+        }))
+    }
+
+    /// `stop_invocation`; returns the request id.
+    pub fn stop(&self) -> Result<f64, JsValue> {
+        request(Driver::with_session(&self.driver, |s, now| s.stop(now)))
+    }
+
+    /// `set_last_messages`; returns the request id.
+    #[wasm_bindgen(js_name = setLastMessages)]
+    pub fn set_last_messages(&self, human: String, ai: Option<String>) -> Result<f64, JsValue> {
+        request(Driver::with_session(&self.driver, |s, now| {
+            s.set_last_messages(human, ai, now)
+        }))
+    }
+
+    /// `client_side_tool_responses`: `ids[i]` answered with `outputs[i]`
+    /// (the JS layer has checked both are arrays of strings).
+    #[wasm_bindgen(js_name = sendToolResponses)]
+    pub fn send_tool_responses(&self, ids: Array, outputs: Array) -> Result<f64, JsValue> {
+        let responses = ids
+            .iter()
+            .zip(outputs.iter())
+            .map(|(id, out)| ToolResponseParam {
+                tool_call_id: id.as_string().unwrap_or_default(),
+                response: out.as_string().unwrap_or_default(),
+            })
+            .collect();
+        request(Driver::with_session(&self.driver, |s, now| {
+            s.send_tool_responses(responses, now)
+        }))
+    }
+
+    /// A response by id (streaming or recently completed), or `undefined`.
+    pub fn response(&self, response_id: String) -> JsValue {
+        Driver::read(&self.driver, |s| {
+            s.response(&response_id)
+                .map_or(JsValue::UNDEFINED, convert::response)
+        })
+    }
+
+    /// The current state's name.
+    pub fn state(&self) -> String {
+        Driver::read(&self.driver, |s| s.state().state.as_str().to_owned())
+    }
+
+    /// The current count of consecutive failed attempts.
+    pub fn attempt(&self) -> u32 {
+        Driver::read(&self.driver, |s| s.state().attempt)
+    }
+
+    /// The server's name, version and capabilities, once known.
+    pub fn server(&self) -> JsValue {
+        Driver::read(&self.driver, |s| {
+            s.server().map_or(JsValue::NULL, convert::json)
+        })
+    }
+
+    /// Whether the network is up (the JS layer calls it for hosts without
+    /// `online`/`offline` events; browsers are followed automatically).
+    #[wasm_bindgen(js_name = setNetworkAvailable)]
+    pub fn set_network_available(&self, up: bool) {
+        Driver::with_session(&self.driver, |s, now| s.set_network_available(up, now));
+    }
+
+    /// Retries at once if waiting to reconnect.
+    #[wasm_bindgen(js_name = reconnectNow)]
+    pub fn reconnect_now(&self) {
+        Driver::with_session(&self.driver, |s, now| s.reconnect_now(now));
+    }
+
+    /// Closes for good; releases the socket, the timer and every listener.
+    pub fn close(&self) {
+        Driver::close(&self.driver);
+    }
+}
