@@ -1,0 +1,131 @@
+"""Every scenario of tests/scenarios/ played through the Python SDK, the
+way tests/e2e/src/scenario.rs plays it through Rust."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Set
+
+import pytest
+
+import tokenrelay
+from tokenrelay import events as ev
+
+from conftest import SCENARIOS, CountingProvider, Server, client_for, new_context
+
+WAIT = 30.0
+FILES = sorted(SCENARIOS.glob("*.json"))
+
+
+async def inject(server: Server, conn: tokenrelay.Connection, context_id: str, fault: str) -> None:
+    if fault == "stop":
+        await conn.stop()
+    else:
+        await server.fault(context_id, fault)
+
+
+async def follow(
+    server: Server,
+    conn: tokenrelay.Connection,
+    context_id: str,
+    request: Optional[int],
+    step: Dict[str, Any],
+    seen: Set[str],
+) -> tokenrelay.Response:
+    mine: Optional[str] = None
+    tokens = 0
+    pending = [f for f in step.get("faults", []) if "after_tokens" in f]
+    while True:
+        event = await asyncio.wait_for(conn.next_event(), WAIT)
+        assert event is not None, "the connection ended"
+        match event:
+            case ev.ResponseStarted(response_id, request_id) if request_id == request and mine is None:
+                mine = response_id
+            case ev.Token(response_id, _) if response_id == mine:
+                tokens += 1
+                for f in [f for f in pending if f["after_tokens"] == tokens]:
+                    pending.remove(f)
+                    await inject(server, conn, context_id, f["fault"])
+            case ev.ResponseComplete(r):
+                assert r.id not in seen, f"response {r.id} completed twice"
+                seen.add(r.id)
+                if r.request_id == request and (mine is None or mine == r.id):
+                    if "events" in step["expect"] and not r.events:
+                        return await wait_for_events(conn, r)
+                    return r
+            case ev.RequestFailed(request_id, error) if request_id == request:
+                raise AssertionError(f"the request failed: {error!r}")
+            case ev.ErrorEvent(error):
+                raise AssertionError(f"error event: {error!r}")
+            case ev.StateChanged(state, _, _, cause) if state in ("closed", "failed"):
+                raise AssertionError(f"the connection ended: {cause!r}")
+
+
+async def wait_for_events(conn: tokenrelay.Connection, r: tokenrelay.Response) -> tokenrelay.Response:
+    while True:
+        event = await asyncio.wait_for(conn.next_event(), WAIT)
+        if isinstance(event, ev.AgentEvents) and event.response_id == r.id:
+            got = await conn.response(r.id)
+            assert got is not None, "response evicted"
+            return got
+
+
+def check(expect: Dict[str, Any], r: tokenrelay.Response, fetches: int) -> None:
+    problems: List[str] = []
+    if r.status != expect["status"]:
+        problems.append(f"status {r.status}, expected {expect['status']}")
+    if "text" in expect and r.text != expect["text"]:
+        problems.append(f"text {r.text!r}, expected {expect['text']!r}")
+    if "text_is_prefix_of" in expect and not expect["text_is_prefix_of"].startswith(r.text):
+        problems.append(f"text {r.text!r} is not a prefix")
+    if "text_starts_with" in expect and not r.text.startswith(expect["text_starts_with"]):
+        problems.append(f"text {r.text!r} does not start with {expect['text_starts_with']!r}")
+    if "text_ends_with" in expect and not r.text.endswith(expect["text_ends_with"]):
+        problems.append(f"text {r.text!r} does not end with {expect['text_ends_with']!r}")
+    if "tool_calls" in expect and [c.tool_name for c in r.tool_calls] != expect["tool_calls"]:
+        problems.append(f"tool calls {r.tool_calls!r}")
+    if "tool_responses" in expect and len(r.tool_responses) != expect["tool_responses"]:
+        problems.append(f"{len(r.tool_responses)} tool responses")
+    if "events" in expect and len(r.events) != expect["events"]:
+        problems.append(f"{len(r.events)} events, expected {expect['events']}")
+    if "client_side_tool_calls" in expect:
+        names = [c.get("tool_name") for c in r.client_side_tool_calls]
+        if names != expect["client_side_tool_calls"]:
+            problems.append(f"client-side tool calls {names}")
+    if "min_token_fetches" in expect and fetches < expect["min_token_fetches"]:
+        problems.append(f"{fetches} token fetches, expected at least {expect['min_token_fetches']}")
+    assert not problems, "; ".join(problems)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+async def test_scenario(path: Path, server: Server, admin: tokenrelay.AdminClient, provider: CountingProvider) -> None:
+    scenario = json.loads(path.read_text())
+    assert scenario["name"] == path.stem
+    agent = scenario.get("agent", {})
+    context_id = await new_context(admin, agent.get("prompt", ""), agent.get("agent_speaks_first", False))
+    client = client_for(server, provider)
+    seen: Set[str] = set()
+    previous: Optional[tokenrelay.Response] = None
+    async with client.connect(context_id) as conn:
+        for i, step in enumerate(scenario["steps"]):
+            request: Optional[int]
+            if "send" in step:
+                request = await conn.send_message(step["send"])
+            elif "tool_responses" in step:
+                assert previous is not None
+                answers = [
+                    (previous.client_side_tool_calls[a["call"]]["tool_call_id"], a["response"])
+                    for a in step["tool_responses"]
+                ]
+                request = await conn.send_tool_responses(answers)
+            else:
+                assert step.get("await_unsolicited"), f"step {i} has nothing to do"
+                request = None
+            r = await asyncio.wait_for(follow(server, conn, context_id, request, step, seen), WAIT)
+            for f in step.get("faults", []):
+                if f.get("after_reply"):
+                    await inject(server, conn, context_id, f["fault"])
+            check(step["expect"], r, provider.calls)
+            previous = r
