@@ -268,6 +268,8 @@ export class Connection {
     return this.#settle(this.#answers, send);
   }
 
+  // The promise carries the request id, so a caller can match the
+  // response's events (`response_started.requestId`) while it streams.
   #settle(map, send) {
     let id;
     try {
@@ -275,7 +277,9 @@ export class Connection {
     } catch (e) {
       return Promise.reject(e);
     }
-    return new Promise((resolve, reject) => map.set(id, { resolve, reject }));
+    const p = new Promise((resolve, reject) => map.set(id, { resolve, reject }));
+    p.requestId = id;
+    return p;
   }
 
   #token(responseId, token) {

@@ -1,0 +1,146 @@
+// Every conversation in tests/scenarios/ (format in its README) played
+// through the JS package against a real reference server, as the Rust
+// runner (tests/e2e/src/scenario.rs) does.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client } from '../pkg/node.js';
+import { Server, root, within, WAIT_MS } from './harness.js';
+
+const dir = join(root, 'tests', 'scenarios');
+const scenarios = readdirSync(dir).filter((f) => f.endsWith('.json')).sort()
+  .map((f) => ({ file: f, s: JSON.parse(readFileSync(join(dir, f), 'utf8')) }));
+
+let server;
+before(async () => { server = await Server.start(); });
+after(async () => { await server?.stop(); });
+
+test('there are scenarios', () => assert.ok(scenarios.length >= 8));
+
+for (const { file, s } of scenarios) {
+  test(`scenario ${s.name}`, { timeout: 120_000 }, async () => {
+    assert.equal(`${s.name}.json`, file);
+    const contextId = await server.context(s.agent?.prompt ?? '', s.agent?.agent_speaks_first ?? false);
+    const options = server.clientOptions();
+    const conn = await within(new Client(options).connect(contextId), 'connect');
+    // One iterator for the whole conversation: it sees every event from now on.
+    const events = conn[Symbol.asyncIterator]();
+    const seen = new Set();
+    let previous = null;
+    try {
+      for (const [i, step] of s.steps.entries()) {
+        let request = null;
+        if (step.send !== undefined) {
+          request = conn.sendMessage(step.send);
+        } else if (step.tool_responses) {
+          assert.ok(previous, `step ${i}: no previous response`);
+          request = answerTools(conn, previous, step.tool_responses);
+        } else {
+          assert.ok(step.await_unsolicited, `step ${i}: needs send, tool_responses or await_unsolicited`);
+        }
+        const response = await follow(conn, events, contextId, request, step, seen);
+        for (const f of step.faults ?? []) {
+          if (f.after_reply) {
+            await inject(conn, contextId, f.fault);
+            await noticed(events);
+          }
+        }
+        check(`step ${i}`, step.expect, response, options.getToken.calls);
+        previous = response;
+      }
+    } finally {
+      conn.close();
+    }
+  });
+}
+
+function answerTools(conn, previous, answers) {
+  const responses = answers.map((a) => {
+    const call = previous.clientSideToolCalls[a.call];
+    assert.ok(call, `no client-side tool call ${a.call}`);
+    return { toolCallId: call.tool_call_id, response: a.response };
+  });
+  const reply = conn.sendToolResponses(responses);
+  reply.catch(() => {}); // followed through the events instead
+  return reply.requestId;
+}
+
+async function next(events, what) {
+  const r = await within(events.next(), what, WAIT_MS);
+  assert.ok(!r.done, `the connection ended while waiting for ${what}`);
+  return r.value;
+}
+
+async function follow(conn, events, contextId, request, step, seen) {
+  let mine = null;
+  let tokens = 0;
+  const pending = (step.faults ?? []).filter((f) => f.after_tokens != null);
+  for (;;) {
+    const e = await next(events, `the step's response (${tokens} tokens so far)`);
+    if (e.type === 'response_started' && mine === null && e.requestId === request) {
+      mine = e.responseId;
+    } else if (e.type === 'token' && e.responseId === mine) {
+      tokens += 1;
+      for (const f of pending.filter((f) => f.after_tokens === tokens)) {
+        pending.splice(pending.indexOf(f), 1);
+        await inject(conn, contextId, f.fault);
+      }
+    } else if (e.type === 'response') {
+      const r = e.response;
+      assert.ok(!seen.has(r.id), `response ${r.id} completed twice`);
+      seen.add(r.id);
+      if ((mine !== null && r.id === mine) || (mine === null && r.requestId === request)) {
+        if (step.expect.events != null && r.events.length === 0) return waitForEvents(conn, events, r);
+        return r;
+      }
+    } else if (e.type === 'request_failed' && e.requestId === request) {
+      throw new Error(`the request failed: ${e.error}`);
+    } else if (e.type === 'state' && (e.state === 'closed' || e.state === 'failed')) {
+      throw new Error(`the connection ended: ${e.cause}`);
+    }
+  }
+}
+
+// A fault between turns: let the client see the socket go before the next
+// turn is sent. A message written into a socket the server has already
+// aborted (but whose end the client has not yet read) is lost without a
+// trace; the session then waits for a reply that never comes until its
+// invocation timeout. A person typing the next message is never that fast.
+async function noticed(events) {
+  for (;;) {
+    const e = await next(events, 'the client to see the fault');
+    if (e.type === 'state' && e.state !== 'connected') return;
+  }
+}
+
+async function waitForEvents(conn, events, r) {
+  for (;;) {
+    const e = await next(events, 'on_events of the response');
+    if (e.type === 'events' && e.responseId === r.id) return conn.response(r.id);
+  }
+}
+
+async function inject(conn, contextId, fault) {
+  if (fault === 'stop') {
+    await within(conn.stop(), 'stop acknowledged');
+    return;
+  }
+  await server.fault(contextId, fault);
+}
+
+function check(at, expect, r, fetches) {
+  const problems = [];
+  if (r.status !== expect.status) problems.push(`status ${r.status}, expected ${expect.status}`);
+  if (expect.text != null && r.text !== expect.text) problems.push(`text ${JSON.stringify(r.text)}, expected ${JSON.stringify(expect.text)}`);
+  if (expect.text_is_prefix_of != null && !expect.text_is_prefix_of.startsWith(r.text)) problems.push(`text ${JSON.stringify(r.text)} is not a prefix`);
+  if (expect.text_starts_with != null && !r.text.startsWith(expect.text_starts_with)) problems.push(`text ${JSON.stringify(r.text)} does not start with ${JSON.stringify(expect.text_starts_with)}`);
+  if (expect.text_ends_with != null && !r.text.endsWith(expect.text_ends_with)) problems.push(`text ${JSON.stringify(r.text)} does not end with ${JSON.stringify(expect.text_ends_with)}`);
+  if (expect.tool_calls != null) assert.deepEqual(r.toolCalls.map((c) => c.toolName), expect.tool_calls, `${at}: tool calls`);
+  if (expect.tool_responses != null && r.toolResponses.length !== expect.tool_responses) problems.push(`${r.toolResponses.length} tool responses, expected ${expect.tool_responses}`);
+  if (expect.events != null && r.events.length !== expect.events) problems.push(`${r.events.length} events, expected ${expect.events}`);
+  if (expect.client_side_tool_calls != null) assert.deepEqual(r.clientSideToolCalls.map((c) => c.tool_name), expect.client_side_tool_calls, `${at}: client-side tool calls`);
+  if (expect.min_token_fetches != null && fetches < expect.min_token_fetches) problems.push(`${fetches} token fetches, expected at least ${expect.min_token_fetches}`);
+  assert.deepEqual(problems, [], `${at}: ${problems.join('; ')}`);
+}
