@@ -62,7 +62,7 @@ def server() -> Iterator[Server]:
     binary = _server_binary()
     with tempfile.TemporaryDirectory(prefix="tokenrelay-pytest-") as tmp:
         db = str(Path(tmp) / "store.sqlite3")
-        common = ["--db", db, "--rate-limit-per-minute", "1000000"]
+        common = ["--db", db, "--rate-limit-per-minute", "1000000", "--scripted-pace-ms", "0"]
         out = subprocess.run(
             [str(binary), *common, "bootstrap", "--org-name", "pytest"],
             check=True,
