@@ -86,14 +86,14 @@ async def test_stream_survives_socket_kills(fault: str, server: Server, admin: t
 async def test_cancelling_a_task_cancels_the_rust_work(server: Server, admin: tokenrelay.AdminClient, provider: CountingProvider) -> None:
     ctx = await new_context(admin)
     async with client_for(server, provider).connect(ctx) as conn:
-        task = asyncio.ensure_future(conn.ask("[tokens=5000 pace_ms=5]"))
+        task = asyncio.ensure_future(conn.ask("[tokens=300 pace_ms=5]"))
         await asyncio.sleep(0.2)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
         async def consume() -> None:
-            async for _ in conn.stream("[tokens=5000 pace_ms=5]"):
+            async for _ in conn.stream("[tokens=300 pace_ms=5]"):
                 pass
 
         t2 = asyncio.ensure_future(consume())
