@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The Python SDK's whole check, from nothing installed to pytest's summary:
+# venv, tools, the abi3 wheel built with maturin (release) and installed as a
+# user would, mypy --strict on the examples, pytest against a real reference
+# server. Exits non-zero on any failure; pytest's summary line is the last.
+#
+#   sdk-python/test.sh              # venv in sdk-python/.venv (gitignored)
+#   TOKENRELAY_PY_VENV=/tmp/v sdk-python/test.sh
+#
+# Needs: cargo, and python3 >= 3.10 with venv (Debian: apt-get install -y
+# python3-venv). The wheel itself supports CPython >= 3.9.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+VENV="${TOKENRELAY_PY_VENV:-$HERE/.venv}"
+PY="${PYTHON:-python3}"
+WHEELS="$REPO/target/wheels/tokenrelay-python"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "venv $VENV"
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV" || {
+        echo "cannot create a venv: on Debian, apt-get install -y python3-venv" >&2
+        exit 1
+    }
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q \
+    'maturin>=1.7,<2' pytest pytest-asyncio mypy flask httpx
+
+step "abi3 wheel (maturin, release)"
+rm -rf "$WHEELS"
+(cd "$HERE" && "$VENV/bin/maturin" build --release --quiet --out "$WHEELS" >&2)
+
+step "install the wheel as a user would"
+"$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "$WHEELS"/tokenrelay-*.whl
+
+step "reference server (release)"
+(cd "$REPO" && cargo build --release -q -p tokenrelay-server)
+export TOKENRELAY_SERVER_BIN="$REPO/target/release/tokenrelay-server"
+
+step "mypy --strict on the examples"
+# Run outside the source tree so the installed wheel (py.typed) is what
+# mypy sees, not sdk-python/python.
+(cd "$REPO/examples" && "$VENV/bin/mypy" --strict --no-incremental \
+    python-backend/backend.py python-client/chat_client.py)
+
+step "pytest"
+cd "$HERE"
+"$VENV/bin/python" -c 'import tokenrelay, sys; assert "site-packages" in tokenrelay.__file__, tokenrelay.__file__'
+exec "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider
