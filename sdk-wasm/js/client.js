@@ -2,7 +2,7 @@
 // arguments, routes events to listeners and iterators, and settles the
 // promises of `ask`/`stop`; every protocol decision is the Rust session's.
 
-import { WasmConnection, setPanicReporter } from './tokenrelay_wasm.js';
+import { WasmConnection, setPanicReporter, __panicForTests } from './tokenrelay_wasm.js';
 import { toError, PanicError, ClosedError } from './errors.js';
 
 let initialize = null;
@@ -378,6 +378,12 @@ export class Connection {
     this.#emit({ type: 'state', state: 'failed', attempt: 0, retryIn: null, cause: error });
     this.#end(error);
   }
+}
+
+/** Makes the wasm module panic, for the test suite only (not re-exported
+ * by the entries): the panic must reach every connection as an error. */
+export function __crashForTests() {
+  return call(() => __panicForTests());
 }
 
 function checkText(what, text) {

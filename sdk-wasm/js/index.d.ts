@@ -1,0 +1,209 @@
+// Types of the `tokenrelay` package, written by hand (not generated) so that
+// events are a discriminated union and nothing is `any`.
+
+/** Where a connection is in its life. */
+export type ConnectionState =
+  | 'idle'
+  | 'fetching_token'
+  | 'connecting'
+  | 'authenticating'
+  | 'connected'
+  | 'reconnecting'
+  | 'suspended'
+  | 'closed'
+  | 'failed';
+
+/** A JSON value, as the server sent it. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** What `getToken` may resolve to: a client API key (or any bearer token),
+ * or a single-use stream token (`pub_tok_…`, sent on the socket URL). */
+export type TokenResult = string | { accessToken: string } | { streamToken: string };
+
+export interface ClientOptions {
+  /** The WebSocket endpoint, `wss://…/ws`. */
+  wsUrl: string;
+  /** Called on every (re)connect, one call at a time, for a fresh token.
+   * Reject with an error whose `code` is `"forbidden"`, `"not_found"` or
+   * `"payment_required"` (or whose `status` is 403/404/402) to stop
+   * reconnecting; any other rejection is retried with backoff. */
+  getToken: (contextId: string) => TokenResult | Promise<TokenResult>;
+  /** The app's publishable key (`pk_…`), when the org has one. */
+  clientKey?: string;
+  /** A WebSocket constructor to use instead of the global one (Node < 22:
+   * the `ws` package). */
+  WebSocket?: new (url: string) => unknown;
+}
+
+export interface ToolCall {
+  toolCallId: string;
+  toolName: string;
+  toolInput: Json;
+}
+
+export interface ToolResult {
+  toolCallId: string;
+  toolName: string;
+  toolOutput: string;
+}
+
+export interface AgentEvent {
+  type: string;
+  data: Json;
+}
+
+/** A client-side tool call as the server sent it (answer it with
+ * `sendToolResponses`, using its `tool_call_id`). */
+export interface ClientSideToolCall {
+  tool_call_id: string;
+  tool_name: string;
+  [key: string]: Json;
+}
+
+export type ResponseStatus = 'streaming' | 'complete' | 'stopped' | 'failed' | 'interrupted';
+
+/** One agent response, assembled from its notifications. */
+export interface Response {
+  id: string;
+  /** The request that caused it; null for one the agent started itself. */
+  requestId: number | null;
+  /** Every token, in order. */
+  text: string;
+  /** `interrupted`: the connection dropped and the rest could not be
+   * replayed; the text is a prefix. Never silently gapped. */
+  status: ResponseStatus;
+  stopReason: 'complete' | 'stopped' | 'error' | null;
+  toolCalls: ToolCall[];
+  toolResponses: ToolResult[];
+  events: AgentEvent[];
+  clientSideToolCalls: ClientSideToolCall[];
+}
+
+export interface ServerInfo {
+  name: string;
+  version: string;
+  capabilities: string[];
+}
+
+export interface StateEvent {
+  type: 'state';
+  state: ConnectionState;
+  /** Consecutive failed attempts (0 once connected). */
+  attempt: number;
+  /** In `reconnecting`/`suspended`: milliseconds until the next attempt. */
+  retryIn: number | null;
+  /** What caused the change, when it was a failure. */
+  cause: TokenRelayError | null;
+}
+export interface ConnectedEvent {
+  type: 'connected';
+  /** Missed notifications were replayed (the server's `resume`). */
+  resumed: boolean;
+  agent: { [key: string]: Json } | null;
+  server: ServerInfo | null;
+}
+export interface ResponseStartedEvent { type: 'response_started'; responseId: string; requestId: number | null }
+export interface TokenEvent { type: 'token'; responseId: string; token: string }
+export interface ResponseEvent { type: 'response'; response: Response }
+export interface ToolCallEvent extends ToolCall { type: 'tool_call'; responseId: string | null }
+export interface ToolResponseEvent extends ToolResult { type: 'tool_response'; responseId: string | null }
+export interface EventsEvent { type: 'events'; responseId: string | null; events: AgentEvent[] }
+export interface ClientSideToolCallsEvent { type: 'client_side_tool_calls'; responseId: string | null; toolCalls: ClientSideToolCall[] }
+export interface AckEvent { type: 'ack'; requestId: number; result: { [key: string]: Json } }
+export interface RequestFailedEvent { type: 'request_failed'; requestId: number; error: TokenRelayError }
+export interface ErrorEvent { type: 'error'; error: TokenRelayError }
+export interface UnknownEvent { type: 'unknown'; method: string; params: Json }
+
+/** Every event, told apart by `type`. */
+export type Event =
+  | StateEvent
+  | ConnectedEvent
+  | ResponseStartedEvent
+  | TokenEvent
+  | ResponseEvent
+  | ToolCallEvent
+  | ToolResponseEvent
+  | EventsEvent
+  | ClientSideToolCallsEvent
+  | AckEvent
+  | RequestFailedEvent
+  | ErrorEvent
+  | UnknownEvent;
+
+export type EventType = Event['type'];
+export type EventOf<T extends EventType> = Extract<Event, { type: T }>;
+
+/** A promise of the response a request causes, carrying the request id so
+ * its events can be matched while it streams. */
+export type Reply = Promise<Response> & { readonly requestId: number };
+
+export declare class Client {
+  /** @throws TypeError when an option has the wrong type. */
+  constructor(options: ClientOptions);
+  /** Resolves once attached to the context; rejects with the cause if the
+   * connection fails for good first (ForbiddenError, NotFoundError, …). */
+  connect(contextId: string): Promise<Connection>;
+}
+
+export declare class Connection implements AsyncIterable<Event> {
+  private constructor();
+  readonly contextId: string;
+  readonly state: ConnectionState;
+  readonly server: ServerInfo | null;
+  /** Returns a function that removes the listener. */
+  on<T extends EventType>(type: T, listener: (event: EventOf<T>) => void): () => void;
+  on(type: '*', listener: (event: Event) => void): () => void;
+  off<T extends EventType>(type: T | '*', listener: (event: EventOf<T>) => void): void;
+  /** Sends a message and resolves with the whole reply. */
+  ask(text: string): Reply;
+  /** Sends a message; returns its request id. Queued while reconnecting. */
+  sendMessage(text: string): number;
+  /** Stops the running reply; resolves with the server's acknowledgement. */
+  stop(): Promise<{ [key: string]: Json }>;
+  setLastMessages(humanMessage: string, aiMessage?: string): Reply;
+  sendToolResponses(responses: ReadonlyArray<{ toolCallId: string; response: string }>): Reply;
+  /** A streaming or recently completed response. */
+  response(responseId: string): Response | undefined;
+  setNetworkAvailable(available: boolean): void;
+  reconnectNow(): void;
+  /** Closes for good and releases every socket, timer and listener. */
+  close(): void;
+  [Symbol.asyncIterator](): AsyncIterator<Event>;
+}
+
+/** Base of every error of the package. */
+export declare class TokenRelayError extends Error {
+  readonly code: ErrorCode;
+  /** The server's own code (`error_codes` extension), when sent. */
+  readonly serverCode: string | null;
+  readonly status: number | null;
+}
+
+export type ErrorCode =
+  | 'unauthorized' | 'forbidden' | 'not_found' | 'rate_limited' | 'payment_required'
+  | 'invalid_request' | 'server' | 'protocol' | 'timeout' | 'connection_lost' | 'closed'
+  | 'token_provider' | 'expired_token' | 'transport' | 'queue_full' | 'config'
+  | 'events_dropped' | 'panic' | 'unknown';
+
+export declare class UnauthorizedError extends TokenRelayError { readonly code: 'unauthorized' }
+export declare class ForbiddenError extends TokenRelayError { readonly code: 'forbidden' }
+export declare class NotFoundError extends TokenRelayError { readonly code: 'not_found' }
+export declare class RateLimitedError extends TokenRelayError { readonly code: 'rate_limited'; readonly retryAfterMs?: number }
+export declare class PaymentRequiredError extends TokenRelayError { readonly code: 'payment_required' }
+export declare class InvalidRequestError extends TokenRelayError { readonly code: 'invalid_request' }
+export declare class ServerError extends TokenRelayError { readonly code: 'server' }
+export declare class ProtocolError extends TokenRelayError { readonly code: 'protocol' }
+export declare class TimeoutError extends TokenRelayError { readonly code: 'timeout' }
+export declare class ConnectionLostError extends TokenRelayError { readonly code: 'connection_lost'; readonly closeCode?: number }
+export declare class ClosedError extends TokenRelayError { readonly code: 'closed' }
+export declare class TokenProviderError extends TokenRelayError { readonly code: 'token_provider' }
+export declare class ExpiredTokenError extends TokenRelayError { readonly code: 'expired_token' }
+export declare class TransportError extends TokenRelayError { readonly code: 'transport' }
+export declare class QueueFullError extends TokenRelayError { readonly code: 'queue_full' }
+export declare class ConfigError extends TokenRelayError { readonly code: 'config' }
+export declare class EventsDroppedError extends TokenRelayError { readonly code: 'events_dropped' }
+/** The wasm module crashed (a bug); every connection failed with it. */
+export declare class PanicError extends TokenRelayError { readonly code: 'panic' }
+
+/** Turns an error descriptor into its class (used internally). */
+export declare function toError(descriptor: unknown): TokenRelayError;

@@ -1,0 +1,243 @@
+// The JS surface against a real reference server: argument checks,
+// refusals as error classes, reconnect and resume, the network switch,
+// stream tokens, and what close() releases.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Client, TokenRelayError, ForbiddenError, NotFoundError, UnauthorizedError,
+  ClosedError, ConnectionLostError,
+} from '../pkg/node.js';
+import { Server, within } from './harness.js';
+
+let server;
+before(async () => { server = await Server.start(); });
+after(async () => { await server?.stop(); });
+
+const tokens = (n) => Array.from({ length: n }, (_, i) => `t${i}`).join(' ');
+
+function waitFor(conn, type, pred = () => true, what = type) {
+  return within(new Promise((resolve) => {
+    const off = conn.on(type, (e) => { if (pred(e)) { off(); resolve(e); } });
+  }), what);
+}
+
+test('wrong argument types throw TypeError with a clear message', async () => {
+  assert.throws(() => new Client(), { name: 'TypeError', message: /options must be an object/ });
+  assert.throws(() => new Client({ wsUrl: 'http://x', getToken: () => 't' }), { name: 'TypeError', message: /wsUrl must be a ws:\/\/ or wss:\/\//i });
+  assert.throws(() => new Client({ wsUrl: 'ws://x/ws' }), { name: 'TypeError', message: /getToken must be a function/ });
+  assert.throws(() => new Client({ wsUrl: 'ws://x/ws', getToken: () => 't', WebSocket: 3 }), { name: 'TypeError', message: /WebSocket must be a WebSocket constructor/ });
+  assert.throws(() => new Client({ wsUrl: 'ws://x/ws', getToken: () => 't', clientKey: 5 }), { name: 'TypeError', message: /clientKey must be a string/ });
+  const client = new Client(server.clientOptions());
+  assert.throws(() => client.connect(42), { name: 'TypeError', message: /contextId must be a non-empty string, got number/ });
+  const conn = await client.connect(await server.context());
+  try {
+    assert.throws(() => conn.ask(42), { name: 'TypeError', message: /text must be a string, got number/ });
+    assert.throws(() => conn.on('tokens', () => {}), { name: 'TypeError', message: /unknown event type "tokens"/ });
+    assert.throws(() => conn.on('token', 'f'), { name: 'TypeError', message: /listener must be a function/ });
+    assert.throws(() => conn.sendToolResponses([{ toolCallId: 1 }]), { name: 'TypeError' });
+    assert.throws(() => conn.setNetworkAvailable('yes'), { name: 'TypeError' });
+  } finally {
+    conn.close();
+  }
+});
+
+test('a context that does not exist: connect rejects with NotFoundError, no retry', async () => {
+  const options = server.clientOptions({ getToken: async () => server.clientKey(await server.context()) });
+  const err = await within(new Client(options).connect('no-such-context').then(() => null, (e) => e), 'refusal');
+  assert.ok(err instanceof NotFoundError, `got ${err}`);
+  assert.ok(err instanceof TokenRelayError);
+  assert.equal(err.code, 'not_found');
+});
+
+test('a key scoped to another context: ForbiddenError, terminal', async () => {
+  const other = await server.context();
+  const mine = await server.context();
+  let calls = 0;
+  const options = server.clientOptions({ getToken: async () => { calls += 1; return server.clientKey(other); } });
+  const err = await within(new Client(options).connect(mine).then(() => null, (e) => e), 'refusal');
+  assert.ok(err instanceof ForbiddenError, `got ${err}`);
+  assert.equal(err.code, 'forbidden');
+  assert.equal(calls, 1);
+});
+
+test('getToken rejecting with code "forbidden" ends the connection at once', async () => {
+  let calls = 0;
+  const denied = Object.assign(new Error('this user may not read this context'), { code: 'forbidden' });
+  const options = server.clientOptions({ getToken: async () => { calls += 1; throw denied; } });
+  const err = await within(new Client(options).connect(await server.context()).then(() => null, (e) => e), 'refusal');
+  assert.ok(err instanceof ForbiddenError, `got ${err}`);
+  assert.match(err.message, /may not read this context/);
+  assert.equal(calls, 1);
+});
+
+test('a failing getToken is retried with backoff, then connects', async () => {
+  const ctx = await server.context();
+  let calls = 0;
+  const options = server.clientOptions({
+    getToken: async (c) => {
+      calls += 1;
+      if (calls === 1) throw new Error('backend hiccup');
+      return server.clientKey(c);
+    },
+  });
+  const client = new Client(options);
+  const states = [];
+  const conn = await within(client.connect(ctx), 'connect');
+  try {
+    // The first failure happened before connect() resolved; the state is now connected.
+    assert.equal(conn.state, 'connected');
+    assert.equal(calls, 2);
+    conn.on('state', (e) => states.push(e));
+    assert.equal((await conn.ask('[tokens=3] x')).text, tokens(3));
+  } finally {
+    conn.close();
+  }
+});
+
+test('a token the server refuses: UnauthorizedError as the cause, one fresh token at once', async () => {
+  const ctx = await server.context();
+  let calls = 0;
+  const states = [];
+  const options = server.clientOptions({
+    getToken: async (c) => { calls += 1; return calls === 1 ? 'not-a-real-key' : server.clientKey(c); },
+  });
+  const client = new Client(options);
+  const conn = await within(client.connect(ctx), 'connect');
+  try {
+    assert.equal(calls, 2);
+    const r = await within(conn.ask('[tokens=2] x'), 'reply');
+    assert.equal(r.text, tokens(2));
+  } finally {
+    conn.close();
+  }
+  assert.ok(states);
+});
+
+test('close 4001 (credential expired): UnauthorizedError as the cause, a fresh key at once', async () => {
+  const ctx = await server.context();
+  const options = server.clientOptions();
+  const conn = await within(new Client(options).connect(ctx), 'connect');
+  try {
+    const reconnecting = waitFor(conn, 'state', (e) => e.state === 'reconnecting');
+    const back = waitFor(conn, 'connected');
+    await server.fault(ctx, 'close_4001');
+    const e = await reconnecting;
+    assert.ok(e.cause instanceof UnauthorizedError, `cause ${e.cause}`);
+    assert.equal(e.retryIn, 0);
+    await back;
+    assert.equal(options.getToken.calls, 2);
+  } finally {
+    conn.close();
+  }
+});
+
+test('a drop mid-reply: fresh key, resume, every token exactly once', async () => {
+  const ctx = await server.context();
+  const options = server.clientOptions();
+  const conn = await within(new Client(options).connect(ctx), 'connect');
+  try {
+    const seen = [];
+    conn.on('token', ({ token }) => seen.push(token));
+    const resumed = waitFor(conn, 'connected', (e) => e.resumed, 'a resumed reconnect');
+    const dropped = waitFor(conn, 'state', (e) => e.state === 'reconnecting', 'reconnecting');
+    let faulted = false;
+    conn.on('token', () => {
+      if (!faulted && seen.length === 10) { faulted = true; server.fault(ctx, 'drop'); }
+    });
+    const reply = await within(conn.ask('[tokens=80 pace_ms=5] go'), 'reply');
+    const state = await dropped;
+    assert.ok(state.cause instanceof ConnectionLostError, `cause ${state.cause}`);
+    await resumed;
+    assert.equal(reply.status, 'complete');
+    assert.equal(reply.text, tokens(80));
+    assert.equal(seen.join(''), tokens(80));
+    assert.ok(options.getToken.calls >= 2);
+  } finally {
+    conn.close();
+  }
+});
+
+test('close 1011 mid-reply also heals', async () => {
+  const ctx = await server.context();
+  const conn = await within(new Client(server.clientOptions()).connect(ctx), 'connect');
+  try {
+    let n = 0;
+    conn.on('token', () => { n += 1; if (n === 5) server.fault(ctx, 'close_1011'); });
+    const reply = await within(conn.ask('[tokens=40 pace_ms=5] go'), 'reply');
+    assert.equal(reply.text, tokens(40));
+  } finally {
+    conn.close();
+  }
+});
+
+test('offline pauses retries; online reconnects at once', async () => {
+  const ctx = await server.context();
+  const conn = await within(new Client(server.clientOptions()).connect(ctx), 'connect');
+  try {
+    conn.setNetworkAvailable(false);
+    const waiting = waitFor(conn, 'state', (e) => e.state === 'reconnecting');
+    await server.fault(ctx, 'drop');
+    await waiting;
+    // Nothing happens while offline, however long.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(conn.state, 'reconnecting');
+    const back = waitFor(conn, 'state', (e) => e.state === 'connected');
+    conn.setNetworkAvailable(true);
+    await back;
+    assert.equal((await within(conn.ask('[echo] again'), 'reply')).text, 'again');
+  } finally {
+    conn.close();
+  }
+});
+
+test('a single-use stream token ({streamToken}) opens the socket', async () => {
+  const ctx = await server.context();
+  const options = server.clientOptions({
+    getToken: async () => ({ streamToken: (await server.rest('GET', '/api/v1/token?ttl=60')).token }),
+  });
+  const conn = await within(new Client(options).connect(ctx), 'connect');
+  try {
+    assert.equal((await conn.ask('[tokens=4] hi')).text, tokens(4));
+  } finally {
+    conn.close();
+  }
+});
+
+test('events: the async iterator and on() see the same stream, typed', async () => {
+  const ctx = await server.context();
+  const conn = await within(new Client(server.clientOptions()).connect(ctx), 'connect');
+  const seen = [];
+  const reading = (async () => {
+    for await (const ev of conn) seen.push(ev.type);
+  })();
+  const reply = await within(conn.ask('[tool=web_search events=1] weather'), 'reply');
+  assert.deepEqual(reply.toolCalls.map((c) => c.toolName), ['web_search']);
+  conn.close();
+  await within(reading, 'the iterator to end');
+  for (const t of ['ack', 'response_started', 'tool_call', 'tool_response', 'token', 'response', 'state']) {
+    assert.ok(seen.includes(t), `${t} in ${seen}`);
+  }
+  assert.equal(seen.at(-1), 'state');
+});
+
+test('close() ends what is pending and releases every timer', async () => {
+  const ctx = await server.context();
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const before = timers();
+  const conn = await within(new Client(server.clientOptions()).connect(ctx), 'connect');
+  const streaming = conn.ask('[tokens=200 pace_ms=20] long');
+  await waitFor(conn, 'token');
+  const queued = conn.ask('[tokens=2] next');
+  conn.close();
+  // The reply that was streaming ends interrupted with what had arrived;
+  // the one that had not started rejects.
+  const partial = await streaming;
+  assert.equal(partial.status, 'interrupted');
+  assert.ok(tokens(200).startsWith(partial.text));
+  await assert.rejects(queued, (e) => e instanceof ClosedError && e.code === 'closed');
+  assert.equal(conn.state, 'closed');
+  await assert.rejects(conn.ask('more'), ClosedError);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(timers() <= before, `timers before ${before}, after ${timers()}`);
+});

@@ -1,0 +1,35 @@
+// A panic in wasm becomes a rejected promise and an error event on every
+// connection, never an uncaught exception. In its own file: node --test runs
+// each file in its own process, and a panic ends this module instance.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client, PanicError } from '../pkg/node.js';
+import { __crashForTests } from '../pkg/client.js';
+import { Server, within } from './harness.js';
+
+let server;
+after(async () => { await server?.stop(); });
+
+test('a panic rejects pending requests and reports an error event', async () => {
+  server = await Server.start();
+  const ctx = await server.context();
+  const conn = await within(new Client(server.clientOptions()).connect(ctx), 'connect');
+  const errors = [];
+  conn.on('error', (e) => errors.push(e.error));
+  const states = [];
+  conn.on('state', (e) => states.push(e.state));
+  const reply = conn.ask('[tokens=500 pace_ms=10] long');
+  assert.throws(() => __crashForTests(), PanicError);
+  await assert.rejects(reply, (e) => e instanceof PanicError && /panic requested by the test suite/.test(e.message));
+  assert.equal(errors.length, 1);
+  assert.ok(errors[0] instanceof PanicError);
+  assert.deepEqual(states, ['failed']);
+  assert.equal(conn.state, 'failed');
+  // Further calls fail cleanly, and the socket's frames still arriving are
+  // ignored instead of trapping again.
+  assert.throws(() => conn.sendMessage('x'), PanicError);
+  await new Promise((r) => setTimeout(r, 300));
+  const other = await new Client(server.clientOptions()).connect(ctx).then(() => null, (e) => e);
+  assert.ok(other instanceof PanicError);
+});
