@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what the browser package's suite needs (on a fresh Debian
+# machine), builds the package and runs every JS and browser test:
+#   apt chromium (if missing), rustup target wasm32-unknown-unknown,
+#   wasm-bindgen-cli at the version locked in Cargo.lock (if missing),
+#   npm ci in sdk-wasm, the release server binary, ./build.sh,
+#   tsc --strict --noEmit on the types, node --test tests/*.test.js.
+# Exits non-zero on any failure. Run from anywhere: sdk-wasm/test.sh
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+step() { printf '\n== %s\n' "$*"; }
+
+if [ ! -x /usr/bin/chromium ]; then
+  step "apt-get install chromium"
+  sudo_="";
+  [ "$(id -u)" -ne 0 ] && sudo_="sudo"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium >/dev/null
+fi
+
+step "rustup target add wasm32-unknown-unknown"
+rustup target add wasm32-unknown-unknown
+
+locked="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$root/Cargo.lock")"
+have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
+if [ "$have" != "$locked" ]; then
+  step "cargo install wasm-bindgen-cli $locked (had: ${have:-none})"
+  cargo install wasm-bindgen-cli --version "$locked"
+fi
+
+step "npm ci"
+cd "$here"
+npm ci --no-audit --no-fund
+
+step "cargo build --release -p tokenrelay-server"
+(cd "$root" && cargo build --release -p tokenrelay-server)
+
+step "build the package"
+./build.sh
+
+step "tsc --strict --noEmit (types)"
+node_modules/.bin/tsc -p tests/types/tsconfig.json
+
+step "node --test"
+# The server binary the tests start; each test file runs in its own process.
+export TOKENRELAY_SERVER_BIN="$root/target/release/tokenrelay-server"
+node --test --test-reporter=spec --test-concurrency=1 tests/*.test.js

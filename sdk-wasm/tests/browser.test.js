@@ -1,0 +1,126 @@
+// The package in real headless Chromium: a page served from 127.0.0.1
+// loads it as <script type="module">, gets client keys from its backend
+// (POST /api/get-client-token, the two-endpoint pattern), streams a reply,
+// survives a forced socket drop and shows the whole text. The test checks
+// the DOM and takes a screenshot.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { readFile, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join, extname } from 'node:path';
+import { tmpdir } from 'node:os';
+import { chromium } from 'playwright-core';
+import { Server, root } from './harness.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const pkg = join(root, 'sdk-wasm', 'pkg');
+const tokens = (n) => Array.from({ length: n }, (_, i) => `t${i}`).join(' ');
+
+const page = (wsUrl) => `<!doctype html>
+<meta charset="utf-8">
+<title>tokenrelay browser test</title>
+<p>state: <b id="state">idle</b> · states: <span id="states"></span></p>
+<pre id="out"></pre>
+<p id="done"></p>
+<script type="module">
+  import { Client } from '/pkg/index.js';
+  const contextId = new URLSearchParams(location.search).get('context');
+  const $ = (id) => document.getElementById(id);
+  const client = new Client({
+    wsUrl: ${JSON.stringify(wsUrl)},
+    getToken: async (contextId) => {
+      const r = await fetch('/api/get-client-token', { method: 'POST', body: JSON.stringify({ contextId }) });
+      if (!r.ok) throw Object.assign(new Error('token endpoint ' + r.status), { status: r.status });
+      return (await r.json()).clientToken;
+    },
+  });
+  try {
+    const conn = await client.connect(contextId);
+    conn.on('state', ({ state }) => { $('state').textContent = state; $('states').textContent += state + ' '; });
+    conn.on('token', ({ token }) => { $('out').textContent += token; });
+    const reply = await conn.ask('[tokens=60 pace_ms=25] tell me');
+    $('done').textContent = reply.status + ':' + (reply.text === $('out').textContent);
+  } catch (e) {
+    $('done').textContent = 'error:' + e.name + ':' + e.message;
+  }
+</script>`;
+
+const types = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
+
+let relay;
+let web;
+let contextId;
+let tokenCalls = 0;
+
+before(async () => {
+  relay = await Server.start();
+  contextId = await relay.context();
+  web = createServer(async (req, res) => {
+    try {
+      const url = new URL(req.url, 'http://x');
+      if (req.method === 'POST' && url.pathname === '/api/get-client-token') {
+        let body = '';
+        for await (const chunk of req) body += chunk;
+        const { contextId: ctx } = JSON.parse(body);
+        tokenCalls += 1;
+        const clientToken = await relay.clientKey(ctx);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ clientToken }));
+      } else if (url.pathname === '/favicon.ico') {
+        res.writeHead(204).end();
+      } else if (url.pathname === '/') {
+        res.writeHead(200, { 'content-type': 'text/html' }).end(page(relay.ws));
+      } else if (url.pathname.startsWith('/pkg/') && !url.pathname.includes('..')) {
+        const file = join(pkg, url.pathname.slice(5));
+        const data = await readFile(file);
+        res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' }).end(data);
+      } else {
+        res.writeHead(404).end();
+      }
+    } catch (e) {
+      res.writeHead(500).end(String(e));
+    }
+  });
+  await new Promise((r) => web.listen(0, '127.0.0.1', r));
+});
+
+after(async () => {
+  web?.close();
+  await relay?.stop();
+});
+
+test('headless Chromium: stream, forced drop, full text in the DOM', { timeout: 120_000, skip: !existsSync(CHROMIUM) && `no ${CHROMIUM}` }, async () => {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  try {
+    const tab = await browser.newPage();
+    const problems = [];
+    tab.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    tab.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+    const { port } = web.address();
+    await tab.goto(`http://127.0.0.1:${port}/?context=${encodeURIComponent(contextId)}`);
+    // Ten tokens in, cut the socket from the server side.
+    await tab.waitForFunction(() => document.getElementById('out').textContent.split(' ').length > 10, null, { timeout: 30_000 });
+    const cut = await relay.fault(contextId, 'drop');
+    assert.equal(cut.sockets, 1);
+    await tab.waitForFunction(() => document.getElementById('done').textContent !== '', null, { timeout: 60_000 });
+    const out = await tab.textContent('#out');
+    const done = await tab.textContent('#done');
+    const states = await tab.textContent('#states');
+    const shot = join(process.env.SCREENSHOT_DIR ?? tmpdir(), 'tokenrelay-browser.png');
+    await tab.screenshot({ path: shot, fullPage: true });
+    console.log(`screenshot: ${shot}`);
+    assert.equal(done, 'complete:true');
+    assert.equal(out, tokens(60));
+    assert.match(states, /reconnecting .*connected/);
+    assert.ok(tokenCalls >= 2, `the backend minted ${tokenCalls} keys`);
+    assert.ok((await stat(shot)).size > 1000);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
