@@ -14,6 +14,6 @@ WHEELS="$REPO/target/wheels/tokenrelay-python"
 rm -rf "$WHEELS"
 (cd "$HERE" && "$VENV/bin/maturin" build --release --quiet --out "$WHEELS" >&2)
 "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "$WHEELS"/tokenrelay-*.whl
-(cd "$REPO" && cargo build --release -q -p tokenrelay-server)
+
 cd "$REPO"
-exec "$VENV/bin/python" "$HERE/bench/bench.py" --server-bin "$REPO/target/release/tokenrelay-server" "$@"
+exec "$VENV/bin/python" "$HERE/bench/bench.py" "$@"
