@@ -23,7 +23,8 @@ import sys
 from typing import Dict, Tuple
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_cache: Dict[int, bytes] = {}
+_cache: Dict[Tuple[int, str], bytes] = {}
+_responses = 0
 
 
 def frame(payload: bytes) -> bytes:
@@ -36,16 +37,16 @@ def frame(payload: bytes) -> bytes:
     return bytes((0x81, 127)) + struct.pack("!Q", n) + payload
 
 
-def tokens(n: int) -> bytes:
-    if n not in _cache:
+def tokens(n: int, rid: str = "r1") -> bytes:
+    if (n, rid) not in _cache:
         parts = []
         for i in range(n):
             text = f"t{i} " if i < n - 1 else f"t{i}"
-            body = json.dumps({"method": "on_token", "params": {"token": text, "response_id": "r1"}})
+            body = json.dumps({"method": "on_token", "params": {"token": text, "response_id": rid}})
             parts.append(frame(body.encode()))
-        parts.append(frame(json.dumps({"method": "on_stop_token", "params": {"response_id": "r1"}}).encode()))
-        _cache[n] = b"".join(parts)
-    return _cache[n]
+        parts.append(frame(json.dumps({"method": "on_stop_token", "params": {"response_id": rid}}).encode()))
+        _cache[(n, rid)] = b"".join(parts)
+    return _cache[(n, rid)]
 
 
 async def read_frame(reader: asyncio.StreamReader) -> Tuple[int, bytes]:
@@ -87,10 +88,14 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 result = {"success": True, "agent_speaks_first": False, "agent": {"agent_id": "bench"}}
                 writer.write(frame(json.dumps({"id": rid, "result": result}).encode()))
             elif method == "add_message":
+                global _responses
+                _responses += 1
+                # The first response of the process is r1, pre-encoded at start.
+                response_id = f"r{_responses}"
                 m = re.search(r"\[tokens=(\d+)\]", req["params"]["message"])
-                result = {"success": True, "response_id": "r1"}
+                result = {"success": True, "response_id": response_id}
                 writer.write(frame(json.dumps({"id": rid, "result": result}).encode()))
-                writer.write(tokens(int(m.group(1)) if m else 1))
+                writer.write(tokens(int(m.group(1)) if m else 1, response_id))
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
         pass

@@ -254,6 +254,12 @@ impl NativeConnection {
         })
     }
 
+    /// Nothing reads events for now: stop holding the socket back for a
+    /// reader (called when a token stream or an event loop iteration ends).
+    fn detach_event_reader(&self) {
+        self.handle().detach_event_reader();
+    }
+
     fn set_network_available(&self, available: bool) {
         self.handle().set_network_available(available);
     }

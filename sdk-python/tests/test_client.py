@@ -176,3 +176,18 @@ async def test_provider_returning_a_non_str_is_reported(server: Server, admin: t
     client = client_for(server, bad, connect_timeout=1.0)
     with pytest.raises(tokenrelay.TokenProviderError, match="must return a str"):
         await client.connect(ctx)
+
+
+async def test_a_long_ask_after_a_stream_is_not_held_back(server: Server, admin: tokenrelay.AdminClient, provider: CountingProvider) -> None:
+    # stream() attaches an event reader; once it ends nothing reads, so a
+    # reply longer than the event queue must not wait for a reader.
+    ctx = await new_context(admin)
+    async with client_for(server, provider, invocation_timeout=10).connect(ctx) as conn:
+        assert [t async for t in conn.stream("[tokens=3]")] == ["t0 ", "t1 ", "t2"]
+        reply = await asyncio.wait_for(conn.ask("[tokens=150000]"), 60)
+        assert reply.status == "complete"
+        assert reply.text.endswith("t149999")
+        # The next reader learns that events were dropped meanwhile.
+        first = await conn.next_event()
+        assert isinstance(first, ev.ErrorEvent)
+        assert isinstance(first.error, tokenrelay.EventsDroppedError)

@@ -80,6 +80,16 @@ impl Connection {
         )
     }
 
+    /// Declares that nothing reads this connection's events for now (say,
+    /// a binding's token stream has ended and the application only calls
+    /// [`Connection::ask`] next). Until the next read, the connection no
+    /// longer holds the socket back for a reader; the oldest events beyond
+    /// the capacity are dropped instead, and the next read reports how many
+    /// ([`Error::EventsDropped`]). Responses are unaffected.
+    pub fn detach_event_reader(&self) {
+        self.queue.detach_reader();
+    }
+
     /// The context this connection is attached to.
     pub fn context_id(&self) -> &str {
         &self.context_id

@@ -97,6 +97,18 @@ impl EventQueue {
         self.room.notified().await;
     }
 
+    /// Nothing reads events for now: until the next read, the driver must
+    /// not wait for a reader (the oldest events beyond the capacity are
+    /// dropped and counted, as before any read).
+    pub(crate) fn detach_reader(&self) {
+        let mut s = self.lock();
+        s.reader_attached = false;
+        if s.driver_waiting {
+            s.driver_waiting = false;
+            self.room.notify_one();
+        }
+    }
+
     /// No more events will come.
     pub(crate) fn close(&self) {
         self.lock().closed = true;
@@ -179,5 +191,24 @@ mod tests {
         assert!(q.has_room());
         q.close();
         assert_eq!(q.try_recv_all(&mut VecDeque::new()), Some(false));
+    }
+
+    #[test]
+    fn a_detached_reader_no_longer_holds_the_driver_back() {
+        let q = EventQueue::new(4);
+        let mut got = VecDeque::new();
+        assert_eq!(q.try_recv_all(&mut got), None); // a reader attaches
+        let mut batch: VecDeque<Event> = (0..10).map(token).collect();
+        q.push_all(&mut batch);
+        assert!(!q.has_room());
+        q.detach_reader();
+        assert!(q.has_room());
+        let mut more: VecDeque<Event> = (10..12).map(token).collect();
+        q.push_all(&mut more);
+        assert_eq!(q.try_recv_all(&mut got), Some(true));
+        let expected: Vec<Event> = std::iter::once(Event::Error(Error::EventsDropped { count: 8 }))
+            .chain((8..12).map(token))
+            .collect();
+        assert_eq!(Vec::from(got), expected);
     }
 }

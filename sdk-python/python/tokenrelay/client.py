@@ -129,7 +129,14 @@ class Connection:
 
     Iterate it (``async for event in conn``) for every event, typed (see
     :mod:`tokenrelay.events`); or use :meth:`ask` and :meth:`stream`. Events
-    have one reader: :meth:`stream` consumes the events it reads."""
+    have one reader: :meth:`stream` consumes the events it reads.
+
+    While something reads events (an ``async for`` over the connection or a
+    :meth:`stream`), no event is lost: a slow reader slows the socket down.
+    When nothing reads (only :meth:`ask`), the oldest events beyond 65,536
+    are dropped instead, and the next read starts with an
+    :class:`~tokenrelay.events.ErrorEvent` carrying
+    :class:`~tokenrelay.EventsDroppedError`. Replies are never affected."""
 
     def __init__(self, native: _native.NativeConnection) -> None:
         self._native = native
@@ -160,12 +167,17 @@ class Connection:
         """Sends a message and yields the tokens of its reply as they
         arrive. Tokens cross from Rust in batches, so this is fast."""
         stream = await self._native.stream(text)
-        while True:
-            batch = await stream.next_tokens()
-            if batch is None:
-                return
-            for token in batch:
-                yield token
+        try:
+            while True:
+                batch = await stream.next_tokens()
+                if batch is None:
+                    return
+                for token in batch:
+                    yield token
+        finally:
+            # Nobody reads events any more: a later ask() of a long reply
+            # must not wait for a reader (see Connection docs).
+            self._native.detach_event_reader()
 
     async def stop(self) -> None:
         """Stops the running generation and waits for the server to confirm."""
@@ -206,11 +218,14 @@ class Connection:
         return self._events()
 
     async def _events(self) -> AsyncIterator[Event]:
-        while True:
-            event = await self.next_event()
-            if event is None:
-                return
-            yield event
+        try:
+            while True:
+                event = await self.next_event()
+                if event is None:
+                    return
+                yield event
+        finally:
+            self._native.detach_event_reader()
 
     def set_network_available(self, available: bool) -> None:
         """Tells the connection whether the network is up; while it is down
