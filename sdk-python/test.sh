@@ -15,7 +15,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 VENV="${TOKENRELAY_PY_VENV:-$HERE/.venv}"
 PY="${PYTHON:-python3}"
-WHEELS="$REPO/target/wheels/tokenrelay-python"
+TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+WHEELS="$TARGET/wheels/tokenrelay-python"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
@@ -39,7 +40,7 @@ step "install the wheel as a user would"
 
 step "reference server (release)"
 (cd "$REPO" && cargo build --release -q -p tokenrelay-server)
-export TOKENRELAY_SERVER_BIN="$REPO/target/release/tokenrelay-server"
+export TOKENRELAY_SERVER_BIN="$TARGET/release/tokenrelay-server"
 
 step "mypy --strict on the examples"
 # Run outside the source tree so the installed wheel (py.typed) is what

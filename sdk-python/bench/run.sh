@@ -8,7 +8,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 VENV="${TOKENRELAY_PY_VENV:-$HERE/.venv}"
-WHEELS="$REPO/target/wheels/tokenrelay-python"
+TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+WHEELS="$TARGET/wheels/tokenrelay-python"
 [ -x "$VENV/bin/python" ] || "${PYTHON:-python3}" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q 'maturin>=1.7,<2' websockets aiohttp
 rm -rf "$WHEELS"

@@ -54,7 +54,7 @@ def _server_binary() -> Path:
         cwd=REPO,
         check=True,
     )
-    return REPO / "target" / "release" / "tokenrelay-server"
+    return Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release" / "tokenrelay-server"
 
 
 @pytest.fixture(scope="session")
