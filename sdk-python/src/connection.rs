@@ -249,6 +249,7 @@ impl NativeConnection {
                     request_id,
                     response_id: None,
                     done: false,
+                    response: None,
                 })),
             })
         })
@@ -282,6 +283,8 @@ struct StreamState {
     request_id: RequestId,
     response_id: Option<ResponseId>,
     done: bool,
+    /// The reply as it ended, once it has.
+    response: Option<Response>,
 }
 
 /// The tokens of one reply, in batches (wrapped by `Connection.stream`).
@@ -293,6 +296,18 @@ pub struct NativeStream {
 
 #[pymethods]
 impl NativeStream {
+    /// The whole reply (a `tokenrelay.Response`) once the stream has ended,
+    /// else `None`.
+    fn response(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let Ok(st) = self.state.try_lock() else {
+            return Ok(None);
+        };
+        match &st.response {
+            Some(r) => response_to_py(py, &Classes::get(py)?, r).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The next tokens (a list of str), or `None` once the reply ended.
     /// Events of other responses read meanwhile are not kept.
     fn next_tokens<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -327,6 +342,7 @@ impl NativeStream {
                                 || st.response_id.as_ref() == Some(&r.id) =>
                         {
                             st.done = true;
+                            st.response = Some(*r);
                             break;
                         }
                         Event::RequestFailed { request_id, error }

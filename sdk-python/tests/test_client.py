@@ -191,3 +191,16 @@ async def test_a_long_ask_after_a_stream_is_not_held_back(server: Server, admin:
         first = await conn.next_event()
         assert isinstance(first, ev.ErrorEvent)
         assert isinstance(first.error, tokenrelay.EventsDroppedError)
+
+
+async def test_stream_exposes_the_final_response(server: Server, admin: tokenrelay.AdminClient, provider: CountingProvider) -> None:
+    ctx = await new_context(admin)
+    async with client_for(server, provider).connect(ctx) as conn:
+        s = conn.stream("[tokens=4]")
+        assert s.response is None
+        assert [t async for t in s] == ["t0 ", "t1 ", "t2 ", "t3"]
+        assert s.response is not None
+        assert s.response.status == "complete" and s.response.text == "t0 t1 t2 t3"
+        failing = conn.stream("[tokens=10 fail_after=3]")
+        assert "".join([t async for t in failing]) == "t0 t1 t2 "
+        assert failing.response is not None and failing.response.status == "failed"

@@ -16,7 +16,7 @@ The protocol lives in a Rust core; this package is its asyncio face.
 
 from . import events, providers
 from .admin import AdminClient, BlockingAdminClient
-from .client import Client, Connection
+from .client import Client, Connection, TokenStream
 from .errors import (
     AuthError,
     ConfigError,
@@ -63,6 +63,7 @@ __all__ = [
     "BlockingAdminClient",
     "Client",
     "Connection",
+    "TokenStream",
     "events",
     "providers",
     "TokenProvider",

@@ -29,6 +29,7 @@ ProviderArg = Union[
 
 class NativeStream:
     def next_tokens(self) -> Awaitable[Optional[List[str]]]: ...
+    def response(self) -> Optional[Response]: ...
 
 class NativeConnection:
     @property

@@ -23,7 +23,7 @@ from . import _native
 from .events import Event, Response, StateChanged
 from .providers import ReadyMade, TokenProvider
 
-__all__ = ["Client", "Connection"]
+__all__ = ["Client", "Connection", "TokenStream"]
 
 
 class Client:
@@ -123,6 +123,43 @@ class _Connecting:
             await self._conn.close()
 
 
+class TokenStream:
+    """The tokens of one reply, from :meth:`Connection.stream`: iterate it
+    with ``async for``; once it is exhausted, :attr:`response` is the whole
+    reply."""
+
+    def __init__(self, conn: "Connection", text: str) -> None:
+        self._conn = conn
+        self._text = text
+        self._tokens = self._run()
+        #: The reply as it ended (``None`` until the stream is exhausted).
+        self.response: Optional[Response] = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        # The generator itself, so each token costs one generator step and
+        # no extra wrapper call.
+        return self._tokens
+
+    async def _run(self) -> AsyncIterator[str]:
+        native = self._conn._native
+        stream = await native.stream(self._text)
+        try:
+            while True:
+                batch = await stream.next_tokens()
+                if batch is None:
+                    return
+                for token in batch:
+                    yield token
+        finally:
+            self.response = stream.response()
+            # Nobody reads events any more: a later ask() of a long reply
+            # must not wait for a reader (see the Connection docs).
+            native.detach_event_reader()
+
+    def __repr__(self) -> str:
+        return f"TokenStream({self._text!r})"
+
+
 class Connection:
     """A connection to one context. It reconnects by itself, with a fresh key
     each time, until :meth:`close` or a terminal refusal.
@@ -163,21 +200,15 @@ class Connection:
         (check :attr:`Response.status`)."""
         return await self._native.ask(text)
 
-    async def stream(self, text: str) -> AsyncIterator[str]:
-        """Sends a message and yields the tokens of its reply as they
-        arrive. Tokens cross from Rust in batches, so this is fast."""
-        stream = await self._native.stream(text)
-        try:
-            while True:
-                batch = await stream.next_tokens()
-                if batch is None:
-                    return
-                for token in batch:
-                    yield token
-        finally:
-            # Nobody reads events any more: a later ask() of a long reply
-            # must not wait for a reader (see Connection docs).
-            self._native.detach_event_reader()
+    def stream(self, text: str) -> "TokenStream":
+        """Sends ``text`` (when iteration starts) and yields the tokens of
+        its reply as they arrive; afterwards :attr:`TokenStream.response`
+        holds the whole reply (check its ``status``: ``"interrupted"`` when
+        a drop could not be resumed, ``"stopped"`` after :meth:`stop`).
+        Tokens cross from Rust in batches, so this is fast."""
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected str, got {type(text).__name__}")
+        return TokenStream(self, text)
 
     async def stop(self) -> None:
         """Stops the running generation and waits for the server to confirm."""
