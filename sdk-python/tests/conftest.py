@@ -4,6 +4,7 @@ temp dir, listening on 127.0.0.1:0)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -57,18 +58,17 @@ def _server_binary() -> Path:
     return Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release" / "tokenrelay-server"
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[Server]:
+@contextlib.contextmanager
+def run_server(rate_limit: int = 1_000_000, credits: Optional[int] = None) -> Iterator[Server]:
+    """Bootstraps an org in a fresh store and serves it on 127.0.0.1:0."""
     binary = _server_binary()
     with tempfile.TemporaryDirectory(prefix="tokenrelay-pytest-") as tmp:
         db = str(Path(tmp) / "store.sqlite3")
-        common = ["--db", db, "--rate-limit-per-minute", "1000000", "--scripted-pace-ms", "0"]
-        out = subprocess.run(
-            [str(binary), *common, "bootstrap", "--org-name", "pytest"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+        common = ["--db", db, "--rate-limit-per-minute", str(rate_limit), "--scripted-pace-ms", "0"]
+        boot = [str(binary), *common, "bootstrap", "--org-name", "pytest"]
+        if credits is not None:
+            boot += ["--credits", str(credits)]
+        out = subprocess.run(boot, check=True, capture_output=True, text=True).stdout
         fields = dict(line.split("=", 1) for line in out.split() if "=" in line)
         env = dict(os.environ, TOKENRELAY_LOG="info", NO_COLOR="1")
         proc = subprocess.Popen(
@@ -109,6 +109,12 @@ def server() -> Iterator[Server]:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    with run_server() as s:
+        yield s
 
 
 @pytest.fixture

@@ -70,3 +70,20 @@ def test_hierarchy_mirrors_the_core() -> None:
     for kind in ("unauthorized", "forbidden", "not_found", "server", "transport", "config"):
         err = _from_native(kind, "m", None, None, None)
         assert isinstance(err, tokenrelay.Error) and err.kind == kind
+
+
+async def test_rate_limited_and_payment_required() -> None:
+    from conftest import run_server
+
+    with run_server(rate_limit=2) as strict:
+        admin = tokenrelay.AdminClient(strict.http_url, strict.org_key)
+        with pytest.raises(tokenrelay.RateLimitedError) as e:
+            for _ in range(10):
+                await admin.stream_token()
+        assert e.value.status == 429
+        assert e.value.retry_after is not None and e.value.retry_after > 0
+    with run_server(credits=0) as broke:
+        admin = tokenrelay.AdminClient(broke.http_url, broke.org_key)
+        with pytest.raises(tokenrelay.PaymentRequiredError) as p:
+            await admin.stream_token()
+        assert p.value.status == 402
