@@ -29,7 +29,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q \
-    'maturin>=1.7,<2' pytest pytest-asyncio mypy flask httpx
+    'maturin>=1.7,<2' pytest pytest-asyncio mypy flask fastapi uvicorn httpx
 
 step "abi3 wheel (maturin, release)"
 rm -rf "$WHEELS"
