@@ -24,7 +24,6 @@ from typing import Dict, Tuple
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _cache: Dict[Tuple[int, str], bytes] = {}
-_responses = 0
 
 
 def frame(payload: bytes) -> bytes:
@@ -74,6 +73,10 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         + f"Sec-WebSocket-Accept: {accept}\r\n\r\n".encode()
     )
+    # Response ids count per connection, so every connection's first reply
+    # is "r1", whose frames were encoded before the port was announced (the
+    # timed runs must not include the server encoding frames).
+    responses = 0
     try:
         while True:
             op, data = await read_frame(reader)
@@ -88,10 +91,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 result = {"success": True, "agent_speaks_first": False, "agent": {"agent_id": "bench"}}
                 writer.write(frame(json.dumps({"id": rid, "result": result}).encode()))
             elif method == "add_message":
-                global _responses
-                _responses += 1
-                # The first response of the process is r1, pre-encoded at start.
-                response_id = f"r{_responses}"
+                responses += 1
+                response_id = f"r{responses}"
                 m = re.search(r"\[tokens=(\d+)\]", req["params"]["message"])
                 result = {"success": True, "response_id": response_id}
                 writer.write(frame(json.dumps({"id": rid, "result": result}).encode()))
