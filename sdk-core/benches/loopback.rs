@@ -7,6 +7,9 @@
 //! cargo bench -p tokenrelay --bench loopback -- 200000  # another count
 //! ```
 //!
+//! Each mode runs five times, interleaved, and the best run of each is
+//! reported (interference on a shared machine only slows runs down).
+//!
 //! Modes: `raw` is a bare tokio-tungstenite receive loop that only counts
 //! text frames (the ceiling); `events` is the tokenrelay client with the app
 //! reading every `Event::Token`; `ask` is the client accumulating the reply
@@ -26,6 +29,9 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
 const MODES: [&str; 3] = ["raw", "events", "ask"];
+
+/// Runs of each mode when measuring; the best counts.
+const ROUNDS: usize = 5;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -62,24 +68,40 @@ fn main() {
     }
     let server_thread = std::thread::spawn(move || server.block_on(std::future::pending::<()>()));
     drop(server_thread);
+    // Each mode runs `ROUNDS` times, interleaved, and its best run counts:
+    // on a shared 2-core machine interference only ever slows a run down,
+    // so the best of several is the least noisy estimate of each mode.
+    let rounds = if measuring { ROUNDS } else { 1 };
+    let mut best: Vec<Option<Value>> = vec![None; MODES.len()];
+    for _ in 0..rounds {
+        for (i, mode) in MODES.iter().enumerate() {
+            let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+                .args(["--mode", mode, &url, &frames.to_string()])
+                .output()
+                .expect("child");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let Ok(v) = serde_json::from_str::<Value>(text.trim()) else {
+                eprintln!(
+                    "{mode} failed: {text} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                std::process::exit(1);
+            };
+            let rate = |v: &Value| v["rate"].as_f64().unwrap_or(0.0);
+            if best[i].as_ref().is_none_or(|b| rate(&v) > rate(b)) {
+                best[i] = Some(v);
+            }
+        }
+    }
     println!("| mode | frames | seconds | frames/s | vs raw | peak RSS (MiB) |");
     println!("|---|---:|---:|---:|---:|---:|");
-    let mut raw_rate = None;
-    for mode in MODES {
-        let out = std::process::Command::new(std::env::current_exe().expect("exe"))
-            .args(["--mode", mode, &url, &frames.to_string()])
-            .output()
-            .expect("child");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let Ok(v) = serde_json::from_str::<Value>(text.trim()) else {
-            eprintln!(
-                "{mode} failed: {text} {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::process::exit(1);
-        };
+    let raw = best[0]
+        .as_ref()
+        .and_then(|v| v["rate"].as_f64())
+        .unwrap_or(1.0);
+    for (mode, v) in MODES.iter().zip(&best) {
+        let Some(v) = v else { continue };
         let rate = v["rate"].as_f64().unwrap_or(0.0);
-        let raw = *raw_rate.get_or_insert(rate);
         println!(
             "| {mode} | {frames} | {:.3} | {:.0} | {:.0} % | {:.1} |",
             v["secs"].as_f64().unwrap_or(0.0),

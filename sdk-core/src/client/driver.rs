@@ -263,9 +263,13 @@ impl Loop {
                     }
                 }
             }
-            while let Some(event) = self.d.session.poll_event() {
+            let before = self.batch.len();
+            self.d.session.drain_events(&mut self.batch);
+            if self.batch.len() > before {
                 progressed = true;
-                self.dispatch(event);
+                for i in before..self.batch.len() {
+                    self.dispatch(i);
+                }
             }
             if !progressed {
                 break;
@@ -323,8 +327,12 @@ impl Loop {
         }
     }
 
-    fn dispatch(&mut self, event: Event) {
-        match &event {
+    /// Settles whoever waits on the `i`-th event of the batch.
+    fn dispatch(&mut self, i: usize) {
+        let Some(event) = self.batch.get(i) else {
+            return;
+        };
+        match event {
             Event::StateChanged(change) => {
                 self.d.state.send_replace((**change).clone());
             }
@@ -348,7 +356,6 @@ impl Loop {
             }
             _ => {}
         }
-        self.batch.push_back(event);
     }
 
     fn finish(mut self) {

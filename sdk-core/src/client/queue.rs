@@ -73,7 +73,11 @@ impl EventQueue {
                 batch.drain(..over - from_queue);
                 s.dropped += over as u64;
             }
-            s.events.append(batch);
+            if s.events.is_empty() {
+                std::mem::swap(&mut s.events, batch);
+            } else {
+                s.events.append(batch);
+            }
         }
         self.readable.notify_one();
     }
@@ -136,7 +140,11 @@ impl EventQueue {
             s.dropped = 0;
             into.push_back(Event::Error(Error::EventsDropped { count }));
         }
-        into.append(&mut s.events);
+        if into.is_empty() {
+            std::mem::swap(into, &mut s.events);
+        } else {
+            into.append(&mut s.events);
+        }
         if s.driver_waiting {
             s.driver_waiting = false;
             self.room.notify_one();

@@ -265,6 +265,17 @@ impl Session {
         self.events.pop_front()
     }
 
+    /// Moves every pending event to the back of `into` at once (O(1) when
+    /// `into` is empty): cheaper than [`Session::poll_event`] one by one
+    /// for drivers that hand events on in batches.
+    pub fn drain_events(&mut self, into: &mut VecDeque<Event>) {
+        if into.is_empty() {
+            std::mem::swap(into, &mut self.events);
+        } else {
+            into.append(&mut self.events);
+        }
+    }
+
     /// The next thing the driver must do.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()

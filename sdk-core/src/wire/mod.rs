@@ -17,6 +17,8 @@ use serde_json::{Map, Value};
 
 use crate::error::ProtocolError;
 
+mod scan;
+
 /// Extension names a server may advertise in `connect_to_context`'s
 /// `server.capabilities` (PROTOCOL.md section 3).
 pub mod capability {
@@ -484,9 +486,13 @@ pub struct ClientSideToolCallsParams {
 /// Decodes one server frame. Never panics; everything that is not the
 /// protocol is a [`ProtocolError`].
 pub fn decode_server_frame(text: &str) -> Result<ServerFrame<'_>, ProtocolError> {
-    // The fast path parses the frame once, typing `params` as soon as the
-    // method is known. Anything it does not accept goes the careful way,
-    // which also words every error, so both agree on what a frame means.
+    // Fastest first: the hand scanner takes only plain `on_token` frames;
+    // the one-pass serde decoder types `params` as soon as the method is
+    // known; anything either does not accept goes the careful way, which
+    // also words every error, so all three agree on what a frame means.
+    if let Some(params) = scan::token_frame(text) {
+        return Ok(ServerFrame::Notification(Notification::Token(params)));
+    }
     decode_server_frame_in_one_pass(text).or_else(|_| decode_server_frame_in_two_passes(text))
 }
 

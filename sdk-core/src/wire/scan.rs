@@ -1,0 +1,248 @@
+//! The `on_token` hot path: a scanner for the one frame shape that arrives
+//! millions of times per reply,
+//! `{"method":"on_token","params":{"token":"…","response_id":"…","seq":N}}`
+//! (any whitespace, `params` keys in any order, an optional `"id":null`).
+//!
+//! It accepts only what it fully understands: strings without escapes,
+//! `seq` as a plain non-negative integer, no other keys, `method` before
+//! `params`, nothing after the object. Anything else returns `None` and the
+//! frame goes to the serde decoders, which give the same answer for every
+//! frame this accepts (a differential property test holds them to it) and
+//! word every error.
+
+use std::borrow::Cow;
+
+use super::TokenParams;
+
+/// The frame's `on_token` params, if the frame has the plain shape.
+pub(super) fn token_frame(text: &str) -> Option<TokenParams<'_>> {
+    let mut s = Scanner {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    s.ws();
+    s.eat(b'{')?;
+    let (mut method, mut params, mut id) = (false, None, false);
+    loop {
+        s.ws();
+        let key = s.plain_string()?;
+        s.ws();
+        s.eat(b':')?;
+        s.ws();
+        match key {
+            "method" if !method => {
+                if s.plain_string()? != "on_token" {
+                    return None;
+                }
+                method = true;
+            }
+            // `params` before `method` would need buffering: serde's job.
+            "params" if method && params.is_none() => params = Some(s.token_params()?),
+            "id" if !id => {
+                s.literal(b"null")?;
+                id = true;
+            }
+            _ => return None,
+        }
+        s.ws();
+        match s.next()? {
+            b',' => continue,
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    s.ws();
+    if s.at != s.bytes.len() {
+        return None;
+    }
+    params
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn ws(&mut self) {
+        while matches!(self.bytes.get(self.at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.next()? == byte).then_some(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.at.checked_add(word.len())?;
+        (self.bytes.get(self.at..end)? == word).then(|| self.at = end)
+    }
+
+    /// A string with no escapes and no control characters, borrowed.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        loop {
+            match *self.bytes.get(self.at)? {
+                b'"' => break,
+                b'\\' | 0..=0x1f => return None,
+                _ => self.at += 1,
+            }
+        }
+        // Both ends sit next to an ASCII quote, so they are char boundaries.
+        let s = self.text.get(start..self.at)?;
+        self.at += 1;
+        Some(s)
+    }
+
+    /// A JSON integer in `u64` range, without sign, fraction or exponent.
+    fn u64(&mut self) -> Option<u64> {
+        let start = self.at;
+        while matches!(self.bytes.get(self.at), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+        let digits = self.text.get(start..self.at)?;
+        if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+            return None;
+        }
+        if matches!(self.bytes.get(self.at), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+
+    fn token_params(&mut self) -> Option<TokenParams<'a>> {
+        self.eat(b'{')?;
+        let (mut token, mut response_id, mut seq) = (None, None, None);
+        loop {
+            self.ws();
+            let key = self.plain_string()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            match key {
+                "token" if token.is_none() => token = Some(self.plain_string()?),
+                "response_id" if response_id.is_none() => response_id = Some(self.plain_string()?),
+                "seq" if seq.is_none() => seq = Some(self.u64()?),
+                _ => return None,
+            }
+            self.ws();
+            match self.next()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        Some(TokenParams {
+            token: Cow::Borrowed(token?),
+            response_id: Cow::Borrowed(response_id?),
+            seq,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{decode_server_frame_in_two_passes, Notification, ServerFrame};
+    use proptest::prelude::*;
+
+    #[test]
+    fn takes_the_plain_shapes() {
+        for frame in [
+            r#"{"method":"on_token","params":{"token":" hi","response_id":"r1","seq":7}}"#,
+            r#"{"method": "on_token", "params": {"token": "x", "response_id": "r"}}"#,
+            r#" { "id" : null , "method":"on_token","params":{"seq":0,"response_id":"r","token":""} } "#,
+            "{\"method\":\"on_token\",\"params\":{\"token\":\"é😀\",\"response_id\":\"r\"}}",
+        ] {
+            let p = token_frame(frame).unwrap_or_else(|| panic!("{frame}"));
+            let ServerFrame::Notification(Notification::Token(q)) =
+                decode_server_frame_in_two_passes(frame).unwrap()
+            else {
+                panic!("{frame}")
+            };
+            assert_eq!(p, q);
+            assert!(matches!(p.token, Cow::Borrowed(_)));
+        }
+    }
+
+    #[test]
+    fn leaves_everything_else_to_serde() {
+        for frame in [
+            r#"{"method":"on_token","params":{"token":"a\nb","response_id":"r"}}"#,
+            r#"{"params":{"token":"a","response_id":"r"},"method":"on_token"}"#,
+            r#"{"method":"on_token","params":{"token":"a","response_id":"r","extra":1}}"#,
+            r#"{"method":"on_token","params":{"token":"a","response_id":"r","seq":1.0}}"#,
+            r#"{"method":"on_token","params":{"token":"a","response_id":"r","seq":01}}"#,
+            r#"{"method":"on_token","params":{"token":"a","response_id":"r","seq":-1}}"#,
+            r#"{"method":"on_token","params":{"token":"a","response_id":"r","seq":18446744073709551616}}"#,
+            r#"{"method":"on_token","params":{"token":"a","response_id":"r"}} x"#,
+            r#"{"method":"on_token","params":{"token":"a","token":"b","response_id":"r"}}"#,
+            r#"{"method":"on_token","params":{"token":"a"}}"#,
+            r#"{"method":"on_token","id":"5","params":{"token":"a","response_id":"r"}}"#,
+            r#"{"method":"on_stop_token","params":{"response_id":"r"}}"#,
+            r#"{"method":"on_token","params":{"token":"a","response_id":"r"}"#,
+            r#"{"method":"on_token","params":null}"#,
+            "",
+        ] {
+            assert!(token_frame(frame).is_none(), "{frame}");
+        }
+    }
+
+    /// Pieces of frames, some plain, some that must send the frame to serde.
+    fn piece() -> impl Strategy<Value = String> {
+        // Weighted towards pieces the scanner takes, so most cases compare.
+        prop_oneof![
+            6 => "[a-z ]{0,8}".prop_map(|s| format!("\"{s}\"")),
+            1 => Just("\"a\\\"b\"".to_owned()),
+            1 => Just("\"\\u00e9\"".to_owned()),
+            2 => Just("\"é😀\"".to_owned()),
+            3 => (0u64..u64::MAX).prop_map(|n| n.to_string()),
+            1 => Just("18446744073709551615".to_owned()),
+            1 => Just("1e3".to_owned()),
+            1 => Just("-0".to_owned()),
+            1 => Just("null".to_owned()),
+            1 => Just("[]".to_owned()),
+        ]
+    }
+
+    fn ws() -> impl Strategy<Value = &'static str> {
+        prop_oneof![Just(""), Just(" "), Just("\n\t ")]
+    }
+
+    proptest! {
+        /// Whatever the scanner accepts, serde decodes to the same params.
+        #[test]
+        fn agrees_with_serde(
+            token in piece(), rid in piece(), seq in proptest::option::of(piece()),
+            order in 0usize..6, w in ws(), id in proptest::option::of(piece()),
+            method in prop_oneof![Just("on_token"), Just("on_stop_token")],
+        ) {
+            let mut fields = vec![format!("\"token\":{w}{token}"), format!("\"response_id\":{w}{rid}")];
+            if let Some(seq) = &seq {
+                fields.push(format!("{w}\"seq\"{w}:{seq}"));
+            }
+            let n = fields.len();
+            fields.rotate_left(order % n);
+            let id = id.map(|i| format!(",\"id\":{i}")).unwrap_or_default();
+            let frame = format!("{{\"method\":\"{method}\"{id},{w}\"params\":{{{}}}}}", fields.join(","));
+            if let Some(fast) = token_frame(&frame) {
+                let careful = decode_server_frame_in_two_passes(&frame);
+                prop_assert_eq!(
+                    careful,
+                    Ok(ServerFrame::Notification(Notification::Token(fast))),
+                    "{}", frame
+                );
+            }
+        }
+    }
+}
