@@ -160,6 +160,10 @@ struct Pending {
     timeout: Duration,
     /// The response of an invocation completed; only its result is awaited.
     response_done: bool,
+    /// The server confirmed it (success result) or its response started.
+    confirmed: bool,
+    /// Sent on a socket that dropped before any sign the server got it.
+    unconfirmed_at_drop: bool,
 }
 
 /// Requests sent and not yet settled, by wire id. Rarely more than a few,
@@ -189,6 +193,10 @@ impl PendingRequests {
 
     fn iter(&self) -> impl Iterator<Item = (&u64, &Pending)> {
         self.0.iter().map(|(k, p)| (k, p))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&u64, &mut Pending)> {
+        self.0.iter_mut().map(|(k, p)| (&*k, p))
     }
 
     fn values(&self) -> impl Iterator<Item = &Pending> {
@@ -479,6 +487,8 @@ impl Session {
                 deadline: now + timeout,
                 timeout,
                 response_done: false,
+                confirmed: false,
+                unconfirmed_at_drop: false,
             },
         );
     }
@@ -559,6 +569,8 @@ impl Session {
                 deadline: now + self.config.request_timeout,
                 timeout: self.config.request_timeout,
                 response_done: false,
+                confirmed: false,
+                unconfirmed_at_drop: false,
             },
         );
         self.phase = Phase::Authenticating {
@@ -674,12 +686,34 @@ impl Session {
             .collect();
         due.sort_unstable();
         for id in due {
-            let Some(p) = self.pending.remove(&id) else {
+            let Some(mut p) = self.pending.remove(&id) else {
                 continue;
             };
-            let error = Error::Timeout {
-                what: p.method.to_owned(),
-                after: p.timeout,
+            // The server may have queued it behind a response still
+            // streaming (its answer then comes when that one ends), and no
+            // sign can come while disconnected: only a quiet, connected
+            // request timeout counts as lost.
+            let quiet =
+                matches!(self.phase, Phase::Connected { .. }) && self.acc.streaming_count() == 0;
+            if p.unconfirmed_at_drop && !quiet {
+                p.deadline = now + self.config.request_timeout;
+                self.pending.insert(id, p);
+                continue;
+            }
+            let error = if p.unconfirmed_at_drop {
+                Error::ConnectionLost {
+                    code: None,
+                    reason: format!(
+                        "`{}` was sent just before the connection dropped and the server \
+                         never confirmed it; re-send it if that is safe",
+                        p.method
+                    ),
+                }
+            } else {
+                Error::Timeout {
+                    what: p.method.to_owned(),
+                    after: p.timeout,
+                }
             };
             match p.kind {
                 RequestKind::Connect => {
@@ -748,6 +782,9 @@ impl Session {
             if let Some(rid) = result.get("response_id").and_then(Value::as_str) {
                 self.acc.name_response(request_id, rid);
             }
+            let mut p = p;
+            p.confirmed = true;
+            p.unconfirmed_at_drop = false;
             // Keep guarding the response with the inactivity timeout.
             self.pending.insert(n, p);
         }
@@ -811,6 +848,8 @@ impl Session {
         let Some(p) = self.pending.get_mut(&activity.request.0) else {
             return;
         };
+        p.confirmed = true;
+        p.unconfirmed_at_drop = false;
         if activity.completed {
             p.response_done = true;
             p.deadline = now + self.config.request_timeout;
@@ -860,6 +899,19 @@ impl Session {
         // Invocations survive only if the server can replay their responses.
         if !(self.resume_offered && self.config.resume) {
             self.cut_in_flight(cause);
+        } else {
+            // An invocation the server never confirmed may have died with the
+            // socket. If it reached the server, its response shows up in the
+            // replay or after the responses ahead of it; if nothing shows for
+            // a quiet request timeout once reconnected, it fails as lost
+            // (re-sending blindly could say it twice).
+            let timeout = self.config.request_timeout;
+            for (_, p) in self.pending.iter_mut() {
+                if p.kind == RequestKind::Invocation && !p.confirmed {
+                    p.unconfirmed_at_drop = true;
+                    p.deadline = p.deadline.min(now + timeout);
+                }
+            }
         }
         self.phase = Phase::Waiting {
             until: None,

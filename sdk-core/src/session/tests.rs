@@ -405,6 +405,39 @@ fn a_drop_without_resume_marks_the_response_interrupted() {
 }
 
 #[test]
+fn a_message_lost_with_the_socket_fails_soon_and_one_that_arrived_completes() {
+    let caps = ["seq", "resume"];
+    for reached_server in [false, true] {
+        let mut h = Harness::new();
+        h.connect(&caps);
+        let id = h.s.send_message("go", h.now).unwrap();
+        h.drop_socket(None); // before any result or token
+        let req = h.open();
+        h.answer(
+            &req,
+            json!({"success": true, "resumed": true,
+            "server": {"name": "t", "version": "1", "capabilities": caps}}),
+        );
+        if reached_server {
+            h.frame(&token("r", "late but whole", Some(1)));
+            h.frame(&stop("r", Some(2)));
+        }
+        h.take_events();
+        h.advance(Duration::from_secs(15));
+        let f = failed(&h.take_events());
+        if reached_server {
+            assert!(f.is_empty(), "{f:?}");
+            assert_eq!(h.s.response("r").unwrap().request_id, Some(id));
+        } else {
+            assert_eq!(f.len(), 1);
+            assert!(
+                matches!(&f[0].1, Error::ConnectionLost { reason, .. } if reason.contains("never confirmed"))
+            );
+        }
+    }
+}
+
+#[test]
 fn a_resume_the_server_cannot_honour_interrupts() {
     let caps = ["seq", "resume"];
     let mut h = Harness::new();
