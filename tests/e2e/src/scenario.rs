@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use serde::Deserialize;
 use tokenrelay::wire::ToolResponseParam;
-use tokenrelay::{Connection, Event, RequestId, Response, ResponseStatus};
+use tokenrelay::{Connection, ConnectionState, Event, RequestId, Response, ResponseStatus};
 
 use crate::{Harness, WAIT};
 
@@ -196,6 +196,16 @@ pub async fn run(scenario: &Scenario) -> Result<(), String> {
             inject(&h, &conn, &context_id, &f.fault)
                 .await
                 .map_err(|e| format!("{at}: {e}"))?;
+            if f.fault != "stop" {
+                // Let the client see the cut and come back before the next
+                // step: a message sent into a socket the server is killing
+                // cannot be confirmed and fails as lost rather than being
+                // re-sent (docs/decisions.md), which is not what this
+                // scenario is about.
+                reconnected(&mut conn)
+                    .await
+                    .map_err(|e| format!("{at}: {e}"))?;
+            }
         }
         check(&step.expect, &response, fetches.load(Ordering::SeqCst))
             .map_err(|e| format!("{at}: {e}"))?;
@@ -267,6 +277,25 @@ async fn follow(
             Event::StateChanged(c) if c.state.is_terminal() => {
                 return Err(format!("the connection ended: {:?}", c.cause));
             }
+            _ => {}
+        }
+    }
+}
+
+/// Waits until the connection has dropped and attached again.
+async fn reconnected(conn: &mut Connection) -> Result<(), String> {
+    let mut dropped = false;
+    loop {
+        let event = tokio::time::timeout(WAIT, conn.next_event())
+            .await
+            .map_err(|_| "no reconnect after the fault".to_owned())?
+            .ok_or("the connection ended")?;
+        match event {
+            Event::StateChanged(c) if c.state.is_terminal() => {
+                return Err(format!("the connection ended: {:?}", c.cause))
+            }
+            Event::StateChanged(c) if c.state != ConnectionState::Connected => dropped = true,
+            Event::Connected { .. } if dropped => return Ok(()),
             _ => {}
         }
     }
