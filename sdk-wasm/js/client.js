@@ -36,10 +36,12 @@ function panicked(e) {
  * a trap inside becomes an error on every connection, never an uncaught
  * exception (which would end a Node process). */
 function guard(f) {
-  return function guarded(...args) {
+  // Fixed arity (every driver callback takes at most two arguments): no rest
+  // array per call on the per-frame path.
+  return function guarded(a, b) {
     if (dead) return undefined;
     try {
-      return f.apply(this, args);
+      return f(a, b);
     } catch (e) {
       panicked(e);
       return undefined;
@@ -129,6 +131,7 @@ export class Connection {
   #ended = false;
   #state = 'idle';
   #opened = {};
+  #responseId = null;
 
   constructor(options, contextId, key) {
     if (key !== secret) throw new TypeError('use `await client.connect(contextId)` to make a Connection');
@@ -139,7 +142,10 @@ export class Connection {
     const getToken = options.getToken;
     this.#wasm = call(() => new WasmConnection(
       options.wsUrl, contextId, options.clientKey, getToken, options.WebSocket,
-      (responseId, token) => this.#token(responseId, token),
+      (token, responseId) => {
+        if (responseId !== undefined) this.#responseId = responseId;
+        this.#token(this.#responseId, token);
+      },
       (event) => this.#event(event),
       guard,
     ));
@@ -283,7 +289,8 @@ export class Connection {
   }
 
   #token(responseId, token) {
-    if (!this.#listeners.get('token')?.size && !this.#listeners.get('*')?.size && !this.#iterators.size) return;
+    const listeners = this.#listeners.get('token');
+    if (!listeners?.size && !this.#listeners.get('*')?.size && !this.#iterators.size) return;
     this.#emit({ type: 'token', responseId, token });
   }
 
@@ -330,23 +337,26 @@ export class Connection {
   }
 
   #emit(e) {
-    for (const type of [e.type, '*']) {
-      const set = this.#listeners.get(type);
-      if (!set) continue;
-      for (const f of set) {
-        try {
-          f(e);
-        } catch (err) {
-          report(err);
-        }
-      }
-    }
+    this.#call(this.#listeners.get(e.type), e);
+    this.#call(this.#listeners.get('*'), e);
+    if (this.#iterators.size === 0) return;
     for (const it of this.#iterators) {
       it.queue.push(e);
       if (it.wake) {
         const wake = it.wake;
         it.wake = null;
         wake();
+      }
+    }
+  }
+
+  #call(set, e) {
+    if (!set || set.size === 0) return;
+    for (const f of set) {
+      try {
+        f(e);
+      } catch (err) {
+        report(err);
       }
     }
   }

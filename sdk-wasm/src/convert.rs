@@ -234,11 +234,12 @@ pub fn event(e: &Event) -> JsValue {
             o.into()
         }
         // `Event` is non-exhaustive: a variant added to the core later is
-        // surfaced generically rather than dropped.
-        other => {
+        // surfaced generically rather than dropped. (Not `Debug`-printed:
+        // that would pull float formatting into the bundle.)
+        _ => {
             let o = object("unknown");
             set(&o, "method", "");
-            set(&o, "params", format!("{other:?}"));
+            set(&o, "params", JsValue::NULL);
             o.into()
         }
     }

@@ -48,8 +48,10 @@ pub struct Host {
     pub get_token: Function,
     /// A WebSocket constructor to use instead of the global one.
     pub websocket: Option<Function>,
-    /// Called with `(responseId, token)` for every token: the hot path, kept
-    /// free of object allocation.
+    /// Called with `(token, responseId)` for every token: the hot path, kept
+    /// free of object allocation. `responseId` is `undefined` when it is the
+    /// same as the previous token's (the JS layer remembers it), which saves
+    /// a string crossing per token.
     pub on_token: Function,
     /// Called with every other event, as a JS object.
     pub on_event: Function,
@@ -89,16 +91,18 @@ struct Guarded {
 pub struct Driver {
     session: Session,
     clock: Clock,
-    host: Host,
+    /// Shared outside the `RefCell` so a pump can call the application
+    /// without holding the borrow or cloning JS handles per event.
+    host: Rc<Host>,
     socket: Option<WebSocket>,
     /// The socket is open (its `open` event came).
     socket_open: bool,
     /// The pending `setTimeout` and the session time it is due at.
     timer: Option<(JsValue, Timestamp)>,
     callbacks: Option<Callbacks>,
-    /// The JS string of the response id tokens are streaming for, so a token
-    /// costs one string crossing, not two.
-    response_id_cache: Option<(ResponseId, JsValue)>,
+    /// The response id the JS layer was last told, so a token costs one
+    /// string crossing, not two.
+    last_response_id: Option<ResponseId>,
     /// Browser listeners are installed (removed by `close`).
     listening: bool,
     /// Reused buffer of what a pump hands to the application.
@@ -107,9 +111,13 @@ pub struct Driver {
 
 /// Something to hand to the application once the session is released.
 enum Out {
-    Token(JsValue, JsValue),
+    /// The token, and its response id when it changed.
+    Token(JsValue, Option<JsValue>),
     Event(JsValue),
-    FetchToken { fetch_id: u64, context_id: String },
+    FetchToken {
+        fetch_id: u64,
+        context_id: String,
+    },
 }
 
 /// A shared handle; the JS object owns the only strong reference.
@@ -127,12 +135,12 @@ impl Driver {
         let driver = Rc::new(RefCell::new(Driver {
             session: Session::new(context_id, config, seed),
             clock: Clock::new(),
-            host,
+            host: Rc::new(host),
             socket: None,
             socket_open: false,
             timer: None,
             callbacks: None,
-            response_id_cache: None,
+            last_response_id: None,
             listening: false,
             out: Vec::new(),
         }));
@@ -181,24 +189,22 @@ impl Driver {
     /// events to the application, until it has nothing more to say.
     pub fn pump(this: &Shared) {
         loop {
-            let mut out = {
+            let (mut out, host) = {
                 let mut d = this.borrow_mut();
                 d.drain();
-                std::mem::take(&mut d.out)
+                (std::mem::take(&mut d.out), d.host.clone())
             };
             if out.is_empty() {
                 break;
             }
             for item in out.drain(..) {
                 match item {
-                    Out::Token(response_id, token) => {
-                        let h = &this.borrow().host.on_token;
-                        let h = h.clone();
-                        let _ = h.call2(&JsValue::NULL, &response_id, &token);
+                    Out::Token(token, response_id) => {
+                        let id = response_id.unwrap_or(JsValue::UNDEFINED);
+                        let _ = host.on_token.call2(&JsValue::NULL, &token, &id);
                     }
                     Out::Event(e) => {
-                        let h = this.borrow().host.on_event.clone();
-                        let _ = h.call1(&JsValue::NULL, &e);
+                        let _ = host.on_event.call1(&JsValue::NULL, &e);
                     }
                     Out::FetchToken {
                         fetch_id,
@@ -236,7 +242,8 @@ impl Driver {
                 progressed = true;
                 let out = match &event {
                     Event::Token { response_id, token } => {
-                        Out::Token(self.response_id_js(response_id), JsValue::from_str(token))
+                        let id = self.response_id_change(response_id);
+                        Out::Token(JsValue::from_str(token), id)
                     }
                     other => Out::Event(convert::event(other)),
                 };
@@ -248,13 +255,13 @@ impl Driver {
         }
     }
 
-    fn response_id_js(&mut self, id: &ResponseId) -> JsValue {
-        match &self.response_id_cache {
-            Some((cached, js)) if Arc::ptr_eq(cached, id) || **cached == **id => js.clone(),
+    /// The response id as a JS string if the JS layer does not have it yet.
+    fn response_id_change(&mut self, id: &ResponseId) -> Option<JsValue> {
+        match &self.last_response_id {
+            Some(last) if Arc::ptr_eq(last, id) || **last == **id => None,
             _ => {
-                let js = JsValue::from_str(id);
-                self.response_id_cache = Some((id.clone(), js.clone()));
-                js
+                self.last_response_id = Some(id.clone());
+                Some(JsValue::from_str(id))
             }
         }
     }
@@ -399,11 +406,11 @@ impl Driver {
     }
 
     fn fetch_token(this: &Shared, fetch_id: u64, context_id: &str) {
-        let (get_token, ok, err) = {
+        let (host, ok, err) = {
             let d = this.borrow();
             let Some(cb) = &d.callbacks else { return };
             (
-                d.host.get_token.clone(),
+                d.host.clone(),
                 cb.guarded.token_ok.clone(),
                 cb.guarded.token_err.clone(),
             )
@@ -413,7 +420,10 @@ impl Driver {
         let id = JsValue::from_f64(fetch_id as f64);
         let ok: Function = ok.bind1(&JsValue::NULL, &id).unchecked_into();
         let err: Function = err.bind1(&JsValue::NULL, &id).unchecked_into();
-        match get_token.call1(&JsValue::NULL, &JsValue::from_str(context_id)) {
+        match host
+            .get_token
+            .call1(&JsValue::NULL, &JsValue::from_str(context_id))
+        {
             Ok(value) => {
                 let _ = Promise::resolve(&value)
                     .unchecked_into::<Thenable>()
