@@ -1,57 +1,88 @@
 //! `cargo xtask <task>`: the project's tasks, in Rust so they run the same
 //! on every machine.
 //!
-//! * `cargo xtask test`: every test suite of the workspace (the README's
-//!   test command; CI runs it). Suites for the language bindings join here
-//!   as they land.
-//! * `cargo xtask lint`: rustfmt and clippy as CI checks them.
+//! * `cargo xtask test`: every test suite (the README's test command; CI
+//!   runs it): the Rust workspace, then each language package's own
+//!   `test.sh`, which installs what it needs, builds the package as a user
+//!   gets it and runs its suite against the real reference server.
+//! * `cargo xtask lint`: rustfmt, clippy and rustdoc as CI checks them.
 
+use std::path::Path;
 use std::process::{Command, ExitCode};
+
+/// One step of a task.
+enum Step {
+    /// `cargo <args>`.
+    Cargo(&'static [&'static str]),
+    /// `bash <script>` from the workspace root.
+    Script(&'static str),
+}
+
+const TEST: &[Step] = &[
+    Step::Cargo(&["test", "--workspace", "--all-targets"]),
+    Step::Cargo(&["test", "--workspace", "--doc"]),
+    Step::Script("sdk-python/test.sh"),
+    Step::Script("sdk-wasm/test.sh"),
+];
+
+const LINT: &[Step] = &[
+    Step::Cargo(&["fmt", "--all", "--check"]),
+    Step::Cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]),
+    Step::Cargo(&[
+        "clippy",
+        "-p",
+        "tokenrelay",
+        "--no-default-features",
+        "--",
+        "-D",
+        "warnings",
+    ]),
+    Step::Cargo(&["doc", "--workspace", "--no-deps"]),
+];
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
-    let steps: &[&[&str]] = match task.as_str() {
-        "test" => &[
-            &["test", "--workspace", "--all-targets"],
-            &["test", "--workspace", "--doc"],
-        ],
-        "lint" => &[
-            &["fmt", "--all", "--check"],
-            &[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ],
-            &[
-                "clippy",
-                "-p",
-                "tokenrelay",
-                "--no-default-features",
-                "--",
-                "-D",
-                "warnings",
-            ],
-            &["doc", "--workspace", "--no-deps"],
-        ],
+    let steps = match task.as_str() {
+        "test" => TEST,
+        "lint" => LINT,
         _ => {
             eprintln!("usage: cargo xtask <test|lint>");
             return ExitCode::FAILURE;
         }
     };
-    for args in steps {
-        eprintln!("\n==> cargo {}", args.join(" "));
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(*args);
-        if args[0] == "doc" {
-            cmd.env("RUSTDOCFLAGS", "-D warnings");
-        }
-        match cmd.status() {
+    // Scripts and cargo both run from the workspace root.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for step in steps {
+        let (label, mut cmd) = match step {
+            Step::Cargo(args) => {
+                let mut cmd = Command::new(env!("CARGO"));
+                cmd.args(*args);
+                if args[0] == "doc" {
+                    cmd.env("RUSTDOCFLAGS", "-D warnings");
+                }
+                (format!("cargo {}", args.join(" ")), cmd)
+            }
+            Step::Script(path) => {
+                if !root.join(path).exists() {
+                    continue;
+                }
+                let mut cmd = Command::new("bash");
+                cmd.arg(path);
+                (format!("bash {path}"), cmd)
+            }
+        };
+        eprintln!("\n==> {label}");
+        match cmd.current_dir(&root).status() {
             Ok(s) if s.success() => {}
             Ok(_) | Err(_) => {
-                eprintln!("xtask: `cargo {}` failed", args.join(" "));
+                eprintln!("xtask: `{label}` failed");
                 return ExitCode::FAILURE;
             }
         }
