@@ -60,14 +60,16 @@ async function sdk(server, ctx) {
   return { frames, ms, cpuMs: (cpu.user + cpu.system) / 1000, chars: r.text.length };
 }
 
+// Its own process group, so stopping it also stops the bench binary cargo
+// started (killing cargo alone leaves the server running).
 const child = spawn('cargo', ['bench', '-q', '-p', 'tokenrelay', '--bench', 'loopback', '--', '--serve', String(N)], {
-  cwd: root, stdio: ['ignore', 'pipe', 'inherit'],
+  cwd: root, stdio: ['ignore', 'pipe', 'inherit'], detached: true,
 });
 const url = await new Promise((resolve, reject) => {
   child.once('exit', (code) => reject(new Error(`the bench server exited with ${code}`)));
   createInterface({ input: child.stdout }).on('line', (line) => { if (line.startsWith('ws://')) resolve(line.trim()); });
 });
-const server = { ws: url, stop: async () => { child.kill('SIGTERM'); } };
+const server = { ws: url, stop: async () => { process.kill(-child.pid, 'SIGTERM'); } };
 const results = { plain: [], sdk: [] };
 try {
   for (let round = 0; round < ROUNDS; round += 1) {
