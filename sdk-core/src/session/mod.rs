@@ -230,6 +230,11 @@ pub struct Session {
     resume_offered: bool,
     /// The one immediate fresh-token retry after a 401 has been used.
     auth_retry_spent: bool,
+    /// The server has acknowledged an invocation before its response
+    /// ended (the reference server does, at once; the hosted one answers
+    /// only after the stream). Only then does a missing acknowledgement
+    /// mean the request may have been lost.
+    early_acks: bool,
     network_available: bool,
     last_activity: Timestamp,
     last_ping: Timestamp,
@@ -255,6 +260,7 @@ impl Session {
             server: None,
             resume_offered: false,
             auth_retry_spent: false,
+            early_acks: false,
             network_available: true,
             last_activity: Timestamp::ZERO,
             last_ping: Timestamp::ZERO,
@@ -783,6 +789,7 @@ impl Session {
                 self.acc.name_response(request_id, rid);
             }
             let mut p = p;
+            self.early_acks = true;
             p.confirmed = true;
             p.unconfirmed_at_drop = false;
             // Keep guarding the response with the inactivity timeout.
@@ -839,6 +846,14 @@ impl Session {
             resumed,
             server: server.map(Box::new),
         });
+        // Requests that may have died with the last socket get one quiet
+        // request timeout from now to show a sign of life.
+        let quiet_until = now + self.config.request_timeout;
+        for (_, p) in self.pending.iter_mut() {
+            if p.unconfirmed_at_drop {
+                p.deadline = p.deadline.min(quiet_until);
+            }
+        }
         while let Some((id, request)) = self.outbox.pop_front() {
             self.transmit(id, &request, now);
         }
@@ -899,17 +914,15 @@ impl Session {
         // Invocations survive only if the server can replay their responses.
         if !(self.resume_offered && self.config.resume) {
             self.cut_in_flight(cause);
-        } else {
+        } else if self.early_acks {
             // An invocation the server never confirmed may have died with the
             // socket. If it reached the server, its response shows up in the
             // replay or after the responses ahead of it; if nothing shows for
             // a quiet request timeout once reconnected, it fails as lost
             // (re-sending blindly could say it twice).
-            let timeout = self.config.request_timeout;
             for (_, p) in self.pending.iter_mut() {
                 if p.kind == RequestKind::Invocation && !p.confirmed {
                     p.unconfirmed_at_drop = true;
-                    p.deadline = p.deadline.min(now + timeout);
                 }
             }
         }

@@ -410,6 +410,13 @@ fn a_message_lost_with_the_socket_fails_soon_and_one_that_arrived_completes() {
     for reached_server in [false, true] {
         let mut h = Harness::new();
         h.connect(&caps);
+        // This server acknowledges invocations as it takes them.
+        let first = h.s.send_message("hi", h.now).unwrap();
+        let sent = h.take_sent();
+        h.answer(&sent[0], json!({"success": true, "response_id": "r0"}));
+        h.frame(&token("r0", "hello", Some(1)));
+        h.frame(&stop("r0", Some(2)));
+        assert_eq!(h.s.response("r0").unwrap().request_id, Some(first));
         let id = h.s.send_message("go", h.now).unwrap();
         h.drop_socket(None); // before any result or token
         let req = h.open();
@@ -419,8 +426,8 @@ fn a_message_lost_with_the_socket_fails_soon_and_one_that_arrived_completes() {
             "server": {"name": "t", "version": "1", "capabilities": caps}}),
         );
         if reached_server {
-            h.frame(&token("r", "late but whole", Some(1)));
-            h.frame(&stop("r", Some(2)));
+            h.frame(&token("r", "late but whole", Some(3)));
+            h.frame(&stop("r", Some(4)));
         }
         h.take_events();
         h.advance(Duration::from_secs(15));
@@ -435,6 +442,29 @@ fn a_message_lost_with_the_socket_fails_soon_and_one_that_arrived_completes() {
             );
         }
     }
+}
+
+#[test]
+fn a_server_that_acknowledges_late_is_given_the_full_inactivity_timeout() {
+    let caps = ["seq", "resume"];
+    let mut h = Harness::new();
+    h.connect(&caps);
+    h.s.send_message("go", h.now).unwrap();
+    h.drop_socket(None);
+    let req = h.open();
+    h.answer(
+        &req,
+        json!({"success": true, "resumed": true,
+        "server": {"name": "t", "version": "1", "capabilities": caps}}),
+    );
+    h.take_events();
+    // Well past the request timeout: no acknowledgement was ever seen from
+    // this server, so silence proves nothing yet (pings keep it alive).
+    for _ in 0..6 {
+        h.advance(Duration::from_secs(10));
+        h.s.handle_pong(h.now);
+    }
+    assert!(failed(&h.take_events()).is_empty());
 }
 
 #[test]
