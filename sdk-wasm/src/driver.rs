@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use js_sys::{Function, Promise, Reflect};
 use tokenrelay::session::{Action, Session, SessionConfig};
-use tokenrelay::{Credential, Error, Event, Rejection, ResponseId, Timestamp};
+use tokenrelay::{Credential, Error, Event, ResponseId, Timestamp};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
@@ -612,26 +612,19 @@ fn credential(value: &JsValue) -> Result<Credential, Error> {
 }
 
 /// A `getToken` rejection, keeping its class when the app says what it was
-/// (a `code` such as `"forbidden"`, or an HTTP `status`), so that "this user
-/// may not have this context" ends the connection instead of retrying.
+/// (a `code` such as `"forbidden"`, or an HTTP `status`): the core
+/// classifies it as it does any server refusal, and the session decides
+/// that "this user may not have this context" ends the connection. Without
+/// either it is a plain provider failure, retried with backoff.
 fn provider_error(e: &JsValue) -> Error {
     let message = js_message(e);
     let get = |name: &str| Reflect::get(e, &name.into()).ok();
     let code = get("code").and_then(|v| v.as_string());
     let status = get("status").and_then(|v| v.as_f64()).map(|s| s as u16);
-    let rejection = || {
-        Box::new(Rejection {
-            message: message.clone(),
-            code: code.clone(),
-            status,
-        })
-    };
-    match (code.as_deref(), status) {
-        (Some("forbidden"), _) | (_, Some(403)) => Error::Forbidden(rejection()),
-        (Some("not_found"), _) | (_, Some(404)) => Error::NotFound(rejection()),
-        (Some("payment_required"), _) | (_, Some(402)) => Error::PaymentRequired(rejection()),
-        _ => Error::TokenProvider { message },
+    if code.is_none() && status.is_none() {
+        return Error::TokenProvider { message };
     }
+    Error::from_server(&message, code.as_deref(), status)
 }
 
 /// The message of a thrown JS value.
