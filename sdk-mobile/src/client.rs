@@ -1,0 +1,113 @@
+//! [`ClientConfig`] and [`NativeClient`]: settings and the factory of
+//! connections. The Kotlin and Swift `Client` classes wrap `NativeClient`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokenrelay::backoff::ReconnectPolicy;
+use tokenrelay::Client;
+
+use crate::connection::NativeConnection;
+use crate::error::TokenRelayError;
+use crate::provider::{ForeignProvider, TokenProvider};
+
+/// How a [`NativeClient`] connects. Only `ws_url` is required; every
+/// `None` keeps the core's default.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ClientConfig {
+    /// The WebSocket endpoint, `wss://…/ws` (or `ws://` for local tests).
+    pub ws_url: String,
+    /// The app's publishable client key (`pk_…`), sent on every connect.
+    #[uniffi(default = None)]
+    pub client_key: Option<String>,
+    /// Extra headers for the WebSocket upgrade request.
+    #[uniffi(default = None)]
+    pub headers: Option<HashMap<String, String>>,
+    /// How long `connect` waits for the first attachment (default 30 s).
+    #[uniffi(default = None)]
+    pub connect_timeout_ms: Option<u64>,
+    /// Timeout of `connect_to_context` and `stop` (default 15 s).
+    #[uniffi(default = None)]
+    pub request_timeout_ms: Option<u64>,
+    /// Inactivity timeout of a reply (default 120 s).
+    #[uniffi(default = None)]
+    pub invocation_timeout_ms: Option<u64>,
+    /// First reconnect delay envelope (default 500 ms; full jitter).
+    #[uniffi(default = None)]
+    pub reconnect_min_delay_ms: Option<u64>,
+    /// Cap of the reconnect delay (default 20 s).
+    #[uniffi(default = None)]
+    pub reconnect_max_delay_ms: Option<u64>,
+    /// Give up (state `Failed`) after this many failed attempts in a row
+    /// (default: never).
+    #[uniffi(default = None)]
+    pub max_reconnect_attempts: Option<u32>,
+    /// Events kept for a slow reader (default 65,536).
+    #[uniffi(default = None)]
+    pub event_capacity: Option<u32>,
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+/// Opens connections to contexts of one server with one token provider.
+/// Wrapped by the Kotlin/Swift `Client`.
+#[derive(uniffi::Object)]
+pub struct NativeClient {
+    inner: Client,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl NativeClient {
+    /// A client for `config.ws_url` that asks `token_provider` for a fresh
+    /// key on every (re)connect. Fails on a bad URL.
+    #[uniffi::constructor]
+    pub fn new(
+        config: ClientConfig,
+        token_provider: Arc<dyn TokenProvider>,
+    ) -> Result<Arc<Self>, TokenRelayError> {
+        let mut b = Client::builder(config.ws_url).token_provider(ForeignProvider(token_provider));
+        if let Some(k) = config.client_key {
+            b = b.client_key(k);
+        }
+        for (name, value) in config.headers.unwrap_or_default() {
+            b = b.header(name, value);
+        }
+        if let Some(t) = config.connect_timeout_ms {
+            b = b.connect_timeout(ms(t));
+        }
+        if let Some(t) = config.request_timeout_ms {
+            b = b.request_timeout(ms(t));
+        }
+        if let Some(t) = config.invocation_timeout_ms {
+            b = b.invocation_timeout(ms(t));
+        }
+        if let Some(n) = config.event_capacity {
+            b = b.event_capacity(n.max(1) as usize);
+        }
+        let mut policy = ReconnectPolicy::default();
+        if let Some(t) = config.reconnect_min_delay_ms {
+            policy.min_delay = ms(t);
+        }
+        if let Some(t) = config.reconnect_max_delay_ms {
+            policy.max_delay = ms(t);
+        }
+        policy.max_attempts = config.max_reconnect_attempts;
+        let inner = b.reconnect(policy).build()?;
+        Ok(Arc::new(NativeClient { inner }))
+    }
+
+    /// Connects to `context_id` and waits until attached. Fails at once on a
+    /// terminal refusal (forbidden, unknown context), or with the last cause
+    /// when the connect timeout passes. Once connected, the connection
+    /// reconnects by itself.
+    pub async fn connect(
+        &self,
+        context_id: String,
+    ) -> Result<Arc<NativeConnection>, TokenRelayError> {
+        let conn = self.inner.connect(context_id).await?;
+        Ok(Arc::new(NativeConnection::new(conn)))
+    }
+}

@@ -1,0 +1,81 @@
+//! [`TokenProvider`]: where fresh credentials come from, implemented by the
+//! app in Kotlin (a `suspend fun`) or Swift (an `async func`), or taken
+//! ready-made ([`app_endpoint_token_provider`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokenrelay::provider::{AppEndpoint, BoxFuture};
+use tokenrelay::{Credential, Error};
+
+use crate::error::TokenRelayError;
+
+/// Supplies a fresh client key for a context. The connection calls it on
+/// every (re)connect, one call at a time per context, and never reuses a
+/// key.
+///
+/// Throw `TokenRelayException.Forbidden` / `.NotFound` (Kotlin) or
+/// `TokenRelayError.forbidden` / `.notFound` (Swift) when this user may not
+/// have the context: the connection then ends instead of retrying. Anything
+/// else thrown is a transient failure, retried with backoff.
+#[uniffi::export(with_foreign)]
+#[async_trait::async_trait]
+pub trait TokenProvider: Send + Sync {
+    /// A fresh client key (a JWT) for `context_id`.
+    async fn token(&self, context_id: String) -> Result<String, TokenRelayError>;
+}
+
+/// The core's view of a provider given across the boundary.
+pub(crate) struct ForeignProvider(pub Arc<dyn TokenProvider>);
+
+impl tokenrelay::TokenProvider for ForeignProvider {
+    fn token<'a>(&'a self, context_id: &'a str) -> BoxFuture<'a, Result<Credential, Error>> {
+        let provider = self.0.clone();
+        let context_id = context_id.to_owned();
+        Box::pin(async move {
+            provider
+                .token(context_id)
+                .await
+                .map(Credential::access_token)
+                .map_err(Error::from)
+        })
+    }
+}
+
+/// The app's own backend endpoint (the two-endpoint pattern: the phone
+/// never holds an org key): `POST url` with `{"<context_field>": id}` and
+/// `headers` (the app's session auth); the key is read from the JSON field
+/// `token_field` of the answer. Defaults: `clientToken` and `contextId`.
+#[uniffi::export]
+pub fn app_endpoint_token_provider(
+    url: String,
+    headers: HashMap<String, String>,
+    token_field: Option<String>,
+    context_field: Option<String>,
+) -> Arc<dyn TokenProvider> {
+    let mut endpoint = AppEndpoint::new(url);
+    for (name, value) in headers {
+        endpoint = endpoint.header(name, value);
+    }
+    if let Some(f) = token_field {
+        endpoint = endpoint.token_field(f);
+    }
+    if let Some(f) = context_field {
+        endpoint = endpoint.context_field(f);
+    }
+    Arc::new(AppEndpointProvider(endpoint))
+}
+
+/// [`app_endpoint_token_provider`]'s implementation, in Rust.
+struct AppEndpointProvider(AppEndpoint);
+
+#[async_trait::async_trait]
+impl TokenProvider for AppEndpointProvider {
+    async fn token(&self, context_id: String) -> Result<String, TokenRelayError> {
+        use tokenrelay::TokenProvider as _;
+        // The endpoint's HTTP call runs on the tokio runtime the connection
+        // already uses.
+        let credential = self.0.token(&context_id).await?;
+        Ok(credential.secret().to_owned())
+    }
+}
