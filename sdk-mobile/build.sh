@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds what the Kotlin and Swift packages are made of, from the Rust crate:
+#   target/release/libtokenrelay_mobile.so          the native library (JNA loads it)
+#   kotlin/build/generated/dev/tokenrelay/*.kt      uniffi's Kotlin bindings
+#   kotlin/build/tokenrelay.jar                     bindings + kotlin/src/main, compiled
+#   swift/Sources/TokenRelay/Generated/*.swift      uniffi's Swift bindings
+#   swift/build/ffi/                                their C header and module map
+# Needs: cargo, java, npm (kotlin-compiler via npm ci), JNA at
+# /usr/share/java/jna.jar (Debian libjna-java). test.sh installs these.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+target="${CARGO_TARGET_DIR:-$root/target}"
+build="$here/kotlin/build"
+step() { printf '\n== %s\n' "$*"; }
+
+if [ ! -x "$here/node_modules/kotlin-compiler/bin/kotlinc-jvm" ]; then
+  step "npm ci (kotlin-compiler)"
+  (cd "$here" && npm ci --no-audit --no-fund)
+fi
+kotlin_home="$here/node_modules/kotlin-compiler"
+
+step "cargo build --release -p tokenrelay-mobile (the cdylib)"
+(cd "$root" && cargo build --release -p tokenrelay-mobile --lib)
+lib="$target/release/libtokenrelay_mobile.so"
+
+step "uniffi-bindgen (feature cli, dev profile)"
+(cd "$root" && cargo build -p tokenrelay-mobile --features cli --bin uniffi-bindgen)
+bindgen="$target/debug/uniffi-bindgen"
+
+step "generate the Kotlin and Swift bindings from the library"
+rm -rf "$build/generated"
+(cd "$root" && "$bindgen" generate --library "$lib" --language kotlin --out-dir "$build/generated" --no-format)
+bash "$here/swift/generate.sh" "$bindgen" "$lib"
+
+step "kotlinc: bindings + Kotlin layer -> kotlin/build/tokenrelay.jar"
+"$kotlin_home/bin/kotlinc-jvm" -nowarn -jvm-target 17 \
+  -cp "/usr/share/java/jna.jar:$kotlin_home/lib/kotlinx-coroutines-core-jvm.jar" \
+  -d "$build/tokenrelay.jar" \
+  $(find "$build/generated" "$here/kotlin/src/main/kotlin" -name '*.kt')
+ls -l "$build/tokenrelay.jar" "$lib"

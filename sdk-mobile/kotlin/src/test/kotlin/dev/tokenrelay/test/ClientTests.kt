@@ -1,0 +1,273 @@
+// The Kotlin surface against the real server: the Kotlin token provider on
+// reconnect, resume after a socket kill mid-reply, errors mapped to the
+// right exception class, stop, lifecycle hooks, close, the admin client.
+package dev.tokenrelay.test
+
+import dev.tokenrelay.AdminClient
+import dev.tokenrelay.Client
+import dev.tokenrelay.ClientConfig
+import dev.tokenrelay.ConnectionState
+import dev.tokenrelay.Event
+import dev.tokenrelay.ResponseStatus
+import dev.tokenrelay.TokenRelayException
+import dev.tokenrelay.use
+import kotlinx.coroutines.async
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.withTimeout
+
+private fun tokens(n: Int) = (0 until n).joinToString(" ") { "t$it" }
+
+/** Reads events until one matches [pick], within 20 s. */
+private suspend fun <T : Any> EventReader.until(what: String, pick: suspend (Event) -> T?): T =
+    withTimeout(20_000) {
+        while (true) {
+            val e = nextOrNull() ?: throw TestFailure("the event flow ended while waiting for $what")
+            pick(e)?.let { return@withTimeout it }
+        }
+        @Suppress("UNREACHABLE_CODE")
+        throw IllegalStateException()
+    }
+
+private suspend fun EventReader.state(s: ConnectionState) =
+    until("state $s") { e -> (e as? Event.StateChanged)?.change?.takeIf { it.state == s } }
+
+fun clientTests(): List<Test> = listOf(
+    Test("kotlin token provider is called again on reconnect") { server ->
+        val contextId = server.newContext()
+        val provider = CountingProvider(server)
+        Client(ClientConfig(wsUrl = server.wsUrl), provider::token).use { client ->
+            client.connect(contextId).use { conn ->
+                val events = EventReader(conn.events())
+                assertEq(conn.ask("[echo] before").text, "before", "first reply")
+                assertEq(provider.calls.get(), 1, "provider calls after connect")
+                server.fault(contextId, "drop")
+                events.reconnected()
+                assertEq(conn.ask("[echo] after").text, "after", "reply after the reconnect")
+                check(provider.calls.get() >= 2) { "the provider was not called again: ${provider.calls.get()}" }
+                check(provider.tokens.toSet().size == provider.tokens.size) { "a key was reused" }
+                events.cancel()
+            }
+        }
+    },
+
+    Test("socket killed mid-reply: fresh key, resume, every token once") { server ->
+        val contextId = server.newContext()
+        val provider = CountingProvider(server)
+        val client = Client(ClientConfig(wsUrl = server.wsUrl), provider::token)
+        client.connect(contextId).use { conn ->
+            val events = EventReader(conn.events())
+            val request = conn.sendMessage("[tokens=120 pace_ms=3] go")
+            val rid = events.until("the reply") { e ->
+                (e as? Event.ResponseStarted)?.takeIf { it.requestId?.toLong() == request }?.responseId
+            }
+            val received = StringBuilder()
+            var count = 0
+            var resumed = false
+            val response = events.until("the end of the reply") { e ->
+                when (e) {
+                    is Event.Token -> if (e.responseId == rid) {
+                        received.append(e.token)
+                        count++
+                        if (count == 20) server.fault(contextId, "drop")
+                    }
+                    is Event.Connected -> if (e.resumed) resumed = true
+                    else -> {}
+                }
+                (e as? Event.ResponseComplete)?.response?.takeIf { it.id == rid }
+            }
+            assertEq(response.status, ResponseStatus.COMPLETE, "status")
+            assertEq(response.text, tokens(120), "assembled text")
+            assertEq(received.toString(), tokens(120), "text of the token events")
+            assertEq(count, 120, "token events (each exactly once)")
+            check(resumed) { "no Connected(resumed = true) after the drop" }
+            check(provider.calls.get() >= 2) { "no fresh key for the reconnect" }
+            events.cancel()
+        }
+        client.close()
+    },
+
+    Test("ask returns the whole reply while events() streams it") { server ->
+        val contextId = server.newContext()
+        val provider = CountingProvider(server)
+        val client = Client(server.wsUrl, provider::token)
+        client.connect(contextId).use { conn ->
+            val events = EventReader(conn.events())
+            val reply = conn.ask("[tokens=300] stream")
+            assertEq(reply.text, tokens(300), "ask() text")
+            val streamed = StringBuilder()
+            events.until("the reply's end") { e ->
+                if (e is Event.Token && e.responseId == reply.id) streamed.append(e.token)
+                (e as? Event.ResponseComplete)?.takeIf { it.response.id == reply.id }
+            }
+            assertEq(streamed.toString(), reply.text, "tokens seen by events()")
+            assertEq(conn.state.state, ConnectionState.CONNECTED, "state")
+            events.cancel()
+        }
+    },
+
+    Test("error: a provider throwing Forbidden ends connect with Forbidden") { server ->
+        val contextId = server.newContext()
+        var calls = 0
+        val client = Client(server.wsUrl) { _ ->
+            calls++
+            throw TokenRelayException.Forbidden("this user may not open the context", null, null)
+        }
+        val e = assertThrows<TokenRelayException.Forbidden>("connect") { client.connect(contextId) }
+        check("may not open" in e.detail) { "detail lost: ${e.detail}" }
+        assertEq(calls, 1, "provider calls (a terminal refusal is not retried)")
+    },
+
+    Test("error: an unknown context is NotFound") { server ->
+        val provider = CountingProvider(server)
+        val client = Client(server.wsUrl, provider::token)
+        assertThrows<TokenRelayException.NotFound>("connect") { client.connect("no-such-context") }
+    },
+
+    Test("error: a provider throwing anything else is retried, then TokenProvider") { server ->
+        val contextId = server.newContext()
+        var calls = 0
+        val config = ClientConfig(wsUrl = server.wsUrl, connectTimeoutMs = 1500uL, reconnectMinDelayMs = 50uL, reconnectMaxDelayMs = 100uL)
+        val client = Client(config) { _ ->
+            calls++
+            throw IllegalStateException("backend down")
+        }
+        val e = assertThrows<TokenRelayException.TokenProvider>("connect") { client.connect(contextId) }
+        check("backend down" in e.detail) { "detail lost: ${e.detail}" }
+        check(calls >= 2) { "not retried: $calls calls" }
+    },
+
+    Test("error: a wrong admin key is Unauthorized with its HTTP status") { server ->
+        val admin = AdminClient(server.httpUrl, "not-a-key")
+        val e = assertThrows<TokenRelayException.Unauthorized>("list agents") { admin.listAgents() }
+        assertEq(e.status, 401.toUShort(), "status")
+    },
+
+    Test("error: a non-WebSocket URL is Config") { _ ->
+        assertThrows<TokenRelayException.Config>("client") { Client("http://example.invalid/ws") { "k" } }
+    },
+
+    Test("stop() ends the reply stopped with the partial text") { server ->
+        val contextId = server.newContext()
+        val provider = CountingProvider(server)
+        val client = Client(server.wsUrl, provider::token)
+        client.connect(contextId).use { conn ->
+            val events = EventReader(conn.events())
+            val request = conn.sendMessage("[tokens=500 pace_ms=5] long")
+            var seen = 0
+            val r = events.until("the stopped reply") { e ->
+                if (e is Event.Token && ++seen == 3) conn.stop()
+                (e as? Event.ResponseComplete)?.response?.takeIf { it.requestId?.toLong() == request }
+            }
+            assertEq(r.status, ResponseStatus.STOPPED, "status")
+            check(tokens(500).startsWith(r.text) && r.text.isNotEmpty()) { "text '${r.text}'" }
+            events.cancel()
+        }
+    },
+
+    Test("setLastMessages re-invokes the agent; client-side tool answers") { server ->
+        val contextId = server.newContext()
+        val provider = CountingProvider(server)
+        val client = Client(server.wsUrl, provider::token)
+        client.connect(contextId).use { conn ->
+            val events = EventReader(conn.events())
+            val first = conn.ask("[client_tool=get_location] where?")
+            assertEq(first.clientSideToolCalls.map { it.toolName }, listOf("get_location"), "client-side calls")
+            val request = conn.sendToolResponses(first.clientSideToolCalls[0].toolCallId to "52.5,13.4")
+            val next = events.until("the tool follow-up") { e ->
+                (e as? Event.ResponseComplete)?.response?.takeIf { it.requestId?.toLong() == request }
+            }
+            check(next.text.endsWith("=52.5,13.4")) { "follow-up '${next.text}'" }
+            val again = conn.setLastMessages("[echo] rewritten", "partial")
+            val r = events.until("the re-invoked reply") { e ->
+                (e as? Event.ResponseComplete)?.response?.takeIf { it.requestId?.toLong() == again }
+            }
+            assertEq(r.status, ResponseStatus.COMPLETE, "status")
+            assertEq(r.text, "rewritten", "text")
+            events.cancel()
+        }
+    },
+
+    Test("pause(): no reconnect in the background; resume() reconnects at once") { server ->
+        val contextId = server.newContext()
+        val provider = CountingProvider(server)
+        val client = Client(server.wsUrl, provider::token)
+        client.connect(contextId).use { conn ->
+            val events = EventReader(conn.events())
+            conn.pause()
+            server.fault(contextId, "drop")
+            events.state(ConnectionState.RECONNECTING)
+            delay(1500)
+            assertEq(provider.calls.get(), 1, "provider calls while paused")
+            check(conn.state.state != ConnectionState.CONNECTED) { "reconnected while paused" }
+            val t0 = System.nanoTime()
+            conn.resume()
+            events.state(ConnectionState.CONNECTED)
+            val ms = (System.nanoTime() - t0) / 1_000_000
+            check(ms < 5_000) { "resume took $ms ms" }
+            assertEq(provider.calls.get(), 2, "provider calls after resume")
+            assertEq(conn.ask("[echo] back").text, "back", "reply after resume")
+            events.cancel()
+        }
+    },
+
+    Test("network lost: no retries; network back: reconnects at once") { server ->
+        val contextId = server.newContext()
+        val provider = CountingProvider(server)
+        val client = Client(server.wsUrl, provider::token)
+        client.connect(contextId).use { conn ->
+            val events = EventReader(conn.events())
+            conn.setNetworkAvailable(false)
+            server.fault(contextId, "drop")
+            events.state(ConnectionState.RECONNECTING)
+            delay(1000)
+            assertEq(provider.calls.get(), 1, "provider calls while offline")
+            conn.setNetworkAvailable(true)
+            events.state(ConnectionState.CONNECTED)
+            assertEq(conn.ask("[echo] online").text, "online", "reply")
+            events.cancel()
+        }
+    },
+
+    Test("close(): events() completes, requests fail with Closed") { server ->
+        val contextId = server.newContext()
+        val provider = CountingProvider(server)
+        val client = Client(server.wsUrl, provider::token)
+        val conn = client.connect(contextId)
+        val events = EventReader(conn.events())
+        conn.close()
+        withTimeout(10_000) { while (events.nextOrNull() != null) { } }
+        assertThrows<TokenRelayException.Closed>("ask after close") { conn.ask("hello?") }
+        assertEq(conn.state.state, ConnectionState.CLOSED, "state")
+    },
+
+    Test("two connections share nothing; concurrent asks on one connection") { server ->
+        val provider = CountingProvider(server)
+        val client = Client(server.wsUrl, provider::token)
+        val a = client.connect(server.newContext())
+        val b = client.connect(server.newContext())
+        coroutineScope {
+            val x = async { a.ask("[echo] to a") }
+            val y = async { b.ask("[echo] to b") }
+            val z = async { a.ask("[tokens=4] more") }
+            assertEq(x.await().text, "to a", "a")
+            assertEq(y.await().text, "to b", "b")
+            assertEq(z.await().text, tokens(4), "a again")
+        }
+        a.close()
+        b.close()
+    },
+
+    Test("admin client: agents, contexts, keys") { server ->
+        val contextId = server.newContext("[tokens=2]")
+        val context = server.admin.getContext(contextId)
+        assertEq(context.contextId, contextId, "context id")
+        val agents = server.admin.listAgents()
+        check(agents.any { it.agentId == context.agentId }) { "agent missing from ${agents.map { it.agentId }}" }
+        val key = server.admin.generateClientKey(server.orgId, contextId, 60uL)
+        check(key.token.count { it == '.' } == 2) { "not a JWT" }
+        check("[redacted]" !in key.token) { "token" }
+        server.admin.deleteContext(contextId)
+        assertThrows<TokenRelayException.NotFound>("deleted context") { server.admin.getContext(contextId) }
+    },
+)
