@@ -119,6 +119,7 @@ export class Client {
 
 // Only `Client.connect` makes connections.
 const secret = Symbol('tokenrelay.internal');
+const encoder = new TextEncoder();
 
 /** One connection to one context. Reconnects by itself until `close()`. */
 export class Connection {
@@ -140,14 +141,41 @@ export class Connection {
     // Unhandled only if nobody awaits connect(); avoid a spurious warning.
     this._opened.catch(() => {});
     const getToken = options.getToken;
-    this.#wasm = call(() => new WasmConnection(
-      options.wsUrl, contextId, options.clientKey, getToken, options.WebSocket,
-      (token, responseId) => {
-        if (responseId !== undefined) this.#responseId = responseId;
-        this.#token(this.#responseId, token);
+    // What the wasm driver calls (see `Sink` in src/driver.rs). `frame` is
+    // the text frame being handled: a token that is a plain slice of it
+    // arrives as offsets, sparing a string copy out of wasm per token.
+    let frame = '';
+    let buffer = new Uint8Array(0);
+    const sink = {
+      responseId: (id) => { this.#responseId = id; },
+      tokenAt: (start, end) => this.#token(this.#responseId, frame.slice(start, end)),
+      token: (token) => this.#token(this.#responseId, token),
+      event: (e) => this.#event(e),
+      // Frames are written straight into wasm memory with encodeInto: no
+      // allocation and no per-character loop, the cheapest way in.
+      wrapMessage: (inBuffer, asText) => (e) => {
+        if (dead) return;
+        const data = e.data;
+        try {
+          if (typeof data !== 'string') {
+            asText(undefined);
+            return;
+          }
+          frame = data;
+          // Detached (length 0) after wasm memory grew: ask again.
+          if (buffer.length === 0) buffer = this.#wasm.frameBuffer();
+          // UTF-8 takes at most 3 bytes per UTF-16 unit.
+          if (data.length * 3 <= buffer.length) inBuffer(encoder.encodeInto(data, buffer).written);
+          else asText(data);
+        } catch (err) {
+          panicked(err);
+        } finally {
+          frame = '';
+        }
       },
-      (event) => this.#event(event),
-      guard,
+    };
+    this.#wasm = call(() => new WasmConnection(
+      options.wsUrl, contextId, options.clientKey, getToken, options.WebSocket, sink, guard,
     ));
     live.add(this);
     call(() => this.#wasm.start());

@@ -23,7 +23,7 @@ use tokenrelay::session::{Action, Session, SessionConfig};
 use tokenrelay::{Credential, Error, Event, ResponseId, Timestamp};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+use web_sys::{BinaryType, CloseEvent, WebSocket};
 
 use crate::clock::{unix_now, Clock};
 use crate::convert;
@@ -39,6 +39,34 @@ extern "C" {
     type Thenable;
     #[wasm_bindgen(method, js_name = then)]
     fn then_call(this: &Thenable, ok: &Function, err: &Function) -> JsValue;
+
+    /// The JS layer's receiver of what the connection produces. Typed
+    /// imports rather than `Function::call`: numbers and strings cross
+    /// without being boxed into `JsValue`s, which matters once per token.
+    pub type Sink;
+    /// The response id of the tokens that follow changed.
+    #[wasm_bindgen(method, js_name = responseId)]
+    fn response_id(this: &Sink, id: &str);
+    /// The next token is `frame.slice(start, end)` of the frame being
+    /// handled: the JS layer already holds that string, so slicing it is
+    /// far cheaper than decoding a fresh copy out of wasm memory.
+    #[wasm_bindgen(method, js_name = tokenAt)]
+    fn token_at(this: &Sink, start: u32, end: u32);
+    /// The next token, when it is not a plain slice of the frame.
+    #[wasm_bindgen(method)]
+    fn token(this: &Sink, token: &str);
+    /// Any other event, as a JS object.
+    #[wasm_bindgen(method)]
+    fn event(this: &Sink, event: JsValue);
+    /// Makes the socket's `message` handler. A text frame that fits is
+    /// written into the connection's frame buffer (`TextEncoder.encodeInto`,
+    /// no allocation) and `in_buffer(byteLength)` is called; a larger one is
+    /// passed to `as_text(text)`, a binary one as `as_text(undefined)`. The
+    /// frame's JS string is kept for [`Sink::token_at`] while either runs.
+    /// Like `guard`, the handler turns a trap into an error on the
+    /// connection.
+    #[wasm_bindgen(method, js_name = wrapMessage)]
+    fn wrap_message(this: &Sink, in_buffer: &JsValue, as_text: &JsValue) -> Function;
 }
 
 /// What the application gave the connection.
@@ -48,13 +76,10 @@ pub struct Host {
     pub get_token: Function,
     /// A WebSocket constructor to use instead of the global one.
     pub websocket: Option<Function>,
-    /// Called with `(token, responseId)` for every token: the hot path, kept
-    /// free of object allocation. `responseId` is `undefined` when it is the
-    /// same as the previous token's (the JS layer remembers it), which saves
-    /// a string crossing per token.
-    pub on_token: Function,
-    /// Called with every other event, as a JS object.
-    pub on_event: Function,
+    /// Where tokens and events go. A token's response id is only sent when
+    /// it changes (the JS layer remembers it), which saves a string
+    /// crossing per token.
+    pub sink: Sink,
     /// Wraps a callback so that a trap inside it is reported, not thrown.
     pub guard: Function,
 }
@@ -70,7 +95,8 @@ struct Callbacks {
 
 type Alive = (
     [Closure<dyn FnMut(JsValue)>; 2],
-    Closure<dyn FnMut(MessageEvent)>,
+    Closure<dyn FnMut(u32)>,
+    Closure<dyn FnMut(Option<String>)>,
     [Closure<dyn FnMut()>; 4],
     [Closure<dyn FnMut(f64, JsValue)>; 2],
 );
@@ -107,17 +133,38 @@ pub struct Driver {
     listening: bool,
     /// Reused buffer of what a pump hands to the application.
     out: Vec<Out>,
+    /// Where the JS layer writes each incoming text frame (see
+    /// [`Sink::wrap_message`]): a fixed allocation, so its address stays
+    /// valid for the JS view of it for the driver's whole life.
+    frame_buffer: Box<[u8]>,
+    /// The length of the frame in `frame_buffer` while it is being handled,
+    /// so its tokens can be handed to JS as offsets into the string JS
+    /// already has (see [`token_offsets`]).
+    frame_len: Option<usize>,
 }
+
+/// Bytes of [`Driver::frame_buffer`]. A frame's UTF-8 can be up to three
+/// times its UTF-16 length; `on_token` frames are ~100 bytes, and bigger
+/// frames simply cross as strings.
+const FRAME_BUFFER: usize = 16 * 1024;
 
 /// Something to hand to the application once the session is released.
 enum Out {
-    /// The token, and its response id when it changed.
-    Token(JsValue, Option<JsValue>),
+    /// A token, and its response id when it changed.
+    Token(Token, Option<ResponseId>),
     Event(JsValue),
     FetchToken {
         fetch_id: u64,
         context_id: String,
     },
+}
+
+/// How a token crosses to JS.
+enum Token {
+    /// `frame.slice(start, end)` of the frame being handled.
+    At(u32, u32),
+    /// Its own text.
+    Text(String),
 }
 
 /// A shared handle; the JS object owns the only strong reference.
@@ -143,6 +190,8 @@ impl Driver {
             last_response_id: None,
             listening: false,
             out: Vec::new(),
+            frame_buffer: vec![0; FRAME_BUFFER].into_boxed_slice(),
+            frame_len: None,
         }));
         let callbacks = Callbacks::new(&driver);
         driver.borrow_mut().callbacks = Some(callbacks);
@@ -174,6 +223,19 @@ impl Driver {
         result
     }
 
+    /// A JS view of the frame buffer, for the JS layer to write frames into.
+    /// It is detached (length 0) once wasm memory grows; the JS layer then
+    /// asks again.
+    pub fn frame_buffer(this: &Shared) -> js_sys::Uint8Array {
+        let d = this.borrow();
+        // SAFETY: the buffer is a fixed allocation owned by the driver and
+        // never reallocated. The view is used only by the socket's message
+        // handler, which writes a frame and then calls the driver at once
+        // (nothing in between can allocate), and which the driver removes
+        // from the socket before it is dropped.
+        unsafe { js_sys::Uint8Array::view(&d.frame_buffer) }
+    }
+
     /// Reads the session.
     pub fn read<T>(this: &Shared, f: impl FnOnce(&Session) -> T) -> T {
         f(&this.borrow().session)
@@ -200,12 +262,15 @@ impl Driver {
             for item in out.drain(..) {
                 match item {
                     Out::Token(token, response_id) => {
-                        let id = response_id.unwrap_or(JsValue::UNDEFINED);
-                        let _ = host.on_token.call2(&JsValue::NULL, &token, &id);
+                        if let Some(id) = response_id {
+                            host.sink.response_id(&id);
+                        }
+                        match token {
+                            Token::At(start, end) => host.sink.token_at(start, end),
+                            Token::Text(text) => host.sink.token(&text),
+                        }
                     }
-                    Out::Event(e) => {
-                        let _ = host.on_event.call1(&JsValue::NULL, &e);
-                    }
+                    Out::Event(e) => host.sink.event(e),
                     Out::FetchToken {
                         fetch_id,
                         context_id,
@@ -240,12 +305,17 @@ impl Driver {
             }
             while let Some(event) = self.session.poll_event() {
                 progressed = true;
-                let out = match &event {
+                let out = match event {
                     Event::Token { response_id, token } => {
-                        let id = self.response_id_change(response_id);
-                        Out::Token(JsValue::from_str(token), id)
+                        let id = self.response_id_change(&response_id);
+                        let frame = self.frame_len.and_then(|n| self.frame_buffer.get(..n));
+                        let token = match frame.and_then(|f| token_offsets(f, &token)) {
+                            Some((start, end)) => Token::At(start, end),
+                            None => Token::Text(token),
+                        };
+                        Out::Token(token, id)
                     }
-                    other => Out::Event(convert::event(other)),
+                    other => Out::Event(convert::event(&other)),
                 };
                 self.out.push(out);
             }
@@ -255,13 +325,13 @@ impl Driver {
         }
     }
 
-    /// The response id as a JS string if the JS layer does not have it yet.
-    fn response_id_change(&mut self, id: &ResponseId) -> Option<JsValue> {
+    /// The response id, if the JS layer does not have it yet.
+    fn response_id_change(&mut self, id: &ResponseId) -> Option<ResponseId> {
         match &self.last_response_id {
             Some(last) if Arc::ptr_eq(last, id) || **last == **id => None,
             _ => {
                 self.last_response_id = Some(id.clone());
-                Some(JsValue::from_str(id))
+                Some(id.clone())
             }
         }
     }
@@ -457,20 +527,39 @@ impl Callbacks {
             };
             Driver::with_session(d, |s, _| s.handle_transport_open(now));
         }));
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new({
+        // The hot path: one call per frame, its UTF-8 already in place.
+        let on_message_in_buffer = Closure::<dyn FnMut(u32)>::new({
             let w = w.clone();
-            move |e: MessageEvent| {
+            move |len: u32| {
                 let Some(d) = w.upgrade() else { return };
-                let data = e.data();
                 {
                     let mut d = d.borrow_mut();
+                    let d = &mut *d;
                     let now = d.clock.now();
-                    match data.as_string() {
-                        Some(text) => d.session.handle_frame(&text, now),
-                        None => d.session.handle_binary_frame(now),
-                    }
+                    let len = (len as usize).min(d.frame_buffer.len());
+                    // `encodeInto` writes valid UTF-8 (checked anyway, as
+                    // cheaply as it can be: a broken host must not make this
+                    // fail, and the lossy form is several times slower).
+                    let bytes = &d.frame_buffer[..len];
+                    let text = match std::str::from_utf8(bytes) {
+                        Ok(text) => std::borrow::Cow::Borrowed(text),
+                        Err(_) => String::from_utf8_lossy(bytes),
+                    };
+                    d.session.handle_frame(&text, now);
+                    d.frame_len = Some(len);
                 }
                 Driver::pump(&d);
+                d.borrow_mut().frame_len = None;
+            }
+        });
+        let on_message_as_text = Closure::<dyn FnMut(Option<String>)>::new({
+            let w = w.clone();
+            move |text: Option<String>| {
+                let Some(d) = w.upgrade() else { return };
+                Driver::with_session(&d, |s, now| match text {
+                    Some(text) => s.handle_frame(&text, now),
+                    None => s.handle_binary_frame(now),
+                });
             }
         });
         let on_close = Closure::<dyn FnMut(JsValue)>::new(guarded_fn(&w, |d, e: JsValue| {
@@ -557,7 +646,11 @@ impl Callbacks {
         };
         let guarded = Guarded {
             open: wrap(on_open.as_ref()),
-            message: wrap(on_message.as_ref()),
+            message: driver
+                .borrow()
+                .host
+                .sink
+                .wrap_message(on_message_in_buffer.as_ref(), on_message_as_text.as_ref()),
             close: wrap(on_close.as_ref()),
             timer: wrap(on_timer.as_ref()),
             token_ok: wrap(on_token_ok.as_ref()),
@@ -569,13 +662,31 @@ impl Callbacks {
         Callbacks {
             _alive: (
                 [on_open, on_close],
-                on_message,
+                on_message_in_buffer,
+                on_message_as_text,
                 [on_timer, on_online, on_offline, on_visibility],
                 [on_token_ok, on_token_err],
             ),
             guarded,
         }
     }
+}
+
+/// Where `token` sits in `frame` as a JS string slice, if it does: when the
+/// frame has the canonical `on_token` layout and the token is plain ASCII
+/// there, byte offsets are also UTF-16 offsets. Any other frame (escapes,
+/// another key order, non-ASCII text) makes the token cross as text. The
+/// bytes are compared, so the slice is the token whatever frame it came
+/// from.
+fn token_offsets(frame: &[u8], token: &str) -> Option<(u32, u32)> {
+    const PREFIX: &[u8] = br#"{"method":"on_token","params":{"token":""#;
+    let start = PREFIX.len();
+    let end = start + token.len();
+    let plain = token.is_ascii()
+        && frame.starts_with(PREFIX)
+        && frame.get(start..end) == Some(token.as_bytes());
+    // u32: a frame is far below 4 GiB (wasm32 memory is).
+    plain.then_some((start as u32, end as u32))
 }
 
 /// A callback that does nothing once its driver is gone.

@@ -11,7 +11,7 @@ use tokenrelay::{Error, RequestId};
 use wasm_bindgen::prelude::*;
 
 use crate::convert;
-use crate::driver::{default_config, Driver, Host, Shared};
+use crate::driver::{default_config, Driver, Host, Shared, Sink};
 
 thread_local! {
     static PANIC_REPORTER: RefCell<Option<Function>> = const { RefCell::new(None) };
@@ -59,7 +59,7 @@ fn request(result: Result<RequestId, Error>) -> Result<f64, JsValue> {
 impl WasmConnection {
     /// A connection to `context_id` at `ws_url`, not yet started.
     /// `websocket` is a WebSocket constructor or `undefined` for the global
-    /// one; the three functions are the JS layer's event sinks and guard.
+    /// one; `sink` receives tokens and events, `guard` wraps callbacks.
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -68,8 +68,7 @@ impl WasmConnection {
         client_key: Option<String>,
         get_token: Function,
         websocket: Option<Function>,
-        on_token: Function,
-        on_event: Function,
+        sink: Sink,
         guard: Function,
     ) -> WasmConnection {
         let mut config = default_config(ws_url);
@@ -77,13 +76,20 @@ impl WasmConnection {
         let host = Host {
             get_token,
             websocket,
-            on_token,
-            on_event,
+            sink,
             guard,
         };
         WasmConnection {
             driver: Driver::new(context_id, config, host),
         }
+    }
+
+    /// The buffer the socket's message handler writes frames into (see
+    /// `Sink.wrapMessage`); detached when wasm memory grows, then asked for
+    /// again.
+    #[wasm_bindgen(js_name = frameBuffer)]
+    pub fn frame_buffer(&self) -> js_sys::Uint8Array {
+        Driver::frame_buffer(&self.driver)
     }
 
     /// Starts connecting.

@@ -132,6 +132,25 @@ test('close 4001 (credential expired): UnauthorizedError as the cause, a fresh k
   }
 });
 
+test('every kind of token arrives exact: plain, escaped, non-ASCII, bigger than the frame buffer', async () => {
+  // Plain ASCII tokens cross as slices of the frame JS already holds; the
+  // others (escapes, non-ASCII, a frame too big for the wasm frame buffer)
+  // take the other paths. All must give the same text.
+  const ctx = await server.context();
+  const conn = await within(new Client(server.clientOptions()).connect(ctx), 'connect');
+  try {
+    const seen = [];
+    conn.on('token', ({ token }) => seen.push(token));
+    const words = ['plain', 'é', '"quoted"', 'back\\slash', 'bell\u0007', '😀', 'x'.repeat(9000), 'end'];
+    const reply = await within(conn.ask(`[echo] ${words.join(' ')}`), 'reply');
+    const expected = words.join(' ');
+    assert.equal(reply.text, expected);
+    assert.deepEqual(seen, words.map((w, i) => (i < words.length - 1 ? `${w} ` : w)));
+  } finally {
+    conn.close();
+  }
+});
+
 test('a drop mid-reply: fresh key, resume, every token exactly once', async () => {
   const ctx = await server.context();
   const options = server.clientOptions();

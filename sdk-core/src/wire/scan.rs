@@ -30,7 +30,8 @@ fn canonical(text: &str) -> Option<TokenParams<'_>> {
     let (seq, rest) = match rest.strip_prefix(r#","seq":"#) {
         Some(rest) => {
             let end = rest
-                .find(|c: char| !c.is_ascii_digit())
+                .bytes()
+                .position(|b| !b.is_ascii_digit())
                 .unwrap_or(rest.len());
             let digits = &rest[..end];
             if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
