@@ -23,6 +23,10 @@ import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 
+private val SHOWN_STATES = setOf(
+    ConnectionState.RECONNECTING, ConnectionState.SUSPENDED, ConnectionState.FAILED, ConnectionState.CLOSED,
+)
+
 fun main(args: Array<String>) = runBlocking {
     val env = System.getenv()
     val httpUrl = env["TOKENRELAY_HTTP_URL"] ?: error("set TOKENRELAY_HTTP_URL (run.sh does)")
@@ -48,8 +52,9 @@ fun main(args: Array<String>) = runBlocking {
                         when (event) {
                             is Event.Token -> print(event.token)
                             is Event.ResponseComplete -> { println(); replyDone.complete(Unit) }
-                            is Event.StateChanged -> if (event.change.state != ConnectionState.CONNECTED) {
-                                System.err.println("[${event.change.state.name.lowercase()}]")
+                            // Show the connection recovering by itself.
+                            is Event.StateChanged -> if (event.change.state in SHOWN_STATES) {
+                                System.err.println("[${event.change.state.name.lowercase()}, attempt ${event.change.attempt}]")
                             }
                             else -> {}
                         }

@@ -28,7 +28,10 @@ pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 common=(--db "$tmp/store.sqlite3" --scripted-pace-ms 0)
-boot="$("$server" "${common[@]}" bootstrap --org-name kotlin-cli)"
+boot="$(NO_COLOR=1 "$server" "${common[@]}" bootstrap --org-name kotlin-cli 2>"$tmp/boot.log")" || {
+  cat "$tmp/boot.log" >&2
+  exit 1
+}
 org_id="$(printf '%s\n' $boot | sed -n 's/^org_id=//p')"
 org_key="$(printf '%s\n' $boot | sed -n 's/^org_api_key=//p')"
 NO_COLOR=1 TOKENRELAY_LOG=info "$server" "${common[@]}" --bind 127.0.0.1:0 serve 2>"$tmp/log" &

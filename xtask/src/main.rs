@@ -23,6 +23,7 @@ const TEST: &[Step] = &[
     Step::Cargo(&["test", "--workspace", "--doc"]),
     Step::Script("sdk-python/test.sh"),
     Step::Script("sdk-wasm/test.sh"),
+    Step::Script("sdk-mobile/test.sh"),
 ];
 
 const LINT: &[Step] = &[

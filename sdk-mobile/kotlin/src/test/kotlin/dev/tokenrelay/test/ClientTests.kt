@@ -6,6 +6,7 @@ package dev.tokenrelay.test
 import dev.tokenrelay.AdminClient
 import dev.tokenrelay.Client
 import dev.tokenrelay.ClientConfig
+import dev.tokenrelay.Connection
 import dev.tokenrelay.ConnectionState
 import dev.tokenrelay.Event
 import dev.tokenrelay.ResponseStatus
@@ -32,31 +33,48 @@ private suspend fun <T : Any> EventReader.until(what: String, pick: suspend (Eve
 private suspend fun EventReader.state(s: ConnectionState) =
     until("state $s") { e -> (e as? Event.StateChanged)?.change?.takeIf { it.state == s } }
 
-fun clientTests(): List<Test> = listOf(
-    Test("kotlin token provider is called again on reconnect") { server ->
-        val contextId = server.newContext()
-        val provider = CountingProvider(server)
-        Client(ClientConfig(wsUrl = server.wsUrl), provider::token).use { client ->
-            client.connect(contextId).use { conn ->
-                val events = EventReader(conn.events())
-                assertEq(conn.ask("[echo] before").text, "before", "first reply")
-                assertEq(provider.calls.get(), 1, "provider calls after connect")
-                server.fault(contextId, "drop")
-                events.reconnected()
-                assertEq(conn.ask("[echo] after").text, "after", "reply after the reconnect")
-                check(provider.calls.get() >= 2) { "the provider was not called again: ${provider.calls.get()}" }
-                check(provider.tokens.toSet().size == provider.tokens.size) { "a key was reused" }
+/** What a test gets from [connected]: one connection on a fresh context. */
+private class Session(
+    val conn: Connection,
+    val events: EventReader,
+    val provider: CountingProvider,
+    val contextId: String,
+)
+
+/**
+ * Runs [body] with a client on a fresh context (a Kotlin provider minting a
+ * key per call), its events collected; closes everything afterwards.
+ */
+private suspend fun connected(server: ReferenceServer, body: suspend Session.() -> Unit) {
+    val contextId = server.newContext()
+    val provider = CountingProvider(server)
+    Client(server.wsUrl, provider::token).use { client ->
+        client.connect(contextId).use { conn ->
+            val events = EventReader(conn.events())
+            try {
+                Session(conn, events, provider, contextId).body()
+            } finally {
                 events.cancel()
             }
+        }
+    }
+}
+
+fun clientTests(): List<Test> = listOf(
+    Test("kotlin token provider is called again on reconnect") { server ->
+        connected(server) {
+            assertEq(conn.ask("[echo] before").text, "before", "first reply")
+            assertEq(provider.calls.get(), 1, "provider calls after connect")
+            server.fault(contextId, "drop")
+            events.reconnected()
+            assertEq(conn.ask("[echo] after").text, "after", "reply after the reconnect")
+            check(provider.calls.get() >= 2) { "the provider was not called again: ${provider.calls.get()}" }
+            check(provider.tokens.toSet().size == provider.tokens.size) { "a key was reused" }
         }
     },
 
     Test("socket killed mid-reply: fresh key, resume, every token once") { server ->
-        val contextId = server.newContext()
-        val provider = CountingProvider(server)
-        val client = Client(ClientConfig(wsUrl = server.wsUrl), provider::token)
-        client.connect(contextId).use { conn ->
-            val events = EventReader(conn.events())
+        connected(server) {
             val request = conn.sendMessage("[tokens=120 pace_ms=3] go")
             val rid = events.until("the reply") { e ->
                 (e as? Event.ResponseStarted)?.takeIf { it.requestId?.toLong() == request }?.responseId
@@ -82,17 +100,11 @@ fun clientTests(): List<Test> = listOf(
             assertEq(count, 120, "token events (each exactly once)")
             check(resumed) { "no Connected(resumed = true) after the drop" }
             check(provider.calls.get() >= 2) { "no fresh key for the reconnect" }
-            events.cancel()
         }
-        client.close()
     },
 
     Test("ask returns the whole reply while events() streams it") { server ->
-        val contextId = server.newContext()
-        val provider = CountingProvider(server)
-        val client = Client(server.wsUrl, provider::token)
-        client.connect(contextId).use { conn ->
-            val events = EventReader(conn.events())
+        connected(server) {
             val reply = conn.ask("[tokens=300] stream")
             assertEq(reply.text, tokens(300), "ask() text")
             val streamed = StringBuilder()
@@ -102,7 +114,6 @@ fun clientTests(): List<Test> = listOf(
             }
             assertEq(streamed.toString(), reply.text, "tokens seen by events()")
             assertEq(conn.state.state, ConnectionState.CONNECTED, "state")
-            events.cancel()
         }
     },
 
@@ -148,11 +159,7 @@ fun clientTests(): List<Test> = listOf(
     },
 
     Test("stop() ends the reply stopped with the partial text") { server ->
-        val contextId = server.newContext()
-        val provider = CountingProvider(server)
-        val client = Client(server.wsUrl, provider::token)
-        client.connect(contextId).use { conn ->
-            val events = EventReader(conn.events())
+        connected(server) {
             val request = conn.sendMessage("[tokens=500 pace_ms=5] long")
             var seen = 0
             val r = events.until("the stopped reply") { e ->
@@ -161,16 +168,11 @@ fun clientTests(): List<Test> = listOf(
             }
             assertEq(r.status, ResponseStatus.STOPPED, "status")
             check(tokens(500).startsWith(r.text) && r.text.isNotEmpty()) { "text '${r.text}'" }
-            events.cancel()
         }
     },
 
     Test("setLastMessages re-invokes the agent; client-side tool answers") { server ->
-        val contextId = server.newContext()
-        val provider = CountingProvider(server)
-        val client = Client(server.wsUrl, provider::token)
-        client.connect(contextId).use { conn ->
-            val events = EventReader(conn.events())
+        connected(server) {
             val first = conn.ask("[client_tool=get_location] where?")
             assertEq(first.clientSideToolCalls.map { it.toolName }, listOf("get_location"), "client-side calls")
             val request = conn.sendToolResponses(first.clientSideToolCalls[0].toolCallId to "52.5,13.4")
@@ -184,22 +186,21 @@ fun clientTests(): List<Test> = listOf(
             }
             assertEq(r.status, ResponseStatus.COMPLETE, "status")
             assertEq(r.text, "rewritten", "text")
-            events.cancel()
         }
     },
 
     Test("pause(): no reconnect in the background; resume() reconnects at once") { server ->
-        val contextId = server.newContext()
-        val provider = CountingProvider(server)
-        val client = Client(server.wsUrl, provider::token)
-        client.connect(contextId).use { conn ->
-            val events = EventReader(conn.events())
+        connected(server) {
             conn.pause()
             server.fault(contextId, "drop")
             events.state(ConnectionState.RECONNECTING)
             delay(1500)
             assertEq(provider.calls.get(), 1, "provider calls while paused")
             check(conn.state.state != ConnectionState.CONNECTED) { "reconnected while paused" }
+            // The network coming back while paused does not reconnect either.
+            conn.setNetworkAvailable(true)
+            delay(300)
+            assertEq(provider.calls.get(), 1, "provider calls after network back while paused")
             val t0 = System.nanoTime()
             conn.resume()
             events.state(ConnectionState.CONNECTED)
@@ -207,16 +208,11 @@ fun clientTests(): List<Test> = listOf(
             check(ms < 5_000) { "resume took $ms ms" }
             assertEq(provider.calls.get(), 2, "provider calls after resume")
             assertEq(conn.ask("[echo] back").text, "back", "reply after resume")
-            events.cancel()
         }
     },
 
     Test("network lost: no retries; network back: reconnects at once") { server ->
-        val contextId = server.newContext()
-        val provider = CountingProvider(server)
-        val client = Client(server.wsUrl, provider::token)
-        client.connect(contextId).use { conn ->
-            val events = EventReader(conn.events())
+        connected(server) {
             conn.setNetworkAvailable(false)
             server.fault(contextId, "drop")
             events.state(ConnectionState.RECONNECTING)
@@ -225,7 +221,6 @@ fun clientTests(): List<Test> = listOf(
             conn.setNetworkAvailable(true)
             events.state(ConnectionState.CONNECTED)
             assertEq(conn.ask("[echo] online").text, "online", "reply")
-            events.cancel()
         }
     },
 
