@@ -93,12 +93,8 @@ pub fn jwt_expiry(token: &str) -> Option<u64> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
-    #[derive(serde::Deserialize)]
-    struct Claims {
-        exp: Option<serde_json::Number>,
-    }
-    let claims: Claims = serde_json::from_slice(&bytes).ok()?;
-    let exp = claims.exp?;
+    let claims = crate::wire::parse_json(std::str::from_utf8(&bytes).ok()?)?;
+    let exp = claims.get("exp")?.as_number()?;
     exp.as_u64()
         .or_else(|| exp.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
 }

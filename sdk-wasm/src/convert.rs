@@ -8,7 +8,7 @@
 use js_sys::{Array, Object, Reflect, JSON};
 use serde_json::Value;
 use tokenrelay::event::StateChange;
-use tokenrelay::wire::AgentEvent;
+use tokenrelay::wire::{self, Agent, AgentEvent, ServerInfo, StopReason};
 use tokenrelay::{Error, Event, RequestId, Response, ToolCall, ToolResult};
 use wasm_bindgen::JsValue;
 
@@ -33,13 +33,54 @@ fn request_id(id: Option<RequestId>) -> JsValue {
     id.map_or(JsValue::NULL, |id| JsValue::from_f64(id.0 as f64))
 }
 
-/// Any JSON value, through the host's own `JSON.parse` (smaller than a
-/// structural walk, and exact for every value serde_json can print).
-pub fn json(value: &impl serde::Serialize) -> JsValue {
-    serde_json::to_string(value)
-        .ok()
-        .and_then(|s| JSON::parse(&s).ok())
-        .unwrap_or(JsValue::NULL)
+/// Any JSON value, written by the core's compact codec and read by the
+/// host's own `JSON.parse` (smaller than a structural walk).
+pub fn json(value: &Value) -> JsValue {
+    JSON::parse(&wire::json_text(value)).unwrap_or(JsValue::NULL)
+}
+
+/// The agent, with the field names of the wire (as `index.d.ts` declares).
+fn agent(a: &Agent) -> JsValue {
+    let o = Object::new();
+    set(&o, "agent_id", a.agent_id.as_str());
+    set(&o, "agent_name", a.agent_name.as_str());
+    set(&o, "agent_description", a.agent_description.as_str());
+    set(&o, "prompt", a.prompt.as_str());
+    set(&o, "org_id", a.org_id.as_str());
+    set(&o, "is_public", a.is_public);
+    set(&o, "agent_speaks_first", a.agent_speaks_first);
+    set(&o, "tools", values(&a.tools));
+    for (key, at) in [("created_at", a.created_at), ("updated_at", a.updated_at)] {
+        if let Some(t) = at {
+            set(&o, key, t as f64);
+        }
+    }
+    for (key, value) in &a.extra {
+        set(&o, key, json(value));
+    }
+    o.into()
+}
+
+/// The server's name, version and capabilities.
+pub fn server(s: &ServerInfo) -> JsValue {
+    let o = Object::new();
+    set(&o, "name", s.name.as_str());
+    set(&o, "version", s.version.as_str());
+    let caps = Array::new();
+    for c in &s.capabilities {
+        caps.push(&JsValue::from_str(c));
+    }
+    set(&o, "capabilities", caps);
+    o.into()
+}
+
+fn stop_reason(r: StopReason) -> &'static str {
+    match r {
+        StopReason::Complete => "complete",
+        StopReason::Stopped => "stopped",
+        StopReason::Error => "error",
+        StopReason::Other => "other",
+    }
 }
 
 /// An error descriptor: `code` is [`Error::kind`]; `serverCode`, `status`,
@@ -97,11 +138,18 @@ fn tool_result(o: &Object, result: &ToolResult) {
 }
 
 fn agent_events(events: &[AgentEvent]) -> JsValue {
-    json(&events)
+    let list = Array::new();
+    for e in events {
+        let o = Object::new();
+        set(&o, "type", e.kind.as_str());
+        set(&o, "data", json(&e.data));
+        list.push(&o);
+    }
+    list.into()
 }
 
 fn values(values: &[Value]) -> JsValue {
-    json(&values)
+    values.iter().map(json).collect::<Array>().into()
 }
 
 /// A whole [`Response`].
@@ -114,7 +162,8 @@ pub fn response(r: &Response) -> JsValue {
     set(
         &o,
         "stopReason",
-        r.stop_reason.map_or(JsValue::NULL, |s| json(&s)),
+        r.stop_reason
+            .map_or(JsValue::NULL, |s| stop_reason(s).into()),
     );
     let calls = Array::new();
     for c in &r.tool_calls {
@@ -147,8 +196,16 @@ pub fn event(e: &Event) -> JsValue {
         } => {
             let o = object("connected");
             set(&o, "resumed", *resumed);
-            set(&o, "agent", agent.as_deref().map_or(JsValue::NULL, json));
-            set(&o, "server", server.as_deref().map_or(JsValue::NULL, json));
+            set(
+                &o,
+                "agent",
+                agent.as_deref().map_or(JsValue::NULL, self::agent),
+            );
+            set(
+                &o,
+                "server",
+                server.as_deref().map_or(JsValue::NULL, self::server),
+            );
             o.into()
         }
         Event::ResponseStarted {

@@ -156,7 +156,7 @@ impl WasmConnection {
     /// The server's name, version and capabilities, once known.
     pub fn server(&self) -> JsValue {
         Driver::read(&self.driver, |s| {
-            s.server().map_or(JsValue::NULL, convert::json)
+            s.server().map_or(JsValue::NULL, convert::server)
         })
     }
 

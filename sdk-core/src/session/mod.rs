@@ -816,7 +816,7 @@ impl Session {
             self.lose_socket(&error, now);
             return self.after_refusal(error, now);
         }
-        let connect: ConnectResult = serde_json::from_value(result).unwrap_or_default();
+        let connect: ConnectResult = wire::connect_result(result);
         let server = connect.server.clone();
         let has = |cap: &str| server.as_ref().is_some_and(|s| s.has(cap));
         let resumed = resume_requested && has(capability::RESUME) && connect.resumed != Some(false);

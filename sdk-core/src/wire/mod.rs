@@ -17,6 +17,10 @@ use serde_json::{Map, Value};
 
 use crate::error::ProtocolError;
 
+// Used by the session only on wasm32; compiled everywhere so that the
+// tests hold it to the serde decoders' meaning.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod compact;
 mod scan;
 
 /// Extension names a server may advertise in `connect_to_context`'s
@@ -118,6 +122,18 @@ impl ClientRequest {
 
     /// Encodes the request as one text frame, with `id` when given.
     pub fn encode(&self, id: Option<&str>) -> String {
+        #[cfg(target_arch = "wasm32")]
+        return compact::encode_request(self, id);
+        #[cfg(not(target_arch = "wasm32"))]
+        encode_request_with_serde(self, id)
+    }
+}
+
+/// [`ClientRequest::encode`] with serde_json: the reference, and what
+/// native builds use.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+fn encode_request_with_serde(request: &ClientRequest, id: Option<&str>) -> String {
+    {
         #[derive(Serialize)]
         struct Framed<'a> {
             #[serde(flatten)]
@@ -126,7 +142,7 @@ impl ClientRequest {
             id: Option<&'a str>,
         }
         // Serializing plain strings and maps into a String cannot fail.
-        serde_json::to_string(&Framed { request: self, id }).unwrap_or_default()
+        serde_json::to_string(&Framed { request, id }).unwrap_or_default()
     }
 }
 
@@ -486,10 +502,18 @@ pub struct ClientSideToolCallsParams {
 /// Decodes one server frame. Never panics; everything that is not the
 /// protocol is a [`ProtocolError`].
 pub fn decode_server_frame(text: &str) -> Result<ServerFrame<'_>, ProtocolError> {
-    // Fastest first: the hand scanner takes only plain `on_token` frames;
-    // the one-pass serde decoder types `params` as soon as the method is
-    // known; anything either does not accept goes the careful way, which
-    // also words every error, so all three agree on what a frame means.
+    // The browser build reads frames with the compact codec (a third of the
+    // bundle was serde's); both give every frame the same meaning.
+    #[cfg(target_arch = "wasm32")]
+    return compact::decode_server_frame(text);
+    #[cfg(not(target_arch = "wasm32"))]
+    decode_server_frame_with_serde(text)
+}
+
+/// [`decode_server_frame`] with serde_json: the reference, and what native
+/// builds use.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+fn decode_server_frame_with_serde(text: &str) -> Result<ServerFrame<'_>, ProtocolError> {
     if let Some(params) = scan::token_frame(text) {
         return Ok(ServerFrame::Notification(Notification::Token(params)));
     }
@@ -818,7 +842,7 @@ pub fn result_failure(result: &Value) -> Option<ResultFailure> {
         (_, error) => Some(ResultFailure {
             error: match error {
                 Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
+                Some(other) => json_text(other),
                 None => "request failed without an error message".into(),
             },
             code: result
@@ -827,6 +851,31 @@ pub fn result_failure(result: &Value) -> Option<ResultFailure> {
                 .map(str::to_owned),
         }),
     }
+}
+
+/// What `connect_to_context`'s result says, read leniently: a result that
+/// does not fit (a field of the wrong type) reads as the default.
+pub fn connect_result(result: Value) -> ConnectResult {
+    #[cfg(target_arch = "wasm32")]
+    return compact::connect_result(&result);
+    #[cfg(not(target_arch = "wasm32"))]
+    serde_json::from_value(result).unwrap_or_default()
+}
+
+/// A value as compact JSON text.
+pub fn json_text(value: &Value) -> String {
+    #[cfg(target_arch = "wasm32")]
+    return compact::to_json(value);
+    #[cfg(not(target_arch = "wasm32"))]
+    value.to_string()
+}
+
+/// Parses JSON text into a value.
+pub fn parse_json(text: &str) -> Option<Value> {
+    #[cfg(target_arch = "wasm32")]
+    return compact::parse(text).ok();
+    #[cfg(not(target_arch = "wasm32"))]
+    serde_json::from_str(text).ok()
 }
 
 // ---------------------------------------------------------------------------
