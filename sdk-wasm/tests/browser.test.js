@@ -2,7 +2,9 @@
 // loads it as <script type="module">, gets client keys from its backend
 // (POST /api/get-client-token, the two-endpoint pattern), streams a reply,
 // survives a forced socket drop and shows the whole text. The test checks
-// the DOM and takes a screenshot.
+// the DOM and takes a screenshot. A second test runs the publishable-key
+// flow (PROTOCOL.md 4.4), where the Origin the browser itself sends is what
+// the server checks: an allowed page connects, another page is refused.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,6 +49,34 @@ const page = (wsUrl) => `<!doctype html>
   }
 </script>`;
 
+// A page that connects with the app's publishable key and reports how it
+// went: `ok:<status>` or `error:<class>:<serverCode>`.
+const keyPage = (wsUrl, clientKey) => `<!doctype html>
+<meta charset="utf-8">
+<title>tokenrelay publishable key</title>
+<p id="done"></p>
+<script type="module">
+  import { Client } from '/pkg/index.js';
+  const contextId = new URLSearchParams(location.search).get('context');
+  const client = new Client({
+    wsUrl: ${JSON.stringify(wsUrl)},
+    clientKey: ${JSON.stringify(clientKey)},
+    getToken: async (contextId) => {
+      const r = await fetch('/api/get-client-token', { method: 'POST', body: JSON.stringify({ contextId }) });
+      return (await r.json()).clientToken;
+    },
+  });
+  const done = document.getElementById('done');
+  try {
+    const conn = await client.connect(contextId);
+    const reply = await conn.ask('[tokens=5] hi');
+    done.textContent = 'ok:' + reply.status;
+    conn.close();
+  } catch (e) {
+    done.textContent = 'error:' + e.name + ':' + e.serverCode;
+  }
+</script>`;
+
 const types = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
 
 let relay;
@@ -54,10 +84,10 @@ let web;
 let contextId;
 let tokenCalls = 0;
 
-before(async () => {
-  relay = await Server.start();
-  contextId = await relay.context();
-  web = createServer(async (req, res) => {
+/** The app's web server on 127.0.0.1: `html()` at `/`, the package under
+ * `/pkg/`, and the "get client token" endpoint minting keys from `server`. */
+async function serveApp(server, html) {
+  const app = createServer(async (req, res) => {
     try {
       const url = new URL(req.url, 'http://x');
       if (req.method === 'POST' && url.pathname === '/api/get-client-token') {
@@ -65,12 +95,12 @@ before(async () => {
         for await (const chunk of req) body += chunk;
         const { contextId: ctx } = JSON.parse(body);
         tokenCalls += 1;
-        const clientToken = await relay.clientKey(ctx);
+        const clientToken = await server.clientKey(ctx);
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ clientToken }));
       } else if (url.pathname === '/favicon.ico') {
         res.writeHead(204).end();
       } else if (url.pathname === '/') {
-        res.writeHead(200, { 'content-type': 'text/html' }).end(page(relay.ws));
+        res.writeHead(200, { 'content-type': 'text/html' }).end(html());
       } else if (url.pathname.startsWith('/pkg/') && !url.pathname.includes('..')) {
         const file = join(pkg, url.pathname.slice(5));
         const data = await readFile(file);
@@ -82,7 +112,22 @@ before(async () => {
       res.writeHead(500).end(String(e));
     }
   });
-  await new Promise((r) => web.listen(0, '127.0.0.1', r));
+  await new Promise((r) => app.listen(0, '127.0.0.1', r));
+  return app;
+}
+
+function launch() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}
+
+before(async () => {
+  relay = await Server.start();
+  contextId = await relay.context();
+  web = await serveApp(relay, () => page(relay.ws));
 });
 
 after(async () => {
@@ -91,11 +136,7 @@ after(async () => {
 });
 
 test('headless Chromium: stream, forced drop, full text in the DOM', { timeout: 120_000, skip: !existsSync(CHROMIUM) && `no ${CHROMIUM}` }, async () => {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  const browser = await launch();
   try {
     const tab = await browser.newPage();
     const problems = [];
@@ -122,5 +163,37 @@ test('headless Chromium: stream, forced drop, full text in the DOM', { timeout: 
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();
+  }
+});
+
+test('headless Chromium: publishable key, allowed origin connects, any other origin is refused', { timeout: 120_000, skip: !existsSync(CHROMIUM) && `no ${CHROMIUM}` }, async () => {
+  // Its own server: a publishable key binds every browser connection of
+  // the org, which the test above must not see.
+  const server = await Server.start();
+  const apps = [];
+  const browser = await launch();
+  try {
+    const ctx = await server.context();
+    // Two pages on two ports: two origins, one of them allowed.
+    let html = '';
+    const [allowed, other] = await Promise.all([serveApp(server, () => html), serveApp(server, () => html)]);
+    apps.push(allowed, other);
+    const origin = (app) => `http://127.0.0.1:${app.address().port}`;
+    const { client_key: pk } = await server.rest('POST', '/client-key', { allowed_origins: [origin(allowed)] });
+    assert.match(pk, /^pk_/);
+    html = keyPage(server.ws, pk);
+    const results = {};
+    for (const [name, app] of [['allowed', allowed], ['other', other]]) {
+      const tab = await browser.newPage();
+      await tab.goto(`${origin(app)}/?context=${encodeURIComponent(ctx)}`);
+      await tab.waitForFunction(() => document.getElementById('done').textContent !== '', null, { timeout: 60_000 });
+      results[name] = await tab.textContent('#done');
+    }
+    assert.equal(results.allowed, 'ok:complete');
+    assert.equal(results.other, 'error:ForbiddenError:CLIENT_KEY_MISMATCH');
+  } finally {
+    await browser.close();
+    for (const app of apps) app.close();
+    await server.stop();
   }
 });
