@@ -60,6 +60,33 @@ async function sdk(server, ctx) {
   return { frames, ms, cpuMs: (cpu.user + cpu.system) / 1000, chars: r.text.length };
 }
 
+// Per-token latency added by the package: from the socket's `message` event
+// of an `on_token` frame to the `token` listener seeing that token. A
+// separate run (the clock reads would slow the throughput runs). Frames are
+// handed to wasm in one batch per socket read, so under a full-speed blast a
+// token waits for the rest of its read to be copied in; a paced stream
+// (tokens arriving one per read, as from a model) waits for nothing.
+async function latency(server, ctx) {
+  const arrivals = [];
+  const delays = [];
+  class Timed extends WebSocket {
+    set onmessage(f) {
+      super.onmessage = f && ((e) => {
+        if (typeof e.data === 'string' && e.data.startsWith('{"method":"on_token"')) arrivals.push(performance.now());
+        f(e);
+      });
+    }
+    get onmessage() { return super.onmessage; }
+  }
+  const conn = await new Client({ wsUrl: server.ws, getToken: () => 'bench-token', WebSocket: Timed }).connect(ctx);
+  conn.on('token', () => { delays.push(performance.now() - arrivals[delays.length]); });
+  await conn.ask(message);
+  conn.close();
+  delays.sort((a, b) => a - b);
+  const us = (q) => +(delays[Math.min(delays.length - 1, Math.floor(q * delays.length))] * 1000).toFixed(1);
+  return { frames: delays.length, p50Us: us(0.5), p99Us: us(0.99), maxUs: us(1) };
+}
+
 // Its own process group, so stopping it also stops the bench binary cargo
 // started (killing cargo alone leaves the server running).
 const child = spawn('cargo', ['bench', '-q', '-p', 'tokenrelay', '--bench', 'loopback', '--', '--serve', String(N)], {
@@ -82,6 +109,9 @@ try {
       console.log(JSON.stringify(line));
     }
   }
+  const lat = await latency(server, 'bench');
+  console.log(JSON.stringify({ kind: 'sdk-latency', ...lat }));
+  results.latency = lat;
 } finally {
   await server.stop();
 }
@@ -92,5 +122,6 @@ console.log(JSON.stringify({
   summary: true, frames: N,
   plainFramesPerSec: p.framesPerSec, sdkFramesPerSec: s.framesPerSec, ratio: +(s.framesPerSec / p.framesPerSec).toFixed(3),
   plainCpuUsPerFrame: +p.cpuUsPerFrame.toFixed(2), sdkCpuUsPerFrame: +s.cpuUsPerFrame.toFixed(2),
+  sdkTokenLatencyUs: { p50: results.latency.p50Us, p99: results.latency.p99Us, max: results.latency.maxUs },
 }));
 process.exit(0);

@@ -120,6 +120,8 @@ export class Client {
 // Only `Client.connect` makes connections.
 const secret = Symbol('tokenrelay.internal');
 const encoder = new TextEncoder();
+// Frames handed to wasm in one call at most (see `wrapMessage`).
+const MAX_BATCH = 64;
 
 /** One connection to one context. Reconnects by itself until `close()`. */
 export class Connection {
@@ -141,37 +143,74 @@ export class Connection {
     // Unhandled only if nobody awaits connect(); avoid a spurious warning.
     this._opened.catch(() => {});
     const getToken = options.getToken;
-    // What the wasm driver calls (see `Sink` in src/driver.rs). `frame` is
-    // the text frame being handled: a token that is a plain slice of it
-    // arrives as offsets, sparing a string copy out of wasm per token.
-    let frame = '';
+    // What the wasm driver calls (see `Sink` in src/driver.rs). Frames are
+    // handed over in batches: `batch` holds the text of those written to
+    // the frame buffer and not yet handed over; `frames` those being handled,
+    // from which a token that is a plain slice arrives as offsets, sparing a
+    // string copy out of wasm per token.
+    let batch = [];
+    let frames = batch;
+    let used = 0;
+    let scheduled = false;
     let buffer = new Uint8Array(0);
     const sink = {
       responseId: (id) => { this.#responseId = id; },
-      tokenAt: (start, end) => this.#token(this.#responseId, frame.slice(start, end)),
+      tokenAt: (frame, start, end) => this.#token(this.#responseId, frames[frame].slice(start, end)),
       token: (token) => this.#token(this.#responseId, token),
       event: (e) => this.#event(e),
-      // Frames are written straight into wasm memory with encodeInto: no
-      // allocation and no per-character loop, the cheapest way in.
-      wrapMessage: (inBuffer, asText) => (e) => {
-        if (dead) return;
-        const data = e.data;
-        try {
-          if (typeof data !== 'string') {
-            asText(undefined);
-            return;
+      wrapMessage: (inBuffer, asText) => {
+        const flush = () => {
+          scheduled = false;
+          if (used === 0) return;
+          const n = used;
+          used = 0;
+          frames = batch.splice(0);
+          if (dead) return;
+          try {
+            inBuffer(n);
+          } catch (err) {
+            panicked(err);
           }
-          frame = data;
-          // Detached (length 0) after wasm memory grew: ask again.
-          if (buffer.length === 0) buffer = this.#wasm.frameBuffer();
-          // UTF-8 takes at most 3 bytes per UTF-16 unit.
-          if (data.length * 3 <= buffer.length) inBuffer(encoder.encodeInto(data, buffer).written);
-          else asText(data);
-        } catch (err) {
-          panicked(err);
-        } finally {
-          frame = '';
-        }
+          frames = batch;
+        };
+        return (e) => {
+          if (dead) return;
+          const data = e.data;
+          try {
+            if (typeof data !== 'string') {
+              flush();
+              asText(undefined);
+              return;
+            }
+            // UTF-8 takes at most 3 bytes per UTF-16 unit, plus 4 for the
+            // length. The view is detached (length 0) once wasm memory grew.
+            if (buffer.length === 0) buffer = this.#wasm.frameBuffer();
+            if (used + 4 + data.length * 3 > buffer.length) {
+              flush();
+              if (buffer.length === 0) buffer = this.#wasm.frameBuffer();
+              if (4 + data.length * 3 > buffer.length) {
+                asText(data);
+                return;
+              }
+            }
+            const written = encoder.encodeInto(data, buffer.subarray(used + 4)).written;
+            buffer[used] = written & 0xff;
+            buffer[used + 1] = (written >>> 8) & 0xff;
+            buffer[used + 2] = (written >>> 16) & 0xff;
+            buffer[used + 3] = written >>> 24;
+            used += 4 + written;
+            // Handed over when the socket read that brought it is done (a
+            // microtask), or at once when the batch is big enough: the call
+            // into wasm is then well amortized, and no token waits long.
+            if (batch.push(data) >= MAX_BATCH) flush();
+            else if (!scheduled) {
+              scheduled = true;
+              queueMicrotask(flush);
+            }
+          } catch (err) {
+            panicked(err);
+          }
+        };
       },
     };
     this.#wasm = call(() => new WasmConnection(

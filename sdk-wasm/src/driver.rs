@@ -47,22 +47,27 @@ extern "C" {
     /// The response id of the tokens that follow changed.
     #[wasm_bindgen(method, js_name = responseId)]
     fn response_id(this: &Sink, id: &str);
-    /// The next token is `frame.slice(start, end)` of the frame being
-    /// handled: the JS layer already holds that string, so slicing it is
-    /// far cheaper than decoding a fresh copy out of wasm memory.
+    /// The next token is `frames[frame].slice(start, end)` of the batch
+    /// of frames being handled: the JS layer already holds those strings,
+    /// so slicing one is far cheaper than decoding a copy out of wasm
+    /// memory.
     #[wasm_bindgen(method, js_name = tokenAt)]
-    fn token_at(this: &Sink, start: u32, end: u32);
+    fn token_at(this: &Sink, frame: u32, start: u32, end: u32);
     /// The next token, when it is not a plain slice of the frame.
     #[wasm_bindgen(method)]
     fn token(this: &Sink, token: &str);
     /// Any other event, as a JS object.
     #[wasm_bindgen(method)]
     fn event(this: &Sink, event: JsValue);
-    /// Makes the socket's `message` handler. A text frame that fits is
-    /// written into the connection's frame buffer (`TextEncoder.encodeInto`,
-    /// no allocation) and `in_buffer(byteLength)` is called; a larger one is
-    /// passed to `as_text(text)`, a binary one as `as_text(undefined)`. The
-    /// frame's JS string is kept for [`Sink::token_at`] while either runs.
+    /// Makes the socket's `message` handler. Text frames that fit are
+    /// written one after another into the connection's frame buffer
+    /// (`TextEncoder.encodeInto`, no allocation), each as a little-endian
+    /// `u32` byte length and its UTF-8, and handed over in one batch with
+    /// `in_buffer(bytesUsed)` from a microtask: a socket read that brought
+    /// many frames costs one call into wasm, not one per frame. A frame too
+    /// big for the buffer goes to `as_text(text)`, a binary one to
+    /// `as_text(undefined)`, each after the batch before it. The batch's JS
+    /// strings are kept for [`Sink::token_at`] while `in_buffer` runs.
     /// Like `guard`, the handler turns a trap into an error on the
     /// connection.
     #[wasm_bindgen(method, js_name = wrapMessage)]
@@ -137,16 +142,16 @@ pub struct Driver {
     /// [`Sink::wrap_message`]): a fixed allocation, so its address stays
     /// valid for the JS view of it for the driver's whole life.
     frame_buffer: Box<[u8]>,
-    /// The length of the frame in `frame_buffer` while it is being handled,
-    /// so its tokens can be handed to JS as offsets into the string JS
-    /// already has (see [`token_offsets`]).
-    frame_len: Option<usize>,
+    /// The frame being handled: its index in the batch and where it is in
+    /// `frame_buffer`, so its tokens can be handed to JS as offsets into the
+    /// string JS already has (see [`token_offsets`]).
+    frame: Option<(u32, usize, usize)>,
 }
 
-/// Bytes of [`Driver::frame_buffer`]. A frame's UTF-8 can be up to three
-/// times its UTF-16 length; `on_token` frames are ~100 bytes, and bigger
-/// frames simply cross as strings.
-const FRAME_BUFFER: usize = 16 * 1024;
+/// Bytes of [`Driver::frame_buffer`]: a whole socket read of `on_token`
+/// frames (~100 bytes each). A frame's UTF-8 can be up to three times its
+/// UTF-16 length; a frame that may not fit crosses as a string instead.
+const FRAME_BUFFER: usize = 64 * 1024;
 
 /// Something to hand to the application once the session is released.
 enum Out {
@@ -161,8 +166,8 @@ enum Out {
 
 /// How a token crosses to JS.
 enum Token {
-    /// `frame.slice(start, end)` of the frame being handled.
-    At(u32, u32),
+    /// `frames[frame].slice(start, end)` of the batch being handled.
+    At(u32, u32, u32),
     /// Its own text.
     Text(String),
 }
@@ -191,7 +196,7 @@ impl Driver {
             listening: false,
             out: Vec::new(),
             frame_buffer: vec![0; FRAME_BUFFER].into_boxed_slice(),
-            frame_len: None,
+            frame: None,
         }));
         let callbacks = Callbacks::new(&driver);
         driver.borrow_mut().callbacks = Some(callbacks);
@@ -266,7 +271,7 @@ impl Driver {
                             host.sink.response_id(&id);
                         }
                         match token {
-                            Token::At(start, end) => host.sink.token_at(start, end),
+                            Token::At(frame, start, end) => host.sink.token_at(frame, start, end),
                             Token::Text(text) => host.sink.token(&text),
                         }
                     }
@@ -308,9 +313,12 @@ impl Driver {
                 let out = match event {
                     Event::Token { response_id, token } => {
                         let id = self.response_id_change(&response_id);
-                        let frame = self.frame_len.and_then(|n| self.frame_buffer.get(..n));
-                        let token = match frame.and_then(|f| token_offsets(f, &token)) {
-                            Some((start, end)) => Token::At(start, end),
+                        let frame = self.frame.and_then(|(i, start, end)| {
+                            Some((i, self.frame_buffer.get(start..end)?))
+                        });
+                        let at = frame.and_then(|(i, f)| Some((i, token_offsets(f, &token)?)));
+                        let token = match at {
+                            Some((i, (start, end))) => Token::At(i, start, end),
                             None => Token::Text(token),
                         };
                         Out::Token(token, id)
@@ -322,6 +330,35 @@ impl Driver {
             if !progressed {
                 break;
             }
+        }
+    }
+
+    /// Hands every frame of a batch in `frame_buffer[..used]` to the session,
+    /// collecting what each produces with the frame's place known, so that
+    /// tokens can cross as offsets.
+    fn handle_batch(&mut self, used: usize) {
+        let now = self.clock.now();
+        let used = used.min(self.frame_buffer.len());
+        let (mut at, mut index) = (0, 0);
+        while at + 4 <= used {
+            let b = &self.frame_buffer;
+            let len = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;
+            let start = at + 4;
+            let end = start.saturating_add(len).min(used);
+            // `encodeInto` writes valid UTF-8 (checked anyway, as cheaply as
+            // it can be: a broken host must not make this fail, and the lossy
+            // form is several times slower).
+            let bytes = &self.frame_buffer[start..end];
+            let text = match std::str::from_utf8(bytes) {
+                Ok(text) => std::borrow::Cow::Borrowed(text),
+                Err(_) => String::from_utf8_lossy(bytes),
+            };
+            self.session.handle_frame(&text, now);
+            self.frame = Some((index, start, end));
+            self.drain();
+            self.frame = None;
+            at = end;
+            index += 1;
         }
     }
 
@@ -527,29 +564,14 @@ impl Callbacks {
             };
             Driver::with_session(d, |s, _| s.handle_transport_open(now));
         }));
-        // The hot path: one call per frame, its UTF-8 already in place.
+        // The hot path: one call per batch of frames, their UTF-8 already
+        // in place (see `Sink::wrap_message` for the layout).
         let on_message_in_buffer = Closure::<dyn FnMut(u32)>::new({
             let w = w.clone();
-            move |len: u32| {
+            move |used: u32| {
                 let Some(d) = w.upgrade() else { return };
-                {
-                    let mut d = d.borrow_mut();
-                    let d = &mut *d;
-                    let now = d.clock.now();
-                    let len = (len as usize).min(d.frame_buffer.len());
-                    // `encodeInto` writes valid UTF-8 (checked anyway, as
-                    // cheaply as it can be: a broken host must not make this
-                    // fail, and the lossy form is several times slower).
-                    let bytes = &d.frame_buffer[..len];
-                    let text = match std::str::from_utf8(bytes) {
-                        Ok(text) => std::borrow::Cow::Borrowed(text),
-                        Err(_) => String::from_utf8_lossy(bytes),
-                    };
-                    d.session.handle_frame(&text, now);
-                    d.frame_len = Some(len);
-                }
+                d.borrow_mut().handle_batch(used as usize);
                 Driver::pump(&d);
-                d.borrow_mut().frame_len = None;
             }
         });
         let on_message_as_text = Closure::<dyn FnMut(Option<String>)>::new({

@@ -151,6 +151,21 @@ test('every kind of token arrives exact: plain, escaped, non-ASCII, bigger than 
   }
 });
 
+test('an unpaced burst arrives whole and in order (frames cross to wasm in batches)', async () => {
+  const ctx = await server.context();
+  const conn = await within(new Client(server.clientOptions()).connect(ctx), 'connect');
+  try {
+    const seen = [];
+    conn.on('token', ({ token }) => seen.push(token));
+    const reply = await within(conn.ask('[tokens=3000 pace_ms=0] go'), 'reply');
+    assert.equal(reply.text, tokens(3000));
+    assert.equal(seen.length, 3000);
+    assert.equal(seen.join(''), tokens(3000));
+  } finally {
+    conn.close();
+  }
+});
+
 test('a drop mid-reply: fresh key, resume, every token exactly once', async () => {
   const ctx = await server.context();
   const options = server.clientOptions();
