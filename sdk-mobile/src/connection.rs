@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use futures_util::FutureExt as _;
 use tokenrelay::wire::ToolResponseParam;
 use tokenrelay::Connection;
+use tokio::sync::Notify;
 
 use crate::error::TokenRelayError;
 use crate::event::{Event, Response, StateChange};
@@ -40,6 +41,15 @@ pub struct NativeConnection {
     offline: AtomicBool,
     /// Serialises lifecycle updates so the last one wins.
     lifecycle: Mutex<()>,
+    /// `close_connection` has begun. The core's event queue has a single
+    /// consumer (it wakes one waiter), so closing must not read events
+    /// beside the app's reader: it takes the reader's place instead.
+    closing: AtomicBool,
+    /// Tells a reader parked in `read` to step aside for `close_connection`.
+    step_aside: Notify,
+    /// `close_connection` has finished: the queue is closed and drained.
+    closed: AtomicBool,
+    close_done: Notify,
 }
 
 impl NativeConnection {
@@ -51,6 +61,56 @@ impl NativeConnection {
             paused: AtomicBool::new(false),
             offline: AtomicBool::new(false),
             lifecycle: Mutex::new(()),
+            closing: AtomicBool::new(false),
+            step_aside: Notify::new(),
+            closed: AtomicBool::new(false),
+            close_done: Notify::new(),
+        }
+    }
+
+    /// Waits for at least one event as the connection's one reader, then
+    /// takes what else is already queued, up to `max`. Empty once the
+    /// connection is closed and drained. Steps aside (releasing the reader)
+    /// while `close_connection` runs, then reports the end.
+    async fn read(&self, max: usize) -> Vec<Event> {
+        loop {
+            // Both waits are armed before the flags are checked, so a
+            // notification sent in between is not lost.
+            let step_aside = self.step_aside.notified();
+            let close_done = self.close_done.notified();
+            tokio::pin!(step_aside, close_done);
+            step_aside.as_mut().enable();
+            close_done.as_mut().enable();
+            let closing =
+                || self.closing.load(Ordering::SeqCst) && !self.closed.load(Ordering::SeqCst);
+            if closing() {
+                close_done.await;
+                continue;
+            }
+            let mut reader = self.reader.lock().await;
+            if closing() {
+                continue;
+            }
+            let first = tokio::select! {
+                biased;
+                event = reader.next_event() => Some(event),
+                () = &mut step_aside => None,
+            };
+            let Some(first) = first else {
+                continue; // close_connection takes the reader now
+            };
+            let Some(first) = first else {
+                return Vec::new();
+            };
+            let mut out = Vec::with_capacity(max.min(256));
+            out.push(first.into());
+            while out.len() < max {
+                match reader.next_event().now_or_never() {
+                    Some(Some(e)) => out.push(e.into()),
+                    _ => break,
+                }
+            }
+            return out;
         }
     }
 
@@ -81,8 +141,7 @@ impl NativeConnection {
     /// The next event; `None` once the connection is closed and every event
     /// has been read. Read events from one place only.
     pub async fn next_event(&self) -> Option<Event> {
-        let mut reader = self.reader.lock().await;
-        reader.next_event().await.map(Into::into)
+        self.read(1).await.pop()
     }
 
     /// The next events: waits for at least one, then takes what else is
@@ -90,20 +149,7 @@ impl NativeConnection {
     /// connection is closed and drained. One call per batch instead of per
     /// token is what keeps a fast stream cheap across the boundary.
     pub async fn next_events(&self, max: u32) -> Vec<Event> {
-        let max = max.clamp(1, MAX_BATCH) as usize;
-        let mut reader = self.reader.lock().await;
-        let Some(first) = reader.next_event().await else {
-            return Vec::new();
-        };
-        let mut out = Vec::with_capacity(max.min(256));
-        out.push(first.into());
-        while out.len() < max {
-            match reader.next_event().now_or_never() {
-                Some(Some(e)) => out.push(e.into()),
-                _ => break,
-            }
-        }
-        out
+        self.read(max.clamp(1, MAX_BATCH) as usize).await
     }
 
     /// Declares that nothing reads events for now (the app's event
@@ -197,10 +243,20 @@ impl NativeConnection {
     }
 
     /// Closes the connection and waits until its task has finished. Pending
-    /// requests fail with `Closed`; an event reader sees the end. (Not named
-    /// `close`: uniffi's Kotlin objects already have an `AutoCloseable.close`
-    /// that frees the native handle.)
+    /// requests fail with `Closed`; a reader sees the end (events not read
+    /// by then are discarded). (Not named `close`: uniffi's Kotlin objects
+    /// already have an `AutoCloseable.close` that frees the native handle.)
     pub async fn close_connection(&self) {
-        self.requests.clone_handle().close().await;
+        self.closing.store(true, Ordering::SeqCst);
+        self.step_aside.notify_waiters();
+        let mut reader = self.reader.lock().await;
+        // Close through the reader's own handle (whose pending wait, if a
+        // read was cancelled, is the queue's one registered waiter), and
+        // leave a fresh handle in its place, which sees the closed queue.
+        let fresh = reader.clone_handle();
+        let current = std::mem::replace(&mut *reader, fresh);
+        current.close().await;
+        self.closed.store(true, Ordering::SeqCst);
+        self.close_done.notify_waiters();
     }
 }

@@ -236,6 +236,25 @@ fun clientTests(): List<Test> = listOf(
         assertEq(conn.state.state, ConnectionState.CLOSED, "state")
     },
 
+    Test("close() while events() is parked, with a cancelled collector before, 20 times") { server ->
+        val provider = CountingProvider(server)
+        val client = Client(server.wsUrl, provider::token)
+        val contextId = server.newContext()
+        repeat(20) { i ->
+            val conn = client.connect(contextId)
+            // A collector cancelled mid-wait leaves a pending read behind ...
+            val first = EventReader(conn.events())
+            first.state(ConnectionState.CONNECTED)
+            first.cancel()
+            // ... and a second one is parked waiting when close() comes.
+            val events = EventReader(conn.events())
+            if (i % 2 == 0) delay(5)
+            conn.close()
+            withTimeout(5_000) { while (events.nextOrNull() != null) { } }
+            assertThrows<TokenRelayException.Closed>("send after close") { conn.sendMessage("x") }
+        }
+    },
+
     Test("two connections share nothing; concurrent asks on one connection") { server ->
         val provider = CountingProvider(server)
         val client = Client(server.wsUrl, provider::token)
