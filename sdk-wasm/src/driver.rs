@@ -138,7 +138,7 @@ pub struct Driver {
     listening: bool,
     /// Reused buffer of what a pump hands to the application.
     out: Vec<Out>,
-    /// Where the JS layer writes each incoming text frame (see
+    /// Where the JS layer writes the text frames of one batch (see
     /// [`Sink::wrap_message`]): a fixed allocation, so its address stays
     /// valid for the JS view of it for the driver's whole life.
     frame_buffer: Box<[u8]>,
@@ -234,10 +234,12 @@ impl Driver {
     pub fn frame_buffer(this: &Shared) -> js_sys::Uint8Array {
         let d = this.borrow();
         // SAFETY: the buffer is a fixed allocation owned by the driver and
-        // never reallocated. The view is used only by the socket's message
-        // handler, which writes a frame and then calls the driver at once
-        // (nothing in between can allocate), and which the driver removes
-        // from the socket before it is dropped.
+        // never reallocated, and wasm memory never moves when it grows (only
+        // the JS view is detached, and the JS layer then asks again). The
+        // view is written only by the socket's message handler, between
+        // calls into wasm, and read by the driver only in `handle_batch`.
+        // The driver lives as long as its JS connection object, which that
+        // handler and its pending batch keep alive.
         unsafe { js_sys::Uint8Array::view(&d.frame_buffer) }
     }
 
