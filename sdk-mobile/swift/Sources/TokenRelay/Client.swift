@@ -147,7 +147,8 @@ public final class Connection: @unchecked Sendable {
     public func reconnectNow() { native.reconnectNow() }
 
     /// Closes the connection and waits until it has stopped. Pending
-    /// requests fail with `.closed`; `events` ends.
+    /// requests fail with `TokenRelayError.Closed`; `events` ends (events not
+    /// read by then are discarded). Safe while a task iterates `events`.
     public func close() async {
         await native.closeConnection()
     }

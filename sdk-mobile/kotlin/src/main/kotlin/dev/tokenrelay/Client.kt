@@ -160,7 +160,9 @@ class Connection internal constructor(private val native: NativeConnection) {
 
     /**
      * Closes the connection and waits until it has stopped. Pending requests
-     * fail with [TokenRelayException.Closed]; [events] completes.
+     * fail with [TokenRelayException.Closed]; [events] completes (events not
+     * collected by then are discarded). Safe to call while a collector is
+     * suspended in [events], and more than once.
      */
     suspend fun close() {
         native.closeConnection()

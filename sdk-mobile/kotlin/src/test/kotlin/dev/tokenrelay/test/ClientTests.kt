@@ -11,6 +11,7 @@ import dev.tokenrelay.ConnectionState
 import dev.tokenrelay.Event
 import dev.tokenrelay.ResponseStatus
 import dev.tokenrelay.TokenRelayException
+import dev.tokenrelay.appEndpointTokenProvider
 import dev.tokenrelay.use
 import kotlinx.coroutines.async
 import kotlinx.coroutines.coroutineScope
@@ -252,6 +253,48 @@ fun clientTests(): List<Test> = listOf(
             conn.close()
             withTimeout(5_000) { while (events.nextOrNull() != null) { } }
             assertThrows<TokenRelayException.Closed>("send after close") { conn.sendMessage("x") }
+        }
+    },
+
+    Test("appEndpointTokenProvider: the app backend's endpoint mints keys; its 403 is Forbidden") { server ->
+        val contextId = server.newContext()
+        val calls = java.util.concurrent.atomic.AtomicInteger()
+        // The app's backend: POST {"contextId": …} with the user's session,
+        // answers {"clientToken": …} (the two-endpoint pattern).
+        val backend = com.sun.net.httpserver.HttpServer.create(java.net.InetSocketAddress("127.0.0.1", 0), 0)
+        backend.createContext("/api/get-client-token") { exchange ->
+            calls.incrementAndGet()
+            val body = parseJson(exchange.requestBody.readBytes().decodeToString()) as Map<*, *>
+            val (status, answer) = if (exchange.requestHeaders.getFirst("Authorization") != "Bearer user-session") {
+                403 to "{\"error\":\"not logged in\"}"
+            } else {
+                val key = kotlinx.coroutines.runBlocking {
+                    server.admin.generateClientKey(server.orgId, body["contextId"] as String, null)
+                }
+                200 to "{\"clientToken\":${jsonString(key.token)}}"
+            }
+            val bytes = answer.toByteArray()
+            exchange.sendResponseHeaders(status, bytes.size.toLong())
+            exchange.responseBody.use { it.write(bytes) }
+        }
+        backend.start()
+        try {
+            val url = "http://127.0.0.1:${backend.address.port}/api/get-client-token"
+            val good = appEndpointTokenProvider(url, mapOf("Authorization" to "Bearer user-session"), null, null)
+            Client(ClientConfig(wsUrl = server.wsUrl), good).use { client ->
+                client.connect(contextId).use { conn ->
+                    assertEq(conn.ask("[echo] via my backend").text, "via my backend", "reply")
+                }
+            }
+            assertEq(calls.get(), 1, "backend calls")
+            val loggedOut = appEndpointTokenProvider(url, emptyMap(), null, null)
+            val e = assertThrows<TokenRelayException.Forbidden>("connect, logged out") {
+                Client(ClientConfig(wsUrl = server.wsUrl), loggedOut).connect(contextId)
+            }
+            check("not logged in" in e.detail) { "detail: ${e.detail}" }
+            assertEq(calls.get(), 2, "backend calls (a 403 is not retried)")
+        } finally {
+            backend.stop(0)
         }
     },
 
