@@ -31,4 +31,4 @@ printf 'JS minified (esbuild --bundle --minify): %d gzip -9; with the .wasm: %d 
   "$min_gz" "$((min_gz + wasm_gz))" "$(echo "($min_gz + $wasm_gz) / 1024" | bc -l)"
 
 echo "== Node throughput over loopback"
-FRAMES="${1:-1000000}" ROUNDS="${ROUNDS:-2}" node bench/throughput.mjs
+FRAMES="${1:-1000000}" ROUNDS="${ROUNDS:-5}" node bench/throughput.mjs
