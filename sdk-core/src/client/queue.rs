@@ -113,9 +113,14 @@ impl EventQueue {
         }
     }
 
-    /// No more events will come.
+    /// No more events will come. Every reader is woken, not just one: a
+    /// connection's handles may read side by side (an app's reader, and a
+    /// `close()` draining through a cloned handle), and each must see the
+    /// end.
     pub(crate) fn close(&self) {
         self.lock().closed = true;
+        self.readable.notify_waiters();
+        // And a permit for a reader between its check and its wait.
         self.readable.notify_one();
     }
 
@@ -123,10 +128,15 @@ impl EventQueue {
     /// once the queue is closed and drained. Waits while it is empty.
     pub(crate) async fn recv_all(&self, into: &mut VecDeque<Event>) -> bool {
         loop {
+            // Registered before the check, so that `close()`'s wake-up of
+            // every waiter cannot fall between the check and the wait.
+            let notified = self.readable.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             if let Some(open) = self.try_recv_all(into) {
                 return open;
             }
-            self.readable.notified().await;
+            notified.await;
         }
     }
 
@@ -199,6 +209,29 @@ mod tests {
         assert!(q.has_room());
         q.close();
         assert_eq!(q.try_recv_all(&mut VecDeque::new()), Some(false));
+    }
+
+    #[tokio::test]
+    async fn closing_wakes_every_parked_reader() {
+        let q = std::sync::Arc::new(EventQueue::new(4));
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let q = q.clone();
+                tokio::spawn(async move { q.recv_all(&mut VecDeque::new()).await })
+            })
+            .collect();
+        // Let all three park.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        q.close();
+        for r in readers {
+            let open = tokio::time::timeout(std::time::Duration::from_secs(5), r)
+                .await
+                .expect("a reader was left parked after close")
+                .unwrap();
+            assert!(!open);
+        }
     }
 
     #[test]
