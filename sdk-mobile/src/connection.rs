@@ -41,9 +41,9 @@ pub struct NativeConnection {
     offline: AtomicBool,
     /// Serialises lifecycle updates so the last one wins.
     lifecycle: Mutex<()>,
-    /// `close_connection` has begun. The core's event queue has a single
-    /// consumer (it wakes one waiter), so closing must not read events
-    /// beside the app's reader: it takes the reader's place instead.
+    /// `close_connection` has begun. Closing must not read events beside
+    /// the app's reader (the two would split the events between them), so
+    /// it takes the reader's place instead.
     closing: AtomicBool,
     /// Tells a reader parked in `read` to step aside for `close_connection`.
     step_aside: Notify,

@@ -276,25 +276,11 @@ impl<'a> Reader<'a> {
                 Ok(Value::Object(map))
             }
             b'[' => {
-                self.nest()?;
-                self.at += 1;
                 let mut items = Vec::new();
-                if self.peek() == Some(b']') {
-                    self.at += 1;
-                } else {
-                    loop {
-                        items.push(self.value()?);
-                        match self.peek() {
-                            Some(b',') => self.at += 1,
-                            Some(b']') => {
-                                self.at += 1;
-                                break;
-                            }
-                            _ => return Err("malformed array"),
-                        }
-                    }
-                }
-                self.depth -= 1;
+                self.array(|r| {
+                    items.push(r.value()?);
+                    Ok(())
+                })?;
                 Ok(Value::Array(items))
             }
             b't' => self.literal("true").map(|_| Value::Bool(true)),
@@ -317,25 +303,43 @@ impl<'a> Reader<'a> {
         &mut self,
         mut field: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), Fail>,
     ) -> Result<(), Fail> {
-        if self.peek() != Some(b'{') {
-            return Err("expected an object");
+        self.container(b'{', b'}', |r| {
+            let key = r.string()?;
+            r.eat(b':')?;
+            field(r, key)
+        })
+    }
+
+    /// An array: `item(reader)` reads each element.
+    fn array(&mut self, item: impl FnMut(&mut Self) -> Result<(), Fail>) -> Result<(), Fail> {
+        self.container(b'[', b']', item)
+    }
+
+    /// `open`, the members separated by commas (each read by `member`),
+    /// `close`; counted against the nesting limit while inside.
+    fn container(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut member: impl FnMut(&mut Self) -> Result<(), Fail>,
+    ) -> Result<(), Fail> {
+        if self.peek() != Some(open) {
+            return Err("expected an object or array");
         }
         self.nest()?;
         self.at += 1;
-        if self.peek() == Some(b'}') {
+        if self.peek() == Some(close) {
             self.at += 1;
         } else {
             loop {
-                let key = self.string()?;
-                self.eat(b':')?;
-                field(self, key)?;
+                member(self)?;
                 match self.peek() {
                     Some(b',') => self.at += 1,
-                    Some(b'}') => {
+                    Some(c) if c == close => {
                         self.at += 1;
                         break;
                     }
-                    _ => return Err("malformed object"),
+                    _ => return Err("malformed JSON"),
                 }
             }
         }
@@ -513,31 +517,6 @@ impl<'a> Reader<'a> {
             Value::Null => String::new(),
             other => to_json(&other),
         })
-    }
-
-    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Result<(), Fail>) -> Result<(), Fail> {
-        if self.peek() != Some(b'[') {
-            return Err("expected an array");
-        }
-        self.nest()?;
-        self.at += 1;
-        if self.peek() == Some(b']') {
-            self.at += 1;
-        } else {
-            loop {
-                item(self)?;
-                match self.peek() {
-                    Some(b',') => self.at += 1,
-                    Some(b']') => {
-                        self.at += 1;
-                        break;
-                    }
-                    _ => return Err("malformed array"),
-                }
-            }
-        }
-        self.depth -= 1;
-        Ok(())
     }
 }
 
