@@ -6,6 +6,7 @@
 //! Agents, contexts and keys cross as records; the less common answers
 //! (users, chat, publishable keys) as the JSON the server sent.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -88,15 +89,33 @@ impl std::fmt::Debug for ContextInfo {
     }
 }
 
-/// A minted API key.
-#[derive(Clone, PartialEq, uniffi::Record)]
+/// A minted API key. An object, not a record: a record becomes a Kotlin
+/// data class (a Swift struct) whose `toString()` (`description`) prints
+/// every field, so an app logging the key would log the credential. The
+/// token is only reachable through [`GeneratedKey::token`].
+#[derive(PartialEq, uniffi::Object)]
 pub struct GeneratedKey {
+    api_key_id: String,
+    org_id: String,
+    token: String,
+}
+
+#[uniffi::export]
+impl GeneratedKey {
     /// Id of the key (revocation is by this id).
-    pub api_key_id: String,
+    pub fn api_key_id(&self) -> String {
+        self.api_key_id.clone()
+    }
+
     /// The org it belongs to.
-    pub org_id: String,
+    pub fn org_id(&self) -> String {
+        self.org_id.clone()
+    }
+
     /// The JWT itself: the credential to hand out. Never log it.
-    pub token: String,
+    pub fn token(&self) -> String {
+        self.token.clone()
+    }
 }
 
 impl std::fmt::Debug for GeneratedKey {
@@ -223,12 +242,12 @@ impl AdminClient {
         org_id: String,
         context_id: Option<String>,
         ttl_seconds: Option<u64>,
-    ) -> Result<GeneratedKey, TokenRelayError> {
+    ) -> Result<Arc<GeneratedKey>, TokenRelayError> {
         let key = self
             .inner
             .generate_client_key(&org_id, context_id.as_deref(), ttl_seconds)
             .await?;
-        Ok(key.into())
+        Ok(Arc::new(key.into()))
     }
 
     /// A single-use stream token (`pub_tok_…`), for servers with

@@ -271,7 +271,7 @@ fun clientTests(): List<Test> = listOf(
                 val key = kotlinx.coroutines.runBlocking {
                     server.admin.generateClientKey(server.orgId, body["contextId"] as String, null)
                 }
-                200 to "{\"clientToken\":${jsonString(key.token)}}"
+                200 to "{\"clientToken\":${jsonString(key.token())}}"
             }
             val bytes = answer.toByteArray()
             exchange.sendResponseHeaders(status, bytes.size.toLong())
@@ -322,8 +322,12 @@ fun clientTests(): List<Test> = listOf(
         val agents = server.admin.listAgents()
         check(agents.any { it.agentId == context.agentId }) { "agent missing from ${agents.map { it.agentId }}" }
         val key = server.admin.generateClientKey(server.orgId, contextId, 60uL)
-        check(key.token.count { it == '.' } == 2) { "not a JWT" }
-        check("[redacted]" !in key.token) { "token" }
+        val token = key.token()
+        check(token.count { it == '.' } == 2) { "not a JWT" }
+        check("[redacted]" !in token) { "token" }
+        // Logging the whole key must not log the credential.
+        check(token !in key.toString()) { "the key's toString() shows the token" }
+        check(key.apiKeyId().isNotEmpty() && key.orgId() == server.orgId) { "key ids" }
         server.admin.deleteContext(contextId)
         assertThrows<TokenRelayException.NotFound>("deleted context") { server.admin.getContext(contextId) }
     },

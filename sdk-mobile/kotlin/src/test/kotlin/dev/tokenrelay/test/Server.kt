@@ -109,8 +109,8 @@ class CountingProvider(private val server: ReferenceServer) {
 
     suspend fun token(contextId: String): String {
         calls.incrementAndGet()
-        val key = server.admin.generateClientKey(server.orgId, contextId, null)
-        tokens.add(key.token)
-        return key.token
+        val key = server.admin.generateClientKey(server.orgId, contextId, null).token()
+        tokens.add(key)
+        return key
     }
 }
