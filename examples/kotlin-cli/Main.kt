@@ -37,7 +37,7 @@ fun main(args: Array<String>) = runBlocking {
     // --- the app's backend (server-side: it holds the org key) ---
     val backend = AdminClient(httpUrl, env["TOKENRELAY_ORG_KEY"] ?: error("set TOKENRELAY_ORG_KEY"))
     val agent = backend.createAgent(NewAgent(agentName = "cli", prompt = "", agentDescription = "kotlin-cli"))
-    val contextId = backend.createContext(agent.agentId).contextId
+    val contextId = backend.createContext(agent.agentId).contextId()
     suspend fun getClientToken(ctx: String): String = backend.generateClientKey(orgId, ctx, 120uL).token()
 
     // --- the app: a suspend token provider, called on every (re)connect ---

@@ -66,17 +66,39 @@ impl From<Agent> for AgentInfo {
     }
 }
 
-/// A conversation context.
-#[derive(Clone, PartialEq, uniffi::Record)]
+/// A conversation context. An object, not a record, for the reason given
+/// at [`GeneratedKey`]: `raw_json` may hold a client key (contexts on public
+/// agents), which a data class's `toString()` would print.
+#[derive(PartialEq, uniffi::Object)]
 pub struct ContextInfo {
+    context_id: String,
+    agent_id: String,
+    user_id: String,
+    raw_json: String,
+}
+
+#[uniffi::export]
+impl ContextInfo {
     /// Context id; pass it to `connect`.
-    pub context_id: String,
+    pub fn context_id(&self) -> String {
+        self.context_id.clone()
+    }
+
     /// The agent it runs.
-    pub agent_id: String,
+    pub fn agent_id(&self) -> String {
+        self.agent_id.clone()
+    }
+
     /// Who created it.
-    pub user_id: String,
-    /// The whole answer (history included), as JSON text.
-    pub raw_json: String,
+    pub fn user_id(&self) -> String {
+        self.user_id.clone()
+    }
+
+    /// The whole answer (history included, and a client key for a context
+    /// on a public agent), as JSON text.
+    pub fn raw_json(&self) -> String {
+        self.raw_json.clone()
+    }
 }
 
 impl std::fmt::Debug for ContextInfo {
@@ -196,28 +218,34 @@ impl AdminClient {
     }
 
     /// Creates a context on `agent_id`.
-    pub async fn create_context(&self, agent_id: String) -> Result<ContextInfo, TokenRelayError> {
+    pub async fn create_context(
+        &self,
+        agent_id: String,
+    ) -> Result<Arc<ContextInfo>, TokenRelayError> {
         let context = self
             .inner
             .create_context(&NewContext::new(agent_id))
             .await?;
-        Ok(ContextInfo {
+        Ok(Arc::new(ContextInfo {
             raw_json: json(&context),
             context_id: context.context_id,
             agent_id: context.agent_id,
             user_id: context.user_id,
-        })
+        }))
     }
 
     /// One context, with its history in `raw_json`.
-    pub async fn get_context(&self, context_id: String) -> Result<ContextInfo, TokenRelayError> {
+    pub async fn get_context(
+        &self,
+        context_id: String,
+    ) -> Result<Arc<ContextInfo>, TokenRelayError> {
         let context = self.inner.get_context(&context_id).await?;
-        Ok(ContextInfo {
+        Ok(Arc::new(ContextInfo {
             raw_json: json(&context),
             context_id: context.context_id,
             agent_id: context.agent_id,
             user_id: context.user_id,
-        })
+        }))
     }
 
     /// Deletes a context.

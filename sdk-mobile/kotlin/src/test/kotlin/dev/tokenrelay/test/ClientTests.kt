@@ -318,9 +318,10 @@ fun clientTests(): List<Test> = listOf(
     Test("admin client: agents, contexts, keys") { server ->
         val contextId = server.newContext("[tokens=2]")
         val context = server.admin.getContext(contextId)
-        assertEq(context.contextId, contextId, "context id")
+        assertEq(context.contextId(), contextId, "context id")
+        check(context.rawJson().contains(contextId)) { "raw json" }
         val agents = server.admin.listAgents()
-        check(agents.any { it.agentId == context.agentId }) { "agent missing from ${agents.map { it.agentId }}" }
+        check(agents.any { it.agentId == context.agentId() }) { "agent missing from ${agents.map { it.agentId }}" }
         val key = server.admin.generateClientKey(server.orgId, contextId, 60uL)
         val token = key.token()
         check(token.count { it == '.' } == 2) { "not a JWT" }

@@ -45,7 +45,7 @@ class ReferenceServer private constructor(
         val agent = admin.createAgent(
             NewAgent(agentName = "kotlin test agent", prompt = prompt, agentDescription = "kotlin", agentSpeaksFirst = speaksFirst),
         )
-        return admin.createContext(agent.agentId).contextId
+        return admin.createContext(agent.agentId).contextId()
     }
 
     override fun close() {
