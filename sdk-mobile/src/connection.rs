@@ -8,7 +8,6 @@ use std::sync::Mutex;
 use futures_util::FutureExt as _;
 use tokenrelay::wire::ToolResponseParam;
 use tokenrelay::Connection;
-use tokio::sync::Notify;
 
 use crate::error::TokenRelayError;
 use crate::event::{Event, Response, StateChange};
@@ -41,15 +40,6 @@ pub struct NativeConnection {
     offline: AtomicBool,
     /// Serialises lifecycle updates so the last one wins.
     lifecycle: Mutex<()>,
-    /// `close_connection` has begun. Closing must not read events beside
-    /// the app's reader (the two would split the events between them), so
-    /// it takes the reader's place instead.
-    closing: AtomicBool,
-    /// Tells a reader parked in `read` to step aside for `close_connection`.
-    step_aside: Notify,
-    /// `close_connection` has finished: the queue is closed and drained.
-    closed: AtomicBool,
-    close_done: Notify,
 }
 
 impl NativeConnection {
@@ -61,57 +51,26 @@ impl NativeConnection {
             paused: AtomicBool::new(false),
             offline: AtomicBool::new(false),
             lifecycle: Mutex::new(()),
-            closing: AtomicBool::new(false),
-            step_aside: Notify::new(),
-            closed: AtomicBool::new(false),
-            close_done: Notify::new(),
         }
     }
 
     /// Waits for at least one event as the connection's one reader, then
     /// takes what else is already queued, up to `max`. Empty once the
-    /// connection is closed and drained. Steps aside (releasing the reader)
-    /// while `close_connection` runs, then reports the end.
+    /// connection is closed and drained.
     async fn read(&self, max: usize) -> Vec<Event> {
-        loop {
-            // Both waits are armed before the flags are checked, so a
-            // notification sent in between is not lost.
-            let step_aside = self.step_aside.notified();
-            let close_done = self.close_done.notified();
-            tokio::pin!(step_aside, close_done);
-            step_aside.as_mut().enable();
-            close_done.as_mut().enable();
-            let closing =
-                || self.closing.load(Ordering::SeqCst) && !self.closed.load(Ordering::SeqCst);
-            if closing() {
-                close_done.await;
-                continue;
+        let mut reader = self.reader.lock().await;
+        let Some(first) = reader.next_event().await else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(max.min(256));
+        out.push(first.into());
+        while out.len() < max {
+            match reader.next_event().now_or_never() {
+                Some(Some(e)) => out.push(e.into()),
+                _ => break,
             }
-            let mut reader = self.reader.lock().await;
-            if closing() {
-                continue;
-            }
-            let first = tokio::select! {
-                biased;
-                event = reader.next_event() => Some(event),
-                () = &mut step_aside => None,
-            };
-            let Some(first) = first else {
-                continue; // close_connection takes the reader now
-            };
-            let Some(first) = first else {
-                return Vec::new();
-            };
-            let mut out = Vec::with_capacity(max.min(256));
-            out.push(first.into());
-            while out.len() < max {
-                match reader.next_event().now_or_never() {
-                    Some(Some(e)) => out.push(e.into()),
-                    _ => break,
-                }
-            }
-            return out;
         }
+        out
     }
 
     /// Tells the core whether reconnecting makes sense now: only in the
@@ -247,16 +206,8 @@ impl NativeConnection {
     /// by then are discarded). (Not named `close`: uniffi's Kotlin objects
     /// already have an `AutoCloseable.close` that frees the native handle.)
     pub async fn close_connection(&self) {
-        self.closing.store(true, Ordering::SeqCst);
-        self.step_aside.notify_waiters();
-        let mut reader = self.reader.lock().await;
-        // Close through the reader's own handle (whose pending wait, if a
-        // read was cancelled, is the queue's one registered waiter), and
-        // leave a fresh handle in its place, which sees the closed queue.
-        let fresh = reader.clone_handle();
-        let current = std::mem::replace(&mut *reader, fresh);
-        current.close().await;
-        self.closed.store(true, Ordering::SeqCst);
-        self.close_done.notify_waiters();
+        // Through a handle of its own: a reader parked in `read` holds the
+        // reader's lock, and the core wakes every reader when it closes.
+        self.requests.clone_handle().close().await;
     }
 }
