@@ -703,7 +703,7 @@ impl Callbacks {
 /// bytes are compared, so the slice is the token whatever frame it came
 /// from.
 fn token_offsets(frame: &[u8], token: &str) -> Option<(u32, u32)> {
-    const PREFIX: &[u8] = br#"{"method":"on_token","params":{"token":""#;
+    const PREFIX: &[u8] = tokenrelay::wire::TOKEN_FRAME_PREFIX.as_bytes();
     let start = PREFIX.len();
     let end = start + token.len();
     let plain = token.is_ascii()

@@ -17,6 +17,12 @@ use serde_json::{Map, Value};
 
 use crate::error::ProtocolError;
 
+/// How an `on_token` frame in the canonical layout (the one the reference
+/// server and any serde-based server write) begins; its token's text
+/// follows at once. The hot-path scanner matches it, and the browser driver
+/// uses it to hand a token to JS as a slice of the frame it already holds.
+pub const TOKEN_FRAME_PREFIX: &str = r#"{"method":"on_token","params":{"token":""#;
+
 // Used by the session only on wasm32; compiled everywhere so that the
 // tests hold it to the serde decoders' meaning.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]

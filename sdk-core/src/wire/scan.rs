@@ -23,7 +23,7 @@ pub(super) fn token_frame(text: &str) -> Option<TokenParams<'_>> {
 /// writes, compared as fixed byte strings around the three values: the
 /// cheapest possible check for the frame that dominates every stream.
 fn canonical(text: &str) -> Option<TokenParams<'_>> {
-    let rest = text.strip_prefix(r#"{"method":"on_token","params":{"token":""#)?;
+    let rest = text.strip_prefix(super::TOKEN_FRAME_PREFIX)?;
     let (token, rest) = until_quote(rest)?;
     let rest = rest.strip_prefix(r#","response_id":""#)?;
     let (response_id, rest) = until_quote(rest)?;
