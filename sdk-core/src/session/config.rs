@@ -6,7 +6,8 @@ use crate::backoff::ReconnectPolicy;
 
 /// Settings of a session. Build with [`SessionConfig::new`] and adjust the
 /// public fields; every one has a default that suits a browser or phone.
-#[derive(Debug, Clone, PartialEq)]
+/// `Debug` redacts `client_key`, like every other key.
+#[derive(Clone, PartialEq)]
 pub struct SessionConfig {
     /// The WebSocket endpoint, e.g. `wss://relay.example.com/ws`.
     pub ws_url: String,
@@ -69,5 +70,27 @@ impl SessionConfig {
             resume: true,
             reconnect: ReconnectPolicy::default(),
         }
+    }
+}
+
+impl std::fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::rest::Redacted;
+        f.debug_struct("SessionConfig")
+            .field("ws_url", &self.ws_url)
+            .field("client_key", &self.client_key.as_deref().map(Redacted))
+            .field("request_timeout", &self.request_timeout)
+            .field("invocation_timeout", &self.invocation_timeout)
+            .field("open_timeout", &self.open_timeout)
+            .field("token_timeout", &self.token_timeout)
+            .field("token_expiry_margin", &self.token_expiry_margin)
+            .field("max_frame_len", &self.max_frame_len)
+            .field("max_retained_responses", &self.max_retained_responses)
+            .field("max_queued_requests", &self.max_queued_requests)
+            .field("ping_interval", &self.ping_interval)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("resume", &self.resume)
+            .field("reconnect", &self.reconnect)
+            .finish()
     }
 }

@@ -64,8 +64,10 @@ use crate::wire::{
     ToolResponseParam,
 };
 
-/// Something the driver must do for the session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something the driver must do for the session. `Debug` redacts the
+/// query values of [`Action::OpenSocket`]'s URL (a stream token, a client
+/// key).
+#[derive(Clone, PartialEq, Eq)]
 pub enum Action {
     /// Ask the token provider for a fresh credential for `context_id`.
     FetchToken {
@@ -89,6 +91,89 @@ pub enum Action {
     },
     /// Send a WebSocket ping on the current socket.
     SendPing,
+}
+
+impl std::fmt::Debug for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::FetchToken {
+                fetch_id,
+                context_id,
+            } => f
+                .debug_struct("FetchToken")
+                .field("fetch_id", fetch_id)
+                .field("context_id", context_id)
+                .finish(),
+            Action::OpenSocket { url } => f
+                .debug_struct("OpenSocket")
+                .field("url", &redact_url(url))
+                .finish(),
+            Action::CloseSocket { code, reason } => f
+                .debug_struct("CloseSocket")
+                .field("code", code)
+                .field("reason", reason)
+                .finish(),
+            Action::SendPing => f.write_str("SendPing"),
+        }
+    }
+}
+
+/// `url` for `Debug`: every query value (a stream token, a client key) and
+/// any user info before the host replaced by `<redacted>`; the scheme, host,
+/// path and query keys stay, since they are what one debugs.
+fn redact_url(url: &str) -> String {
+    const REDACTED: &str = "<redacted>";
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = String::with_capacity(url.len());
+    match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+            match authority.rfind('@') {
+                Some(at) => {
+                    out.push_str(scheme);
+                    out.push_str("://");
+                    out.push_str(REDACTED);
+                    out.push_str(&rest[at..]);
+                }
+                None => out.push_str(base),
+            }
+        }
+        None => out.push_str(base),
+    }
+    if let Some(query) = query {
+        out.push('?');
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            let (key, value) = match pair.split_once('=') {
+                Some((key, value)) => (Some(key), value),
+                None => (None, pair),
+            };
+            if let Some(key) = key {
+                out.push_str(key);
+                out.push('=');
+            }
+            if !value.is_empty() {
+                out.push_str(REDACTED);
+            }
+        }
+    }
+    out
+}
+
+/// Frames waiting to be sent. `Debug` shows only how many: the
+/// `connect_to_context` frame carries the access token.
+#[derive(Default)]
+struct Transmits(VecDeque<String>);
+
+impl std::fmt::Debug for Transmits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} frame(s), not shown]", self.0.len())
+    }
 }
 
 /// The current state, with a few questions answered.
@@ -221,7 +306,7 @@ pub struct Session {
     next_fetch: u64,
     pending: PendingRequests,
     outbox: VecDeque<(RequestId, ClientRequest)>,
-    transmits: VecDeque<String>,
+    transmits: Transmits,
     events: VecDeque<Event>,
     actions: VecDeque<Action>,
     server: Option<ServerInfo>,
@@ -254,7 +339,7 @@ impl Session {
             next_fetch: 1,
             pending: PendingRequests::default(),
             outbox: VecDeque::new(),
-            transmits: VecDeque::new(),
+            transmits: Transmits::default(),
             events: VecDeque::new(),
             actions: VecDeque::new(),
             server: None,
@@ -271,7 +356,7 @@ impl Session {
 
     /// The next frame to send on the socket.
     pub fn poll_transmit(&mut self) -> Option<String> {
-        self.transmits.pop_front()
+        self.transmits.0.pop_front()
     }
 
     /// The next event for the application.
@@ -475,6 +560,7 @@ impl Session {
 
     fn transmit(&mut self, id: RequestId, request: &ClientRequest, now: Timestamp) {
         self.transmits
+            .0
             .push_back(request.encode(Some(&id.0.to_string())));
         let (kind, timeout) = if request.invokes_agent() {
             self.acc.expect_response(id);
@@ -566,6 +652,7 @@ impl Session {
         let id = RequestId(self.next_request);
         self.next_request += 1;
         self.transmits
+            .0
             .push_back(request.encode(Some(&id.0.to_string())));
         self.pending.insert(
             id.0,
@@ -1130,3 +1217,62 @@ fn percent_encode_into(value: &str, out: &mut String) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_a_credential() {
+        let mut config = SessionConfig::new("wss://relay.test/ws");
+        config.client_key = Some("pk_live_key".into());
+        let mut s = Session::new("ctx", config, 1);
+        let t = Timestamp::ZERO;
+        s.start(t);
+        let Some(Action::FetchToken { fetch_id, .. }) = s.poll_action() else {
+            panic!("no token fetch")
+        };
+        s.handle_token(fetch_id, Ok(Credential::stream_token("pub_tok_secret")), t, 0);
+        let open = s.poll_action().expect("open the socket");
+        let Action::OpenSocket { url } = &open else {
+            panic!("{open:?}")
+        };
+        assert!(url.contains("pub_tok_secret"), "the driver gets the real URL");
+        let debug = format!("{open:?}");
+        assert_eq!(
+            debug,
+            r#"OpenSocket { url: "wss://relay.test/ws?token=<redacted>&client_key=<redacted>" }"#
+        );
+        s.handle_transport_open(t);
+        // The connect frame is queued, and the session's own Debug shows it.
+        for debug in [format!("{s:?}"), format!("{s:#?}")] {
+            assert!(!debug.contains("pub_tok_secret"), "{debug}");
+            assert!(!debug.contains("pk_live_key"), "{debug}");
+        }
+
+        let mut s = Session::new("ctx", SessionConfig::new("ws://x/ws"), 1);
+        s.start(t);
+        let Some(Action::FetchToken { fetch_id, .. }) = s.poll_action() else {
+            panic!("no token fetch")
+        };
+        s.handle_token(fetch_id, Ok(Credential::access_token("sk_secret")), t, 0);
+        s.handle_transport_open(t);
+        assert!(!format!("{s:?}").contains("sk_secret"));
+        assert!(s.poll_transmit().unwrap().contains("sk_secret"));
+    }
+
+    #[test]
+    fn urls_keep_what_is_worth_debugging() {
+        for (url, shown) in [
+            ("ws://h/ws", "ws://h/ws"),
+            ("ws://h/ws?", "ws://h/ws?"),
+            ("ws://h/ws?a=1&b", "ws://h/ws?a=<redacted>&<redacted>"),
+            ("ws://h/ws?a=&&b=2", "ws://h/ws?a=&&b=<redacted>"),
+            ("wss://u:p@h:1/ws?t=x", "wss://<redacted>@h:1/ws?t=<redacted>"),
+            ("wss://h/p@th", "wss://h/p@th"),
+            ("nonsense", "nonsense"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+}

@@ -29,6 +29,78 @@ pub const TOKEN_FRAME_PREFIX: &str = r#"{"method":"on_token","params":{"token":"
 mod compact;
 mod scan;
 
+/// Every decoder and encoder of this module by name, for the fuzz targets
+/// in `fuzz/` (the `fuzzing` feature), which hold each one to the serde
+/// reference on arbitrary input. Not API: no stability promise.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use serde_json::Value;
+
+    use super::{ClientRequest, ConnectResult, ServerFrame, TokenParams};
+    use crate::error::ProtocolError;
+
+    /// The `on_token` scanner for the exact layout serde writes.
+    pub fn scan_canonical(text: &str) -> Option<TokenParams<'_>> {
+        super::scan::canonical(text)
+    }
+
+    /// The `on_token` scanner for any whitespace and key order.
+    pub fn scan_general(text: &str) -> Option<TokenParams<'_>> {
+        super::scan::general(text)
+    }
+
+    /// Both scanners, as the decoders call them.
+    pub fn scan_token_frame(text: &str) -> Option<TokenParams<'_>> {
+        super::scan::token_frame(text)
+    }
+
+    /// The one-pass serde decoder (`None`: left to the careful one).
+    pub fn decode_one_pass(text: &str) -> Option<ServerFrame<'_>> {
+        super::decode_server_frame_in_one_pass(text).ok()
+    }
+
+    /// The careful two-pass serde decoder: the reference.
+    pub fn decode_reference(text: &str) -> Result<ServerFrame<'_>, ProtocolError> {
+        super::decode_server_frame_in_two_passes(text)
+    }
+
+    /// What native builds use: scanner, one pass, then the careful one.
+    pub fn decode_native(text: &str) -> Result<ServerFrame<'_>, ProtocolError> {
+        super::decode_server_frame_with_serde(text)
+    }
+
+    /// What the browser build uses: scanner, then the compact reader.
+    pub fn decode_compact(text: &str) -> Result<ServerFrame<'_>, ProtocolError> {
+        super::compact::decode_server_frame(text)
+    }
+
+    /// The compact reader's JSON parser.
+    pub fn compact_parse(text: &str) -> Result<Value, &'static str> {
+        super::compact::parse(text)
+    }
+
+    /// The compact writer's JSON text.
+    pub fn compact_to_json(value: &Value) -> String {
+        super::compact::to_json(value)
+    }
+
+    /// A `connect_to_context` result read by the compact reader.
+    pub fn compact_connect_result(result: &Value) -> ConnectResult {
+        super::compact::connect_result(result)
+    }
+
+    /// A request written by the compact writer.
+    pub fn compact_encode_request(request: &ClientRequest, id: Option<&str>) -> String {
+        super::compact::encode_request(request, id)
+    }
+
+    /// A request written by serde (the reference).
+    pub fn serde_encode_request(request: &ClientRequest, id: Option<&str>) -> String {
+        super::encode_request_with_serde(request, id)
+    }
+}
+
 /// Extension names a server may advertise in `connect_to_context`'s
 /// `server.capabilities` (PROTOCOL.md section 3).
 pub mod capability {
@@ -76,7 +148,8 @@ pub mod method {
 // Client -> server
 // ---------------------------------------------------------------------------
 
-/// A request from client to server, with its params.
+/// A request from client to server, with its params. `Debug` redacts the
+/// credentials of `connect_to_context` (see [`ConnectParams`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", content = "params", rename_all = "snake_case")]
 pub enum ClientRequest {
@@ -152,8 +225,9 @@ fn encode_request_with_serde(request: &ClientRequest, id: Option<&str>) -> Strin
     }
 }
 
-/// Params of `connect_to_context`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// Params of `connect_to_context`. `Debug` redacts `access_token` and
+/// `client_key` (so does [`ClientRequest`]'s, which prints these params).
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ConnectParams {
     /// The context to attach to.
     #[serde(default)]
@@ -167,6 +241,18 @@ pub struct ConnectParams {
     /// Publishable client key (`pk_…`) of the app, PROTOCOL.md 4.4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_key: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::rest::Redacted;
+        f.debug_struct("ConnectParams")
+            .field("context_id", &self.context_id)
+            .field("access_token", &self.access_token.as_deref().map(Redacted))
+            .field("resume_after_seq", &self.resume_after_seq)
+            .field("client_key", &self.client_key.as_deref().map(Redacted))
+            .finish()
+    }
 }
 
 /// One answer to a client-side tool call.
@@ -1074,6 +1160,26 @@ mod tests {
             decode_client_frame(&stop).unwrap().request.unwrap(),
             ClientRequest::StopInvocation {}
         );
+    }
+
+    #[test]
+    fn debug_never_prints_a_credential() {
+        let params = ConnectParams {
+            context_id: "ctx-1".into(),
+            access_token: Some("sk_secret_token".into()),
+            resume_after_seq: Some(3),
+            client_key: Some("pk_live_key".into()),
+        };
+        let request = ClientRequest::ConnectToContext(params.clone());
+        for debug in [format!("{params:?}"), format!("{request:?}"), format!("{request:#?}")] {
+            assert!(!debug.contains("sk_secret_token"), "{debug}");
+            assert!(!debug.contains("pk_live_key"), "{debug}");
+            assert!(debug.contains("<redacted>"), "{debug}");
+            assert!(debug.contains("ctx-1"), "{debug}");
+        }
+        // An absent credential shows as absent, not as redacted.
+        let bare = format!("{:?}", ConnectParams::default());
+        assert!(bare.contains("access_token: None"), "{bare}");
     }
 
     #[test]

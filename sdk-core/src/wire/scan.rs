@@ -22,7 +22,7 @@ pub(super) fn token_frame(text: &str) -> Option<TokenParams<'_>> {
 /// The exact layout the reference server (and any serde-based server)
 /// writes, compared as fixed byte strings around the three values: the
 /// cheapest possible check for the frame that dominates every stream.
-fn canonical(text: &str) -> Option<TokenParams<'_>> {
+pub(super) fn canonical(text: &str) -> Option<TokenParams<'_>> {
     let rest = text.strip_prefix(super::TOKEN_FRAME_PREFIX)?;
     let (token, rest) = until_quote(rest)?;
     let rest = rest.strip_prefix(r#","response_id":""#)?;
@@ -58,7 +58,7 @@ fn until_quote(text: &str) -> Option<(&str, &str)> {
 }
 
 /// Any whitespace, key order and optional `"id": null`.
-fn general(text: &str) -> Option<TokenParams<'_>> {
+pub(super) fn general(text: &str) -> Option<TokenParams<'_>> {
     let mut s = Scanner {
         text,
         bytes: text.as_bytes(),
