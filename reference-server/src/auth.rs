@@ -107,6 +107,77 @@ impl Principal {
     }
 }
 
+/// A credential that stopped working: sent to every open socket, so one
+/// that was opened with it closes at once (4001).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// An org or client key (`DELETE /api-key/{id}`).
+    ApiKey(String),
+    /// A user API key (`DELETE /auth/api-keys/{id}`).
+    UserApiKey(i64),
+}
+
+impl Principal {
+    /// True when `revoked` is this principal's credential.
+    pub fn is_revoked_by(&self, revoked: &Revoked) -> bool {
+        match (self, revoked) {
+            (
+                Principal::OrgKey { api_key_id, .. } | Principal::ClientKey { api_key_id, .. },
+                Revoked::ApiKey(id),
+            ) => api_key_id == id,
+            (
+                Principal::User {
+                    api_key: Some(key), ..
+                },
+                Revoked::UserApiKey(id),
+            ) => key == id,
+            _ => false,
+        }
+    }
+
+    /// The subject recorded as `minted_by` on keys this principal mints,
+    /// so revoking it can revoke them too.
+    pub fn minter(&self) -> String {
+        match self {
+            Principal::OrgKey { api_key_id, .. } | Principal::ClientKey { api_key_id, .. } => {
+                format!("key:{api_key_id}")
+            }
+            Principal::User {
+                api_key: Some(id), ..
+            } => format!("user_key:{id}"),
+            Principal::User { user_id, .. } => format!("user:{user_id}"),
+            Principal::StreamToken { org_id } => format!("stream:{org_id}"),
+        }
+    }
+}
+
+/// Checks again that a principal's credential still stands (a socket
+/// outlives its key's expiry, never its revocation). The store is the
+/// truth, so this holds across server instances; the [`Revoked`]
+/// broadcast only makes it immediate for idle sockets.
+pub async fn still_valid(state: &AppState, principal: &Principal) -> Result<(), ApiError> {
+    let revoked = || ApiError::unauthorized("API key has been revoked");
+    match principal {
+        Principal::OrgKey { api_key_id, .. } | Principal::ClientKey { api_key_id, .. } => {
+            match state.store.get_api_key(api_key_id).await? {
+                Some(k) if k.valid => Ok(()),
+                _ => Err(revoked()),
+            }
+        }
+        Principal::User {
+            api_key: Some(id), ..
+        } => match state.store.get_user_api_key(*id).await? {
+            Some(_) => Ok(()),
+            None => Err(revoked()),
+        },
+        Principal::User { user_id, .. } => match state.store.get_user(user_id).await? {
+            Some(_) => Ok(()),
+            None => Err(ApiError::unauthorized("Invalid token")),
+        },
+        Principal::StreamToken { .. } => Ok(()),
+    }
+}
+
 /// A refused credential: the answer, and a fixed reason for the metric.
 #[derive(Debug, Clone)]
 pub struct AuthFailure {
@@ -289,6 +360,7 @@ pub async fn mint_api_key(
     creator: Option<&str>,
     context_id: Option<String>,
     ttl_secs: u64,
+    minted_by: Option<String>,
 ) -> Result<MintedKey, ApiError> {
     let now = unix_now();
     let api_key_id = uuid::Uuid::new_v4().to_string();
@@ -309,6 +381,7 @@ pub async fn mint_api_key(
         created_at: now,
         updated_at: now,
         expires_at: exp,
+        minted_by,
     };
     state.store.insert_api_key(&record).await?;
     let token = state.jwt.sign(&Claims {

@@ -18,9 +18,29 @@ pub enum PasswordHashing {
 /// Every tunable of the server, with production-sane defaults.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// HS256 secret for every JWT. `None`: read it from the store, or
-    /// generate and save one there, so keys survive restarts of a file store.
+    /// HS256 secret for every JWT, at least 32 bytes. `None`: read it from
+    /// `jwt_secret_file`, else from the store, else generate one and save
+    /// it there, so keys survive restarts of a file store.
     pub jwt_secret: Option<String>,
+    /// A file holding the JWT secret, kept outside the database (created
+    /// with mode 0600 and a fresh secret if it does not exist).
+    pub jwt_secret_file: Option<std::path::PathBuf>,
+    /// Earlier secrets still accepted for verification (never used to
+    /// sign), so the secret can be rotated with a grace period: tokens
+    /// signed with a previous secret carry its `kid` and keep working until
+    /// they expire or the secret is removed from this list.
+    pub jwt_previous_secrets: Vec<String>,
+    /// Serve `/metrics` on this separate address (e.g. a private
+    /// interface) instead of on the main port. On the main port it is
+    /// only served when `metrics_public` is set.
+    pub metrics_bind: Option<String>,
+    /// Serve `/metrics` on the main port, to anyone (off by default: the
+    /// series show traffic and failure rates).
+    pub metrics_public: bool,
+    /// Trust this request header (e.g. `x-forwarded-for`, `x-real-ip`)
+    /// for the client's address, for per-IP limits behind a proxy. Only
+    /// set it when the proxy overwrites the header.
+    pub client_ip_header: Option<String>,
     /// Largest WebSocket message accepted; bigger ones close the socket (1009).
     pub max_frame_bytes: usize,
     /// Open WebSockets allowed at once; one more is closed with 4008.
@@ -53,12 +73,154 @@ pub struct Config {
     /// Mounts `POST /debug/faults` (drop or close a context's sockets on
     /// demand) for SDK test harnesses. Never enable in production.
     pub fault_injection: bool,
+    /// Limits on what a caller can make the server spend. Every one has a
+    /// flag; `docs/security.md` lists them with the attack each one stops.
+    pub limits: Limits,
+}
+
+/// Bounds on every resource a stranger can make the server spend. The
+/// defaults suit a public deployment; tests and benchmarks raise them.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `POST /auth/register` is open to anyone. Off by default: accounts
+    /// are then created by the operator (`bootstrap`) or not at all.
+    pub open_registration: bool,
+    /// Credits a self-registered account's org starts with (`None` would
+    /// be unlimited; a stranger should never get that).
+    pub registration_credits: i64,
+    /// Requests per minute per client IP on `/auth/register` and
+    /// `/auth/login` together.
+    pub auth_per_ip_per_minute: u32,
+    /// Password hashes computed at once (argon2id takes ~19 MiB and a core
+    /// each); further requests queue.
+    pub password_hash_concurrency: usize,
+    /// How long a request waits for a hashing slot before a 503.
+    pub password_hash_queue_timeout: Duration,
+    /// Shortest password accepted at registration (NIST SP 800-63B-4 asks
+    /// for 15 when the password is the only factor).
+    pub min_password_chars: usize,
+    /// Longest password accepted (argon2's cost is flat in length, but a
+    /// bound keeps request bodies honest).
+    pub max_password_chars: usize,
+    /// Largest request body on any REST route, bytes.
+    pub max_body_bytes: usize,
+    /// An HTTP client must send its request headers within this time
+    /// (slowloris), and its body within it too.
+    pub http_header_timeout: Duration,
+    /// Open TCP connections per peer address (REST and WebSocket);
+    /// 0 disables the cap (behind a proxy every client shares its address).
+    pub max_tcp_connections_per_ip: usize,
+    /// Open WebSocket sessions per client address.
+    pub max_sockets_per_ip: usize,
+    /// Sockets attached to the contexts of one org at once.
+    pub max_sockets_per_org: usize,
+    /// The server pings every socket this often.
+    pub ping_interval: Duration,
+    /// A socket that sends nothing (not even a pong) for this long is
+    /// closed with 1001, so a dead peer does not hold a slot.
+    pub idle_timeout: Duration,
+    /// A socket whose writes stall this long (its reader stopped reading)
+    /// is dropped.
+    pub write_timeout: Duration,
+    /// Burst of client frames per socket before the rate applies.
+    pub socket_frame_burst: u32,
+    /// Sustained client frames per second per socket.
+    pub socket_frames_per_sec: u32,
+    /// Invocations queued or running per context; one more is refused
+    /// with `rate_limited`.
+    pub max_pending_invocations: usize,
+    /// Largest human message (or tool responses, as JSON), bytes.
+    pub max_message_bytes: usize,
+    /// History entries kept per context; the oldest go first.
+    pub max_history_messages: usize,
+    /// History kept per context, in bytes of JSON; the oldest go first.
+    pub max_history_bytes: usize,
+    /// Largest `prompt_args` of a context, bytes of JSON.
+    pub max_prompt_args_bytes: usize,
+    /// Largest agent prompt, before and after its arguments are filled in.
+    pub max_prompt_bytes: usize,
+    /// Largest `user_defined` of a context and `tools` of an agent, bytes.
+    pub max_object_bytes: usize,
+    /// Longest lifetime an org key may be minted with (seconds).
+    pub max_org_key_ttl_secs: u64,
+    /// Entries the rate limiter keeps; past it, ended windows are purged
+    /// and then the oldest are evicted.
+    pub rate_limiter_capacity: usize,
+    /// Timeout for connecting to the engine's upstream.
+    pub upstream_connect_timeout: Duration,
+    /// An upstream that sends nothing for this long ends the response.
+    pub upstream_read_timeout: Duration,
+    /// Allow `http://` origins other than localhost in publishable keys.
+    pub allow_insecure_origins: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            open_registration: false,
+            registration_credits: 0,
+            auth_per_ip_per_minute: 30,
+            password_hash_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            password_hash_queue_timeout: Duration::from_secs(5),
+            min_password_chars: 15,
+            max_password_chars: 256,
+            max_body_bytes: 256 * 1024,
+            http_header_timeout: Duration::from_secs(10),
+            max_tcp_connections_per_ip: 1024,
+            max_sockets_per_ip: 512,
+            max_sockets_per_org: 5_000,
+            ping_interval: Duration::from_secs(25),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            socket_frame_burst: 64,
+            socket_frames_per_sec: 16,
+            max_pending_invocations: 8,
+            max_message_bytes: 64 * 1024,
+            max_history_messages: 1_000,
+            max_history_bytes: 1024 * 1024,
+            max_prompt_args_bytes: 16 * 1024,
+            max_prompt_bytes: 64 * 1024,
+            max_object_bytes: 64 * 1024,
+            max_org_key_ttl_secs: 365 * 24 * 3600,
+            rate_limiter_capacity: 100_000,
+            upstream_connect_timeout: Duration::from_secs(10),
+            upstream_read_timeout: Duration::from_secs(60),
+            allow_insecure_origins: false,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits that never get in a test's way (they stay finite: a test of
+    /// one limit lowers it again).
+    pub fn relaxed() -> Self {
+        Limits {
+            open_registration: true,
+            registration_credits: 1_000_000,
+            auth_per_ip_per_minute: 100_000,
+            min_password_chars: 8,
+            max_tcp_connections_per_ip: 0,
+            max_sockets_per_ip: 100_000,
+            max_sockets_per_org: 100_000,
+            socket_frame_burst: 100_000,
+            socket_frames_per_sec: 100_000,
+            max_pending_invocations: 10_000,
+            ..Limits::default()
+        }
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             jwt_secret: None,
+            jwt_secret_file: None,
+            jwt_previous_secrets: Vec::new(),
+            metrics_bind: None,
+            metrics_public: false,
+            client_ip_header: None,
             max_frame_bytes: 256 * 1024,
             max_connections: 20_000,
             handshake_timeout: Duration::from_secs(10),
@@ -66,7 +228,7 @@ impl Default for Config {
             replay_max_age: Duration::from_secs(300),
             outbound_queue: 16_384,
             client_key_ttl_secs: 120,
-            org_key_ttl_secs: 10 * 365 * 24 * 3600,
+            org_key_ttl_secs: 365 * 24 * 3600,
             user_token_ttl_secs: 30 * 60,
             rate_limit_requests: 120,
             rate_limit_window: Duration::from_secs(60),
@@ -74,6 +236,7 @@ impl Default for Config {
             credits_per_response: 1,
             credits_per_stream_token: 1,
             fault_injection: false,
+            limits: Limits::default(),
         }
     }
 }

@@ -78,6 +78,28 @@ impl ApiError {
             "No credits remaining. Please add credits to continue using the service.",
         )
     }
+    /// 429 `rate_limited`: the context already has the most invocations
+    /// queued that it may (`--max-pending-invocations`).
+    pub fn context_busy() -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many invocations pending on this context; wait for a reply to end",
+        );
+        e.retry_after = Some(1);
+        e
+    }
+    /// 503 `unavailable`: the server is saturated (e.g. every password
+    /// hashing slot is busy); retry after a moment.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
+        e.retry_after = Some(1);
+        e
+    }
+    /// 413 `too_large`: a field or body above its documented bound.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+    }
     /// 400 `not_connected`: a WebSocket method before `connect_to_context`.
     pub fn not_connected() -> Self {
         Self::new(
@@ -119,11 +141,18 @@ impl ApiError {
         )
     }
 
+    /// The same failure with another message.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
     /// The code as the WebSocket `error_codes` extension names it.
     pub fn ws_code(&self) -> &'static str {
         match self.code {
             "invalid_billing" => "payment_required",
-            "conflict" => "invalid_params",
+            "conflict" | "too_large" => "invalid_params",
+            "unavailable" => "internal",
             other => other,
         }
     }

@@ -5,7 +5,9 @@
 //! (`none`, RS256 used as an HMAC key confusion, HS512) is refused before
 //! its signature is even looked at.
 
-use jsonwebtoken::{decode, encode, errors::ErrorKind, Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{
+    decode, decode_header, encode, errors::ErrorKind, Algorithm, DecodingKey, EncodingKey,
+};
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -69,11 +71,30 @@ impl JwtError {
     }
 }
 
-/// Signing and verifying keys derived from the one secret.
-pub struct JwtKeys {
-    encoding: EncodingKey,
+/// One secret's verifying key and its `kid`.
+struct Verifier {
+    kid: String,
     decoding: DecodingKey,
+}
+
+/// Signing and verifying keys: the current secret signs (its `kid` goes in
+/// every token's header), the current and any previous secrets verify, so
+/// a secret can be rotated with a grace period.
+pub struct JwtKeys {
+    kid: String,
+    encoding: EncodingKey,
+    verifiers: Vec<Verifier>,
     validation: Validation,
+}
+
+/// The `kid` of a secret: the first 8 bytes of its SHA-256, in hex. It
+/// names the secret without revealing anything usable about it.
+pub fn key_id(secret: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(secret)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -85,27 +106,57 @@ impl std::fmt::Debug for JwtKeys {
 impl JwtKeys {
     /// Keys for an HS256 secret.
     pub fn new(secret: &[u8]) -> Self {
+        Self::rotating(secret, &[])
+    }
+
+    /// Keys that sign with `current` and also accept tokens signed with
+    /// any of `previous` (named by their `kid`).
+    pub fn rotating(current: &[u8], previous: &[&[u8]]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         // Exact expiry: a client key of 120 s is dead at 120 s, not 180 s.
         validation.leeway = 0;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp"]);
+        let verifiers = std::iter::once(current)
+            .chain(previous.iter().copied())
+            .map(|secret| Verifier {
+                kid: key_id(secret),
+                decoding: DecodingKey::from_secret(secret),
+            })
+            .collect();
         JwtKeys {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            kid: key_id(current),
+            encoding: EncodingKey::from_secret(current),
+            verifiers,
             validation,
         }
+    }
+
+    /// The `kid` new tokens carry.
+    pub fn current_kid(&self) -> &str {
+        &self.kid
     }
 
     /// Signs claims as an HS256 JWT.
     pub fn sign(&self, claims: &Claims) -> String {
         // HMAC signing of serializable claims cannot fail.
-        encode(&Header::new(Algorithm::HS256), claims, &self.encoding).unwrap_or_default()
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.kid.clone());
+        encode(&header, claims, &self.encoding).unwrap_or_default()
     }
 
     /// Verifies signature, algorithm and expiry.
     pub fn verify(&self, token: &str) -> Result<Claims, JwtError> {
-        decode::<Claims>(token, &self.decoding, &self.validation)
+        // The header picks the secret: tokens from before `kid` existed
+        // have none and were signed with the current one; an unknown `kid`
+        // names a secret that was retired.
+        let header = decode_header(token).map_err(|_| JwtError::Malformed)?;
+        let verifier = match header.kid.as_deref() {
+            None => self.verifiers.first(),
+            Some(kid) => self.verifiers.iter().find(|v| v.kid == kid),
+        }
+        .ok_or(JwtError::BadSignature)?;
+        decode::<Claims>(token, &verifier.decoding, &self.validation)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => JwtError::Expired,
@@ -166,5 +217,23 @@ mod tests {
         .unwrap();
         assert_eq!(keys.verify(&hs512), Err(JwtError::WrongAlgorithm));
         assert_eq!(keys.verify("garbage"), Err(JwtError::Malformed));
+    }
+
+    #[test]
+    fn a_rotated_secret_keeps_working_for_its_grace_period() {
+        let old = JwtKeys::new(b"old secret of thirty-two bytes!!");
+        let token = old.sign(&claims(crate::time::unix_now() + 60));
+        let rotated = JwtKeys::rotating(
+            b"new secret of thirty-two bytes!!",
+            &[b"old secret of thirty-two bytes!!"],
+        );
+        assert!(rotated.verify(&token).is_ok(), "old kid still accepted");
+        assert_ne!(rotated.current_kid(), old.current_kid());
+        let fresh = rotated.sign(&claims(crate::time::unix_now() + 60));
+        assert!(rotated.verify(&fresh).is_ok());
+        // Once the old secret leaves the list, its tokens stop working.
+        let retired = JwtKeys::new(b"new secret of thirty-two bytes!!");
+        assert_eq!(retired.verify(&token), Err(JwtError::BadSignature));
+        assert!(retired.verify(&fresh).is_ok());
     }
 }

@@ -7,6 +7,7 @@
 //! (see [`server`] for an example), or run the `tokenrelay-server` binary.
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod auth;
 pub mod config;
 pub mod conversation;
@@ -24,7 +25,7 @@ pub mod store;
 pub mod time;
 pub mod ws;
 
-pub use config::{Config, PasswordHashing};
+pub use config::{Config, Limits, PasswordHashing};
 pub use engine::{Engine, OpenAiConfig, OpenAiEngine, ScriptedEngine};
 pub use error::ApiError;
 pub use server::{Server, ServerBuilder, ServerHandle};

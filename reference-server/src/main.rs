@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tokenrelay_server::{
-    Config, OpenAiConfig, OpenAiEngine, ScriptedEngine, Server, ServerBuilder, StoreConfig,
+    Config, Limits, OpenAiConfig, OpenAiEngine, ScriptedEngine, Server, ServerBuilder,
+    StoreConfig,
 };
 
 #[derive(Parser, Debug)]
@@ -105,11 +106,155 @@ struct Cli {
     /// Mount `POST /debug/faults` for SDK test harnesses (never in production).
     #[arg(long, env = "TOKENRELAY_FAULT_INJECTION", global = true)]
     fault_injection: bool,
+    /// A file holding the JWT secret, outside the database (created, mode
+    /// 0600, with a fresh secret if missing).
+    #[arg(long, env = "TOKENRELAY_JWT_SECRET_FILE", global = true)]
+    jwt_secret_file: Option<PathBuf>,
+    /// A previous JWT secret still accepted for verification during a
+    /// rotation (repeat the flag; comma-separated in the env var).
+    #[arg(
+        long = "jwt-previous-secret",
+        env = "TOKENRELAY_JWT_PREVIOUS_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        global = true
+    )]
+    jwt_previous_secrets: Vec<String>,
+    /// Serve `/metrics` on this separate address (e.g. 127.0.0.1:9090).
+    #[arg(long, env = "TOKENRELAY_METRICS_BIND", global = true)]
+    metrics_bind: Option<String>,
+    /// Serve `/metrics` on the main port, to anyone.
+    #[arg(long, env = "TOKENRELAY_METRICS_PUBLIC", global = true)]
+    metrics_public: bool,
+    /// Trust this header for the client's address (per-IP limits behind a
+    /// proxy that overwrites it, e.g. `x-forwarded-for`).
+    #[arg(long, env = "TOKENRELAY_CLIENT_IP_HEADER", global = true)]
+    client_ip_header: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "TOKENRELAY_LOG_JSON", global = true)]
     log_json: bool,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// Every bound on what a caller can make the server spend
+/// (docs/security.md explains each).
+#[derive(clap::Args, Debug)]
+struct LimitArgs {
+    /// Let anyone create an account with `POST /auth/register`.
+    #[arg(long, env = "TOKENRELAY_OPEN_REGISTRATION", global = true)]
+    open_registration: bool,
+    /// Credits a self-registered account's org starts with.
+    #[arg(long, env = "TOKENRELAY_REGISTRATION_CREDITS", default_value_t = 0, global = true)]
+    registration_credits: i64,
+    /// Register and login requests per minute per client address.
+    #[arg(long, env = "TOKENRELAY_AUTH_PER_IP_PER_MINUTE", default_value_t = 30, global = true)]
+    auth_per_ip_per_minute: u32,
+    /// Password hashes computed at once (default: one per core).
+    #[arg(long, env = "TOKENRELAY_PASSWORD_HASH_CONCURRENCY", global = true)]
+    password_hash_concurrency: Option<usize>,
+    /// Shortest password accepted at registration.
+    #[arg(long, env = "TOKENRELAY_MIN_PASSWORD_CHARS", default_value_t = 15, global = true)]
+    min_password_chars: usize,
+    /// Largest REST request body, bytes.
+    #[arg(long, env = "TOKENRELAY_MAX_BODY_BYTES", default_value_t = 256 * 1024, global = true)]
+    max_body_bytes: usize,
+    /// Seconds a client has to send its request headers (and body).
+    #[arg(long, env = "TOKENRELAY_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    http_header_timeout_secs: u64,
+    /// Open TCP connections per peer address (0: no cap; use 0 behind a proxy).
+    #[arg(long, env = "TOKENRELAY_MAX_TCP_CONNECTIONS_PER_IP", default_value_t = 1024, global = true)]
+    max_tcp_connections_per_ip: usize,
+    /// Open WebSockets per client address.
+    #[arg(long, env = "TOKENRELAY_MAX_SOCKETS_PER_IP", default_value_t = 512, global = true)]
+    max_sockets_per_ip: usize,
+    /// Sockets attached to one org's contexts at once.
+    #[arg(long, env = "TOKENRELAY_MAX_SOCKETS_PER_ORG", default_value_t = 5_000, global = true)]
+    max_sockets_per_org: usize,
+    /// Seconds between the server's pings on every socket.
+    #[arg(long, env = "TOKENRELAY_PING_INTERVAL_SECS", default_value_t = 25, global = true)]
+    ping_interval_secs: u64,
+    /// Seconds of silence (no frame, no pong) before a socket is closed.
+    #[arg(long, env = "TOKENRELAY_IDLE_TIMEOUT_SECS", default_value_t = 60, global = true)]
+    idle_timeout_secs: u64,
+    /// Seconds a socket's writes may stall before it is dropped.
+    #[arg(long, env = "TOKENRELAY_WRITE_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    write_timeout_secs: u64,
+    /// Frames a socket may send at once before its rate applies.
+    #[arg(long, env = "TOKENRELAY_SOCKET_FRAME_BURST", default_value_t = 64, global = true)]
+    socket_frame_burst: u32,
+    /// Frames per second a socket may send, sustained.
+    #[arg(long, env = "TOKENRELAY_SOCKET_FRAMES_PER_SEC", default_value_t = 16, global = true)]
+    socket_frames_per_sec: u32,
+    /// Invocations queued or running per context.
+    #[arg(long, env = "TOKENRELAY_MAX_PENDING_INVOCATIONS", default_value_t = 8, global = true)]
+    max_pending_invocations: usize,
+    /// Largest message (or tool responses) one invocation may carry, bytes.
+    #[arg(long, env = "TOKENRELAY_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024, global = true)]
+    max_message_bytes: usize,
+    /// History entries kept per context (the oldest go first).
+    #[arg(long, env = "TOKENRELAY_MAX_HISTORY_MESSAGES", default_value_t = 1_000, global = true)]
+    max_history_messages: usize,
+    /// History kept per context, bytes of JSON (the oldest go first).
+    #[arg(long, env = "TOKENRELAY_MAX_HISTORY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    max_history_bytes: usize,
+    /// Largest `prompt_args` of a context, bytes.
+    #[arg(long, env = "TOKENRELAY_MAX_PROMPT_ARGS_BYTES", default_value_t = 16 * 1024, global = true)]
+    max_prompt_args_bytes: usize,
+    /// Largest agent prompt, before and after its arguments, bytes.
+    #[arg(long, env = "TOKENRELAY_MAX_PROMPT_BYTES", default_value_t = 64 * 1024, global = true)]
+    max_prompt_bytes: usize,
+    /// Longest lifetime of an org key, seconds.
+    #[arg(long, env = "TOKENRELAY_MAX_ORG_KEY_TTL_SECS", default_value_t = 365 * 24 * 3600, global = true)]
+    max_org_key_ttl_secs: u64,
+    /// Seconds to connect to the engine's upstream.
+    #[arg(long, env = "TOKENRELAY_UPSTREAM_CONNECT_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    upstream_connect_timeout_secs: u64,
+    /// Seconds of upstream silence that end a response.
+    #[arg(long, env = "TOKENRELAY_UPSTREAM_READ_TIMEOUT_SECS", default_value_t = 60, global = true)]
+    upstream_read_timeout_secs: u64,
+    /// Allow plain-http origins other than localhost in publishable keys.
+    #[arg(long, env = "TOKENRELAY_ALLOW_INSECURE_ORIGINS", global = true)]
+    allow_insecure_origins: bool,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        let secs = Duration::from_secs;
+        let defaults = Limits::default();
+        Limits {
+            open_registration: self.open_registration,
+            registration_credits: self.registration_credits,
+            auth_per_ip_per_minute: self.auth_per_ip_per_minute,
+            password_hash_concurrency: self
+                .password_hash_concurrency
+                .unwrap_or(defaults.password_hash_concurrency),
+            min_password_chars: self.min_password_chars,
+            max_body_bytes: self.max_body_bytes,
+            http_header_timeout: secs(self.http_header_timeout_secs),
+            max_tcp_connections_per_ip: self.max_tcp_connections_per_ip,
+            max_sockets_per_ip: self.max_sockets_per_ip,
+            max_sockets_per_org: self.max_sockets_per_org,
+            ping_interval: secs(self.ping_interval_secs.max(1)),
+            idle_timeout: secs(self.idle_timeout_secs),
+            write_timeout: secs(self.write_timeout_secs),
+            socket_frame_burst: self.socket_frame_burst,
+            socket_frames_per_sec: self.socket_frames_per_sec,
+            max_pending_invocations: self.max_pending_invocations,
+            max_message_bytes: self.max_message_bytes,
+            max_history_messages: self.max_history_messages,
+            max_history_bytes: self.max_history_bytes,
+            max_prompt_args_bytes: self.max_prompt_args_bytes,
+            max_prompt_bytes: self.max_prompt_bytes,
+            max_org_key_ttl_secs: self.max_org_key_ttl_secs,
+            upstream_connect_timeout: secs(self.upstream_connect_timeout_secs),
+            upstream_read_timeout: secs(self.upstream_read_timeout_secs),
+            allow_insecure_origins: self.allow_insecure_origins,
+            ..defaults
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -139,8 +284,14 @@ fn builder(cli: &Cli) -> ServerBuilder {
     } else {
         StoreConfig::Sqlite(PathBuf::from(&cli.db))
     };
+    let limits = cli.limits.limits();
     let config = Config {
         jwt_secret: cli.jwt_secret.clone(),
+        jwt_secret_file: cli.jwt_secret_file.clone(),
+        jwt_previous_secrets: cli.jwt_previous_secrets.clone(),
+        metrics_bind: cli.metrics_bind.clone(),
+        metrics_public: cli.metrics_public,
+        client_ip_header: cli.client_ip_header.clone(),
         max_connections: cli.max_connections,
         max_frame_bytes: cli.max_frame_bytes,
         handshake_timeout: Duration::from_secs(cli.handshake_timeout_secs),
@@ -149,6 +300,8 @@ fn builder(cli: &Cli) -> ServerBuilder {
         fault_injection: cli.fault_injection,
         ..Config::default()
     };
+    let upstream = (limits.upstream_connect_timeout, limits.upstream_read_timeout);
+    let config = Config { limits, ..config };
     let b = Server::builder()
         .store(store)
         .bind(&cli.bind)
@@ -161,6 +314,8 @@ fn builder(cli: &Cli) -> ServerBuilder {
             base_url: cli.openai_url.clone(),
             api_key: cli.openai_key.clone(),
             model: cli.openai_model.clone(),
+            connect_timeout: upstream.0,
+            read_timeout: upstream.1,
         })),
     }
 }

@@ -26,6 +26,7 @@ pub struct Metrics {
     tokens_sent: AtomicU64,
     frames_sent: AtomicU64,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
+    refusals: Mutex<BTreeMap<&'static str, u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
 }
 
@@ -59,6 +60,17 @@ impl Metrics {
     pub fn auth_failure(&self, reason: &'static str) {
         let mut map = self.auth_failures.lock().unwrap_or_else(|p| p.into_inner());
         *map.entry(reason).or_default() += 1;
+    }
+    /// A request or connection was refused by a limit named `limit` (a
+    /// fixed label, never input).
+    pub fn refused(&self, limit: &'static str) {
+        let mut map = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry(limit).or_default() += 1;
+    }
+    /// How often `limit` refused something (tests and tools).
+    pub fn refusals(&self, limit: &str) -> u64 {
+        let map = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(limit).copied().unwrap_or(0)
     }
     /// One HTTP request on `route` (the matched route pattern) took `took`.
     pub fn request_latency(&self, route: &str, took: Duration) {
@@ -132,6 +144,21 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "tokenrelay_auth_failures_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tokenrelay_limit_refusals_total Requests and connections refused by a limit, by limit.\n# TYPE tokenrelay_limit_refusals_total counter"
+        );
+        for (limit, n) in self
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "tokenrelay_limit_refusals_total{{limit=\"{limit}\"}} {n}"
             );
         }
         let _ = writeln!(

@@ -27,6 +27,7 @@ use base64::Engine as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admission::{KeyedCounter, PeerAddr};
 use crate::auth::mint_api_key;
 use crate::config::Config;
 use crate::conversation::Hubs;
@@ -40,6 +41,11 @@ use crate::time::unix_now;
 
 /// Store setting holding the generated JWT secret.
 const JWT_SECRET_SETTING: &str = "jwt_secret";
+/// Shortest JWT secret accepted: HS256 keys shorter than its 32-byte
+/// output can be brute-forced offline from any client key a browser holds.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+/// How often expired keys and stream tokens are purged, and idle hubs swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// How long shutdown waits for sockets and generations to wind down.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -118,23 +124,43 @@ impl ServerBuilder {
     /// (the binary's `bootstrap` subcommand uses this).
     pub async fn build_state(self) -> io::Result<(AppState, watch::Sender<bool>)> {
         let store = store::open(&self.store).map_err(io_error)?;
-        let secret = resolve_jwt_secret(store.as_ref(), self.config.jwt_secret.as_deref()).await?;
+        let secret = resolve_jwt_secret(store.as_ref(), &self.config).await?;
+        for previous in &self.config.jwt_previous_secrets {
+            check_secret_length(previous)?;
+        }
+        let previous: Vec<&[u8]> = self
+            .config
+            .jwt_previous_secrets
+            .iter()
+            .map(|s| s.as_bytes())
+            .collect();
+        let jwt = JwtKeys::rotating(secret.as_bytes(), &previous);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let config = self.config;
         let dummy_password_hash = crate::password::dummy_hash(config.password_hashing);
+        let limits = &config.limits;
         let state = Arc::new(ServerState {
-            jwt: JwtKeys::new(secret.as_bytes()),
+            jwt,
             store,
             engine: self
                 .engine
                 .unwrap_or_else(|| Arc::new(ScriptedEngine::default())),
             metrics: Metrics::default(),
-            rate_limiter: RateLimiter::new(config.rate_limit_requests, config.rate_limit_window),
+            rate_limiter: RateLimiter::new(
+                config.rate_limit_requests,
+                config.rate_limit_window,
+                limits.rate_limiter_capacity,
+            ),
             hubs: Hubs::new(config.replay_max_notifications, config.replay_max_age),
             shutdown: shutdown_rx,
             shutting_down: AtomicBool::new(false),
             sessions: SessionTracker::default(),
             dummy_password_hash,
+            hash_slots: tokio::sync::Semaphore::new(limits.password_hash_concurrency.max(1)),
+            tcp_per_ip: Arc::new(KeyedCounter::default()),
+            sockets_per_ip: Arc::new(KeyedCounter::default()),
+            sockets_per_org: Arc::new(KeyedCounter::default()),
+            revocations: tokio::sync::broadcast::channel(1024).0,
             config,
         });
         Ok((state, shutdown_tx))
@@ -147,31 +173,50 @@ impl ServerBuilder {
         let listener = tokio::net::TcpListener::bind(&bind).await?;
         let addr = listener.local_addr()?;
         let app = crate::rest::router(state.clone());
-        let mut stop = state.shutdown.clone();
-        let server = tokio::spawn(async move {
-            let graceful = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(graceful)
-                .await
-            {
-                tracing::error!(error = %e, "server stopped with an error");
+        let server = tokio::spawn(accept_loop(listener, app, state.clone()));
+        let metrics_addr = match &state.config.metrics_bind {
+            Some(bind) => {
+                let listener = tokio::net::TcpListener::bind(bind).await?;
+                let metrics_addr = listener.local_addr()?;
+                let app = crate::rest::metrics_router(state.clone());
+                let mut stop = state.shutdown.clone();
+                tokio::spawn(async move {
+                    let graceful = async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    if let Err(e) = axum::serve(listener, app)
+                        .with_graceful_shutdown(graceful)
+                        .await
+                    {
+                        tracing::error!(error = %e, "metrics listener stopped with an error");
+                    }
+                });
+                tracing::info!(%metrics_addr, "metrics listening");
+                Some(metrics_addr)
             }
-        });
+            None => None,
+        };
         let sweeper_state = state.clone();
         let sweeper = tokio::spawn(async move {
             let mut stop = sweeper_state.shutdown.clone();
             loop {
                 tokio::select! {
-                    _ = stop.wait_for(|s| *s) => break,
-                    _ = tokio::time::sleep(Duration::from_secs(30)) => sweeper_state.hubs.sweep(),
+                    _ = stopped(&mut stop) => break,
+                    _ = tokio::time::sleep(SWEEP_EVERY) => {
+                        sweeper_state.hubs.sweep();
+                        match sweeper_state.store.purge_expired(unix_now()).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::debug!(rows = n, "purged expired keys and tokens"),
+                            Err(e) => tracing::warn!(error = %e, "purge of expired keys failed"),
+                        }
+                    }
                 }
             }
         });
         tracing::info!(%addr, "tokenrelay server listening");
         Ok(ServerHandle {
             addr,
+            metrics_addr,
             state,
             shutdown_tx,
             server,
@@ -180,25 +225,151 @@ impl ServerBuilder {
     }
 }
 
-async fn resolve_jwt_secret(store: &dyn Store, configured: Option<&str>) -> io::Result<String> {
-    if let Some(secret) = configured.filter(|s| !s.is_empty()) {
+/// Resolves once shutdown has begun. (The guard `wait_for` returns is
+/// dropped in here: it is not `Send`, and a `select!` would hold it across
+/// its branch's awaits.)
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+fn check_secret_length(secret: &str) -> io::Result<()> {
+    if secret.len() < MIN_JWT_SECRET_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "a JWT secret must be at least {MIN_JWT_SECRET_BYTES} bytes \
+                 (e.g. `openssl rand -base64 48`)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn generate_secret() -> String {
+    let bytes: [u8; 48] = rand::random();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The signing secret: configured, else from its file (created with a
+/// fresh secret, mode 0600, when missing), else from the store (generated
+/// and saved there on first start).
+async fn resolve_jwt_secret(store: &dyn Store, config: &Config) -> io::Result<String> {
+    if let Some(secret) = config.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+        check_secret_length(secret)?;
         return Ok(secret.to_owned());
+    }
+    if let Some(path) = &config.jwt_secret_file {
+        return secret_from_file(path);
     }
     if let Some(secret) = store
         .get_setting(JWT_SECRET_SETTING)
         .await
         .map_err(io_error)?
     {
+        check_secret_length(&secret)?;
         return Ok(secret);
     }
-    let bytes: [u8; 48] = rand::random();
-    let secret = URL_SAFE_NO_PAD.encode(bytes);
+    let secret = generate_secret();
     store
         .put_setting(JWT_SECRET_SETTING, &secret)
         .await
         .map_err(io_error)?;
     tracing::info!("generated a JWT secret and saved it in the store");
     Ok(secret)
+}
+
+fn secret_from_file(path: &std::path::Path) -> io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let secret = text.trim().to_owned();
+            check_secret_length(&secret)?;
+            Ok(secret)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let secret = generate_secret();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(path)?;
+            std::io::Write::write_all(&mut file, secret.as_bytes())?;
+            tracing::info!(path = %path.display(), "generated a JWT secret in its file");
+            Ok(secret)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Accepts TCP connections and serves HTTP/1.1 (with WebSocket upgrades)
+/// on each. Written out instead of `axum::serve` for what that one does
+/// not set: `TCP_NODELAY` (a token is one small write; Nagle's algorithm
+/// would hold it back for the peer's delayed ACK), a deadline for request
+/// headers (slowloris), a per-address connection cap, and the peer
+/// address on every request for per-IP limits.
+async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router, state: AppState) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let mut stop = state.shutdown.clone();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stopped(&mut stop) => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors, most likely: the sockets
+                    // that hold them must close first, so wait a moment
+                    // instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let limits = &state.config.limits;
+        let Some(slot) = state
+            .tcp_per_ip
+            .try_enter(&peer.ip().to_string(), limits.max_tcp_connections_per_ip)
+        else {
+            state.metrics.refused("tcp_per_ip");
+            tracing::debug!(%peer, "connection refused: max_tcp_connections_per_ip");
+            continue;
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request.extensions_mut().insert(PeerAddr(peer));
+            app.clone().oneshot(request)
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.http_header_timeout);
+        let mut stop = state.shutdown.clone();
+        tokio::spawn(async move {
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::trace!(error = %e, "connection ended with an error");
+                    }
+                }
+                _ = stopped(&mut stop) => {
+                    // Finish the request in flight, then close.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            // An upgraded connection ends here too: from now on the
+            // WebSocket session counts it (per-IP and per-org caps).
+            drop(slot);
+        });
+    }
 }
 
 /// Creates an org and its first org API key. Returns `(org_id, org_key)`.
@@ -217,6 +388,7 @@ pub async fn bootstrap_org(state: &AppState, name: &str) -> io::Result<(String, 
         None,
         None,
         state.config.org_key_ttl_secs,
+        None,
     )
     .await
     .map_err(io_error)?;
@@ -227,6 +399,7 @@ pub async fn bootstrap_org(state: &AppState, name: &str) -> io::Result<(String, 
 /// A running server.
 pub struct ServerHandle {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     state: AppState,
     shutdown_tx: watch::Sender<bool>,
     server: JoinHandle<()>,
@@ -237,6 +410,11 @@ impl ServerHandle {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served when `metrics_bind` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// `http://ADDR`, the base of every REST route.
@@ -273,6 +451,7 @@ impl ServerHandle {
             None,
             context_id.map(str::to_owned),
             ttl_secs,
+            None,
         )
         .await
         .map(|k| k.token)
@@ -299,6 +478,14 @@ impl ServerHandle {
         }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, state.sessions.wait_idle()).await;
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.server).await;
+        // REST requests in flight finish (each connection closes after
+        // its current request once shutdown began).
+        let http_drained = async {
+            while state.tcp_per_ip.keys() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_drained).await;
         self.sweeper.abort();
         let drained = async {
             while state

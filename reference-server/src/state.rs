@@ -3,7 +3,10 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::{broadcast, watch, Notify, Semaphore};
+
+use crate::admission::KeyedCounter;
+use crate::auth::Revoked;
 
 use crate::config::Config;
 use crate::conversation::Hubs;
@@ -37,12 +40,28 @@ pub struct ServerState {
     pub sessions: SessionTracker,
     /// Argon2 hash verified for unknown users (equal timing).
     pub dummy_password_hash: String,
+    /// Slots for password hashing (argon2id costs a core and ~19 MiB).
+    pub hash_slots: Semaphore,
+    /// Open TCP connections per peer address.
+    pub tcp_per_ip: Arc<KeyedCounter>,
+    /// Open WebSocket sessions per client address.
+    pub sockets_per_ip: Arc<KeyedCounter>,
+    /// Sockets attached to an org's contexts.
+    pub sockets_per_org: Arc<KeyedCounter>,
+    /// Credentials revoked while sockets may hold them.
+    pub revocations: broadcast::Sender<Revoked>,
 }
 
 /// Shorthand used by handlers.
 pub type AppState = Arc<ServerState>;
 
 impl ServerState {
+    /// Tells open sockets that a credential was revoked. (No receiver is
+    /// fine: then no socket holds it.)
+    pub fn announce_revoked(&self, revoked: Revoked) {
+        let _ = self.revocations.send(revoked);
+    }
+
     /// True once shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)

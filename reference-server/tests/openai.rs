@@ -93,11 +93,11 @@ async fn fake_upstream() -> (String, Upstream) {
 #[tokio::test]
 async fn streams_tokens_and_maps_tool_calls() {
     let (url, upstream) = fake_upstream().await;
-    let engine = OpenAiEngine::new(OpenAiConfig {
-        base_url: url,
-        api_key: Some("test-key".into()),
-        model: "fake-model".into(),
-    });
+    let engine = OpenAiEngine::new(OpenAiConfig::new(
+        url,
+        Some("test-key".into()),
+        "fake-model",
+    ));
     let t = spawn_with(test_builder().engine(engine)).await;
     let agent = t
         .agent(json!({"prompt": "You are terse.", "tools": ["web_search"]}))
@@ -155,11 +155,7 @@ async fn streams_tokens_and_maps_tool_calls() {
 
 #[tokio::test]
 async fn an_unreachable_upstream_is_an_error_not_a_crash() {
-    let engine = OpenAiEngine::new(OpenAiConfig {
-        base_url: "http://127.0.0.1:9/v1".into(),
-        api_key: None,
-        model: "m".into(),
-    });
+    let engine = OpenAiEngine::new(OpenAiConfig::new("http://127.0.0.1:9/v1", None, "m"));
     let t = spawn_with(test_builder().engine(engine)).await;
     let (_, ctx) = t.agent_and_context().await;
     let mut ws = t.connected(&ctx).await;
@@ -167,4 +163,30 @@ async fn an_unreachable_upstream_is_an_error_not_a_crash() {
     let got = ws.collect(ack["response_id"].as_str()).await;
     assert_eq!(got.reason.as_deref(), Some("error"));
     assert_eq!(got.text, "");
+}
+
+/// L6 of the security review: an upstream that accepts the connection and
+/// then says nothing held the context's generation lock forever.
+#[tokio::test]
+async fn a_hung_upstream_ends_the_response_and_frees_the_context() {
+    // Accepts connections, reads nothing, answers nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut config = OpenAiConfig::new(format!("http://{addr}/v1"), None, "m");
+    config.read_timeout = std::time::Duration::from_millis(300);
+    let t = spawn_with(test_builder().engine(OpenAiEngine::new(config))).await;
+    let (_, ctx) = t.agent_and_context().await;
+    let mut ws = t.connected(&ctx).await;
+    for _ in 0..2 {
+        // The second turn only starts once the first released the lock.
+        let ack = ws.request("add_message", json!({"message": "hi"})).await;
+        let got = ws.collect(ack["response_id"].as_str()).await;
+        assert_eq!(got.reason.as_deref(), Some("error"));
+    }
 }

@@ -149,7 +149,11 @@ async fn rest_errors_have_the_documented_shape() {
 
 #[tokio::test]
 async fn health_and_metrics() {
-    let t = spawn().await;
+    // /metrics lives on its own address (Info finding of the review: on
+    // the main port it told strangers the traffic and failure rates).
+    let t = spawn_with(test_builder().configure(|c| c.metrics_bind = Some("127.0.0.1:0".into()))).await;
+    let (status, _) = t.get("/metrics", "").await;
+    assert_eq!(status, 404, "not on the main port");
     let (status, health) = t.get("/health", "").await;
     assert_eq!(status, 200);
     assert_eq!(health["status"], "ok");
@@ -160,9 +164,10 @@ async fn health_and_metrics() {
         .await;
     ws.collect(ack["response_id"].as_str()).await;
     t.get("/agents", "bad").await;
+    let metrics = t.server.metrics_addr().expect("metrics listener");
     let text = t
         .http
-        .get(t.url("/metrics"))
+        .get(format!("http://{metrics}/metrics"))
         .send()
         .await
         .unwrap()

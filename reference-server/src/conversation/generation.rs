@@ -56,13 +56,34 @@ pub async fn invoke(
     if state.is_shutting_down() {
         return Err(ApiError::internal());
     }
+    // Reserve a place in the context's queue before anything is charged:
+    // every queued invocation is a task and, later, an engine run, so the
+    // queue is bounded however fast a client sends.
+    let max = state.config.limits.max_pending_invocations;
+    if hub
+        .pending
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1))
+        .is_err()
+    {
+        state.metrics.refused("context_busy");
+        return Err(ApiError::context_busy());
+    }
     let cost = state.config.credits_per_response;
-    if cost > 0 && !state.store.charge_credits(&hub.org_id, cost).await? {
-        return Err(ApiError::payment_required());
+    if cost > 0 {
+        match state.store.charge_credits(&hub.org_id, cost).await {
+            Ok(true) => {}
+            Ok(false) => {
+                hub.pending.fetch_sub(1, Ordering::SeqCst);
+                return Err(ApiError::payment_required());
+            }
+            Err(e) => {
+                hub.pending.fetch_sub(1, Ordering::SeqCst);
+                return Err(e.into());
+            }
+        }
     }
     let response_id = uuid::Uuid::new_v4().to_string();
     let (done_tx, done_rx) = oneshot::channel();
-    hub.pending.fetch_add(1, Ordering::SeqCst);
     let state = state.clone();
     let hub = hub.clone();
     let id = response_id.clone();
@@ -104,22 +125,82 @@ pub fn set_last_messages(history: &mut Vec<Value>, human: &str, ai: Option<&str>
     }
 }
 
+/// A filled prompt would exceed its bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptTooLarge;
+
 /// Substitutes the context's `prompt_args` into the agent's prompt:
 /// `{name}` becomes the argument's value (strings as is, anything else as
 /// JSON). Unknown placeholders stay as they are.
-pub fn fill_prompt(prompt: &str, args: &Value) -> String {
+///
+/// One pass over the prompt: text that came from an argument is never
+/// scanned again, so an argument holding `{other}` stays literal and the
+/// output is at most `prompt + one value per placeholder`, never the
+/// product of the arguments (a replace per argument, rescanning what the
+/// previous ones inserted, let 12 KB of arguments ask for terabytes).
+/// The output is also capped at `max_bytes`.
+pub fn fill_prompt(prompt: &str, args: &Value, max_bytes: usize) -> Result<String, PromptTooLarge> {
     let Some(args) = args.as_object().filter(|a| !a.is_empty()) else {
-        return prompt.to_owned();
-    };
-    let mut out = prompt.to_owned();
-    for (name, value) in args {
-        let text = match value {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
+        return if prompt.len() > max_bytes {
+            Err(PromptTooLarge)
+        } else {
+            Ok(prompt.to_owned())
         };
-        out = out.replace(&format!("{{{name}}}"), &text);
+    };
+    let mut out = String::with_capacity(prompt.len().min(max_bytes));
+    let mut rest = prompt;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        // The name runs to the next `}`; a `{` before it means this brace
+        // opens no placeholder, so it is copied and the scan goes on.
+        let value = after
+            .find('}')
+            .filter(|close| !after[..*close].contains('{'))
+            .and_then(|close| args.get(&after[..close]).map(|v| (close, v)));
+        match value {
+            Some((close, value)) => {
+                match value {
+                    Value::String(s) => out.push_str(s),
+                    other => out.push_str(&other.to_string()),
+                }
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+        if out.len() > max_bytes {
+            return Err(PromptTooLarge);
+        }
     }
-    out
+    out.push_str(rest);
+    if out.len() > max_bytes {
+        return Err(PromptTooLarge);
+    }
+    Ok(out)
+}
+
+/// Keeps a history within its bounds by dropping its oldest entries: at
+/// most `max_entries`, and at most `max_bytes` of JSON. The newest entry
+/// always stays, so the engine sees what it must answer.
+pub fn trim_history(history: &mut Vec<Value>, max_entries: usize, max_bytes: usize) {
+    let mut keep_from = history.len().saturating_sub(max_entries.max(1));
+    let mut bytes = 0usize;
+    for (i, entry) in history.iter().enumerate().rev() {
+        if i < keep_from {
+            break;
+        }
+        bytes = bytes.saturating_add(entry.to_string().len());
+        if bytes > max_bytes && i + 1 < history.len() {
+            keep_from = i + 1;
+            break;
+        }
+    }
+    if keep_from > 0 {
+        history.drain(..keep_from);
+    }
 }
 
 async fn run(
@@ -140,7 +221,7 @@ async fn run(
             return None;
         }
     };
-    let mut agent = state
+    let agent = state
         .store
         .get_agent(&context.agent_id)
         .await
@@ -150,7 +231,8 @@ async fn run(
             agent_id: context.agent_id.clone(),
             ..Agent::default()
         });
-    agent.prompt = fill_prompt(&agent.prompt, &context.prompt_args);
+    let limits = &state.config.limits;
+    let filled = fill_prompt(&agent.prompt, &context.prompt_args, limits.max_prompt_bytes);
     let mut history = context.messages;
     let trigger = match invocation {
         Invocation::Message(m) => {
@@ -173,6 +255,11 @@ async fn run(
         }
         Invocation::SpeakFirst => Trigger::SpeakFirst,
     };
+    trim_history(
+        &mut history,
+        limits.max_history_messages,
+        limits.max_history_bytes,
+    );
 
     let stop = Arc::new(Notify::new());
     hub.set_running(Some(Running {
@@ -189,7 +276,20 @@ async fn run(
         trigger,
         response_id: response_id.clone(),
     };
-    let mut task = tokio::spawn(async move { engine.generate(request, sink).await });
+    let mut task = tokio::spawn(async move {
+        match filled {
+            Ok(prompt) => {
+                let mut request = request;
+                request.agent.prompt = prompt;
+                engine.generate(request, sink).await
+            }
+            // The agent's prompt was changed after the context was created
+            // and no longer fits with its arguments: nothing is generated.
+            Err(PromptTooLarge) => Err(crate::engine::EngineError(
+                "the filled prompt exceeds max_prompt_bytes".into(),
+            )),
+        }
+    });
 
     let rid = response_id.as_str();
     let mut text = String::new();
@@ -261,6 +361,11 @@ async fn run(
     if !text.is_empty() {
         history.push(json!({"sender": "ai", "message": text}));
     }
+    trim_history(
+        &mut history,
+        limits.max_history_messages,
+        limits.max_history_bytes,
+    );
     if reason == StopReason::Complete {
         if !events.is_empty() {
             hub.publish(Notification::Events(EventsParams {
@@ -308,11 +413,46 @@ mod tests {
     #[test]
     fn prompt_args_fill_placeholders() {
         let args = json!({"name": "Ann", "n": 3});
+        let fill = |p: &str, a: &Value| fill_prompt(p, a, 1 << 20).unwrap();
+        assert_eq!(fill("Hi {name}, {n} {other}", &args), "Hi Ann, 3 {other}");
+        assert_eq!(fill("Hi {name}", &json!({})), "Hi {name}");
+        assert_eq!(fill("{{name}} {", &args), "{Ann} {");
+        assert_eq!(fill("{na{name}}", &args), "{naAnn}");
+    }
+
+    #[test]
+    fn inserted_text_is_never_rescanned() {
+        // The review's amplification: each level multiplied the text by a
+        // thousand when every pass rescanned the previous one's output.
+        let args = json!({
+            "a": "{b}".repeat(1000),
+            "b": "{c}".repeat(1000),
+            "c": "x".repeat(100),
+        });
+        let filled = fill_prompt("P:{a}", &args, 1 << 20).unwrap();
+        assert_eq!(filled, format!("P:{}", "{b}".repeat(1000)));
         assert_eq!(
-            fill_prompt("Hi {name}, {n} {other}", &args),
-            "Hi Ann, 3 {other}"
+            fill_prompt("{c}{c}", &args, 150),
+            Err(PromptTooLarge),
+            "the output bound holds"
         );
-        assert_eq!(fill_prompt("Hi {name}", &json!({})), "Hi {name}");
+        assert_eq!(fill_prompt("long", &json!({}), 3), Err(PromptTooLarge));
+    }
+
+    #[test]
+    fn history_keeps_its_newest_entries_within_both_bounds() {
+        let entry = |i: usize| json!({"sender": "human", "message": format!("m{i:04}")});
+        let mut h: Vec<Value> = (0..10).map(entry).collect();
+        trim_history(&mut h, 4, 1 << 20);
+        assert_eq!(h, (6..10).map(entry).collect::<Vec<_>>());
+        let one = entry(0).to_string().len();
+        let mut h: Vec<Value> = (0..10).map(entry).collect();
+        trim_history(&mut h, 100, one * 3);
+        assert_eq!(h, (7..10).map(entry).collect::<Vec<_>>());
+        // The newest entry survives even when it alone is too big.
+        let mut h: Vec<Value> = (0..3).map(entry).collect();
+        trim_history(&mut h, 100, 1);
+        assert_eq!(h, vec![entry(2)]);
     }
 
     #[test]

@@ -21,7 +21,34 @@ pub struct OpenAiConfig {
     pub api_key: Option<String>,
     /// Model name.
     pub model: String,
+    /// Connecting to the upstream may take this long.
+    pub connect_timeout: std::time::Duration,
+    /// An upstream that sends nothing for this long (before its answer
+    /// starts, or between two chunks of it) ends the response with
+    /// `stop_reason: error`: a hung upstream must not hold the context's
+    /// generation lock forever.
+    pub read_timeout: std::time::Duration,
 }
+
+impl OpenAiConfig {
+    /// A config with the default timeouts (10 s to connect, 60 s of
+    /// silence).
+    pub fn new(base_url: impl Into<String>, api_key: Option<String>, model: impl Into<String>) -> Self {
+        OpenAiConfig {
+            base_url: base_url.into(),
+            api_key,
+            model: model.into(),
+            connect_timeout: std::time::Duration::from_secs(10),
+            read_timeout: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+/// Longest SSE line kept while waiting for its newline; an upstream that
+/// never sends one cannot grow the buffer past it.
+const MAX_SSE_LINE: usize = 1024 * 1024;
+/// Most bytes of one tool call's arguments assembled from deltas.
+const MAX_TOOL_ARGUMENTS: usize = 256 * 1024;
 
 impl std::fmt::Debug for OpenAiConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -29,6 +56,8 @@ impl std::fmt::Debug for OpenAiConfig {
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("model", &self.model)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
             .finish()
     }
 }
@@ -46,10 +75,17 @@ impl OpenAiEngine {
         // reqwest is built without a default TLS provider; install ring once
         // (an error only means one is installed already).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        OpenAiEngine {
-            config,
-            http: reqwest::Client::new(),
-        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            .build()
+            .unwrap_or_else(|e| {
+                // Only a broken TLS setup fails here; without timeouts the
+                // engine still works, so say so and go on.
+                tracing::error!(error = %e, "cannot build the upstream client with timeouts");
+                reqwest::Client::new()
+            });
+        OpenAiEngine { config, http }
     }
 
     fn messages(request: &GenerateRequest) -> Vec<Value> {
@@ -132,10 +168,18 @@ impl Engine for OpenAiEngine {
         if let Some(key) = &self.config.api_key {
             call = call.bearer_auth(key);
         }
-        let response = call
-            .send()
+        // `read_timeout` covers each read, not the wait for the answer's
+        // headers: bound that too.
+        let response = tokio::time::timeout(self.config.read_timeout, call.send())
             .await
-            .map_err(|e| EngineError(format!("upstream unreachable: {e}")))?;
+            .map_err(|_| EngineError("upstream timeout: no answer".into()))?
+            .map_err(|e| {
+                if e.is_timeout() {
+                    EngineError("upstream timeout".into())
+                } else {
+                    EngineError(format!("upstream unreachable: {e}"))
+                }
+            })?;
         if !response.status().is_success() {
             return Err(EngineError(format!(
                 "upstream answered HTTP {}",
@@ -147,8 +191,17 @@ impl Engine for OpenAiEngine {
         let mut buffer: Vec<u8> = Vec::new();
         let mut stream = response.bytes_stream();
         'outer: while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| EngineError(format!("upstream stream failed: {e}")))?;
+            let chunk = chunk.map_err(|e| {
+                if e.is_timeout() {
+                    EngineError("upstream timeout: the stream went silent".into())
+                } else {
+                    EngineError(format!("upstream stream failed: {e}"))
+                }
+            })?;
             buffer.extend_from_slice(&chunk);
+            if buffer.len() > MAX_SSE_LINE && !buffer.contains(&b'\n') {
+                return Err(EngineError("upstream sent an oversized line".into()));
+            }
             while let Some(pos) = buffer.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = buffer.drain(..=pos).collect();
                 let line = String::from_utf8_lossy(&line);
@@ -192,6 +245,9 @@ impl Engine for OpenAiEngine {
                             pending.name.push_str(name);
                         }
                         if let Some(args) = f.get("arguments").and_then(Value::as_str) {
+                            if pending.arguments.len() + args.len() > MAX_TOOL_ARGUMENTS {
+                                return Err(EngineError("upstream tool call too large".into()));
+                            }
                             pending.arguments.push_str(args);
                         }
                     }

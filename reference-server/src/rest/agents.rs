@@ -5,7 +5,7 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 use tokenrelay::rest::{Agent, AgentList, NewAgent};
 
-use super::JsonBody;
+use super::{check_size, JsonBody};
 use crate::auth::RestPrincipal;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -19,6 +19,17 @@ pub async fn create(
 ) -> Result<Json<Agent>, ApiError> {
     if body.agent_name.trim().is_empty() {
         return Err(ApiError::invalid_params("agent_name must not be empty"));
+    }
+    let limits = &state.config.limits;
+    check_size("agent_name", body.agent_name.len(), 256)?;
+    check_size("agent_description", body.agent_description.len(), 4096)?;
+    check_size("prompt", body.prompt.len(), limits.max_prompt_bytes)?;
+    if let Some(tools) = &body.tools {
+        check_size(
+            "tools",
+            serde_json::to_string(tools).map_or(usize::MAX, |t| t.len()),
+            limits.max_object_bytes,
+        )?;
     }
     let now = unix_now();
     let agent = Agent {
@@ -53,15 +64,37 @@ pub async fn visible_agent(
     }
 }
 
-/// One agent.
+/// What another org sees of a public agent: enough to start a context
+/// with it and show it, nothing of how it works (its prompt and tools are
+/// its org's).
+pub fn public_view(agent: &Agent) -> Agent {
+    Agent {
+        agent_id: agent.agent_id.clone(),
+        agent_name: agent.agent_name.clone(),
+        agent_description: agent.agent_description.clone(),
+        prompt: String::new(),
+        org_id: agent.org_id.clone(),
+        is_public: agent.is_public,
+        agent_speaks_first: agent.agent_speaks_first,
+        tools: Vec::new(),
+        created_at: agent.created_at,
+        updated_at: agent.updated_at,
+        extra: Map::new(),
+    }
+}
+
+/// One agent: whole for its own org, [`public_view`] for another.
 pub async fn get(
     State(state): State<AppState>,
     RestPrincipal(principal): RestPrincipal,
     Path(id): Path<String>,
 ) -> Result<Json<Agent>, ApiError> {
-    visible_agent(&state, principal.org_id(), &id)
-        .await
-        .map(Json)
+    let agent = visible_agent(&state, principal.org_id(), &id).await?;
+    Ok(Json(if agent.org_id == principal.org_id() {
+        agent
+    } else {
+        public_view(&agent)
+    }))
 }
 
 /// The caller's org's agents.

@@ -7,7 +7,7 @@ use tokenrelay::rest::{ChatReply, ChatRequest, Context, NewContext};
 use tokenrelay::wire::StopReason;
 
 use super::agents::visible_agent;
-use super::JsonBody;
+use super::{check_size, JsonBody};
 use crate::auth::{mint_api_key, RestPrincipal};
 use crate::conversation::{invoke, Invocation};
 use crate::error::ApiError;
@@ -58,6 +58,39 @@ pub async fn create(
         return Err(ApiError::invalid_params("No agent_id provided"));
     }
     let agent = visible_agent(&state, principal.org_id(), &body.agent_id).await?;
+    let limits = &state.config.limits;
+    let prompt_args = Value::Object(body.prompt_args.unwrap_or_default());
+    let user_defined = Value::Object(body.user_defined.unwrap_or_default());
+    check_size("user_defined", user_defined.to_string().len(), limits.max_object_bytes)?;
+    let has_args = prompt_args.as_object().is_some_and(|a| !a.is_empty());
+    if has_args {
+        // A public agent's prompt is its org's: a stranger's arguments do
+        // not reach it (they could rewrite the agent's instructions or
+        // leak them back through the reply).
+        if agent.org_id != principal.org_id() {
+            return Err(ApiError::forbidden(
+                "prompt_args can only be set by the agent's own organisation",
+            ));
+        }
+        check_size(
+            "prompt_args",
+            prompt_args.to_string().len(),
+            limits.max_prompt_args_bytes,
+        )?;
+        // Fill once now, so a context whose prompt would outgrow its bound
+        // is refused here rather than failing every turn.
+        crate::conversation::generation::fill_prompt(
+            &agent.prompt,
+            &prompt_args,
+            limits.max_prompt_bytes,
+        )
+        .map_err(|_| {
+            ApiError::too_large(format!(
+                "the prompt filled with these prompt_args exceeds {} bytes",
+                limits.max_prompt_bytes
+            ))
+        })?;
+    }
     let now = unix_now();
     let record = ContextRecord {
         context_id: uuid::Uuid::new_v4().to_string(),
@@ -65,8 +98,8 @@ pub async fn create(
         agent_id: agent.agent_id.clone(),
         user_id: principal.creator_id(),
         messages: Vec::new(),
-        user_defined: Value::Object(body.user_defined.unwrap_or_default()),
-        prompt_args: Value::Object(body.prompt_args.unwrap_or_default()),
+        user_defined,
+        prompt_args,
         last_seq: 0,
         created_at: now,
         updated_at: now,
@@ -94,6 +127,7 @@ pub async fn create(
             None,
             Some(record.context_id.clone()),
             state.config.client_key_ttl_secs,
+            Some(principal.minter()),
         )
         .await?;
         Some(minted.token)
@@ -135,6 +169,11 @@ pub async fn chat(
     if body.message.is_empty() {
         return Err(ApiError::invalid_params("No message provided"));
     }
+    check_size(
+        "message",
+        body.message.len(),
+        state.config.limits.max_message_bytes,
+    )?;
     let record = owned_context(&state, principal.org_id(), &body.context_id).await?;
     let hub = state.hubs.get_or_create(&record);
     let (response_id, done) = invoke(&state, &hub, Invocation::Message(body.message)).await?;

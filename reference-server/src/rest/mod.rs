@@ -30,6 +30,10 @@ pub fn router(state: AppState) -> Router {
     if state.config.fault_injection {
         router = router.route("/debug/faults", post(faults::inject));
     }
+    if state.config.metrics_public {
+        router = router.route("/metrics", get(metrics));
+    }
+    let limits = &state.config.limits;
     router
         .route("/agent", post(agents::create))
         .route("/agent/{id}", get(agents::get).delete(agents::delete))
@@ -39,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/chat", post(contexts::chat))
         .route("/generate-api-key", post(keys::generate))
         .route("/api-key/{id}", delete(keys::revoke))
+        .route("/api-keys", get(keys::list))
         .route("/auth/register", post(users::register))
         .route("/auth/login", post(users::login))
         .route("/auth/me", get(users::me))
@@ -53,13 +58,25 @@ pub fn router(state: AppState) -> Router {
             post(client_keys::create).delete(client_keys::delete),
         )
         .route("/health", get(health))
-        .route("/metrics", get(metrics))
         .route("/ws", get(crate::ws::upgrade))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             record_latency,
         ))
         .fallback(|| async { ApiError::not_found("No such route") })
+        // A body must be small and arrive in time; the header deadline is
+        // the accept loop's.
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            limits.http_header_timeout,
+        ))
+        .with_state(state)
+}
+
+/// `/metrics` alone, for its own listener (`metrics_bind`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -124,6 +141,64 @@ pub fn rate_check(state: &AppState, subject: &str) -> (RateDecision, Result<(), 
         None => Ok(()),
     };
     (decision, verdict)
+}
+
+/// Counts a request against the per-address limit of `route_group`
+/// (`auth`: register and login together).
+pub fn ip_rate_check(
+    state: &AppState,
+    route_group: &str,
+    ip: &str,
+    limit: u32,
+) -> Result<(), ApiError> {
+    let decision = state
+        .rate_limiter
+        .check_with_limit(&format!("{route_group}-ip:{ip}"), limit);
+    match decision.retry_after {
+        Some(secs) => {
+            state.metrics.refused("auth_per_ip");
+            tracing::info!(route_group, "rate limited by address");
+            Err(ApiError::rate_limited(secs))
+        }
+        None => Ok(()),
+    }
+}
+
+/// The caller's address for per-IP limits (see
+/// [`crate::admission::client_ip`]).
+pub fn caller_ip(state: &AppState, parts: &axum::http::request::Parts) -> String {
+    crate::admission::client_ip(
+        parts
+            .extensions
+            .get::<crate::admission::PeerAddr>()
+            .copied(),
+        &parts.headers,
+        state.config.client_ip_header.as_deref(),
+    )
+}
+
+/// The caller's address, as an extractor.
+pub struct CallerIp(pub String);
+
+impl axum::extract::FromRequestParts<AppState> for CallerIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(CallerIp(caller_ip(state, parts)))
+    }
+}
+
+/// Refuses a field above `max` bytes of JSON (or text), naming it.
+pub fn check_size(field: &str, len: usize, max: usize) -> Result<(), ApiError> {
+    if len > max {
+        return Err(ApiError::too_large(format!(
+            "{field} is {len} bytes; at most {max} are accepted"
+        )));
+    }
+    Ok(())
 }
 
 /// Adds `x-ratelimit-limit` / `x-ratelimit-remaining` to an answer.

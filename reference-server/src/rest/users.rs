@@ -10,7 +10,7 @@ use tokenrelay::rest::{
     UserApiKeyList,
 };
 
-use super::{rate_check, with_rate_headers, JsonBody};
+use super::{ip_rate_check, rate_check, with_rate_headers, CallerIp, JsonBody};
 use crate::auth::{Principal, RestPrincipal};
 use crate::error::ApiError;
 use crate::jwt::{Claims, TYPE_USER};
@@ -20,8 +20,16 @@ use crate::state::AppState;
 use crate::store::{OrgRecord, UserApiKeyRecord, UserRecord};
 use crate::time::{iso8601, unix_now};
 
-/// Shortest password accepted.
-pub const MIN_PASSWORD_LEN: usize = 8;
+/// Longest username, in characters after normalisation.
+pub const MAX_USERNAME_CHARS: usize = 128;
+
+/// The one form of a username that is stored and compared: Unicode NFKC
+/// (so `ｅve` and `eve` are one name), lower case, trimmed. Without it two
+/// accounts could look identical.
+pub fn normalize_username(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    name.trim().nfkc().collect::<String>().to_lowercase()
+}
 
 fn user_body(u: &UserRecord) -> User {
     User {
@@ -61,30 +69,75 @@ fn user_id(principal: &Principal) -> Result<&str, ApiError> {
     }
 }
 
+/// Runs `work` (an argon2 hash or verification) on a blocking thread once
+/// a hashing slot is free. argon2id is deliberately costly (a core and
+/// ~19 MiB each), so the slots bound what a flood of logins can take; a
+/// request that waits longer than the queue timeout gets a 503.
+async fn with_hash_slot<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let wait = state.config.limits.password_hash_queue_timeout;
+    let _permit = match tokio::time::timeout(wait, state.hash_slots.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            state.metrics.refused("password_hash_busy");
+            return Err(ApiError::unavailable(
+                "Too many sign-ins at once; retry in a moment",
+            ));
+        }
+    };
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ApiError::internal())
+}
+
 async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
     let cost = state.config.password_hashing;
-    // argon2 is deliberately slow: keep it off the async workers.
-    tokio::task::spawn_blocking(move || password::hash(&password, cost))
-        .await
-        .ok()
-        .flatten()
+    with_hash_slot(state, move || password::hash(&password, cost))
+        .await?
         .ok_or_else(ApiError::internal)
 }
 
-/// Creates an account, and a personal org for it.
+/// Refuses a username or password outside its bounds before any hashing.
+fn check_credentials(state: &AppState, username: &str, password: &str) -> Result<(), ApiError> {
+    if username.is_empty() || username.chars().count() > MAX_USERNAME_CHARS {
+        return Err(ApiError::invalid_params(format!(
+            "username must be 1 to {MAX_USERNAME_CHARS} characters"
+        )));
+    }
+    let max = state.config.limits.max_password_chars;
+    if password.chars().count() > max {
+        return Err(ApiError::invalid_params(format!(
+            "password must be at most {max} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Creates an account, and a personal org for it with the configured
+/// starting credits. Closed unless `open_registration` is set; limited per
+/// client address.
 pub async fn register(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<Credentials>,
+    CallerIp(ip): CallerIp,
+    body: Result<JsonBody<Credentials>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let username = body.username.trim().to_owned();
-    if username.is_empty() || username.len() > 128 {
-        return Err(ApiError::invalid_params(
-            "username must be 1 to 128 characters",
+    let limits = &state.config.limits;
+    if !limits.open_registration {
+        state.metrics.refused("registration_closed");
+        return Err(ApiError::forbidden(
+            "Registration is closed on this server; ask its operator for an account",
         ));
     }
-    if body.password.len() < MIN_PASSWORD_LEN {
+    ip_rate_check(&state, "auth", &ip, limits.auth_per_ip_per_minute)?;
+    let JsonBody(body) = body?;
+    let username = normalize_username(&body.username);
+    check_credentials(&state, &username, &body.password)?;
+    let min = limits.min_password_chars;
+    if body.password.chars().count() < min {
         return Err(ApiError::invalid_params(format!(
-            "password must be at least {MIN_PASSWORD_LEN} characters"
+            "password must be at least {min} characters"
         )));
     }
     if state.store.get_user_by_name(&username).await?.is_some() {
@@ -95,7 +148,9 @@ pub async fn register(
     let org = OrgRecord {
         org_id: uuid::Uuid::new_v4().to_string(),
         name: format!("{username}'s org"),
-        credits: None,
+        // A stranger's org never starts unlimited: with an upstream engine
+        // every credit is the operator's money.
+        credits: Some(limits.registration_credits),
         created_at: now,
     };
     let user = UserRecord {
@@ -112,17 +167,32 @@ pub async fn register(
     Ok(Json(user_json(&user)))
 }
 
-/// Exchanges a username and password for an access token. Rate limited
-/// per username, which slows down password guessing.
+/// Exchanges a username and password for an access token. Limited per
+/// client address, and per address and username: guessing is slowed down,
+/// but a stranger elsewhere cannot lock the owner out by failing on
+/// purpose (their bucket is not the owner's).
 pub async fn login(
     State(state): State<AppState>,
+    CallerIp(ip): CallerIp,
     body: Result<JsonBody<Credentials>, ApiError>,
 ) -> Response {
-    let body = match body {
+    if let Err(e) = ip_rate_check(
+        &state,
+        "auth",
+        &ip,
+        state.config.limits.auth_per_ip_per_minute,
+    ) {
+        return e.into_response();
+    }
+    let mut body = match body {
         Ok(JsonBody(body)) => body,
         Err(e) => return e.into_response(),
     };
-    let (decision, verdict) = rate_check(&state, &format!("login:{}", body.username.trim()));
+    body.username = normalize_username(&body.username);
+    if let Err(e) = check_credentials(&state, &body.username, &body.password) {
+        return e.into_response();
+    }
+    let (decision, verdict) = rate_check(&state, &format!("login:{ip}:{}", body.username));
     let result = match verdict {
         Err(e) => Err(e),
         Ok(()) => login_inner(&state, body).await,
@@ -131,7 +201,7 @@ pub async fn login(
 }
 
 async fn login_inner(state: &AppState, body: Credentials) -> Result<Json<Value>, ApiError> {
-    let user = state.store.get_user_by_name(body.username.trim()).await?;
+    let user = state.store.get_user_by_name(&body.username).await?;
     // Verify against a dummy hash for unknown names, so timing does not
     // tell which usernames exist.
     let stored = user
@@ -139,9 +209,7 @@ async fn login_inner(state: &AppState, body: Credentials) -> Result<Json<Value>,
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| state.dummy_password_hash.clone());
     let password = body.password;
-    let ok = tokio::task::spawn_blocking(move || password::verify(&password, &stored))
-        .await
-        .unwrap_or(false);
+    let ok = with_hash_slot(state, move || password::verify(&password, &stored)).await?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
@@ -260,7 +328,11 @@ pub async fn delete_api_key(
         ));
     }
     state.store.delete_user_api_key(key_id).await?;
-    tracing::info!(user_id, key_id, "user api key deleted");
+    state.announce_revoked(crate::auth::Revoked::UserApiKey(key_id));
+    // What the key minted goes with it (a leaked `sk_live_` key cannot
+    // leave org keys behind that outlive its deletion).
+    let cascaded = super::keys::revoke_minted_by(&state, &format!("user_key:{key_id}")).await?;
+    tracing::info!(user_id, key_id, cascaded, "user api key deleted");
     Ok(Json(DeletedMessage {
         message: "API key deleted successfully".into(),
     }))

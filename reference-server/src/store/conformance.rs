@@ -70,6 +70,7 @@ pub async fn check(store: &dyn Store) -> Result<(), String> {
         created_at: 1,
         updated_at: 1,
         expires_at: 2,
+        minted_by: Some(format!("user_key:{tag}")),
     };
     store.insert_api_key(&key).await.map_err(e)?;
     ensure(
@@ -88,6 +89,47 @@ pub async fn check(store: &dyn Store) -> Result<(), String> {
     ensure(
         !store.revoke_api_key(&id("nokey")).await.map_err(e)?,
         "revoke unknown key",
+    )?;
+    let minted = ApiKeyRecord {
+        api_key_id: id("minted"),
+        kind: KeyKind::Org,
+        context_id: None,
+        expires_at: i64::MAX / 2,
+        ..key.clone()
+    };
+    store.insert_api_key(&minted).await.map_err(e)?;
+    let listed = store
+        .list_api_keys(&org.org_id, KeyKind::Org, 10)
+        .await
+        .map_err(e)?;
+    ensure(
+        listed == vec![minted.clone()],
+        "keys listed by org and kind",
+    )?;
+    ensure(
+        store
+            .revoke_keys_minted_by(&format!("user_key:{tag}"))
+            .await
+            .map_err(e)?
+            == vec![minted.api_key_id.clone()],
+        "revoking a minter revokes the valid keys it minted, once",
+    )?;
+    ensure(
+        store
+            .get_api_key(&minted.api_key_id)
+            .await
+            .map_err(e)?
+            .is_some_and(|k| !k.valid),
+        "a key revoked with its minter reads as invalid",
+    )?;
+    store.purge_expired(1_000).await.map_err(e)?;
+    ensure(
+        store.get_api_key(&key.api_key_id).await.map_err(e)?.is_none(),
+        "expired keys are purged",
+    )?;
+    ensure(
+        store.get_api_key(&minted.api_key_id).await.map_err(e)?.is_some(),
+        "live keys survive a purge",
     )?;
 
     // Agents and contexts.
@@ -140,6 +182,10 @@ pub async fn check(store: &dyn Store) -> Result<(), String> {
         "last_seq never goes back",
     )?;
     ensure(
+        store.context_org(&ctx.context_id).await.map_err(e)? == Some(ctx.org_id.clone()),
+        "a context's org without its history",
+    )?;
+    ensure(
         store.delete_context(&ctx.context_id).await.map_err(e)?,
         "delete context",
     )?;
@@ -150,6 +196,10 @@ pub async fn check(store: &dyn Store) -> Result<(), String> {
             .map_err(e)?
             .is_none(),
         "deleted context gone",
+    )?;
+    ensure(
+        store.context_org(&ctx.context_id).await.map_err(e)?.is_none(),
+        "a deleted context has no org",
     )?;
     ensure(
         store.delete_agent(&agent.agent_id).await.map_err(e)?,

@@ -110,6 +110,10 @@ pub struct ApiKeyRecord {
     pub updated_at: i64,
     /// `exp` claim, unix seconds.
     pub expires_at: i64,
+    /// The credential that minted it (`key:{id}`, `user_key:{id}`,
+    /// `user:{id}`); revoking that credential revokes this key too.
+    /// `None` for keys minted by the operator (`bootstrap`).
+    pub minted_by: Option<String>,
 }
 
 /// A conversation: the agent it runs and its history.
@@ -223,6 +227,20 @@ pub trait Store: Send + Sync + 'static {
     async fn get_api_key(&self, api_key_id: &str) -> StoreResult<Option<ApiKeyRecord>>;
     /// Revokes a key; false if unknown.
     async fn revoke_api_key(&self, api_key_id: &str) -> StoreResult<bool>;
+    /// Revokes every valid key minted by `minted_by`; returns their ids.
+    async fn revoke_keys_minted_by(&self, minted_by: &str) -> StoreResult<Vec<String>>;
+    /// An org's keys of `kind` (metadata only: the JWTs are never stored),
+    /// newest first, at most `limit`.
+    async fn list_api_keys(
+        &self,
+        org_id: &str,
+        kind: KeyKind,
+        limit: usize,
+    ) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Deletes key records that expired before `now` (unix seconds) and
+    /// stream tokens that expired before `now * 1000`; returns how many
+    /// rows went.
+    async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 
     /// Creates or replaces an agent.
     async fn put_agent(&self, agent: &Agent) -> StoreResult<()>;
@@ -237,6 +255,9 @@ pub trait Store: Send + Sync + 'static {
     async fn create_context(&self, context: &ContextRecord) -> StoreResult<()>;
     /// Reads a context.
     async fn get_context(&self, context_id: &str) -> StoreResult<Option<ContextRecord>>;
+    /// The org of a context, without loading its history (a cheap
+    /// existence check on every invocation).
+    async fn context_org(&self, context_id: &str) -> StoreResult<Option<String>>;
     /// Deletes a context; false if unknown.
     async fn delete_context(&self, context_id: &str) -> StoreResult<bool>;
     /// Replaces a context's history and its last `seq`.

@@ -58,6 +58,11 @@ CREATE TABLE publishable_keys (
     org_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, allowed_origins TEXT NOT NULL,
     created_at INTEGER NOT NULL
 );
+"#, r#"
+ALTER TABLE api_keys ADD COLUMN minted_by TEXT;
+CREATE INDEX api_keys_by_minter ON api_keys (minted_by);
+CREATE INDEX api_keys_by_org ON api_keys (org_id, kind, created_at);
+CREATE INDEX api_keys_by_expiry ON api_keys (expires_at);
 "#];
 
 /// SQLite implementation of [`Store`].
@@ -84,6 +89,7 @@ fn parse_json(text: &str) -> Value {
 impl SqliteStore {
     /// Opens (creating if needed) a database file and migrates it.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        create_private(path)?;
         let conn = Connection::open(path).map_err(backend)?;
         // WAL: durable on commit with `synchronous = NORMAL` against process
         // crashes, and readers do not block the writer.
@@ -109,11 +115,50 @@ impl SqliteStore {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
-        // A poisoned mutex only means another call panicked mid-statement;
-        // SQLite rolled that statement back, so the connection is usable.
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(backend)
+        let run = || {
+            // A poisoned mutex only means another call panicked
+            // mid-statement; SQLite rolled that statement back, so the
+            // connection is usable.
+            let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn).map_err(backend)
+        };
+        // A statement can wait on the mutex behind a long history write, or
+        // on the disk: on a multi-threaded runtime the worker hands its
+        // other tasks to a fresh thread meanwhile, so sockets keep
+        // streaming. (`block_in_place` borrows instead of needing `'static`
+        // data as `spawn_blocking` would; a current-thread runtime, as in
+        // unit tests, just runs the statement.)
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
+            _ => run(),
+        }
     }
+}
+
+/// Creates the database file with mode 0600 (it holds password hashes and,
+/// unless kept elsewhere, the JWT secret), and tightens an existing file
+/// that others can read. SQLite's `-wal` and `-shm` files take the main
+/// file's mode.
+fn create_private(path: &Path) -> StoreResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(backend)?;
+        let mode = file.metadata().map_err(backend)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(backend)?;
+            tracing::warn!("the database file was readable by others; its mode is now 0600");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> StoreResult<()> {
@@ -148,6 +193,7 @@ fn api_key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
         expires_at: r.get(9)?,
+        minted_by: r.get(10)?,
     })
 }
 
@@ -196,7 +242,7 @@ fn agent_from_body(body: String) -> Option<Agent> {
     serde_json::from_str(&body).ok()
 }
 
-const API_KEY_COLS: &str = "api_key_id, org_id, kind, user_id, client_id, context_id, valid, created_at, updated_at, expires_at";
+const API_KEY_COLS: &str = "api_key_id, org_id, kind, user_id, client_id, context_id, valid, created_at, updated_at, expires_at, minted_by";
 const CONTEXT_COLS: &str = "context_id, org_id, agent_id, user_id, messages, user_defined, prompt_args, last_seq, created_at, updated_at";
 const USER_KEY_COLS: &str = "id, user_id, nickname, key_hash, created_at, updated_at";
 
@@ -279,7 +325,7 @@ impl Store for SqliteStore {
     async fn insert_api_key(&self, k: &ApiKeyRecord) -> StoreResult<()> {
         self.with(|c| {
             c.execute(
-                &format!("INSERT INTO api_keys ({API_KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                &format!("INSERT INTO api_keys ({API_KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
                 params![
                     k.api_key_id,
                     k.org_id,
@@ -290,7 +336,8 @@ impl Store for SqliteStore {
                     k.valid as i64,
                     k.created_at,
                     k.updated_at,
-                    k.expires_at
+                    k.expires_at,
+                    k.minted_by
                 ],
             )
             .map(drop)
@@ -315,6 +362,51 @@ impl Store for SqliteStore {
                 params![api_key_id, crate::time::unix_now()],
             )
             .map(|n| n == 1)
+        })
+    }
+
+    async fn revoke_keys_minted_by(&self, minted_by: &str) -> StoreResult<Vec<String>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "UPDATE api_keys SET valid = 0, updated_at = ?2
+                 WHERE minted_by = ?1 AND valid = 1 RETURNING api_key_id",
+            )?;
+            let ids = stmt
+                .query_map(params![minted_by, crate::time::unix_now()], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(ids)
+        })
+    }
+
+    async fn list_api_keys(
+        &self,
+        org_id: &str,
+        kind: KeyKind,
+        limit: usize,
+    ) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {API_KEY_COLS} FROM api_keys WHERE org_id = ?1 AND kind = ?2
+                 ORDER BY created_at DESC, api_key_id LIMIT ?3"
+            ))?;
+            let rows = stmt
+                .query_map(
+                    params![org_id, kind.as_str(), limit.min(i64::MAX as usize) as i64],
+                    api_key_from_row,
+                )?
+                .collect();
+            rows
+        })
+    }
+
+    async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
+        self.with(|c| {
+            let keys = c.execute("DELETE FROM api_keys WHERE expires_at < ?1", [now])?;
+            let tokens = c.execute(
+                "DELETE FROM stream_tokens WHERE expires_at_ms < ?1",
+                [now.saturating_mul(1000)],
+            )?;
+            Ok((keys + tokens) as u64)
         })
     }
 
@@ -393,6 +485,17 @@ impl Store for SqliteStore {
                 &format!("SELECT {CONTEXT_COLS} FROM contexts WHERE context_id = ?1"),
                 [context_id],
                 context_from_row,
+            )
+            .optional()
+        })
+    }
+
+    async fn context_org(&self, context_id: &str) -> StoreResult<Option<String>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT org_id FROM contexts WHERE context_id = ?1",
+                [context_id],
+                |r| r.get(0),
             )
             .optional()
         })

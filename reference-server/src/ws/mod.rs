@@ -12,6 +12,7 @@ use serde::Deserialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::Instrument;
 
+use crate::rest::CallerIp;
 use crate::state::AppState;
 
 /// Close codes of PROTOCOL.md 2.3.
@@ -50,6 +51,7 @@ pub struct WsQuery {
 /// Upgrades to a WebSocket and runs a session on it.
 pub async fn upgrade(
     State(state): State<AppState>,
+    CallerIp(client_ip): CallerIp,
     query: Result<Query<WsQuery>, QueryRejection>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -74,6 +76,6 @@ pub async fn upgrade(
             // One span per socket: every log line of the session carries
             // its connection number (never a credential).
             let span = tracing::info_span!("ws", conn = next_connection_id());
-            session::run(state, socket, query, origin).instrument(span)
+            session::run(state, socket, query, origin, client_ip).instrument(span)
         })
 }

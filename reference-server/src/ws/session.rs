@@ -3,10 +3,20 @@
 //!
 //! Every frame from the client is answered or ignored, never fatal: bad
 //! JSON, unknown methods and bad params get a `result.error` with a
-//! `result.code`. The credential is checked once, at `connect_to_context`;
-//! the connection outlives the key's expiry.
+//! `result.code`. The credential is checked at `connect_to_context`; the
+//! connection outlives the key's expiry but not its revocation (the socket
+//! closes with 4001 when it is revoked, and every invocation checks again).
+//!
+//! What one socket may spend is bounded (`Limits`): frames per second (a
+//! token bucket; a client far over it is closed 4008), sockets per client
+//! address and per org, invocations queued per context, the size of each
+//! message, and time: the server pings every `ping_interval`, closes a
+//! socket silent for `idle_timeout` (1001) and drops one whose writes stall
+//! for `write_timeout` (its reader stopped reading).
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
@@ -16,13 +26,16 @@ use tokenrelay::wire::{
     capability, decode_client_frame, encode_response, ClientRequest, ConnectParams, ConnectResult,
     ServerInfo,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use super::{close, WsQuery};
-use crate::auth::{authenticate, Principal};
+use crate::admission::Admitted;
+use crate::auth::{authenticate, still_valid, Principal, Revoked};
 use crate::conversation::{invoke, Fault, Hub, Invocation, Outbound};
 use crate::error::ApiError;
 use crate::jwt::TYPE_PUBLISHABLE;
+use crate::ratelimit::TokenBucket;
+use crate::rest::client_keys::canonical_origin;
 use crate::secret::{sha256_hex, PUBLISHABLE_KEY_PREFIX};
 use crate::state::AppState;
 use crate::time::unix_now_ms;
@@ -33,6 +46,11 @@ pub const SERVER_NAME: &str = "tokenrelay-server";
 /// Most live frames written before one flush, so a fast stream is sent in
 /// batches without starving the read side.
 const WRITE_BATCH: usize = 256;
+
+/// Highest `resume_after_seq` accepted: 2^53 - 1, the largest integer
+/// every SDK's JSON reads exactly (JavaScript's `Number`). `seq` never gets
+/// near it; a bigger value is an attack on the counter (it would wrap).
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -45,16 +63,61 @@ struct Session {
     hub: Option<Arc<Hub>>,
     subscription_id: Option<u64>,
     live: Option<mpsc::Receiver<Outbound>>,
+    /// The credential of the attached context, re-checked on every
+    /// invocation and compared with each revocation.
+    principal: Option<Principal>,
+    /// This socket's place under its org's cap, while attached.
+    org_slot: Option<Admitted>,
+    /// Frames this socket may still send.
+    bucket: TokenBucket,
+    /// Frames refused by the bucket since it last had room.
+    over_rate: u32,
+    /// Set when a reply must be followed by closing the socket.
+    close_after: Option<(u16, &'static str)>,
 }
 
+/// What the frame-rate bucket says of one client frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// Within the rate.
+    Admit,
+    /// Over it: refused, the socket stays.
+    Refuse,
+    /// Far over it: the socket closes (4008).
+    Close,
+}
+
+/// A sink operation that must finish within the write timeout: a peer
+/// that stops reading fills its TCP window and would otherwise park this
+/// session (and its slot) forever.
+async fn timed<E>(limit: Duration, op: impl Future<Output = Result<(), E>>) -> Result<(), ()> {
+    match tokio::time::timeout(limit, op).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(()),
+        Err(_) => {
+            tracing::info!("socket dropped: writes stalled (the peer stopped reading)");
+            Err(())
+        }
+    }
+}
+
+/// The longest a close handshake may take before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
 async fn send_close(sink: &mut Sink, code: u16, reason: &str) {
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from(reason),
-        })))
-        .await;
-    let _ = sink.close().await;
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason),
+    }));
+    if timed(CLOSE_TIMEOUT, sink.send(frame)).await.is_ok() {
+        let _ = timed(CLOSE_TIMEOUT, sink.close()).await;
+    }
+}
+
+async fn next_revocation(
+    rx: &mut broadcast::Receiver<Revoked>,
+) -> Result<Revoked, broadcast::error::RecvError> {
+    rx.recv().await
 }
 
 async fn next_live(live: &mut Option<mpsc::Receiver<Outbound>>) -> Option<Outbound> {
@@ -65,11 +128,29 @@ async fn next_live(live: &mut Option<mpsc::Receiver<Outbound>>) -> Option<Outbou
 }
 
 /// Runs a session until the socket closes or the server shuts down.
-pub async fn run(state: AppState, socket: WebSocket, query: WsQuery, origin: Option<String>) {
+/// `client_ip` keys the per-address cap.
+pub async fn run(
+    state: AppState,
+    socket: WebSocket,
+    query: WsQuery,
+    origin: Option<String>,
+    client_ip: String,
+) {
     let (mut sink, mut stream) = socket.split();
     let Some(_slot) = state.enter_session() else {
         tracing::warn!("connection refused: max_connections reached");
+        state.metrics.refused("max_connections");
         send_close(&mut sink, close::POLICY, "too many connections").await;
+        return;
+    };
+    let limits = state.config.limits.clone();
+    let Some(_ip_slot) = state
+        .sockets_per_ip
+        .try_enter(&client_ip, limits.max_sockets_per_ip)
+    else {
+        tracing::info!("connection refused: max_sockets_per_ip reached");
+        state.metrics.refused("sockets_per_ip");
+        send_close(&mut sink, close::POLICY, "too many connections from this address").await;
         return;
     };
     state.metrics.connection_opened();
@@ -83,6 +164,11 @@ pub async fn run(state: AppState, socket: WebSocket, query: WsQuery, origin: Opt
         hub: None,
         subscription_id: None,
         live: None,
+        principal: None,
+        org_slot: None,
+        bucket: TokenBucket::new(limits.socket_frame_burst, limits.socket_frames_per_sec),
+        over_rate: 0,
+        close_after: None,
     };
 
     if let Some(token) = query.token {
@@ -121,6 +207,14 @@ pub async fn run(state: AppState, socket: WebSocket, query: WsQuery, origin: Opt
         send_close(&mut sink, close::GOING_AWAY, "server shutting down").await;
         return;
     }
+    let mut revocations = state.revocations.subscribe();
+    let mut pings = tokio::time::interval_at(
+        tokio::time::Instant::now() + limits.ping_interval,
+        limits.ping_interval,
+    );
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    let write_timeout = limits.write_timeout;
     loop {
         tokio::select! {
             _ = shutdown.changed() => {
@@ -130,6 +224,33 @@ pub async fn run(state: AppState, socket: WebSocket, query: WsQuery, origin: Opt
             _ = tokio::time::sleep_until(handshake_deadline), if session.hub.is_none() => {
                 send_close(&mut sink, close::POLICY, "no connect_to_context in time").await;
                 break;
+            }
+            _ = pings.tick() => {
+                if last_heard.elapsed() >= limits.idle_timeout {
+                    tracing::info!("socket closed: idle (no frame or pong) for idle_timeout");
+                    state.metrics.refused("idle_timeout");
+                    send_close(&mut sink, close::GOING_AWAY, "idle timeout").await;
+                    break;
+                }
+                if timed(write_timeout, sink.send(Message::Ping(Default::default()))).await.is_err() {
+                    break;
+                }
+            }
+            revoked = next_revocation(&mut revocations), if session.principal.is_some() => {
+                let still_good = match revoked {
+                    Ok(revoked) => !session.principal.as_ref().is_some_and(|p| p.is_revoked_by(&revoked)),
+                    // Missed some: ask the store, the source of truth.
+                    Err(broadcast::error::RecvError::Lagged(_)) => match &session.principal {
+                        Some(p) => still_valid(&state, p).await.is_ok(),
+                        None => true,
+                    },
+                    Err(broadcast::error::RecvError::Closed) => true,
+                };
+                if !still_good {
+                    tracing::info!("socket closed: its credential was revoked");
+                    send_close(&mut sink, close::UNAUTHORIZED, "credential revoked").await;
+                    break;
+                }
             }
             frame = next_live(&mut session.live) => match frame {
                 Some(Outbound::Frame(frame)) => {
@@ -152,38 +273,49 @@ pub async fn run(state: AppState, socket: WebSocket, query: WsQuery, origin: Opt
                     break;
                 }
             },
-            incoming = stream.next() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    let replies = session.handle(text.as_str()).await;
-                    let mut failed = false;
-                    for reply in replies {
-                        if sink.feed(Message::Text(reply)).await.is_err() {
-                            failed = true;
+            incoming = stream.next() => {
+                last_heard = Instant::now();
+                match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        let replies = session.handle(text.as_str()).await;
+                        let mut failed = false;
+                        for reply in replies {
+                            if timed(write_timeout, sink.feed(Message::Text(reply))).await.is_err() {
+                                failed = true;
+                                break;
+                            }
+                        }
+                        if failed || timed(write_timeout, sink.flush()).await.is_err() {
+                            break;
+                        }
+                        if let Some((code, reason)) = session.close_after.take() {
+                            send_close(&mut sink, code, reason).await;
                             break;
                         }
                     }
-                    if failed || sink.flush().await.is_err() {
+                    Some(Ok(Message::Binary(_))) => {
+                        if session.admit_frame() == Admission::Close {
+                            send_close(&mut sink, close::POLICY, "too many frames").await;
+                            break;
+                        }
+                        let e = ApiError::invalid_params("binary frames are not part of the protocol; send JSON text");
+                        if timed(write_timeout, sink.send(Message::Text(error_frame(None, &e)))).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(_)) => {} // ping/pong: answered by the library
+                    Some(Err(e)) => {
+                        // The library reports an oversized message only as
+                        // error text; answer it with the close code that says
+                        // so instead of a bare TCP drop.
+                        let text = e.to_string();
+                        tracing::debug!(error = %text, "socket read failed");
+                        if text.contains("Space limit exceeded") || text.contains("too long") {
+                            send_close(&mut sink, close::TOO_BIG, "message too big").await;
+                        }
                         break;
                     }
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    let e = ApiError::invalid_params("binary frames are not part of the protocol; send JSON text");
-                    if sink.send(Message::Text(error_frame(None, &e))).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None => break,
-                Some(Ok(_)) => {} // ping/pong: answered by the library
-                Some(Err(e)) => {
-                    // The library reports an oversized message only as
-                    // error text; answer it with the close code that says
-                    // so instead of a bare TCP drop.
-                    let text = e.to_string();
-                    tracing::debug!(error = %text, "socket read failed");
-                    if text.contains("Space limit exceeded") || text.contains("too long") {
-                        send_close(&mut sink, close::TOO_BIG, "message too big").await;
-                    }
-                    break;
                 }
             },
         }
@@ -211,12 +343,13 @@ async fn write_live(
 ) -> Result<Option<Fault>, ()> {
     let mut sent = 1u64;
     let mut fault = None;
-    sink.feed(Message::Text(first)).await.map_err(drop)?;
+    let limit = session.state.config.limits.write_timeout;
+    timed(limit, sink.feed(Message::Text(first))).await?;
     if let Some(rx) = session.live.as_mut() {
         while (sent as usize) < WRITE_BATCH {
             match rx.try_recv() {
                 Ok(Outbound::Frame(frame)) => {
-                    sink.feed(Message::Text(frame)).await.map_err(drop)?;
+                    timed(limit, sink.feed(Message::Text(frame))).await?;
                     sent += 1;
                 }
                 Ok(Outbound::Fault(f)) => {
@@ -228,7 +361,7 @@ async fn write_live(
         }
     }
     session.state.metrics.frames_sent(sent);
-    sink.flush().await.map_err(drop)?;
+    timed(limit, sink.flush()).await?;
     Ok(fault)
 }
 
@@ -263,10 +396,41 @@ impl Session {
         self.hub = None;
         self.subscription_id = None;
         self.live = None;
+        self.org_slot = None;
+    }
+
+    /// Takes one frame from the socket's bucket.
+    fn admit_frame(&mut self) -> Admission {
+        if self.bucket.take(Instant::now()) {
+            self.over_rate = 0;
+            return Admission::Admit;
+        }
+        self.over_rate = self.over_rate.saturating_add(1);
+        self.state.metrics.refused("socket_frame_rate");
+        // A client that keeps sending through a whole burst of refusals is
+        // not pacing itself: close it rather than decode its every frame.
+        if self.over_rate > self.state.config.limits.socket_frame_burst.max(1) {
+            Admission::Close
+        } else {
+            Admission::Refuse
+        }
     }
 
     /// Handles one text frame; returns the frames to send, in order.
     async fn handle(&mut self, text: &str) -> Vec<Utf8Bytes> {
+        let admission = self.admit_frame();
+        if admission != Admission::Admit {
+            if admission == Admission::Close {
+                self.close_after = Some((close::POLICY, "too many frames"));
+            }
+            // Over the rate: a request gets a refusal it can retry after;
+            // a notification is dropped. Nothing else is decoded or run.
+            let error = ApiError::rate_limited(self.bucket.retry_after_secs());
+            return match decode_client_frame(text).ok().and_then(|f| f.id) {
+                Some(id) => vec![error_frame(Some(&id), &error)],
+                None => Vec::new(),
+            };
+        }
         let incoming = match decode_client_frame(text) {
             Ok(incoming) => incoming,
             Err(e) => {
@@ -325,6 +489,11 @@ impl Session {
         if p.context_id.is_empty() {
             return Err(ApiError::invalid_params("No context_id provided"));
         }
+        if p.resume_after_seq.is_some_and(|seq| seq > MAX_SEQ) {
+            return Err(ApiError::invalid_params(format!(
+                "resume_after_seq must be at most {MAX_SEQ}"
+            )));
+        }
         let principal = match (&p.access_token, &self.stream_principal) {
             (Some(token), _) if !token.is_empty() => {
                 let credential = crate::auth::credential_from_header(token);
@@ -364,9 +533,37 @@ impl Session {
             .get_agent(&context.agent_id)
             .await?
             .unwrap_or_default();
+        // A public agent's socket may be held by anyone: they get what a
+        // stranger may see of the agent, not its prompt.
+        let agent = if agent.is_public && principal.is_browser_credential() {
+            crate::rest::agents::public_view(&agent)
+        } else {
+            agent
+        };
 
-        // Re-connecting on the same socket moves it to the new context.
+        // Re-connecting on the same socket moves it to the new context
+        // (the rule of docs/security.md: each `connect_to_context` is
+        // authorised on its own, with the credential it carries).
+        let same_org = self
+            .principal
+            .as_ref()
+            .is_some_and(|p| p.org_id() == context.org_id);
+        let org_slot = match self.org_slot.take().filter(|_| same_org) {
+            Some(slot) => slot,
+            None => {
+                let max = self.state.config.limits.max_sockets_per_org;
+                let Some(slot) = self.state.sockets_per_org.try_enter(&context.org_id, max) else {
+                    self.state.metrics.refused("sockets_per_org");
+                    return Err(ApiError::rate_limited(1).with_message(
+                        "This organisation has the most sockets open that it may",
+                    ));
+                };
+                slot
+            }
+        };
         self.detach();
+        self.org_slot = Some(org_slot);
+        self.principal = Some(principal.clone());
         let hub = self.state.hubs.get_or_create(&context);
         let subscription = hub.subscribe(p.resume_after_seq, self.state.config.outbound_queue);
         self.subscription_id = Some(subscription.id);
@@ -428,10 +625,18 @@ impl Session {
             self.state.metrics.auth_failure("invalid_client_key");
             return Err(ApiError::invalid_client_key());
         }
+        // Both sides in their one spelling (keys stored before origins
+        // were normalised are compared fairly too).
         let origin_allowed = self
             .origin
             .as_deref()
-            .is_some_and(|o| record.allowed_origins.iter().any(|a| a == o));
+            .and_then(canonical_origin)
+            .is_some_and(|o| {
+                record
+                    .allowed_origins
+                    .iter()
+                    .any(|a| canonical_origin(a).is_some_and(|a| a == o))
+            });
         if !origin_allowed {
             self.state.metrics.auth_failure("client_key_mismatch");
             return Err(ApiError::client_key_mismatch());
@@ -453,6 +658,7 @@ impl Session {
                 if message.is_empty() {
                     return Err(ApiError::invalid_params("No message provided"));
                 }
+                self.check_message_size(message.len())?;
                 Invocation::Message(message)
             }
             ClientRequest::SetLastMessages {
@@ -462,6 +668,9 @@ impl Session {
                 if human_message.is_empty() {
                     return Err(ApiError::invalid_params("No human_message provided"));
                 }
+                self.check_message_size(
+                    human_message.len() + ai_message.as_ref().map_or(0, String::len),
+                )?;
                 // Barge-in: the running response is cut where the human
                 // interrupted it; the rewrite runs right after it stops.
                 hub.stop_running();
@@ -474,16 +683,22 @@ impl Session {
                 if tool_responses.is_empty() {
                     return Err(ApiError::invalid_params("No tool_responses provided"));
                 }
+                let size = serde_json::to_string(&tool_responses).map_or(usize::MAX, |t| t.len());
+                self.check_message_size(size)?;
                 Invocation::ToolResponses(tool_responses)
             }
         };
-        if self
-            .state
-            .store
-            .get_context(&hub.context_id)
-            .await?
-            .is_none()
-        {
+        // The credential may have been revoked since the socket attached
+        // (on this instance or another: the store is the one truth).
+        if let Some(principal) = &self.principal {
+            if let Err(e) = still_valid(&self.state, principal).await {
+                if e.code == "unauthorized" {
+                    self.close_after = Some((close::UNAUTHORIZED, "credential revoked"));
+                }
+                return Err(e);
+            }
+        }
+        if self.state.store.context_org(&hub.context_id).await?.is_none() {
             return Err(ApiError::not_found(format!(
                 "Context with id: {} does not exist",
                 hub.context_id
@@ -491,5 +706,15 @@ impl Session {
         }
         let (response_id, _done) = invoke(&self.state, &hub, invocation).await?;
         Ok(json!({ "success": true, "response_id": response_id }))
+    }
+
+    fn check_message_size(&self, len: usize) -> Result<(), ApiError> {
+        let max = self.state.config.limits.max_message_bytes;
+        if len > max {
+            return Err(ApiError::invalid_params(format!(
+                "message is {len} bytes; at most {max} are accepted"
+            )));
+        }
+        Ok(())
     }
 }

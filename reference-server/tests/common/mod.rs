@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokenrelay_server::{PasswordHashing, ScriptedEngine, Server, ServerBuilder, ServerHandle};
+use tokenrelay_server::{
+    Limits, PasswordHashing, ScriptedEngine, Server, ServerBuilder, ServerHandle,
+};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -31,7 +33,12 @@ pub struct TestServer {
 pub fn test_builder() -> ServerBuilder {
     Server::builder()
         .engine(ScriptedEngine::default())
-        .configure(|c| c.password_hashing = PasswordHashing::FastInsecure)
+        .configure(|c| {
+            c.password_hashing = PasswordHashing::FastInsecure;
+            // Limits stay out of the way of functional tests; the abuse
+            // suite lowers the one it tries to exceed.
+            c.limits = Limits::relaxed();
+        })
 }
 
 /// A server with default test settings.
