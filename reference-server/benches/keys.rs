@@ -15,7 +15,11 @@ fn keys(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let (state, _stop) = rt
-        .block_on(Server::builder().jwt_secret("a benchmark secret of at least 32 bytes").build_state())
+        .block_on(
+            Server::builder()
+                .jwt_secret("a benchmark secret of at least 32 bytes")
+                .build_state(),
+        )
         .expect("state");
     let (org_id, _) = rt
         .block_on(tokenrelay_server::server::bootstrap_org(&state, "bench"))

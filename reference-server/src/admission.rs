@@ -107,7 +107,11 @@ mod tests {
         let _again = c.try_enter("ip", 2).unwrap();
         drop(b);
         drop(_again);
-        assert_eq!(c.keys(), 0, "no memory is kept for keys without connections");
+        assert_eq!(
+            c.keys(),
+            0,
+            "no memory is kept for keys without connections"
+        );
     }
 
     #[test]
@@ -116,10 +120,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", "203.0.113.9, 10.0.0.1".parse().unwrap());
         assert_eq!(client_ip(peer, &h, None), "10.0.0.1");
-        assert_eq!(
-            client_ip(peer, &h, Some("x-forwarded-for")),
-            "203.0.113.9"
-        );
+        assert_eq!(client_ip(peer, &h, Some("x-forwarded-for")), "203.0.113.9");
         let v6 = Some(PeerAddr("[2001:db8:1:2:3:4:5:6]:80".parse().unwrap()));
         assert_eq!(client_ip(v6, &h, None), "2001:db8:1:2::/64");
         assert_eq!(client_ip(None, &HeaderMap::new(), None), "unknown");

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tokenrelay_server::{
-    Config, Limits, OpenAiConfig, OpenAiEngine, ScriptedEngine, Server, ServerBuilder,
-    StoreConfig,
+    Config, Limits, OpenAiConfig, OpenAiEngine, ScriptedEngine, Server, ServerBuilder, StoreConfig,
 };
 
 #[derive(Parser, Debug)]
@@ -147,55 +146,125 @@ struct LimitArgs {
     #[arg(long, env = "TOKENRELAY_OPEN_REGISTRATION", global = true)]
     open_registration: bool,
     /// Credits a self-registered account's org starts with.
-    #[arg(long, env = "TOKENRELAY_REGISTRATION_CREDITS", default_value_t = 0, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_REGISTRATION_CREDITS",
+        default_value_t = 0,
+        global = true
+    )]
     registration_credits: i64,
     /// Register and login requests per minute per client address.
-    #[arg(long, env = "TOKENRELAY_AUTH_PER_IP_PER_MINUTE", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_AUTH_PER_IP_PER_MINUTE",
+        default_value_t = 30,
+        global = true
+    )]
     auth_per_ip_per_minute: u32,
     /// Password hashes computed at once (default: one per core).
     #[arg(long, env = "TOKENRELAY_PASSWORD_HASH_CONCURRENCY", global = true)]
     password_hash_concurrency: Option<usize>,
     /// Shortest password accepted at registration.
-    #[arg(long, env = "TOKENRELAY_MIN_PASSWORD_CHARS", default_value_t = 15, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_MIN_PASSWORD_CHARS",
+        default_value_t = 15,
+        global = true
+    )]
     min_password_chars: usize,
     /// Largest REST request body, bytes.
     #[arg(long, env = "TOKENRELAY_MAX_BODY_BYTES", default_value_t = 256 * 1024, global = true)]
     max_body_bytes: usize,
     /// Seconds a client has to send its request headers (and body).
-    #[arg(long, env = "TOKENRELAY_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_HTTP_HEADER_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
     http_header_timeout_secs: u64,
     /// Open TCP connections per peer address (0: no cap; use 0 behind a proxy).
-    #[arg(long, env = "TOKENRELAY_MAX_TCP_CONNECTIONS_PER_IP", default_value_t = 1024, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_MAX_TCP_CONNECTIONS_PER_IP",
+        default_value_t = 1024,
+        global = true
+    )]
     max_tcp_connections_per_ip: usize,
     /// Open WebSockets per client address.
-    #[arg(long, env = "TOKENRELAY_MAX_SOCKETS_PER_IP", default_value_t = 512, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_MAX_SOCKETS_PER_IP",
+        default_value_t = 512,
+        global = true
+    )]
     max_sockets_per_ip: usize,
     /// Sockets attached to one org's contexts at once.
-    #[arg(long, env = "TOKENRELAY_MAX_SOCKETS_PER_ORG", default_value_t = 5_000, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_MAX_SOCKETS_PER_ORG",
+        default_value_t = 5_000,
+        global = true
+    )]
     max_sockets_per_org: usize,
     /// Seconds between the server's pings on every socket.
-    #[arg(long, env = "TOKENRELAY_PING_INTERVAL_SECS", default_value_t = 25, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_PING_INTERVAL_SECS",
+        default_value_t = 25,
+        global = true
+    )]
     ping_interval_secs: u64,
     /// Seconds of silence (no frame, no pong) before a socket is closed.
-    #[arg(long, env = "TOKENRELAY_IDLE_TIMEOUT_SECS", default_value_t = 60, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_IDLE_TIMEOUT_SECS",
+        default_value_t = 60,
+        global = true
+    )]
     idle_timeout_secs: u64,
     /// Seconds a socket's writes may stall before it is dropped.
-    #[arg(long, env = "TOKENRELAY_WRITE_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_WRITE_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
     write_timeout_secs: u64,
     /// Frames a socket may send at once before its rate applies.
-    #[arg(long, env = "TOKENRELAY_SOCKET_FRAME_BURST", default_value_t = 64, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_SOCKET_FRAME_BURST",
+        default_value_t = 64,
+        global = true
+    )]
     socket_frame_burst: u32,
     /// Frames per second a socket may send, sustained.
-    #[arg(long, env = "TOKENRELAY_SOCKET_FRAMES_PER_SEC", default_value_t = 16, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_SOCKET_FRAMES_PER_SEC",
+        default_value_t = 16,
+        global = true
+    )]
     socket_frames_per_sec: u32,
     /// Invocations queued or running per context.
-    #[arg(long, env = "TOKENRELAY_MAX_PENDING_INVOCATIONS", default_value_t = 8, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_MAX_PENDING_INVOCATIONS",
+        default_value_t = 8,
+        global = true
+    )]
     max_pending_invocations: usize,
     /// Largest message (or tool responses) one invocation may carry, bytes.
     #[arg(long, env = "TOKENRELAY_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024, global = true)]
     max_message_bytes: usize,
     /// History entries kept per context (the oldest go first).
-    #[arg(long, env = "TOKENRELAY_MAX_HISTORY_MESSAGES", default_value_t = 1_000, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_MAX_HISTORY_MESSAGES",
+        default_value_t = 1_000,
+        global = true
+    )]
     max_history_messages: usize,
     /// History kept per context, bytes of JSON (the oldest go first).
     #[arg(long, env = "TOKENRELAY_MAX_HISTORY_BYTES", default_value_t = 1024 * 1024, global = true)]
@@ -210,10 +279,20 @@ struct LimitArgs {
     #[arg(long, env = "TOKENRELAY_MAX_ORG_KEY_TTL_SECS", default_value_t = 365 * 24 * 3600, global = true)]
     max_org_key_ttl_secs: u64,
     /// Seconds to connect to the engine's upstream.
-    #[arg(long, env = "TOKENRELAY_UPSTREAM_CONNECT_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_UPSTREAM_CONNECT_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
     upstream_connect_timeout_secs: u64,
     /// Seconds of upstream silence that end a response.
-    #[arg(long, env = "TOKENRELAY_UPSTREAM_READ_TIMEOUT_SECS", default_value_t = 60, global = true)]
+    #[arg(
+        long,
+        env = "TOKENRELAY_UPSTREAM_READ_TIMEOUT_SECS",
+        default_value_t = 60,
+        global = true
+    )]
     upstream_read_timeout_secs: u64,
     /// Allow plain-http origins other than localhost in publishable keys.
     #[arg(long, env = "TOKENRELAY_ALLOW_INSECURE_ORIGINS", global = true)]
@@ -300,7 +379,10 @@ fn builder(cli: &Cli) -> ServerBuilder {
         fault_injection: cli.fault_injection,
         ..Config::default()
     };
-    let upstream = (limits.upstream_connect_timeout, limits.upstream_read_timeout);
+    let upstream = (
+        limits.upstream_connect_timeout,
+        limits.upstream_read_timeout,
+    );
     let config = Config { limits, ..config };
     let b = Server::builder()
         .store(store)

@@ -70,7 +70,9 @@ async fn alg_none_and_foreign_signatures_are_refused() {
     let forged = format!("{hs512}.{claims}.{sig}");
     assert_eq!(ws_connect(&t, &ctx, &forged).await["code"], "unauthorized");
     // Same claims, signature of another secret.
-    let other = spawn_with(test_builder().jwt_secret("another secret, at least thirty-two bytes long")).await;
+    let other =
+        spawn_with(test_builder().jwt_secret("another secret, at least thirty-two bytes long"))
+            .await;
     let foreign = other.client_key(None, None).await;
     assert_eq!(ws_connect(&t, &ctx, &foreign).await["code"], "unauthorized");
     let (status, _) = t.get("/agents", &other.org_key).await;

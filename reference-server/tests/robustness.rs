@@ -151,7 +151,8 @@ async fn rest_errors_have_the_documented_shape() {
 async fn health_and_metrics() {
     // /metrics lives on its own address (Info finding of the review: on
     // the main port it told strangers the traffic and failure rates).
-    let t = spawn_with(test_builder().configure(|c| c.metrics_bind = Some("127.0.0.1:0".into()))).await;
+    let t =
+        spawn_with(test_builder().configure(|c| c.metrics_bind = Some("127.0.0.1:0".into()))).await;
     let (status, _) = t.get("/metrics", "").await;
     assert_eq!(status, 404, "not on the main port");
     let (status, health) = t.get("/health", "").await;

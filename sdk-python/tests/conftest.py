@@ -58,6 +58,18 @@ def _server_binary() -> Path:
     return Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release" / "tokenrelay-server"
 
 
+# The server's abuse limits are tested by its own suite; here they stay out
+# of the way of functional tests (the admin test registers an account).
+RELAXED_LIMITS = [
+    "--open-registration",
+    "--registration-credits", "1000000",
+    "--socket-frame-burst", "100000",
+    "--socket-frames-per-sec", "100000",
+    "--max-pending-invocations", "10000",
+    "--max-sockets-per-ip", "100000",
+]
+
+
 @contextlib.contextmanager
 def run_server(rate_limit: int = 1_000_000, credits: Optional[int] = None) -> Iterator[Server]:
     """Bootstraps an org in a fresh store and serves it on 127.0.0.1:0."""
@@ -72,7 +84,7 @@ def run_server(rate_limit: int = 1_000_000, credits: Optional[int] = None) -> It
         fields = dict(line.split("=", 1) for line in out.split() if "=" in line)
         env = dict(os.environ, TOKENRELAY_LOG="info", NO_COLOR="1")
         proc = subprocess.Popen(
-            [str(binary), *common, "--bind", "127.0.0.1:0", "--fault-injection", "serve"],
+            [str(binary), *common, "--bind", "127.0.0.1:0", "--fault-injection", *RELAXED_LIMITS, "serve"],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,

@@ -30,7 +30,8 @@ export const WAIT_MS = 30_000;
 export class Server {
   static async start(extraArgs = []) {
     const dir = mkdtempSync(join(tmpdir(), 'tokenrelay-js-'));
-    const secret = 'js-suite-secret-' + Math.random().toString(36).slice(2);
+    // The server refuses JWT secrets under 32 bytes.
+    const secret = 'js-suite-secret-' + Math.random().toString(36).slice(2).padEnd(32, '0');
     const common = ['--db', join(dir, 'store.sqlite3'), '--jwt-secret', secret];
     const out = execFileSync(serverBinary(), [...common, 'bootstrap', '--org-name', 'js'], {
       encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'],
@@ -39,7 +40,11 @@ export class Server {
     const orgKey = /org_api_key=(\S+)/.exec(out)[1];
     const child = spawn(serverBinary(), [
       ...common, '--bind', '127.0.0.1:0', '--fault-injection', '--log-json',
-      '--rate-limit-per-minute', '100000', ...extraArgs, 'serve',
+      '--rate-limit-per-minute', '100000',
+      // The server's abuse limits are tested by its own suite.
+      '--socket-frame-burst', '100000', '--socket-frames-per-sec', '100000',
+      '--max-pending-invocations', '10000', '--max-sockets-per-ip', '100000',
+      ...extraArgs, 'serve',
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
     const lines = createInterface({ input: child.stderr });
     const urls = await new Promise((resolve, reject) => {

@@ -62,7 +62,9 @@ pub async fn invoke(
     let max = state.config.limits.max_pending_invocations;
     if hub
         .pending
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1))
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < max).then_some(n + 1)
+        })
         .is_err()
     {
         state.metrics.refused("context_busy");

@@ -33,7 +33,11 @@ pub struct OpenAiConfig {
 impl OpenAiConfig {
     /// A config with the default timeouts (10 s to connect, 60 s of
     /// silence).
-    pub fn new(base_url: impl Into<String>, api_key: Option<String>, model: impl Into<String>) -> Self {
+    pub fn new(
+        base_url: impl Into<String>,
+        api_key: Option<String>,
+        model: impl Into<String>,
+    ) -> Self {
         OpenAiConfig {
             base_url: base_url.into(),
             api_key,

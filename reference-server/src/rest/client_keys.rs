@@ -45,7 +45,8 @@ fn parse_origin(origin: &str) -> Option<Origin> {
     // inside its brackets, which are not a port).
     let (host, port) = match rest.rsplit_once(':') {
         Some((host, port)) if !host.starts_with('[') || host.ends_with(']') => {
-            let valid = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+            let valid =
+                !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
             if !valid {
                 return None;
             }
@@ -75,8 +76,7 @@ fn is_loopback_origin(origin: &str) -> bool {
         o.host == "localhost"
             || o.host.ends_with(".localhost")
             || o.host == "[::1]"
-            || o
-                .host
+            || o.host
                 .parse::<std::net::Ipv4Addr>()
                 .is_ok_and(|ip| ip.is_loopback())
     })
@@ -165,11 +165,27 @@ mod tests {
     fn origins_have_one_spelling() {
         let c = |o: &str| canonical_origin(o);
         assert_eq!(c("https://App.com").as_deref(), Some("https://app.com"));
-        assert_eq!(c("HTTPS://app.com:443/").as_deref(), Some("https://app.com"));
-        assert_eq!(c("https://app.com:8443").as_deref(), Some("https://app.com:8443"));
-        assert_eq!(c("http://localhost:80").as_deref(), Some("http://localhost"));
+        assert_eq!(
+            c("HTTPS://app.com:443/").as_deref(),
+            Some("https://app.com")
+        );
+        assert_eq!(
+            c("https://app.com:8443").as_deref(),
+            Some("https://app.com:8443")
+        );
+        assert_eq!(
+            c("http://localhost:80").as_deref(),
+            Some("http://localhost")
+        );
         assert_eq!(c("http://[::1]:3000").as_deref(), Some("http://[::1]:3000"));
-        for bad in ["app.com", "ftp://app.com", "https://", "https://a.com/path", "https://a.com:x", "https://u@a.com"] {
+        for bad in [
+            "app.com",
+            "ftp://app.com",
+            "https://",
+            "https://a.com/path",
+            "https://a.com:x",
+            "https://u@a.com",
+        ] {
             assert_eq!(c(bad), None, "{bad}");
         }
     }

@@ -61,7 +61,11 @@ pub async fn create(
     let limits = &state.config.limits;
     let prompt_args = Value::Object(body.prompt_args.unwrap_or_default());
     let user_defined = Value::Object(body.user_defined.unwrap_or_default());
-    check_size("user_defined", user_defined.to_string().len(), limits.max_object_bytes)?;
+    check_size(
+        "user_defined",
+        user_defined.to_string().len(),
+        limits.max_object_bytes,
+    )?;
     let has_args = prompt_args.as_object().is_some_and(|a| !a.is_empty());
     if has_args {
         // A public agent's prompt is its org's: a stranger's arguments do

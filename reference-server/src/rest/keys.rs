@@ -59,10 +59,7 @@ async fn generate_inner(
         }
     };
     if kind == KeyKind::Org
-        && !matches!(
-            principal,
-            Principal::OrgKey { .. } | Principal::User { .. }
-        )
+        && !matches!(principal, Principal::OrgKey { .. } | Principal::User { .. })
     {
         return Err(ApiError::forbidden(
             "Only an org key or the org's owner can mint org keys",
@@ -150,8 +147,10 @@ pub async fn revoke(
             state.announce_revoked(Revoked::ApiKey(id.clone()));
             let cascaded = revoke_minted_by(&state, &format!("key:{id}")).await?;
             tracing::info!(api_key_id = %id, cascaded, "api key revoked");
-            Ok(Json::<Value>(json!({ "success": true, "revoked_minted": cascaded }))
-                .into_response())
+            Ok(
+                Json::<Value>(json!({ "success": true, "revoked_minted": cascaded }))
+                    .into_response(),
+            )
         }
         _ => Err(ApiError::not_found(format!("API key {id} does not exist"))),
     }
@@ -214,7 +213,11 @@ pub async fn list(
     let kind = match query.kind.as_deref() {
         None | Some("org") => KeyKind::Org,
         Some("client") => KeyKind::Client,
-        Some(_) => return Err(ApiError::invalid_params("kind must be \"org\" or \"client\"")),
+        Some(_) => {
+            return Err(ApiError::invalid_params(
+                "kind must be \"org\" or \"client\"",
+            ))
+        }
     };
     let limit = query.limit.unwrap_or(1000).clamp(1, 1000);
     let keys = state

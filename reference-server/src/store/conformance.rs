@@ -124,11 +124,19 @@ pub async fn check(store: &dyn Store) -> Result<(), String> {
     )?;
     store.purge_expired(1_000).await.map_err(e)?;
     ensure(
-        store.get_api_key(&key.api_key_id).await.map_err(e)?.is_none(),
+        store
+            .get_api_key(&key.api_key_id)
+            .await
+            .map_err(e)?
+            .is_none(),
         "expired keys are purged",
     )?;
     ensure(
-        store.get_api_key(&minted.api_key_id).await.map_err(e)?.is_some(),
+        store
+            .get_api_key(&minted.api_key_id)
+            .await
+            .map_err(e)?
+            .is_some(),
         "live keys survive a purge",
     )?;
 
@@ -198,7 +206,11 @@ pub async fn check(store: &dyn Store) -> Result<(), String> {
         "deleted context gone",
     )?;
     ensure(
-        store.context_org(&ctx.context_id).await.map_err(e)?.is_none(),
+        store
+            .context_org(&ctx.context_id)
+            .await
+            .map_err(e)?
+            .is_none(),
         "a deleted context has no org",
     )?;
     ensure(

@@ -22,7 +22,8 @@ use super::{
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many ran. Append new ones, never edit old ones.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE orgs (
     org_id TEXT PRIMARY KEY, name TEXT NOT NULL, credits INTEGER, created_at INTEGER NOT NULL
@@ -58,12 +59,14 @@ CREATE TABLE publishable_keys (
     org_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, allowed_origins TEXT NOT NULL,
     created_at INTEGER NOT NULL
 );
-"#, r#"
+"#,
+    r#"
 ALTER TABLE api_keys ADD COLUMN minted_by TEXT;
 CREATE INDEX api_keys_by_minter ON api_keys (minted_by);
 CREATE INDEX api_keys_by_org ON api_keys (org_id, kind, created_at);
 CREATE INDEX api_keys_by_expiry ON api_keys (expires_at);
-"#];
+"#,
+];
 
 /// SQLite implementation of [`Store`].
 pub struct SqliteStore {

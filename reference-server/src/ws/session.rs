@@ -150,7 +150,12 @@ pub async fn run(
     else {
         tracing::info!("connection refused: max_sockets_per_ip reached");
         state.metrics.refused("sockets_per_ip");
-        send_close(&mut sink, close::POLICY, "too many connections from this address").await;
+        send_close(
+            &mut sink,
+            close::POLICY,
+            "too many connections from this address",
+        )
+        .await;
         return;
     };
     state.metrics.connection_opened();
@@ -554,9 +559,8 @@ impl Session {
                 let max = self.state.config.limits.max_sockets_per_org;
                 let Some(slot) = self.state.sockets_per_org.try_enter(&context.org_id, max) else {
                     self.state.metrics.refused("sockets_per_org");
-                    return Err(ApiError::rate_limited(1).with_message(
-                        "This organisation has the most sockets open that it may",
-                    ));
+                    return Err(ApiError::rate_limited(1)
+                        .with_message("This organisation has the most sockets open that it may"));
                 };
                 slot
             }
@@ -698,7 +702,13 @@ impl Session {
                 return Err(e);
             }
         }
-        if self.state.store.context_org(&hub.context_id).await?.is_none() {
+        if self
+            .state
+            .store
+            .context_org(&hub.context_id)
+            .await?
+            .is_none()
+        {
             return Err(ApiError::not_found(format!(
                 "Context with id: {} does not exist",
                 hub.context_id

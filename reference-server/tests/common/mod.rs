@@ -246,6 +246,15 @@ impl Ws {
             .expect("send");
     }
 
+    /// Sends, reporting a failure (the server closed the socket) instead
+    /// of panicking.
+    pub async fn try_send_text(&mut self, text: &str) -> Result<(), ()> {
+        self.stream
+            .send(Message::text(text.to_owned()))
+            .await
+            .map_err(drop)
+    }
+
     pub async fn send_raw(&mut self, m: Message) {
         self.stream.send(m).await.expect("send");
     }

@@ -38,6 +38,8 @@ pub fn builder() -> ServerBuilder {
         .configure(|c| {
             c.password_hashing = PasswordHashing::FastInsecure;
             c.fault_injection = true;
+            // The server's own abuse suite tests the limits.
+            c.limits = tokenrelay_server::Limits::relaxed();
         })
 }
 
