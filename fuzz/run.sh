@@ -4,8 +4,8 @@
 #   fuzz/run.sh session         only the targets named
 # New inputs go to fuzz/corpus/<target> (not committed); the committed seeds
 # in fuzz/seeds/<target> are read too. A crash leaves its input in
-# fuzz/artifacts/<target>/ and fails the run. Needs nightly and cargo-fuzz
-# (.ci/run installs both).
+# fuzz/artifacts/<target>/ and fails the run. Installs nightly and
+# cargo-fuzz if missing.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -13,10 +13,22 @@ secs="${FUZZ_SECONDS:-20}"
 all=(scan_token decode_serde decode_compact client_frame session rest_bodies)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
 
-cargo +nightly fuzz build
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
+
+# No sanitizer: sdk-core has no `unsafe` (ASan would only slow it down);
+# debug assertions on, so an integer overflow panics as in a debug build.
+flags=(--sanitizer none --debug-assertions)
+cargo +nightly fuzz build "${flags[@]}"
 for t in "${targets[@]}"; do
   printf '\n== fuzz %s (%ss)\n' "$t" "$secs"
   mkdir -p "fuzz/corpus/$t"
-  cargo +nightly fuzz run "$t" "$root/fuzz/corpus/$t" "$root/fuzz/seeds/$t" -- \
+  dirs=("$root/fuzz/corpus/$t")
+  if [ -d "fuzz/seeds/$t" ]; then dirs+=("$root/fuzz/seeds/$t"); fi
+  cargo +nightly fuzz run "${flags[@]}" "$t" "${dirs[@]}" -- \
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 done

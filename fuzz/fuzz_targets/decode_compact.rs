@@ -27,11 +27,9 @@ fuzz_target!(|data: &[u8]| {
     let compact = fuzzing::decode_compact(text);
     match (&reference, &compact) {
         (Ok(a), Ok(b)) => assert_eq!(a, b, "{text:?}"),
-        (Err(a), Err(b)) => assert_eq!(
-            discriminant(a),
-            discriminant(b),
-            "{text:?}: {a:?} vs {b:?}"
-        ),
+        (Err(a), Err(b)) => {
+            assert_eq!(discriminant(a), discriminant(b), "{text:?}: {a:?} vs {b:?}")
+        }
         _ => panic!("{text:?}: serde {reference:?}, compact {compact:?}"),
     }
 

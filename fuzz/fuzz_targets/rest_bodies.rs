@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokenrelay::rest::{
     Agent, AgentList, ChatReply, ChatRequest, Context, ContextMessage, CreatedUserApiKey,
-    Credentials, DeletedMessage, ErrorBody, GenerateApiKeyRequest, GeneratedApiKey,
-    LoginResponse, NewAgent, NewClientKey, NewContext, NewUserApiKey, PublishableKey,
-    StreamTokenResponse, SuccessBody, User, UserApiKey, UserApiKeyList,
+    Credentials, DeletedMessage, ErrorBody, GenerateApiKeyRequest, GeneratedApiKey, LoginResponse,
+    NewAgent, NewClientKey, NewContext, NewUserApiKey, PublishableKey, StreamTokenResponse,
+    SuccessBody, User, UserApiKey, UserApiKeyList,
 };
 
 fuzz_target!(|body: &[u8]| {

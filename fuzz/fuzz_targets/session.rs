@@ -33,9 +33,7 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 use tokenrelay::session::{Action, ReconnectPolicy, Session, SessionConfig};
 use tokenrelay::wire::{decode_client_frame, ClientRequest, ServerFrame};
-use tokenrelay::{
-    ConnectionState, Credential, Error, Event, Rejection, ResponseStatus, Timestamp,
-};
+use tokenrelay::{ConnectionState, Credential, Error, Event, Rejection, ResponseStatus, Timestamp};
 
 const WS_URL: &str = "ws://relay.test/ws";
 const ACCESS: &str = "sk_fuzz_SECRET_access";
@@ -198,9 +196,8 @@ impl Frame {
             ReqRef::Back(n) => last_sent.saturating_sub(u64::from(n)).to_string(),
             ReqRef::Literal(n) => n.to_string(),
         };
-        let notification = |method: &str, params: Value| {
-            json!({"method": method, "params": params}).to_string()
-        };
+        let notification =
+            |method: &str, params: Value| json!({"method": method, "params": params}).to_string();
         match self {
             Frame::Token { rid, text, seq } => {
                 let mut p = json!({"token": text, "response_id": rid.text()});
@@ -253,7 +250,13 @@ impl Frame {
                 speaks_first,
                 response_id,
             } => {
-                let names = ["seq", "resume", "error_codes", "stop_reason", "stream_token"];
+                let names = [
+                    "seq",
+                    "resume",
+                    "error_codes",
+                    "stop_reason",
+                    "stream_token",
+                ];
                 let capabilities: Vec<&str> = names
                     .iter()
                     .enumerate()
@@ -262,7 +265,8 @@ impl Frame {
                     .collect();
                 let mut r = json!({"success": true, "agent_speaks_first": speaks_first});
                 if caps & 0x80 != 0 {
-                    r["server"] = json!({"name": "fuzz", "version": "1", "capabilities": capabilities});
+                    r["server"] =
+                        json!({"name": "fuzz", "version": "1", "capabilities": capabilities});
                 }
                 if let Some(resumed) = resumed {
                     r["resumed"] = json!(resumed);
@@ -369,14 +373,17 @@ fn run(input: Input) {
         let before_state = s.state().state;
         let had_socket = matches!(
             before_state,
-            ConnectionState::Connecting | ConnectionState::Authenticating | ConnectionState::Connected
+            ConnectionState::Connecting
+                | ConnectionState::Authenticating
+                | ConnectionState::Connected
         );
         // The seq of a notification fed now, when the session reads it.
         let mut fed_seq = None;
         let mut quiet = false;
         let mut frame = |s: &mut Session, text: &str, now| {
             if had_socket && text.len() <= max_frame_len {
-                if let Ok(ServerFrame::Notification(n)) = tokenrelay::wire::decode_server_frame(text)
+                if let Ok(ServerFrame::Notification(n)) =
+                    tokenrelay::wire::decode_server_frame(text)
                 {
                     fed_seq = n.seq();
                 }
@@ -509,7 +516,11 @@ fn command(
         }
         Err(Error::Closed) => assert!(terminal(state), "refused as closed in {state:?}"),
         Err(Error::QueueFull { .. }) => {
-            assert_ne!(state, ConnectionState::Connected, "queue full while connected")
+            assert_ne!(
+                state,
+                ConnectionState::Connected,
+                "queue full while connected"
+            )
         }
         Err(other) => panic!("unexpected command error {other:?}"),
     }
@@ -522,12 +533,7 @@ struct Emitted {
 }
 
 /// Drains the session's outputs and checks them against the model.
-fn step(
-    s: &mut Session,
-    m: &mut Model,
-    before: Option<ConnectionState>,
-    quiet: bool,
-) -> Emitted {
+fn step(s: &mut Session, m: &mut Model, before: Option<ConnectionState>, quiet: bool) -> Emitted {
     let mut out = Emitted::default();
     let mut previous_was_connected_state = false;
 
@@ -649,12 +655,21 @@ fn step(
                 }
             }
             Event::RequestAcknowledged { request_id, .. } => {
-                assert!(m.issued.contains(&request_id.0), "{request_id:?} never issued");
-                assert!(!m.failed.contains(&request_id.0), "{request_id:?} acked after failing");
+                assert!(
+                    m.issued.contains(&request_id.0),
+                    "{request_id:?} never issued"
+                );
+                assert!(
+                    !m.failed.contains(&request_id.0),
+                    "{request_id:?} acked after failing"
+                );
                 m.acknowledged.insert(request_id.0);
             }
             Event::RequestFailed { request_id, .. } => {
-                assert!(m.issued.contains(&request_id.0), "{request_id:?} never issued");
+                assert!(
+                    m.issued.contains(&request_id.0),
+                    "{request_id:?} never issued"
+                );
                 assert!(m.failed.insert(request_id.0), "{request_id:?} failed twice");
             }
             _ => {}
@@ -673,7 +688,9 @@ fn step(
     }
     assert_eq!(s.streaming_responses(), m.open.len(), "streaming count");
     for (id, text) in &m.open {
-        let r = s.response(id).unwrap_or_else(|| panic!("{id} streams but is unknown"));
+        let r = s
+            .response(id)
+            .unwrap_or_else(|| panic!("{id} streams but is unknown"));
         assert_eq!(r.status, ResponseStatus::Streaming);
         assert_eq!(&r.text, text);
     }

@@ -4,7 +4,8 @@
 //! * `cargo xtask test`: every test suite (the README's test command; CI
 //!   runs it): the Rust workspace, then each language package's own
 //!   `test.sh`, which installs what it needs, builds the package as a user
-//!   gets it and runs its suite against the real reference server.
+//!   gets it and runs its suite against the real reference server; last,
+//!   a bounded run of every fuzz target (`fuzz/run.sh`).
 //! * `cargo xtask lint`: rustfmt, clippy and rustdoc as CI checks them.
 
 use std::path::Path;
@@ -24,6 +25,8 @@ const TEST: &[Step] = &[
     Step::Script("sdk-python/test.sh"),
     Step::Script("sdk-wasm/test.sh"),
     Step::Script("sdk-mobile/test.sh"),
+    // Every fuzz target for 20 s (nightly + cargo-fuzz; docs/fuzzing.md).
+    Step::Script("fuzz/run.sh"),
 ];
 
 const LINT: &[Step] = &[

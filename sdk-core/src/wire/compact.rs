@@ -201,6 +201,29 @@ impl<'a> Reader<'a> {
     /// A number, as serde_json reads one: integers that fit are `u64` or
     /// `i64`, everything else `f64` (and `-0` is the float `-0.0`).
     fn number(&mut self) -> Result<Number, Fail> {
+        let (text, float) = self.number_text()?;
+        if !float {
+            if !text.starts_with('-') {
+                if let Ok(u) = text.parse::<u64>() {
+                    return Ok(Number::from(u));
+                }
+            } else if let Ok(n) = text.parse::<i64>() {
+                if n != 0 {
+                    return Ok(Number::from(n));
+                }
+            }
+        }
+        text.parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .ok_or("number out of range")
+    }
+
+    /// The text of a number, checked against the grammar only (as
+    /// serde_json checks a number it skips: `1e400` is out of range for a
+    /// value but fine in an ignored field), and whether it has a fraction
+    /// or an exponent.
+    fn number_text(&mut self) -> Result<(&'a str, bool), Fail> {
         self.ws();
         let bytes = self.bytes();
         let start = self.at;
@@ -243,23 +266,7 @@ impl<'a> Reader<'a> {
             float = true;
         }
         self.at = i;
-        let text = &self.text[start..i];
-        let negative = int_start > start;
-        if !float {
-            if !negative {
-                if let Ok(u) = text.parse::<u64>() {
-                    return Ok(Number::from(u));
-                }
-            } else if let Ok(n) = text.parse::<i64>() {
-                if n != 0 {
-                    return Ok(Number::from(n));
-                }
-            }
-        }
-        text.parse::<f64>()
-            .ok()
-            .and_then(Number::from_f64)
-            .ok_or("number out of range")
+        Ok((&self.text[start..i], float))
     }
 
     /// Any value.
@@ -388,7 +395,7 @@ impl<'a> Reader<'a> {
                 b'f' => self.literal("false")?,
                 b'n' => self.literal("null")?,
                 _ => {
-                    self.number()?;
+                    self.number_text()?;
                 }
             }
             // A value ended: close what it ends, or go on to the next one.
@@ -1234,6 +1241,30 @@ mod tests {
                 super::agree(&frame[..cut]);
             }
         }
+    }
+
+    /// Found by `fuzz/` (decode_compact): a number too large for an `f64`
+    /// in a field nobody reads made the browser build refuse a frame that
+    /// serde, which checks only the grammar of what it skips, accepts.
+    #[test]
+    fn out_of_range_numbers_are_skipped_as_serde_skips_them() {
+        for frame in [
+            r#"{"method":"on_tool_response","params":{"tool_call_id":"t","x":{"b":[1.5,1e2888888888888881,-0]}}}"#,
+            r#"{"method":"on_token","params":{"token":"a","response_id":"r","x":-1e400},"y":1E+999}"#,
+            r#"{"method":"on_thinking","params":[1e400]}"#,
+            r#"{"method":"on_thinking","params":{"x":1e400}}"#,
+            r#"{"id":"1","x":1e400,"result":{}}"#,
+            // Read, not skipped: refused by both.
+            r#"{"id":"1","result":{"x":1e400}}"#,
+            r#"{"method":"on_tool_response","params":{"tool_call_id":"t","tool_output":1e400}}"#,
+            // Malformed, skipped or not: refused by both.
+            r#"{"id":"1","x":1e,"result":{}}"#,
+            r#"{"id":"1","x":01,"result":{}}"#,
+            r#"{"id":"1","x":-,"result":{}}"#,
+        ] {
+            agree(frame);
+        }
+        assert!(decode_server_frame(r#"{"id":"1","x":1e400,"result":{}}"#).is_ok());
     }
 
     #[test]
