@@ -116,7 +116,7 @@ impl ApiError {
             "Internal server error",
         )
     }
-    /// 403 `MISSING_CLIENT_KEY` (publishable keys, PROTOCOL.md 4.4).
+    /// 403 `MISSING_CLIENT_KEY` (publishable keys, `docs/protocol.md` §4.6).
     pub fn missing_client_key() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,

@@ -1,5 +1,5 @@
 //! `tokenrelay-server`: the reference server of the tokenrelay protocol
-//! (`shared/spec/PROTOCOL.md`): REST routes, the WebSocket protocol with
+//! (`docs/protocol.md`): REST routes, the WebSocket protocol with
 //! every extension, an embedded SQLite store and pluggable agent engines.
 //!
 //! It reuses the wire types of the `tokenrelay` crate, so the server and

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// Prefix of user API keys (PROTOCOL.md 1).
+/// Prefix of user API keys (`docs/protocol.md` §1.3).
 pub const USER_API_KEY_PREFIX: &str = "sk_live_";
 /// Prefix of single-use stream tokens.
 pub const STREAM_TOKEN_PREFIX: &str = "pub_tok_";

@@ -1,4 +1,4 @@
-//! Every credential path of PROTOCOL.md section 1 and every refusal the
+//! Every credential path of `docs/protocol.md` §1 and every refusal the
 //! issue lists, over REST and the WebSocket.
 
 mod common;

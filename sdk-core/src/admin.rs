@@ -1,5 +1,5 @@
-//! The admin REST client: one async method per route of PROTOCOL.md
-//! section 4, for an app's backend (org API key), a person's session (user
+//! The admin REST client: one async method per route of `docs/protocol.md`
+//! §4, for an app's backend (org API key), a person's session (user
 //! access token) or a CLI (user API key).
 //!
 //! Every answer that is not 2xx becomes a typed [`Error`] carrying the HTTP

@@ -390,7 +390,8 @@ fn kind_from_status(status: u16) -> Option<Kind> {
 }
 
 /// The base server's messages carry no code; these are the texts it is
-/// known to send (PROTOCOL.md 2.1) plus the usual JWT library wording.
+/// known to send (`docs/protocol.md` §2.3) plus the usual JWT library
+/// wording.
 fn kind_from_text(message: &str) -> Kind {
     let m = message.to_ascii_lowercase();
     if m.contains("does not exist") {

@@ -1,4 +1,4 @@
-//! JSON bodies of the REST surface (PROTOCOL.md section 4), requests and
+//! JSON bodies of the REST surface (`docs/protocol.md` §4), requests and
 //! responses, shared by the admin client and the reference server so the two
 //! cannot drift.
 //!
@@ -351,7 +351,7 @@ pub struct ChatReply {
 // 4.1 Org and client API keys
 // ---------------------------------------------------------------------------
 
-/// The two kinds of JWT API key of PROTOCOL.md section 1.
+/// The two kinds of JWT API key of `docs/protocol.md` §1.3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
@@ -700,7 +700,8 @@ impl Default for SuccessBody {
 ///
 /// Decoding also accepts the shapes other servers use: FastAPI's
 /// `{"detail": …}`, and `{"error": "INVALID_CLIENT_KEY", "message": …}`
-/// where `error` is the code and `message` the text (PROTOCOL.md 4.4).
+/// where `error` is the code and `message` the text (`docs/protocol.md`
+/// §4.1).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// Human-readable message (or, in the publishable-key shape, the code).

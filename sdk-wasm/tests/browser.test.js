@@ -3,7 +3,7 @@
 // (POST /api/get-client-token, the two-endpoint pattern), streams a reply,
 // survives a forced socket drop and shows the whole text. The test checks
 // the DOM and takes a screenshot. A second test runs the publishable-key
-// flow (PROTOCOL.md 4.4), where the Origin the browser itself sends is what
+// flow (docs/protocol.md §4.6), where the Origin the browser itself sends is what
 // the server checks: an allowed page connects, another page is refused.
 
 import { test, before, after } from 'node:test';

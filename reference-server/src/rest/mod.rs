@@ -1,4 +1,4 @@
-//! The REST surface of PROTOCOL.md section 4, plus `/health` and
+//! The REST surface of `docs/protocol.md` §4, plus `/health` and
 //! `/metrics`. Every failure is `{error, success: false, code}` with the
 //! status carrying the class (see [`ApiError`]).
 

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::rest::CallerIp;
 use crate::state::AppState;
 
-/// Close codes of PROTOCOL.md 2.3.
+/// Close codes of `docs/protocol.md` §2.7.
 pub mod close {
     /// Normal closure.
     pub const NORMAL: u16 = 1000;

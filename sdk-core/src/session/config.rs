@@ -12,7 +12,7 @@ pub struct SessionConfig {
     /// The WebSocket endpoint, e.g. `wss://relay.example.com/ws`.
     pub ws_url: String,
     /// Publishable client key (`pk_…`) of the app, sent with every
-    /// `connect_to_context` when set (PROTOCOL.md 4.4).
+    /// `connect_to_context` when set (`docs/protocol.md` §4.6).
     pub client_key: Option<String>,
     /// How long to wait for the result of `connect_to_context` and
     /// `stop_invocation`. Default 15 s.

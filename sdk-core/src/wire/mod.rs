@@ -1,4 +1,4 @@
-//! Wire types of the WebSocket protocol (PROTOCOL.md sections 2 and 3), in
+//! Wire types of the WebSocket protocol (`docs/protocol.md` §2 and §3), in
 //! both directions, so the client and the reference server share one
 //! definition and cannot drift.
 //!
@@ -102,7 +102,7 @@ pub mod fuzzing {
 }
 
 /// Extension names a server may advertise in `connect_to_context`'s
-/// `server.capabilities` (PROTOCOL.md section 3).
+/// `server.capabilities` (`docs/protocol.md` §3).
 pub mod capability {
     /// Notifications carry a per-context `seq`.
     pub const SEQ: &str = "seq";
@@ -238,7 +238,7 @@ pub struct ConnectParams {
     /// `resume` extension: replay every notification with a higher `seq`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_after_seq: Option<u64>,
-    /// Publishable client key (`pk_…`) of the app, PROTOCOL.md 4.4.
+    /// Publishable client key (`pk_…`) of the app, `docs/protocol.md` §4.6.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_key: Option<String>,
 }
