@@ -6,7 +6,11 @@
 //!   `test.sh`, which installs what it needs, builds the package as a user
 //!   gets it and runs its suite against the real reference server; last,
 //!   a bounded run of every fuzz target (`fuzz/run.sh`).
-//! * `cargo xtask lint`: rustfmt, clippy and rustdoc as CI checks them.
+//! * `cargo xtask lint`: rustfmt, clippy and rustdoc as CI checks them, and
+//!   `cargo deny check licenses bans sources` (`deny.toml`; needs
+//!   `cargo install cargo-deny --locked`). Advisories are checked by hand
+//!   (CONTRIBUTING.md): they need the RustSec database, which CI does not
+//!   fetch.
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -49,6 +53,14 @@ const LINT: &[Step] = &[
         "warnings",
     ]),
     Step::Cargo(&["doc", "--workspace", "--no-deps"]),
+    Step::Cargo(&[
+        "deny",
+        "check",
+        "--hide-inclusion-graph",
+        "licenses",
+        "bans",
+        "sources",
+    ]),
 ];
 
 fn main() -> ExitCode {
