@@ -36,6 +36,7 @@ fn keys(c: &mut Criterion) {
                 None,
                 None,
                 120,
+                None,
             ))
             .map(|k| black_box(k.token))
             .expect("minted")
@@ -49,6 +50,7 @@ fn keys(c: &mut Criterion) {
             None,
             None,
             3600,
+            None,
         ))
         .expect("minted")
         .token;

@@ -73,6 +73,10 @@ pub struct Config {
     /// Mounts `POST /debug/faults` (drop or close a context's sockets on
     /// demand) for SDK test harnesses. Never enable in production.
     pub fault_injection: bool,
+    /// Set `TCP_NODELAY` on accepted sockets (default). Off only to measure
+    /// what it buys: a token is one small write that Nagle's algorithm
+    /// would hold back until the client's delayed ACK.
+    pub tcp_nodelay: bool,
     /// Limits on what a caller can make the server spend. Every one has a
     /// flag; `docs/security.md` lists them with the attack each one stops.
     pub limits: Limits,
@@ -236,6 +240,7 @@ impl Default for Config {
             credits_per_response: 1,
             credits_per_stream_token: 1,
             fault_injection: false,
+            tcp_nodelay: true,
             limits: Limits::default(),
         }
     }

@@ -159,7 +159,13 @@ impl ApiError {
 
     /// The WebSocket `result` object of this failure.
     pub fn ws_result(&self) -> Value {
-        json!({ "success": false, "error": self.message, "code": self.ws_code() })
+        let mut result = json!({ "success": false, "error": self.message, "code": self.ws_code() });
+        // Additive: the seconds to wait before retrying, as REST's
+        // `retry-after` header says for the same refusal.
+        if let Some(secs) = self.retry_after {
+            result["retry_after"] = json!(secs);
+        }
+        result
     }
 }
 

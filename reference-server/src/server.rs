@@ -335,7 +335,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router, state
             tracing::debug!(%peer, "connection refused: max_tcp_connections_per_ip");
             continue;
         };
-        if let Err(e) = stream.set_nodelay(true) {
+        if let Err(e) = stream.set_nodelay(state.config.tcp_nodelay) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let app = app.clone();

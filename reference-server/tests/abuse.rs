@@ -142,6 +142,7 @@ async fn pending_invocations_per_context_are_capped() {
             .await;
         if r["success"] == false {
             assert_eq!(r["code"], "rate_limited", "{r}");
+            assert_eq!(r["retry_after"], 1, "{r}");
             refused += 1;
         }
     }

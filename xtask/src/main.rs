@@ -6,6 +6,8 @@
 //!   `test.sh`, which installs what it needs, builds the package as a user
 //!   gets it and runs its suite against the real reference server; last,
 //!   a bounded run of every fuzz target (`fuzz/run.sh`).
+//! * `cargo xtask latency`: the latency benchmark (`tests/e2e/benches/
+//!   latency.rs`) with every round; `test` runs it short.
 //! * `cargo xtask lint`: rustfmt, clippy and rustdoc as CI checks them, and
 //!   `cargo deny check licenses bans sources` (`deny.toml`; needs
 //!   `cargo install cargo-deny --locked`). Advisories are checked by hand
@@ -29,9 +31,30 @@ const TEST: &[Step] = &[
     Step::Script("sdk-python/test.sh"),
     Step::Script("sdk-wasm/test.sh"),
     Step::Script("sdk-mobile/test.sh"),
+    // Latency figures (first token, jitter, reconnect freezes), short run:
+    // printed so a reintroduced Nagle or sleep shows in the CI log; never
+    // a pass/fail on time (docs/benchmarks.md judges speed).
+    Step::Cargo(&[
+        "bench",
+        "-p",
+        "tokenrelay-e2e",
+        "--bench",
+        "latency",
+        "--",
+        "--short",
+    ]),
     // Every fuzz target for 20 s (nightly + cargo-fuzz; docs/fuzzing.md).
     Step::Script("fuzz/run.sh"),
 ];
+
+/// `cargo xtask latency`: the latency benchmark with every round.
+const LATENCY: &[Step] = &[Step::Cargo(&[
+    "bench",
+    "-p",
+    "tokenrelay-e2e",
+    "--bench",
+    "latency",
+])];
 
 const LINT: &[Step] = &[
     Step::Cargo(&["fmt", "--all", "--check"]),
@@ -68,8 +91,9 @@ fn main() -> ExitCode {
     let steps = match task.as_str() {
         "test" => TEST,
         "lint" => LINT,
+        "latency" => LATENCY,
         _ => {
-            eprintln!("usage: cargo xtask <test|lint>");
+            eprintln!("usage: cargo xtask <test|lint|latency>");
             return ExitCode::FAILURE;
         }
     };
@@ -86,8 +110,11 @@ fn main() -> ExitCode {
                 (format!("cargo {}", args.join(" ")), cmd)
             }
             Step::Script(path) => {
+                // A missing suite is a failure, never a skip: a rename must
+                // not drop a language from CI without a word.
                 if !root.join(path).exists() {
-                    continue;
+                    eprintln!("xtask: `{path}` is missing");
+                    return ExitCode::FAILURE;
                 }
                 let mut cmd = Command::new("bash");
                 cmd.arg(path);
