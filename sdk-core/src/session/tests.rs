@@ -679,8 +679,57 @@ fn a_server_that_never_answers_times_out_requests() {
     assert!(matches!(&f[0].1, Error::Timeout { what, .. } if what == "stop_invocation"));
     // Pings keep the socket honest; with no pong, the idle timeout fires.
     assert!(h.take_actions().contains(&Action::SendPing));
-    h.advance(Duration::from_secs(30));
-    h.take_events();
+    h.advance(Duration::from_secs(29));
+    assert!(h.take_events().is_empty(), "45 s of silence, not 44");
+    assert!(h.s.state().is_connected());
+    h.advance(Duration::from_secs(1));
+    let ev = h.take_events();
+    // The socket is dropped for the silence; a base server cannot replay,
+    // so the message still waiting for its reply is lost with it.
+    let lost = failed(&ev);
+    assert_eq!(lost.len(), 1, "{ev:?}");
+    assert_eq!(lost[0].0, msg);
+    assert!(
+        matches!(&lost[0].1, Error::ConnectionLost { reason, .. }
+            if reason.contains("any sign of life from the server")),
+        "{:?}",
+        lost[0].1
+    );
+    // The connection had been up a while: it retries at once, saying why.
+    let idle = ev
+        .iter()
+        .find_map(|e| match e {
+            Event::StateChanged(c) if c.state == ConnectionState::Reconnecting => Some(c),
+            _ => None,
+        })
+        .expect("a reconnecting state change");
+    assert!(
+        matches!(&idle.cause, Some(Error::Timeout { what, after })
+            if what == "any sign of life from the server" && *after == Duration::from_secs(45)),
+        "{idle:?}"
+    );
+    assert_eq!(idle.retry_in, Some(Duration::ZERO));
+    assert_eq!(
+        states(&ev),
+        [
+            ConnectionState::Reconnecting,
+            ConnectionState::FetchingToken
+        ]
+    );
+    let actions = h.take_actions();
+    assert!(
+        actions.contains(&Action::CloseSocket {
+            code: 1000,
+            reason: "idle timeout".into()
+        }),
+        "{actions:?}"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::FetchToken { .. })),
+        "{actions:?}"
+    );
     // Replies that keep streaming refresh the invocation's deadline.
     let mut h2 = Harness::new();
     h2.connect(&[]);
@@ -692,7 +741,6 @@ fn a_server_that_never_answers_times_out_requests() {
     assert!(failed(&h2.take_events()).is_empty());
     h2.advance(Duration::from_secs(120));
     assert_eq!(failed(&h2.take_events())[0].0, m2);
-    let _ = msg;
 }
 
 #[test]

@@ -4,9 +4,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tokenrelay::backoff::ReconnectPolicy;
 use tokenrelay::provider::{StaticToken, StreamTokenProvider};
 use tokenrelay::rest::{ContextMessage, NewAgent};
-use tokenrelay::{AdminClient, Client, Credential, Error, Event, ResponseStatus};
+use tokenrelay::{AdminClient, Client, ConnectionState, Credential, Error, Event, ResponseStatus};
 use tokenrelay_e2e::{builder, Harness, WAIT};
 
 /// `t0 t1 … t{n-1}`, what `[tokens=n]` replies.
@@ -130,34 +131,78 @@ async fn resume_is_exact_at_every_cut_point() {
     }
 }
 
+/// The next event, or a failure naming `what` was awaited.
+async fn next_event(conn: &mut tokenrelay::Connection, what: &str) -> Event {
+    tokio::time::timeout(WAIT, conn.next_event())
+        .await
+        .unwrap_or_else(|_| panic!("no event within {WAIT:?} while waiting for {what}"))
+        .unwrap_or_else(|| panic!("the connection ended while waiting for {what}"))
+}
+
 #[tokio::test]
 async fn a_reply_whose_replay_window_has_passed_is_interrupted() {
     let h = Harness::start_with(builder().configure(|c| c.replay_max_notifications = 4)).await;
     let context_id = h.context("", false).await;
     let (builder, _) = h.client();
     let mut conn = builder.build().unwrap().connect(&context_id).await.unwrap();
+    // Paced so the drop below lands long before the reply's last tokens
+    // (checked, not assumed: see `before_drop`).
     let request = conn
-        .send_message("[tokens=60 pace_ms=5] long")
+        .send_message("[tokens=60 pace_ms=20] long")
         .await
         .unwrap();
     // Go "offline" after the first tokens, cut the socket, and stay away
     // until the agent has finished and the buffer has moved past us.
     let mut tokens = 0;
     while tokens < 3 {
-        if let Some(Event::Token { .. }) = conn.next_event().await {
-            tokens += 1;
+        match next_event(&mut conn, "the first tokens").await {
+            Event::Token { .. } => tokens += 1,
+            Event::ResponseComplete(r) if r.request_id == Some(request) => {
+                panic!("the reply ended before its third token: {r:?}")
+            }
+            _ => {}
         }
     }
     conn.set_network_available(false);
-    h.fault(&context_id, "drop").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(h.fault(&context_id, "drop").await.unwrap(), 1);
+    // The drop itself, and how much of the reply had arrived before it.
+    let before_drop = loop {
+        match next_event(&mut conn, "the drop").await {
+            Event::Token { .. } => tokens += 1,
+            Event::StateChanged(c) if c.state == ConnectionState::Reconnecting => break tokens,
+            Event::ResponseComplete(r) if r.request_id == Some(request) => {
+                panic!("the reply ended before the drop landed: {r:?}")
+            }
+            _ => {}
+        }
+    };
+    // The buffer keeps the last 4 of the reply's 61 notifications (60
+    // tokens and the stop): resuming must need more than that.
+    assert!(
+        before_drop + 4 < 60,
+        "the drop landed after {before_drop} tokens, inside the replay window"
+    );
+    // The agent has finished once its reply is in the history (saved after
+    // the last notification went out).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let context = h.admin.get_context(&context_id).await.unwrap();
+        let finished = context
+            .messages
+            .iter()
+            .any(|m| matches!(m, ContextMessage::Ai { message } if *message == numbered(60)));
+        if finished {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent did not finish its reply within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     conn.set_network_available(true);
     let r = loop {
-        match tokio::time::timeout(WAIT, conn.next_event())
-            .await
-            .unwrap()
-            .unwrap()
-        {
+        match next_event(&mut conn, "the end of the reply").await {
             Event::ResponseComplete(r) if r.request_id == Some(request) => break r,
             _ => {}
         }
@@ -284,10 +329,17 @@ async fn stream_tokens_open_one_socket_once() {
 
     // One token, two racing sockets: exactly one wins.
     let token = h.admin.stream_token(Some(30)).await.unwrap().token;
+    // The loser gives up on its own (the one fresh-token retry a refused
+    // key gets, no network retries) rather than at a connect timeout that
+    // could fall mid-attempt and report a timeout instead of its refusal.
     let racer = || {
         Client::builder(h.server.ws_url())
             .token_provider(StaticToken(Credential::stream_token(token.clone())))
-            .connect_timeout(Duration::from_secs(2))
+            .reconnect(ReconnectPolicy {
+                max_attempts: Some(0),
+                ..ReconnectPolicy::default()
+            })
+            .connect_timeout(WAIT)
             .build()
             .unwrap()
     };
