@@ -71,6 +71,13 @@ fn main() {
                 &addr.to_string(),
                 "--max-connections",
                 &(n + 10).to_string(),
+                // Every socket comes from this one address and org.
+                "--max-sockets-per-ip",
+                &(n + 10).to_string(),
+                "--max-sockets-per-org",
+                &(n + 10).to_string(),
+                "--max-tcp-connections-per-ip",
+                "0",
             ])
             .stderr(Stdio::null())
             .spawn()

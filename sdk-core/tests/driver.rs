@@ -684,6 +684,38 @@ async fn a_dead_address_keeps_retrying_until_the_connect_timeout() {
 }
 
 #[tokio::test]
+async fn a_connect_timeout_mid_attempt_reports_the_earlier_failure() {
+    // Attempt 1 is refused (dead port); the provider never answers attempt
+    // 2, so the deadline lands while the state carries no cause. The error
+    // is still why the first attempt failed, not a bare timeout.
+    let port = dead_port().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let provider = move |ctx: String| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n > 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, std::io::Error>(format!("key-{n}-{ctx}"))
+        }
+    };
+    let client = Client::builder(format!("ws://127.0.0.1:{port}/ws"))
+        .token_provider(provider)
+        .reconnect(fast_policy())
+        .connect_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let err = client.connect("ctx").await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the second attempt was under way"
+    );
+}
+
+#[tokio::test]
 async fn a_dead_address_fails_with_its_cause_once_the_attempts_run_out() {
     let port = dead_port().await;
     let (calls, provider) = counting_provider();

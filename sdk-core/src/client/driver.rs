@@ -78,6 +78,10 @@ pub(crate) struct Driver {
     pub provider: Arc<dyn TokenProvider>,
     pub queue: EventQueue,
     pub state: watch::Sender<StateChange>,
+    /// The last cause any state change carried. States of an attempt under
+    /// way carry none, and a watch only keeps the latest state, so
+    /// `Client::connect` reads why the attempts failed here.
+    pub last_cause: watch::Sender<Option<Error>>,
     pub options: SocketOptions,
 }
 
@@ -334,6 +338,9 @@ impl Loop {
         };
         match event {
             Event::StateChanged(change) => {
+                if let Some(cause) = &change.cause {
+                    self.d.last_cause.send_replace(Some(cause.clone()));
+                }
                 self.d.state.send_replace((**change).clone());
             }
             Event::ResponseComplete(r) => {

@@ -90,6 +90,7 @@ impl Client {
             retry_in: None,
             cause: None,
         });
+        let (last_cause_tx, last_cause_rx) = watch::channel(None);
         let queue = EventQueue::new(self.inner.event_capacity);
         let driver = Driver {
             session: Session::new(
@@ -100,6 +101,7 @@ impl Client {
             provider: self.inner.provider.clone(),
             queue: queue.clone(),
             state: state_tx,
+            last_cause: last_cause_tx,
             options: SocketOptions {
                 headers: self.inner.headers.clone(),
                 max_message_len: self.inner.config.max_frame_len.saturating_mul(4),
@@ -125,7 +127,13 @@ impl Client {
             Ok(Ok(())) => Ok(conn),
             Ok(Err(e)) => Err(e),
             Err(_) => {
-                let cause = conn.state().cause;
+                // The fetching, connecting and authenticating states carry
+                // no cause: a deadline that lands mid-attempt still reports
+                // why the earlier attempts failed.
+                let cause = conn
+                    .state()
+                    .cause
+                    .or_else(|| last_cause_rx.borrow().clone());
                 conn.close().await;
                 Err(cause.unwrap_or(Error::Timeout {
                     what: "the first connection".into(),
