@@ -1232,12 +1232,20 @@ mod redaction_tests {
         let Some(Action::FetchToken { fetch_id, .. }) = s.poll_action() else {
             panic!("no token fetch")
         };
-        s.handle_token(fetch_id, Ok(Credential::stream_token("pub_tok_secret")), t, 0);
+        s.handle_token(
+            fetch_id,
+            Ok(Credential::stream_token("pub_tok_secret")),
+            t,
+            0,
+        );
         let open = s.poll_action().expect("open the socket");
         let Action::OpenSocket { url } = &open else {
             panic!("{open:?}")
         };
-        assert!(url.contains("pub_tok_secret"), "the driver gets the real URL");
+        assert!(
+            url.contains("pub_tok_secret"),
+            "the driver gets the real URL"
+        );
         let debug = format!("{open:?}");
         assert_eq!(
             debug,
@@ -1268,7 +1276,10 @@ mod redaction_tests {
             ("ws://h/ws?", "ws://h/ws?"),
             ("ws://h/ws?a=1&b", "ws://h/ws?a=<redacted>&<redacted>"),
             ("ws://h/ws?a=&&b=2", "ws://h/ws?a=&&b=<redacted>"),
-            ("wss://u:p@h:1/ws?t=x", "wss://<redacted>@h:1/ws?t=<redacted>"),
+            (
+                "wss://u:p@h:1/ws?t=x",
+                "wss://<redacted>@h:1/ws?t=<redacted>",
+            ),
             ("wss://h/p@th", "wss://h/p@th"),
             ("nonsense", "nonsense"),
         ] {

@@ -1171,7 +1171,11 @@ mod tests {
             client_key: Some("pk_live_key".into()),
         };
         let request = ClientRequest::ConnectToContext(params.clone());
-        for debug in [format!("{params:?}"), format!("{request:?}"), format!("{request:#?}")] {
+        for debug in [
+            format!("{params:?}"),
+            format!("{request:?}"),
+            format!("{request:#?}"),
+        ] {
             assert!(!debug.contains("sk_secret_token"), "{debug}");
             assert!(!debug.contains("pk_live_key"), "{debug}");
             assert!(debug.contains("<redacted>"), "{debug}");
