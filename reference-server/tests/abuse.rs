@@ -41,6 +41,20 @@ async fn still_serves(t: &TestServer) {
     assert_eq!(got.reason.as_deref(), Some("complete"));
 }
 
+/// A second org with an agent and a context on it:
+/// `(org_id, org_key, context_id)`.
+async fn other_org_context(t: &TestServer) -> (String, String, String) {
+    let (org_id, org_key) = t.server.bootstrap_org("other").await.unwrap();
+    let agent =
+        json!({"agent_name": "a", "agent_description": "", "prompt": "", "is_public": false});
+    let (_, agent) = t.post("/agent", &org_key, agent).await;
+    let (_, ctx) = t
+        .post("/context", &org_key, json!({"agent_id": agent["agent_id"]}))
+        .await;
+    let ctx = ctx["context_id"].as_str().expect("context_id").to_owned();
+    (org_id, org_key, ctx)
+}
+
 // C1: prompt amplification.
 
 #[tokio::test]
@@ -480,22 +494,8 @@ async fn sockets_per_address_and_per_org_are_capped() {
     }
     assert_eq!((attached.len(), refused), (50, 950));
     // Another org is not affected.
-    let (other_org, other_key) = t.server.bootstrap_org("other").await.unwrap();
-    let (_, agent) = t
-        .post(
-            "/agent",
-            &other_key,
-            json!({"agent_name": "a", "agent_description": "", "prompt": "", "is_public": false}),
-        )
-        .await;
-    let (_, octx) = t
-        .post(
-            "/context",
-            &other_key,
-            json!({"agent_id": agent["agent_id"]}),
-        )
-        .await;
-    let octx = octx["context_id"].as_str().unwrap();
+    let (other_org, _, octx) = other_org_context(&t).await;
+    let octx = octx.as_str();
     let okey = t
         .server
         .mint_client_key(&other_org, Some(octx), 60)
@@ -764,24 +764,8 @@ async fn a_socket_moves_between_contexts_of_its_credentials_org_only() {
         "forbidden"
     );
     // Never another org's.
-    let (_, other_key) = t.server.bootstrap_org("other").await.unwrap();
-    let (_, agent) = t
-        .post(
-            "/agent",
-            &other_key,
-            json!({"agent_name": "a", "agent_description": "", "prompt": "", "is_public": false}),
-        )
-        .await;
-    let (_, c) = t
-        .post(
-            "/context",
-            &other_key,
-            json!({"agent_id": agent["agent_id"]}),
-        )
-        .await;
-    let r = ws
-        .connect(c["context_id"].as_str().unwrap(), Some(&key), None)
-        .await;
+    let (_, _, c) = other_org_context(&t).await;
+    let r = ws.connect(&c, Some(&key), None).await;
     assert_eq!(r["code"], "forbidden", "{r}");
 }
 

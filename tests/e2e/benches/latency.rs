@@ -87,6 +87,16 @@ async fn timed_reply(
     }
 }
 
+/// The longest gap between two tokens of a 200-token reply, in ms, after
+/// checking that every token arrived exactly once.
+fn worst_gap(arrivals: &[Instant]) -> f64 {
+    assert_eq!(arrivals.len(), 200, "every token, exactly once");
+    arrivals
+        .windows(2)
+        .map(|w| ms(w[1] - w[0]))
+        .fold(0.0, f64::max)
+}
+
 /// A TCP proxy between the client and the server that can make the
 /// connections it carries go silent (packets just stop, nothing closes),
 /// as a network that drops a flow does.
@@ -258,12 +268,7 @@ async fn measure(h: &Harness, rounds: usize) -> Figures {
                     }
                 })
                 .await;
-                assert_eq!(arrivals.len(), 200, "every token, exactly once");
-                let worst = arrivals
-                    .windows(2)
-                    .map(|w| ms(w[1] - w[0]))
-                    .fold(0.0, f64::max);
-                freezes.push(worst - 2.0);
+                freezes.push(worst_gap(&arrivals) - 2.0);
             }
             f.push(
                 format!("freeze, {fault}, provider {} ms", delay.as_millis()),
@@ -287,12 +292,7 @@ async fn measure(h: &Harness, rounds: usize) -> Figures {
             }
         })
         .await;
-        assert_eq!(arrivals.len(), 200, "every token, exactly once");
-        let worst = arrivals
-            .windows(2)
-            .map(|w| ms(w[1] - w[0]))
-            .fold(0.0, f64::max);
-        freezes.push(worst);
+        freezes.push(worst_gap(&arrivals));
     }
     f.push("freeze, silent drop (idle timeout 2 s)", Stats(freezes));
     conn.close().await;
