@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a bounded time, one after another (docs/fuzzing.md).
-#   fuzz/run.sh                 each target FUZZ_SECONDS (default 20) seconds
+#   fuzz/run.sh                 each target FUZZ_SECONDS (default 10) seconds
 #   fuzz/run.sh session         only the targets named
 # New inputs go to fuzz/corpus/<target> (not committed); the committed seeds
 # in fuzz/seeds/<target> are read too. A crash leaves its input in
@@ -9,7 +9,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-secs="${FUZZ_SECONDS:-20}"
+secs="${FUZZ_SECONDS:-10}"
 all=(scan_token decode_serde decode_compact client_frame session rest_bodies)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
 

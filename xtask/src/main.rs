@@ -43,7 +43,7 @@ const TEST: &[Step] = &[
         "--",
         "--short",
     ]),
-    // Every fuzz target for 20 s (nightly + cargo-fuzz; docs/fuzzing.md).
+    // Every fuzz target for 10 s (nightly + cargo-fuzz; docs/fuzzing.md).
     Step::Script("fuzz/run.sh"),
 ];
 
