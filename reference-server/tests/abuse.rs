@@ -398,6 +398,21 @@ async fn usernames_are_normalised() {
         409
     );
     assert_eq!(t.post("/auth/login", "", creds("EVE")).await.0, 200);
+    // An account stored before normalisation existed still signs in as
+    // it was typed.
+    let legacy = tokenrelay_server::store::UserRecord {
+        user_id: "legacy-user".into(),
+        username: "Mallory".into(),
+        password_hash: tokenrelay_server::password::hash(
+            "a long enough passphrase",
+            PasswordHashing::FastInsecure,
+        )
+        .unwrap(),
+        org_id: t.org_id.clone(),
+        created_at: 0,
+    };
+    t.server.state().store.create_user(&legacy).await.unwrap();
+    assert_eq!(t.post("/auth/login", "", creds("Mallory")).await.0, 200);
 }
 
 // M2: connections.

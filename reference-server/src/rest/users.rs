@@ -188,20 +188,30 @@ pub async fn login(
         Ok(JsonBody(body)) => body,
         Err(e) => return e.into_response(),
     };
-    body.username = normalize_username(&body.username);
+    let typed = std::mem::take(&mut body.username);
+    body.username = normalize_username(&typed);
     if let Err(e) = check_credentials(&state, &body.username, &body.password) {
         return e.into_response();
     }
     let (decision, verdict) = rate_check(&state, &format!("login:{ip}:{}", body.username));
     let result = match verdict {
         Err(e) => Err(e),
-        Ok(()) => login_inner(&state, body).await,
+        Ok(()) => login_inner(&state, body, typed.trim()).await,
     };
     with_rate_headers(decision, result)
 }
 
-async fn login_inner(state: &AppState, body: Credentials) -> Result<Json<Value>, ApiError> {
-    let user = state.store.get_user_by_name(&body.username).await?;
+async fn login_inner(
+    state: &AppState,
+    body: Credentials,
+    typed: &str,
+) -> Result<Json<Value>, ApiError> {
+    let mut user = state.store.get_user_by_name(&body.username).await?;
+    // Accounts registered before names were normalised are stored as they
+    // were typed: find them that way too, so an upgrade locks nobody out.
+    if user.is_none() && typed != body.username {
+        user = state.store.get_user_by_name(typed).await?;
+    }
     // Verify against a dummy hash for unknown names, so timing does not
     // tell which usernames exist.
     let stored = user
