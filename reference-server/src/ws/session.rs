@@ -35,6 +35,7 @@ use crate::conversation::{invoke, Fault, Hub, Invocation, Outbound};
 use crate::error::ApiError;
 use crate::jwt::TYPE_PUBLISHABLE;
 use crate::ratelimit::TokenBucket;
+use crate::rest::check_size;
 use crate::rest::client_keys::canonical_origin;
 use crate::secret::{sha256_hex, PUBLISHABLE_KEY_PREFIX};
 use crate::state::AppState;
@@ -662,7 +663,11 @@ impl Session {
                 if message.is_empty() {
                     return Err(ApiError::invalid_params("No message provided"));
                 }
-                self.check_message_size(message.len())?;
+                check_size(
+                    "message",
+                    message.len(),
+                    self.state.config.limits.max_message_bytes,
+                )?;
                 Invocation::Message(message)
             }
             ClientRequest::SetLastMessages {
@@ -672,8 +677,10 @@ impl Session {
                 if human_message.is_empty() {
                     return Err(ApiError::invalid_params("No human_message provided"));
                 }
-                self.check_message_size(
+                check_size(
+                    "message",
                     human_message.len() + ai_message.as_ref().map_or(0, String::len),
+                    self.state.config.limits.max_message_bytes,
                 )?;
                 // Barge-in: the running response is cut where the human
                 // interrupted it; the rewrite runs right after it stops.
@@ -688,7 +695,11 @@ impl Session {
                     return Err(ApiError::invalid_params("No tool_responses provided"));
                 }
                 let size = serde_json::to_string(&tool_responses).map_or(usize::MAX, |t| t.len());
-                self.check_message_size(size)?;
+                check_size(
+                    "tool_responses",
+                    size,
+                    self.state.config.limits.max_message_bytes,
+                )?;
                 Invocation::ToolResponses(tool_responses)
             }
         };
@@ -716,15 +727,5 @@ impl Session {
         }
         let (response_id, _done) = invoke(&self.state, &hub, invocation).await?;
         Ok(json!({ "success": true, "response_id": response_id }))
-    }
-
-    fn check_message_size(&self, len: usize) -> Result<(), ApiError> {
-        let max = self.state.config.limits.max_message_bytes;
-        if len > max {
-            return Err(ApiError::invalid_params(format!(
-                "message is {len} bytes; at most {max} are accepted"
-            )));
-        }
-        Ok(())
     }
 }
