@@ -2,7 +2,9 @@
 # The Python SDK's whole check, from nothing installed to pytest's summary:
 # venv, tools, the abi3 wheel built with maturin (release) and installed as a
 # user would, mypy --strict on the examples, pytest against a real reference
-# server. Exits non-zero on any failure; pytest's summary line is the last.
+# server, then the latency bench's short run (bench/latency.py --short:
+# figures printed, never judged; every reply must still arrive whole).
+# Exits non-zero on any failure.
 #
 #   sdk-python/test.sh              # venv in sdk-python/.venv (gitignored)
 #   TOKENRELAY_PY_VENV=/tmp/v sdk-python/test.sh
@@ -51,4 +53,7 @@ step "mypy --strict on the examples"
 step "pytest"
 cd "$HERE"
 "$VENV/bin/python" -c 'import tokenrelay, sys; assert "site-packages" in tokenrelay.__file__, tokenrelay.__file__'
-exec "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider
+"$VENV/bin/python" -m pytest tests -q -p no:cacheprovider
+
+step "latency, short (bench/latency.py; bench/latency.sh runs every round)"
+exec "$VENV/bin/python" bench/latency.py --short
