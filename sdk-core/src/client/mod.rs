@@ -215,6 +215,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Refresh ahead (default on): once connected with a JWT client key,
+    /// fetch the next connection's key in the background, so a reconnect
+    /// does not wait for the token provider. Turn it off to call the
+    /// provider only when a socket is needed (one call fewer per
+    /// connection).
+    pub fn refresh_ahead(mut self, on: bool) -> Self {
+        self.config.refresh_ahead = on;
+        self
+    }
+
     /// Events kept for a slow reader before the oldest are dropped.
     /// Default 65,536.
     pub fn event_capacity(mut self, capacity: usize) -> Self {

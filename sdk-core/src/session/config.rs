@@ -49,6 +49,11 @@ pub struct SessionConfig {
     pub resume: bool,
     /// The reconnect schedule.
     pub reconnect: ReconnectPolicy,
+    /// Refresh ahead: once connected with a key whose expiry is known (a
+    /// JWT client key), fetch the next connection's key in the background,
+    /// so a reconnect does not wait for the token provider. Costs one
+    /// provider call per connection. Default true.
+    pub refresh_ahead: bool,
 }
 
 impl SessionConfig {
@@ -69,6 +74,7 @@ impl SessionConfig {
             idle_timeout: Some(Duration::from_secs(45)),
             resume: true,
             reconnect: ReconnectPolicy::default(),
+            refresh_ahead: true,
         }
     }
 }
@@ -91,6 +97,7 @@ impl std::fmt::Debug for SessionConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("resume", &self.resume)
             .field("reconnect", &self.reconnect)
+            .field("refresh_ahead", &self.refresh_ahead)
             .finish()
     }
 }

@@ -44,6 +44,7 @@
 //! ```
 
 mod config;
+mod spare;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -51,6 +52,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use config::SessionConfig;
+use spare::{Spare, Take};
 
 use crate::accumulator::{Accumulator, Activity};
 use crate::backoff::Backoff;
@@ -323,6 +325,15 @@ pub struct Session {
     network_available: bool,
     last_activity: Timestamp,
     last_ping: Timestamp,
+    /// The next connection's credential, fetched ahead (see [`spare`]).
+    spare: Spare,
+    /// The credential of the connection being made is one worth keeping a
+    /// spare for (a JWT access token: its expiry is known).
+    spare_wanted: bool,
+    /// The socket being opened presents a spare. If it is refused, a fresh
+    /// key is fetched at once without spending the 401 retry: the spare was
+    /// never tried, so its refusal says nothing about the provider.
+    from_spare: bool,
 }
 
 impl Session {
@@ -349,6 +360,9 @@ impl Session {
             network_available: true,
             last_activity: Timestamp::ZERO,
             last_ping: Timestamp::ZERO,
+            spare: Spare::Empty,
+            spare_wanted: false,
+            from_spare: false,
         }
     }
 
@@ -400,7 +414,14 @@ impl Session {
         } else {
             None
         };
-        [phase, requests, keepalive].into_iter().flatten().min()
+        let spare = match self.phase {
+            Phase::Connected { .. } if self.config.refresh_ahead => self.spare.refresh_at(),
+            _ => None,
+        };
+        [phase, requests, keepalive, spare]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // -- queries -------------------------------------------------------------
@@ -480,6 +501,7 @@ impl Session {
             });
         }
         self.fail_everything(&Error::Closed);
+        self.spare = Spare::Empty;
         self.phase = Phase::Closed;
         self.emit_state(ConnectionState::Closed, None, None);
     }
@@ -601,6 +623,12 @@ impl Session {
         now: Timestamp,
         unix_now: u64,
     ) {
+        if self.spare.is_fetching(fetch_id) {
+            // A refresh-ahead answer. A failure is not reported: the next
+            // reconnect asks the provider again and reports it then.
+            let margin = self.config.token_expiry_margin;
+            return self.spare.fill(result.ok(), margin, now, unix_now);
+        }
         match self.phase {
             Phase::FetchingToken { fetch_id: f, .. } if f == fetch_id => {}
             _ => return, // stale: a timeout already moved on
@@ -621,6 +649,12 @@ impl Session {
                 return self.retry(Error::ExpiredToken { expired_at: exp }, None, now);
             }
         }
+        self.spare_wanted = spare::worth_keeping(&credential);
+        self.from_spare = false;
+        self.open_with(credential, now);
+    }
+
+    fn open_with(&mut self, credential: Credential, now: Timestamp) {
         let url = self.socket_url(&credential);
         self.phase = Phase::Opening {
             credential,
@@ -767,6 +801,13 @@ impl Session {
         self.expire_requests(now);
         if self.phase.has_socket() && !matches!(self.phase, Phase::Opening { .. }) {
             self.keepalive(now);
+        }
+        if matches!(self.phase, Phase::Connected { .. })
+            && self.config.refresh_ahead
+            && self.spare.refresh_at().is_some_and(|t| now >= t)
+        {
+            // The spare nears its expiry while the connection stays up.
+            self.fetch_spare();
         }
     }
 
@@ -924,6 +965,10 @@ impl Session {
         self.server = server.clone();
         self.phase = Phase::Connected { since: now };
         self.auth_retry_spent = false;
+        self.from_spare = false;
+        if self.config.refresh_ahead && self.spare_wanted && matches!(self.spare, Spare::Empty) {
+            self.fetch_spare();
+        }
         if connect.agent_speaks_first {
             self.acc.expect_unsolicited();
         }
@@ -963,17 +1008,41 @@ impl Session {
     // -- connection life -----------------------------------------------------
 
     fn begin_connect(&mut self, now: Timestamp) {
-        let fetch_id = self.next_fetch;
-        self.next_fetch += 1;
+        let (fetch_id, adopted) = match self.spare.take(now) {
+            Take::Use(credential) => {
+                self.spare_wanted = true;
+                self.from_spare = true;
+                return self.open_with(credential, now);
+            }
+            // The refresh-ahead fetch becomes this connection's fetch.
+            Take::Await(fetch_id) => (fetch_id, true),
+            Take::Fetch => {
+                self.next_fetch += 1;
+                (self.next_fetch - 1, false)
+            }
+        };
         self.phase = Phase::FetchingToken {
             fetch_id,
             deadline: now + self.config.token_timeout,
         };
+        if !adopted {
+            self.actions.push_back(Action::FetchToken {
+                fetch_id,
+                context_id: self.context_id.clone(),
+            });
+        }
+        self.emit_state(ConnectionState::FetchingToken, None, None);
+    }
+
+    /// Asks the provider for the next connection's credential.
+    fn fetch_spare(&mut self) {
+        let fetch_id = self.next_fetch;
+        self.next_fetch += 1;
+        self.spare = Spare::Fetching { fetch_id };
         self.actions.push_back(Action::FetchToken {
             fetch_id,
             context_id: self.context_id.clone(),
         });
-        self.emit_state(ConnectionState::FetchingToken, None, None);
     }
 
     /// Bookkeeping when the socket is gone, whatever the reason.
@@ -1045,10 +1114,13 @@ impl Session {
     /// Decides what follows a refusal or a lost socket.
     fn after_refusal(&mut self, error: Error, now: Timestamp) {
         match error {
-            Error::Unauthorized(_) if !self.auth_retry_spent => {
+            Error::Unauthorized(_) if self.from_spare || !self.auth_retry_spent => {
                 // An expired or revoked key: one fresh token at once, without
-                // spending the network retry budget.
-                self.auth_retry_spent = true;
+                // spending the network retry budget (nor the one 401 retry
+                // when the refused key was a spare fetched ahead).
+                if !std::mem::take(&mut self.from_spare) {
+                    self.auth_retry_spent = true;
+                }
                 self.emit_state(
                     ConnectionState::Reconnecting,
                     Some(Duration::ZERO),
@@ -1095,6 +1167,7 @@ impl Session {
             self.close_socket(1000, "failed");
         }
         self.fail_everything(&cause);
+        self.spare = Spare::Empty;
         self.phase = Phase::Failed;
         self.emit_state(ConnectionState::Failed, None, Some(cause));
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::error::Rejection;
 use crate::event::ResponseStatus;
 use crate::token::test_jwt;
 
@@ -20,8 +21,32 @@ struct Harness {
 }
 
 impl Harness {
+    /// Refresh-ahead off: these tests count the provider's calls one
+    /// connection at a time; `refresh_ahead_*` tests turn it on.
     fn new() -> Self {
-        Self::with(SessionConfig::new("ws://relay.test/ws"))
+        let mut config = SessionConfig::new("ws://relay.test/ws");
+        config.refresh_ahead = false;
+        Self::with(config)
+    }
+
+    /// Default settings (refresh-ahead on), no keepalive: these tests move
+    /// the clock by minutes on a quiet socket.
+    fn refreshing() -> Self {
+        let mut config = SessionConfig::new("ws://relay.test/ws");
+        config.ping_interval = None;
+        config.idle_timeout = None;
+        Self::with(config)
+    }
+
+    /// The ids of the token fetches asked for since the last look.
+    fn fetches(&mut self) -> Vec<u64> {
+        self.take_actions()
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::FetchToken { fetch_id, .. } => Some(fetch_id),
+                _ => None,
+            })
+            .collect()
     }
 
     fn with(config: SessionConfig) -> Self {
@@ -1005,4 +1030,189 @@ fn max_attempts_fails_with_the_last_cause() {
         matches!(ev.last(), Some(Event::StateChanged(c)) if matches!(**c, StateChange {
         cause: Some(Error::TokenProvider { .. }), .. }))
     );
+}
+
+// -- refresh-ahead ---------------------------------------------------------
+
+/// Connected with `key` on a server with `seq`/`resume`; returns the id of
+/// the refresh-ahead fetch the connection started, if any.
+fn connected_with(h: &mut Harness, key: &str) -> Option<u64> {
+    h.s.start(h.now);
+    let fetch = h.until_fetch();
+    h.give_token(fetch, key);
+    h.s.handle_transport_open(h.now);
+    let req = h.take_sent().pop().expect("connect_to_context");
+    h.answer(
+        &req,
+        json!({"success": true, "seq": 0,
+            "server": {"name": "t", "version": "1", "capabilities": ["seq", "resume"]}}),
+    );
+    assert!(h.s.state().is_connected());
+    h.take_events();
+    let mut fetches = h.fetches();
+    assert!(fetches.len() <= 1, "{fetches:?}");
+    fetches.pop()
+}
+
+/// The `access_token` of the `connect_to_context` just sent.
+fn presented(h: &mut Harness) -> String {
+    h.s.handle_transport_open(h.now);
+    let req = h.take_sent().pop().expect("connect_to_context");
+    assert_eq!(req["method"], "connect_to_context");
+    req["params"]["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}
+
+#[test]
+fn refresh_ahead_fetches_the_next_key_once_connected_and_reconnects_without_the_provider() {
+    let mut h = Harness::refreshing();
+    let first = test_jwt(UNIX_NOW + 900);
+    let spare_fetch = connected_with(&mut h, &first).expect("a spare is fetched once connected");
+    let spare = test_jwt(UNIX_NOW + 901);
+    h.give_token(spare_fetch, &spare);
+    // Filling the spare is silent: no state change, no event, no action.
+    assert!(h.take_events().is_empty());
+    assert!(h.take_actions().is_empty());
+
+    h.drop_socket(Some(1001));
+    let actions = h.take_actions();
+    assert!(
+        matches!(actions[..], [Action::OpenSocket { .. }]),
+        "the spare opens the socket at once, no provider call: {actions:?}"
+    );
+    assert_eq!(presented(&mut h), spare, "the spare, not the used key");
+    let req = json!({"id": "2"});
+    h.answer(&req, json!({"success": true}));
+    assert!(h.s.state().is_connected());
+    assert_eq!(h.fetches().len(), 1, "the next spare is asked for");
+}
+
+#[test]
+fn refresh_ahead_a_drop_during_the_spare_fetch_waits_for_that_fetch() {
+    let mut h = Harness::refreshing();
+    let spare_fetch = connected_with(&mut h, &test_jwt(UNIX_NOW + 900)).expect("a spare fetch");
+    h.drop_socket(Some(1011));
+    assert_eq!(h.s.state().state, ConnectionState::FetchingToken);
+    assert!(
+        h.fetches().is_empty(),
+        "no second call while one is running"
+    );
+    let spare = test_jwt(UNIX_NOW + 902);
+    h.give_token(spare_fetch, &spare);
+    assert!(matches!(h.take_actions()[..], [Action::OpenSocket { .. }]));
+    assert_eq!(presented(&mut h), spare);
+}
+
+#[test]
+fn refresh_ahead_a_refused_spare_is_replaced_at_once_and_keeps_the_401_retry() {
+    let mut h = Harness::refreshing();
+    let spare_fetch = connected_with(&mut h, &test_jwt(UNIX_NOW + 900)).expect("a spare fetch");
+    h.give_token(spare_fetch, &test_jwt(UNIX_NOW + 903));
+    // The key is revoked (4001): the spare is tried at once, and refused.
+    h.drop_socket(Some(4001));
+    assert!(matches!(h.take_actions()[..], [Action::OpenSocket { .. }]));
+    let rejected = || {
+        Error::Unauthorized(Box::new(Rejection {
+            message: "revoked".into(),
+            code: None,
+            status: Some(401),
+        }))
+    };
+    h.s.handle_transport_failed(rejected(), h.now);
+    assert_eq!(h.fetches().len(), 1, "a fresh key at once");
+    assert_eq!(h.s.state().attempt, 0, "no retry budget spent");
+    // The fresh key is refused too: the one immediate 401 retry is still
+    // there, then the backoff takes over.
+    let fetch = h.s.next_fetch - 1;
+    h.give_token(fetch, &test_jwt(UNIX_NOW + 904));
+    h.s.handle_transport_failed(rejected(), h.now);
+    assert_eq!(h.fetches().len(), 1, "the 401 retry");
+    let fetch = h.s.next_fetch - 1;
+    h.give_token(fetch, &test_jwt(UNIX_NOW + 905));
+    h.s.handle_transport_failed(rejected(), h.now);
+    assert!(h.fetches().is_empty(), "then the backoff");
+    assert_eq!(h.s.state().state, ConnectionState::Reconnecting);
+}
+
+#[test]
+fn refresh_ahead_refreshes_a_spare_before_it_expires_and_never_sends_an_expired_one() {
+    let mut h = Harness::refreshing();
+    let spare_fetch = connected_with(&mut h, &test_jwt(UNIX_NOW + 900)).expect("a spare fetch");
+    // Usable for 100 s (exp minus the 5 s margin): replaced after 75 s.
+    h.give_token(spare_fetch, &test_jwt(UNIX_NOW + 105));
+    assert_eq!(h.s.poll_timeout(), Some(h.now + Duration::from_secs(75)));
+    h.advance(Duration::from_secs(74));
+    assert!(h.fetches().is_empty());
+    h.advance(Duration::from_secs(1));
+    let refresh = h.fetches();
+    assert_eq!(refresh.len(), 1, "replaced before it expires");
+
+    // A spare that expired while the session waited out a rate limit is
+    // never sent: the provider is asked instead.
+    let wall = UNIX_NOW + 75;
+    h.s.handle_token(
+        refresh[0],
+        Ok(Credential::access_token(test_jwt(wall + 25))), // usable 20 s
+        h.now,
+        wall,
+    );
+    h.s.handle_transport_closed(Some(4029), "retry after 30", h.now);
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.fetches().len(), 1, "the stale spare was dropped");
+    assert_eq!(h.s.state().state, ConnectionState::FetchingToken);
+}
+
+#[test]
+fn refresh_ahead_skips_keys_without_a_known_expiry_and_ignores_a_failed_fetch() {
+    // An opaque key (a static provider's) and a stream token: no spare.
+    let mut h = Harness::refreshing();
+    assert_eq!(connected_with(&mut h, "sk_opaque"), None);
+    let mut h = Harness::refreshing();
+    h.s.start(h.now);
+    let fetch = h.until_fetch();
+    h.s.handle_token(
+        fetch,
+        Ok(Credential::stream_token(test_jwt(UNIX_NOW + 60))),
+        h.now,
+        UNIX_NOW,
+    );
+    h.s.handle_transport_open(h.now);
+    let req = h.take_sent().pop().expect("connect_to_context");
+    h.answer(&req, json!({"success": true}));
+    assert!(h.s.state().is_connected());
+    assert!(h.fetches().is_empty(), "a single-use token has no spare");
+
+    // A failed refresh is silent; the next reconnect asks as usual.
+    let mut h = Harness::refreshing();
+    let spare_fetch = connected_with(&mut h, &test_jwt(UNIX_NOW + 900)).expect("a spare fetch");
+    h.s.handle_token(
+        spare_fetch,
+        Err(Error::Transport {
+            message: "backend down".into(),
+        }),
+        h.now,
+        UNIX_NOW,
+    );
+    assert!(h.take_events().is_empty());
+    assert!(h.s.state().is_connected());
+    h.drop_socket(Some(1001));
+    assert_eq!(h.fetches().len(), 1);
+}
+
+#[test]
+fn refresh_ahead_ends_with_the_session() {
+    let mut h = Harness::refreshing();
+    let spare_fetch = connected_with(&mut h, &test_jwt(UNIX_NOW + 900)).expect("a spare fetch");
+    h.s.close();
+    h.give_token(spare_fetch, &test_jwt(UNIX_NOW + 901));
+    h.take_events();
+    assert!(
+        !h.take_actions()
+            .iter()
+            .any(|a| matches!(a, Action::OpenSocket { .. } | Action::FetchToken { .. })),
+        "a late answer opens nothing"
+    );
+    assert_eq!(h.s.poll_timeout(), None);
 }

@@ -166,7 +166,13 @@ async fn pipe(
 
 /// The client under test: a client key per call, after `provider_delay`
 /// (a backend's own time), against `ws_url`.
-fn client(h: &Harness, ws_url: String, provider_delay: Duration, keepalive: bool) -> Client {
+fn client(
+    h: &Harness,
+    ws_url: String,
+    provider_delay: Duration,
+    keepalive: bool,
+    refresh_ahead: bool,
+) -> Client {
     let admin = h.admin.clone();
     let org_id = h.org_id.clone();
     let mut b = Client::builder(ws_url).token_provider(move |ctx: String| {
@@ -196,7 +202,7 @@ fn client(h: &Harness, ws_url: String, provider_delay: Duration, keepalive: bool
         stable_after: Duration::ZERO,
         ..ReconnectPolicy::default()
     });
-    b.build().expect("client")
+    b.refresh_ahead(refresh_ahead).build().expect("client")
 }
 
 struct Figures {
@@ -206,7 +212,7 @@ struct Figures {
 impl Figures {
     fn push(&mut self, name: impl Into<String>, stats: Stats) {
         let name = name.into();
-        println!("  {name:<44} {}", stats.row());
+        println!("  {name:<52} {}", stats.row());
         self.rows.push((name, stats));
     }
 }
@@ -216,7 +222,7 @@ async fn measure(h: &Harness, rounds: usize) -> Figures {
     let ctx = h.context("", false).await;
 
     // Time to first token minus the engine's own pace.
-    let c = client(h, h.server.ws_url(), Duration::ZERO, false);
+    let c = client(h, h.server.ws_url(), Duration::ZERO, false, true);
     let mut conn = c.connect(&ctx).await.expect("connects");
     for pace in [20u64, 0] {
         let mut added = Vec::new();
@@ -245,8 +251,11 @@ async fn measure(h: &Harness, rounds: usize) -> Figures {
     // The freeze when the socket dies after token 100 of 200 (pace 2 ms):
     // the longest gap between two tokens, minus the pace.
     let cuts = (rounds / 4).max(3);
-    for delay in [Duration::ZERO, Duration::from_millis(100)] {
-        let c = client(h, h.server.ws_url(), delay, false);
+    // With a 100 ms provider, refresh-ahead off (the key fetched on
+    // reconnect, as before issue #11) and on (the spare fetched ahead).
+    let slow = Duration::from_millis(100);
+    for (delay, refresh) in [(Duration::ZERO, true), (slow, false), (slow, true)] {
+        let c = client(h, h.server.ws_url(), delay, false, refresh);
         let mut conn = c.connect(&ctx).await.expect("connects");
         for fault in ["close_1001", "close_1011", "close_4001", "drop"] {
             let mut freezes = Vec::new();
@@ -271,7 +280,17 @@ async fn measure(h: &Harness, rounds: usize) -> Figures {
                 freezes.push(worst_gap(&arrivals) - 2.0);
             }
             f.push(
-                format!("freeze, {fault}, provider {} ms", delay.as_millis()),
+                format!(
+                    "freeze, {fault}, provider {} ms{}",
+                    delay.as_millis(),
+                    if delay.is_zero() {
+                        ""
+                    } else if refresh {
+                        ", ahead"
+                    } else {
+                        ", on demand"
+                    }
+                ),
                 Stats(freezes),
             );
         }
@@ -282,7 +301,13 @@ async fn measure(h: &Harness, rounds: usize) -> Figures {
     // closes. Only the client's keepalive can tell (here: ping after
     // 500 ms quiet, dead after 2 s silent).
     let proxy = Proxy::start(h.server.addr()).await;
-    let c = client(h, format!("ws://{}/ws", proxy.addr), Duration::ZERO, true);
+    let c = client(
+        h,
+        format!("ws://{}/ws", proxy.addr),
+        Duration::ZERO,
+        true,
+        true,
+    );
     let mut conn = c.connect(&ctx).await.expect("connects");
     let mut freezes = Vec::new();
     for _ in 0..(rounds / 20).max(2) {
@@ -338,7 +363,7 @@ fn main() {
     println!("\nside by side (p50 / p99, ms): NODELAY off -> on");
     for (off, on) in runs[0].rows.iter().zip(&runs[1].rows) {
         println!(
-            "  {:<44} {:>7.2} / {:>7.2}  ->  {:>7.2} / {:>7.2}",
+            "  {:<52} {:>7.2} / {:>7.2}  ->  {:>7.2} / {:>7.2}",
             off.0,
             off.1.pct(50.0),
             off.1.pct(99.0),

@@ -387,3 +387,58 @@ async fn publishable_keys_are_bound_to_their_origins() {
         "{err:?}"
     );
 }
+
+/// Refresh-ahead against the real server: the provider answers its first
+/// two calls (the connection's key, then the spare fetched once attached)
+/// and never again. A reconnect after the server closes the socket must
+/// not need it: the spare opens the next socket and the reply resumes
+/// whole. Without refresh-ahead the reconnect would wait on the provider
+/// forever and this test would time out.
+#[tokio::test]
+async fn a_reconnect_uses_the_key_fetched_ahead_not_the_provider() {
+    let h = Harness::start().await;
+    let context_id = h.context("", false).await;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (admin, org_id, counter) = (h.admin.clone(), h.org_id.clone(), calls.clone());
+    let client = Client::builder(h.server.ws_url())
+        .token_provider(move |ctx: String| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let (admin, org_id) = (admin.clone(), org_id.clone());
+            async move {
+                if n >= 2 {
+                    // A backend that has stopped answering.
+                    std::future::pending::<()>().await;
+                }
+                admin
+                    .generate_client_key(&org_id, Some(&ctx), None)
+                    .await
+                    .map(|k| k.token)
+            }
+        })
+        .build()
+        .unwrap();
+    let mut conn = client.connect(&context_id).await.unwrap();
+    // The spare is fetched in the background once attached.
+    wait_for_calls(&calls, 2).await;
+    let (r, streamed) =
+        ask_with_fault(&h, &mut conn, &context_id, "[tokens=30]", 10, "close_1001").await;
+    assert_eq!(r.status, ResponseStatus::Complete);
+    assert_eq!(r.text, numbered(30));
+    assert_eq!(streamed, r.text, "no duplicate, no gap");
+    // Attached again, the session asks for the next spare (which this
+    // provider never answers: a further cut would wait on it).
+    wait_for_calls(&calls, 3).await;
+}
+
+/// Waits (bounded) until the provider has been called `n` times.
+async fn wait_for_calls(calls: &std::sync::atomic::AtomicUsize, n: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while calls.load(Ordering::SeqCst) < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the provider was called {} times, not {n}",
+            calls.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
