@@ -46,6 +46,12 @@ pub struct ClientConfig {
     /// Events kept for a slow reader (default 65,536).
     #[uniffi(default = None)]
     pub event_capacity: Option<u32>,
+    /// Refresh ahead (default true): once connected with a JWT client key,
+    /// fetch the next connection's key in the background, so a reconnect
+    /// does not wait for the token provider. False calls the provider only
+    /// when a socket is needed (one call fewer per connection).
+    #[uniffi(default = None)]
+    pub refresh_ahead: Option<bool>,
 }
 
 fn ms(v: u64) -> Duration {
@@ -83,6 +89,9 @@ impl NativeClient {
         }
         if let Some(t) = config.invocation_timeout_ms {
             b = b.invocation_timeout(ms(t));
+        }
+        if let Some(on) = config.refresh_ahead {
+            b = b.refresh_ahead(on);
         }
         if let Some(n) = config.event_capacity {
             b = b.event_capacity(n.max(1) as usize);

@@ -33,8 +33,11 @@ fn secs(value: Option<f64>) -> Option<Duration> {
 #[pymethods]
 impl NativeClient {
     #[new]
+    // One keyword argument per setting, as Python callers expect.
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (ws_url, token_provider, *, client_key=None, headers=None,
-        connect_timeout=None, request_timeout=None, invocation_timeout=None))]
+        connect_timeout=None, request_timeout=None, invocation_timeout=None,
+        refresh_ahead=true))]
     fn new(
         ws_url: String,
         token_provider: &Bound<'_, PyAny>,
@@ -43,6 +46,7 @@ impl NativeClient {
         connect_timeout: Option<f64>,
         request_timeout: Option<f64>,
         invocation_timeout: Option<f64>,
+        refresh_ahead: bool,
     ) -> PyResult<Self> {
         let event_loop: LoopSlot = Arc::new(Mutex::new(None));
         let provider = provider_from_py(token_provider, event_loop.clone())?;
@@ -62,7 +66,10 @@ impl NativeClient {
         if let Some(t) = secs(invocation_timeout) {
             b = b.invocation_timeout(t);
         }
-        let inner = b.build().map_err(to_pyerr)?;
+        let inner = b
+            .refresh_ahead(refresh_ahead)
+            .build()
+            .map_err(to_pyerr)?;
         Ok(NativeClient { inner, event_loop })
     }
 

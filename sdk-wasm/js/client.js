@@ -85,7 +85,7 @@ export class Client {
     if (options == null || typeof options !== 'object') {
       throw new TypeError(`new Client(options): options must be an object {wsUrl, getToken}, got ${describe(options)}`);
     }
-    const { wsUrl, getToken, clientKey, WebSocket } = options;
+    const { wsUrl, getToken, clientKey, WebSocket, refreshAhead } = options;
     if (typeof wsUrl !== 'string' || !/^wss?:\/\//i.test(wsUrl)) {
       throw new TypeError(`options.wsUrl must be a ws:// or wss:// URL string, got ${typeof wsUrl === 'string' ? JSON.stringify(wsUrl) : describe(wsUrl)}`);
     }
@@ -101,7 +101,12 @@ export class Client {
     if (WebSocket === undefined && typeof globalThis.WebSocket !== 'function') {
       throw new TypeError('there is no global WebSocket here: pass options.WebSocket (for example the `ws` package in Node)');
     }
-    this.#options = { wsUrl, getToken, clientKey: clientKey ?? undefined, WebSocket };
+    if (refreshAhead !== undefined && typeof refreshAhead !== 'boolean') {
+      throw new TypeError(`options.refreshAhead must be a boolean, got ${describe(refreshAhead)}`);
+    }
+    this.#options = {
+      wsUrl, getToken, clientKey: clientKey ?? undefined, WebSocket, refreshAhead: refreshAhead ?? true,
+    };
   }
 
   /** Connects to `contextId`; resolves once attached, rejects if the
@@ -215,6 +220,7 @@ export class Connection {
     };
     this.#wasm = call(() => new WasmConnection(
       options.wsUrl, contextId, options.clientKey, getToken, options.WebSocket, sink, guard,
+      options.refreshAhead,
     ));
     live.add(this);
     call(() => this.#wasm.start());

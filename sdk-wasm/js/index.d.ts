@@ -23,7 +23,8 @@ export type TokenResult = string | { accessToken: string } | { streamToken: stri
 export interface ClientOptions {
   /** The WebSocket endpoint, `wss://…/ws`. */
   wsUrl: string;
-  /** Called on every (re)connect, one call at a time, for a fresh token.
+  /** Called for a fresh token on every (re)connect, one call at a time
+   * (and, with `refreshAhead`, once while connected for the next one).
    * Reject with an error whose `code` is `"forbidden"`, `"not_found"` or
    * `"payment_required"` (or whose `status` is 403/404/402) to stop
    * reconnecting; any other rejection is retried with backoff. */
@@ -33,6 +34,11 @@ export interface ClientOptions {
   /** A WebSocket constructor to use instead of the global one (Node < 22:
    * the `ws` package). */
   WebSocket?: new (url: string) => unknown;
+  /** Refresh ahead (default `true`): once connected with a JWT client key,
+   * fetch the next connection's key in the background, so a reconnect
+   * does not wait for `getToken`. `false` calls `getToken` only when a
+   * socket is needed (one call fewer per connection). */
+  refreshAhead?: boolean;
 }
 
 export interface ToolCall {

@@ -59,7 +59,8 @@ fn request(result: Result<RequestId, Error>) -> Result<f64, JsValue> {
 impl WasmConnection {
     /// A connection to `context_id` at `ws_url`, not yet started.
     /// `websocket` is a WebSocket constructor or `undefined` for the global
-    /// one; `sink` receives tokens and events, `guard` wraps callbacks.
+    /// one; `sink` receives tokens and events, `guard` wraps callbacks;
+    /// `refresh_ahead` fetches the next key while connected.
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -70,9 +71,11 @@ impl WasmConnection {
         websocket: Option<Function>,
         sink: Sink,
         guard: Function,
+        refresh_ahead: bool,
     ) -> WasmConnection {
         let mut config = default_config(ws_url);
         config.client_key = client_key;
+        config.refresh_ahead = refresh_ahead;
         let host = Host {
             get_token,
             websocket,

@@ -80,6 +80,7 @@ test('a failing getToken is retried with backoff, then connects', async () => {
       if (calls === 1) throw new Error('backend hiccup');
       return server.clientKey(c);
     },
+    refreshAhead: false, // count the calls one connection at a time
   });
   const client = new Client(options);
   const states = [];
@@ -101,6 +102,7 @@ test('a token the server refuses: UnauthorizedError as the cause, one fresh toke
   const states = [];
   const options = server.clientOptions({
     getToken: async (c) => { calls += 1; return calls === 1 ? 'not-a-real-key' : server.clientKey(c); },
+    refreshAhead: false, // count the calls one connection at a time
   });
   const client = new Client(options);
   const conn = await within(client.connect(ctx), 'connect');
@@ -116,7 +118,7 @@ test('a token the server refuses: UnauthorizedError as the cause, one fresh toke
 
 test('close 4001 (credential expired): UnauthorizedError as the cause, a fresh key at once', async () => {
   const ctx = await server.context();
-  const options = server.clientOptions();
+  const options = server.clientOptions({ refreshAhead: false });
   const conn = await within(new Client(options).connect(ctx), 'connect');
   try {
     const reconnecting = waitFor(conn, 'state', (e) => e.state === 'reconnecting');
@@ -127,6 +129,36 @@ test('close 4001 (credential expired): UnauthorizedError as the cause, a fresh k
     assert.equal(e.retryIn, 0);
     await back;
     assert.equal(options.getToken.calls, 2);
+  } finally {
+    conn.close();
+  }
+});
+
+test('refresh ahead: a reconnect presents the key fetched while connected, not a new getToken call', async () => {
+  // getToken answers twice (the connection's key, then the spare fetched
+  // once attached) and never again: the reconnect after the server closes
+  // the socket must not need it.
+  const ctx = await server.context();
+  let calls = 0;
+  let sawSpare;
+  const spareFetched = new Promise((resolve) => { sawSpare = resolve; });
+  const options = server.clientOptions({
+    getToken: (c) => {
+      calls += 1;
+      if (calls === 2) sawSpare();
+      return calls > 2 ? new Promise(() => {}) : server.clientKey(c);
+    },
+  });
+  const conn = await within(new Client(options).connect(ctx), 'connect');
+  try {
+    await within(spareFetched, 'the spare fetch');
+    const reconnecting = waitFor(conn, 'state', (e) => e.state === 'reconnecting');
+    const back = waitFor(conn, 'connected');
+    await server.fault(ctx, 'close_1001');
+    await within(reconnecting, 'the drop');
+    await within(back, 'the reconnect with the spare');
+    assert.equal((await within(conn.ask('[echo] after'), 'reply')).text, 'after');
+    assert.equal(calls, 3, 'the next spare is asked for once attached again');
   } finally {
     conn.close();
   }

@@ -59,6 +59,7 @@ class NativeClient:
         connect_timeout: Optional[float] = ...,
         request_timeout: Optional[float] = ...,
         invocation_timeout: Optional[float] = ...,
+        refresh_ahead: bool = ...,
     ) -> None: ...
     def connect(self, context_id: str) -> Awaitable[NativeConnection]: ...
 

@@ -41,6 +41,10 @@ class Client:
         request_timeout: seconds for ``connect_to_context`` and ``stop``
             (default 15).
         invocation_timeout: inactivity timeout of a reply (default 120).
+        refresh_ahead: once connected with a JWT client key, fetch the next
+            connection's key in the background so a reconnect does not wait
+            for the provider (default True; False saves one provider call
+            per connection).
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class Client:
         connect_timeout: Optional[float] = None,
         request_timeout: Optional[float] = None,
         invocation_timeout: Optional[float] = None,
+        refresh_ahead: bool = True,
     ) -> None:
         if not isinstance(ws_url, str):
             raise TypeError(f"ws_url: expected str, got {type(ws_url).__name__}")
@@ -76,6 +81,7 @@ class Client:
             connect_timeout=connect_timeout,
             request_timeout=request_timeout,
             invocation_timeout=invocation_timeout,
+            refresh_ahead=bool(refresh_ahead),
         )
 
     def connect(self, context_id: str) -> "_Connecting":

@@ -45,11 +45,13 @@ private class Session(
 /**
  * Runs [body] with a client on a fresh context (a Kotlin provider minting a
  * key per call), its events collected; closes everything afterwards.
+ * Refresh-ahead is off: these tests count the provider's calls one
+ * connection at a time (the refresh-ahead test turns it on).
  */
 private suspend fun connected(server: ReferenceServer, body: suspend Session.() -> Unit) {
     val contextId = server.newContext()
     val provider = CountingProvider(server)
-    Client(server.wsUrl, provider::token).use { client ->
+    Client(ClientConfig(wsUrl = server.wsUrl, refreshAhead = false), provider::token).use { client ->
         client.connect(contextId).use { conn ->
             val events = EventReader(conn.events())
             try {
@@ -71,6 +73,33 @@ fun clientTests(): List<Test> = listOf(
             assertEq(conn.ask("[echo] after").text, "after", "reply after the reconnect")
             check(provider.calls.get() >= 2) { "the provider was not called again: ${provider.calls.get()}" }
             check(provider.tokens.toSet().size == provider.tokens.size) { "a key was reused" }
+        }
+    },
+
+    Test("refresh ahead: a reconnect presents the key fetched while connected") { server ->
+        // The provider answers twice (the connection's key, then the spare
+        // fetched once attached) and then never again: the reconnect after
+        // the server closes the socket must not need it.
+        val contextId = server.newContext()
+        val calls = java.util.concurrent.atomic.AtomicInteger(0)
+        val provider: suspend (String) -> String = { ctx ->
+            if (calls.incrementAndGet() > 2) kotlinx.coroutines.awaitCancellation()
+            server.admin.generateClientKey(server.orgId, ctx, null).token()
+        }
+        Client(ClientConfig(wsUrl = server.wsUrl), provider).use { client ->
+            client.connect(contextId).use { conn ->
+                val events = EventReader(conn.events())
+                try {
+                    withTimeout(20_000) { while (calls.get() < 2) delay(5) }
+                    server.fault(contextId, "close_1001")
+                    events.state(ConnectionState.RECONNECTING)
+                    events.state(ConnectionState.CONNECTED)
+                    assertEq(conn.ask("[echo] after").text, "after", "reply after the reconnect")
+                    withTimeout(20_000) { while (calls.get() < 3) delay(5) }
+                } finally {
+                    events.cancel()
+                }
+            }
         }
     },
 
