@@ -4,8 +4,11 @@ kills, cancellation, event loops, bad input and panics."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import threading
-from typing import List
+from typing import Awaitable, Callable, List, Tuple, Type, TypeVar
 
 import pytest
 
@@ -15,8 +18,32 @@ from tokenrelay import events as ev
 from conftest import CountingProvider, Server, client_for, new_context
 
 
+WAIT = 30.0
+
+E = TypeVar("E")
+
+
 def tokens(n: int) -> str:
     return " ".join(f"t{i}" for i in range(n))
+
+
+async def within(aw: Awaitable[E], what: str, seconds: float = WAIT) -> E:
+    """Awaits `aw`, failing the test (not hanging it) after `seconds`."""
+    try:
+        return await asyncio.wait_for(aw, seconds)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"timed out after {seconds} s: {what}") from None
+
+
+async def next_of(
+    conn: tokenrelay.Connection, kind: Type[E], pred: Callable[[E], bool] = lambda _: True
+) -> E:
+    """Reads events until one of type `kind` matching `pred`."""
+    while True:
+        event = await conn.next_event()
+        assert event is not None, f"the connection ended before a {kind.__name__}"
+        if isinstance(event, kind) and pred(event):
+            return event
 
 
 async def test_stream_ask_and_events(server: Server, admin: tokenrelay.AdminClient, provider: CountingProvider) -> None:
@@ -32,11 +59,15 @@ async def test_stream_ask_and_events(server: Server, admin: tokenrelay.AdminClie
         assert reply == await conn.response(reply.id)
         rid = await conn.send_message("[tokens=3] [tool=search] [events]")
         seen: List[object] = []
-        # ask() leaves its events queued for readers: skip to this request's.
-        async for event in conn:
-            seen.append(event)
-            if isinstance(event, ev.ResponseComplete) and event.response.request_id == rid:
-                break
+
+        async def read() -> None:
+            # ask() leaves its events queued for readers: skip to this request's.
+            async for event in conn:
+                seen.append(event)
+                if isinstance(event, ev.ResponseComplete) and event.response.request_id == rid:
+                    break
+
+        await within(read(), "the reply's events")
         kinds = {type(e).__name__ for e in seen}
         assert {"Token", "ToolCallEvent", "ToolResponseEvent", "ResponseComplete"} <= kinds
         done = seen[-1]
@@ -53,17 +84,20 @@ async def test_stop_and_set_last_messages(server: Server, admin: tokenrelay.Admi
     ctx = await new_context(admin)
     async with client_for(server, provider).connect(ctx) as conn:
         task = asyncio.ensure_future(conn.ask("[tokens=2000 pace_ms=2]"))
-        await asyncio.sleep(0.3)
-        await conn.stop()
+        # Stop once the reply is streaming, not after a guessed delay.
+        first = await within(next_of(conn, ev.Token), "the reply's first token")
+        await within(conn.stop(), "stop")
         r = await asyncio.wait_for(task, 10)
         assert r.status == "stopped"
         assert tokens(2000).startswith(r.text)
+        assert r.text.startswith(first.token) and r.id == first.response_id
         rid = await conn.set_last_messages("[tokens=4]", "partial")
         assert isinstance(rid, int)
-        async for event in conn:
-            if isinstance(event, ev.ResponseComplete) and event.response.request_id == rid:
-                assert event.response.text == "t0 t1 t2 t3"
-                break
+        done = await within(
+            next_of(conn, ev.ResponseComplete, lambda e: e.response.request_id == rid),
+            "the re-invoked reply",
+        )
+        assert done.response.text == "t0 t1 t2 t3"
 
 
 @pytest.mark.parametrize("fault", ["drop", "close_1011", "close_4001"])
@@ -87,20 +121,25 @@ async def test_cancelling_a_task_cancels_the_rust_work(server: Server, admin: to
     ctx = await new_context(admin)
     async with client_for(server, provider).connect(ctx) as conn:
         task = asyncio.ensure_future(conn.ask("[tokens=300 pace_ms=5]"))
-        await asyncio.sleep(0.2)
+        # Cancelled while its reply streams (its first token has arrived).
+        await within(next_of(conn, ev.Token), "the asked reply's first token")
+        assert not task.done()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await task
+            await within(task, "the cancelled ask")
+
+        streaming = asyncio.Event()
 
         async def consume() -> None:
             async for _ in conn.stream("[tokens=300 pace_ms=5]"):
-                pass
+                streaming.set()
 
         t2 = asyncio.ensure_future(consume())
-        await asyncio.sleep(0.2)
+        await within(streaming.wait(), "the stream's first token")
+        assert not t2.done()
         t2.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await t2
+            await within(t2, "the cancelled stream")
         # The connection is still usable (the event reader was released).
         assert (await conn.ask("[tokens=2]")).text == "t0 t1"
 
@@ -204,3 +243,97 @@ async def test_stream_exposes_the_final_response(server: Server, admin: tokenrel
         failing = conn.stream("[tokens=10 fail_after=3]")
         assert "".join([t async for t in failing]) == "t0 t1 t2 "
         assert failing.response is not None and failing.response.status == "failed"
+
+
+def forged(key: str) -> str:
+    """`key` re-signed with a secret the server does not have: a well-formed
+    HS256 JWT, unexpired, for the right context, that no server accepts."""
+    header, payload, _ = key.split(".")
+    mac = hmac.new(b"not-the-servers-secret-not-the-servers", f"{header}.{payload}".encode(), hashlib.sha256)
+    signature = base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+    return f"{header}.{payload}.{signature}"
+
+
+async def test_a_key_always_refused_settles_connect_unauthorized_and_stops_asking(
+    server: Server, admin: tokenrelay.AdminClient
+) -> None:
+    # The core's rule: a refused key gets one fresh key at once, then the
+    # backoff schedule (first retry immediate, then full jitter under an
+    # envelope doubling from 0.5 s) until connect's deadline, which reports
+    # the refusal and closes the connection.
+    ctx = await new_context(admin)
+    bad = forged(str((await admin.generate_client_key(server.org_id, context_id=ctx))["token"]))
+    calls = 0
+    settled = False
+    called_after = asyncio.Event()
+
+    async def refused_key(context_id: str) -> str:
+        nonlocal calls
+        calls += 1
+        if settled:
+            called_after.set()
+        return bad
+
+    client = client_for(server, refused_key, connect_timeout=1.5)
+    with pytest.raises(tokenrelay.AuthError) as refused:
+        # Settles at the 1.5 s deadline; the bound only catches a hang.
+        await within(client.connect(ctx), "connect with a key always refused")
+    settled = True
+    assert refused.value.kind == "unauthorized"
+    assert refused.value.code == "unauthorized", repr(refused.value)
+    # At least the first key and the one fresh key at once; at most what
+    # the schedule allows in 1.5 s (3 immediate calls, then jittered waits:
+    # 8 of them fitting in 1.5 s is a ~1e-8 chance).
+    assert 2 <= calls <= 10, calls
+    # Closed: the provider is never called again. Waits for that call itself,
+    # bounded by the longest retry delay the schedule could have had next.
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(called_after.wait(), 4)
+
+
+async def test_several_connections_on_one_client_keep_their_replies_apart(
+    server: Server, admin: tokenrelay.AdminClient, provider: CountingProvider
+) -> None:
+    client = client_for(server, provider)
+    contexts = [await new_context(admin) for _ in range(3)]
+    b_words = [f"b{i}" for i in range(30)]
+    c_words = [f"c{i}" for i in range(30)]
+    async with client.connect(contexts[0]) as a, client.connect(contexts[1]) as b, client.connect(contexts[2]) as c:
+        assert [x.context_id for x in (a, b, c)] == contexts
+
+        async def reply(conn: tokenrelay.Connection, request: int) -> Tuple[tokenrelay.Response, List[ev.Token]]:
+            """Every token event of `conn` until the reply to `request` ends."""
+            seen: List[ev.Token] = []
+            while True:
+                event = await conn.next_event()
+                assert event is not None, "the connection ended"
+                if isinstance(event, ev.Token):
+                    seen.append(event)
+                if isinstance(event, ev.ResponseComplete) and event.response.request_id == request:
+                    return event.response, seen
+
+        # a streams until it is stopped, so b's and c's replies, sent
+        # together, stream and complete while a's is still streaming.
+        ra = await a.send_message("[tokens=100000 pace_ms=2] a")
+        a_reply = asyncio.ensure_future(reply(a, ra))
+        rb = await b.send_message("[pace_ms=3] [echo] " + " ".join(b_words))
+        rc = await c.send_message("[pace_ms=3] [echo] " + " ".join(c_words))
+        (b_done, b_tokens), (c_done, c_tokens) = await within(
+            asyncio.gather(reply(b, rb), reply(c, rc)), "b's and c's replies"
+        )
+        assert not a_reply.done(), "a's reply ended before b's and c's"
+        await within(a.stop(), "stop a")
+        a_done, a_tokens = await within(a_reply, "a's stopped reply")
+
+    assert a_done.status == "stopped"
+    assert b_done.status == c_done.status == "complete"
+    assert b_done.text == " ".join(b_words)
+    assert c_done.text == " ".join(c_words)
+    assert a_done.text and tokens(100000).startswith(a_done.text)
+    # Each connection saw its own reply's tokens and nothing else.
+    for done, seen in ((a_done, a_tokens), (b_done, b_tokens), (c_done, c_tokens)):
+        assert {t.response_id for t in seen} == {done.id}
+        assert "".join(t.token for t in seen) == done.text
+    assert [t.token for t in b_tokens] == [w + " " for w in b_words[:-1]] + [b_words[-1]]
+    assert [t.token for t in c_tokens] == [w + " " for w in c_words[:-1]] + [c_words[-1]]
+    assert len({a_done.id, b_done.id, c_done.id}) == 3

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from typing import Dict, Iterator
 
 import httpx
@@ -33,17 +32,23 @@ def app_url(server: Server) -> Iterator[str]:
             again = await conn.ask("[tokens=2]")
         return {"streamed": "".join(tokens), "asked": again.text}
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    http = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=http.run, daemon=True)
+    # The test binds and listens itself and hands uvicorn the socket: a
+    # request made before uvicorn serves waits in the backlog (bounded by
+    # the client's timeout) instead of the test polling for readiness.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    http = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=http.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    while not http.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    http.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        http.should_exit = True
+        thread.join(10)
+        sock.close()
+    assert not thread.is_alive(), "uvicorn did not stop within 10 s"
 
 
 def test_fastapi_endpoints_stream_through_the_sdk(app_url: str) -> None:
