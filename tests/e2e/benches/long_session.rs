@@ -1,0 +1,237 @@
+//! Memory over a long session: thousands of replies on one connection to
+//! one context, with the resident memory of the server (the release binary,
+//! a process of its own) and of the client (this process, the Rust SDK)
+//! read at intervals. Both must level off after warm-up: the server bounds
+//! a context's history (entries and bytes) and its replay buffer, the
+//! client keeps a bounded number of completed responses.
+//!
+//! `cargo bench -p tokenrelay-e2e --bench long_session [-- --short]`
+//!
+//! Figures are printed, never asserted (memory is judged in
+//! `docs/benchmarks.md`, like speed). Every reply is checked whole. Needs
+//! `target/release/tokenrelay-server` (built first if missing) or
+//! `TOKENRELAY_SERVER_BIN`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokenrelay::rest::{NewAgent, NewContext};
+use tokenrelay::{AdminClient, Client};
+
+/// Resident memory of process `pid` in MiB, from `/proc/<pid>/status`.
+fn rss_mib(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+fn server_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("TOKENRELAY_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let bin = target.join("release/tokenrelay-server");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo)
+            .args(["build", "--release", "-q", "-p", "tokenrelay-server"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo runs");
+        assert!(ok.success(), "building the release server failed");
+    }
+    bin
+}
+
+/// The release server in a process of its own, on a fresh store.
+struct ServerProcess {
+    child: Child,
+    http: String,
+    ws: String,
+    org_id: String,
+    org_key: String,
+    _dir: TempDir,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn start_server() -> ServerProcess {
+    let bin = server_binary();
+    let dir = std::env::temp_dir().join(format!("tokenrelay-long-session-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = TempDir(dir);
+    let db = dir.0.join("store.sqlite3");
+    let common = [
+        "--db",
+        db.to_str().expect("utf-8 path"),
+        "--rate-limit-per-minute",
+        "1000000",
+        "--scripted-pace-ms",
+        "0",
+    ];
+    let out = Command::new(&bin)
+        .args(common)
+        .args(["bootstrap", "--org-name", "long-session"])
+        .output()
+        .expect("bootstrap runs");
+    assert!(out.status.success(), "bootstrap failed");
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |name: &str| {
+        out.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("bootstrap printed no {name}"))
+            .to_owned()
+    };
+    let (org_id, org_key) = (field("org_id"), field("org_api_key"));
+    let mut child = Command::new(&bin)
+        .args(common)
+        // A client asking back to back sends more than the default 16
+        // frames a second a socket may (an abuse limit, tested by the
+        // server's own suite).
+        .args([
+            "--socket-frame-burst",
+            "100000",
+            "--socket-frames-per-sec",
+            "100000",
+        ])
+        .args(["--bind", "127.0.0.1:0", "serve"])
+        .env("NO_COLOR", "1")
+        .env("TOKENRELAY_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let (http, ws) = loop {
+        let line = lines
+            .next()
+            .expect("the server exited before it was ready")
+            .expect("stderr");
+        if line.contains("ready") {
+            let value = |key: &str| {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix(key))
+                    .unwrap_or_else(|| panic!("no {key} in {line}"))
+                    .to_owned()
+            };
+            break (value("http="), value("ws="));
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    ServerProcess {
+        child,
+        http,
+        ws,
+        org_id,
+        org_key,
+        _dir: dir,
+    }
+}
+
+fn main() {
+    // `cargo test --all-targets` runs bench binaries without `--bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("long_session: run with `cargo bench -p tokenrelay-e2e --bench long_session`");
+        return;
+    }
+    let short = std::env::args().any(|a| a == "--short");
+    let (replies, every) = if short { (2_000, 500) } else { (10_000, 1_000) };
+    let server = start_server();
+    let server_pid = server.child.id().to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let admin = AdminClient::new(&server.http, &server.org_key).expect("admin");
+        let agent = admin
+            .create_agent(&NewAgent::new("long", "long session", ""))
+            .await
+            .expect("agent");
+        let ctx = admin
+            .create_context(&NewContext::new(agent.agent_id))
+            .await
+            .expect("context")
+            .context_id;
+        let org_id = server.org_id.clone();
+        let client = Client::builder(server.ws.clone())
+            .token_provider(move |ctx: String| {
+                let (admin, org_id) = (admin.clone(), org_id.clone());
+                async move {
+                    admin
+                        .generate_client_key(&org_id, Some(&ctx), None)
+                        .await
+                        .map(|k| k.token)
+                }
+            })
+            .build()
+            .expect("client");
+        let conn = client.connect(&ctx).await.expect("connects");
+        let expected: String = (0..50)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!(
+            "long session, Rust SDK, {replies} replies of 50 tokens on one context{}",
+            if short { " (short)" } else { "" }
+        );
+        println!(
+            "  {:>7} {:>10} {:>10} {:>9}",
+            "replies", "server MiB", "client MiB", "replies/s"
+        );
+        println!(
+            "  {:>7} {:>10.1} {:>10.1}",
+            0,
+            rss_mib(&server_pid),
+            rss_mib("self")
+        );
+        let mut since = Instant::now();
+        for i in 1..=replies {
+            let r = tokio::time::timeout(Duration::from_secs(30), conn.ask("[tokens=50]"))
+                .await
+                .expect("a reply within 30 s")
+                .expect("a reply");
+            assert_eq!(r.text, expected, "reply {i} whole");
+            if i % every == 0 {
+                let rate = every as f64 / since.elapsed().as_secs_f64();
+                println!(
+                    "  {:>7} {:>10.1} {:>10.1} {:>9.0}",
+                    i,
+                    rss_mib(&server_pid),
+                    rss_mib("self"),
+                    rate
+                );
+                since = Instant::now();
+            }
+        }
+        conn.close().await;
+    });
+}
