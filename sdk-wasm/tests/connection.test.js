@@ -3,11 +3,13 @@
 // stream tokens, and what close() releases.
 
 import { test, before, after } from 'node:test';
+import { createHmac } from 'node:crypto';
 import assert from 'node:assert/strict';
 import {
   Client, TokenRelayError, ForbiddenError, NotFoundError, UnauthorizedError,
-  ClosedError, ConnectionLostError,
+  ClosedError, ConnectionLostError, TokenProviderError,
 } from '../pkg/node.js';
+import WebSocket from 'ws';
 import { Server, within } from './harness.js';
 
 let server;
@@ -74,23 +76,47 @@ test('getToken rejecting with code "forbidden" ends the connection at once', asy
 test('a failing getToken is retried with backoff, then connects', async () => {
   const ctx = await server.context();
   let calls = 0;
+  // Fails the first call of the first connect and of the reconnect below.
   const options = server.clientOptions({
     getToken: async (c) => {
       calls += 1;
-      if (calls === 1) throw new Error('backend hiccup');
+      if (calls === 1 || calls === 3) throw new Error(`backend hiccup ${calls}`);
       return server.clientKey(c);
     },
     refreshAhead: false, // count the calls one connection at a time
   });
   const client = new Client(options);
-  const states = [];
   const conn = await within(client.connect(ctx), 'connect');
   try {
-    // The first failure happened before connect() resolved; the state is now connected.
+    // The first failure happened before connect() resolved (no listener
+    // could see its states); the state is now connected.
     assert.equal(conn.state, 'connected');
     assert.equal(calls, 2);
+    // The same failure on a reconnect, where its states can be seen.
+    const states = [];
     conn.on('state', (e) => states.push(e));
-    assert.equal((await conn.ask('[tokens=3] x')).text, tokens(3));
+    const back = waitFor(conn, 'connected', () => true, 'the reconnect');
+    await server.fault(ctx, 'drop');
+    await back;
+    assert.equal(calls, 4);
+    assert.deepEqual(states.map((e) => e.state), [
+      'reconnecting', 'fetching_token', // the drop, then the failing call
+      'reconnecting', 'fetching_token', 'connecting', 'authenticating', 'connected',
+    ]);
+    const [dropped, , retry] = states;
+    assert.ok(dropped.cause instanceof ConnectionLostError, `cause ${dropped.cause}`);
+    assert.equal(dropped.cause.code, 'connection_lost');
+    // The provider's failure is the cause of a retry on the backoff
+    // schedule: a delay is announced and the attempt count grows.
+    assert.ok(retry.cause instanceof TokenProviderError, `cause ${retry.cause}`);
+    assert.equal(retry.cause.code, 'token_provider');
+    assert.match(retry.cause.message, /backend hiccup 3/);
+    assert.equal(typeof retry.retryIn, 'number');
+    assert.ok(retry.retryIn >= 0, `retryIn ${retry.retryIn}`);
+    assert.equal(retry.attempt, dropped.attempt + 1);
+    assert.equal(states.at(-1).attempt, 0);
+    assert.equal(states.at(-1).cause, null);
+    assert.equal((await within(conn.ask('[tokens=3] x'), 'reply')).text, tokens(3));
   } finally {
     conn.close();
   }
@@ -99,9 +125,9 @@ test('a failing getToken is retried with backoff, then connects', async () => {
 test('a token the server refuses: UnauthorizedError as the cause, one fresh token at once', async () => {
   const ctx = await server.context();
   let calls = 0;
-  const states = [];
+  // Refuses the first key of the first connect and of the reconnect below.
   const options = server.clientOptions({
-    getToken: async (c) => { calls += 1; return calls === 1 ? 'not-a-real-key' : server.clientKey(c); },
+    getToken: async (c) => { calls += 1; return calls === 1 || calls === 3 ? 'not-a-real-key' : server.clientKey(c); },
     refreshAhead: false, // count the calls one connection at a time
   });
   const client = new Client(options);
@@ -110,10 +136,29 @@ test('a token the server refuses: UnauthorizedError as the cause, one fresh toke
     assert.equal(calls, 2);
     const r = await within(conn.ask('[tokens=2] x'), 'reply');
     assert.equal(r.text, tokens(2));
+    // The same refusal on a reconnect, where its states can be seen.
+    const states = [];
+    conn.on('state', (e) => states.push(e));
+    const back = waitFor(conn, 'connected', () => true, 'the reconnect');
+    await server.fault(ctx, 'drop');
+    await back;
+    assert.equal(calls, 4, 'one fresh key after the refusal, no more');
+    assert.deepEqual(states.map((e) => e.state), [
+      'reconnecting', 'fetching_token', 'connecting', 'authenticating', // the refused key
+      'reconnecting', 'fetching_token', 'connecting', 'authenticating', 'connected',
+    ]);
+    const refused = states[4];
+    assert.ok(refused.cause instanceof UnauthorizedError, `cause ${refused.cause}`);
+    assert.equal(refused.cause.code, 'unauthorized');
+    assert.equal(refused.cause.serverCode, 'unauthorized');
+    // At once, and without spending the retry budget.
+    assert.equal(refused.retryIn, 0);
+    assert.equal(refused.attempt, states[0].attempt);
+    assert.equal(states.at(-1).attempt, 0);
+    assert.equal((await within(conn.ask('[tokens=2] y'), 'reply')).text, tokens(2));
   } finally {
     conn.close();
   }
-  assert.ok(states);
 });
 
 test('close 4001 (credential expired): UnauthorizedError as the cause, a fresh key at once', async () => {
@@ -291,7 +336,15 @@ test('close() ends what is pending and releases every timer', async () => {
   const ctx = await server.context();
   const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
   const before = timers();
-  const conn = await within(new Client(server.clientOptions()).connect(ctx), 'connect');
+  // Every socket the connection opens, to wait for their close handshakes.
+  const sockets = [];
+  class Recorded extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      sockets.push(this);
+    }
+  }
+  const conn = await within(new Client(server.clientOptions({ WebSocket: Recorded })).connect(ctx), 'connect');
   const streaming = conn.ask('[tokens=200 pace_ms=20] long');
   await waitFor(conn, 'token');
   const queued = conn.ask('[tokens=2] next');
@@ -304,6 +357,111 @@ test('close() ends what is pending and releases every timer', async () => {
   await assert.rejects(queued, (e) => e instanceof ClosedError && e.code === 'closed');
   assert.equal(conn.state, 'closed');
   await assert.rejects(conn.ask('more'), ClosedError);
-  await new Promise((r) => setTimeout(r, 50));
+  // The last timer to go is the socket's close handshake (the `ws`
+  // package's): wait for the sockets' close events themselves.
+  assert.equal(sockets.length, 1);
+  await within(Promise.all(sockets.map((ws) => (
+    ws.readyState === WebSocket.CLOSED ? null : new Promise((r) => ws.once('close', r))
+  ))), 'the sockets to finish closing');
   assert.ok(timers() <= before, `timers before ${before}, after ${timers()}`);
+});
+
+/** `key` re-signed with a secret the server does not have: a well-formed
+ * HS256 JWT, unexpired, for the right context, that no server accepts. */
+function forged(key) {
+  const [header, payload] = key.split('.');
+  const signature = createHmac('sha256', 'not-the-servers-secret-not-the-servers')
+    .update(`${header}.${payload}`).digest('base64url');
+  return `${header}.${payload}.${signature}`;
+}
+
+test('a key the server always refuses: connect rejects with UnauthorizedError, and getToken stops being called', async () => {
+  // The core's rule (sdk-core Client::connect, which the Python and Kotlin
+  // SDKs run): a refused key gets one fresh key at once, then the backoff
+  // schedule until connect's deadline (30 s by default), which reports the
+  // refusal as the cause and closes the connection.
+  const ctx = await server.context();
+  const bad = forged(await server.clientKey(ctx));
+  let calls = 0;
+  let settled = false;
+  let giveUp = false;
+  let calledAfter;
+  const calledAgain = new Promise((resolve) => { calledAfter = resolve; });
+  const options = server.clientOptions({
+    getToken: async () => {
+      calls += 1;
+      if (settled) calledAfter();
+      // Only used to end a connection that never gives up (see below).
+      if (giveUp) throw Object.assign(new Error('the test gave up'), { code: 'forbidden' });
+      return bad;
+    },
+  });
+  const connecting = new Client(options).connect(ctx).then(() => null, (e) => e);
+  let err;
+  try {
+    err = await within(connecting, 'connect with a key always refused to settle (the core settles at its 30 s connect timeout)', 45_000);
+  } catch (timedOut) {
+    // Still retrying, and no handle to close it: a forbidden getToken is
+    // terminal, so the next retry ends it and the process can exit.
+    giveUp = true;
+    await within(connecting, 'the connection to end on a forbidden getToken');
+    assert.fail(`${timedOut.message}; getToken was called ${calls} times and still is`);
+  }
+  settled = true;
+  assert.ok(err instanceof UnauthorizedError, `got ${err}`);
+  assert.equal(err.code, 'unauthorized');
+  // At least the first key and the one fresh key at once; at most what the
+  // schedule allows in 30 s (3 immediate calls, then jittered waits under a
+  // doubling envelope capped at 20 s).
+  assert.ok(calls >= 2 && calls <= 20, `${calls} getToken calls`);
+  // Closed: getToken is never called again. Waits for that call itself,
+  // bounded.
+  const again = await within(calledAgain.then(() => true), 'another getToken call', 4000).catch(() => false);
+  assert.equal(again, false, `getToken called again after connect settled (${calls} calls)`);
+});
+
+test('several connections on one client at once: each reply lands on its own connection only', async () => {
+  const client = new Client(server.clientOptions());
+  const contexts = [await server.context(), await server.context(), await server.context()];
+  const conns = await within(Promise.all(contexts.map((ctx) => client.connect(ctx))), 'three connects');
+  const [a, b, c] = conns;
+  try {
+    assert.deepEqual(conns.map((x) => x.contextId), contexts);
+    const seen = new Map(conns.map((x) => [x, []]));
+    for (const [conn, list] of seen) conn.on('token', (e) => list.push(e));
+    const bWords = Array.from({ length: 30 }, (_, i) => `b${i}`);
+    const cWords = Array.from({ length: 30 }, (_, i) => `c${i}`);
+    // a streams until it is stopped, so b's and c's replies, sent
+    // together, stream and complete while a's is still streaming.
+    const aReply = a.ask('[tokens=100000 pace_ms=2] a');
+    let aEnded = false;
+    aReply.then(() => { aEnded = true; }, () => { aEnded = true; });
+    await waitFor(a, 'token', () => true, "a's first token");
+    const [rb, rc] = await within(Promise.all([
+      b.ask(`[pace_ms=3] [echo] ${bWords.join(' ')}`),
+      c.ask(`[pace_ms=3] [echo] ${cWords.join(' ')}`),
+    ]), "b's and c's replies");
+    assert.equal(aEnded, false, "a's reply ended before b's and c's");
+    await within(a.stop(), 'stop a');
+    const ra = await within(aReply, "a's stopped reply");
+
+    assert.equal(ra.status, 'stopped');
+    assert.equal(rb.status, 'complete');
+    assert.equal(rc.status, 'complete');
+    assert.equal(rb.text, bWords.join(' '));
+    assert.equal(rc.text, cWords.join(' '));
+    assert.ok(ra.text.length > 0 && tokens(100000).startsWith(ra.text), ra.text.slice(0, 40));
+    assert.equal(new Set([ra.id, rb.id, rc.id]).size, 3);
+    // Each connection saw its own reply's tokens and nothing else.
+    for (const [conn, r] of [[a, ra], [b, rb], [c, rc]]) {
+      const list = seen.get(conn);
+      assert.deepEqual([...new Set(list.map((e) => e.responseId))], [r.id]);
+      assert.equal(list.map((e) => e.token).join(''), r.text);
+    }
+    const asTokens = (words) => words.map((w, i) => (i < words.length - 1 ? `${w} ` : w));
+    assert.deepEqual(seen.get(b).map((e) => e.token), asTokens(bWords));
+    assert.deepEqual(seen.get(c).map((e) => e.token), asTokens(cWords));
+  } finally {
+    for (const conn of conns) conn.close();
+  }
 });
