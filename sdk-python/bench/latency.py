@@ -57,7 +57,7 @@ def pct(values: List[float], p: float) -> float:
 
 def row(name: str, values: List[float]) -> None:
     print(
-        f"  {name:<44} {pct(values, 50):>8.2f} {pct(values, 99):>8.2f} "
+        f"  {name:<52} {pct(values, 50):>8.2f} {pct(values, 99):>8.2f} "
         f"{pct(values, 100):>8.2f} {len(values):>6}",
         flush=True,
     )
@@ -124,13 +124,15 @@ class Provider:
         self.admin = tokenrelay.AdminClient(server.http_url, server.org_key)
         self.org_id = server.org_id
         self.delay = delay
-        self.calls = 0
+        # The time of each call, ms.
+        self.times: List[float] = []
 
     async def __call__(self, context_id: str) -> str:
-        self.calls += 1
+        t0 = time.perf_counter()
         if self.delay:
             await asyncio.sleep(self.delay)
         key = await self.admin.generate_client_key(self.org_id, context_id=context_id)
+        self.times.append((time.perf_counter() - t0) * 1000.0)
         return str(key["token"])
 
 
@@ -234,29 +236,41 @@ async def measure(server: Server, rounds: int, short: bool) -> None:
     # connect itself, and its key, are not timed).
     print(
         "  (no reconnect policy in the Python API: each cut on a fresh connection, "
-        "whose first reconnect is immediate)",
+        "whose first reconnect is immediate; one uncounted warm-up cut first)",
         flush=True,
     )
-    cuts = max(rounds // 4, 3)
-    for delay in (0.0, 0.1):
+
+    async def freeze(client: tokenrelay.Client, kind: str) -> float:
+        cut: List["asyncio.Task[None]"] = []
+
+        def at(i: int) -> None:
+            if i == 100:
+                # Off the reading path: the reader keeps timing.
+                cut.append(asyncio.get_running_loop().create_task(fault(kind)))
+
+        async with client.connect(ctx) as conn:
+            _, arrivals = await timed_reply(conn, "[tokens=200 pace_ms=2]", 200, at)
+        # The cut reached the socket (or this raises).
+        await asyncio.wait_for(cut[0], WAIT)
+        return worst_gap(arrivals) - 2.0
+
+    # Cuts per fault and provider (the Rust bench: rounds / 4).
+    cuts = 3 if short else rounds // 4
+    # With a 100 ms provider, refresh-ahead off (the key fetched on
+    # reconnect) and on (the default: the next key fetched while connected).
+    for delay, refresh, label in ((0.0, True, ""), (0.1, False, ", on demand"), (0.1, True, ", ahead")):
         provider = Provider(server, delay)
-        client = tokenrelay.Client(server.ws_url, token_provider=provider)
+        client = tokenrelay.Client(server.ws_url, token_provider=provider, refresh_ahead=refresh)
+        if delay == 0.0:
+            await freeze(client, "drop")
+            provider.times.clear()
         for kind in ("close_1001", "close_1011", "close_4001", "drop"):
-            freezes = []
-            for _ in range(cuts):
-                cut: List["asyncio.Task[None]"] = []
-
-                def at(i: int) -> None:
-                    if i == 100:
-                        # Off the reading path: the reader keeps timing.
-                        cut.append(asyncio.get_running_loop().create_task(fault(kind)))
-
-                async with client.connect(ctx) as conn:
-                    _, arrivals = await timed_reply(conn, "[tokens=200 pace_ms=2]", 200, at)
-                # The cut reached the socket (or this raises).
-                await asyncio.wait_for(cut[0], WAIT)
-                freezes.append(worst_gap(arrivals) - 2.0)
-            row(f"freeze, {kind}, provider {int(delay * 1000)} ms", freezes)
+            freezes = [await freeze(client, kind) for _ in range(cuts)]
+            row(f"freeze, {kind}, provider {int(delay * 1000)} ms{label}", freezes)
+        if delay == 0.0:
+            # The provider's own time: what a reconnect waits for when no
+            # key was fetched ahead (a REST call minting a key).
+            row("token provider call (provider 0 ms)", provider.times)
 
     # A silent drop: only the client's keepalive can tell. The Python API
     # does not expose the keepalive, so only the default (dead after 45 s
@@ -264,7 +278,7 @@ async def measure(server: Server, rounds: int, short: bool) -> None:
     name = "freeze, silent drop (default idle timeout 45 s)"
     if short:
         print(
-            f"  {name:<44} not measured in a short run: the Python API does not expose the "
+            f"  {name:<52} not measured in a short run: the Python API does not expose the "
             "keepalive (ping after 15 s quiet, dead after 45 s), each round would take 45 s",
             flush=True,
         )
