@@ -4,7 +4,9 @@
 #   apt chromium (if missing), rustup target wasm32-unknown-unknown,
 #   wasm-bindgen-cli at the version locked in Cargo.lock (if missing),
 #   npm ci in sdk-wasm, the release server binary, ./build.sh,
-#   tsc --strict --noEmit on the types, node --test tests/*.test.js.
+#   tsc --strict --noEmit on the types, node --test tests/*.test.js, then
+#   the latency bench's short run on Node and in Chromium (figures printed,
+#   never judged; every reply must still arrive whole).
 # Exits non-zero on any failure. Run from anywhere: sdk-wasm/test.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -46,3 +48,6 @@ step "node --test"
 # The server binary the tests start; each test file runs in its own process.
 export TOKENRELAY_SERVER_BIN="$root/target/release/tokenrelay-server"
 node --test --test-reporter=spec --test-concurrency=1 tests/*.test.js
+
+step "latency, short (bench/latency.mjs; bench/latency.sh runs every round)"
+node bench/latency.mjs --short

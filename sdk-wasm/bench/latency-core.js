@@ -1,0 +1,265 @@
+// The latency suite of the browser package (issue #11), host-neutral: the
+// same code runs on Node (bench/latency.mjs) and inside a headless
+// Chromium page, where it is loaded as a module next to the package. It
+// mirrors the Rust bench (tests/e2e/benches/latency.rs):
+//   first token minus the engine's pace, [tokens=3 pace_ms=20|0];
+//   |gap - 20 ms| at [tokens=50 pace_ms=20]; gaps of [tokens=5000];
+//   the freeze of a [tokens=200 pace_ms=2] reply cut after token 100 by
+//   each server fault, with a token provider answering at once or in 100 ms.
+// Every reply must arrive whole, each token (`t0 `, `t1 `, ...) exactly once
+// and in order: that throws. Timings are only reported, never judged.
+
+/** Upper bound of one reply, so a bug fails the bench instead of hanging it. */
+export const WAIT_MS = 30_000;
+
+/** Rejects after `ms` with `what`. */
+export function within(promise, what, ms = WAIT_MS) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms); }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Nearest-rank percentile, as the Rust bench computes it. */
+export function pct(values, p) {
+  if (values.length === 0) return NaN;
+  const v = [...values].sort((a, b) => a - b);
+  return v[Math.min(Math.round((p / 100) * (v.length - 1)), v.length - 1)];
+}
+
+/** One printed row: name, p50 p99 max n (ms). */
+export function row(name, values) {
+  const f = (x) => x.toFixed(2).padStart(8);
+  return `  ${name.padEnd(52)} ${f(pct(values, 50))} ${f(pct(values, 99))} ${f(pct(values, 100))} ${String(values.length).padStart(6)}`;
+}
+
+const expectedTokens = new Map();
+/** The scripted engine's tokens for `[tokens=n]`: `t0 `, …, `t{n-1}`. */
+function expected(n) {
+  if (!expectedTokens.has(n)) {
+    expectedTokens.set(n, Array.from({ length: n }, (_, i) => (i < n - 1 ? `t${i} ` : `t${i}`)));
+  }
+  return expectedTokens.get(n);
+}
+
+/** Streams one reply of `n` tokens; resolves with when it was asked and
+ * when each token arrived, after checking every token arrived once, in
+ * order. `onToken(i)` runs as token `i` (1-based) arrives. */
+async function timedReply(conn, text, n, onToken) {
+  const want = expected(n);
+  const arrivals = [];
+  let mine = null;
+  let reply = null;
+  let wrong = null;
+  const offStarted = conn.on('response_started', (e) => {
+    if (reply && e.requestId === reply.requestId) mine = e.responseId;
+  });
+  const offToken = conn.on('token', (e) => {
+    if (e.responseId !== mine || wrong) return;
+    const t = performance.now();
+    const i = arrivals.length;
+    if (i >= n || e.token !== want[i]) {
+      wrong = new Error(`${text}: token #${i} is ${JSON.stringify(e.token)}, expected ${i < n ? JSON.stringify(want[i]) : 'the end'} (every token exactly once, in order)`);
+      return;
+    }
+    arrivals.push(t);
+    onToken?.(i + 1);
+  });
+  try {
+    const asked = performance.now();
+    reply = conn.ask(text);
+    const r = await within(reply, text);
+    if (wrong) throw wrong;
+    if (arrivals.length !== n) throw new Error(`${text}: ${arrivals.length} tokens, expected ${n}`);
+    if (r.status !== 'complete' || r.text !== want.join('')) throw new Error(`${text}: the reply ended ${r.status}`);
+    return { asked, arrivals };
+  } finally {
+    offStarted();
+    offToken();
+  }
+}
+
+const gaps = (arrivals) => arrivals.slice(1).map((t, i) => t - arrivals[i]);
+
+/**
+ * The same host without the package: a plain WebSocket speaking the
+ * protocol (docs/protocol.md) by hand, to tell what the host's socket costs
+ * from what the package adds. Resolves with the time to open a socket and
+ * attach (`connect_to_context` answered), and the first token minus pace 0
+ * of `rounds` replies.
+ */
+async function plainSocket(WebSocketCtor, wsUrl, contextId, key, rounds) {
+  const opened = performance.now();
+  const ws = new WebSocketCtor(wsUrl);
+  // Frames not yet waited for (time of arrival, frame); `next` takes the
+  // first that matches, dropping those before it.
+  const inbox = [];
+  let waiter = null;
+  let failure = null;
+  const take = (match) => {
+    while (inbox.length) {
+      const item = inbox.shift();
+      if (match(item[1])) return item;
+    }
+    return null;
+  };
+  const next = (match) => new Promise((resolve, reject) => {
+    const found = take(match);
+    if (found) resolve(found);
+    else if (failure) reject(failure);
+    else waiter = { match, resolve, reject };
+  });
+  ws.addEventListener('message', (e) => {
+    inbox.push([performance.now(), JSON.parse(e.data)]);
+    if (waiter) {
+      const found = take(waiter.match);
+      if (found) {
+        const w = waiter;
+        waiter = null;
+        w.resolve(found);
+      }
+    }
+  });
+  const fail = (what) => () => {
+    failure = new Error(`plain WebSocket: ${what}`);
+    waiter?.reject(failure);
+  };
+  ws.addEventListener('error', fail('error'));
+  ws.addEventListener('close', fail('closed'));
+  try {
+    await within(new Promise((resolve, reject) => {
+      ws.addEventListener('open', resolve);
+      ws.addEventListener('error', reject);
+    }), 'plain WebSocket open');
+    const attached = next((m) => m.id === 'c');
+    ws.send(JSON.stringify({ method: 'connect_to_context', id: 'c', params: { context_id: contextId, access_token: key } }));
+    const [at, answer] = await within(attached, 'connect_to_context');
+    if (answer.error || answer.result?.success === false) throw new Error(`plain WebSocket: ${JSON.stringify(answer)}`);
+    const attach = at - opened;
+    const first = [];
+    for (let r = 0; r < rounds; r++) {
+      const asked = performance.now();
+      ws.send(JSON.stringify({ method: 'add_message', id: `m${r}`, params: { message: '[tokens=3 pace_ms=0]' } }));
+      const [t, m] = await within(next((m) => m.method === 'on_token'), 'plain first token');
+      if (m.params.token !== 't0 ') throw new Error(`plain WebSocket: first token ${JSON.stringify(m.params.token)}`);
+      first.push(t - asked);
+      await within(next((m) => m.method === 'on_stop_token'), 'plain reply end');
+    }
+    return { attach, first };
+  } finally {
+    ws.close();
+  }
+}
+
+/** `options(delayMs)` whose `getToken` times each call into `sink`. */
+function timed(options, delayMs, sink) {
+  const o = options(delayMs);
+  const getToken = o.getToken;
+  return {
+    ...o,
+    getToken: async (contextId) => {
+      const t = performance.now();
+      try {
+        return await getToken(contextId);
+      } finally {
+        sink.push(performance.now() - t);
+      }
+    },
+  };
+}
+
+/**
+ * Runs the suite. `Client`: the package's class; `WebSocketCtor`, `wsUrl`:
+ * the host's socket and the server, for the comparison without the package;
+ * `options(delayMs)`: the
+ * `new Client` options, whose `getToken` mints a fresh client key per call
+ * after `delayMs` (a backend's own time); `fault(kind)`: cuts the
+ * context's sockets (resolves once the server did); `rounds` of each
+ * first-token measure, `cuts` per fault and provider; `log(line)`: prints.
+ * Resolves with the rows, `[[name, values]]`.
+ */
+export async function measure({ Client, WebSocketCtor, wsUrl, options, contextId, fault, rounds, cuts, log }) {
+  const rows = [];
+  const push = (name, values) => {
+    rows.push([name, values]);
+    log(row(name, values));
+  };
+
+  // Time to first token minus the engine's own pace; evenness.
+  let conn = await within(new Client(options(0)).connect(contextId), 'connect');
+  try {
+    for (const pace of [20, 0]) {
+      const added = [];
+      for (let r = 0; r < rounds; r++) {
+        const { asked, arrivals } = await timedReply(conn, `[tokens=3 pace_ms=${pace}]`, 3);
+        added.push(arrivals[0] - asked - pace);
+      }
+      push(`first token - pace (pace ${pace} ms)`, added);
+    }
+    const jitter = [];
+    for (let r = 0; r < Math.max(Math.floor(rounds / 10), 2); r++) {
+      const { arrivals } = await timedReply(conn, '[tokens=50 pace_ms=20]', 50);
+      for (const g of gaps(arrivals)) jitter.push(Math.abs(g - 20));
+    }
+    push('|gap - 20 ms| (pace 20 ms)', jitter);
+    const { arrivals } = await timedReply(conn, '[tokens=5000]', 5000);
+    push('gap at full speed (5,000 tokens)', gaps(arrivals));
+  } finally {
+    conn.close();
+  }
+
+  // The host alone, for comparison: a plain socket, no package.
+  const attach = [];
+  let first = [];
+  for (let r = 0; r < Math.max(Math.floor(rounds / 4), 3); r++) {
+    const key = await within(Promise.resolve(options(0).getToken(contextId)), 'getToken');
+    const plain = await plainSocket(WebSocketCtor, wsUrl, contextId, key, r === 0 ? rounds : 0);
+    attach.push(plain.attach);
+    if (r === 0) first = plain.first;
+  }
+  push('plain WebSocket, no SDK: first token (pace 0)', first);
+  push('plain WebSocket, no SDK: open + attach', attach);
+
+  // The freeze when the socket dies after token 100 of 200 (pace 2 ms).
+  // The package exposes no reconnect policy: the default one counts a
+  // connection as healthy only after 5 s up and backs off between quicker
+  // cuts (flapping protection). The first reconnect of a connection is
+  // immediate by design, so each cut is on a fresh connection (its connect
+  // and first key are not timed).
+  log('  (no reconnect policy in the JS API: each cut on a fresh connection, whose first reconnect is immediate; one uncounted warm-up cut first)');
+  const freeze = async (client, kind) => {
+    const conn = await within(client.connect(contextId), 'connect');
+    try {
+      let cut = null;
+      const { arrivals } = await timedReply(conn, '[tokens=200 pace_ms=2]', 200, (i) => {
+        // Off the reading path: the listener returns at once.
+        if (i === 100) cut = fault(kind);
+      });
+      // The cut reached the socket (or this throws).
+      await within(cut, `fault ${kind}`);
+      return Math.max(...gaps(arrivals)) - 2;
+    } finally {
+      conn.close();
+    }
+  };
+  // With a 100 ms provider, refresh-ahead off (the key fetched on
+  // reconnect) and on (the default: the next key fetched while connected).
+  for (const [delayMs, refreshAhead, label] of [[0, true, ''], [100, false, ', on demand'], [100, true, ', ahead']]) {
+    const calls = [];
+    const client = new Client({ ...timed(options, delayMs, calls), refreshAhead });
+    if (delayMs === 0) {
+      await freeze(client, 'drop');
+      calls.length = 0;
+    }
+    for (const kind of ['close_1001', 'close_1011', 'close_4001', 'drop']) {
+      const freezes = [];
+      for (let c = 0; c < cuts; c++) freezes.push(await freeze(client, kind));
+      push(`freeze, ${kind}, provider ${delayMs} ms${label}`, freezes);
+    }
+    // getToken's own time, as the package sees it: what a reconnect
+    // waits for when no key was fetched ahead.
+    if (delayMs === 0) push('getToken call (provider 0 ms)', calls);
+  }
+  return rows;
+}
