@@ -8,7 +8,9 @@
 #   bindings + the Kotlin layer), kotlinc of the test suite, the Kotlin CLI
 #   example end to end, a parse of every .swift file (tree-sitter-swift: no
 #   Swift toolchain exists here), then the Kotlin suite on the JVM against
-#   the real reference server.
+#   the real reference server, then the latency bench's short run
+#   (bench/Latency.kt: figures printed, never judged; every reply must
+#   still arrive whole).
 # Exits non-zero on any failure. Run from anywhere: sdk-mobile/test.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -53,3 +55,6 @@ bash "$here/swift/check-parse.sh"
 step "Kotlin suite on the JVM against the reference server"
 classpath="$build/tokenrelay.jar:$build/tokenrelay-tests.jar:$kotlin_home/lib/kotlin-stdlib.jar:$coroutines:$jna"
 java -Djna.library.path="$target/release" -cp "$classpath" dev.tokenrelay.test.RunnerKt
+
+step "latency, short (bench/Latency.kt; bench/latency.sh runs every round)"
+bash "$here/bench/latency.sh" --no-build --short
