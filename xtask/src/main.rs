@@ -6,8 +6,12 @@
 //!   `test.sh`, which installs what it needs, builds the package as a user
 //!   gets it and runs its suite against the real reference server; last,
 //!   a bounded run of every fuzz target (`fuzz/run.sh`).
-//! * `cargo xtask latency`: the latency benchmark (`tests/e2e/benches/
-//!   latency.rs`) with every round; `test` runs it short.
+//! * `cargo xtask latency`: the latency benchmark with every round, through
+//!   every SDK: the Rust one (`tests/e2e/benches/latency.rs`), then each
+//!   language package's `bench/latency.sh`, which builds what it needs and
+//!   runs the same suite through that SDK. `test` runs each short (the Rust
+//!   one as its own step, the others at the end of each package's
+//!   `test.sh`).
 //! * `cargo xtask lint`: rustfmt, clippy and rustdoc as CI checks them, and
 //!   `cargo deny check licenses bans sources` (`deny.toml`; needs
 //!   `cargo install cargo-deny --locked`). Advisories are checked by hand
@@ -33,7 +37,8 @@ const TEST: &[Step] = &[
     Step::Script("sdk-mobile/test.sh"),
     // Latency figures (first token, jitter, reconnect freezes), short run:
     // printed so a reintroduced Nagle or sleep shows in the CI log; never
-    // a pass/fail on time (docs/benchmarks.md judges speed).
+    // a pass/fail on time (docs/benchmarks.md judges speed). Each package's
+    // test.sh above ends with its own short run.
     Step::Cargo(&[
         "bench",
         "-p",
@@ -47,14 +52,14 @@ const TEST: &[Step] = &[
     Step::Script("fuzz/run.sh"),
 ];
 
-/// `cargo xtask latency`: the latency benchmark with every round.
-const LATENCY: &[Step] = &[Step::Cargo(&[
-    "bench",
-    "-p",
-    "tokenrelay-e2e",
-    "--bench",
-    "latency",
-])];
+/// `cargo xtask latency`: the latency benchmark with every round, the Rust
+/// SDK then each language package (figures in docs/benchmarks.md).
+const LATENCY: &[Step] = &[
+    Step::Cargo(&["bench", "-p", "tokenrelay-e2e", "--bench", "latency"]),
+    Step::Script("sdk-python/bench/latency.sh"),
+    Step::Script("sdk-wasm/bench/latency.sh"),
+    Step::Script("sdk-mobile/bench/latency.sh"),
+];
 
 const LINT: &[Step] = &[
     Step::Cargo(&["fmt", "--all", "--check"]),
