@@ -5,6 +5,20 @@
 //! two, so they live in a small vector searched by id, which beats hashing
 //! on the token hot path), and completed responses are kept for lookup up to
 //! a configurable count, oldest evicted first.
+//!
+//! # When a reply is whole
+//!
+//! A reply completes when both its `on_stop_token` and its request's result
+//! have arrived, whichever comes last. The reference server answers a
+//! request before the first token and sends what trails a reply (tool
+//! calls, events) before `on_stop_token`, so its replies complete at the
+//! stop. The hosted service answers only after the stream, and sends
+//! `on_client_side_tool_calls` and `on_events` *after* `on_stop_token`:
+//! there a stopped reply is *held* until the result, collecting what
+//! trails it, so the [`Response`] handed to the app carries its client-side
+//! tool calls. A reply with no request (the agent speaking first)
+//! completes at its stop. Notifications for a reply already handed out are
+//! still delivered as events and attached to the stored copy.
 
 use std::collections::VecDeque;
 
@@ -55,6 +69,11 @@ pub(crate) struct Accumulator {
     /// themselves so late notifications never restart one with a gap.
     ended: VecDeque<ResponseId>,
     orphans: Vec<Orphan>,
+    /// Stopped replies whose request has not been answered yet (a server
+    /// that acknowledges after the stream): complete at the answer.
+    held: Vec<Response>,
+    /// Requests answered before their reply stopped.
+    answered: Vec<RequestId>,
 }
 
 impl Accumulator {
@@ -70,6 +89,8 @@ impl Accumulator {
             stopping: Vec::new(),
             ended: VecDeque::new(),
             orphans: Vec::new(),
+            held: Vec::new(),
+            answered: Vec::new(),
         }
     }
 
@@ -104,6 +125,19 @@ impl Accumulator {
     pub(crate) fn abandon(&mut self, request: RequestId) {
         self.awaiting.retain(|r| *r != request);
         self.named.retain(|(_, r)| *r != request);
+        self.answered.retain(|r| *r != request);
+    }
+
+    /// The server answered `request` (or will not: its result timed out
+    /// after the reply stopped). A reply held for that answer completes now,
+    /// with whatever trailed it; otherwise the reply completes at its stop.
+    pub(crate) fn answered(&mut self, request: RequestId, events: &mut VecDeque<Event>) {
+        if let Some(i) = self.held.iter().position(|r| r.request_id == Some(request)) {
+            let r = self.held.remove(i);
+            self.finish(r, events);
+        } else if !self.answered.contains(&request) {
+            self.answered.push(request);
+        }
     }
 
     /// Requests still waiting for their response to start.
@@ -131,6 +165,7 @@ impl Accumulator {
     pub(crate) fn response(&self, id: &str) -> Option<&Response> {
         self.streaming
             .iter()
+            .chain(self.held.iter())
             .chain(self.completed.iter().rev())
             .find(|r| &*r.id == id)
     }
@@ -188,7 +223,14 @@ impl Accumulator {
                     request,
                     completed: true,
                 });
-                self.finish(r, events);
+                match r.request_id {
+                    // Not answered yet: what trails the stop may still come.
+                    Some(request) if !self.answered.contains(&request) => {
+                        self.ended.push_back(r.id.clone());
+                        self.held.push(r);
+                    }
+                    _ => self.finish(r, events),
+                }
                 activity
             }
             Notification::ToolCall(p) => {
@@ -285,7 +327,10 @@ impl Accumulator {
     /// `interrupted`. Returns the requests whose responses were cut.
     pub(crate) fn interrupt_all(&mut self, events: &mut VecDeque<Event>) -> Vec<RequestId> {
         let mut cut = Vec::new();
-        for mut r in std::mem::take(&mut self.streaming) {
+        // A held reply has all its text, but what trails it may be lost
+        // with the socket: it ends `interrupted`, which says so.
+        let held = std::mem::take(&mut self.held);
+        for mut r in held.into_iter().chain(std::mem::take(&mut self.streaming)) {
             r.status = ResponseStatus::Interrupted;
             cut.extend(r.request_id);
             self.finish(r, events);
@@ -345,9 +390,10 @@ impl Accumulator {
             Some(id) => self
                 .streaming
                 .iter()
+                .chain(self.held.iter())
                 .chain(self.completed.iter())
                 .find(|r| &*r.id == id),
-            None => self.streaming.last(),
+            None => self.streaming.last().or(self.held.last()),
         };
         r.map(|r| (r.id.clone(), r.request_id))
     }
@@ -377,12 +423,20 @@ impl Accumulator {
         if let Some(i) = self.streaming.iter().position(|r| &*r.id == id) {
             return Some(&mut self.streaming[i]);
         }
+        if let Some(i) = self.held.iter().position(|r| &*r.id == id) {
+            return Some(&mut self.held[i]);
+        }
         self.completed.iter_mut().rev().find(|r| &*r.id == id)
     }
 
     fn finish(&mut self, r: Response, events: &mut VecDeque<Event>) {
         events.push_back(Event::ResponseComplete(Box::new(r.clone())));
-        self.ended.push_back(r.id.clone());
+        if let Some(request) = r.request_id {
+            self.answered.retain(|q| *q != request);
+        }
+        if !self.ended.contains(&r.id) {
+            self.ended.push_back(r.id.clone());
+        }
         while self.ended.len() > ENDED_IDS {
             self.ended.pop_front();
         }

@@ -148,12 +148,16 @@ impl Driver {
     }
 
     /// Sends one message per response, as the app would; the responses
-    /// bind to them in the order they start.
+    /// bind to them in the order they start. The server answers each at
+    /// once, as the reference server does, so a reply is whole at its stop
+    /// (a server that answers after the stream is the session tests' case).
     fn send_messages(&mut self, n: usize) -> Vec<RequestId> {
-        let ids = (0..n)
+        let ids: Vec<RequestId> = (0..n)
             .map(|i| self.s.send_message(format!("q{i}"), self.now).unwrap())
             .collect();
-        self.take_transmits();
+        for sent in self.take_transmits() {
+            self.answer(&sent, json!({"success": true}));
+        }
         ids
     }
 

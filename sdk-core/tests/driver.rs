@@ -264,9 +264,11 @@ async fn a_drop_mid_stream_reconnects_with_a_fresh_key_and_resumes() {
             return;
         }
         if n == 0 {
-            if recv_json(&mut ws).await.is_none() {
+            let Some(message) = recv_json(&mut ws).await else {
                 return;
-            }
+            };
+            // Answered at once, as the reference server does.
+            send(&mut ws, json!({"id": message["id"], "result": {"success": true, "response_id": "r1"}})).await;
             for (i, w) in WORDS[..3].iter().enumerate() {
                 send(&mut ws, tok(w, i as u64 + 1)).await;
             }

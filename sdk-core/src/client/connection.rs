@@ -139,13 +139,45 @@ impl Connection {
     }
 
     /// Answers client-side tool calls; the agent continues with a new
-    /// response bound to the returned id.
+    /// response bound to the returned id (streamed as events). See
+    /// [`Connection::answer_tools`] to wait for that response.
     pub async fn send_tool_responses(
         &self,
         responses: Vec<ToolResponseParam>,
     ) -> Result<RequestId, Error> {
         self.submit(Outgoing::ToolResponses(responses), Waiter::Nobody)
             .await
+    }
+
+    /// Answers client-side tool calls and waits for the agent's whole
+    /// continuation, as [`Connection::ask`] does for a message. The
+    /// continuation may itself end with client-side tool calls: a tool
+    /// loop is
+    ///
+    /// ```no_run
+    /// # async fn f(conn: &tokenrelay::Connection) -> Result<(), tokenrelay::Error> {
+    /// # fn run_tool(call: &serde_json::Value) -> String { String::new() }
+    /// use tokenrelay::wire::ToolResponseParam;
+    /// let mut reply = conn.ask("Where am I?").await?;
+    /// while !reply.client_side_tool_calls.is_empty() {
+    ///     let answers = reply
+    ///         .client_side_tool_calls
+    ///         .iter()
+    ///         .map(|call| ToolResponseParam {
+    ///             tool_call_id: call["tool_call_id"].as_str().unwrap_or_default().to_owned(),
+    ///             response: run_tool(call),
+    ///         })
+    ///         .collect();
+    ///     reply = conn.answer_tools(answers).await?;
+    /// }
+    /// println!("{}", reply.text);
+    /// # Ok(()) }
+    /// ```
+    pub async fn answer_tools(&self, responses: Vec<ToolResponseParam>) -> Result<Response, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Outgoing::ToolResponses(responses), Waiter::Response(tx))
+            .await?;
+        rx.await.map_err(|_| Error::Closed)?
     }
 
     /// A response by id (streaming, or one of the recently completed).

@@ -855,9 +855,11 @@ impl Session {
                     self.lose_socket(&error, now);
                     return self.retry(error, None, now);
                 }
-                // The response arrived whole; only a courtesy result is
-                // missing, which some servers never send.
-                RequestKind::Invocation if p.response_done => {}
+                // The response stopped; its result never came. Complete the
+                // reply with what trailed it so far.
+                RequestKind::Invocation if p.response_done => {
+                    self.acc.answered(RequestId(id), &mut self.events);
+                }
                 RequestKind::Invocation | RequestKind::Plain => {
                     self.acc.abandon(RequestId(id));
                     self.events.push_back(Event::RequestFailed {
@@ -912,6 +914,7 @@ impl Session {
                 .push_back(Event::RequestFailed { request_id, error });
             return;
         }
+        let p_kind_invocation = p.kind == RequestKind::Invocation;
         if p.kind == RequestKind::Invocation && !p.response_done {
             if let Some(rid) = result.get("response_id").and_then(Value::as_str) {
                 self.acc.name_response(request_id, rid);
@@ -922,6 +925,10 @@ impl Session {
             p.unconfirmed_at_drop = false;
             // Keep guarding the response with the inactivity timeout.
             self.pending.insert(n, p);
+        }
+        if p_kind_invocation {
+            // The reply completes at the later of its stop and this answer.
+            self.acc.answered(request_id, &mut self.events);
         }
         self.events
             .push_back(Event::RequestAcknowledged { request_id, result });

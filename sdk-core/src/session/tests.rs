@@ -283,9 +283,11 @@ fn every_notification_type_reaches_the_app() {
             "tool_response",
             "client_tools",
             "token",
-            "complete",
+            // The server answers after the stream: the reply completes at
+            // the answer, with what trailed its stop.
             "events",
             "unknown",
+            "complete",
             "ack"
         ]
     );
@@ -319,6 +321,9 @@ fn interleaved_responses_bind_to_their_requests_in_order() {
     ] {
         h.frame(&f);
     }
+    // Answered after the stream, as the hosted server does.
+    h.answer(&json!({"id": b.to_string()}), Value::Null);
+    h.answer(&json!({"id": a.to_string()}), Value::Null);
     let done = completed(&h.take_events());
     assert_eq!(done[0].text, "2a2b");
     assert_eq!(done[0].request_id, Some(b));
@@ -363,6 +368,11 @@ fn a_drop_after_every_frame_resumes_to_the_exact_text_once() {
         let mut h = Harness::new();
         h.connect(&caps);
         let id = h.s.send_message("go", h.now).unwrap();
+        // Answered at once, as the reference server does.
+        h.answer(
+            &json!({"id": id.to_string()}),
+            json!({"success": true, "response_id": "reply"}),
+        );
         for f in &frames[..cut] {
             h.frame(f);
         }
@@ -978,9 +988,14 @@ fn agent_speaks_first_is_not_taken_for_the_reply() {
     ] {
         h.frame(&f);
     }
+    // The greeting (no request) completed at its stop; the reply waits for
+    // its answer.
+    assert_eq!(completed(&h.take_events()).len(), 1);
+    h.answer(&json!({"id": id.to_string()}), Value::Null);
     let done = completed(&h.take_events());
-    assert_eq!(done[0].request_id, None);
-    assert_eq!(done[1].request_id, Some(id));
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].request_id, Some(id));
+    assert_eq!(h.s.response("greet").unwrap().request_id, None);
 }
 
 #[test]
@@ -1215,4 +1230,140 @@ fn refresh_ahead_ends_with_the_session() {
         "a late answer opens nothing"
     );
     assert_eq!(h.s.poll_timeout(), None);
+}
+
+// -- whole replies (issue #20) ----------------------------------------------
+
+/// The hosted service's order: tokens, `on_stop_token`, then the trailing
+/// `on_client_side_tool_calls` and `on_events`, then `"result": null`.
+fn hosted_tail(r: &str) -> Vec<String> {
+    vec![
+        stop(r, None),
+        json!({"method":"on_client_side_tool_calls","id":null,"params":{"response_id":r,
+            "tool_calls":[{"tool_call_id":"c1","tool_name":"get_location","tool_input":{}}]}})
+        .to_string(),
+        json!({"method":"on_events","id":null,"params":{"response_id":r,
+            "events":[{"type":"x","data":1}]}})
+        .to_string(),
+    ]
+}
+
+#[test]
+fn a_reply_from_a_server_that_answers_late_completes_whole_at_the_answer() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    let id = h.s.send_message("where am I?", h.now).unwrap();
+    h.frame(&token("r", "Let me check", None));
+    for f in hosted_tail("r") {
+        h.frame(&f);
+    }
+    let ev = h.take_events();
+    assert!(
+        completed(&ev).is_empty(),
+        "not whole before the answer: {ev:?}"
+    );
+    // What trails the stop is delivered as it arrives.
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::ClientSideToolCalls { .. })));
+    h.answer(&json!({"id": id.to_string()}), Value::Null);
+    let done = completed(&h.take_events());
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].request_id, Some(id));
+    assert_eq!(done[0].text, "Let me check");
+    assert_eq!(done[0].status, ResponseStatus::Complete);
+    assert_eq!(done[0].client_side_tool_calls.len(), 1);
+    assert_eq!(done[0].events.len(), 1);
+}
+
+#[test]
+fn a_tool_call_only_reply_has_no_tokens_and_still_completes_whole() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    let id = h.s.send_message("where am I?", h.now).unwrap();
+    for f in hosted_tail("r") {
+        h.frame(&f);
+    }
+    h.answer(&json!({"id": id.to_string()}), Value::Null);
+    let done = completed(&h.take_events());
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].text, "");
+    assert_eq!(done[0].client_side_tool_calls.len(), 1);
+    // The continuation is a new reply bound to the tool answer.
+    let tools =
+        h.s.send_tool_responses(
+            vec![ToolResponseParam {
+                tool_call_id: "c1".into(),
+                response: "Paris".into(),
+            }],
+            h.now,
+        )
+        .unwrap();
+    h.frame(&token("r2", "You are in Paris", None));
+    h.frame(&stop("r2", None));
+    h.answer(&json!({"id": tools.to_string()}), Value::Null);
+    let done = completed(&h.take_events());
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].request_id, Some(tools));
+    assert_eq!(&*done[0].id, "r2");
+}
+
+#[test]
+fn a_drop_between_the_stop_and_the_answer_ends_the_reply_interrupted_with_its_text() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    let id = h.s.send_message("hi", h.now).unwrap();
+    h.frame(&token("r", "Hello", None));
+    h.frame(&stop("r", None));
+    h.drop_socket(Some(1006));
+    let done = completed(&h.take_events());
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].request_id, Some(id));
+    assert_eq!(done[0].text, "Hello", "every token that came is kept");
+    assert_eq!(
+        done[0].status,
+        ResponseStatus::Interrupted,
+        "what trails the stop may be lost: the reply says so"
+    );
+}
+
+#[test]
+fn a_reply_whose_answer_never_comes_completes_at_the_request_timeout() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    h.s.send_message("hi", h.now).unwrap();
+    h.frame(&token("r", "Hello", None));
+    h.frame(&stop("r", None));
+    assert!(completed(&h.take_events()).is_empty());
+    h.advance(Duration::from_secs(16));
+    let ev = h.take_events();
+    let done = completed(&ev);
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].status, ResponseStatus::Complete);
+    assert!(failed(&ev).is_empty(), "the reply came whole: no failure");
+}
+
+#[test]
+fn notifications_for_a_reply_already_handed_out_are_still_delivered() {
+    // The reference server's order: answer first, trailing notifications
+    // before the stop; anything later still reaches the app.
+    let mut h = Harness::new();
+    h.connect(&[]);
+    let id = h.s.send_message("hi", h.now).unwrap();
+    h.answer(
+        &json!({"id": id.to_string()}),
+        json!({"success": true, "response_id": "r"}),
+    );
+    h.frame(&token("r", "Hi", None));
+    h.frame(&stop("r", None));
+    assert_eq!(completed(&h.take_events()).len(), 1, "complete at the stop");
+    h.frame(
+        &json!({"method":"on_events","params":{"response_id":"r","events":[{"type":"late"}]}})
+            .to_string(),
+    );
+    let ev = h.take_events();
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::Events { response_id: Some(r), .. } if &**r == "r")));
+    assert_eq!(h.s.response("r").unwrap().events.len(), 1);
 }

@@ -558,12 +558,9 @@ pub(crate) fn decode_server_frame(text: &str) -> Result<ServerFrame<'_>, Protoco
                     Some(Cow::Owned(r.number()?.to_string()))
                 }
             }
-            _ => {
-                result = match r.value()? {
-                    Value::Null => None,
-                    v => Some(v),
-                }
-            }
+            // `"result": null` is an answer (the hosted server's to
+            // `add_message`); only a missing `result` is not.
+            _ => result = Some(r.value()?),
         }
         Ok(())
     })

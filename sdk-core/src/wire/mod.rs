@@ -612,6 +612,11 @@ fn decode_server_frame_with_serde(text: &str) -> Result<ServerFrame<'_>, Protoco
     decode_server_frame_in_one_pass(text).or_else(|_| decode_server_frame_in_two_passes(text))
 }
 
+/// A field that is present, whatever its value (`null` included).
+fn de_present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
 /// The careful decoder: the envelope first (keeping `params` raw), then
 /// `params` by method.
 fn decode_server_frame_in_two_passes(text: &str) -> Result<ServerFrame<'_>, ProtocolError> {
@@ -623,7 +628,9 @@ fn decode_server_frame_in_two_passes(text: &str) -> Result<ServerFrame<'_>, Prot
         params: Option<&'a RawValue>,
         #[serde(default, borrow, deserialize_with = "de_id_borrowed")]
         id: Option<Cow<'a, str>>,
-        #[serde(default)]
+        // `"result": null` is an answer (the hosted server's to
+        // `add_message`); only a missing `result` is not.
+        #[serde(default, deserialize_with = "de_present")]
         result: Option<Value>,
     }
     let raw: Raw<'_> = serde_json::from_str(text).map_err(|e| ProtocolError::InvalidJson {
@@ -732,7 +739,8 @@ fn decode_server_frame_in_one_pass(text: &str) -> Result<ServerFrame<'_>, ()> {
                     }
                     Key::Result => {
                         once(&mut saw_result, "result")?;
-                        e.result = map.next_value()?;
+                        // `null` included: see the two-pass decoder.
+                        e.result = Some(map.next_value::<Value>()?);
                     }
                     Key::Other => {
                         map.next_value::<IgnoredAny>()?;
@@ -1195,6 +1203,16 @@ mod tests {
         let f = decode_client_frame(r#"{"method":"dance","id":3}"#).unwrap();
         assert_eq!(f.id.as_deref(), Some("3"));
         assert_eq!(f.request.unwrap_err(), "unknown method `dance`");
+    }
+
+    #[test]
+    fn a_null_result_is_an_answer_and_a_missing_one_is_not() {
+        // The hosted server answers `add_message` with `"result": null`.
+        let frame = decode_server_frame(r#"{"id":"4","result":null}"#).unwrap();
+        assert!(
+            matches!(frame, ServerFrame::Response { ref id, result: Value::Null } if id == "4")
+        );
+        assert!(decode_server_frame(r#"{"id":"4"}"#).is_err());
     }
 
     #[test]
