@@ -73,6 +73,13 @@ pub struct Config {
     /// Mounts `POST /debug/faults` (drop or close a context's sockets on
     /// demand) for SDK test harnesses. Never enable in production.
     pub fault_injection: bool,
+    /// Speak only the base protocol, as the hosted service does (for
+    /// tests): no extensions advertised, `"id": null` on notifications, no
+    /// `seq`, the trailing notifications after `on_stop_token`,
+    /// `"result": null` for invocations sent after their reply, errors as
+    /// plain text (auth errors in the `('text', 401)` form), unknown
+    /// parameters refused. See `docs/protocol.md` §2.
+    pub base_protocol: bool,
     /// Set `TCP_NODELAY` on accepted sockets (default). Off only to measure
     /// what it buys: a token is one small write that Nagle's algorithm
     /// would hold back until the client's delayed ACK.
@@ -240,6 +247,7 @@ impl Default for Config {
             credits_per_response: 1,
             credits_per_stream_token: 1,
             fault_injection: false,
+            base_protocol: false,
             tcp_nodelay: true,
             limits: Limits::default(),
         }

@@ -105,6 +105,10 @@ struct Cli {
     /// Mount `POST /debug/faults` for SDK test harnesses (never in production).
     #[arg(long, env = "TOKENRELAY_FAULT_INJECTION", global = true)]
     fault_injection: bool,
+    /// Speak only the base protocol, as the hosted service does (for SDK
+    /// tests: no extensions, results after the reply, plain-text errors).
+    #[arg(long, env = "TOKENRELAY_BASE_PROTOCOL", global = true)]
+    base_protocol: bool,
     /// A file holding the JWT secret, outside the database (created, mode
     /// 0600, with a fresh secret if missing).
     #[arg(long, env = "TOKENRELAY_JWT_SECRET_FILE", global = true)]
@@ -377,6 +381,7 @@ fn builder(cli: &Cli) -> ServerBuilder {
         rate_limit_requests: cli.rate_limit_per_minute,
         rate_limit_window: Duration::from_secs(60),
         fault_injection: cli.fault_injection,
+        base_protocol: cli.base_protocol,
         ..Config::default()
     };
     let upstream = (

@@ -151,7 +151,11 @@ impl ServerBuilder {
                 config.rate_limit_window,
                 limits.rate_limiter_capacity,
             ),
-            hubs: Hubs::new(config.replay_max_notifications, config.replay_max_age),
+            hubs: Hubs::new(
+                config.replay_max_notifications,
+                config.replay_max_age,
+                config.base_protocol,
+            ),
             shutdown: shutdown_rx,
             shutting_down: AtomicBool::new(false),
             sessions: SessionTracker::default(),

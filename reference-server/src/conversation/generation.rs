@@ -269,6 +269,14 @@ async fn run(
         stop: stop.clone(),
     }));
     tracing::debug!(context_id = %hub.context_id, response_id = %response_id, "generation started");
+    if state.config.base_protocol {
+        // The hosted service sends notifications no client knows; clients
+        // must ignore them (docs/protocol.md §2).
+        hub.publish(Notification::Unknown {
+            method: "on_agent_status".into(),
+            params: json!({"status": "thinking", "response_id": response_id}),
+        });
+    }
 
     let (sink, mut rx) = EngineSink::channel(256);
     let engine = state.engine.clone();
@@ -368,30 +376,55 @@ async fn run(
         limits.max_history_messages,
         limits.max_history_bytes,
     );
+    let base = state.config.base_protocol;
+    if base {
+        // The hosted service ends a reply with `on_stop_token` (no reason:
+        // that is an extension), then what trails it.
+        hub.publish(Notification::StopToken(StopTokenParams {
+            response_id: Cow::Borrowed(rid),
+            reason: None,
+            seq: None,
+        }));
+    }
     if reason == StopReason::Complete {
-        if !events.is_empty() {
-            hub.publish(Notification::Events(EventsParams {
+        if !client_calls.is_empty() {
+            history.push(
+                json!({"type": "client_side_tool_calls", "tool_calls": client_calls.clone()}),
+            );
+        }
+        // The reference server's order puts them before the stop, so a
+        // client sees the reply whole at its stop; the base order (the
+        // hosted one) is client-side calls, then events, after it.
+        let calls = (!client_calls.is_empty()).then(|| {
+            Notification::ClientSideToolCalls(ClientSideToolCallsParams {
+                tool_calls: client_calls,
+                response_id: Some(response_id.clone()),
+                seq: None,
+            })
+        });
+        let events = (!events.is_empty()).then(|| {
+            Notification::Events(EventsParams {
                 events,
                 response_id: Some(response_id.clone()),
                 seq: None,
-            }));
-        }
-        if !client_calls.is_empty() {
-            history.push(json!({"type": "client_side_tool_calls", "tool_calls": client_calls}));
-            hub.publish(Notification::ClientSideToolCalls(
-                ClientSideToolCallsParams {
-                    tool_calls: client_calls,
-                    response_id: Some(response_id.clone()),
-                    seq: None,
-                },
-            ));
+            })
+        });
+        let trailing = if base {
+            [calls, events]
+        } else {
+            [events, calls]
+        };
+        for notification in trailing.into_iter().flatten() {
+            hub.publish(notification);
         }
     }
-    hub.publish(Notification::StopToken(StopTokenParams {
-        response_id: Cow::Borrowed(rid),
-        reason: Some(reason),
-        seq: None,
-    }));
+    if !base {
+        hub.publish(Notification::StopToken(StopTokenParams {
+            response_id: Cow::Borrowed(rid),
+            reason: Some(reason),
+            seq: None,
+        }));
+    }
     hub.set_running(None);
     if let Err(e) = state
         .store

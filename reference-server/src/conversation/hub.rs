@@ -72,6 +72,9 @@ pub struct Hub {
     pub(crate) generation_lock: tokio::sync::Mutex<()>,
     /// Generations queued or running, so an idle sweep leaves them alone.
     pub(crate) pending: AtomicUsize,
+    /// Frame notifications as the base protocol does: no `seq` (nothing is
+    /// kept for replay), `"id": null`.
+    pub(crate) base_protocol: bool,
 }
 
 /// What attaching a socket to a hub gives it.
@@ -110,6 +113,7 @@ impl Hub {
             }),
             generation_lock: tokio::sync::Mutex::new(()),
             pending: AtomicUsize::new(0),
+            base_protocol: false,
         }
     }
 
@@ -126,13 +130,33 @@ impl Hub {
         let mut inner = self.lock();
         let seq = inner.next_seq;
         inner.next_seq += 1;
-        notification.set_seq(seq);
-        let frame = Utf8Bytes::from(notification.encode());
-        inner.replay.push(seq, frame.clone(), Instant::now());
+        let frame = if self.base_protocol {
+            // The hosted service's framing: `{"id": null, "method", "params"}`.
+            let encoded = notification.encode();
+            Utf8Bytes::from(format!(r#"{{"id":null,{}"#, &encoded[1..]))
+        } else {
+            notification.set_seq(seq);
+            let frame = Utf8Bytes::from(notification.encode());
+            inner.replay.push(seq, frame.clone(), Instant::now());
+            frame
+        };
         inner
             .subscribers
             .retain(|s| s.tx.try_send(Outbound::Frame(frame.clone())).is_ok());
         (seq, inner.subscribers.len())
+    }
+
+    /// Queues `frame` for one attached socket, after the notifications
+    /// already queued for it (the base protocol's late results go this
+    /// way, so they follow the reply they answer). False when that socket
+    /// is gone or too far behind.
+    pub fn send_to(&self, subscriber: u64, frame: Utf8Bytes) -> bool {
+        let inner = self.lock();
+        inner
+            .subscribers
+            .iter()
+            .find(|s| s.id == subscriber)
+            .is_some_and(|s| s.tx.try_send(Outbound::Frame(frame)).is_ok())
     }
 
     /// Delivers a fault to every attached socket, after the frames already

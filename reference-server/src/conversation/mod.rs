@@ -23,16 +23,19 @@ pub struct Hubs {
     map: Mutex<HashMap<String, Arc<Hub>>>,
     replay_len: usize,
     replay_age: Duration,
+    base_protocol: bool,
 }
 
 impl Hubs {
     /// An empty registry whose hubs keep `replay_len` notifications for
-    /// `replay_age`.
-    pub fn new(replay_len: usize, replay_age: Duration) -> Self {
+    /// `replay_age`, and frame them as the base protocol does when
+    /// `base_protocol` (see [`Hub::publish`]).
+    pub fn new(replay_len: usize, replay_age: Duration, base_protocol: bool) -> Self {
         Hubs {
             map: Mutex::new(HashMap::new()),
             replay_len,
             replay_age,
+            base_protocol,
         }
     }
 
@@ -45,13 +48,15 @@ impl Hubs {
         self.lock()
             .entry(context.context_id.clone())
             .or_insert_with(|| {
-                Arc::new(Hub::new(
+                let mut hub = Hub::new(
                     context.context_id.clone(),
                     context.org_id.clone(),
                     context.last_seq,
                     self.replay_len,
                     self.replay_age,
-                ))
+                );
+                hub.base_protocol = self.base_protocol;
+                Arc::new(hub)
             })
             .clone()
     }

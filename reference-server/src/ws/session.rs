@@ -305,7 +305,7 @@ pub async fn run(
                             break;
                         }
                         let e = ApiError::invalid_params("binary frames are not part of the protocol; send JSON text");
-                        if timed(write_timeout, sink.send(Message::Text(error_frame(None, &e)))).await.is_err() {
+                        if timed(write_timeout, sink.send(Message::Text(error_frame(None, &e, session.state.config.base_protocol)))).await.is_err() {
                             break;
                         }
                     }
@@ -382,12 +382,64 @@ async fn apply_fault(sink: &mut Sink, fault: Fault) {
     }
 }
 
-fn error_frame(id: Option<&str>, error: &ApiError) -> Utf8Bytes {
+fn error_frame(id: Option<&str>, error: &ApiError, base: bool) -> Utf8Bytes {
+    let result = if base {
+        base_error(error)
+    } else {
+        error.ws_result()
+    };
     let frame = match id {
-        Some(id) => encode_response(id, &error.ws_result()),
-        None => json!({ "id": Value::Null, "result": error.ws_result() }).to_string(),
+        Some(id) => encode_response(id, &result),
+        None => json!({ "id": Value::Null, "result": result }).to_string(),
     };
     Utf8Bytes::from(frame)
+}
+
+/// An error as the hosted service words it: only `result.error`, and a
+/// refused credential as the text of a Python tuple with its status.
+fn base_error(error: &ApiError) -> Value {
+    let text = match error.code {
+        "unauthorized" | "forbidden" => {
+            format!("('{}', {})", error.message, error.status.as_u16())
+        }
+        _ => error.message.clone(),
+    };
+    json!({ "error": text })
+}
+
+/// The parameters each method's handler takes on the hosted service, which
+/// calls it with `**params`: anything else is a `TypeError` there.
+fn base_params(method: &str) -> Option<&'static [&'static str]> {
+    Some(match method {
+        "connect_to_context" => &["context_id", "access_token"],
+        "add_message" => &["message"],
+        "stop_invocation" => &[],
+        "set_last_messages" => &["human_message", "ai_message"],
+        "client_side_tool_responses" => &["tool_responses"],
+        _ => return None,
+    })
+}
+
+/// The first parameter of `text`'s request that the base protocol's
+/// handler does not take, with its method.
+fn unknown_base_param(text: &str) -> Option<(String, String)> {
+    let frame: Value = serde_json::from_str(text).ok()?;
+    let method = frame.get("method")?.as_str()?;
+    let known = base_params(method)?;
+    let params = frame.get("params")?.as_object()?;
+    params
+        .keys()
+        .find(|k| !known.contains(&k.as_str()))
+        .map(|k| (method.to_owned(), k.clone()))
+}
+
+/// What a request's handler answers.
+enum Answer {
+    /// This result, now.
+    Now(Value),
+    /// `"result": null` once this reply has been sent whole (the base
+    /// protocol's invocations).
+    AfterReply(tokio::sync::oneshot::Receiver<crate::conversation::Outcome>),
 }
 
 fn ok_frame(id: &str, result: Value) -> Utf8Bytes {
@@ -424,6 +476,7 @@ impl Session {
 
     /// Handles one text frame; returns the frames to send, in order.
     async fn handle(&mut self, text: &str) -> Vec<Utf8Bytes> {
+        let base = self.state.config.base_protocol;
         let admission = self.admit_frame();
         if admission != Admission::Admit {
             if admission == Admission::Close {
@@ -433,7 +486,7 @@ impl Session {
             // a notification is dropped. Nothing else is decoded or run.
             let error = ApiError::rate_limited(self.bucket.retry_after_secs());
             return match decode_client_frame(text).ok().and_then(|f| f.id) {
-                Some(id) => vec![error_frame(Some(&id), &error)],
+                Some(id) => vec![error_frame(Some(&id), &error, base)],
                 None => Vec::new(),
             };
         }
@@ -441,10 +494,21 @@ impl Session {
             Ok(incoming) => incoming,
             Err(e) => {
                 let error = ApiError::invalid_params(e.to_string());
-                return vec![error_frame(None, &error)];
+                return vec![error_frame(None, &error, base)];
             }
         };
         let id = incoming.id;
+        if base {
+            if let Some((method, param)) = unknown_base_param(text) {
+                let error = ApiError::invalid_params(format!(
+                    "{method}() got an unexpected keyword argument '{param}'"
+                ));
+                return match id {
+                    Some(id) => vec![error_frame(Some(&id), &error, base)],
+                    None => Vec::new(),
+                };
+            }
+        }
         let request = match incoming.request {
             Ok(request) => request,
             Err(reason) => {
@@ -461,26 +525,41 @@ impl Session {
                 };
                 let error = ApiError::invalid_params(message);
                 return match id {
-                    Some(id) => vec![error_frame(Some(&id), &error)],
+                    Some(id) => vec![error_frame(Some(&id), &error, base)],
                     None => Vec::new(),
                 };
             }
         };
         let method = request.method();
         let outcome = match request {
-            ClientRequest::ConnectToContext(params) => self.connect(params).await,
+            ClientRequest::ConnectToContext(params) => self
+                .connect(params)
+                .await
+                .map(|(r, extra)| (Answer::Now(r), extra)),
             other => self.call(other).await.map(|r| (r, Vec::new())),
         };
         match (outcome, id) {
-            (Ok((result, extra)), Some(id)) => {
+            (Ok((Answer::Now(result), extra)), Some(id)) => {
                 let mut frames = vec![ok_frame(&id, result)];
                 frames.extend(extra);
                 frames
             }
+            (Ok((Answer::AfterReply(done), extra)), Some(id)) => {
+                // Queued behind the reply's last notification for this
+                // socket, as the hosted service answers.
+                if let (Some(hub), Some(subscriber)) = (self.hub.clone(), self.subscription_id) {
+                    tokio::spawn(async move {
+                        if done.await.is_ok() {
+                            hub.send_to(subscriber, ok_frame(&id, Value::Null));
+                        }
+                    });
+                }
+                extra
+            }
             (Ok((_, extra)), None) => extra,
             (Err(error), Some(id)) => {
                 tracing::debug!(method, code = error.code, "request refused");
-                vec![error_frame(Some(&id), &error)]
+                vec![error_frame(Some(&id), &error, base)]
             }
             (Err(error), None) => {
                 tracing::debug!(method, code = error.code, "notification refused");
@@ -584,17 +663,19 @@ impl Session {
         );
 
         let speaks_first = agent.agent_speaks_first;
+        // A base server advertises nothing: no extensions, no `seq`.
+        let extensions = !self.state.config.base_protocol;
         let result = ConnectResult {
             success: true,
             agent_speaks_first: speaks_first,
             agent: Some(agent),
-            server: Some(ServerInfo {
+            server: extensions.then(|| ServerInfo {
                 name: SERVER_NAME.into(),
                 version: env!("CARGO_PKG_VERSION").into(),
                 capabilities: capability::ALL.iter().map(|c| (*c).to_owned()).collect(),
             }),
-            resumed: subscription.resumed,
-            seq: Some(subscription.seq),
+            resumed: subscription.resumed.filter(|_| extensions),
+            seq: extensions.then_some(subscription.seq),
         };
         if speaks_first && context.messages.is_empty() && hub.mark_greeted() {
             if let Err(e) = invoke(&self.state, &hub, Invocation::SpeakFirst).await {
@@ -650,14 +731,16 @@ impl Session {
     }
 
     /// Every method after the handshake.
-    async fn call(&mut self, request: ClientRequest) -> Result<Value, ApiError> {
+    async fn call(&mut self, request: ClientRequest) -> Result<Answer, ApiError> {
         let hub = self.hub.clone().ok_or_else(ApiError::not_connected)?;
         let invocation = match request {
             ClientRequest::ConnectToContext(_) => return Err(ApiError::internal()),
             ClientRequest::StopInvocation {} => {
                 let running = hub.running_response();
                 hub.stop_running();
-                return Ok(json!({ "success": true, "response_id": running }));
+                return Ok(Answer::Now(
+                    json!({ "success": true, "response_id": running }),
+                ));
             }
             ClientRequest::AddMessage { message } => {
                 if message.is_empty() {
@@ -725,7 +808,12 @@ impl Session {
                 hub.context_id
             )));
         }
-        let (response_id, _done) = invoke(&self.state, &hub, invocation).await?;
-        Ok(json!({ "success": true, "response_id": response_id }))
+        let (response_id, done) = invoke(&self.state, &hub, invocation).await?;
+        if self.state.config.base_protocol {
+            return Ok(Answer::AfterReply(done));
+        }
+        Ok(Answer::Now(
+            json!({ "success": true, "response_id": response_id }),
+        ))
     }
 }

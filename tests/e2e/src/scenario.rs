@@ -24,6 +24,10 @@ pub struct Scenario {
     /// The agent to create.
     #[serde(default)]
     pub agent: AgentSpec,
+    /// Protocol extensions it cannot pass without (`resume`, …): skipped,
+    /// by name, against a base-protocol server.
+    #[serde(default)]
+    pub needs: Vec<String>,
     /// The conversation.
     pub steps: Vec<Step>,
 }
@@ -141,7 +145,15 @@ pub fn all() -> Vec<(PathBuf, Scenario)> {
 
 /// Plays `scenario` on a fresh server; `Err` says which expectation failed.
 pub async fn run(scenario: &Scenario) -> Result<(), String> {
-    let h = Harness::start().await;
+    run_on(scenario, false).await
+}
+
+/// Plays `scenario` against a fresh server; `base_protocol` makes it speak
+/// only the base protocol, as the hosted service does.
+pub async fn run_on(scenario: &Scenario, base_protocol: bool) -> Result<(), String> {
+    let h =
+        Harness::start_with(crate::builder().configure(move |c| c.base_protocol = base_protocol))
+            .await;
     let context_id = h
         .context(&scenario.agent.prompt, scenario.agent.agent_speaks_first)
         .await;

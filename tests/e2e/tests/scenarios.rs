@@ -28,3 +28,42 @@ async fn every_scenario_passes() {
         failures.join("\n")
     );
 }
+
+/// The same files against the server in base-protocol mode (no extensions,
+/// results after the reply, trailing notifications after the stop): what
+/// the hosted service does. Scenarios that need an extension say so
+/// (`needs`) and are skipped by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_passes_against_a_base_protocol_server() {
+    let scenarios = tokenrelay_e2e::scenario::all();
+    let mut failures = Vec::new();
+    let mut skipped = Vec::new();
+    for (_, scenario) in &scenarios {
+        if !scenario.needs.is_empty() {
+            skipped.push(format!(
+                "{} (needs {})",
+                scenario.name,
+                scenario.needs.join(", ")
+            ));
+            continue;
+        }
+        if let Err(e) = tokenrelay_e2e::scenario::run_on(scenario, true).await {
+            failures.push(format!("{}: {e}", scenario.name));
+        }
+    }
+    println!(
+        "base protocol: {} scenarios run, {} skipped: {}",
+        scenarios.len() - skipped.len(),
+        skipped.len(),
+        skipped.join("; ")
+    );
+    assert!(
+        skipped.len() < scenarios.len() / 2,
+        "most scenarios must run in base mode: {skipped:?}"
+    );
+    assert!(
+        failures.is_empty(),
+        "failed scenarios (base protocol):\n{}",
+        failures.join("\n")
+    );
+}
