@@ -3,7 +3,7 @@
 // promises of `ask`/`stop`; every protocol decision is the Rust session's.
 
 import { WasmConnection, setPanicReporter, __panicForTests } from './tokenrelay_wasm.js';
-import { toError, PanicError, ClosedError } from './errors.js';
+import { toError, PanicError, ClosedError, TimeoutError } from './errors.js';
 
 let initialize = null;
 let ready = null;
@@ -85,7 +85,7 @@ export class Client {
     if (options == null || typeof options !== 'object') {
       throw new TypeError(`new Client(options): options must be an object {wsUrl, getToken}, got ${describe(options)}`);
     }
-    const { wsUrl, getToken, clientKey, WebSocket, refreshAhead } = options;
+    const { wsUrl, getToken, clientKey, WebSocket, refreshAhead, connectTimeoutMs } = options;
     if (typeof wsUrl !== 'string' || !/^wss?:\/\//i.test(wsUrl)) {
       throw new TypeError(`options.wsUrl must be a ws:// or wss:// URL string, got ${typeof wsUrl === 'string' ? JSON.stringify(wsUrl) : describe(wsUrl)}`);
     }
@@ -104,13 +104,24 @@ export class Client {
     if (refreshAhead !== undefined && typeof refreshAhead !== 'boolean') {
       throw new TypeError(`options.refreshAhead must be a boolean, got ${describe(refreshAhead)}`);
     }
+    if (connectTimeoutMs !== undefined && !(typeof connectTimeoutMs === 'number' && connectTimeoutMs > 0)) {
+      throw new TypeError(`options.connectTimeoutMs must be a positive number of milliseconds, got ${describe(connectTimeoutMs)}`);
+    }
     this.#options = {
-      wsUrl, getToken, clientKey: clientKey ?? undefined, WebSocket, refreshAhead: refreshAhead ?? true,
+      wsUrl,
+      getToken,
+      clientKey: clientKey ?? undefined,
+      WebSocket,
+      refreshAhead: refreshAhead ?? true,
+      connectTimeoutMs: connectTimeoutMs ?? 30_000,
     };
   }
 
   /** Connects to `contextId`; resolves once attached, rejects if the
-   * connection fails for good (forbidden, not found, …) before that. */
+   * connection fails for good (forbidden, not found, …) before that, or
+   * with the last attempt's error (a `TimeoutError` if none failed) when
+   * no attempt attached within `connectTimeoutMs`; the connection is then
+   * closed, and `getToken` is not called again. */
   connect(contextId) {
     if (typeof contextId !== 'string' || contextId === '') {
       throw new TypeError(`connect(contextId): contextId must be a non-empty string, got ${describe(contextId)}`);
@@ -140,6 +151,11 @@ export class Connection {
   #state = 'idle';
   #opened = {};
   #responseId = null;
+  /** Ends a connect that never attaches (see `Client.connect`). */
+  #connectTimer = null;
+  /** The cause of the latest failed attempt, reported if connect times out. */
+  #lastCause = null;
+  #timedOut = null;
 
   constructor(options, contextId, key) {
     if (key !== secret) throw new TypeError('use `await client.connect(contextId)` to make a Connection');
@@ -147,6 +163,16 @@ export class Connection {
     this._opened = new Promise((resolve, reject) => { this.#opened = { resolve, reject }; });
     // Unhandled only if nobody awaits connect(); avoid a spurious warning.
     this._opened.catch(() => {});
+    const timeoutMs = options.connectTimeoutMs;
+    if (Number.isFinite(timeoutMs)) {
+      this.#connectTimer = setTimeout(() => {
+        this.#connectTimer = null;
+        if (this.#ended || this.#state === 'connected') return;
+        this.#timedOut = this.#lastCause
+          ?? new TimeoutError(`no attempt attached to the context within ${timeoutMs} ms`, { code: 'timeout' });
+        this.close();
+      }, timeoutMs);
+    }
     const getToken = options.getToken;
     // What the wasm driver calls (see `Sink` in src/driver.rs). Frames are
     // handed over in batches: `batch` holds the text of those written to
@@ -404,8 +430,13 @@ export class Connection {
     }
     this.#emit(e);
     if (e.type === 'state') {
-      if (e.state === 'connected') this.#opened.resolve();
-      else if (e.state === 'closed' || e.state === 'failed') this.#end(e.cause ?? new ClosedError('the connection is closed', { code: 'closed' }));
+      if (e.cause) this.#lastCause = e.cause;
+      if (e.state === 'connected') {
+        clearTimeout(this.#connectTimer);
+        this.#opened.resolve();
+      } else if (e.state === 'closed' || e.state === 'failed') {
+        this.#end(this.#timedOut ?? e.cause ?? new ClosedError('the connection is closed', { code: 'closed' }));
+      }
     }
   }
 
@@ -437,6 +468,7 @@ export class Connection {
   #end(cause) {
     if (this.#ended) return;
     this.#ended = true;
+    clearTimeout(this.#connectTimer);
     live.delete(this);
     this.#opened.reject(cause);
     for (const map of [this.#answers, this.#acks]) {

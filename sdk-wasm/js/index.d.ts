@@ -39,6 +39,10 @@ export interface ClientOptions {
    * does not wait for `getToken`. `false` calls `getToken` only when a
    * socket is needed (one call fewer per connection). */
   refreshAhead?: boolean;
+  /** How long `connect()` waits for the first attachment, in milliseconds
+   * (default 30,000). Past it, `connect()` rejects with the last attempt's
+   * error (or a `TimeoutError`) and the connection is closed. */
+  connectTimeoutMs?: number;
 }
 
 export interface ToolCall {
