@@ -13,10 +13,14 @@ import dev.tokenrelay.ResponseStatus
 import dev.tokenrelay.TokenRelayException
 import dev.tokenrelay.appEndpointTokenProvider
 import dev.tokenrelay.use
+import java.util.concurrent.atomic.AtomicBoolean
+import java.util.concurrent.atomic.AtomicInteger
+import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.async
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.withTimeout
+import kotlinx.coroutines.withTimeoutOrNull
 
 private fun tokens(n: Int) = (0 until n).joinToString(" ") { "t$it" }
 
@@ -61,6 +65,16 @@ private suspend fun connected(server: ReferenceServer, body: suspend Session.() 
             }
         }
     }
+}
+
+/** [key] re-signed with a secret the server does not have: a well-formed
+ * HS256 JWT, unexpired, for the right context, that no server accepts. */
+private fun forged(key: String): String {
+    val (header, payload) = key.split('.')
+    val mac = javax.crypto.Mac.getInstance("HmacSHA256")
+    mac.init(javax.crypto.spec.SecretKeySpec("not-the-servers-secret-not-the-servers".toByteArray(), "HmacSHA256"))
+    val signature = java.util.Base64.getUrlEncoder().withoutPadding().encodeToString(mac.doFinal("$header.$payload".toByteArray()))
+    return "$header.$payload.$signature"
 }
 
 fun clientTests(): List<Test> = listOf(
@@ -231,11 +245,17 @@ fun clientTests(): List<Test> = listOf(
             conn.setNetworkAvailable(true)
             delay(300)
             assertEq(provider.calls.get(), 1, "provider calls after network back while paused")
-            val t0 = System.nanoTime()
             conn.resume()
-            events.state(ConnectionState.CONNECTED)
-            val ms = (System.nanoTime() - t0) / 1_000_000
-            check(ms < 5_000) { "resume took $ms ms" }
+            // "At once": from resume() to connected the connection only
+            // fetches, connects and attaches; it never waits for a retry
+            // (no reconnecting or suspended state in between).
+            val states = mutableListOf<ConnectionState>()
+            events.until("connected after resume") { e ->
+                (e as? Event.StateChanged)?.change?.state?.also { states.add(it) }?.takeIf { it == ConnectionState.CONNECTED }
+            }
+            val direct = setOf(ConnectionState.FETCHING_TOKEN, ConnectionState.CONNECTING, ConnectionState.AUTHENTICATING, ConnectionState.CONNECTED)
+            check(states.all { it in direct }) { "waited before reconnecting after resume(): $states" }
+            assertEq(states.first(), ConnectionState.FETCHING_TOKEN, "first state after resume()")
             assertEq(provider.calls.get(), 2, "provider calls after resume")
             assertEq(conn.ask("[echo] back").text, "back", "reply after resume")
         }
@@ -310,7 +330,8 @@ fun clientTests(): List<Test> = listOf(
         try {
             val url = "http://127.0.0.1:${backend.address.port}/api/get-client-token"
             val good = appEndpointTokenProvider(url, mapOf("Authorization" to "Bearer user-session"), null, null)
-            Client(ClientConfig(wsUrl = server.wsUrl), good).use { client ->
+            // Refresh-ahead off: this counts the backend's calls for one connection.
+            Client(ClientConfig(wsUrl = server.wsUrl, refreshAhead = false), good).use { client ->
                 client.connect(contextId).use { conn ->
                     assertEq(conn.ask("[echo] via my backend").text, "via my backend", "reply")
                 }
@@ -342,6 +363,74 @@ fun clientTests(): List<Test> = listOf(
         }
         a.close()
         b.close()
+    },
+
+    Test("a key always refused: connect ends Unauthorized at its timeout; the provider is called a bounded number of times, and never after") { server ->
+        // The core's rule: a refused key gets one fresh key at once, then the
+        // backoff schedule (first retry immediate, then full jitter) until
+        // connect's deadline, which reports the refusal and closes.
+        val contextId = server.newContext()
+        val bad = forged(server.admin.generateClientKey(server.orgId, contextId, null).token())
+        val calls = AtomicInteger(0)
+        val settled = AtomicBoolean(false)
+        val callsAfter = AtomicInteger(0)
+        val calledAgain = CompletableDeferred<Int>()
+        val config = ClientConfig(
+            wsUrl = server.wsUrl, connectTimeoutMs = 1500uL,
+            // Short retry delays: a connection that kept retrying after connect
+            // gave up would call the provider again within 100 ms.
+            reconnectMinDelayMs = 50uL, reconnectMaxDelayMs = 100uL,
+        )
+        Client(config) { _ ->
+            val n = calls.incrementAndGet()
+            // The second call to start after connect gave up (see below).
+            if (settled.get() && callsAfter.incrementAndGet() == 2) calledAgain.complete(n)
+            bad
+        }.use { client ->
+            // Settles at the 1.5 s deadline; the bound only catches a hang.
+            val e = withTimeout(30_000) { assertThrows<TokenRelayException.Unauthorized>("connect") { client.connect(contextId) } }
+            settled.set(true)
+            assertEq(e.code, "unauthorized", "server code")
+            // At least the first key and the one fresh key at once; at most
+            // what the schedule allows in 1.5 s: 3 immediate calls, then
+            // jittered waits of at most 50 ms, then 100 ms (a full-jitter
+            // draw averages half that: ~30 calls; 100 would need the
+            // average wait under 15 ms).
+            val n = calls.get()
+            check(n in 2..100) { "$n provider calls" }
+            // Closed: no more calls. A fetch the driver started as the
+            // deadline fell is dropped only once connect has returned, so its
+            // Kotlin body may still begin just after: at most that one call.
+            // A connection that kept retrying would make a second within
+            // 100 ms; waits for that call itself, bounded (ten delays).
+            val again = withTimeoutOrNull(1_000) { calledAgain.await() }
+            check(again == null) { "the provider kept being called after connect gave up (call $again)" }
+            check(callsAfter.get() <= 1) { "${callsAfter.get()} provider calls after connect gave up" }
+        }
+    },
+
+    Test("a key always refused with maxReconnectAttempts = 0: Unauthorized after exactly two provider calls") { server ->
+        // The one fresh key at once spends no retry budget; with none left,
+        // the second refusal is final and connect ends with it at once (its
+        // timeout, 10 minutes, is far beyond this test's bound).
+        val contextId = server.newContext()
+        val bad = forged(server.admin.generateClientKey(server.orgId, contextId, null).token())
+        val calls = AtomicInteger(0)
+        val settled = AtomicBoolean(false)
+        val calledAfter = CompletableDeferred<Int>()
+        val config = ClientConfig(wsUrl = server.wsUrl, connectTimeoutMs = 600_000uL, maxReconnectAttempts = 0u)
+        Client(config) { _ ->
+            val n = calls.incrementAndGet()
+            if (settled.get()) calledAfter.complete(n)
+            bad
+        }.use { client ->
+            val e = withTimeout(30_000) { assertThrows<TokenRelayException.Unauthorized>("connect") { client.connect(contextId) } }
+            settled.set(true)
+            assertEq(e.code, "unauthorized", "server code")
+            assertEq(calls.get(), 2, "provider calls (the key, then one fresh key at once)")
+            val again = withTimeoutOrNull(1_000) { calledAfter.await() }
+            check(again == null) { "the provider was called again after connect gave up (call $again)" }
+        }
     },
 
     Test("admin client: agents, contexts, keys") { server ->
