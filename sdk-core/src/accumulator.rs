@@ -74,6 +74,9 @@ pub(crate) struct Accumulator {
     held: Vec<Response>,
     /// Requests answered before their reply stopped.
     answered: Vec<RequestId>,
+    /// High surrogate halves that ended a token, by response, waiting for
+    /// the low half that starts the next (`wire::surrogates`).
+    split_high: Vec<(ResponseId, u16)>,
 }
 
 impl Accumulator {
@@ -91,6 +94,7 @@ impl Accumulator {
             orphans: Vec::new(),
             held: Vec::new(),
             answered: Vec::new(),
+            split_high: Vec::new(),
         }
     }
 
@@ -194,6 +198,11 @@ impl Accumulator {
         match notification {
             Notification::Token(p) => {
                 let idx = self.streaming_index(&p.response_id, events)?;
+                if !self.split_high.is_empty() {
+                    // A high half was waiting and this token does not start
+                    // with its low half: the half is lost.
+                    self.flush_split_high(idx, events);
+                }
                 let r = &mut self.streaming[idx];
                 r.text.push_str(&p.token);
                 events.push_back(Event::Token {
@@ -207,6 +216,9 @@ impl Accumulator {
             }
             Notification::StopToken(p) => {
                 let idx = self.streaming_index(&p.response_id, events)?;
+                if !self.split_high.is_empty() {
+                    self.flush_split_high(idx, events);
+                }
                 let mut r = self.streaming.swap_remove(idx);
                 r.stop_reason = p.reason;
                 r.status = match p.reason {
@@ -288,6 +300,64 @@ impl Accumulator {
         }
     }
 
+    /// An `on_token` whose frame held a lone surrogate escape and was
+    /// decoded after [`crate::wire::surrogates::repair`]: a high half that
+    /// ends it waits for the next token of the response; a low half that
+    /// starts it joins the half waiting. A token left empty emits no event.
+    pub(crate) fn apply_repaired_token(
+        &mut self,
+        mut p: crate::wire::TokenParams<'_>,
+        events: &mut VecDeque<Event>,
+    ) -> Option<Activity> {
+        use crate::wire::surrogates::{join, split_token};
+        let (lead, body, trail) = split_token(&p.token);
+        let waiting = self
+            .split_high
+            .iter()
+            .position(|(id, _)| **id == *p.response_id)
+            .map(|i| self.split_high.swap_remove(i).1);
+        let mut text = String::with_capacity(body.len() + 8);
+        match (waiting, lead) {
+            (Some(high), Some(low)) => text.push(join(high, low)),
+            (None, None) => {}
+            // A half without its partner.
+            _ => text.push(char::REPLACEMENT_CHARACTER),
+        }
+        text.push_str(&body);
+        p.token = text.into();
+        let empty = p.token.is_empty();
+        let response_id: ResponseId = (*p.response_id).into();
+        let before = events.len();
+        let activity = self.apply(Notification::Token(p), events);
+        if let Some(high) = trail {
+            self.split_high.push((response_id, high));
+        }
+        // Only the half of a character came: nothing to show yet.
+        if empty && events.len() == before + 1 {
+            if let Some(Event::Token { token, .. }) = events.back() {
+                if token.is_empty() {
+                    events.pop_back();
+                }
+            }
+        }
+        activity
+    }
+
+    /// A high half waiting for response `idx` will never be joined: it
+    /// becomes U+FFFD in the text and as a token.
+    fn flush_split_high(&mut self, idx: usize, events: &mut VecDeque<Event>) {
+        let r = &mut self.streaming[idx];
+        let Some(i) = self.split_high.iter().position(|(id, _)| *id == r.id) else {
+            return;
+        };
+        self.split_high.swap_remove(i);
+        r.text.push(char::REPLACEMENT_CHARACTER);
+        events.push_back(Event::Token {
+            response_id: r.id.clone(),
+            token: char::REPLACEMENT_CHARACTER.to_string(),
+        });
+    }
+
     /// Notifications from `expected` up to the one at hand were lost. What
     /// was streaming may miss tokens, and a response that starts now may
     /// have lost its beginning: all of them end `interrupted` rather than
@@ -338,6 +408,7 @@ impl Accumulator {
         self.stopping.clear();
         self.unsolicited_next = false;
         self.orphans.clear();
+        self.split_high.clear();
         cut
     }
 

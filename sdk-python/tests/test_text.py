@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 from typing import List, Tuple
 
-import pytest
-
 import tokenrelay
 from tokenrelay import events as ev
 
@@ -103,10 +101,6 @@ async def test_text_split_inside_graphemes_arrives_exact() -> None:
 SPLIT_SURROGATE_PAIR = ['"before "', '"\\ud83d"', '"\\ude00"', '" after"']
 
 
-# A known gap (issue #19): the core's decoders refuse a lone surrogate
-# escape, so both halves are dropped as protocol errors. Strict: the day it
-# passes, this marker must go.
-@pytest.mark.xfail(strict=True, reason="known gap #19: lone surrogate escapes are refused by the core's decoders")
 async def test_a_surrogate_pair_escape_split_across_frames_is_joined() -> None:
     async with RawTokenServer(SPLIT_SURROGATE_PAIR) as raw_server:
         client = tokenrelay.Client(raw_server.ws_url, token_provider=lambda _ctx: "key", connect_timeout=WAIT)

@@ -100,12 +100,7 @@ test('text split inside graphemes arrives exact, token by token', async () => {
   assert.ok(seen.every((t) => !t.includes('\ufffd')), JSON.stringify(seen));
 });
 
-// A known gap (issue #19): the core's decoders refuse a lone surrogate
-// escape, so both halves are dropped as protocol errors. Reported as a
-// todo (it runs, and its failure is printed) until the core joins them.
-test('a surrogate pair escape split across two frames is joined, not lost or replaced', {
-  todo: 'known gap #19: lone surrogate escapes are refused by the core decoders',
-}, async () => {
+test('a surrogate pair escape split across two frames is joined, not lost or replaced', async () => {
   // 😀 as its surrogate-pair escape cut between the two halves: each frame
   // on its own holds a lone surrogate, which strict JSON decoders refuse. A
   // server whose strings are UTF-16 (JavaScript, Java) cuts text this way.

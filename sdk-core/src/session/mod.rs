@@ -755,7 +755,20 @@ impl Session {
             return;
         }
         match wire::decode_server_frame(text) {
-            Err(e) => self.events.push_back(Event::Error(e.into())),
+            Err(e) => {
+                // A token cut inside a surrogate pair (wire::surrogates).
+                if let Some(repaired) = wire::surrogates::repair(text) {
+                    if let Ok(ServerFrame::Notification(wire::Notification::Token(p))) =
+                        wire::decode_server_frame(&repaired)
+                    {
+                        if let Some(activity) = self.acc.apply_repaired_token(p, &mut self.events) {
+                            self.note_activity(activity, now);
+                        }
+                        return;
+                    }
+                }
+                self.events.push_back(Event::Error(e.into()))
+            }
             Ok(ServerFrame::Response { id, result }) => self.handle_response(&id, result, now),
             Ok(ServerFrame::Notification(n)) => {
                 if let Some(activity) = self.acc.apply(n, &mut self.events) {

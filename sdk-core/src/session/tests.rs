@@ -1367,3 +1367,53 @@ fn notifications_for_a_reply_already_handed_out_are_still_delivered() {
         .any(|e| matches!(e, Event::Events { response_id: Some(r), .. } if &**r == "r")));
     assert_eq!(h.s.response("r").unwrap().events.len(), 1);
 }
+
+// -- a surrogate pair cut between two tokens (issue #19) --------------------
+
+fn raw_token(r: &str, json_string: &str) -> String {
+    format!(r#"{{"method":"on_token","params":{{"token":{json_string},"response_id":"{r}"}}}}"#)
+}
+
+fn tokens_of(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Token { token, .. } => Some(token.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_surrogate_pair_cut_between_two_tokens_is_joined() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    let id = h.s.send_message("hi", h.now).unwrap();
+    h.answer(&json!({"id": id.to_string()}), json!({"success": true}));
+    for raw in [r#""before ""#, r#""\ud83d""#, r#""\ude00""#, r#"" after""#] {
+        h.frame(&raw_token("r", raw));
+    }
+    h.frame(&stop("r", None));
+    let ev = h.take_events();
+    assert!(!ev.iter().any(|e| matches!(e, Event::Error(_))), "{ev:?}");
+    assert_eq!(tokens_of(&ev), ["before ", "😀", " after"]);
+    assert_eq!(completed(&ev)[0].text, "before 😀 after");
+}
+
+#[test]
+fn a_half_without_its_partner_becomes_a_replacement_character() {
+    let mut h = Harness::new();
+    h.connect(&[]);
+    let id = h.s.send_message("hi", h.now).unwrap();
+    h.answer(&json!({"id": id.to_string()}), json!({"success": true}));
+    // A high half followed by a plain token, then a low half alone, then a
+    // high half that the stop ends.
+    for raw in [r#""a\ud83d""#, r#""b""#, r#""\ude00c""#, r#""d\ud83d""#] {
+        h.frame(&raw_token("r", raw));
+    }
+    h.frame(&stop("r", None));
+    let ev = h.take_events();
+    assert!(!ev.iter().any(|e| matches!(e, Event::Error(_))), "{ev:?}");
+    assert_eq!(completed(&ev)[0].text, "a\u{FFFD}b\u{FFFD}cd\u{FFFD}");
+    assert_eq!(tokens_of(&ev).concat(), completed(&ev)[0].text);
+}

@@ -28,6 +28,7 @@ pub const TOKEN_FRAME_PREFIX: &str = r#"{"method":"on_token","params":{"token":"
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod compact;
 mod scan;
+pub(crate) mod surrogates;
 
 /// Every decoder and encoder of this module by name, for the fuzz targets
 /// in `fuzz/` (the `fuzzing` feature), which hold each one to the serde
