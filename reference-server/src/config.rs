@@ -140,6 +140,11 @@ pub struct Limits {
     /// Invocations queued or running per context; one more is refused
     /// with `rate_limited`.
     pub max_pending_invocations: usize,
+    /// Idempotency keys remembered per context (the `idempotency`
+    /// extension): the oldest is forgotten first.
+    pub idempotency_keys: usize,
+    /// How long an idempotency key is remembered.
+    pub idempotency_ttl: Duration,
     /// Largest human message (or tool responses, as JSON), bytes.
     pub max_message_bytes: usize,
     /// History entries kept per context; the oldest go first.
@@ -188,6 +193,8 @@ impl Default for Limits {
             socket_frame_burst: 64,
             socket_frames_per_sec: 16,
             max_pending_invocations: 8,
+            idempotency_keys: 256,
+            idempotency_ttl: Duration::from_secs(600),
             max_message_bytes: 64 * 1024,
             max_history_messages: 1_000,
             max_history_bytes: 1024 * 1024,

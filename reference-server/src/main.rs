@@ -259,6 +259,22 @@ struct LimitArgs {
         global = true
     )]
     max_pending_invocations: usize,
+    /// Idempotency keys remembered per context (the oldest go first).
+    #[arg(
+        long,
+        env = "TOKENRELAY_IDEMPOTENCY_KEYS",
+        default_value_t = 256,
+        global = true
+    )]
+    idempotency_keys: usize,
+    /// How long an idempotency key is remembered, seconds.
+    #[arg(
+        long,
+        env = "TOKENRELAY_IDEMPOTENCY_TTL_SECS",
+        default_value_t = 600,
+        global = true
+    )]
+    idempotency_ttl_secs: u64,
     /// Largest message (or tool responses) one invocation may carry, bytes.
     #[arg(long, env = "TOKENRELAY_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024, global = true)]
     max_message_bytes: usize,
@@ -326,6 +342,8 @@ impl LimitArgs {
             socket_frame_burst: self.socket_frame_burst,
             socket_frames_per_sec: self.socket_frames_per_sec,
             max_pending_invocations: self.max_pending_invocations,
+            idempotency_keys: self.idempotency_keys,
+            idempotency_ttl: secs(self.idempotency_ttl_secs),
             max_message_bytes: self.max_message_bytes,
             max_history_messages: self.max_history_messages,
             max_history_bytes: self.max_history_bytes,

@@ -53,6 +53,17 @@ pub async fn invoke(
     hub: &Arc<Hub>,
     invocation: Invocation,
 ) -> Result<(String, oneshot::Receiver<Outcome>), ApiError> {
+    invoke_as(state, hub, invocation, uuid::Uuid::new_v4().to_string()).await
+}
+
+/// [`invoke`] with the response id chosen by the caller (an idempotency
+/// key was claimed for it first).
+pub async fn invoke_as(
+    state: &AppState,
+    hub: &Arc<Hub>,
+    invocation: Invocation,
+    response_id: String,
+) -> Result<(String, oneshot::Receiver<Outcome>), ApiError> {
     if state.is_shutting_down() {
         return Err(ApiError::internal());
     }
@@ -84,7 +95,6 @@ pub async fn invoke(
             }
         }
     }
-    let response_id = uuid::Uuid::new_v4().to_string();
     let (done_tx, done_rx) = oneshot::channel();
     let state = state.clone();
     let hub = hub.clone();

@@ -26,6 +26,9 @@ pub enum Fault {
     Drop,
     /// Close with this code.
     Close(u16),
+    /// Take the next invocation, then drop the connection before answering
+    /// it (the server got it; the client cannot know).
+    DropBeforeAnswer,
 }
 
 impl Fault {
@@ -34,6 +37,9 @@ impl Fault {
     pub fn parse(name: &str) -> Option<Fault> {
         if name == "drop" {
             return Some(Fault::Drop);
+        }
+        if name == "drop_before_answer" {
+            return Some(Fault::DropBeforeAnswer);
         }
         let code: u16 = name.strip_prefix("close_")?.parse().ok()?;
         (1000..=4999).contains(&code).then_some(Fault::Close(code))
@@ -51,7 +57,16 @@ pub(crate) struct Running {
     pub(crate) stop: Arc<Notify>,
 }
 
+/// An invocation's idempotency key and the response it started.
+struct Remembered {
+    key: String,
+    response_id: String,
+    at: Instant,
+}
+
 struct Inner {
+    /// Idempotency keys, oldest first (bounded by count and age).
+    keys: std::collections::VecDeque<Remembered>,
     next_seq: u64,
     replay: ReplayBuffer,
     subscribers: Vec<Subscriber>,
@@ -104,6 +119,7 @@ impl Hub {
             context_id,
             org_id,
             inner: Mutex::new(Inner {
+                keys: std::collections::VecDeque::new(),
                 next_seq: last_seq + 1,
                 replay: ReplayBuffer::new(replay_len, replay_age),
                 subscribers: Vec::new(),
@@ -144,6 +160,48 @@ impl Hub {
             .subscribers
             .retain(|s| s.tx.try_send(Outbound::Frame(frame.clone())).is_ok());
         (seq, inner.subscribers.len())
+    }
+
+    /// Claims idempotency `key` for a new response `response_id`. `None`
+    /// when the key is new (it is now remembered: at most `max` keys, each
+    /// for `ttl`); else the response the key started before. One lock, so
+    /// two sockets repeating a key at once cannot both run it.
+    pub fn claim_key(
+        &self,
+        key: &str,
+        response_id: &str,
+        max: usize,
+        ttl: Duration,
+    ) -> Option<String> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        while inner
+            .keys
+            .front()
+            .is_some_and(|k| now.duration_since(k.at) > ttl)
+        {
+            inner.keys.pop_front();
+        }
+        if let Some(seen) = inner.keys.iter().find(|k| k.key == key) {
+            return Some(seen.response_id.clone());
+        }
+        if max == 0 {
+            return None;
+        }
+        while inner.keys.len() >= max {
+            inner.keys.pop_front();
+        }
+        inner.keys.push_back(Remembered {
+            key: key.to_owned(),
+            response_id: response_id.to_owned(),
+            at: now,
+        });
+        None
+    }
+
+    /// Forgets `key` (its invocation was refused, so a retry may run).
+    pub fn release_key(&self, key: &str) {
+        self.lock().keys.retain(|k| k.key != key);
     }
 
     /// Queues `frame` for one attached socket, after the notifications

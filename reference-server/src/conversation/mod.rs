@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use generation::{invoke, Invocation, Outcome};
+pub use generation::{invoke, invoke_as, Invocation, Outcome};
 pub use hub::{Fault, Hub, Outbound, Subscription};
 
 use crate::store::ContextRecord;

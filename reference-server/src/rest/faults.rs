@@ -3,9 +3,11 @@
 //! [`crate::Config::fault_injection`] is set.
 //!
 //! Body `{"context_id": …, "fault": "drop" | "close_1001" | "close_1011" |
-//! "close_4001"}`, authorized by a credential of the context's org. Every
-//! socket attached to the context then gets the fault, after the frames
-//! already queued for it. Answer: `{"success": true, "sockets": N}`.
+//! "close_4001" | "drop_before_answer"}`, authorized by a credential of the
+//! context's org. Every socket attached to the context then gets the
+//! fault, after the frames already queued for it (`drop_before_answer`
+//! waits for the socket's next invocation: the server takes it, then drops
+//! the connection before answering). Answer: `{"success": true, "sockets": N}`.
 
 use axum::extract::State;
 use axum::Json;
@@ -34,7 +36,9 @@ pub async fn inject(
     JsonBody(body): JsonBody<FaultRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let fault = Fault::parse(&body.fault).ok_or_else(|| {
-        ApiError::invalid_params("fault must be `drop` or `close_NNNN` (1000..=4999)")
+        ApiError::invalid_params(
+            "fault must be `drop`, `drop_before_answer` or `close_NNNN` (1000..=4999)",
+        )
     })?;
     match state.store.get_context(&body.context_id).await? {
         Some(c) if c.org_id == principal.org_id() => {}

@@ -31,7 +31,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::{close, WsQuery};
 use crate::admission::Admitted;
 use crate::auth::{authenticate, still_valid, Principal, Revoked};
-use crate::conversation::{invoke, Fault, Hub, Invocation, Outbound};
+use crate::conversation::{invoke, invoke_as, Fault, Hub, Invocation, Outbound};
 use crate::error::ApiError;
 use crate::jwt::TYPE_PUBLISHABLE;
 use crate::ratelimit::TokenBucket;
@@ -40,6 +40,9 @@ use crate::rest::client_keys::canonical_origin;
 use crate::secret::{sha256_hex, PUBLISHABLE_KEY_PREFIX};
 use crate::state::AppState;
 use crate::time::unix_now_ms;
+
+/// Longest `idempotency_key` accepted, bytes.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 
 /// Name the server advertises in `connect_to_context`.
 pub const SERVER_NAME: &str = "tokenrelay-server";
@@ -75,6 +78,11 @@ struct Session {
     over_rate: u32,
     /// Set when a reply must be followed by closing the socket.
     close_after: Option<(u16, &'static str)>,
+    /// The last request started an agent response.
+    invoked: bool,
+    /// Test hook (`drop_before_answer`): drop the socket once the next
+    /// invocation has been taken, before answering it.
+    drop_before_answer: bool,
 }
 
 /// What the frame-rate bucket says of one client frame.
@@ -175,6 +183,8 @@ pub async fn run(
         bucket: TokenBucket::new(limits.socket_frame_burst, limits.socket_frames_per_sec),
         over_rate: 0,
         close_after: None,
+        invoked: false,
+        drop_before_answer: false,
     };
 
     if let Some(token) = query.token {
@@ -262,6 +272,7 @@ pub async fn run(
                 Some(Outbound::Frame(frame)) => {
                     match write_live(&mut sink, &mut session, frame).await {
                         Ok(None) => {}
+                        Ok(Some(Fault::DropBeforeAnswer)) => session.drop_before_answer = true,
                         Ok(Some(fault)) => {
                             apply_fault(&mut sink, fault).await;
                             break;
@@ -269,6 +280,7 @@ pub async fn run(
                         Err(()) => break,
                     }
                 }
+                Some(Outbound::Fault(Fault::DropBeforeAnswer)) => session.drop_before_answer = true,
                 Some(Outbound::Fault(fault)) => {
                     apply_fault(&mut sink, fault).await;
                     break;
@@ -284,6 +296,12 @@ pub async fn run(
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
                         let replies = session.handle(text.as_str()).await;
+                        if std::mem::take(&mut session.invoked) && session.drop_before_answer {
+                            // Test hook: the server took the invocation and
+                            // the connection dies before the answer.
+                            tracing::info!("injecting fault: drop before the answer");
+                            break;
+                        }
                         let mut failed = false;
                         for reply in replies {
                             if timed(write_timeout, sink.feed(Message::Text(reply))).await.is_err() {
@@ -377,7 +395,7 @@ async fn apply_fault(sink: &mut Sink, fault: Fault) {
     match fault {
         // Returning drops the socket: the TCP connection ends with no
         // close frame, like a network cut.
-        Fault::Drop => {}
+        Fault::Drop | Fault::DropBeforeAnswer => {}
         Fault::Close(code) => send_close(sink, code, "fault injected").await,
     }
 }
@@ -536,7 +554,10 @@ impl Session {
                 .connect(params)
                 .await
                 .map(|(r, extra)| (Answer::Now(r), extra)),
-            other => self.call(other).await.map(|r| (r, Vec::new())),
+            other => self
+                .call(other, incoming.idempotency_key.as_deref())
+                .await
+                .map(|r| (r, Vec::new())),
         };
         match (outcome, id) {
             (Ok((Answer::Now(result), extra)), Some(id)) => {
@@ -731,7 +752,11 @@ impl Session {
     }
 
     /// Every method after the handshake.
-    async fn call(&mut self, request: ClientRequest) -> Result<Answer, ApiError> {
+    async fn call(
+        &mut self,
+        request: ClientRequest,
+        key: Option<&str>,
+    ) -> Result<Answer, ApiError> {
         let hub = self.hub.clone().ok_or_else(ApiError::not_connected)?;
         let invocation = match request {
             ClientRequest::ConnectToContext(_) => return Err(ApiError::internal()),
@@ -808,7 +833,44 @@ impl Session {
                 hub.context_id
             )));
         }
-        let (response_id, done) = invoke(&self.state, &hub, invocation).await?;
+        // The `idempotency` extension: a key seen before answers with the
+        // response it started (its frames come through the replay), and
+        // runs nothing. A base server has no such extension.
+        let key = key.filter(|_| !self.state.config.base_protocol);
+        let response_id = uuid::Uuid::new_v4().to_string();
+        if let Some(key) = key {
+            if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+                return Err(ApiError::invalid_params(format!(
+                    "idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes"
+                )));
+            }
+            let limits = &self.state.config.limits;
+            if let Some(original) = hub.claim_key(
+                key,
+                &response_id,
+                limits.idempotency_keys,
+                limits.idempotency_ttl,
+            ) {
+                tracing::debug!(context_id = %hub.context_id, response_id = %original, "repeated invocation");
+                return Ok(Answer::Now(json!({
+                    "success": true,
+                    "response_id": original,
+                    "repeated": true,
+                })));
+            }
+        }
+        let (response_id, done) = match invoke_as(&self.state, &hub, invocation, response_id).await
+        {
+            Ok(started) => started,
+            Err(e) => {
+                // Refused (busy, no credits): a retry with the key may run.
+                if let Some(key) = key {
+                    hub.release_key(key);
+                }
+                return Err(e);
+            }
+        };
+        self.invoked = true;
         if self.state.config.base_protocol {
             return Ok(Answer::AfterReply(done));
         }

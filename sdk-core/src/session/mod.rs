@@ -120,6 +120,16 @@ impl std::fmt::Debug for Action {
     }
 }
 
+/// A session's part of its idempotency keys: 16 hex digits drawn from
+/// `seed` (no `format!`: the browser build carries no formatting).
+fn key_prefix(seed: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let n = fastrand::Rng::with_seed(seed ^ 0x9E37_79B9_7F4A_7C15).u64(..);
+    (0..16)
+        .map(|i| char::from(HEX[((n >> (60 - 4 * i)) & 0xF) as usize]))
+        .collect()
+}
+
 /// `url` for `Debug`: every query value (a stream token, a client key) and
 /// any user info before the host replaced by `<redacted>`; the scheme, host,
 /// path and query keys stay, since they are what one debugs.
@@ -251,6 +261,9 @@ struct Pending {
     confirmed: bool,
     /// Sent on a socket that dropped before any sign the server got it.
     unconfirmed_at_drop: bool,
+    /// An invocation sent with an idempotency key: sent again, with the
+    /// same id and key, if its socket drops before the server confirms it.
+    resend: Option<(ClientRequest, String)>,
 }
 
 /// Requests sent and not yet settled, by wire id. Rarely more than a few,
@@ -334,6 +347,9 @@ pub struct Session {
     /// key is fetched at once without spending the 401 retry: the spare was
     /// never tried, so its refusal says nothing about the provider.
     from_spare: bool,
+    /// This session's part of every idempotency key (random per session;
+    /// the request id makes each key unique within it).
+    key_prefix: String,
 }
 
 impl Session {
@@ -363,6 +379,7 @@ impl Session {
             spare: Spare::Empty,
             spare_wanted: false,
             from_spare: false,
+            key_prefix: key_prefix(seed),
         }
     }
 
@@ -581,9 +598,18 @@ impl Session {
     }
 
     fn transmit(&mut self, id: RequestId, request: &ClientRequest, now: Timestamp) {
+        // With the `idempotency` extension an invocation carries a key, so
+        // it can be sent again after a drop without running twice.
+        let key = (request.invokes_agent() && self.idempotent()).then(|| {
+            let mut key = self.key_prefix.clone();
+            key.push('-');
+            key.push_str(&id.0.to_string());
+            key
+        });
         self.transmits
             .0
-            .push_back(request.encode(Some(&id.0.to_string())));
+            .push_back(request.encode_with_key(Some(&id.0.to_string()), key.as_deref()));
+        let resend = key.map(|k| (request.clone(), k));
         let (kind, timeout) = if request.invokes_agent() {
             self.acc.expect_response(id);
             (RequestKind::Invocation, self.config.invocation_timeout)
@@ -603,8 +629,45 @@ impl Session {
                 response_done: false,
                 confirmed: false,
                 unconfirmed_at_drop: false,
+                resend,
             },
         );
+    }
+
+    /// The server of the current connection takes idempotency keys.
+    fn idempotent(&self) -> bool {
+        self.server
+            .as_ref()
+            .is_some_and(|s| s.has(capability::IDEMPOTENCY))
+    }
+
+    /// Sends again every invocation that may have died with the last
+    /// socket, in the order they were first sent, with their ids and keys:
+    /// the server runs the ones it never got and answers the others with
+    /// their original outcome (their replies come through the replay).
+    fn resend_unconfirmed(&mut self, now: Timestamp) {
+        if !self.idempotent() {
+            return;
+        }
+        let mut ids: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.unconfirmed_at_drop && p.resend.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(p) = self.pending.get_mut(&id) else {
+                continue;
+            };
+            let Some((request, key)) = &p.resend else {
+                continue;
+            };
+            let frame = request.encode_with_key(Some(&id.to_string()), Some(key));
+            p.unconfirmed_at_drop = false;
+            p.deadline = now + p.timeout;
+            self.transmits.0.push_back(frame);
+        }
     }
 
     // -- inputs --------------------------------------------------------------
@@ -698,6 +761,7 @@ impl Session {
                 response_done: false,
                 confirmed: false,
                 unconfirmed_at_drop: false,
+                resend: None,
             },
         );
         self.phase = Phase::Authenticating {
@@ -998,8 +1062,10 @@ impl Session {
             resumed,
             server: server.map(Box::new),
         });
-        // Requests that may have died with the last socket get one quiet
-        // request timeout from now to show a sign of life.
+        // Invocations that may have died with the last socket are sent
+        // again when the server de-duplicates them; the others get one
+        // quiet request timeout from now to show a sign of life.
+        self.resend_unconfirmed(now);
         let quiet_until = now + self.config.request_timeout;
         for (_, p) in self.pending.iter_mut() {
             if p.unconfirmed_at_drop {
@@ -1090,7 +1156,7 @@ impl Session {
         // Invocations survive only if the server can replay their responses.
         if !(self.resume_offered && self.config.resume) {
             self.cut_in_flight(cause);
-        } else if self.early_acks {
+        } else if self.early_acks || self.idempotent() {
             // An invocation the server never confirmed may have died with the
             // socket. If it reached the server, its response shows up in the
             // replay or after the responses ahead of it; if nothing shows for

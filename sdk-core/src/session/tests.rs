@@ -1417,3 +1417,94 @@ fn a_half_without_its_partner_becomes_a_replacement_character() {
     assert_eq!(completed(&ev)[0].text, "a\u{FFFD}b\u{FFFD}cd\u{FFFD}");
     assert_eq!(tokens_of(&ev).concat(), completed(&ev)[0].text);
 }
+
+// -- idempotent invocations (issue #17) --------------------------------------
+
+const IDEMPOTENT: [&str; 3] = ["seq", "resume", "idempotency"];
+
+/// Reconnects after a drop, resuming; returns the frames sent after the
+/// connect result.
+fn reconnect_and_resume(h: &mut Harness, caps: &[&str]) -> Vec<Value> {
+    let req = h.open();
+    h.answer(
+        &req,
+        json!({"success": true, "resumed": true,
+            "server": {"name": "t", "version": "1", "capabilities": caps}}),
+    );
+    assert!(h.s.state().is_connected());
+    h.take_sent()
+}
+
+#[test]
+fn an_invocation_the_server_never_confirmed_is_sent_again_with_its_key() {
+    let mut h = Harness::new();
+    h.connect(&IDEMPOTENT);
+    let first = h.s.send_message("one", h.now).unwrap();
+    let second = h.s.send_message("two", h.now).unwrap();
+    let sent = h.take_sent();
+    let key_of = |f: &Value| f["idempotency_key"].as_str().unwrap().to_owned();
+    let keys: Vec<String> = sent.iter().map(key_of).collect();
+    assert_ne!(keys[0], keys[1], "one key per invocation");
+    // The socket dies before either is confirmed.
+    h.drop_socket(Some(1006));
+    let again = reconnect_and_resume(&mut h, &IDEMPOTENT);
+    assert_eq!(again.len(), 2, "both sent again: {again:?}");
+    for (frame, (id, key)) in again.iter().zip([(first, &keys[0]), (second, &keys[1])]) {
+        assert_eq!(frame["method"], "add_message");
+        assert_eq!(frame["id"], id.0.to_string());
+        assert_eq!(&key_of(frame), key, "the same key");
+    }
+    // The server had run the first: it answers with the original response,
+    // whose replay then completes the request exactly once.
+    h.answer(
+        &again[0],
+        json!({"success": true, "response_id": "r1", "repeated": true}),
+    );
+    h.answer(&again[1], json!({"success": true, "response_id": "r2"}));
+    for f in [
+        token("r1", "a", Some(1)),
+        stop("r1", Some(2)),
+        token("r2", "b", Some(3)),
+        stop("r2", Some(4)),
+    ] {
+        h.frame(&f);
+    }
+    let ev = h.take_events();
+    let done = completed(&ev);
+    assert_eq!(done.len(), 2);
+    assert_eq!(
+        (done[0].request_id, done[0].text.as_str()),
+        (Some(first), "a")
+    );
+    assert_eq!(
+        (done[1].request_id, done[1].text.as_str()),
+        (Some(second), "b")
+    );
+    assert!(failed(&ev).is_empty());
+}
+
+#[test]
+fn a_confirmed_invocation_is_not_sent_again() {
+    let mut h = Harness::new();
+    h.connect(&IDEMPOTENT);
+    let id = h.s.send_message("one", h.now).unwrap();
+    let sent = h.take_sent();
+    h.answer(&sent[0], json!({"success": true, "response_id": "r1"}));
+    h.frame(&token("r1", "a", Some(1)));
+    h.drop_socket(Some(1006));
+    assert!(reconnect_and_resume(&mut h, &IDEMPOTENT).is_empty());
+    h.frame(&stop("r1", Some(2)));
+    let done = completed(&h.take_events());
+    assert_eq!(done[0].request_id, Some(id));
+}
+
+#[test]
+fn without_the_extension_no_key_is_sent_and_nothing_is_sent_again() {
+    let mut h = Harness::new();
+    h.connect(&["seq", "resume"]);
+    h.s.send_message("one", h.now).unwrap();
+    let sent = h.take_sent();
+    assert!(sent[0].get("idempotency_key").is_none(), "{}", sent[0]);
+    h.drop_socket(Some(1006));
+    assert!(reconnect_and_resume(&mut h, &["seq", "resume"]).is_empty());
+}

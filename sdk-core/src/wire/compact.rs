@@ -895,7 +895,11 @@ fn agent(v: &Value) -> Option<super::Agent> {
 
 /// [`ClientRequest::encode`] for the compact build: byte for byte what
 /// serde_json writes.
-pub(crate) fn encode_request(request: &ClientRequest, id: Option<&str>) -> String {
+pub(crate) fn encode_request(
+    request: &ClientRequest,
+    id: Option<&str>,
+    idempotency_key: Option<&str>,
+) -> String {
     let mut out = String::with_capacity(64);
     out.push_str("{\"method\":");
     write_str(&mut out, request.method());
@@ -943,6 +947,10 @@ pub(crate) fn encode_request(request: &ClientRequest, id: Option<&str>) -> Strin
     if let Some(id) = id {
         out.push_str(",\"id\":");
         write_str(&mut out, id);
+    }
+    if let Some(key) = idempotency_key {
+        out.push_str(",\"idempotency_key\":");
+        write_str(&mut out, key);
     }
     out.push('}');
     out
@@ -1328,10 +1336,12 @@ mod tests {
         ];
         for r in &requests {
             for id in [None, Some("17")] {
-                assert_eq!(
-                    encode_request(r, id),
-                    super::super::encode_request_with_serde(r, id)
-                );
+                for key in [None, Some("5f3a-17")] {
+                    assert_eq!(
+                        encode_request(r, id, key),
+                        super::super::encode_request_with_serde(r, id, key)
+                    );
+                }
             }
         }
     }

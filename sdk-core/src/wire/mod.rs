@@ -93,12 +93,12 @@ pub mod fuzzing {
 
     /// A request written by the compact writer.
     pub fn compact_encode_request(request: &ClientRequest, id: Option<&str>) -> String {
-        super::compact::encode_request(request, id)
+        super::compact::encode_request(request, id, None)
     }
 
     /// A request written by serde (the reference).
     pub fn serde_encode_request(request: &ClientRequest, id: Option<&str>) -> String {
-        super::encode_request_with_serde(request, id)
+        super::encode_request_with_serde(request, id, None)
     }
 }
 
@@ -115,8 +115,18 @@ pub mod capability {
     pub const STOP_REASON: &str = "stop_reason";
     /// The socket may be opened with a single-use `?token=pub_tok_…`.
     pub const STREAM_TOKEN: &str = "stream_token";
+    /// An invocation may carry an `idempotency_key`; the server answers a
+    /// repeat with the original outcome instead of running it again.
+    pub const IDEMPOTENCY: &str = "idempotency";
     /// Every capability the reference server implements.
-    pub const ALL: [&str; 5] = [SEQ, RESUME, ERROR_CODES, STOP_REASON, STREAM_TOKEN];
+    pub const ALL: [&str; 6] = [
+        SEQ,
+        RESUME,
+        ERROR_CODES,
+        STOP_REASON,
+        STREAM_TOKEN,
+        IDEMPOTENCY,
+    ];
 }
 
 /// Method names, client to server.
@@ -202,17 +212,27 @@ impl ClientRequest {
 
     /// Encodes the request as one text frame, with `id` when given.
     pub fn encode(&self, id: Option<&str>) -> String {
+        self.encode_with_key(id, None)
+    }
+
+    /// [`ClientRequest::encode`], with an `idempotency_key` beside the `id`
+    /// (the `idempotency` extension, `docs/protocol.md` §3.8).
+    pub fn encode_with_key(&self, id: Option<&str>, key: Option<&str>) -> String {
         #[cfg(target_arch = "wasm32")]
-        return compact::encode_request(self, id);
+        return compact::encode_request(self, id, key);
         #[cfg(not(target_arch = "wasm32"))]
-        encode_request_with_serde(self, id)
+        encode_request_with_serde(self, id, key)
     }
 }
 
 /// [`ClientRequest::encode`] with serde_json: the reference, and what
 /// native builds use.
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-fn encode_request_with_serde(request: &ClientRequest, id: Option<&str>) -> String {
+fn encode_request_with_serde(
+    request: &ClientRequest,
+    id: Option<&str>,
+    idempotency_key: Option<&str>,
+) -> String {
     {
         #[derive(Serialize)]
         struct Framed<'a> {
@@ -220,9 +240,16 @@ fn encode_request_with_serde(request: &ClientRequest, id: Option<&str>) -> Strin
             request: &'a ClientRequest,
             #[serde(skip_serializing_if = "Option::is_none")]
             id: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            idempotency_key: Option<&'a str>,
         }
         // Serializing plain strings and maps into a String cannot fail.
-        serde_json::to_string(&Framed { request, id }).unwrap_or_default()
+        serde_json::to_string(&Framed {
+            request,
+            id,
+            idempotency_key,
+        })
+        .unwrap_or_default()
     }
 }
 
@@ -276,6 +303,8 @@ pub struct IncomingRequest {
     /// The decoded request, or the reason it could not be decoded
     /// (unknown method, missing or wrongly typed params).
     pub request: Result<ClientRequest, String>,
+    /// The `idempotency` extension's key, beside the `id`.
+    pub idempotency_key: Option<String>,
 }
 
 /// Decodes a client frame (server side). Invalid JSON or a frame without a
@@ -290,6 +319,8 @@ pub fn decode_client_frame(text: &str) -> Result<IncomingRequest, ProtocolError>
         params: Option<&'a RawValue>,
         #[serde(default, deserialize_with = "de_id")]
         id: Option<String>,
+        #[serde(default)]
+        idempotency_key: Option<String>,
     }
     let raw: Raw<'_> = serde_json::from_str(text).map_err(|e| ProtocolError::InvalidJson {
         message: e.to_string(),
@@ -304,6 +335,7 @@ pub fn decode_client_frame(text: &str) -> Result<IncomingRequest, ProtocolError>
         id: raw.id,
         method,
         request,
+        idempotency_key: raw.idempotency_key,
     })
 }
 
