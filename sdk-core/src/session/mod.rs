@@ -1168,6 +1168,24 @@ impl Session {
                 }
             }
         }
+        if self.resume_offered && self.config.resume {
+            // An answer that was due on this socket will never come (results
+            // are not replayed), except to an invocation sent again with its
+            // key: the others' replies are whole at their stop from now on.
+            let resent = self.idempotent();
+            let unanswerable: Vec<u64> = self
+                .pending
+                .iter()
+                .filter(|(_, p)| {
+                    p.kind == RequestKind::Invocation
+                        && !(resent && p.unconfirmed_at_drop && p.resend.is_some())
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for id in unanswerable {
+                self.acc.answered(RequestId(id), &mut self.events);
+            }
+        }
         self.phase = Phase::Waiting {
             until: None,
             suspended: false,
