@@ -1,5 +1,8 @@
 //! `tokenrelay-server`: run the reference server, or bootstrap its first
-//! org. Every flag also reads a `TOKENRELAY_*` environment variable.
+//! org. Every flag also reads a `TOKENRELAY_*` environment variable, and a
+//! TOML config file (`--config FILE` or `TOKENRELAY_CONFIG`) whose keys are
+//! the flags' names: a flag wins over the environment, which wins over the
+//! file.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -138,6 +141,10 @@ struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "TOKENRELAY_LOG_JSON", global = true)]
     log_json: bool,
+    /// A TOML config file: flag names as keys (read before the flags;
+    /// flags and `TOKENRELAY_*` variables win over it).
+    #[arg(long, env = "TOKENRELAY_CONFIG", global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -362,6 +369,17 @@ impl LimitArgs {
 enum Command {
     /// Serve (the default).
     Serve,
+    /// Check the config (file, environment, flags) and exit: 0 when it is
+    /// usable, 2 with the reason when not.
+    CheckConfig,
+    /// Print the effective config as TOML, secrets masked.
+    PrintConfig,
+    /// Write a consistent copy of the SQLite store to FILE (online: the
+    /// server may be running), readable only by its owner.
+    Backup {
+        /// Where to write the copy (must not exist).
+        file: PathBuf,
+    },
     /// Create an org and print its org API key (shown this once).
     Bootstrap {
         /// The org's name.
@@ -425,8 +443,114 @@ fn builder(cli: &Cli) -> ServerBuilder {
     }
 }
 
+/// Loads the config file named by `--config` or `TOKENRELAY_CONFIG` into
+/// the environment, under each flag's `TOKENRELAY_*` name, where the
+/// environment does not already set it (flags are parsed afterwards and
+/// win over both). Keys are flag names (`max-connections` or
+/// `max_connections`); a list is written as a TOML array.
+fn load_config_file() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let from_flag = args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--config=").map(str::to_owned).or_else(|| {
+            (a == "--config")
+                .then(|| args.get(i + 1).cloned())
+                .flatten()
+        })
+    });
+    let Some(path) = from_flag.or_else(|| std::env::var("TOKENRELAY_CONFIG").ok()) else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("config file {path}: {e}"))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("config file {path}: {e}"))?;
+    let command = <Cli as clap::CommandFactory>::command();
+    for (key, value) in table {
+        let flag = key.replace('_', "-");
+        let env = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(flag.as_str()))
+            .and_then(|a| a.get_env())
+            .ok_or_else(|| format!("config file {path}: unknown setting `{key}`"))?;
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        };
+        if std::env::var_os(env).is_none() {
+            // Single-threaded here: nothing else reads the environment yet.
+            unsafe { std::env::set_var(env, text) };
+        }
+    }
+    Ok(())
+}
+
+/// The effective settings, one `key = value` line each, secrets masked.
+fn print_config() {
+    let command = <Cli as clap::CommandFactory>::command();
+    let matches = command.clone().get_matches();
+    println!(
+        "# tokenrelay-server {}: the effective config",
+        env!("CARGO_PKG_VERSION")
+    );
+    for arg in command.get_arguments() {
+        let (Some(long), id) = (arg.get_long(), arg.get_id().as_str()) else {
+            continue;
+        };
+        if matches!(long, "config" | "help" | "version") {
+            continue;
+        }
+        let Some(values) = matches.get_raw(id) else {
+            continue;
+        };
+        let values: Vec<String> = values.map(|v| v.to_string_lossy().into_owned()).collect();
+        let shown = if arg.is_hide_env_values_set() {
+            "\"<secret>\"".to_owned()
+        } else if values.len() == 1 {
+            toml::Value::String(values[0].clone()).to_string()
+        } else {
+            toml::Value::Array(values.into_iter().map(toml::Value::String).collect()).to_string()
+        };
+        println!("{} = {shown}", long.replace('-', "_"));
+    }
+}
+
+/// `backup FILE`: `VACUUM INTO`, SQLite's consistent online copy, then
+/// mode 0600 (the copy holds the JWT secret and key hashes).
+fn backup(db: &str, file: &std::path::Path) -> Result<(), String> {
+    if db == ":memory:" {
+        return Err("backup: an in-memory store has nothing to copy".into());
+    }
+    if file.exists() {
+        return Err(format!(
+            "backup: {} exists; not overwriting it",
+            file.display()
+        ));
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("backup: cannot open {db}: {e}"))?;
+    let target = file.to_str().ok_or("backup: the file name is not UTF-8")?;
+    conn.execute("VACUUM INTO ?1", [target])
+        .map_err(|e| format!("backup: {e}"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("backup: {e}"))?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    if let Err(e) = load_config_file() {
+        eprintln!("tokenrelay-server: {e}");
+        std::process::exit(2);
+    }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENRELAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -442,6 +566,34 @@ async fn main() -> std::io::Result<()> {
     }
 
     match &cli.command {
+        Some(Command::CheckConfig) => {
+            // Building the state opens the store and checks the secrets.
+            let checked = builder(&cli).build_state().await;
+            match checked {
+                Ok(_) => {
+                    println!("config ok");
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("tokenrelay-server: config not usable: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        Some(Command::PrintConfig) => {
+            print_config();
+            Ok(())
+        }
+        Some(Command::Backup { file }) => match backup(&cli.db, file) {
+            Ok(()) => {
+                println!("backup written to {}", file.display());
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("tokenrelay-server: {e}");
+                std::process::exit(2);
+            }
+        },
         Some(Command::Bootstrap { org_name, credits }) => {
             let (state, _stop) = builder(&cli).build_state().await?;
             let (org_id, key) = tokenrelay_server::server::bootstrap_org(&state, org_name).await?;
@@ -464,6 +616,12 @@ async fn main() -> std::io::Result<()> {
             Ok(())
         }
         Some(Command::Serve) | None => {
+            if matches!(cli.engine, EngineKind::Scripted) {
+                tracing::warn!(
+                    "engine `scripted`: every reply is canned from directives in the message \
+                     (for tests and demos); use --engine openai for a real model"
+                );
+            }
             let server = builder(&cli).spawn().await?;
             tracing::info!(http = %server.http_url(), ws = %server.ws_url(), "ready");
             shutdown_signal().await;

@@ -58,12 +58,14 @@ pub fn router(state: AppState) -> Router {
             post(client_keys::create).delete(client_keys::delete),
         )
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/ws", get(crate::ws::upgrade))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             record_latency,
         ))
         .fallback(|| async { ApiError::not_found("No such route") })
+        .layer(axum::middleware::from_fn(access_log))
         // A body must be small and arrive in time; the header deadline is
         // the accept loop's.
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
@@ -92,6 +94,54 @@ async fn record_latency(State(state): State<AppState>, request: Request, next: N
         state.metrics.request_latency(&route, started.elapsed());
     }
     response
+}
+
+/// Response header carrying the request id the access log names.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// One access-log line per HTTP request (target
+/// `tokenrelay_server::access`): method, path without its query (a stream
+/// token rides there), status, milliseconds and a request id, which the
+/// response echoes in `x-request-id`. No header, body or credential is
+/// ever logged. A WebSocket upgrade logs its `101` when it is answered.
+async fn access_log(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let started = Instant::now();
+    let mut response = next.run(request).await;
+    let status = response.status().as_u16();
+    tracing::info!(
+        target: "tokenrelay_server::access",
+        request_id = %id,
+        method = %method,
+        path = %path,
+        status,
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// Ready to serve: the store answers. (Alive is `/health`.)
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.store.get_context("readiness-probe").await {
+        Ok(_) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: the store does not answer");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({
+                    "status": "unavailable",
+                    "error": "the store does not answer",
+                })),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn health(State(state): State<AppState>) -> Response {
