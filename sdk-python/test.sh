@@ -53,7 +53,9 @@ step "mypy --strict on the examples"
 step "pytest"
 cd "$HERE"
 "$VENV/bin/python" -c 'import tokenrelay, sys; assert "site-packages" in tokenrelay.__file__, tokenrelay.__file__'
-"$VENV/bin/python" -m pytest tests -q -p no:cacheprovider
+# -rs: the summary names every skipped test (the scenarios a base-protocol
+# server cannot pass, by name).
+"$VENV/bin/python" -m pytest tests -q -rs -p no:cacheprovider
 
 step "latency, short (bench/latency.py; bench/latency.sh runs every round)"
 exec "$VENV/bin/python" bench/latency.py --short

@@ -66,10 +66,7 @@ impl NativeClient {
         if let Some(t) = secs(invocation_timeout) {
             b = b.invocation_timeout(t);
         }
-        let inner = b
-            .refresh_ahead(refresh_ahead)
-            .build()
-            .map_err(to_pyerr)?;
+        let inner = b.refresh_ahead(refresh_ahead).build().map_err(to_pyerr)?;
         Ok(NativeClient { inner, event_loop })
     }
 
@@ -186,7 +183,9 @@ impl NativeConnection {
         })
     }
 
-    /// `responses`: `(tool_call_id, response)` pairs.
+    /// `responses`: `(tool_call_id, response)` pairs. Resolves with the
+    /// agent's whole continuation (a `tokenrelay.Response`), which may
+    /// itself end with client-side tool calls.
     fn send_tool_responses<'py>(
         &self,
         py: Python<'py>,
@@ -201,10 +200,8 @@ impl NativeConnection {
             })
             .collect();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            conn.send_tool_responses(params)
-                .await
-                .map(|id| id.0)
-                .map_err(to_pyerr)
+            let response = conn.answer_tools(params).await.map_err(to_pyerr)?;
+            Python::attach(|py| response_to_py(py, &Classes::get(py)?, &response))
         })
     }
 

@@ -71,8 +71,12 @@ RELAXED_LIMITS = [
 
 
 @contextlib.contextmanager
-def run_server(rate_limit: int = 1_000_000, credits: Optional[int] = None) -> Iterator[Server]:
-    """Bootstraps an org in a fresh store and serves it on 127.0.0.1:0."""
+def run_server(
+    rate_limit: int = 1_000_000, credits: Optional[int] = None, base_protocol: bool = False
+) -> Iterator[Server]:
+    """Bootstraps an org in a fresh store and serves it on 127.0.0.1:0;
+    ``base_protocol`` starts it with ``--base-protocol`` (the hosted
+    service's behaviour: no extensions, results after the reply)."""
     binary = _server_binary()
     with tempfile.TemporaryDirectory(prefix="tokenrelay-pytest-") as tmp:
         db = str(Path(tmp) / "store.sqlite3")
@@ -84,7 +88,16 @@ def run_server(rate_limit: int = 1_000_000, credits: Optional[int] = None) -> It
         fields = dict(line.split("=", 1) for line in out.split() if "=" in line)
         env = dict(os.environ, TOKENRELAY_LOG="info", NO_COLOR="1")
         proc = subprocess.Popen(
-            [str(binary), *common, "--bind", "127.0.0.1:0", "--fault-injection", *RELAXED_LIMITS, "serve"],
+            [
+                str(binary),
+                *common,
+                "--bind",
+                "127.0.0.1:0",
+                "--fault-injection",
+                *RELAXED_LIMITS,
+                *(["--base-protocol"] if base_protocol else []),
+                "serve",
+            ],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
@@ -126,6 +139,13 @@ def run_server(rate_limit: int = 1_000_000, credits: Optional[int] = None) -> It
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
     with run_server() as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def base_server() -> Iterator[Server]:
+    """A second server, in base-protocol mode (``--base-protocol``)."""
+    with run_server(base_protocol=True) as s:
         yield s
 
 

@@ -1,5 +1,13 @@
 """Every scenario of tests/scenarios/ played through the Python SDK, the
-way tests/e2e/src/scenario.rs plays it through Rust."""
+way tests/e2e/src/scenario.rs plays it through Rust, against a normal
+server and against one in base-protocol mode (``--base-protocol``: what the
+hosted service does, no extensions, a reply's client-side tool calls and
+events after its stop, the request's result last).
+
+A step's ``send`` is ``ask()`` and its ``tool_responses`` is
+``send_tool_responses()``: what they return must be the step's response as
+its ``ResponseComplete`` event carries it, and whole (tool calls and events
+attached) with no waiting for notifications after it."""
 
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ from conftest import SCENARIOS, CountingProvider, Server, client_for, new_contex
 
 WAIT = 30.0
 FILES = sorted(SCENARIOS.glob("*.json"))
+Call = Optional["asyncio.Future[tokenrelay.Response]"]
 
 
 async def inject(server: Server, conn: tokenrelay.Connection, context_id: str, fault: str) -> None:
@@ -30,10 +39,16 @@ async def follow(
     server: Server,
     conn: tokenrelay.Connection,
     context_id: str,
-    request: Optional[int],
+    call: Call,
     step: Dict[str, Any],
     seen: Set[str],
 ) -> tokenrelay.Response:
+    """Reads events until the step's response completes, injecting faults.
+    With ``call`` (the step's ``ask`` or ``send_tool_responses``: one
+    request at a time here) the step's response is the next one a request
+    caused, and the call must return it; without, the next one no request
+    caused (the agent speaking first)."""
+    caused = call is not None
     mine: Optional[str] = None
     tokens = 0
     pending = [f for f in step.get("faults", []) if "after_tokens" in f]
@@ -41,7 +56,7 @@ async def follow(
         event = await asyncio.wait_for(conn.next_event(), WAIT)
         assert event is not None, "the connection ended"
         match event:
-            case ev.ResponseStarted(response_id, request_id) if request_id == request and mine is None:
+            case ev.ResponseStarted(response_id, request_id) if mine is None and (request_id is not None) == caused:
                 mine = response_id
             case ev.Token(response_id, _) if response_id == mine:
                 tokens += 1
@@ -51,25 +66,18 @@ async def follow(
             case ev.ResponseComplete(r):
                 assert r.id not in seen, f"response {r.id} completed twice"
                 seen.add(r.id)
-                if r.request_id == request and (mine is None or mine == r.id):
-                    if "events" in step["expect"] and not r.events:
-                        return await wait_for_events(conn, r)
-                    return r
-            case ev.RequestFailed(request_id, error) if request_id == request:
+                if r.id == mine or (mine is None and (r.request_id is not None) == caused):
+                    if call is None:
+                        return r
+                    returned = await asyncio.wait_for(call, WAIT)
+                    assert returned == r, f"the call returned {returned!r}, the event carried {r!r}"
+                    return returned
+            case ev.RequestFailed(_, error) if caused:
                 raise AssertionError(f"the request failed: {error!r}")
             case ev.ErrorEvent(error):
                 raise AssertionError(f"error event: {error!r}")
             case ev.StateChanged(state, _, _, cause) if state in ("closed", "failed"):
                 raise AssertionError(f"the connection ended: {cause!r}")
-
-
-async def wait_for_events(conn: tokenrelay.Connection, r: tokenrelay.Response) -> tokenrelay.Response:
-    while True:
-        event = await asyncio.wait_for(conn.next_event(), WAIT)
-        if isinstance(event, ev.AgentEvents) and event.response_id == r.id:
-            got = await conn.response(r.id)
-            assert got is not None, "response evicted"
-            return got
 
 
 async def reconnected(conn: tokenrelay.Connection) -> None:
@@ -112,10 +120,32 @@ def check(expect: Dict[str, Any], r: tokenrelay.Response, fetches: int) -> None:
     assert not problems, "; ".join(problems)
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
-async def test_scenario(path: Path, server: Server, admin: tokenrelay.AdminClient, provider: CountingProvider) -> None:
+def _needs(path: Path) -> List[str]:
+    return list(json.loads(path.read_text()).get("needs", []))
+
+
+# Every file against both servers. A scenario that needs an extension says
+# so ("needs") and is skipped by name in base mode; test.sh runs pytest
+# with -rs, so the summary counts and names them.
+CASES = [(mode, p) for mode in ("full", "base") for p in FILES]
+
+
+def test_most_scenarios_run_in_base_mode() -> None:
+    skipped = [f"{p.stem} (needs {', '.join(_needs(p))})" for p in FILES if _needs(p)]
+    print(f"base protocol: {len(FILES) - len(skipped)} scenarios run, {len(skipped)} skipped: {'; '.join(skipped)}")
+    assert len(skipped) < len(FILES) / 2, f"most scenarios must run in base mode: {skipped}"
+
+
+@pytest.mark.parametrize(("mode", "path"), CASES, ids=[f"{m}-{p.stem}" for m, p in CASES])
+async def test_scenario(mode: str, path: Path, request: pytest.FixtureRequest) -> None:
     scenario = json.loads(path.read_text())
     assert scenario["name"] == path.stem
+    needs = scenario.get("needs", [])
+    if mode == "base" and needs:
+        pytest.skip(f"base protocol: scenario {scenario['name']} needs {', '.join(needs)}")
+    server: Server = request.getfixturevalue("server" if mode == "full" else "base_server")
+    admin = tokenrelay.AdminClient(server.http_url, server.org_key)
+    provider = CountingProvider(admin, server.org_id)
     agent = scenario.get("agent", {})
     context_id = await new_context(admin, agent.get("prompt", ""), agent.get("agent_speaks_first", False))
     client = client_for(server, provider)
@@ -123,20 +153,24 @@ async def test_scenario(path: Path, server: Server, admin: tokenrelay.AdminClien
     previous: Optional[tokenrelay.Response] = None
     async with client.connect(context_id) as conn:
         for i, step in enumerate(scenario["steps"]):
-            request: Optional[int]
+            call: Call
             if "send" in step:
-                request = await conn.send_message(step["send"])
+                call = asyncio.ensure_future(conn.ask(step["send"]))
             elif "tool_responses" in step:
                 assert previous is not None
                 answers = [
                     (previous.client_side_tool_calls[a["call"]]["tool_call_id"], a["response"])
                     for a in step["tool_responses"]
                 ]
-                request = await conn.send_tool_responses(answers)
+                call = asyncio.ensure_future(conn.send_tool_responses(answers))
             else:
                 assert step.get("await_unsolicited"), f"step {i} has nothing to do"
-                request = None
-            r = await asyncio.wait_for(follow(server, conn, context_id, request, step, seen), WAIT)
+                call = None
+            try:
+                r = await asyncio.wait_for(follow(server, conn, context_id, call, step, seen), WAIT)
+            finally:
+                if call is not None and not call.done():
+                    call.cancel()
             for f in step.get("faults", []):
                 if f.get("after_reply"):
                     await inject(server, conn, context_id, f["fault"])

@@ -227,10 +227,19 @@ class Connection:
 
     async def send_tool_responses(
         self, responses: Union[Mapping[str, str], Iterable[Tuple[str, str]]]
-    ) -> int:
+    ) -> Response:
         """Answers client-side tool calls: ``{tool_call_id: response}`` or
-        ``(tool_call_id, response)`` pairs. The agent continues with a new
-        response bound to the returned request id."""
+        ``(tool_call_id, response)`` pairs, and returns the agent's whole
+        continuation, as :meth:`ask` does for a message (tokens still arrive
+        as events meanwhile). The continuation is a new response, and it may
+        itself end with client-side tool calls; a tool loop is::
+
+            reply = await conn.ask("Where am I?")
+            while reply.client_side_tool_calls:
+                reply = await conn.send_tool_responses(
+                    {c["tool_call_id"]: run_tool(c) for c in reply.client_side_tool_calls}
+                )
+        """
         pairs = list(responses.items()) if isinstance(responses, Mapping) else list(responses)
         return await self._native.send_tool_responses(pairs)
 
