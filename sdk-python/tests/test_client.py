@@ -289,9 +289,9 @@ async def test_a_key_always_refused_settles_connect_unauthorized_and_stops_askin
     # the schedule allows in 1.5 s (3 immediate calls, then jittered waits:
     # 8 of them fitting in 1.5 s is a ~1e-8 chance).
     assert 2 <= calls <= 10, calls
-    # Closed: no more calls. A fetch the core started as the deadline fell
-    # is dropped only once connect has returned, so its coroutine may still
-    # begin just after: at most that one call. Waits for a second one
+    # Closed: no more calls. The core drops a fetch in flight before connect
+    # returns, but a coroutine it had already handed to the event loop may
+    # still take its first step just after: at most that one call. Waits for a second one
     # itself, bounded by the longest retry delay the schedule could have had
     # next.
     with pytest.raises(asyncio.TimeoutError):

@@ -21,7 +21,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::queue::EventQueue;
 use crate::error::Error;
-use crate::event::{Event, RequestId, Response, StateChange};
+use crate::event::{ConnectionState, Event, RequestId, Response, StateChange};
 use crate::provider::{BoxFuture, TokenProvider};
 use crate::session::{Action, Session};
 use crate::time::Timestamp;
@@ -338,6 +338,13 @@ impl Loop {
         };
         match event {
             Event::StateChanged(change) => {
+                if matches!(change.state, ConnectionState::Failed | ConnectionState::Closed) {
+                    // Cancel the provider call and the socket being opened
+                    // before `connect()` (which watches this state) can
+                    // return: afterwards no provider call may be starting.
+                    self.fetching = None;
+                    self.opening = None;
+                }
                 if let Some(cause) = &change.cause {
                     self.d.last_cause.send_replace(Some(cause.clone()));
                 }
@@ -366,6 +373,11 @@ impl Loop {
     }
 
     fn finish(mut self) {
+        // Cancel the provider call and the socket being opened *before*
+        // anyone learns the connection ended: once `connect()` has
+        // returned, no provider call may still be starting.
+        self.fetching = None;
+        self.opening = None;
         let cause = self.d.state.borrow().cause.clone().unwrap_or(Error::Closed);
         for (_, tx) in self.acks.drain() {
             let _ = tx.send(Err(cause.clone()));
