@@ -1,11 +1,12 @@
 //! The compact codec: a small hand-written JSON reader and writer for the
-//! client side of the wire, used instead of serde_json's when the crate is
-//! built for `wasm32` (the browser package), where every byte of code is
-//! downloaded by a page. serde's generated visitors, monomorphised per type
-//! and per deserializer, were about a third of the browser bundle.
+//! client side of the wire, the one decoder of server frames on every
+//! target. It was written for `wasm32` (the browser package), where every
+//! byte of code is downloaded by a page: serde's generated visitors,
+//! monomorphised per type and per deserializer, were about a third of the
+//! browser bundle; on native it is as fast (`benches/decoders.rs`).
 //!
 //! It gives frames the same meaning as the serde decoders in `super`, which
-//! stay the reference (and what native builds use): the same values, and
+//! stay the reference (compiled for tests and fuzzing only): the same values, and
 //! the same [`ProtocolError`] variant for every frame either refuses. The
 //! differential tests at the end of this file (a fixed corpus and a
 //! property test over generated frames) hold the two together. Error *wording* differs:
