@@ -338,7 +338,10 @@ impl Loop {
         };
         match event {
             Event::StateChanged(change) => {
-                if matches!(change.state, ConnectionState::Failed | ConnectionState::Closed) {
+                if matches!(
+                    change.state,
+                    ConnectionState::Failed | ConnectionState::Closed
+                ) {
                     // Cancel the provider call and the socket being opened
                     // before `connect()` (which watches this state) can
                     // return: afterwards no provider call may be starting.
