@@ -150,12 +150,13 @@ impl NativeConnection {
             .0)
     }
 
-    /// Answers client-side tool calls; the agent continues in a new reply
-    /// bound to the returned request id.
+    /// Answers client-side tool calls and waits for the agent's whole
+    /// continuation (a new reply, as `ask` returns one for a message),
+    /// which may itself end with client-side tool calls.
     pub async fn send_tool_responses(
         &self,
         responses: Vec<ToolAnswer>,
-    ) -> Result<u64, TokenRelayError> {
+    ) -> Result<Response, TokenRelayError> {
         let params = responses
             .into_iter()
             .map(|a| ToolResponseParam {
@@ -163,7 +164,7 @@ impl NativeConnection {
                 response: a.response,
             })
             .collect();
-        Ok(self.requests.send_tool_responses(params).await?.0)
+        Ok((&self.requests.answer_tools(params).await?).into())
     }
 
     /// A response by id (streaming, or one of the recently completed).

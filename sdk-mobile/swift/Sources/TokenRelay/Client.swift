@@ -119,9 +119,19 @@ public final class Connection: @unchecked Sendable {
         try await native.setLastMessages(humanMessage: human, aiMessage: ai)
     }
 
-    /// Answers client-side tool calls; the agent continues in a new reply.
+    /// Answers client-side tool calls and returns the agent's whole
+    /// continuation, as `ask` does for a message (tokens still arrive on
+    /// `events` meanwhile). The continuation is a new reply and may itself
+    /// end with client-side tool calls:
+    ///
+    ///     var reply = try await conn.ask("Where am I?")
+    ///     while !reply.clientSideToolCalls.isEmpty {
+    ///         reply = try await conn.sendToolResponses(reply.clientSideToolCalls.map {
+    ///             ToolAnswer(toolCallId: $0.toolCallId, response: runTool($0))
+    ///         })
+    ///     }
     @discardableResult
-    public func sendToolResponses(_ answers: [ToolAnswer]) async throws -> UInt64 {
+    public func sendToolResponses(_ answers: [ToolAnswer]) async throws -> Response {
         try await native.sendToolResponses(responses: answers)
     }
 

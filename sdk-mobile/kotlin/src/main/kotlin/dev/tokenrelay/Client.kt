@@ -123,12 +123,24 @@ class Connection internal constructor(private val native: NativeConnection) {
     suspend fun setLastMessages(humanMessage: String, aiMessage: String? = null): Long =
         native.setLastMessages(humanMessage, aiMessage).toLong()
 
-    /** Answers client-side tool calls; the agent continues in a new reply. */
-    suspend fun sendToolResponses(responses: List<ToolAnswer>): Long =
-        native.sendToolResponses(responses).toLong()
+    /**
+     * Answers client-side tool calls and returns the agent's whole
+     * continuation, as [ask] does for a message (tokens still arrive on
+     * [events] meanwhile). The continuation is a new reply and may itself
+     * end with client-side tool calls; a tool loop is
+     *
+     * ```
+     * var reply = conn.ask("Where am I?")
+     * while (reply.clientSideToolCalls.isNotEmpty()) {
+     *     reply = conn.sendToolResponses(reply.clientSideToolCalls.map { ToolAnswer(it.toolCallId, runTool(it)) })
+     * }
+     * ```
+     */
+    suspend fun sendToolResponses(responses: List<ToolAnswer>): Response =
+        native.sendToolResponses(responses)
 
-    /** Answers client-side tool calls given as `toolCallId to output` pairs. */
-    suspend fun sendToolResponses(vararg answers: Pair<String, String>): Long =
+    /** [sendToolResponses] with answers given as `toolCallId to output` pairs. */
+    suspend fun sendToolResponses(vararg answers: Pair<String, String>): Response =
         sendToolResponses(answers.map { (id, output) -> ToolAnswer(id, output) })
 
     /** A response by id (streaming, or one of the recently completed). */

@@ -1,5 +1,14 @@
 // Every scenario of tests/scenarios/ played through the Kotlin SDK, the way
-// sdk-python/tests/test_scenarios.py and tests/e2e/src/scenario.rs play them.
+// sdk-python/tests/test_scenarios.py and tests/e2e/src/scenario.rs play them,
+// against the suite's server and against one in base-protocol mode (what the
+// hosted service does: no extensions, a reply's client-side tool calls and
+// events after its stop, the request's result last). A scenario that needs
+// an extension says so ("needs") and is skipped by name in base mode.
+//
+// A step's `send` is `ask()` and its `tool_responses` is
+// `sendToolResponses()`: what they return must be the step's response as
+// its ResponseComplete event carries it, whole (tool calls and events
+// attached), with no waiting for notifications after it.
 package dev.tokenrelay.test
 
 import dev.tokenrelay.Client
@@ -12,10 +21,14 @@ import dev.tokenrelay.ResponseStatus
 import dev.tokenrelay.ToolAnswer
 import dev.tokenrelay.use
 import java.io.File
+import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.Deferred
 import kotlinx.coroutines.DelicateCoroutinesApi
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.GlobalScope
+import kotlinx.coroutines.async
 import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withTimeout
@@ -28,12 +41,30 @@ fun scenarioDir(): File {
 }
 
 @Suppress("UNCHECKED_CAST")
-fun scenarioTests(): List<Test> =
-    scenarioDir().listFiles { f -> f.name.endsWith(".json") }!!.sortedBy { it.name }.map { file ->
+fun scenarioTests(): List<Test> {
+    val files = scenarioDir().listFiles { f -> f.name.endsWith(".json") }!!.sortedBy { it.name }
+        .map { it to (parseJson(it.readText()) as Map<String, Any?>) }
+    val needs = files.associate { (file, s) -> file.nameWithoutExtension to ((s["needs"] as List<String>?) ?: emptyList()) }
+    val skipped = needs.filterValues { it.isNotEmpty() }
+    val full = files.map { (file, scenario) ->
         Test("scenario ${file.nameWithoutExtension}") { server ->
-            playScenario(server, file.nameWithoutExtension, parseJson(file.readText()) as Map<String, Any?>)
+            playScenario(server, file.nameWithoutExtension, scenario)
         }
     }
+    val base = files.filter { (file, _) -> file.nameWithoutExtension !in skipped }.map { (file, scenario) ->
+        Test("base protocol: scenario ${file.nameWithoutExtension}") { _ ->
+            playScenario(BaseProtocolServer.get(), file.nameWithoutExtension, scenario)
+        }
+    }
+    val summary = Test("base protocol: scenarios skipped by name") { _ ->
+        println(
+            "  base protocol: ${files.size - skipped.size} scenarios run, ${skipped.size} skipped: " +
+                skipped.entries.joinToString("; ") { (name, n) -> "$name (needs ${n.joinToString(", ")})" },
+        )
+        check(skipped.size < files.size / 2.0) { "most scenarios must run in base mode: ${skipped.keys}" }
+    }
+    return full + base + summary
+}
 
 @Suppress("UNCHECKED_CAST")
 private suspend fun playScenario(server: ReferenceServer, name: String, scenario: Map<String, Any?>) {
@@ -47,38 +78,46 @@ private suspend fun playScenario(server: ReferenceServer, name: String, scenario
     client.connect(contextId).use { conn ->
         // One collector for the whole scenario, as an app would have.
         val events = EventReader(conn.events())
-        for ((i, step) in (scenario["steps"] as List<Map<String, Any?>>).withIndex()) {
-            val request: Long? = when {
-                "send" in step -> conn.sendMessage(step["send"] as String)
-                "tool_responses" in step -> {
-                    val calls = previous!!.clientSideToolCalls
-                    val answers = (step["tool_responses"] as List<Map<String, Any?>>).map {
-                        ToolAnswer(calls[(it["call"] as Long).toInt()].toolCallId, it["response"] as String)
+        try {
+            for ((i, step) in (scenario["steps"] as List<Map<String, Any?>>).withIndex()) {
+                val faults = (step["faults"] as List<Map<String, Any?>>?) ?: emptyList()
+                val expect = step["expect"] as Map<String, Any?>
+                val r = coroutineScope {
+                    // The step's call, under way while its events are read.
+                    val call: Deferred<Response>? = when {
+                        "send" in step -> async(start = CoroutineStart.UNDISPATCHED) { conn.ask(step["send"] as String) }
+                        "tool_responses" in step -> {
+                            val calls = previous!!.clientSideToolCalls
+                            val answers = (step["tool_responses"] as List<Map<String, Any?>>).map {
+                                ToolAnswer(calls[(it["call"] as Long).toInt()].toolCallId, it["response"] as String)
+                            }
+                            async(start = CoroutineStart.UNDISPATCHED) { conn.sendToolResponses(answers) }
+                        }
+                        else -> {
+                            check(step["await_unsolicited"] == true) { "step $i has nothing to do" }
+                            null
+                        }
                     }
-                    conn.sendToolResponses(answers)
+                    try {
+                        withTimeout(STEP_TIMEOUT_MS) { follow(server, conn, events, contextId, call, faults, seen) }
+                    } finally {
+                        call?.cancel()
+                    }
                 }
-                else -> {
-                    check(step["await_unsolicited"] == true) { "step $i has nothing to do" }
-                    null
+                for (f in faults) {
+                    if (f["after_reply"] == true) {
+                        inject(server, conn, contextId, f["fault"] as String)
+                        // As the Python runner: wait for the reconnect so a message
+                        // is not written into the dying socket (core/server race).
+                        if (f["fault"] != "stop") withTimeout(STEP_TIMEOUT_MS) { events.reconnected() }
+                    }
                 }
+                checkExpect(expect, r, provider.calls.get())
+                previous = r
             }
-            val faults = (step["faults"] as List<Map<String, Any?>>?) ?: emptyList()
-            val expect = step["expect"] as Map<String, Any?>
-            val r = withTimeout(STEP_TIMEOUT_MS) {
-                follow(server, conn, events, contextId, request, faults, "events" in expect, seen)
-            }
-            for (f in faults) {
-                if (f["after_reply"] == true) {
-                    inject(server, conn, contextId, f["fault"] as String)
-                    // As the Python runner: wait for the reconnect so a message
-                    // is not written into the dying socket (core/server race).
-                    if (f["fault"] != "stop") withTimeout(STEP_TIMEOUT_MS) { events.reconnected() }
-                }
-            }
-            checkExpect(expect, r, provider.calls.get())
-            previous = r
+        } finally {
+            events.cancel()
         }
-        events.cancel()
     }
     client.close()
 }
@@ -124,23 +163,29 @@ private suspend fun inject(server: ReferenceServer, conn: Connection, contextId:
     if (fault == "stop") conn.stop() else server.fault(contextId, fault)
 }
 
+/**
+ * Reads events until the step's response completes, injecting faults. With
+ * [call] (the step's `ask` or `sendToolResponses`: one request at a time
+ * here) the step's response is the next one a request caused, and the call
+ * must return it; without, the next one no request caused.
+ */
 private suspend fun follow(
     server: ReferenceServer,
     conn: Connection,
     events: EventReader,
     contextId: String,
-    request: Long?,
+    call: Deferred<Response>?,
     faults: List<Map<String, Any?>>,
-    wantsEvents: Boolean,
     seen: MutableSet<String>,
 ): Response {
+    val caused = call != null
     var mine: String? = null
     var tokens = 0L
     val pending = faults.filter { "after_tokens" in it }.toMutableList()
     while (true) {
         when (val e = events.next()) {
             is Event.ResponseStarted ->
-                if (e.requestId?.toLong() == request && mine == null) mine = e.responseId
+                if (mine == null && (e.requestId != null) == caused) mine = e.responseId
             is Event.Token -> if (e.responseId == mine) {
                 tokens++
                 for (f in pending.filter { it["after_tokens"] == tokens }) {
@@ -151,28 +196,20 @@ private suspend fun follow(
             is Event.ResponseComplete -> {
                 val r = e.response
                 check(seen.add(r.id)) { "response ${r.id} completed twice" }
-                if (r.requestId?.toLong() == request && (mine == null || mine == r.id)) {
-                    if (wantsEvents && r.events.isEmpty()) return waitForEvents(conn, events, r)
-                    return r
+                if (r.id == mine || (mine == null && (r.requestId != null) == caused)) {
+                    if (call == null) return r
+                    val returned = call.await()
+                    assertEq(returned, r, "what the call returned against the ResponseComplete event")
+                    return returned
                 }
             }
-            is Event.RequestFailed ->
-                if (e.requestId.toLong() == request) throw TestFailure("the request failed: ${e.error}")
+            is Event.RequestFailed -> if (caused) throw TestFailure("the request failed: ${e.error}")
             is Event.ErrorEvent -> throw TestFailure("error event: ${e.error}")
             is Event.StateChanged ->
                 if (e.change.state == ConnectionState.CLOSED || e.change.state == ConnectionState.FAILED) {
                     throw TestFailure("the connection ended: ${e.change.cause}")
                 }
             else -> {}
-        }
-    }
-}
-
-private suspend fun waitForEvents(conn: Connection, events: EventReader, r: Response): Response {
-    while (true) {
-        val e = events.next()
-        if (e is Event.AgentEvents && e.responseId == r.id) {
-            return conn.response(r.id) ?: throw TestFailure("response ${r.id} evicted")
         }
     }
 }

@@ -61,7 +61,12 @@ class ReferenceServer private constructor(
             "--max-pending-invocations", "10000", "--max-sockets-per-ip", "100000",
         )
 
-        fun start(): ReferenceServer {
+        /**
+         * Starts a server; [baseProtocol] starts it with `--base-protocol`
+         * (the hosted service's behaviour: no extensions, a reply's
+         * client-side tool calls and events after its stop, results last).
+         */
+        fun start(baseProtocol: Boolean = false): ReferenceServer {
             val bin = System.getenv("TOKENRELAY_SERVER_BIN")
                 ?: error("TOKENRELAY_SERVER_BIN must point at target/release/tokenrelay-server")
             val dir = Files.createTempDirectory("tokenrelay-kotlin-").toFile()
@@ -71,7 +76,8 @@ class ReferenceServer private constructor(
             val out = boot.inputStream.bufferedReader().readText()
             check(boot.waitFor() == 0) { "bootstrap failed: ${boot.errorStream.bufferedReader().readText()}" }
             val fields = out.split(Regex("\\s+")).filter { '=' in it }.associate { it.substringBefore('=') to it.substringAfter('=') }
-            val pb = ProcessBuilder(listOf(bin) + common + listOf("--bind", "127.0.0.1:0", "--fault-injection") + RELAXED_LIMITS + listOf("serve"))
+            val pb = ProcessBuilder(listOf(bin) + common + listOf("--bind", "127.0.0.1:0", "--fault-injection") + RELAXED_LIMITS +
+                (if (baseProtocol) listOf("--base-protocol") else emptyList()) + listOf("serve"))
             pb.environment()["TOKENRELAY_LOG"] = "info"
             pb.environment()["NO_COLOR"] = "1"
             pb.redirectOutput(ProcessBuilder.Redirect.DISCARD)
@@ -102,6 +108,20 @@ class ReferenceServer private constructor(
                 fields.getValue("org_id"), fields.getValue("org_api_key"),
             )
         }
+    }
+}
+
+/**
+ * The suite's second server, in base-protocol mode: started on first use,
+ * stopped when the JVM exits (the runner's `exitProcess` runs the hook).
+ */
+object BaseProtocolServer {
+    private var server: ReferenceServer? = null
+
+    @Synchronized
+    fun get(): ReferenceServer = server ?: ReferenceServer.start(baseProtocol = true).also { s ->
+        server = s
+        Runtime.getRuntime().addShutdownHook(Thread { s.close() })
     }
 }
 
