@@ -1,13 +1,11 @@
-//! The binary's `bootstrap` subcommand: creates the first org, prints its
+//! The binary's commands: `bootstrap` creates the first org and prints its
 //! key once on stdout (never in the logs), and a server on the same file
-//! accepts that key.
+//! accepts that key; the config file with `check-config` and
+//! `print-config`; `backup`; and the `/ready` probe and request ids.
 
 mod common;
 
 use std::process::Command;
-
-use common::{test_builder, TestServer};
-use tokenrelay_server::StoreConfig;
 
 #[tokio::test]
 async fn bootstrap_prints_a_working_org_key_once() {
@@ -41,18 +39,7 @@ async fn bootstrap_prints_a_working_org_key_once() {
     let (org_id, org_key) = (field("org_id"), field("org_api_key"));
     assert!(!stderr.contains(&org_key), "the key is never logged");
 
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let server = test_builder()
-        .store(StoreConfig::Sqlite(db))
-        .spawn()
-        .await
-        .unwrap();
-    let t = TestServer {
-        server,
-        org_id,
-        org_key,
-        http: reqwest::Client::new(),
-    };
+    let t = common::reopen(db, org_id, org_key).await;
     let (status, body) = t.get("/agents", &t.org_key).await;
     assert_eq!(status, 200, "{body}");
     let key = t.client_key(None, None).await;
@@ -197,18 +184,7 @@ async fn backup_writes_a_private_consistent_copy_that_a_server_can_run_on() {
     assert_eq!(code, 2);
     assert!(err.contains("exists"), "{err}");
 
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let server = test_builder()
-        .store(StoreConfig::Sqlite(copy))
-        .spawn()
-        .await
-        .unwrap();
-    let t = TestServer {
-        server,
-        org_id,
-        org_key,
-        http: reqwest::Client::new(),
-    };
+    let t = common::reopen(copy, org_id, org_key).await;
     let (status, body) = t.get("/agents", &t.org_key).await;
     assert_eq!(status, 200, "the org key works on the copy: {body}");
     t.server.shutdown().await;

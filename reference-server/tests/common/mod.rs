@@ -60,6 +60,24 @@ pub async fn spawn_with(builder: ServerBuilder) -> TestServer {
     }
 }
 
+/// A server on an existing SQLite file whose org is already bootstrapped
+/// (a restart, a restored backup).
+#[allow(dead_code)] // not every test binary reopens a store
+pub async fn reopen(path: std::path::PathBuf, org_id: String, org_key: String) -> TestServer {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let server = test_builder()
+        .store(tokenrelay_server::StoreConfig::Sqlite(path))
+        .spawn()
+        .await
+        .expect("server starts");
+    TestServer {
+        server,
+        org_id,
+        org_key,
+        http: reqwest::Client::new(),
+    }
+}
+
 impl TestServer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server.http_url())

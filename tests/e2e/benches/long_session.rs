@@ -183,15 +183,7 @@ fn main() {
             .context_id;
         let org_id = server.org_id.clone();
         let client = Client::builder(server.ws.clone())
-            .token_provider(move |ctx: String| {
-                let (admin, org_id) = (admin.clone(), org_id.clone());
-                async move {
-                    admin
-                        .generate_client_key(&org_id, Some(&ctx), None)
-                        .await
-                        .map(|k| k.token)
-                }
-            })
+            .token_provider(tokenrelay_e2e::key_minter(admin, org_id))
             .build()
             .expect("client");
         let conn = client.connect(&ctx).await.expect("connects");

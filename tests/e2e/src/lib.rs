@@ -31,6 +31,30 @@ pub struct Harness {
     pub admin: AdminClient,
 }
 
+/// What an app backend's "get client token" endpoint does: a client key
+/// scoped to the context, minted with the org key, per call. Usable as a
+/// token provider (`Client::builder(..).token_provider(key_minter(..))`).
+pub fn key_minter(
+    admin: AdminClient,
+    org_id: String,
+) -> impl Fn(
+    String,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, Error>> + Send>>
+       + Send
+       + Sync
+       + Clone
+       + 'static {
+    move |ctx: String| {
+        let (admin, org_id) = (admin.clone(), org_id.clone());
+        Box::pin(async move {
+            admin
+                .generate_client_key(&org_id, Some(&ctx), None)
+                .await
+                .map(|k| k.token)
+        })
+    }
+}
+
 /// Test defaults: fast password hashing and the fault-injection hook.
 pub fn builder() -> ServerBuilder {
     Server::builder()
@@ -85,20 +109,21 @@ impl Harness {
     pub fn client(&self) -> (ClientBuilder, Arc<AtomicUsize>) {
         let calls = Arc::new(AtomicUsize::new(0));
         let counter = calls.clone();
-        let admin = self.admin.clone();
-        let org_id = self.org_id.clone();
+        let mint = key_minter(self.admin.clone(), self.org_id.clone());
         let builder = Client::builder(self.server.ws_url()).token_provider(move |ctx: String| {
             counter.fetch_add(1, Ordering::SeqCst);
-            let admin = admin.clone();
-            let org_id = org_id.clone();
-            async move {
-                admin
-                    .generate_client_key(&org_id, Some(&ctx), None)
-                    .await
-                    .map(|k| k.token)
-            }
+            mint(ctx)
         });
         (builder, calls)
+    }
+
+    /// A client key scoped to `context_id`, minted with the org key.
+    pub async fn client_key(&self, context_id: &str) -> String {
+        self.admin
+            .generate_client_key(&self.org_id, Some(context_id), None)
+            .await
+            .expect("a client key")
+            .token
     }
 
     /// Injects a transport fault into every socket of `context_id`

@@ -52,12 +52,7 @@ async fn until_answer(ws: &mut Socket, id: &str) -> Vec<Value> {
 async fn the_wire_is_the_hosted_services() {
     let h = base_server().await;
     let ctx = h.context("", false).await;
-    let key = h
-        .admin
-        .generate_client_key(&h.org_id, Some(&ctx), None)
-        .await
-        .unwrap()
-        .token;
+    let key = h.client_key(&ctx).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(h.server.ws_url())
         .await
         .unwrap();

@@ -30,12 +30,7 @@ async fn dropping_a_pending_connect_releases_everything() {
     // A key the server refuses (signed with another secret): the client
     // keeps fetching fresh ones, on a quick schedule.
     let forged = {
-        let key = h
-            .admin
-            .generate_client_key(&h.org_id, Some(&ctx), None)
-            .await
-            .unwrap()
-            .token;
+        let key = h.client_key(&ctx).await;
         let (head, _) = key.rsplit_once('.').unwrap();
         format!("{head}.AAAA")
     };

@@ -399,20 +399,20 @@ async fn a_reconnect_uses_the_key_fetched_ahead_not_the_provider() {
     let h = Harness::start().await;
     let context_id = h.context("", false).await;
     let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (admin, org_id, counter) = (h.admin.clone(), h.org_id.clone(), calls.clone());
+    let (mint, counter) = (
+        tokenrelay_e2e::key_minter(h.admin.clone(), h.org_id.clone()),
+        calls.clone(),
+    );
     let client = Client::builder(h.server.ws_url())
         .token_provider(move |ctx: String| {
             let n = counter.fetch_add(1, Ordering::SeqCst);
-            let (admin, org_id) = (admin.clone(), org_id.clone());
+            let key = mint(ctx);
             async move {
                 if n >= 2 {
                     // A backend that has stopped answering.
                     std::future::pending::<()>().await;
                 }
-                admin
-                    .generate_client_key(&org_id, Some(&ctx), None)
-                    .await
-                    .map(|k| k.token)
+                key.await
             }
         })
         .build()

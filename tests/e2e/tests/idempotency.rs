@@ -154,12 +154,7 @@ async fn the_server_remembers_a_bounded_number_of_keys() {
         Harness::start_with(tokenrelay_e2e::builder().configure(|c| c.limits.idempotency_keys = 2))
             .await;
     let ctx = h.context("", false).await;
-    let key = h
-        .admin
-        .generate_client_key(&h.org_id, Some(&ctx), None)
-        .await
-        .unwrap()
-        .token;
+    let key = h.client_key(&ctx).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(h.server.ws_url())
         .await
         .unwrap();

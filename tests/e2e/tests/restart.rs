@@ -11,7 +11,7 @@ use std::path::Path;
 
 use tokenrelay::rest::{NewAgent, NewContext};
 use tokenrelay::{AdminClient, Client, Connection, ConnectionState, Error, Event, ResponseStatus};
-use tokenrelay_e2e::{builder, WAIT};
+use tokenrelay_e2e::{builder, key_minter, WAIT};
 use tokenrelay_server::{ServerHandle, StoreConfig};
 
 fn numbered(n: usize) -> String {
@@ -47,15 +47,7 @@ async fn attach(server: &ServerHandle) -> (Connection, String) {
         .unwrap()
         .context_id;
     let client = Client::builder(server.ws_url())
-        .token_provider(move |ctx: String| {
-            let (admin, org_id) = (admin.clone(), org_id.clone());
-            async move {
-                admin
-                    .generate_client_key(&org_id, Some(&ctx), None)
-                    .await
-                    .map(|k| k.token)
-            }
-        })
+        .token_provider(key_minter(admin, org_id))
         .build()
         .unwrap();
     let conn = client.connect(&ctx).await.unwrap();
