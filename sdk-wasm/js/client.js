@@ -306,8 +306,8 @@ export class Connection {
     return this.#answer(() => this.#wasm.setLastMessages(humanMessage, aiMessage ?? undefined));
   }
 
-  /** Answers client-side tool calls; resolves with the response the agent
-   * continues with. */
+  /** Answers client-side tool calls; resolves with the agent's whole
+   * continuation (a new response, which may itself ask for tools). */
   sendToolResponses(responses) {
     const bad = () => new TypeError('sendToolResponses(responses): responses must be an array of {toolCallId: string, response: string}');
     if (!Array.isArray(responses)) throw bad();

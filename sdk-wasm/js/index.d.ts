@@ -171,6 +171,8 @@ export declare class Connection implements AsyncIterable<Event> {
   /** Stops the running reply; resolves with the server's acknowledgement. */
   stop(): Promise<{ [key: string]: Json }>;
   setLastMessages(humanMessage: string, aiMessage?: string): Reply;
+  /** Answers a reply's client-side tool calls and resolves with the agent's
+   * whole continuation (a new response, which may ask for tools again). */
   sendToolResponses(responses: ReadonlyArray<{ toolCallId: string; response: string }>): Reply;
   /** A streaming or recently completed response. */
   response(responseId: string): Response | undefined;

@@ -77,6 +77,43 @@ const keyPage = (wsUrl, clientKey) => `<!doctype html>
   }
 </script>`;
 
+// A page that runs the README's tool loop twice against the relay and
+// writes what it got as JSON: a reply made only of a tool call, then text,
+// a tool call and events in one reply.
+const toolPage = (wsUrl) => `<!doctype html>
+<meta charset="utf-8">
+<title>tokenrelay tool loop</title>
+<pre id="done"></pre>
+<script type="module">
+  import { Client } from '/pkg/index.js';
+  const contextId = new URLSearchParams(location.search).get('context');
+  const client = new Client({
+    wsUrl: ${JSON.stringify(wsUrl)},
+    getToken: async (contextId) => {
+      const r = await fetch('/api/get-client-token', { method: 'POST', body: JSON.stringify({ contextId }) });
+      return (await r.json()).clientToken;
+    },
+  });
+  const done = document.getElementById('done');
+  try {
+    const conn = await client.connect(contextId);
+    const turns = [];
+    for (const text of ['[tokens=0 client_tool=get_time]', '[client_tool=get_location events=1] where am I?']) {
+      let reply = await conn.ask(text);
+      const asked = [];
+      while (reply.clientSideToolCalls.length > 0) {
+        asked.push({ text: reply.text, tools: reply.clientSideToolCalls.map((c) => c.tool_name), events: reply.events.length });
+        reply = await conn.sendToolResponses(reply.clientSideToolCalls.map((c) => ({ toolCallId: c.tool_call_id, response: 'ok' })));
+      }
+      turns.push({ asked, last: { status: reply.status, text: reply.text } });
+    }
+    conn.close();
+    done.textContent = JSON.stringify(turns);
+  } catch (e) {
+    done.textContent = 'error:' + e.name + ':' + e.message;
+  }
+</script>`;
+
 const types = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
 
 let relay;
@@ -199,6 +236,36 @@ test('headless Chromium: publishable key, allowed origin connects, any other ori
   } finally {
     await browser.close();
     for (const app of apps) app.close();
+    await server.stop();
+  }
+});
+
+test('headless Chromium, base-protocol server: the tool loop gets whole replies', { timeout: 120_000, skip: SKIP_BROWSER }, async () => {
+  // The hosted service's order: the tool calls and events after the stop,
+  // the result last.
+  const server = await Server.start(['--base-protocol']);
+  const browser = await launch();
+  let app;
+  try {
+    const ctx = await server.context();
+    app = await serveApp(server, () => toolPage(server.ws));
+    const tab = await browser.newPage();
+    await tab.goto(`http://127.0.0.1:${app.address().port}/?context=${encodeURIComponent(ctx)}`);
+    await tab.waitForFunction(() => document.getElementById('done').textContent !== '', null, { timeout: 60_000 });
+    const done = await tab.textContent('#done');
+    assert.ok(!done.startsWith('error:'), done);
+    const turns = JSON.parse(done);
+    assert.deepEqual(turns.map((t) => t.asked), [
+      [{ text: '', tools: ['get_time'], events: 0 }],
+      [{ text: 'You said: where am I?', tools: ['get_location'], events: 1 }],
+    ]);
+    for (const t of turns) {
+      assert.equal(t.last.status, 'complete');
+      assert.match(t.last.text, /^Tool results: .*=ok$/);
+    }
+  } finally {
+    await browser.close();
+    app?.close();
     await server.stop();
   }
 });

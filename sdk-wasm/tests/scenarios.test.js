@@ -1,6 +1,15 @@
 // Every conversation in tests/scenarios/ (format in its README) played
 // through the JS package against a real reference server, as the Rust
-// runner (tests/e2e/src/scenario.rs) does.
+// runner (tests/e2e/src/scenario.rs) does: against a normal server and
+// against one in base-protocol mode (what the hosted service does: no
+// extensions, a reply's client-side tool calls and events after its stop,
+// the request's result last). A scenario that needs an extension says so
+// ("needs") and is skipped by name in base mode.
+//
+// A step's `send` is `ask()` and its `tool_responses` is
+// `sendToolResponses()`: what they resolve with must be the step's
+// response as its `response` event carries it, whole (tool calls and
+// events attached), with no waiting for notifications after it.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,48 +21,72 @@ import { Server, root, within, WAIT_MS } from './harness.js';
 const dir = join(root, 'tests', 'scenarios');
 const scenarios = readdirSync(dir).filter((f) => f.endsWith('.json')).sort()
   .map((f) => ({ file: f, s: JSON.parse(readFileSync(join(dir, f), 'utf8')) }));
+const skippedInBase = scenarios.filter(({ s }) => (s.needs ?? []).length > 0);
 
-let server;
-before(async () => { server = await Server.start(); });
-after(async () => { await server?.stop(); });
+const servers = {};
+before(async () => {
+  servers.full = await Server.start();
+  servers.base = await Server.start(['--base-protocol']);
+});
+after(async () => {
+  await servers.full?.stop();
+  await servers.base?.stop();
+});
 
 test('there are scenarios', () => assert.ok(scenarios.length >= 8));
 
-for (const { file, s } of scenarios) {
-  test(`scenario ${s.name}`, { timeout: 120_000 }, async () => {
-    assert.equal(`${s.name}.json`, file);
-    const contextId = await server.context(s.agent?.prompt ?? '', s.agent?.agent_speaks_first ?? false);
-    const options = server.clientOptions();
-    const conn = await within(new Client(options).connect(contextId), 'connect');
-    // One iterator for the whole conversation: it sees every event from now on.
-    const events = conn[Symbol.asyncIterator]();
-    const seen = new Set();
-    let previous = null;
-    try {
-      for (const [i, step] of s.steps.entries()) {
-        let request = null;
-        if (step.send !== undefined) {
-          request = conn.sendMessage(step.send);
-        } else if (step.tool_responses) {
-          assert.ok(previous, `step ${i}: no previous response`);
-          request = answerTools(conn, previous, step.tool_responses);
-        } else {
-          assert.ok(step.await_unsolicited, `step ${i}: needs send, tool_responses or await_unsolicited`);
-        }
-        const response = await follow(conn, events, contextId, request, step, seen);
-        for (const f of step.faults ?? []) {
-          if (f.after_reply) {
-            await inject(conn, contextId, f.fault);
-            await noticed(events);
-          }
-        }
-        check(`step ${i}`, step.expect, response, options.getToken.calls);
-        previous = response;
+test('base protocol: scenarios skipped by name', () => {
+  const names = skippedInBase.map(({ s }) => `${s.name} (needs ${s.needs.join(', ')})`);
+  console.log(`base protocol: ${scenarios.length - names.length} scenarios run, ${names.length} skipped: ${names.join('; ')}`);
+  assert.ok(names.length < scenarios.length / 2, `most scenarios must run in base mode: ${names}`);
+});
+
+for (const mode of ['full', 'base']) {
+  for (const { file, s } of scenarios) {
+    const name = mode === 'full' ? `scenario ${s.name}` : `base protocol: scenario ${s.name}`;
+    const skip = mode === 'base' && (s.needs ?? []).length > 0 ? `needs ${s.needs.join(', ')}` : false;
+    test(name, { timeout: 120_000, skip }, async () => {
+      assert.equal(`${s.name}.json`, file);
+      await play(servers[mode], s);
+    });
+  }
+}
+
+async function play(server, s) {
+  const contextId = await server.context(s.agent?.prompt ?? '', s.agent?.agent_speaks_first ?? false);
+  const options = server.clientOptions();
+  const conn = await within(new Client(options).connect(contextId), 'connect');
+  // One iterator for the whole conversation: it sees every event from now on.
+  const events = conn[Symbol.asyncIterator]();
+  const seen = new Set();
+  let previous = null;
+  try {
+    for (const [i, step] of s.steps.entries()) {
+      // The step's call (a promise carrying its request id), or null.
+      let call = null;
+      if (step.send !== undefined) {
+        call = conn.ask(step.send);
+      } else if (step.tool_responses) {
+        assert.ok(previous, `step ${i}: no previous response`);
+        call = answerTools(conn, previous, step.tool_responses);
+      } else {
+        assert.ok(step.await_unsolicited, `step ${i}: needs send, tool_responses or await_unsolicited`);
       }
-    } finally {
-      conn.close();
+      // Its rejection is reported through the events (request_failed).
+      call?.catch(() => {});
+      const response = await follow(server, conn, events, contextId, call, step, seen);
+      for (const f of step.faults ?? []) {
+        if (f.after_reply) {
+          await inject(server, conn, contextId, f.fault);
+          await noticed(events);
+        }
+      }
+      check(`step ${i}`, step.expect, response, options.getToken.calls);
+      previous = response;
     }
-  });
+  } finally {
+    conn.close();
+  }
 }
 
 function answerTools(conn, previous, answers) {
@@ -62,9 +95,7 @@ function answerTools(conn, previous, answers) {
     assert.ok(call, `no client-side tool call ${a.call}`);
     return { toolCallId: call.tool_call_id, response: a.response };
   });
-  const reply = conn.sendToolResponses(responses);
-  reply.catch(() => {}); // followed through the events instead
-  return reply.requestId;
+  return conn.sendToolResponses(responses);
 }
 
 async function next(events, what) {
@@ -73,7 +104,8 @@ async function next(events, what) {
   return r.value;
 }
 
-async function follow(conn, events, contextId, request, step, seen) {
+async function follow(server, conn, events, contextId, call, step, seen) {
+  const request = call?.requestId ?? null;
   let mine = null;
   let tokens = 0;
   const pending = (step.faults ?? []).filter((f) => f.after_tokens != null);
@@ -85,15 +117,17 @@ async function follow(conn, events, contextId, request, step, seen) {
       tokens += 1;
       for (const f of pending.filter((f) => f.after_tokens === tokens)) {
         pending.splice(pending.indexOf(f), 1);
-        await inject(conn, contextId, f.fault);
+        await inject(server, conn, contextId, f.fault);
       }
     } else if (e.type === 'response') {
       const r = e.response;
       assert.ok(!seen.has(r.id), `response ${r.id} completed twice`);
       seen.add(r.id);
       if ((mine !== null && r.id === mine) || (mine === null && r.requestId === request)) {
-        if (step.expect.events != null && r.events.length === 0) return waitForEvents(conn, events, r);
-        return r;
+        if (call === null) return r;
+        const returned = await within(call, 'what the call resolves with');
+        assert.deepEqual(returned, r, 'the call resolved with the response its event carried');
+        return returned;
       }
     } else if (e.type === 'request_failed' && e.requestId === request) {
       throw new Error(`the request failed: ${e.error}`);
@@ -115,14 +149,7 @@ async function noticed(events) {
   }
 }
 
-async function waitForEvents(conn, events, r) {
-  for (;;) {
-    const e = await next(events, 'on_events of the response');
-    if (e.type === 'events' && e.responseId === r.id) return conn.response(r.id);
-  }
-}
-
-async function inject(conn, contextId, fault) {
+async function inject(server, conn, contextId, fault) {
   if (fault === 'stop') {
     await within(conn.stop(), 'stop acknowledged');
     return;

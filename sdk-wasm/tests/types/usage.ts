@@ -18,6 +18,14 @@ async function main(): Promise<void> {
   const id: number = reply.requestId;
   const r: Response = await reply;
   console.log(id, r.text.toUpperCase(), r.status === 'interrupted');
+  // The README's tool loop.
+  let turn: Response = r;
+  while (turn.clientSideToolCalls.length > 0) {
+    turn = await conn.sendToolResponses(turn.clientSideToolCalls.map((call) => ({
+      toolCallId: call.tool_call_id,
+      response: `ran ${call.tool_name}`,
+    })));
+  }
   for await (const ev of conn) {
     narrow(ev);
   }
