@@ -300,14 +300,13 @@ suspend fun measure(server: RelayServer, rounds: Int, short: Boolean) = coroutin
         }
     }
 
-    // The freeze when the socket dies after token 100 of 200 (pace 2 ms);
-    // one connection per fault and provider, cut again and again.
+    // The freeze when the socket dies after token 100 of 200 (pace 2 ms).
     println("  (reconnect policy: reconnectMinDelayMs = reconnectMaxDelayMs = 0, no backoff between cuts; one uncounted warm-up cut first)")
-    suspend fun freeze(conn: Connection, fault: String): Double = coroutineScope {
+    suspend fun freeze(conn: Connection, context: String, fault: String): Double = coroutineScope {
         var cut: Deferred<Unit>? = null
         val (_, arrivals) = timedReply(conn, "[tokens=200 pace_ms=2]", 200) { i ->
             // Off the reading path: the reader keeps timing.
-            if (i == 100) cut = async(Dispatchers.IO) { server.fault(ctx, fault) }
+            if (i == 100) cut = async(Dispatchers.IO) { server.fault(context, fault) }
         }
         // The cut reached the socket (or this throws).
         withTimeout(WAIT_MS) { cut!!.await() }
@@ -316,30 +315,43 @@ suspend fun measure(server: RelayServer, rounds: Int, short: Boolean) = coroutin
     val cuts = if (short) 3 else rounds / 4
     // With a 100 ms provider, refresh-ahead off (the key fetched on
     // reconnect) and on (the default: the next key fetched while connected).
-    for ((delayMs, refresh, label) in listOf(Triple(0L, true, ""), Triple(100L, false, ", on demand"), Triple(100L, true, ", ahead"))) {
+    // One connection per variant and fault, each on a context of its own (a
+    // fault cuts every socket of its context); they take turns, cut after
+    // cut, so that a change in the machine's load weighs on every row alike.
+    val faults = listOf("close_1001", "close_1011", "close_4001", "drop")
+    val variants = listOf(Triple(0L, true, ""), Triple(100L, false, ", on demand"), Triple(100L, true, ", ahead")).map { (delayMs, refresh, label) ->
         val provider = Provider(server, delayMs)
-        Client(config(server.wsUrl).copy(refreshAhead = refresh), provider::token).use { client ->
-            if (delayMs == 0L) {
-                val conn = client.connect(ctx)
-                try {
-                    freeze(conn, "drop")
-                } finally {
-                    conn.close()
-                }
-                provider.calls.clear()
-            }
-            for (fault in listOf("close_1001", "close_1011", "close_4001", "drop")) {
-                val conn = client.connect(ctx)
-                try {
-                    row("freeze, $fault, provider $delayMs ms$label", (1..cuts).map { freeze(conn, fault) })
-                } finally {
-                    conn.close()
+        Triple("provider $delayMs ms$label", provider, Client(config(server.wsUrl).copy(refreshAhead = refresh), provider::token))
+    }
+    val contexts = mutableMapOf<Pair<Int, String>, String>()
+    val conns = mutableMapOf<Pair<Int, String>, Connection>()
+    try {
+        val warmUp = variants[0].third.connect(ctx)
+        try {
+            freeze(warmUp, ctx, "drop")
+        } finally {
+            warmUp.close()
+        }
+        variants[0].second.calls.clear()
+        val freezes = mutableMapOf<Pair<Int, String>, MutableList<Double>>()
+        repeat(cuts) {
+            for ((v, variant) in variants.withIndex()) {
+                for (fault in faults) {
+                    val context = contexts.getOrPut(v to fault) { server.newContext() }
+                    val conn = conns.getOrPut(v to fault) { variant.third.connect(context) }
+                    freezes.getOrPut(v to fault) { mutableListOf() }.add(freeze(conn, context, fault))
                 }
             }
         }
-        // The provider's own time: what a reconnect waits for when no key
-        // was fetched ahead (a Kotlin suspend call minting a key over REST).
-        if (delayMs == 0L) row("token provider call (provider 0 ms)", provider.calls.toList())
+        for ((v, variant) in variants.withIndex()) {
+            for (fault in faults) row("freeze, $fault, ${variant.first}", freezes.getValue(v to fault))
+            // The provider's own time: what a reconnect waits for when no key
+            // was fetched ahead (a Kotlin suspend call minting a key over REST).
+            if (v == 0) row("token provider call (provider 0 ms)", variant.second.calls.toList())
+        }
+    } finally {
+        conns.values.forEach { it.close() }
+        variants.forEach { it.third.close() }
     }
 
     // A silent drop: only the client's keepalive can tell. The Kotlin API

@@ -258,16 +258,25 @@ async def measure(server: Server, rounds: int, short: bool) -> None:
     cuts = 3 if short else rounds // 4
     # With a 100 ms provider, refresh-ahead off (the key fetched on
     # reconnect) and on (the default: the next key fetched while connected).
+    # The variants and faults take turns, cut after cut, so that a change
+    # in the machine's load weighs on every row alike.
+    variants = []
     for delay, refresh, label in ((0.0, True, ""), (0.1, False, ", on demand"), (0.1, True, ", ahead")):
         provider = Provider(server, delay)
         client = tokenrelay.Client(server.ws_url, token_provider=provider, refresh_ahead=refresh)
-        if delay == 0.0:
-            await freeze(client, "drop")
-            provider.times.clear()
-        for kind in ("close_1001", "close_1011", "close_4001", "drop"):
-            freezes = [await freeze(client, kind) for _ in range(cuts)]
-            row(f"freeze, {kind}, provider {int(delay * 1000)} ms{label}", freezes)
-        if delay == 0.0:
+        variants.append((f"provider {int(delay * 1000)} ms{label}", provider, client))
+    faults = ("close_1001", "close_1011", "close_4001", "drop")
+    await freeze(variants[0][2], "drop")
+    variants[0][1].times.clear()
+    freezes: Dict[Tuple[int, str], List[float]] = {}
+    for _ in range(cuts):
+        for v, (_, _, client) in enumerate(variants):
+            for kind in faults:
+                freezes.setdefault((v, kind), []).append(await freeze(client, kind))
+    for v, (label, provider, _) in enumerate(variants):
+        for kind in faults:
+            row(f"freeze, {kind}, {label}", freezes[(v, kind)])
+        if v == 0:
             # The provider's own time: what a reconnect waits for when no
             # key was fetched ahead (a REST call minting a key).
             row("token provider call (provider 0 ms)", provider.times)

@@ -85,11 +85,12 @@ const gaps = (arrivals) => arrivals.slice(1).map((t, i) => t - arrivals[i]);
 /**
  * The same host without the package: a plain WebSocket speaking the
  * protocol (docs/protocol.md) by hand, to tell what the host's socket costs
- * from what the package adds. Resolves with the time to open a socket and
- * attach (`connect_to_context` answered), and the first token minus pace 0
- * of `rounds` replies.
+ * from what the package adds. Resolves once attached, with the time that
+ * took (open, `connect_to_context` answered) and `firstToken()`, which asks
+ * for `[tokens=3 pace_ms=0]` and resolves with the time to its first token
+ * once the reply is over.
  */
-async function plainSocket(WebSocketCtor, wsUrl, contextId, key, rounds) {
+async function openPlain(WebSocketCtor, wsUrl, contextId, key) {
   const opened = performance.now();
   const ws = new WebSocketCtor(wsUrl);
   // Frames not yet waited for (time of arrival, frame); `next` takes the
@@ -104,12 +105,12 @@ async function plainSocket(WebSocketCtor, wsUrl, contextId, key, rounds) {
     }
     return null;
   };
-  const next = (match) => new Promise((resolve, reject) => {
+  const next = (match, what) => within(new Promise((resolve, reject) => {
     const found = take(match);
     if (found) resolve(found);
     else if (failure) reject(failure);
     else waiter = { match, resolve, reject };
-  });
+  }), `plain WebSocket: ${what}`);
   ws.addEventListener('message', (e) => {
     inbox.push([performance.now(), JSON.parse(e.data)]);
     if (waiter) {
@@ -132,23 +133,26 @@ async function plainSocket(WebSocketCtor, wsUrl, contextId, key, rounds) {
       ws.addEventListener('open', resolve);
       ws.addEventListener('error', reject);
     }), 'plain WebSocket open');
-    const attached = next((m) => m.id === 'c');
+    const attached = next((m) => m.id === 'c', 'connect_to_context');
     ws.send(JSON.stringify({ method: 'connect_to_context', id: 'c', params: { context_id: contextId, access_token: key } }));
-    const [at, answer] = await within(attached, 'connect_to_context');
+    const [at, answer] = await attached;
     if (answer.error || answer.result?.success === false) throw new Error(`plain WebSocket: ${JSON.stringify(answer)}`);
-    const attach = at - opened;
-    const first = [];
-    for (let r = 0; r < rounds; r++) {
-      const asked = performance.now();
-      ws.send(JSON.stringify({ method: 'add_message', id: `m${r}`, params: { message: '[tokens=3 pace_ms=0]' } }));
-      const [t, m] = await within(next((m) => m.method === 'on_token'), 'plain first token');
-      if (m.params.token !== 't0 ') throw new Error(`plain WebSocket: first token ${JSON.stringify(m.params.token)}`);
-      first.push(t - asked);
-      await within(next((m) => m.method === 'on_stop_token'), 'plain reply end');
-    }
-    return { attach, first };
-  } finally {
+    let n = 0;
+    return {
+      attach: at - opened,
+      async firstToken() {
+        const asked = performance.now();
+        ws.send(JSON.stringify({ method: 'add_message', id: `m${n++}`, params: { message: '[tokens=3 pace_ms=0]' } }));
+        const [t, m] = await next((m) => m.method === 'on_token', 'first token');
+        if (m.params.token !== 't0 ') throw new Error(`plain WebSocket: first token ${JSON.stringify(m.params.token)}`);
+        await next((m) => m.method === 'on_stop_token', 'reply end');
+        return t - asked;
+      },
+      close: () => ws.close(),
+    };
+  } catch (e) {
     ws.close();
+    throw e;
   }
 }
 
@@ -171,7 +175,8 @@ function timed(options, delayMs, sink) {
 
 /**
  * Runs the suite. `Client`: the package's class; `WebSocketCtor`, `wsUrl`:
- * the host's socket and the server, for the comparison without the package;
+ * the host's socket and the server, for the comparison without the package
+ * (on `plainContextId`: a context's replies reach every socket attached);
  * `options(delayMs)`: the
  * `new Client` options, whose `getToken` mints a fresh client key per call
  * after `delayMs` (a backend's own time); `fault(kind)`: cuts the
@@ -179,23 +184,30 @@ function timed(options, delayMs, sink) {
  * first-token measure, `cuts` per fault and provider; `log(line)`: prints.
  * Resolves with the rows, `[[name, values]]`.
  */
-export async function measure({ Client, WebSocketCtor, wsUrl, options, contextId, fault, rounds, cuts, log }) {
+export async function measure({ Client, WebSocketCtor, wsUrl, options, contextId, plainContextId, fault, rounds, cuts, log }) {
   const rows = [];
   const push = (name, values) => {
     rows.push([name, values]);
     log(row(name, values));
   };
 
-  // Time to first token minus the engine's own pace; evenness.
+  // Time to first token minus the engine's own pace; evenness. At pace 0,
+  // a plain socket in the same host (on a context of its own) takes turns
+  // with the package, round by round.
+  const getToken = (ctx) => within(Promise.resolve(options(0).getToken(ctx)), 'getToken');
   let conn = await within(new Client(options(0)).connect(contextId), 'connect');
+  const plain = await openPlain(WebSocketCtor, wsUrl, plainContextId, await getToken(plainContextId));
   try {
     for (const pace of [20, 0]) {
       const added = [];
+      const host = [];
       for (let r = 0; r < rounds; r++) {
         const { asked, arrivals } = await timedReply(conn, `[tokens=3 pace_ms=${pace}]`, 3);
         added.push(arrivals[0] - asked - pace);
+        if (pace === 0) host.push(await plain.firstToken());
       }
       push(`first token - pace (pace ${pace} ms)`, added);
+      if (pace === 0) push('  plain WebSocket, no SDK: first token (pace 0)', host);
     }
     const jitter = [];
     for (let r = 0; r < Math.max(Math.floor(rounds / 10), 2); r++) {
@@ -207,18 +219,15 @@ export async function measure({ Client, WebSocketCtor, wsUrl, options, contextId
     push('gap at full speed (5,000 tokens)', gaps(arrivals));
   } finally {
     conn.close();
+    plain.close();
   }
-
-  // The host alone, for comparison: a plain socket, no package.
+  // What a reconnect's socket costs the host alone: open and attach.
   const attach = [];
-  let first = [];
   for (let r = 0; r < Math.max(Math.floor(rounds / 4), 3); r++) {
-    const key = await within(Promise.resolve(options(0).getToken(contextId)), 'getToken');
-    const plain = await plainSocket(WebSocketCtor, wsUrl, contextId, key, r === 0 ? rounds : 0);
-    attach.push(plain.attach);
-    if (r === 0) first = plain.first;
+    const p = await openPlain(WebSocketCtor, wsUrl, plainContextId, await getToken(plainContextId));
+    attach.push(p.attach);
+    p.close();
   }
-  push('plain WebSocket, no SDK: first token (pace 0)', first);
   push('plain WebSocket, no SDK: open + attach', attach);
 
   // The freeze when the socket dies after token 100 of 200 (pace 2 ms).
@@ -228,8 +237,15 @@ export async function measure({ Client, WebSocketCtor, wsUrl, options, contextId
   // immediate by design, so each cut is on a fresh connection (its connect
   // and first key are not timed).
   log('  (no reconnect policy in the JS API: each cut on a fresh connection, whose first reconnect is immediate; one uncounted warm-up cut first)');
-  const freeze = async (client, kind) => {
+  // Where a freeze goes, as the package's state events tell it: from the
+  // last token before the gap to the loss being seen (`lost`), to attached
+  // again (`reopen`: the key, a new socket, `connect_to_context`), to the
+  // next token (`resume`: the replay).
+  const parts = { lost: [], reopen: [], resume: [] };
+  const freeze = async (client, kind, split = false) => {
     const conn = await within(client.connect(contextId), 'connect');
+    const states = [];
+    const off = conn.on('state', (e) => states.push([performance.now(), e.state]));
     try {
       let cut = null;
       const { arrivals } = await timedReply(conn, '[tokens=200 pace_ms=2]', 200, (i) => {
@@ -238,28 +254,53 @@ export async function measure({ Client, WebSocketCtor, wsUrl, options, contextId
       });
       // The cut reached the socket (or this throws).
       await within(cut, `fault ${kind}`);
-      return Math.max(...gaps(arrivals)) - 2;
+      const g = gaps(arrivals);
+      const worst = g.indexOf(Math.max(...g));
+      const [before, after] = [arrivals[worst], arrivals[worst + 1]];
+      const lost = states.find(([t, st]) => t >= before && st !== 'connected');
+      const back = lost && states.find(([t, st]) => t >= lost[0] && st === 'connected');
+      if (split && back && back[0] <= after) {
+        parts.lost.push(lost[0] - before);
+        parts.reopen.push(back[0] - lost[0]);
+        parts.resume.push(after - back[0]);
+      }
+      return g[worst] - 2;
     } finally {
+      off();
       conn.close();
     }
   };
   // With a 100 ms provider, refresh-ahead off (the key fetched on
   // reconnect) and on (the default: the next key fetched while connected).
-  for (const [delayMs, refreshAhead, label] of [[0, true, ''], [100, false, ', on demand'], [100, true, ', ahead']]) {
+  // The variants and faults take turns, cut after cut, so that a change in
+  // the machine's load weighs on every row alike.
+  const variants = [[0, true, ''], [100, false, ', on demand'], [100, true, ', ahead']].map(([delayMs, refreshAhead, label]) => {
     const calls = [];
-    const client = new Client({ ...timed(options, delayMs, calls), refreshAhead });
-    if (delayMs === 0) {
-      await freeze(client, 'drop');
-      calls.length = 0;
+    return { label: `provider ${delayMs} ms${label}`, calls, client: new Client({ ...timed(options, delayMs, calls), refreshAhead }) };
+  });
+  const faults = ['close_1001', 'close_1011', 'close_4001', 'drop'];
+  await freeze(variants[0].client, 'drop');
+  variants[0].calls.length = 0;
+  const freezes = new Map();
+  for (let c = 0; c < cuts; c++) {
+    for (const v of variants) {
+      for (const kind of faults) {
+        const key = `freeze, ${kind}, ${v.label}`;
+        if (!freezes.has(key)) freezes.set(key, []);
+        freezes.get(key).push(await freeze(v.client, kind, v === variants[0]));
+      }
     }
-    for (const kind of ['close_1001', 'close_1011', 'close_4001', 'drop']) {
-      const freezes = [];
-      for (let c = 0; c < cuts; c++) freezes.push(await freeze(client, kind));
-      push(`freeze, ${kind}, provider ${delayMs} ms${label}`, freezes);
-    }
+  }
+  for (const [i, v] of variants.entries()) {
+    for (const kind of faults) push(`freeze, ${kind}, ${v.label}`, freezes.get(`freeze, ${kind}, ${v.label}`));
     // getToken's own time, as the package sees it: what a reconnect
     // waits for when no key was fetched ahead.
-    if (delayMs === 0) push('getToken call (provider 0 ms)', calls);
+    if (i === 0) {
+      push('getToken call (provider 0 ms)', v.calls);
+      push('  parts (provider 0 ms, all faults): lost', parts.lost);
+      push('  parts: reopen (key, socket, attach)', parts.reopen);
+      push('  parts: resume (first replayed token)', parts.resume);
+    }
   }
   return rows;
 }

@@ -46,7 +46,7 @@ async function cut(relay, contextId, kind) {
   return r;
 }
 
-async function onNode(relay, contextId) {
+async function onNode(relay, contextId, plainContextId) {
   console.log(`latency, browser package on Node ${process.version} (npm ws), loopback, ${rounds} rounds${short ? ' (short)' : ''}: ms p50 p99 max n`);
   const options = (delayMs) => ({
     wsUrl: relay.ws,
@@ -58,7 +58,7 @@ async function onNode(relay, contextId) {
     },
   });
   await within(measure({
-    Client, WebSocketCtor: WebSocket, wsUrl: relay.ws, options, contextId, rounds, cuts, log: (l) => console.log(l),
+    Client, WebSocketCtor: WebSocket, wsUrl: relay.ws, options, contextId, plainContextId, rounds, cuts, log: (l) => console.log(l),
     fault: (kind) => cut(relay, contextId, kind),
   }), 'the Node suite', SUITE_MS);
   console.log(SILENT);
@@ -79,8 +79,8 @@ const page = (wsUrl) => `<!doctype html>
     if (!r.ok) throw Object.assign(new Error(path + ': ' + r.status + ' ' + await r.text()), { status: r.status });
     return r.json();
   };
-  window.runBench = ({ contextId, rounds, cuts }) => measure({
-    Client, WebSocketCtor: WebSocket, wsUrl: ${JSON.stringify(wsUrl)}, contextId, rounds, cuts, log: (l) => console.log(l),
+  window.runBench = ({ contextId, plainContextId, rounds, cuts }) => measure({
+    Client, WebSocketCtor: WebSocket, wsUrl: ${JSON.stringify(wsUrl)}, contextId, plainContextId, rounds, cuts, log: (l) => console.log(l),
     options: (delayMs) => ({
       wsUrl: ${JSON.stringify(wsUrl)},
       getToken: async (contextId) => (await post('/api/get-client-token', { contextId, delayMs })).clientToken,
@@ -123,7 +123,7 @@ async function serveApp(relay, contextId) {
   return app;
 }
 
-async function inChromium(relay, contextId) {
+async function inChromium(relay, contextId, plainContextId) {
   const app = await serveApp(relay, contextId);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -139,7 +139,7 @@ async function inChromium(relay, contextId) {
     p.on('pageerror', (e) => errors.push(String(e)));
     await p.goto(`http://127.0.0.1:${app.address().port}/`, { timeout: 30_000 });
     await p.waitForFunction(() => typeof window.runBench === 'function', null, { timeout: 30_000 });
-    await within(p.evaluate((a) => window.runBench(a).then(() => true), { contextId, rounds, cuts }), 'the Chromium suite', SUITE_MS)
+    await within(p.evaluate((a) => window.runBench(a).then(() => true), { contextId, plainContextId, rounds, cuts }), 'the Chromium suite', SUITE_MS)
       .catch((e) => { throw new Error(`${e.message}${errors.length ? `\npage errors:\n${errors.join('\n')}` : ''}`); });
     console.log(SILENT);
   } finally {
@@ -151,8 +151,9 @@ async function inChromium(relay, contextId) {
 const relay = await Server.start(['--scripted-pace-ms', '0']);
 try {
   const contextId = await relay.context();
-  if (!args.has('--browser-only')) await onNode(relay, contextId);
-  if (!args.has('--node-only')) await inChromium(relay, contextId);
+  const plainContextId = await relay.context();
+  if (!args.has('--browser-only')) await onNode(relay, contextId, plainContextId);
+  if (!args.has('--node-only')) await inChromium(relay, contextId, plainContextId);
 } finally {
   await relay.stop();
 }
