@@ -70,8 +70,10 @@ pub(crate) struct Accumulator {
     ended: VecDeque<ResponseId>,
     orphans: Vec<Orphan>,
     /// Stopped replies whose request has not been answered yet (a server
-    /// that acknowledges after the stream): complete at the answer.
-    held: Vec<Response>,
+    /// that acknowledges after the stream): complete at the answer, with
+    /// the status their stop gave them (until then they read `streaming`:
+    /// not handed to the app yet).
+    held: Vec<(Response, ResponseStatus)>,
     /// Requests answered before their reply stopped.
     answered: Vec<RequestId>,
     /// High surrogate halves that ended a token, by response, waiting for
@@ -136,8 +138,13 @@ impl Accumulator {
     /// after the reply stopped). A reply held for that answer completes now,
     /// with whatever trailed it; otherwise the reply completes at its stop.
     pub(crate) fn answered(&mut self, request: RequestId, events: &mut VecDeque<Event>) {
-        if let Some(i) = self.held.iter().position(|r| r.request_id == Some(request)) {
-            let r = self.held.remove(i);
+        if let Some(i) = self
+            .held
+            .iter()
+            .position(|(r, _)| r.request_id == Some(request))
+        {
+            let (mut r, status) = self.held.remove(i);
+            r.status = status;
             self.finish(r, events);
         } else if !self.answered.contains(&request) {
             self.answered.push(request);
@@ -169,13 +176,14 @@ impl Accumulator {
     pub(crate) fn response(&self, id: &str) -> Option<&Response> {
         self.streaming
             .iter()
-            .chain(self.held.iter())
+            .chain(self.held.iter().map(|(r, _)| r))
             .chain(self.completed.iter().rev())
             .find(|r| &*r.id == id)
     }
 
     pub(crate) fn streaming_count(&self) -> usize {
-        self.streaming.len()
+        // A held reply is not the app's yet: it still counts.
+        self.streaming.len() + self.held.len()
     }
 
     /// Applies one notification, pushing the events it produces.
@@ -239,7 +247,8 @@ impl Accumulator {
                     // Not answered yet: what trails the stop may still come.
                     Some(request) if !self.answered.contains(&request) => {
                         self.ended.push_back(r.id.clone());
-                        self.held.push(r);
+                        let status = std::mem::replace(&mut r.status, ResponseStatus::Streaming);
+                        self.held.push((r, status));
                     }
                     _ => self.finish(r, events),
                 }
@@ -399,8 +408,8 @@ impl Accumulator {
         let mut cut = Vec::new();
         // A held reply has all its text, but what trails it may be lost
         // with the socket: it ends `interrupted`, which says so.
-        let held = std::mem::take(&mut self.held);
-        for mut r in held.into_iter().chain(std::mem::take(&mut self.streaming)) {
+        let held = std::mem::take(&mut self.held).into_iter().map(|(r, _)| r);
+        for mut r in held.chain(std::mem::take(&mut self.streaming)) {
             r.status = ResponseStatus::Interrupted;
             cut.extend(r.request_id);
             self.finish(r, events);
@@ -461,10 +470,10 @@ impl Accumulator {
             Some(id) => self
                 .streaming
                 .iter()
-                .chain(self.held.iter())
+                .chain(self.held.iter().map(|(r, _)| r))
                 .chain(self.completed.iter())
                 .find(|r| &*r.id == id),
-            None => self.streaming.last().or(self.held.last()),
+            None => self.streaming.last().or(self.held.last().map(|(r, _)| r)),
         };
         r.map(|r| (r.id.clone(), r.request_id))
     }
@@ -494,8 +503,8 @@ impl Accumulator {
         if let Some(i) = self.streaming.iter().position(|r| &*r.id == id) {
             return Some(&mut self.streaming[i]);
         }
-        if let Some(i) = self.held.iter().position(|r| &*r.id == id) {
-            return Some(&mut self.held[i]);
+        if let Some(i) = self.held.iter().position(|(r, _)| &*r.id == id) {
+            return Some(&mut self.held[i].0);
         }
         self.completed.iter_mut().rev().find(|r| &*r.id == id)
     }
@@ -549,6 +558,11 @@ mod tests {
         let mut acc = Accumulator::new(8);
         acc.expect_response(RequestId(1));
         acc.expect_response(RequestId(2));
+        // Both answered at once (the reference server's way), so each reply
+        // is whole at its stop.
+        let mut answers = VecDeque::new();
+        acc.answered(RequestId(1), &mut answers);
+        acc.answered(RequestId(2), &mut answers);
         feed(
             &mut acc,
             &[

@@ -867,7 +867,8 @@ fn garbage_oversized_and_unknown_frames_are_reported_and_survived() {
 fn stop_marks_the_response_stopped_on_a_base_server() {
     let mut h = Harness::new();
     h.connect(&[]);
-    h.s.send_message("long story", h.now).unwrap();
+    let id = h.s.send_message("long story", h.now).unwrap();
+    h.answer(&json!({"id": id.to_string()}), json!({"success": true}));
     h.frame(&token("r", "Once", None));
     h.s.stop(h.now).unwrap();
     h.frame(&stop("r", None));
