@@ -86,9 +86,9 @@ const gaps = (arrivals) => arrivals.slice(1).map((t, i) => t - arrivals[i]);
  * The same host without the package: a plain WebSocket speaking the
  * protocol (docs/protocol.md) by hand, to tell what the host's socket costs
  * from what the package adds. Resolves once attached, with the time that
- * took (open, `connect_to_context` answered) and `firstToken()`, which asks
- * for `[tokens=3 pace_ms=0]` and resolves with the time to its first token
- * once the reply is over.
+ * took (open, `connect_to_context` answered) and `firstToken(pace)`, which
+ * asks for `[tokens=3 pace_ms=<pace>]` and resolves with the time to its
+ * first token once the reply is over.
  */
 async function openPlain(WebSocketCtor, wsUrl, contextId, key) {
   const opened = performance.now();
@@ -140,9 +140,9 @@ async function openPlain(WebSocketCtor, wsUrl, contextId, key) {
     let n = 0;
     return {
       attach: at - opened,
-      async firstToken() {
+      async firstToken(pace) {
         const asked = performance.now();
-        ws.send(JSON.stringify({ method: 'add_message', id: `m${n++}`, params: { message: '[tokens=3 pace_ms=0]' } }));
+        ws.send(JSON.stringify({ method: 'add_message', id: `m${n++}`, params: { message: `[tokens=3 pace_ms=${pace}]` } }));
         const [t, m] = await next((m) => m.method === 'on_token', 'first token');
         if (m.params.token !== 't0 ') throw new Error(`plain WebSocket: first token ${JSON.stringify(m.params.token)}`);
         await next((m) => m.method === 'on_stop_token', 'reply end');
@@ -191,9 +191,11 @@ export async function measure({ Client, WebSocketCtor, wsUrl, options, contextId
     log(row(name, values));
   };
 
-  // Time to first token minus the engine's own pace; evenness. At pace 0,
-  // a plain socket in the same host (on a context of its own) takes turns
-  // with the package, round by round.
+  // Time to first token minus the engine's own pace; evenness. A plain
+  // socket in the same host (on a context of its own) takes turns with the
+  // package, round by round, so that both contexts hold as much history
+  // (the server's cost of an invocation grows with it); its times are kept
+  // at pace 0.
   const getToken = (ctx) => within(Promise.resolve(options(0).getToken(ctx)), 'getToken');
   let conn = await within(new Client(options(0)).connect(contextId), 'connect');
   const plain = await openPlain(WebSocketCtor, wsUrl, plainContextId, await getToken(plainContextId));
@@ -204,7 +206,8 @@ export async function measure({ Client, WebSocketCtor, wsUrl, options, contextId
       for (let r = 0; r < rounds; r++) {
         const { asked, arrivals } = await timedReply(conn, `[tokens=3 pace_ms=${pace}]`, 3);
         added.push(arrivals[0] - asked - pace);
-        if (pace === 0) host.push(await plain.firstToken());
+        const t = await plain.firstToken(pace);
+        if (pace === 0) host.push(t);
       }
       push(`first token - pace (pace ${pace} ms)`, added);
       if (pace === 0) push('  plain WebSocket, no SDK: first token (pace 0)', host);
