@@ -20,9 +20,10 @@ use serde_json::Value;
 
 use crate::error::{Error, ProtocolError, RateLimit};
 use crate::rest::{
-    Agent, AgentList, ChatReply, ChatRequest, Context, CreatedUserApiKey, Credentials, ErrorBody,
-    GenerateApiKeyRequest, GeneratedApiKey, LoginResponse, NewAgent, NewClientKey, NewContext,
-    NewUserApiKey, PublishableKey, Redacted, StreamTokenResponse, User, UserApiKey, UserApiKeyList,
+    Agent, AgentList, ApiKeyInfo, ApiKeyList, ChatReply, ChatRequest, Context, CreatedUserApiKey,
+    Credentials, ErrorBody, GenerateApiKeyRequest, GeneratedApiKey, KeyType, LoginResponse,
+    NewAgent, NewClientKey, NewContext, NewUserApiKey, PublishableKey, Redacted, RevokedApiKey,
+    StreamTokenResponse, User, UserApiKey, UserApiKeyList,
 };
 
 /// How long a request may take, connect to last byte, unless configured.
@@ -265,6 +266,41 @@ impl AdminClient {
             ..GenerateApiKeyRequest::client(org_id)
         };
         self.generate_api_key(&request).await
+    }
+
+    /// `GET /api-keys` (reference server): the org's keys of one kind
+    /// (`KeyType::Org` or `KeyType::Client`), newest first, at most `limit`
+    /// (the server's cap, 1000, when `None`). Metadata only: a key cannot be
+    /// shown again after it was minted.
+    pub async fn list_api_keys(
+        &self,
+        kind: KeyType,
+        limit: Option<u32>,
+    ) -> Result<Vec<ApiKeyInfo>, Error> {
+        let mut request = Request::new(Method::GET, &["api-keys"]);
+        let kind = match kind {
+            KeyType::Org => "org",
+            KeyType::Client => "client",
+            KeyType::Other => {
+                return Err(Error::Config {
+                    message: "list_api_keys lists org or client keys".into(),
+                })
+            }
+        };
+        request.query.push(("kind", kind.to_owned()));
+        if let Some(limit) = limit {
+            request.query.push(("limit", limit.to_string()));
+        }
+        let list: ApiKeyList = self.send(request).await?.body;
+        Ok(list.api_keys)
+    }
+
+    /// `DELETE /api-key/{id}` (reference server): revokes an org or client
+    /// key of the org on the spot, and every key it minted; sockets opened
+    /// with any of them close with 4001.
+    pub async fn revoke_api_key(&self, api_key_id: &str) -> Result<RevokedApiKey, Error> {
+        let path = ["api-key", non_empty_id("key id", api_key_id)?];
+        Ok(self.send(Request::new(Method::DELETE, &path)).await?.body)
     }
 
     // -- 4.2 people and their API keys ---------------------------------------

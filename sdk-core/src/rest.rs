@@ -453,6 +453,52 @@ impl fmt::Debug for GeneratedApiKey {
     }
 }
 
+/// One key of `GET /api-keys` (reference server): its metadata, never the
+/// key itself (keys are not stored, so they cannot be listed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyInfo {
+    /// Its id (revocation is by this id).
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub api_key_id: String,
+    /// Client or org key, `type` on the wire.
+    #[serde(rename = "type")]
+    pub kind: KeyType,
+    /// The org it belongs to.
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub org_id: String,
+    /// The context a client key is scoped to.
+    #[serde(default)]
+    pub context_id: Option<String>,
+    /// Whether it still works (false once revoked).
+    #[serde(default = "yes")]
+    pub valid: bool,
+    /// Creation time, unix seconds.
+    #[serde(default, deserialize_with = "unix_seconds")]
+    pub created_at: Option<i64>,
+    /// Expiry, unix seconds.
+    #[serde(default, deserialize_with = "unix_seconds")]
+    pub expires_at: Option<i64>,
+    /// The credential that minted it.
+    #[serde(default)]
+    pub minted_by: Option<String>,
+}
+
+/// Answer of `GET /api-keys`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ApiKeyList {
+    /// The keys, newest first.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyInfo>,
+}
+
+/// Answer of `DELETE /api-key/{id}` (reference server).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RevokedApiKey {
+    /// Keys minted by the revoked one (recursively), revoked with it.
+    #[serde(default)]
+    pub revoked_minted: u64,
+}
+
 // ---------------------------------------------------------------------------
 // 4.2 People and their API keys
 // ---------------------------------------------------------------------------
@@ -512,6 +558,11 @@ pub struct User {
         skip_serializing_if = "Option::is_none"
     )]
     pub updated_at: Option<i64>,
+    /// The user's personal org (reference server, `docs/protocol.md`
+    /// §3.7), which `POST /generate-api-key` needs; `None` from a server
+    /// that does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
 }
 
 /// Answer of `POST /auth/login`. `Debug` redacts `access_token`.

@@ -4,7 +4,6 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::Value;
 use tokenrelay::rest::{
     CreatedUserApiKey, Credentials, DeletedMessage, LoginResponse, NewUserApiKey, User, UserApiKey,
     UserApiKeyList,
@@ -31,23 +30,16 @@ pub fn normalize_username(name: &str) -> String {
     name.trim().nfkc().collect::<String>().to_lowercase()
 }
 
+/// The user, with `org_id` (an additive field clients may ignore): the
+/// personal org that `POST /generate-api-key` and friends need.
 fn user_body(u: &UserRecord) -> User {
     User {
         id: u.user_id.clone(),
         username: u.username.clone(),
         created_at: Some(u.created_at),
         updated_at: Some(u.created_at),
+        org_id: Some(u.org_id.clone()),
     }
-}
-
-/// The user as JSON, plus `org_id` (an extra field clients may ignore):
-/// the personal org that `POST /generate-api-key` and friends need.
-fn user_json(u: &UserRecord) -> Value {
-    let mut v = serde_json::to_value(user_body(u)).unwrap_or_default();
-    if let Value::Object(map) = &mut v {
-        map.insert("org_id".into(), Value::String(u.org_id.clone()));
-    }
-    v
 }
 
 fn key_body(k: &UserApiKeyRecord) -> UserApiKey {
@@ -122,7 +114,7 @@ pub async fn register(
     State(state): State<AppState>,
     CallerIp(ip): CallerIp,
     body: Result<JsonBody<Credentials>, ApiError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<User>, ApiError> {
     let limits = &state.config.limits;
     if !limits.open_registration {
         state.metrics.refused("registration_closed");
@@ -164,7 +156,7 @@ pub async fn register(
     state.store.create_user(&user).await?;
     state.store.create_org(&org).await?;
     tracing::info!(user_id = %user.user_id, "user registered");
-    Ok(Json(user_json(&user)))
+    Ok(Json(user_body(&user)))
 }
 
 /// Exchanges a username and password for an access token. Limited per
@@ -205,7 +197,7 @@ async fn login_inner(
     state: &AppState,
     body: Credentials,
     typed: &str,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LoginResponse>, ApiError> {
     let mut user = state.store.get_user_by_name(&body.username).await?;
     // Accounts registered before names were normalised are stored as they
     // were typed: find them that way too, so an upgrade locks nobody out.
@@ -240,29 +232,26 @@ async fn login_inner(
         exp: now + ttl as i64,
     });
     tracing::info!(user_id = %user.user_id, "user logged in");
-    let mut body = serde_json::to_value(LoginResponse {
+    Ok(Json(LoginResponse {
         access_token,
         token_type: "bearer".into(),
         expires_in: ttl,
         user: user_body(&user),
-    })
-    .map_err(|_| ApiError::internal())?;
-    body["user"] = user_json(&user);
-    Ok(Json(body))
+    }))
 }
 
 /// The caller's account.
 pub async fn me(
     State(state): State<AppState>,
     RestPrincipal(principal): RestPrincipal,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<User>, ApiError> {
     let id = user_id(&principal)?;
     let user = state
         .store
         .get_user(id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("Invalid token"))?;
-    Ok(Json(user_json(&user)))
+    Ok(Json(user_body(&user)))
 }
 
 /// Creates a user API key; the key is in this answer only.

@@ -107,10 +107,16 @@ impl Harness {
     /// the context on every call (what the app's "get client token"
     /// endpoint does), counting the calls in the returned counter.
     pub fn client(&self) -> (ClientBuilder, Arc<AtomicUsize>) {
+        self.client_at(&self.server.ws_url())
+    }
+
+    /// [`Harness::client`] pointed at `ws_url` instead of the server's own
+    /// (a relay in front of it, say).
+    pub fn client_at(&self, ws_url: &str) -> (ClientBuilder, Arc<AtomicUsize>) {
         let calls = Arc::new(AtomicUsize::new(0));
         let counter = calls.clone();
         let mint = key_minter(self.admin.clone(), self.org_id.clone());
-        let builder = Client::builder(self.server.ws_url()).token_provider(move |ctx: String| {
+        let builder = Client::builder(ws_url).token_provider(move |ctx: String| {
             counter.fetch_add(1, Ordering::SeqCst);
             mint(ctx)
         });

@@ -62,6 +62,10 @@ pub struct Step {
     pub faults: Vec<FaultSpec>,
     /// What the step's response must look like.
     pub expect: Expect,
+    /// What it must look like against a base-protocol server, when that
+    /// differs from `expect`.
+    #[serde(default)]
+    pub expect_base: Option<Expect>,
 }
 
 /// An answer to one client-side tool call.
@@ -84,7 +88,10 @@ pub struct FaultSpec {
     /// After the step's response completed.
     #[serde(default)]
     pub after_reply: bool,
-    /// `drop`, `close_NNNN` or `stop`.
+    /// Before the step's request is sent.
+    #[serde(default)]
+    pub before_send: bool,
+    /// `drop`, `drop_after_stop`, `close_NNNN` or `stop`.
     pub fault: String,
 }
 
@@ -121,6 +128,32 @@ pub struct Expect {
     /// Minimum number of token-provider calls so far.
     #[serde(default)]
     pub min_token_fetches: Option<usize>,
+    /// Minimum number of times the connection went `reconnecting` so far.
+    #[serde(default)]
+    pub min_reconnects: Option<usize>,
+}
+
+/// What the runner has seen of the connection so far.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Ids of the responses completed (each must complete once).
+    responses: HashSet<String>,
+    /// Times the connection went `reconnecting`.
+    reconnects: usize,
+}
+
+/// The connection's next event (bounded by [`WAIT`]), counted in `seen`.
+async fn next_event(conn: &mut Connection, seen: &mut Seen, what: &str) -> Result<Event, String> {
+    let event = tokio::time::timeout(WAIT, conn.next_event())
+        .await
+        .map_err(|_| format!("nothing after {WAIT:?} while waiting for {what}"))?
+        .ok_or("the connection ended")?;
+    if let Event::StateChanged(c) = &event {
+        if c.state == ConnectionState::Reconnecting {
+            seen.reconnects += 1;
+        }
+    }
+    Ok(event)
 }
 
 /// Every scenario file, sorted by name.
@@ -151,22 +184,49 @@ pub async fn run(scenario: &Scenario) -> Result<(), String> {
 /// Plays `scenario` against a fresh server; `base_protocol` makes it speak
 /// only the base protocol, as the hosted service does.
 pub async fn run_on(scenario: &Scenario, base_protocol: bool) -> Result<(), String> {
+    run_through(scenario, base_protocol, |upstream| async move {
+        (format!("{upstream}/ws"), ())
+    })
+    .await
+}
+
+/// [`run_on`] with the SDK connecting through something in front of the
+/// server: `relay` gets the server's `ws://host:port` and returns the
+/// WebSocket URL the SDK must use and a value handed back at the end (the
+/// frame-recording relay of `tests/contracts.rs`, say).
+pub async fn run_through<F, Fut, T>(
+    scenario: &Scenario,
+    base_protocol: bool,
+    relay: F,
+) -> Result<T, String>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = (String, T)>,
+{
     let h =
         Harness::start_with(crate::builder().configure(move |c| c.base_protocol = base_protocol))
             .await;
     let context_id = h
         .context(&scenario.agent.prompt, scenario.agent.agent_speaks_first)
         .await;
-    let (builder, fetches) = h.client();
+    let upstream = h.server.ws_url();
+    let upstream = upstream.strip_suffix("/ws").unwrap_or(&upstream).to_owned();
+    let (ws_url, kept) = relay(upstream).await;
+    let (builder, fetches) = h.client_at(&ws_url);
     let client = builder.build().map_err(|e| e.to_string())?;
     let mut conn = client
         .connect(&context_id)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let mut seen = HashSet::new();
+    let mut seen = Seen::default();
     let mut previous: Option<Response> = None;
     for (i, step) in scenario.steps.iter().enumerate() {
         let at = format!("step {i}");
+        for f in step.faults.iter().filter(|f| f.before_send) {
+            inject(&h, &conn, &context_id, &f.fault)
+                .await
+                .map_err(|e| format!("{at}: {e}"))?;
+        }
         let request = if let Some(text) = &step.send {
             Some(
                 conn.send_message(text.clone())
@@ -216,18 +276,27 @@ pub async fn run_on(scenario: &Scenario, base_protocol: bool) -> Result<(), Stri
                 // re-sent (docs/decisions.md). With it, the next step's
                 // message goes straight into the dying socket and is sent
                 // again after the reconnect, exactly once.
-                reconnected(&mut conn)
+                reconnected(&mut conn, &mut seen)
                     .await
                     .map_err(|e| format!("{at}: {e}"))?;
             }
         }
-        check(&step.expect, &response, fetches.load(Ordering::SeqCst))
-            .map_err(|e| format!("{at}: {e}"))?;
+        let expect = match &step.expect_base {
+            Some(base) if base_protocol => base,
+            _ => &step.expect,
+        };
+        check(
+            expect,
+            &response,
+            fetches.load(Ordering::SeqCst),
+            seen.reconnects,
+        )
+        .map_err(|e| format!("{at}: {e}"))?;
         previous = Some(response);
     }
     conn.close().await;
     h.server.shutdown().await;
-    Ok(())
+    Ok(kept)
 }
 
 /// Reads events until the step's response completes, injecting faults.
@@ -237,7 +306,7 @@ async fn follow(
     context_id: &str,
     request: Option<RequestId>,
     step: &Step,
-    seen: &mut HashSet<String>,
+    seen: &mut Seen,
 ) -> Result<Response, String> {
     let mut mine: Option<tokenrelay::ResponseId> = None;
     let mut tokens = 0usize;
@@ -247,11 +316,8 @@ async fn follow(
         .filter(|f| f.after_tokens.is_some())
         .collect();
     loop {
-        let event = tokio::time::timeout(WAIT, conn.next_event())
-            .await
-            .map_err(|_| format!("no response after {WAIT:?} ({tokens} tokens)"))?
-            .ok_or("the connection ended")?;
-        match event {
+        let what = format!("the step's response ({tokens} tokens so far)");
+        match next_event(conn, seen, &what).await? {
             Event::ResponseStarted {
                 response_id,
                 request_id,
@@ -272,14 +338,11 @@ async fn follow(
                 }
             }
             Event::ResponseComplete(r) => {
-                if !seen.insert(r.id.to_string()) {
+                if !seen.responses.insert(r.id.to_string()) {
                     return Err(format!("response {} completed twice", r.id));
                 }
+                // Whole as handed over: nothing that trails it is awaited.
                 if r.request_id == request && (mine.is_none() || mine.as_deref() == Some(&*r.id)) {
-                    if step.expect.events.is_some() && r.events.is_empty() {
-                        // `on_events` may follow the stop token; wait for it.
-                        return wait_for_events(conn, *r).await;
-                    }
                     return Ok(*r);
                 }
             }
@@ -297,43 +360,16 @@ async fn follow(
 }
 
 /// Waits until the connection has dropped and attached again.
-async fn reconnected(conn: &mut Connection) -> Result<(), String> {
+async fn reconnected(conn: &mut Connection, seen: &mut Seen) -> Result<(), String> {
     let mut dropped = false;
     loop {
-        let event = tokio::time::timeout(WAIT, conn.next_event())
-            .await
-            .map_err(|_| "no reconnect after the fault".to_owned())?
-            .ok_or("the connection ended")?;
-        match event {
+        match next_event(conn, seen, "a reconnect after the fault").await? {
             Event::StateChanged(c) if c.state.is_terminal() => {
                 return Err(format!("the connection ended: {:?}", c.cause))
             }
             Event::StateChanged(c) if c.state != ConnectionState::Connected => dropped = true,
             Event::Connected { .. } if dropped => return Ok(()),
             _ => {}
-        }
-    }
-}
-
-/// Waits for the `on_events` of a completed response, then returns the
-/// response as the connection now holds it (events attached).
-async fn wait_for_events(conn: &mut Connection, r: Response) -> Result<Response, String> {
-    loop {
-        let event = tokio::time::timeout(WAIT, conn.next_event())
-            .await
-            .map_err(|_| "no on_events for the response".to_owned())?
-            .ok_or("the connection ended")?;
-        if let Event::Events {
-            response_id: Some(id),
-            ..
-        } = event
-        {
-            if id == r.id {
-                return conn
-                    .response(&id)
-                    .await
-                    .ok_or_else(|| "response evicted".to_owned());
-            }
         }
     }
 }
@@ -347,13 +383,14 @@ async fn inject(
     if fault == "stop" {
         return conn.stop().await.map_err(|e| format!("stop: {e}"));
     }
-    h.fault(context_id, fault)
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("fault {fault}: {e}"))
+    match h.fault(context_id, fault).await {
+        Ok(0) => Err(format!("fault {fault}: no socket of the context got it")),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("fault {fault}: {e}")),
+    }
 }
 
-fn check(expect: &Expect, r: &Response, fetches: usize) -> Result<(), String> {
+fn check(expect: &Expect, r: &Response, fetches: usize, reconnects: usize) -> Result<(), String> {
     let status = match r.status {
         ResponseStatus::Streaming => "streaming",
         ResponseStatus::Complete => "complete",
@@ -419,6 +456,11 @@ fn check(expect: &Expect, r: &Response, fetches: usize) -> Result<(), String> {
     if let Some(n) = expect.min_token_fetches {
         if fetches < n {
             problems.push(format!("{fetches} token fetches, expected at least {n}"));
+        }
+    }
+    if let Some(n) = expect.min_reconnects {
+        if reconnects < n {
+            problems.push(format!("{reconnects} reconnects, expected at least {n}"));
         }
     }
     if problems.is_empty() {
