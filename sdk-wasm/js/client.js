@@ -2,20 +2,53 @@
 // arguments, routes events to listeners and iterators, and settles the
 // promises of `ask`/`stop`; every protocol decision is the Rust session's.
 
-import { WasmConnection, setPanicReporter, __panicForTests } from './tokenrelay_wasm.js';
+import wbgInit, { initSync as wbgInitSync, WasmConnection, setPanicReporter, __panicForTests } from './tokenrelay_wasm.js';
 import { toError, PanicError, ClosedError, TimeoutError } from './errors.js';
 
-let initialize = null;
+// The wasm module is loaded once per module instance: by `init()` /
+// `initSync()` when the app calls them, else on the first `connect()` by
+// the entry's default loader (a URL next to the file for browsers and
+// bundlers, the file on disk in Node, an imported module on edge runtimes).
 let ready = null;
-/** Set by the entry module (`index.js` for browsers, `node.js`). */
-export function setInitializer(f) {
-  initialize = f;
+let instantiated = false;
+function afterLoad() {
+  if (instantiated) return;
+  instantiated = true;
+  setPanicReporter((message) => { lastPanic = message; });
 }
-function loaded() {
-  ready ??= Promise.resolve(initialize()).then(() => {
-    setPanicReporter((message) => { lastPanic = message; });
-  });
+
+/** Loads the wasm module with `load` unless it is loaded or loading. */
+function loaded(load) {
+  if (ready === null) {
+    ready = Promise.resolve().then(load).then(afterLoad);
+    // A failed load (a 404 for the .wasm) may be retried.
+    ready.catch(() => { ready = null; });
+  }
   return ready;
+}
+
+/** `init()` of an entry: `options.module` is what wasm-bindgen's loader
+ * takes (a `WebAssembly.Module`, bytes, a `Response` or a promise of one,
+ * a URL); without it the entry's default loader runs. */
+export function initWith(options, defaultLoad) {
+  if (options !== undefined && (options === null || typeof options !== 'object')) {
+    return Promise.reject(new TypeError(`init(options): options must be an object { module }, got ${describe(options)}`));
+  }
+  const module = options?.module;
+  return loaded(module === undefined ? defaultLoad : () => wbgInit({ module_or_path: module })).then(() => undefined);
+}
+
+/** `initSync()` of every entry: `options.module` is a `WebAssembly.Module`
+ * or the `.wasm` file's bytes. */
+export function initSync(options) {
+  if (instantiated) return;
+  const module = options?.module;
+  if (!(module instanceof WebAssembly.Module || ArrayBuffer.isView(module) || module instanceof ArrayBuffer)) {
+    throw new TypeError(`initSync(options): options.module must be a WebAssembly.Module or the .wasm bytes, got ${describe(module)}`);
+  }
+  wbgInitSync({ module });
+  afterLoad();
+  ready = Promise.resolve();
 }
 
 // A panic aborts the wasm instance; from then on nothing may call into it.
@@ -80,12 +113,19 @@ const EVENT_TYPES = new Set([
 /** A client for one tokenrelay server; `connect()` opens connections. */
 export class Client {
   #options;
+  #load;
 
-  constructor(options) {
+  // `load`: the entry's default wasm loader (each entry subclasses Client
+  // to pass its own, so a bundler that drops unused modules keeps it).
+  constructor(options, load) {
+    this.#load = load;
     if (options == null || typeof options !== 'object') {
       throw new TypeError(`new Client(options): options must be an object {wsUrl, getToken}, got ${describe(options)}`);
     }
-    const { wsUrl, getToken, clientKey, WebSocket, refreshAhead, connectTimeoutMs } = options;
+    const {
+      wsUrl, getToken, clientKey, WebSocket, refreshAhead, connectTimeoutMs, logger,
+      requestTimeoutMs, invocationTimeoutMs, reconnectMinDelayMs, reconnectMaxDelayMs, maxReconnectAttempts,
+    } = options;
     if (typeof wsUrl !== 'string' || !/^wss?:\/\//i.test(wsUrl)) {
       throw new TypeError(`options.wsUrl must be a ws:// or wss:// URL string, got ${typeof wsUrl === 'string' ? JSON.stringify(wsUrl) : describe(wsUrl)}`);
     }
@@ -104,8 +144,16 @@ export class Client {
     if (refreshAhead !== undefined && typeof refreshAhead !== 'boolean') {
       throw new TypeError(`options.refreshAhead must be a boolean, got ${describe(refreshAhead)}`);
     }
-    if (connectTimeoutMs !== undefined && !(typeof connectTimeoutMs === 'number' && connectTimeoutMs > 0)) {
-      throw new TypeError(`options.connectTimeoutMs must be a positive number of milliseconds, got ${describe(connectTimeoutMs)}`);
+    const durations = { connectTimeoutMs, requestTimeoutMs, invocationTimeoutMs, reconnectMinDelayMs, reconnectMaxDelayMs };
+    for (const [name, v] of Object.entries(durations)) checkMs(`options.${name}`, v, name !== 'reconnectMinDelayMs');
+    if ((reconnectMinDelayMs ?? 500) > (reconnectMaxDelayMs ?? 20_000)) {
+      throw new TypeError(`options.reconnectMinDelayMs (${reconnectMinDelayMs ?? 500}) must not exceed options.reconnectMaxDelayMs (${reconnectMaxDelayMs ?? 20_000})`);
+    }
+    if (maxReconnectAttempts !== undefined && !(Number.isInteger(maxReconnectAttempts) && maxReconnectAttempts >= 1 && maxReconnectAttempts < 2 ** 32)) {
+      throw new TypeError(`options.maxReconnectAttempts must be a positive integer, got ${describe(maxReconnectAttempts)}`);
+    }
+    if (logger !== undefined && logger !== null && typeof logger?.debug !== 'function') {
+      throw new TypeError(`options.logger must have a debug(message) method (console does), got ${describe(logger)}`);
     }
     this.#options = {
       wsUrl,
@@ -114,6 +162,12 @@ export class Client {
       WebSocket,
       refreshAhead: refreshAhead ?? true,
       connectTimeoutMs: connectTimeoutMs ?? 30_000,
+      requestTimeoutMs,
+      invocationTimeoutMs,
+      reconnectMinDelayMs,
+      reconnectMaxDelayMs,
+      maxReconnectAttempts,
+      logger: logger ?? null,
     };
   }
 
@@ -121,16 +175,82 @@ export class Client {
    * connection fails for good (forbidden, not found, …) before that, or
    * with the last attempt's error (a `TimeoutError` if none failed) when
    * no attempt attached within `connectTimeoutMs`; the connection is then
-   * closed, and `getToken` is not called again. */
-  connect(contextId) {
+   * closed, and `getToken` is not called again.
+   *
+   * `options.signal` (an `AbortSignal`) cancels: connect() rejects with
+   * `signal.reason` (a `DOMException` named `"AbortError"`, or
+   * `"TimeoutError"` from `AbortSignal.timeout()`), and aborting later
+   * closes the connection. `options.timeout` (ms) bounds this call: past
+   * it, connect() rejects with a `TimeoutError` whose `cause` is the last
+   * attempt's error. Either way every retry, timer and socket stops, and
+   * the signal passed to a `getToken` call in flight is aborted. */
+  connect(contextId, options) {
     if (typeof contextId !== 'string' || contextId === '') {
       throw new TypeError(`connect(contextId): contextId must be a non-empty string, got ${describe(contextId)}`);
     }
-    return loaded().then(() => {
-      const conn = new Connection(this.#options, contextId, secret);
+    const signal = checkSignal('connect(contextId, options)', options);
+    const timeout = options?.timeout;
+    checkMs('connect(contextId, options): options.timeout', timeout, true);
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    return loaded(this.#load).then(() => {
+      if (signal?.aborted) throw abortReason(signal);
+      const conn = new Connection(this.#options, contextId, secret, signal, timeout);
       return conn._opened.then(() => conn);
     });
   }
+}
+
+/** A WebSocket constructor whose sockets always have an `error` listener:
+ * an EventEmitter socket (the `ws` package) closed while still connecting
+ * (connect() aborted) emits `error`, which with no listener would be an
+ * uncaught exception. Errors need no handling: `close` follows each. */
+function withErrorListener(Ctor) {
+  if (Ctor === undefined) return undefined;
+  return function WebSocket(url) {
+    const ws = new Ctor(url);
+    if (typeof ws.on === 'function') ws.on('error', () => {});
+    return ws;
+  };
+}
+
+/** Throws a TypeError unless `v` is undefined or a positive number of
+ * milliseconds (zero allowed when `positive` is false). */
+function checkMs(what, v, positive) {
+  if (v === undefined) return;
+  if (!(typeof v === 'number' && Number.isFinite(v) && (positive ? v > 0 : v >= 0))) {
+    throw new TypeError(`${what} must be a ${positive ? 'positive' : 'non-negative'} number of milliseconds, got ${describe(v)}`);
+  }
+}
+
+/** `options.signal`, checked: undefined or an AbortSignal. */
+function checkSignal(what, options) {
+  if (options === undefined || options === null) return undefined;
+  if (typeof options !== 'object') throw new TypeError(`${what}: options must be an object, got ${describe(options)}`);
+  const { signal } = options;
+  if (signal === undefined || signal === null) return undefined;
+  if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' || typeof signal.addEventListener !== 'function') {
+    throw new TypeError(`${what}: options.signal must be an AbortSignal, got ${describe(signal)}`);
+  }
+  return signal;
+}
+
+/** What an aborted operation rejects with: the signal's reason, as
+ * `fetch()` does (an `AbortError` DOMException unless the app gave one). */
+function abortReason(signal) {
+  return signal.reason ?? new DOMException('This operation was aborted', 'AbortError');
+}
+
+// Secrets look like these; a log line never carries one, even when a
+// server or provider message quotes it.
+const SECRET = /\b(?:eyJ[\w-]*\.[\w-]*\.[\w-]*|pub_tok_[\w-]+|sk_live_[\w-]+|pk_[\w.-]+)/g;
+function redact(text) {
+  return String(text).replace(SECRET, '[redacted]');
+}
+
+/** One line about an error for the logger: class, code, message (redacted). */
+function describeError(e) {
+  if (!e) return '';
+  return `${e.name ?? 'Error'}${e.code ? `(${e.code})` : ''}: ${redact(e.message ?? e)}`;
 }
 
 // Only `Client.connect` makes connections.
@@ -156,10 +276,28 @@ export class Connection {
   /** The cause of the latest failed attempt, reported if connect times out. */
   #lastCause = null;
   #timedOut = null;
+  /** connect()'s own `timeout` timer. */
+  #callTimer = null;
+  /** connect()'s `signal` and its listener, removed when the connection ends. */
+  #signal = null;
+  #onAbort = null;
+  /** Aborted when the connection ends: the signal `getToken` calls get. */
+  #life = new AbortController();
+  #logger = null;
+  /** Token streams (`stream()`) by request id, then by response id once
+   * their reply started. */
+  #streamsByRequest = new Map();
+  #streamsByResponse = new Map();
+  /** Replies streaming now: request id -> response id. */
+  #streaming = new Map();
+  /** Requests whose caller gave up (`ask(text, {signal})` aborted) before
+   * their reply started: stopped as soon as it starts. */
+  #stopOnStart = new Set();
 
-  constructor(options, contextId, key) {
+  constructor(options, contextId, key, signal, callTimeout) {
     if (key !== secret) throw new TypeError('use `await client.connect(contextId)` to make a Connection');
     this.#contextId = contextId;
+    this.#logger = options.logger;
     this._opened = new Promise((resolve, reject) => { this.#opened = { resolve, reject }; });
     // Unhandled only if nobody awaits connect(); avoid a spurious warning.
     this._opened.catch(() => {});
@@ -170,10 +308,34 @@ export class Connection {
         if (this.#ended || this.#state === 'connected') return;
         this.#timedOut = this.#lastCause
           ?? new TimeoutError(`no attempt attached to the context within ${timeoutMs} ms`, { code: 'timeout' });
+        this.#log(`connect: no attempt attached within connectTimeoutMs ${timeoutMs} ms; closing`);
         this.close();
       }, timeoutMs);
     }
-    const getToken = options.getToken;
+    if (callTimeout !== undefined) {
+      this.#callTimer = setTimeout(() => {
+        this.#callTimer = null;
+        if (this.#ended || this.#state === 'connected') return;
+        this.#timedOut = new TimeoutError(
+          `connect() did not attach within its timeout of ${callTimeout} ms`,
+          { code: 'timeout', cause: this.#lastCause ?? undefined },
+        );
+        this.#log(`connect: timeout ${callTimeout} ms passed; closing`);
+        this.close();
+      }, callTimeout);
+    }
+    if (signal) {
+      this.#signal = signal;
+      this.#onAbort = () => {
+        this.#timedOut = abortReason(signal);
+        this.#log('aborted by the signal; closing');
+        this.close();
+      };
+      signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+    // The app's provider, with a signal it may pass on to fetch(): aborted
+    // once the connection ends, so a token request in flight stops too.
+    const getToken = (ctx) => options.getToken(ctx, { signal: this.#life.signal });
     // What the wasm driver calls (see `Sink` in src/driver.rs). Frames are
     // handed over in batches: `batch` holds the text of those written to
     // the frame buffer and not yet handed over; `frames` those being handled,
@@ -245,11 +407,24 @@ export class Connection {
       },
     };
     this.#wasm = call(() => new WasmConnection(
-      options.wsUrl, contextId, options.clientKey, getToken, options.WebSocket, sink, guard,
-      options.refreshAhead,
+      options.wsUrl, contextId, options.clientKey, getToken, withErrorListener(options.WebSocket), sink, guard,
+      options.refreshAhead, options.requestTimeoutMs, options.invocationTimeoutMs,
+      options.reconnectMinDelayMs, options.reconnectMaxDelayMs, options.maxReconnectAttempts,
     ));
     live.add(this);
+    this.#log('connecting');
     call(() => this.#wasm.start());
+  }
+
+  /** A debug line for the app's logger (context id, states, causes; never
+   * a key or token). */
+  #log(line) {
+    if (!this.#logger) return;
+    try {
+      this.#logger.debug(`tokenrelay ${this.#contextId}: ${line}`);
+    } catch (e) {
+      report(e);
+    }
   }
 
   /** The context this connection is attached to. */
@@ -277,10 +452,33 @@ export class Connection {
     this.#listeners.get(type)?.delete(listener);
   }
 
-  /** Sends `text` and resolves with the whole response it causes. */
-  ask(text) {
+  /** Sends `text` and resolves with the whole response it causes.
+   *
+   * `options.signal` cancels: the promise rejects with `signal.reason` (an
+   * `AbortError` DOMException by default) and the agent's reply is stopped
+   * (`stop()`), at once if it is streaming, else as soon as it starts. An
+   * already aborted signal sends nothing. */
+  ask(text, options) {
     checkText('ask(text)', text);
-    return this.#answer(() => this.#wasm.sendMessage(text));
+    const signal = checkSignal('ask(text, options)', options);
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    return this.#answer(() => this.#wasm.sendMessage(text), signal);
+  }
+
+  /** Sends `text` and returns its reply's tokens as an async iterable:
+   * `for await (const token of conn.stream("Hello"))`. Iteration ends when
+   * the reply ends (`stream.response` then holds it: check its `status`)
+   * and throws what `ask()` would reject with (the request failed, the
+   * connection closed or failed, the signal aborted). Tokens arriving
+   * before iteration starts are kept; leaving the loop early stops
+   * listening, not the reply (use `options.signal` for that). */
+  stream(text, options) {
+    checkText('stream(text)', text);
+    const signal = checkSignal('stream(text, options)', options);
+    const reply = signal?.aborted
+      ? Promise.reject(abortReason(signal))
+      : this.#answer(() => this.#wasm.sendMessage(text), signal);
+    return new TokenStream(reply, this.#streamsByRequest, signal);
   }
 
   /** Sends `text` without waiting; returns the request id (the response's
@@ -369,25 +567,53 @@ export class Connection {
     };
   }
 
-  #answer(send) {
-    return this.#settle(this.#answers, send);
+  #answer(send, signal) {
+    return this.#settle(this.#answers, send, signal);
   }
 
   // The promise carries the request id, so a caller can match the
   // response's events (`response_started.requestId`) while it streams.
-  #settle(map, send) {
+  #settle(map, send, signal) {
     let id;
     try {
       id = call(send);
     } catch (e) {
       return Promise.reject(e);
     }
-    const p = new Promise((resolve, reject) => map.set(id, { resolve, reject }));
+    let off = null;
+    const p = new Promise((resolve, reject) => map.set(id, {
+      resolve: (v) => { off?.(); resolve(v); },
+      reject: (e) => { off?.(); reject(e); },
+    }));
     p.requestId = id;
+    if (signal) {
+      const onAbort = () => {
+        const waiter = map.get(id);
+        if (!waiter) return;
+        map.delete(id);
+        waiter.reject(abortReason(signal));
+        this.#stopReply(id);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      off = () => signal.removeEventListener('abort', onAbort);
+    }
     return p;
   }
 
+  /** The caller gave up on request `id`: stop its reply now if it is
+   * streaming, else once it starts. */
+  #stopReply(id) {
+    if (this.#ended) return;
+    if (this.#streaming.has(id)) {
+      this.#log(`stopping the reply to request ${id} (its caller aborted)`);
+      this.stop().catch(() => {});
+    } else {
+      this.#stopOnStart.add(id);
+    }
+  }
+
   #token(responseId, token) {
+    if (this.#streamsByResponse.size !== 0) this.#streamsByResponse.get(responseId)?.push(token);
     const listeners = this.#listeners.get('token');
     if (!listeners?.size && !this.#listeners.get('*')?.size && !this.#iterators.size) return;
     this.#emit({ type: 'token', responseId, token });
@@ -398,9 +624,36 @@ export class Connection {
       case 'state':
         if (e.cause) e.cause = toError(e.cause);
         this.#state = e.state;
+        if (this.#logger) {
+          const retry = e.retryIn == null ? '' : ` retry in ${e.retryIn} ms`;
+          const cause = e.cause ? `; cause ${describeError(e.cause)}` : '';
+          this.#log(`state ${e.state} (attempt ${e.attempt})${retry}${cause}`);
+        }
+        break;
+      case 'connected':
+        if (this.#logger) {
+          const server = e.server ? `; server ${e.server.name} ${e.server.version}` : '';
+          this.#log(`${e.resumed ? 'reconnected, missed notifications replayed' : 'attached'}${server}`);
+        }
+        break;
+      case 'response_started':
+        if (e.requestId != null) {
+          this.#streaming.set(e.requestId, e.responseId);
+          const st = this.#streamsByRequest.get(e.requestId);
+          if (st) {
+            this.#streamsByRequest.delete(e.requestId);
+            this.#streamsByResponse.set(e.responseId, st);
+            st.responseId = e.responseId;
+          }
+          if (this.#stopOnStart.delete(e.requestId)) {
+            this.#log(`stopping the reply to request ${e.requestId} (its caller aborted)`);
+            this.stop().catch(() => {});
+          }
+        }
         break;
       case 'request_failed': {
         e.error = toError(e.error);
+        this.#stopOnStart.delete(e.requestId);
         const waiter = this.#answers.get(e.requestId) ?? this.#acks.get(e.requestId);
         this.#answers.delete(e.requestId);
         this.#acks.delete(e.requestId);
@@ -411,6 +664,8 @@ export class Connection {
         e.error = toError(e.error);
         break;
       case 'response': {
+        this.#streaming.delete(e.response.requestId);
+        this.#streamsByResponse.delete(e.response.id);
         const waiter = this.#answers.get(e.response.requestId);
         if (waiter) {
           this.#answers.delete(e.response.requestId);
@@ -433,6 +688,7 @@ export class Connection {
       if (e.cause) this.#lastCause = e.cause;
       if (e.state === 'connected') {
         clearTimeout(this.#connectTimer);
+        clearTimeout(this.#callTimer);
         this.#opened.resolve();
       } else if (e.state === 'closed' || e.state === 'failed') {
         this.#end(this.#timedOut ?? e.cause ?? new ClosedError('the connection is closed', { code: 'closed' }));
@@ -469,6 +725,14 @@ export class Connection {
     if (this.#ended) return;
     this.#ended = true;
     clearTimeout(this.#connectTimer);
+    clearTimeout(this.#callTimer);
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#signal = null;
+    this.#life.abort(cause);
+    this.#streamsByRequest.clear();
+    this.#streamsByResponse.clear();
+    this.#stopOnStart.clear();
+    this.#log(`ended: ${describeError(cause)}`);
     live.delete(this);
     this.#opened.reject(cause);
     for (const map of [this.#answers, this.#acks]) {
@@ -492,6 +756,87 @@ export class Connection {
     this.#emit({ type: 'error', error });
     this.#emit({ type: 'state', state: 'failed', attempt: 0, retryIn: null, cause: error });
     this.#end(error);
+  }
+}
+
+/** The tokens of one reply, from `Connection.stream(text)`; iterate it
+ * once with `for await`. */
+export class TokenStream {
+  #state = { queue: [], wake: null, responseId: null, push: null };
+  #iterated = false;
+  /** The whole reply once iteration has ended, else null. */
+  response = null;
+
+  constructor(reply, byRequest, signal) {
+    /** The request id of the message sent (the reply's `requestId`). */
+    this.requestId = reply.requestId;
+    const st = this.#state;
+    st.push = (token) => {
+      st.queue.push(token);
+      if (st.wake) {
+        const wake = st.wake;
+        st.wake = null;
+        wake();
+      }
+    };
+    // Registered before any reply can start (sending is synchronous, the
+    // reply comes from the network).
+    if (reply.requestId !== undefined) byRequest.set(reply.requestId, st);
+    const done = () => {
+      byRequest.delete(reply.requestId);
+      signal?.removeEventListener('abort', onAbort);
+      st.ended = true;
+      if (st.wake) {
+        const wake = st.wake;
+        st.wake = null;
+        wake();
+      }
+    };
+    // A failure (or an abort) ends the iteration at once: tokens still
+    // unread, or arriving until the server stops, are dropped.
+    const fail = (e) => {
+      if (st.ended) return;
+      st.error = e;
+      st.queue.length = 0;
+      st.push = () => {};
+      done();
+    };
+    // The abort is seen here synchronously, so not one more token is
+    // yielded after it.
+    const onAbort = () => fail(abortReason(signal));
+    if (signal && !st.ended) signal.addEventListener('abort', onAbort, { once: true });
+    st.detach = done;
+    reply.then((r) => {
+      this.response = r;
+      if (!st.ended) done();
+    }, fail);
+  }
+
+  [Symbol.asyncIterator]() {
+    if (this.#iterated) throw new TypeError('a TokenStream can be iterated once');
+    this.#iterated = true;
+    const st = this.#state;
+    const next = async () => {
+      for (;;) {
+        if (st.queue.length) return { value: st.queue.shift(), done: false };
+        if (st.ended) {
+          if (st.error !== undefined) throw st.error;
+          return { value: undefined, done: true };
+        }
+        await new Promise((resolve) => { st.wake = resolve; });
+      }
+    };
+    return {
+      next,
+      // Leaving the loop early: stop listening (the reply goes on).
+      return: async () => {
+        st.queue.length = 0;
+        st.push = () => {};
+        if (!st.ended) st.detach();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() { return this; },
+    };
   }
 }
 

@@ -5,7 +5,9 @@
 /** Base of every error the package throws or reports. */
 export class TokenRelayError extends Error {
   constructor(message, details = {}) {
-    super(message);
+    // `cause` (ES2022): the error behind this one, such as the last failed
+    // attempt behind a connect() timeout.
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = new.target.name;
     /** Stable snake_case code (`"unauthorized"`, `"timeout"`, …). */
     this.code = details.code ?? 'unknown';

@@ -28,7 +28,7 @@ export interface ClientOptions {
    * Reject with an error whose `code` is `"forbidden"`, `"not_found"` or
    * `"payment_required"` (or whose `status` is 403/404/402) to stop
    * reconnecting; any other rejection is retried with backoff. */
-  getToken: (contextId: string) => TokenResult | Promise<TokenResult>;
+  getToken: (contextId: string, options: GetTokenOptions) => TokenResult | Promise<TokenResult>;
   /** The app's publishable key (`pk_…`), when the org has one. */
   clientKey?: string;
   /** A WebSocket constructor to use instead of the global one (Node < 22:
@@ -43,6 +43,54 @@ export interface ClientOptions {
    * (default 30,000). Past it, `connect()` rejects with the last attempt's
    * error (or a `TimeoutError`) and the connection is closed. */
   connectTimeoutMs?: number;
+  /** How long `connect_to_context` and `stop` may wait for the server's
+   * answer, in milliseconds (default 15,000). */
+  requestTimeoutMs?: number;
+  /** How long a reply may go without any sign of progress before its
+   * request fails with a `TimeoutError`, in milliseconds (default 120,000;
+   * every token restarts it). */
+  invocationTimeoutMs?: number;
+  /** The reconnect schedule's first delay envelope, in milliseconds
+   * (default 500; full jitter, doubling per attempt). */
+  reconnectMinDelayMs?: number;
+  /** The cap of the reconnect delay, in milliseconds (default 20,000). */
+  reconnectMaxDelayMs?: number;
+  /** Give up (state `failed`) after this many failed attempts in a row
+   * (default: never). */
+  maxReconnectAttempts?: number;
+  /** Receives debug lines: state changes, reconnects, why a connection
+   * ended. Never a key or token. `console` works. */
+  logger?: Logger;
+}
+
+/** Where debug lines go (`console` is one). */
+export interface Logger {
+  debug(message: string): void;
+}
+
+/** The second argument of `getToken`: aborted once the connection ends
+ * (closed, failed, its connect() aborted or timed out), so a `fetch` for
+ * the token can be cancelled with it. */
+export interface GetTokenOptions {
+  signal: AbortSignal;
+}
+
+/** Options of `client.connect()`. */
+export interface ConnectOptions {
+  /** Cancels the connect (it rejects with `signal.reason`, an `AbortError`
+   * DOMException by default); aborting after it resolved closes the
+   * connection. Retries, timers and `getToken` calls stop. */
+  signal?: AbortSignal;
+  /** Bounds this call, in milliseconds: past it connect() rejects with a
+   * `TimeoutError` (its `cause`: the last attempt's error) and stops. */
+  timeout?: number;
+}
+
+/** Options of `ask()` and `stream()`. */
+export interface RequestOptions {
+  /** Gives up on the reply: the promise (or the iteration) rejects with
+   * `signal.reason` and the reply is stopped on the server. */
+  signal?: AbortSignal;
 }
 
 export interface ToolCall {
@@ -72,8 +120,9 @@ export interface ClientSideToolCall {
 
 export type ResponseStatus = 'streaming' | 'complete' | 'stopped' | 'failed' | 'interrupted';
 
-/** One agent response, assembled from its notifications. */
-export interface Response {
+/** One agent response, assembled from its notifications. (Not named
+ * `Response`, which would shadow the DOM's in files importing it.) */
+export interface AgentResponse {
   id: string;
   /** The request that caused it; null for one the agent started itself. */
   requestId: number | null;
@@ -114,18 +163,19 @@ export interface ConnectedEvent {
 }
 export interface ResponseStartedEvent { type: 'response_started'; responseId: string; requestId: number | null }
 export interface TokenEvent { type: 'token'; responseId: string; token: string }
-export interface ResponseEvent { type: 'response'; response: Response }
+export interface ResponseEvent { type: 'response'; response: AgentResponse }
 export interface ToolCallEvent extends ToolCall { type: 'tool_call'; responseId: string | null }
 export interface ToolResponseEvent extends ToolResult { type: 'tool_response'; responseId: string | null }
 export interface EventsEvent { type: 'events'; responseId: string | null; events: AgentEvent[] }
 export interface ClientSideToolCallsEvent { type: 'client_side_tool_calls'; responseId: string | null; toolCalls: ClientSideToolCall[] }
 export interface AckEvent { type: 'ack'; requestId: number; result: { [key: string]: Json } }
 export interface RequestFailedEvent { type: 'request_failed'; requestId: number; error: TokenRelayError }
-export interface ErrorEvent { type: 'error'; error: TokenRelayError }
+export interface ConnectionErrorEvent { type: 'error'; error: TokenRelayError }
 export interface UnknownEvent { type: 'unknown'; method: string; params: Json }
 
-/** Every event, told apart by `type`. */
-export type Event =
+/** Every event of a connection, told apart by `type`. (Not named `Event`,
+ * which would shadow the DOM's.) */
+export type ConnectionEvent =
   | StateEvent
   | ConnectedEvent
   | ResponseStartedEvent
@@ -137,35 +187,79 @@ export type Event =
   | ClientSideToolCallsEvent
   | AckEvent
   | RequestFailedEvent
-  | ErrorEvent
+  | ConnectionErrorEvent
   | UnknownEvent;
 
-export type EventType = Event['type'];
-export type EventOf<T extends EventType> = Extract<Event, { type: T }>;
+export type EventType = ConnectionEvent['type'];
+export type EventOf<T extends EventType> = Extract<ConnectionEvent, { type: T }>;
+
+/** @deprecated Use `AgentResponse` (this name shadows the DOM's `Response`). */
+export type Response = AgentResponse;
+/** @deprecated Use `ConnectionEvent` (this name shadows the DOM's `Event`). */
+export type Event = ConnectionEvent;
+/** @deprecated Use `ConnectionErrorEvent` (this name shadows the DOM's `ErrorEvent`). */
+export type ErrorEvent = ConnectionErrorEvent;
 
 /** A promise of the response a request causes, carrying the request id so
  * its events can be matched while it streams. */
-export type Reply = Promise<Response> & { readonly requestId: number };
+export type Reply = Promise<AgentResponse> & { readonly requestId: number };
+
+/** The tokens of one reply (`conn.stream(text)`): iterate it once with
+ * `for await`. Iteration ends when the reply ends and throws what `ask()`
+ * would reject with. */
+export declare class TokenStream implements AsyncIterable<string> {
+  private constructor();
+  /** The request id of the message sent. */
+  readonly requestId: number;
+  /** The whole reply once iteration has ended (check its `status`). */
+  readonly response: AgentResponse | null;
+  [Symbol.asyncIterator](): AsyncIterator<string>;
+}
+
+/** Where the wasm module comes from, for `init()`: a compiled module, the
+ * `.wasm` bytes, a `Response` (or a promise of one, e.g. `fetch(url)`), or
+ * its URL. */
+export type WasmSource =
+  | WebAssembly.Module
+  | BufferSource
+  | globalThis.Response
+  | PromiseLike<globalThis.Response>
+  | URL
+  | string;
+
+/** Loads the wasm module now, from `options.module`, or by the entry's
+ * default (next to the package's JS; from disk in Node). Optional: the
+ * first `connect()` loads it otherwise. The first load wins. */
+export declare function init(options?: { module?: WasmSource }): Promise<void>;
+/** Loads the wasm module synchronously from a compiled module or its
+ * bytes (a no-op once loaded). */
+export declare function initSync(options: { module: WebAssembly.Module | BufferSource }): void;
 
 export declare class Client {
   /** @throws TypeError when an option has the wrong type. */
   constructor(options: ClientOptions);
   /** Resolves once attached to the context; rejects with the cause if the
-   * connection fails for good first (ForbiddenError, NotFoundError, …). */
-  connect(contextId: string): Promise<Connection>;
+   * connection fails for good first (ForbiddenError, NotFoundError, …),
+   * with `signal.reason` when `options.signal` aborts, and with a
+   * `TimeoutError` past `options.timeout` ms. */
+  connect(contextId: string, options?: ConnectOptions): Promise<Connection>;
 }
 
-export declare class Connection implements AsyncIterable<Event> {
+export declare class Connection implements AsyncIterable<ConnectionEvent> {
   private constructor();
   readonly contextId: string;
   readonly state: ConnectionState;
   readonly server: ServerInfo | null;
   /** Returns a function that removes the listener. */
   on<T extends EventType>(type: T, listener: (event: EventOf<T>) => void): () => void;
-  on(type: '*', listener: (event: Event) => void): () => void;
+  on(type: '*', listener: (event: ConnectionEvent) => void): () => void;
   off<T extends EventType>(type: T | '*', listener: (event: EventOf<T>) => void): void;
-  /** Sends a message and resolves with the whole reply. */
-  ask(text: string): Reply;
+  /** Sends a message and resolves with the whole reply. An aborted
+   * `options.signal` rejects it and stops the reply. */
+  ask(text: string, options?: RequestOptions): Reply;
+  /** Sends a message and yields its reply's tokens:
+   * `for await (const token of conn.stream("Hello"))`. */
+  stream(text: string, options?: RequestOptions): TokenStream;
   /** Sends a message; returns its request id. Queued while reconnecting. */
   sendMessage(text: string): number;
   /** Stops the running reply; resolves with the server's acknowledgement. */
@@ -175,16 +269,17 @@ export declare class Connection implements AsyncIterable<Event> {
    * whole continuation (a new response, which may ask for tools again). */
   sendToolResponses(responses: ReadonlyArray<{ toolCallId: string; response: string }>): Reply;
   /** A streaming or recently completed response. */
-  response(responseId: string): Response | undefined;
+  response(responseId: string): AgentResponse | undefined;
   setNetworkAvailable(available: boolean): void;
   reconnectNow(): void;
   /** Closes for good and releases every socket, timer and listener. */
   close(): void;
-  [Symbol.asyncIterator](): AsyncIterator<Event>;
+  [Symbol.asyncIterator](): AsyncIterator<ConnectionEvent>;
 }
 
 /** Base of every error of the package. */
 export declare class TokenRelayError extends Error {
+  constructor(message: string, details?: { code?: ErrorCode; serverCode?: string | null; status?: number | null; cause?: unknown });
   readonly code: ErrorCode;
   /** The server's own code (`error_codes` extension), when sent. */
   readonly serverCode: string | null;

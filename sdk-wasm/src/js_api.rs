@@ -4,6 +4,7 @@
 //! arguments (`TypeError`) and turns error descriptors into error classes.
 
 use std::cell::RefCell;
+use std::time::Duration;
 
 use js_sys::{Array, Function};
 use tokenrelay::wire::ToolResponseParam;
@@ -60,7 +61,9 @@ impl WasmConnection {
     /// A connection to `context_id` at `ws_url`, not yet started.
     /// `websocket` is a WebSocket constructor or `undefined` for the global
     /// one; `sink` receives tokens and events, `guard` wraps callbacks;
-    /// `refresh_ahead` fetches the next key while connected.
+    /// `refresh_ahead` fetches the next key while connected. The timeouts
+    /// and reconnect bounds (milliseconds; `undefined` keeps the core's
+    /// default) have been checked by the JS layer.
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -72,10 +75,31 @@ impl WasmConnection {
         sink: Sink,
         guard: Function,
         refresh_ahead: bool,
+        request_timeout_ms: Option<f64>,
+        invocation_timeout_ms: Option<f64>,
+        reconnect_min_delay_ms: Option<f64>,
+        reconnect_max_delay_ms: Option<f64>,
+        max_reconnect_attempts: Option<u32>,
     ) -> WasmConnection {
+        let ms = |v: f64| Duration::from_millis(v as u64);
         let mut config = default_config(ws_url);
         config.client_key = client_key;
         config.refresh_ahead = refresh_ahead;
+        if let Some(v) = request_timeout_ms {
+            config.request_timeout = ms(v);
+        }
+        if let Some(v) = invocation_timeout_ms {
+            config.invocation_timeout = ms(v);
+        }
+        if let Some(v) = reconnect_min_delay_ms {
+            config.reconnect.min_delay = ms(v);
+        }
+        if let Some(v) = reconnect_max_delay_ms {
+            config.reconnect.max_delay = ms(v);
+        }
+        if max_reconnect_attempts.is_some() {
+            config.reconnect.max_attempts = max_reconnect_attempts;
+        }
         let host = Host {
             get_token,
             websocket,
