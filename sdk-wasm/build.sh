@@ -3,7 +3,8 @@
 #   cargo (profile wasm-release: opt-level z, LTO, panic=abort)
 #   -> wasm-bindgen --target web (ESM glue, loadable by browsers and Node)
 #   -> wasm-opt -Oz (npm `binaryen`; Debian's binaryen emits broken modules)
-#   + the hand-written ESM entries (js/) and types (index.d.ts).
+#   + the hand-written ESM entries (js/) and types (index.d.ts)
+#   + scripts/finish-pkg.mjs: CommonJS builds, .d.cts types, licenses.
 # Needs: rustup target wasm32-unknown-unknown, wasm-bindgen-cli at the
 # version of wasm-bindgen in Cargo.lock, `npm install` done here.
 set -euo pipefail
@@ -28,4 +29,6 @@ fi
   "$here/pkg/tokenrelay_wasm_bg.wasm" -o "$here/pkg/tokenrelay_wasm_bg.wasm"
 
 cp "$here"/js/*.js "$here"/js/*.d.ts "$here/pkg/"
+# CommonJS builds (node.cjs, server.cjs, react.cjs), .d.cts types, licenses.
+node "$here/scripts/finish-pkg.mjs"
 echo "built $here/pkg: $(wc -c < "$here/pkg/tokenrelay_wasm_bg.wasm") bytes of wasm"
