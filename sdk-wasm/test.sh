@@ -4,7 +4,9 @@
 #   apt chromium (if missing), rustup target wasm32-unknown-unknown,
 #   wasm-bindgen-cli at the version locked in Cargo.lock (if missing),
 #   npm ci in sdk-wasm, the release server binary, ./build.sh,
-#   tsc --strict --noEmit on the types, node --test tests/*.test.js, then
+#   tsc --strict --noEmit on the types, node --test tests/*.test.js, the
+#   consumer projects (npm pack, installed into Node/esbuild/Vite/webpack
+#   projects as a user would: tests/consumers/run.mjs), then
 #   the latency bench's short run on Node and in Chromium (figures printed,
 #   never judged; every reply must still arrive whole).
 # Exits non-zero on any failure. Run from anywhere: sdk-wasm/test.sh
@@ -48,6 +50,9 @@ step "node --test"
 # The server binary the tests start; each test file runs in its own process.
 export TOKENRELAY_SERVER_BIN="$root/target/release/tokenrelay-server"
 node --test --test-reporter=spec --test-concurrency=1 tests/*.test.js
+
+step "consumer projects from the packed tarball (tests/consumers/run.mjs)"
+node tests/consumers/run.mjs
 
 step "latency, short (bench/latency.mjs; bench/latency.sh runs every round)"
 node bench/latency.mjs --short
