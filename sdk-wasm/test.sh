@@ -5,8 +5,9 @@
 #   wasm-bindgen-cli at the version locked in Cargo.lock (if missing),
 #   npm ci in sdk-wasm, the release server binary, ./build.sh,
 #   tsc --strict --noEmit on the types, node --test tests/*.test.js, the
-#   consumer projects (npm pack, installed into Node/esbuild/Vite/webpack
-#   projects as a user would: tests/consumers/run.mjs), then
+#   consumer projects (npm pack, installed as a user would into Node 18/20/22
+#   ESM and CJS, esbuild, Vite, webpack, Next.js, Bun and Deno projects:
+#   tests/consumers/run.mjs), then
 #   the latency bench's short run on Node and in Chromium (figures printed,
 #   never judged; every reply must still arrive whole).
 # Exits non-zero on any failure. Run from anywhere: sdk-wasm/test.sh
