@@ -2,10 +2,13 @@
 // a compiled `WebAssembly.Module`, with the `?module` suffix these runtimes document (they
 // cannot fetch it by URL nor read files).
 import wasmModule from './tokenrelay_wasm_bg.wasm?module';
-import { initSync as wbgInitSync } from './tokenrelay_wasm.js';
+import wbgInit from './tokenrelay_wasm.js';
 import { Client as Base, initWith } from './client.js';
 
-const load = () => { wbgInitSync({ module: wasmModule }); };
+// Instantiated asynchronously: the module may come from another realm (the
+// edge runtime's sandbox), which `WebAssembly.instantiate` accepts and the
+// synchronous path's `instanceof WebAssembly.Module` check does not.
+const load = () => wbgInit({ module_or_path: wasmModule });
 
 /** A client for one tokenrelay server; `connect()` opens connections. */
 export class Client extends Base {

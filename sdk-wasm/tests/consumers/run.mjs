@@ -249,6 +249,11 @@ async function nextjs(relay, dir) {
     }), 'next start to be ready', 60_000);
     child.stdout.resume();
     await checkPage(relay, `http://127.0.0.1:${port}`, 'next start');
+    // The edge runtime's route streams a reply server-side.
+    const ctx = await relay.context();
+    const r = await fetch(`http://127.0.0.1:${port}/api/edge?context=${encodeURIComponent(ctx)}&ws=${encodeURIComponent(relay.ws)}`);
+    const body = await r.text();
+    if (body !== JSON.stringify({ text: EXPECTED, status: 'complete' })) throw new Error(`next edge route: HTTP ${r.status} ${body}`);
   } finally {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
