@@ -8,6 +8,7 @@
 //                        headless Chromium (Vite's dev server too)
 //   nextjs               `next build` + `next start`: a client component
 //                        streams, a route handler mints keys
+//   nextjs-chat          examples/nextjs-chat, chatted with in Chromium
 //   bun, deno            the node-esm (and, on Bun, node-cjs) scripts
 //
 // Projects are installed under target/consumers/ (kept between runs, so a
@@ -59,11 +60,12 @@ function pack() {
 
 /** Copies project `name` to target/consumers/name and installs it with the
  * tarball. */
-function install(name, tarball) {
+function install(name, tarball, from = join(here, name)) {
   const dir = join(work, name);
   mkdirSync(dir, { recursive: true });
-  for (const entry of readdirSync(join(here, name))) {
-    cpSync(join(here, name, entry), join(dir, entry), { recursive: true });
+  for (const entry of readdirSync(from)) {
+    if (entry === 'node_modules' || entry === '.next') continue;
+    cpSync(join(from, entry), join(dir, entry), { recursive: true });
   }
   // The tarball's name does not change between builds: drop the old copy
   // so npm installs the new one.
@@ -229,12 +231,18 @@ async function freePort() {
 
 /** `next build`, then `next start`: the page streams, its route handler
  * mints the keys with `tokenrelay/server`. */
-async function nextjs(relay, dir) {
+async function nextjs(relay, dir, check) {
+  process.env.NEXT_TELEMETRY_DISABLED = '1';
+  // The example reads the relay's WebSocket URL at build time.
+  process.env.NEXT_PUBLIC_TOKENRELAY_WS = relay.ws;
   npm(dir, ['run', 'build']);
   const port = await freePort();
   const child = spawn(join(dir, 'node_modules', '.bin', 'next'), ['start', '-p', String(port), '-H', '127.0.0.1'], {
     cwd: dir,
-    env: { ...process.env, RELAY_HTTP: relay.http, ORG_KEY: relay.orgKey, NEXT_TELEMETRY_DISABLED: '1' },
+    env: {
+      ...process.env, RELAY_HTTP: relay.http, ORG_KEY: relay.orgKey,
+      TOKENRELAY_URL: relay.http, TOKENRELAY_ORG_KEY: relay.orgKey,
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
@@ -248,18 +256,46 @@ async function nextjs(relay, dir) {
       child.once('exit', (code) => reject(new Error(`next start exited with ${code}: ${out}`)));
     }), 'next start to be ready', 60_000);
     child.stdout.resume();
-    await checkPage(relay, `http://127.0.0.1:${port}`, 'next start');
-    // The edge runtime's route streams a reply server-side.
-    const ctx = await relay.context();
-    const r = await fetch(`http://127.0.0.1:${port}/api/edge?context=${encodeURIComponent(ctx)}&ws=${encodeURIComponent(relay.ws)}`);
-    const body = await r.text();
-    if (body !== JSON.stringify({ text: EXPECTED, status: 'complete' })) throw new Error(`next edge route: HTTP ${r.status} ${body}`);
+    await check(`http://127.0.0.1:${port}`);
   } finally {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       await exited;
     }
+  }
+}
+
+/** The consumer project's checks on a started Next.js app. */
+async function nextjsConsumer(relay, origin) {
+  await checkPage(relay, origin, 'next start');
+    // The edge runtime's route streams a reply server-side.
+    const ctx = await relay.context();
+    const r = await fetch(`${origin}/api/edge?context=${encodeURIComponent(ctx)}&ws=${encodeURIComponent(relay.ws)}`);
+    const body = await r.text();
+  if (body !== JSON.stringify({ text: EXPECTED, status: 'complete' })) throw new Error(`next edge route: HTTP ${r.status} ${body}`);
+}
+
+/** examples/nextjs-chat, used as a person would: type, send, read. */
+async function nextjsChat(origin) {
+  const tab = await (await chromium()).newPage();
+  const problems = [];
+  tab.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  try {
+    await tab.goto(origin);
+    await tab.waitForFunction(() => document.getElementById('state')?.textContent === 'connected', null, { timeout: 60_000 });
+    for (const [message, answer] of [['[tokens=20] hello', EXPECTED], ['[echo] and again', 'and again']]) {
+      await tab.fill('#message', message);
+      await tab.click('#send');
+      await tab.waitForFunction((a) => [...document.querySelectorAll('#history li')].some((li) => li.textContent === `agent: ${a}`),
+        answer, { timeout: 30_000 });
+    }
+    const lines = await tab.$$eval('#history li', (lis) => lis.map((li) => li.textContent));
+    const expected = ['you: [tokens=20] hello', `agent: ${EXPECTED}`, 'you: [echo] and again', 'agent: and again'];
+    if (JSON.stringify(lines) !== JSON.stringify(expected)) throw new Error(`nextjs-chat: the page shows ${JSON.stringify(lines)}`);
+    if (problems.length) throw new Error(`nextjs-chat: ${problems.join('; ')}`);
+  } finally {
+    await tab.close();
   }
 }
 
@@ -285,8 +321,11 @@ const CONSUMERS = {
   webpack: async (relay, tarball) => builtPage(relay, install('webpack', tarball), 'webpack'),
   nextjs: async (relay, tarball) => {
     const dir = install('nextjs', tarball);
-    process.env.NEXT_TELEMETRY_DISABLED = '1';
-    await nextjs(relay, dir);
+    await nextjs(relay, dir, (origin) => nextjsConsumer(relay, origin));
+  },
+  'nextjs-chat': async (relay, tarball) => {
+    const dir = install('nextjs-chat', tarball, join(root, 'examples', 'nextjs-chat'));
+    await nextjs(relay, dir, nextjsChat);
   },
   // The Node projects' scripts, unchanged, under Bun and Deno (both have a
   // global WebSocket; both pick the package's `bun`/`deno` condition).
