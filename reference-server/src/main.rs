@@ -27,11 +27,16 @@ struct Cli {
         global = true
     )]
     bind: String,
-    /// SQLite file; `:memory:` keeps everything in memory.
+    /// SQLite file; `:memory:` keeps everything in memory; a
+    /// `postgres://user:password@host:port/db` URL selects PostgreSQL
+    /// (shared by several instances).
     #[arg(
         long,
         env = "TOKENRELAY_DB",
         default_value = "tokenrelay.sqlite3",
+        // A PostgreSQL URL may carry a password: `--help` must not echo it
+        // from the environment (`print-config` shows it masked).
+        hide_env_values = true,
         global = true
     )]
     db: String,
@@ -398,11 +403,7 @@ enum EngineKind {
 }
 
 fn builder(cli: &Cli) -> ServerBuilder {
-    let store = if cli.db == ":memory:" {
-        StoreConfig::Memory
-    } else {
-        StoreConfig::Sqlite(PathBuf::from(&cli.db))
-    };
+    let store = StoreConfig::from_db_arg(&cli.db);
     let limits = cli.limits.limits();
     let config = Config {
         jwt_secret: cli.jwt_secret.clone(),
@@ -507,7 +508,11 @@ fn print_config() {
             continue;
         };
         let values: Vec<String> = values.map(|v| v.to_string_lossy().into_owned()).collect();
-        let shown = if arg.is_hide_env_values_set() {
+        let shown = if id == "db" && values.len() == 1 {
+            // Shown, for it says where the data is, but with a PostgreSQL
+            // password masked.
+            toml::Value::String(tokenrelay_server::store::mask_dsn(&values[0])).to_string()
+        } else if arg.is_hide_env_values_set() {
             "\"<secret>\"".to_owned()
         } else if values.len() == 1 {
             toml::Value::String(values[0].clone()).to_string()
@@ -523,6 +528,11 @@ fn print_config() {
 fn backup(db: &str, file: &std::path::Path) -> Result<(), String> {
     if db == ":memory:" {
         return Err("backup: an in-memory store has nothing to copy".into());
+    }
+    if tokenrelay_server::store::is_postgres_url(db) {
+        return Err(
+            "backup: the store is PostgreSQL; back it up with its own tools (pg_dump)".into(),
+        );
     }
     if file.exists() {
         return Err(format!(

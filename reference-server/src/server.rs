@@ -123,7 +123,7 @@ impl ServerBuilder {
     /// Opens the store and builds the shared state, without listening
     /// (the binary's `bootstrap` subcommand uses this).
     pub async fn build_state(self) -> io::Result<(AppState, watch::Sender<bool>)> {
-        let store = store::open(&self.store).map_err(io_error)?;
+        let store = store::open(&self.store).await.map_err(io_error)?;
         let secret = resolve_jwt_secret(store.as_ref(), &self.config).await?;
         for previous in &self.config.jwt_previous_secrets {
             check_secret_length(previous)?;
@@ -273,12 +273,18 @@ async fn resolve_jwt_secret(store: &dyn Store, config: &Config) -> io::Result<St
         check_secret_length(&secret)?;
         return Ok(secret);
     }
-    let secret = generate_secret();
-    store
-        .put_setting(JWT_SECRET_SETTING, &secret)
+    // Set once: instances starting together on a fresh shared store
+    // (PostgreSQL) all end up signing with whichever secret was written
+    // first.
+    let generated = generate_secret();
+    let secret = store
+        .put_setting_if_absent(JWT_SECRET_SETTING, &generated)
         .await
         .map_err(io_error)?;
-    tracing::info!("generated a JWT secret and saved it in the store");
+    if secret == generated {
+        tracing::info!("generated a JWT secret and saved it in the store");
+    }
+    check_secret_length(&secret)?;
     Ok(secret)
 }
 

@@ -1,13 +1,16 @@
 //! Persistence behind one trait, [`Store`], so handlers never see SQL.
 //!
-//! The only backend today is SQLite ([`sqlite::SqliteStore`], a file or
-//! in-memory). The trait is async and speaks in whole records, with every
-//! check-and-change that must be atomic expressed as one method (consume a
-//! stream token, charge a credit, create a user whose name must be unique),
-//! so a Redis backend for several server instances can implement it with
-//! `GETDEL`, `DECR` and `SET NX` without any handler changing.
+//! Two backends: SQLite ([`sqlite::SqliteStore`], a file or in memory; the
+//! embedded default) and PostgreSQL ([`postgres::PostgresStore`], which
+//! several server instances can share). The trait is async and speaks in
+//! whole records, with every check-and-change that must be atomic
+//! expressed as one method (consume a stream token, charge a credit,
+//! create a user whose name must be unique, set a setting once), so a
+//! backend keeps it atomic in one statement (`DELETE … RETURNING`, a
+//! conditional `UPDATE`, `INSERT … ON CONFLICT`) and no handler changes.
 
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -15,16 +18,93 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokenrelay::wire::Agent;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Where the data lives.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub enum StoreConfig {
     /// SQLite in memory: gone when the server stops. For tests and demos.
     #[default]
     Memory,
     /// SQLite file at this path, created (with its migrations) if missing.
     Sqlite(std::path::PathBuf),
+    /// PostgreSQL at this DSN (`postgres://user:password@host:port/db`),
+    /// migrated at start; several instances may share it. The DSN may
+    /// carry a password: `Debug` masks it, and so does [`mask_dsn`].
+    Postgres(String),
+}
+
+impl StoreConfig {
+    /// The store a `--db` value names: `:memory:`, a `postgres://` (or
+    /// `postgresql://`) URL, else an SQLite file path.
+    pub fn from_db_arg(db: &str) -> StoreConfig {
+        if db == ":memory:" {
+            StoreConfig::Memory
+        } else if is_postgres_url(db) {
+            StoreConfig::Postgres(db.to_owned())
+        } else {
+            StoreConfig::Sqlite(std::path::PathBuf::from(db))
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreConfig::Memory => f.write_str("Memory"),
+            StoreConfig::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            StoreConfig::Postgres(dsn) => f.debug_tuple("Postgres").field(&mask_dsn(dsn)).finish(),
+        }
+    }
+}
+
+/// Whether a `--db` value is a PostgreSQL URL.
+pub fn is_postgres_url(db: &str) -> bool {
+    let lower = db.get(..13).unwrap_or(db).to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+/// A PostgreSQL URL with its password (in the user info or a `password=`
+/// query parameter) replaced by `***`, fit for logs and `print-config`.
+/// Anything else comes back unchanged.
+pub fn mask_dsn(db: &str) -> String {
+    if !is_postgres_url(db) {
+        return db.to_owned();
+    }
+    let Some((scheme, rest)) = db.split_once("://") else {
+        return db.to_owned();
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    // The user info ends at the last `@` before the query (a password
+    // with an unencoded `@` still ends up masked whole).
+    let mut out = format!("{scheme}://");
+    match before_query.rfind('@') {
+        Some(at) => {
+            let (userinfo, hosts) = before_query.split_at(at);
+            match userinfo.split_once(':') {
+                Some((user, _password)) => out.push_str(&format!("{user}:***")),
+                None => out.push_str(userinfo),
+            }
+            out.push_str(hosts);
+        }
+        None => out.push_str(before_query),
+    }
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 /// Why a store call failed.
@@ -210,6 +290,18 @@ pub trait Store: Send + Sync + 'static {
     async fn get_setting(&self, name: &str) -> StoreResult<Option<String>>;
     /// Writes a server setting.
     async fn put_setting(&self, name: &str, value: &str) -> StoreResult<()>;
+    /// Writes a setting unless it has a value already, and returns the
+    /// value that stands: `value`, or the one written first. Instances
+    /// starting at once on one store agree on one generated JWT secret
+    /// this way. The default (read, then write) is right only for a store
+    /// that a single process uses; shared backends do it atomically.
+    async fn put_setting_if_absent(&self, name: &str, value: &str) -> StoreResult<String> {
+        if let Some(existing) = self.get_setting(name).await? {
+            return Ok(existing);
+        }
+        self.put_setting(name, value).await?;
+        Ok(value.to_owned())
+    }
 
     /// Creates an org.
     async fn create_org(&self, org: &OrgRecord) -> StoreResult<()>;
@@ -315,10 +407,57 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the configured backend, running its migrations.
-pub fn open(config: &StoreConfig) -> StoreResult<std::sync::Arc<dyn Store>> {
-    let store = match config {
-        StoreConfig::Memory => SqliteStore::open_in_memory()?,
-        StoreConfig::Sqlite(path) => SqliteStore::open(path)?,
-    };
-    Ok(std::sync::Arc::new(store))
+pub async fn open(config: &StoreConfig) -> StoreResult<std::sync::Arc<dyn Store>> {
+    Ok(match config {
+        StoreConfig::Memory => std::sync::Arc::new(SqliteStore::open_in_memory()?),
+        StoreConfig::Sqlite(path) => std::sync::Arc::new(SqliteStore::open(path)?),
+        StoreConfig::Postgres(dsn) => std::sync::Arc::new(PostgresStore::connect(dsn).await?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_db_value_picks_the_backend() {
+        assert_eq!(StoreConfig::from_db_arg(":memory:"), StoreConfig::Memory);
+        assert_eq!(
+            StoreConfig::from_db_arg("relay.sqlite3"),
+            StoreConfig::Sqlite("relay.sqlite3".into())
+        );
+        for url in ["postgres://h/db", "postgresql://h/db", "POSTGRES://h/db"] {
+            assert_eq!(
+                StoreConfig::from_db_arg(url),
+                StoreConfig::Postgres(url.into())
+            );
+        }
+    }
+
+    #[test]
+    fn passwords_in_a_dsn_are_masked() {
+        for (dsn, shown) in [
+            (
+                "postgres://relay:s3cret@db.internal:5432/relay",
+                "postgres://relay:***@db.internal:5432/relay",
+            ),
+            (
+                "postgres://relay:p@ss@db/relay?sslmode=disable",
+                "postgres://relay:***@db/relay?sslmode=disable",
+            ),
+            (
+                "postgresql://db/relay?user=relay&password=s3cret",
+                "postgresql://db/relay?user=relay&password=***",
+            ),
+            ("postgres://relay@db/relay", "postgres://relay@db/relay"),
+            ("relay.sqlite3", "relay.sqlite3"),
+        ] {
+            assert_eq!(mask_dsn(dsn), shown);
+        }
+        let debug = format!(
+            "{:?}",
+            StoreConfig::Postgres("postgres://u:s3cret@h/d".into())
+        );
+        assert!(!debug.contains("s3cret"), "{debug}");
+    }
 }

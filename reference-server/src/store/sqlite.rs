@@ -271,6 +271,18 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn put_setting_if_absent(&self, name: &str, value: &str) -> StoreResult<String> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                [name, value],
+            )?;
+            c.query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+        })
+    }
+
     async fn create_org(&self, org: &OrgRecord) -> StoreResult<()> {
         self.with(|c| {
             c.execute(

@@ -1,0 +1,270 @@
+//! A private PostgreSQL for tests: `initdb` into a temporary directory,
+//! `pg_ctl start` on 127.0.0.1 at a free port (its unix socket in that
+//! directory too), trust authentication, `fsync` off; stopped
+//! (`pg_ctl stop -m immediate`) and deleted when the last handle drops,
+//! a failing test's included (unwinding drops it).
+//!
+//! Include it from a test binary with
+//! `#[path = "common/postgres.rs"] mod postgres;` and start with
+//! [`require`]: every test of the binary shares one instance while any of
+//! them holds it, each on its own database ([`Postgres::fresh_database`]).
+//!
+//! PostgreSQL refuses to run as root: as root, the server runs as the
+//! `postgres` user (Debian's package creates it), else `nobody`, through
+//! `runuser`, in a directory handed to that user.
+//!
+//! Binaries: `$TOKENRELAY_PG_BIN`, else `initdb` on `PATH`, else the newest
+//! `/usr/lib/postgresql/*/bin` (Debian). None found: under CI (`CI` set
+//! and not `false`) the test fails; elsewhere it is skipped with a message.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, Weak};
+
+/// A running private PostgreSQL.
+pub struct Postgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    run_as: Option<String>,
+}
+
+static SHARED: Mutex<Weak<Postgres>> = Mutex::new(Weak::new());
+
+/// The binary's shared instance, started on first use; `None` (with a
+/// message on stderr) when PostgreSQL is not installed outside CI. Panics
+/// when it is missing under CI, or installed but fails to start.
+pub fn require(test: &str) -> Option<Arc<Postgres>> {
+    let Some(bin) = bin_dir() else {
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        if ci {
+            panic!(
+                "{test}: PostgreSQL is required under CI and was not found \
+                 (apt-get install -y postgresql, or set TOKENRELAY_PG_BIN)"
+            );
+        }
+        eprintln!(
+            "SKIPPED {test}: PostgreSQL not found (apt-get install -y postgresql, \
+             or set TOKENRELAY_PG_BIN to the directory holding initdb and pg_ctl)"
+        );
+        return None;
+    };
+    let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(pg) = shared.upgrade() {
+        return Some(pg);
+    }
+    let pg = Arc::new(Postgres::start(bin).unwrap_or_else(|e| panic!("{test}: {e}")));
+    *shared = Arc::downgrade(&pg);
+    Some(pg)
+}
+
+/// Where `initdb` and `pg_ctl` are, if anywhere.
+pub fn bin_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("TOKENRELAY_PG_BIN") {
+        let dir = PathBuf::from(dir);
+        return dir.join("initdb").is_file().then_some(dir);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
+                return Some(dir);
+            }
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+fn is_root() -> bool {
+    run_output(Command::new("id").arg("-u")).is_ok_and(|out| out.trim() == "0")
+}
+
+fn run_output(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `(uid, gid)` of a user, if it exists.
+fn ids_of(user: &str) -> Option<(u32, u32)> {
+    let uid = run_output(Command::new("id").args(["-u", user])).ok()?;
+    let gid = run_output(Command::new("id").args(["-g", user])).ok()?;
+    Some((uid.trim().parse().ok()?, gid.trim().parse().ok()?))
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+impl Postgres {
+    /// `initdb` + `pg_ctl start` in a fresh temporary directory.
+    pub fn start(bin: PathBuf) -> Result<Postgres, String> {
+        let dir = std::env::temp_dir().join(format!(
+            "tokenrelay-pg-{}-{:x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let run_as = if is_root() {
+            let user = ["postgres", "nobody"]
+                .into_iter()
+                .find(|u| ids_of(u).is_some())
+                .ok_or("running as root, and neither `postgres` nor `nobody` exists")?;
+            let (uid, gid) = ids_of(user).unwrap_or((65534, 65534));
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .map_err(|e| format!("chown {}: {e}", dir.display()))?;
+            Some(user.to_owned())
+        } else {
+            None
+        };
+        let mut pg = Postgres {
+            bin,
+            dir,
+            port: 0,
+            run_as,
+        };
+        // From here on, Drop cleans up whatever got started.
+        let data = pg.data_dir();
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-U",
+                "tokenrelay",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        )?;
+        // A port picked free can be taken before the server binds it:
+        // try a few.
+        let mut last = String::new();
+        for _ in 0..5 {
+            pg.port = free_port()?;
+            let options = format!(
+                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off \
+                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+                pg.port,
+                path_str(&pg.dir)?
+            );
+            let log = pg.dir.join("server.log");
+            match pg.run(
+                "pg_ctl",
+                &[
+                    "-D",
+                    path_str(&data)?,
+                    "-l",
+                    path_str(&log)?,
+                    "-o",
+                    &options,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+            ) {
+                Ok(_) => return Ok(pg),
+                Err(e) => {
+                    let log = std::fs::read_to_string(&log).unwrap_or_default();
+                    last = format!("{e}\n{log}");
+                }
+            }
+        }
+        Err(format!("PostgreSQL did not start: {last}"))
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Runs one of PostgreSQL's binaries, as the unprivileged user when
+    /// the tests run as root.
+    fn run(&self, tool: &str, args: &[&str]) -> Result<String, String> {
+        let exe = self.bin.join(tool);
+        let mut cmd = match &self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        // The server's cwd must be readable by its user.
+        cmd.args(args).current_dir(&self.dir);
+        run_output(&mut cmd)
+    }
+
+    /// The TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The directory of its unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The URL of database `db`, as `--db` takes it.
+    pub fn dsn(&self, db: &str) -> String {
+        format!("postgres://tokenrelay@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Creates an empty database with a random name; returns its URL.
+    pub async fn fresh_database(&self) -> String {
+        let name = format!("t_{:x}", rand::random::<u64>());
+        let (client, connection) =
+            tokio_postgres::connect(&self.dsn("postgres"), tokio_postgres::NoTls)
+                .await
+                .expect("connect to the test PostgreSQL");
+        let driver = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create a test database");
+        drop(client);
+        let _ = driver.await;
+        self.dsn(&name)
+    }
+}
+
+fn path_str(p: &Path) -> Result<&str, String> {
+    p.to_str()
+        .ok_or_else(|| format!("{} is not UTF-8", p.display()))
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if self.port != 0 {
+            let data = self.data_dir();
+            if let Some(data) = data.to_str() {
+                if let Err(e) = self.run("pg_ctl", &["-D", data, "-m", "immediate", "-w", "stop"]) {
+                    eprintln!("stopping the test PostgreSQL: {e}");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
