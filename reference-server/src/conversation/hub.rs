@@ -29,17 +29,23 @@ pub enum Fault {
     /// Take the next invocation, then drop the connection before answering
     /// it (the server got it; the client cannot know).
     DropBeforeAnswer,
+    /// Drop the connection right after writing the next `on_stop_token`,
+    /// before anything that trails it (on a base-protocol server: the
+    /// reply's client-side tool calls, its events and the request's
+    /// result). Armed until a stop comes.
+    DropAfterStop,
 }
 
 impl Fault {
-    /// Parses the scenario files' names: `drop`, `close_1001`,
-    /// `close_1011`, `close_4001` (any `close_NNNN` in 1000..=4999).
+    /// Parses the scenario files' names: `drop`, `drop_before_answer`,
+    /// `drop_after_stop`, `close_1001`, `close_1011`, `close_4001` (any
+    /// `close_NNNN` in 1000..=4999).
     pub fn parse(name: &str) -> Option<Fault> {
-        if name == "drop" {
-            return Some(Fault::Drop);
-        }
-        if name == "drop_before_answer" {
-            return Some(Fault::DropBeforeAnswer);
+        match name {
+            "drop" => return Some(Fault::Drop),
+            "drop_before_answer" => return Some(Fault::DropBeforeAnswer),
+            "drop_after_stop" => return Some(Fault::DropAfterStop),
+            _ => {}
         }
         let code: u16 = name.strip_prefix("close_")?.parse().ok()?;
         (1000..=4999).contains(&code).then_some(Fault::Close(code))
@@ -367,6 +373,11 @@ mod tests {
         );
         assert_eq!(Fault::parse("drop"), Some(Fault::Drop));
         assert_eq!(Fault::parse("close_1011"), Some(Fault::Close(1011)));
+        assert_eq!(
+            Fault::parse("drop_before_answer"),
+            Some(Fault::DropBeforeAnswer)
+        );
+        assert_eq!(Fault::parse("drop_after_stop"), Some(Fault::DropAfterStop));
         assert_eq!(Fault::parse("close_99"), None);
         assert_eq!(Fault::parse("boom"), None);
     }

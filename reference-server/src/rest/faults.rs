@@ -3,11 +3,15 @@
 //! [`crate::Config::fault_injection`] is set.
 //!
 //! Body `{"context_id": …, "fault": "drop" | "close_1001" | "close_1011" |
-//! "close_4001" | "drop_before_answer"}`, authorized by a credential of the
-//! context's org. Every socket attached to the context then gets the
-//! fault, after the frames already queued for it (`drop_before_answer`
-//! waits for the socket's next invocation: the server takes it, then drops
-//! the connection before answering). Answer: `{"success": true, "sockets": N}`.
+//! "close_4001" | "drop_before_answer" | "drop_after_stop"}`, authorized by
+//! a credential of the context's org. Every socket attached to the context
+//! then gets the fault, after the frames already queued for it. Two faults
+//! wait for something instead of acting at once: `drop_before_answer` for
+//! the socket's next invocation (the server takes it, then drops the
+//! connection before answering), `drop_after_stop` for the next
+//! `on_stop_token` the socket writes (the connection drops right after it,
+//! before the notifications and the result that trail it on a
+//! base-protocol server). Answer: `{"success": true, "sockets": N}`.
 
 use axum::extract::State;
 use axum::Json;
@@ -25,7 +29,7 @@ use crate::state::AppState;
 pub struct FaultRequest {
     /// The context whose sockets get the fault.
     pub context_id: String,
-    /// `drop` or `close_NNNN`.
+    /// `drop`, `drop_before_answer`, `drop_after_stop` or `close_NNNN`.
     pub fault: String,
 }
 
@@ -37,7 +41,8 @@ pub async fn inject(
 ) -> Result<Json<Value>, ApiError> {
     let fault = Fault::parse(&body.fault).ok_or_else(|| {
         ApiError::invalid_params(
-            "fault must be `drop`, `drop_before_answer` or `close_NNNN` (1000..=4999)",
+            "fault must be `drop`, `drop_before_answer`, `drop_after_stop` or `close_NNNN` \
+             (1000..=4999)",
         )
     })?;
     match state.store.get_context(&body.context_id).await? {

@@ -80,9 +80,40 @@ struct Session {
     close_after: Option<(u16, &'static str)>,
     /// The last request started an agent response.
     invoked: bool,
-    /// Test hook (`drop_before_answer`): drop the socket once the next
-    /// invocation has been taken, before answering it.
-    drop_before_answer: bool,
+    /// Faults of the test hook waiting for their moment.
+    armed: Armed,
+}
+
+/// Faults of the test hook (`POST /debug/faults`) that wait for something
+/// to happen on the socket rather than act when they reach it.
+#[derive(Debug, Default)]
+struct Armed {
+    /// `drop_before_answer`: drop the socket once the next invocation has
+    /// been taken, before answering it.
+    before_answer: bool,
+    /// `drop_after_stop`: drop the socket right after writing the next
+    /// `on_stop_token`, before what trails it.
+    after_stop: bool,
+}
+
+impl Armed {
+    /// Arms `fault` if it is one that waits; false if it acts at once.
+    fn arm(&mut self, fault: Fault) -> bool {
+        match fault {
+            Fault::DropBeforeAnswer => self.before_answer = true,
+            Fault::DropAfterStop => self.after_stop = true,
+            Fault::Drop | Fault::Close(_) => return false,
+        }
+        true
+    }
+}
+
+/// Whether `frame` is an `on_stop_token` notification (read only while
+/// `drop_after_stop` is armed, so the parse costs nothing otherwise).
+fn is_stop_token(frame: &str) -> bool {
+    serde_json::from_str::<Value>(frame)
+        .ok()
+        .is_some_and(|v| v.get("method").and_then(Value::as_str) == Some("on_stop_token"))
 }
 
 /// What the frame-rate bucket says of one client frame.
@@ -184,7 +215,7 @@ pub async fn run(
         over_rate: 0,
         close_after: None,
         invoked: false,
-        drop_before_answer: false,
+        armed: Armed::default(),
     };
 
     if let Some(token) = query.token {
@@ -272,7 +303,6 @@ pub async fn run(
                 Some(Outbound::Frame(frame)) => {
                     match write_live(&mut sink, &mut session, frame).await {
                         Ok(None) => {}
-                        Ok(Some(Fault::DropBeforeAnswer)) => session.drop_before_answer = true,
                         Ok(Some(fault)) => {
                             apply_fault(&mut sink, fault).await;
                             break;
@@ -280,10 +310,11 @@ pub async fn run(
                         Err(()) => break,
                     }
                 }
-                Some(Outbound::Fault(Fault::DropBeforeAnswer)) => session.drop_before_answer = true,
                 Some(Outbound::Fault(fault)) => {
-                    apply_fault(&mut sink, fault).await;
-                    break;
+                    if !session.armed.arm(fault) {
+                        apply_fault(&mut sink, fault).await;
+                        break;
+                    }
                 }
                 None => {
                     // The hub detached us: we fell too far behind.
@@ -296,7 +327,7 @@ pub async fn run(
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
                         let replies = session.handle(text.as_str()).await;
-                        if std::mem::take(&mut session.invoked) && session.drop_before_answer {
+                        if std::mem::take(&mut session.invoked) && session.armed.before_answer {
                             // Test hook: the server took the invocation and
                             // the connection dies before the answer.
                             tracing::info!("injecting fault: drop before the answer");
@@ -359,30 +390,45 @@ fn scopeguard(state: &AppState) -> impl Drop + '_ {
 }
 
 /// Writes `first` and whatever else is queued (up to a batch), then
-/// flushes. Returns a fault met in the queue, which ends the session.
+/// flushes. Returns a fault met in the queue (or one armed earlier that is
+/// due now), which ends the session.
 async fn write_live(
     sink: &mut Sink,
     session: &mut Session,
     first: Utf8Bytes,
 ) -> Result<Option<Fault>, ()> {
-    let mut sent = 1u64;
+    let mut sent = 0u64;
     let mut fault = None;
     let limit = session.state.config.limits.write_timeout;
-    timed(limit, sink.feed(Message::Text(first))).await?;
-    if let Some(rx) = session.live.as_mut() {
-        while (sent as usize) < WRITE_BATCH {
+    let mut next = Some(first);
+    while let Some(frame) = next.take() {
+        let stop_due = session.armed.after_stop && is_stop_token(&frame);
+        timed(limit, sink.feed(Message::Text(frame))).await?;
+        sent += 1;
+        if stop_due {
+            // Test hook: the stop goes out, what trails it does not.
+            tracing::info!("injecting fault: drop after on_stop_token");
+            fault = Some(Fault::Drop);
+            break;
+        }
+        if sent as usize >= WRITE_BATCH {
+            break;
+        }
+        let Some(rx) = session.live.as_mut() else {
+            break;
+        };
+        next = loop {
             match rx.try_recv() {
-                Ok(Outbound::Frame(frame)) => {
-                    timed(limit, sink.feed(Message::Text(frame))).await?;
-                    sent += 1;
-                }
+                Ok(Outbound::Frame(frame)) => break Some(frame),
+                // A fault that waits is armed and the batch goes on.
+                Ok(Outbound::Fault(f)) if session.armed.arm(f) => continue,
                 Ok(Outbound::Fault(f)) => {
                     fault = Some(f);
-                    break;
+                    break None;
                 }
-                Err(_) => break,
+                Err(_) => break None,
             }
-        }
+        };
     }
     session.state.metrics.frames_sent(sent);
     timed(limit, sink.flush()).await?;
@@ -395,7 +441,7 @@ async fn apply_fault(sink: &mut Sink, fault: Fault) {
     match fault {
         // Returning drops the socket: the TCP connection ends with no
         // close frame, like a network cut.
-        Fault::Drop | Fault::DropBeforeAnswer => {}
+        Fault::Drop | Fault::DropBeforeAnswer | Fault::DropAfterStop => {}
         Fault::Close(code) => send_close(sink, code, "fault injected").await,
     }
 }
