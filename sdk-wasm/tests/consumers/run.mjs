@@ -35,8 +35,17 @@ const NODES = { 18: '18.20.8', 22: '22.23.5' };
 const tokens = (n) => Array.from({ length: n }, (_, i) => `t${i}`).join(' ');
 const EXPECTED = tokens(20);
 
+/** The environment of the tools run: ours without NODE_ENV, which Vite's
+ * dev server (run in this process) sets to "development" and which would
+ * make `next build` mix React's builds. */
+function toolEnv(extra = {}) {
+  const env = { ...process.env, ...extra };
+  delete env.NODE_ENV;
+  return env;
+}
+
 const npm = (cwd, args) => execFileSync('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
-  cwd, stdio: ['ignore', 'inherit', 'inherit'],
+  cwd, stdio: ['ignore', 'inherit', 'inherit'], env: toolEnv(),
 });
 
 function log(line) {
@@ -111,7 +120,7 @@ function run(cmd, args, options) {
 async function nodeConsumer(relay, dir, script, node = process.execPath, nativeWebSocket = false, args = []) {
   const out = await within(run(node, [...args, script], {
     cwd: dir,
-    env: { ...process.env, RELAY_HTTP: relay.http, RELAY_WS: relay.ws, ORG_KEY: relay.orgKey },
+    env: toolEnv({ RELAY_HTTP: relay.http, RELAY_WS: relay.ws, ORG_KEY: relay.orgKey }),
   }), `${script} on ${node}`, 60_000);
   const result = JSON.parse(out.trim().split('\n').at(-1));
   if (result.text !== EXPECTED || result.status !== 'complete' || result.notFound !== true) {
@@ -239,10 +248,9 @@ async function nextjs(relay, dir, check) {
   const port = await freePort();
   const child = spawn(join(dir, 'node_modules', '.bin', 'next'), ['start', '-p', String(port), '-H', '127.0.0.1'], {
     cwd: dir,
-    env: {
-      ...process.env, RELAY_HTTP: relay.http, ORG_KEY: relay.orgKey,
-      TOKENRELAY_URL: relay.http, TOKENRELAY_ORG_KEY: relay.orgKey,
-    },
+    env: toolEnv({
+      RELAY_HTTP: relay.http, ORG_KEY: relay.orgKey, TOKENRELAY_URL: relay.http, TOKENRELAY_ORG_KEY: relay.orgKey,
+    }),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
