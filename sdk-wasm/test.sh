@@ -6,7 +6,8 @@
 #   npm ci in sdk-wasm, the release server binary, ./build.sh,
 #   tsc --strict --noEmit on the types, node --test tests/*.test.js, the
 #   consumer projects (npm pack, installed as a user would into Node 18/20/22
-#   ESM and CJS, esbuild, Vite, webpack, Next.js, Bun and Deno projects:
+#   ESM and CJS, esbuild, Vite, webpack, Next.js, Cloudflare Workers, Bun
+#   and Deno projects:
 #   tests/consumers/run.mjs), then
 #   the latency bench's short run on Node and in Chromium (figures printed,
 #   never judged; every reply must still arrive whole).

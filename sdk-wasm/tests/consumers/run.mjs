@@ -9,6 +9,7 @@
 //   nextjs               `next build` + `next start`: a client component
 //                        streams, a route handler mints keys
 //   nextjs-chat          examples/nextjs-chat, chatted with in Chromium
+//   workerd              a Cloudflare Worker under `wrangler dev` (local)
 //   bun, deno            the node-esm (and, on Bun, node-cjs) scripts
 //
 // Projects are installed under target/consumers/ (kept between runs, so a
@@ -307,6 +308,42 @@ async function nextjsChat(origin) {
   }
 }
 
+/** `wrangler dev` (workerd, locally): the Worker streams a reply. */
+async function workerd(relay, dir) {
+  const port = await freePort();
+  // Wrangler needs Node 22.12+.
+  const child = spawn(nodeBinary(NODES[22]), [
+    join(dir, 'node_modules', 'wrangler', 'bin', 'wrangler.js'),
+    'dev', '--ip', '127.0.0.1', '--port', String(port), '--show-interactive-dev-session=false',
+  ], {
+    cwd: dir,
+    env: toolEnv({ WRANGLER_SEND_METRICS: 'false', CI: '1' }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stderr.on('data', (d) => { out += d; });
+  try {
+    await within(new Promise((resolve, reject) => {
+      child.stdout.on('data', (d) => {
+        out += d;
+        if (/Ready on/i.test(out)) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`wrangler dev exited with ${code}: ${out}`)));
+    }), 'wrangler dev to be ready', 120_000);
+    const ctx = await relay.context();
+    const q = new URLSearchParams({ http: relay.http, ws: relay.ws, key: relay.orgKey, context: ctx });
+    const r = await fetch(`http://127.0.0.1:${port}/?${q}`);
+    const body = await r.text();
+    if (body !== JSON.stringify({ text: EXPECTED, status: 'complete' })) throw new Error(`workerd: HTTP ${r.status} ${body}\n${out}`);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  }
+}
+
 const CONSUMERS = {
   'node-esm': async (relay, tarball) => {
     const dir = install('node-esm', tarball);
@@ -335,6 +372,7 @@ const CONSUMERS = {
     const dir = install('nextjs-chat', tarball, join(root, 'examples', 'nextjs-chat'));
     await nextjs(relay, dir, nextjsChat);
   },
+  workerd: async (relay, tarball) => workerd(relay, install('workerd', tarball)),
   // The Node projects' scripts, unchanged, under Bun and Deno (both have a
   // global WebSocket; both pick the package's `bun`/`deno` condition).
   bun: async (relay, tarball) => {
