@@ -1369,6 +1369,73 @@ fn notifications_for_a_reply_already_handed_out_are_still_delivered() {
     assert_eq!(h.s.response("r").unwrap().events.len(), 1);
 }
 
+#[test]
+fn what_trails_a_reply_after_it_was_handed_over_still_reaches_the_app() {
+    // The hosted order, with the result so late that the reply was handed
+    // over at the request timeout: what trails it after that is still
+    // delivered as events and attached to the stored copy, never dropped.
+    let mut h = Harness::new();
+    h.connect(&[]);
+    let id = h.s.send_message("where am I?", h.now).unwrap();
+    h.frame(&token("r", "Let me check", None));
+    let tail = hosted_tail("r");
+    h.frame(&tail[0]);
+    h.advance(Duration::from_secs(16));
+    let done = completed(&h.take_events());
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].request_id, Some(id));
+    assert!(done[0].client_side_tool_calls.is_empty());
+    for f in &tail[1..] {
+        h.frame(f);
+    }
+    let ev = h.take_events();
+    assert!(
+        ev.iter().any(|e| matches!(e,
+            Event::ClientSideToolCalls { response_id: Some(r), tool_calls }
+                if &**r == "r" && tool_calls.len() == 1)),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Events { response_id: Some(r), .. } if &**r == "r")),
+        "{ev:?}"
+    );
+    assert!(completed(&ev).is_empty(), "handed over once: {ev:?}");
+    let stored = h.s.response("r").unwrap();
+    assert_eq!(stored.client_side_tool_calls.len(), 1);
+    assert_eq!(stored.events.len(), 1);
+}
+
+#[test]
+fn an_invocation_answered_before_its_reply_ended_is_settled_at_the_stop() {
+    // The reference server's order: the answer, the reply, its stop. Once
+    // the reply is whole nothing of its request is due, so nothing of it is
+    // kept: one left per reply would grow a long session for ever.
+    let mut h = Harness::new();
+    h.connect(&["seq", "resume"]);
+    for i in 0..3u64 {
+        let id = h.s.send_message("hi", h.now).unwrap();
+        let r = format!("r{i}");
+        h.answer(
+            &json!({"id": id.to_string()}),
+            json!({"success": true, "response_id": r}),
+        );
+        h.frame(&token(&r, "Hi", Some(2 * i + 1)));
+        assert_eq!(h.s.pending.0.len(), 1, "guarded while it streams");
+        h.frame(&stop(&r, Some(2 * i + 2)));
+        let done = completed(&h.take_events());
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].request_id, Some(id));
+        assert_eq!(done[0].status, ResponseStatus::Complete);
+        assert_eq!(h.s.pending.0.len(), 0, "settled at the stop of reply {i}");
+    }
+    // A drop now has nothing to fail or complete again.
+    h.drop_socket(None);
+    let ev = h.take_events();
+    assert!(completed(&ev).is_empty(), "{ev:?}");
+    assert!(failed(&ev).is_empty(), "{ev:?}");
+}
+
 // -- a surrogate pair cut between two tokens (issue #19) --------------------
 
 fn raw_token(r: &str, json_string: &str) -> String {
