@@ -2,7 +2,8 @@
 # Builds the npm package into sdk-wasm/pkg/:
 #   cargo (profile wasm-release: opt-level z, LTO, panic=abort)
 #   -> wasm-bindgen --target web (ESM glue, loadable by browsers and Node)
-#   -> wasm-opt -Oz (npm `binaryen`; Debian's binaryen emits broken modules)
+#   -> wasm-opt -Oz --converge (npm `binaryen`; Debian's binaryen emits broken
+#      modules)
 #   + the hand-written ESM entries (js/) and types (index.d.ts)
 #   + scripts/finish-pkg.mjs: CommonJS builds, .d.cts types, licenses.
 # Needs: rustup target wasm32-unknown-unknown, wasm-bindgen-cli at the
@@ -24,7 +25,9 @@ if [ ! -x "$wasm_opt" ]; then
   echo "build.sh: $wasm_opt missing: run \`npm install\` in sdk-wasm" >&2
   exit 1
 fi
-"$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+# --converge repeats -Oz while it still shrinks; --strip-producers drops the
+# toolchain names (together ~0.3 KB gzip).
+"$wasm_opt" -Oz --converge --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$here/pkg/tokenrelay_wasm_bg.wasm" -o "$here/pkg/tokenrelay_wasm_bg.wasm"
 

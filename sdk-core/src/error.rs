@@ -331,6 +331,182 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Appends the same text as `Display` (`to_string()`) to `out`, built
+    /// with plain string pushes instead of `core::fmt`. The browser build
+    /// uses it so that no formatting code ships in its `.wasm` (see
+    /// docs/decisions.md, "The browser bundle carries no formatting"); a
+    /// test holds it to `Display` for every variant.
+    pub fn push_message(&self, out: &mut String) {
+        let (head, rejection) = match self {
+            Error::Unauthorized(r) => ("unauthorized: ", r),
+            Error::Forbidden(r) => ("forbidden: ", r),
+            Error::NotFound(r) => ("not found: ", r),
+            Error::PaymentRequired(r) => ("payment required: ", r),
+            Error::InvalidRequest(r) => ("invalid request: ", r),
+            Error::Server(r) => ("server error: ", r),
+            Error::RateLimited {
+                rejection,
+                retry_after,
+                ..
+            } => {
+                out.push_str("rate limited: ");
+                rejection.push_message(out);
+                if let Some(d) = retry_after {
+                    out.push_str(" (retry after ");
+                    push_u64(out, d.as_secs());
+                    out.push_str("s)");
+                }
+                return;
+            }
+            Error::Protocol(p) => {
+                out.push_str("protocol error: ");
+                return p.push_message(out);
+            }
+            Error::Timeout { what, after } => {
+                out.push_str("timed out after ");
+                push_millis(out, *after);
+                out.push_str("ms waiting for ");
+                out.push_str(what);
+                return;
+            }
+            Error::ConnectionLost { code, reason } => {
+                out.push_str("connection lost (close code ");
+                match code {
+                    Some(c) => push_u64(out, u64::from(*c)),
+                    None => out.push_str("none"),
+                }
+                out.push_str("): ");
+                out.push_str(reason);
+                return;
+            }
+            Error::Closed => return out.push_str("the connection is closed"),
+            Error::TokenProvider { message } => {
+                return push_all(out, &["token provider failed: ", message]);
+            }
+            Error::ExpiredToken { expired_at } => {
+                out.push_str("the token provider returned an expired token (exp ");
+                push_u64(out, *expired_at);
+                return out.push_str("); it was not sent");
+            }
+            Error::Transport { message } => return push_all(out, &["transport error: ", message]),
+            Error::QueueFull { limit } => {
+                push_u64(out, *limit as u64);
+                return out.push_str(" requests are already queued while disconnected");
+            }
+            Error::EventsDropped { count } => {
+                push_u64(out, *count);
+                return out.push_str(" events were dropped because they were not read in time");
+            }
+            Error::Config { message } => {
+                return push_all(out, &["invalid configuration: ", message]);
+            }
+        };
+        out.push_str(head);
+        rejection.push_message(out);
+    }
+}
+
+impl Rejection {
+    /// [`Error::push_message`] for a refusal: the same text as `Display`.
+    pub fn push_message(&self, out: &mut String) {
+        out.push_str(&self.message);
+        if let Some(code) = &self.code {
+            push_all(out, &[" [", code, "]"]);
+        }
+        if let Some(status) = self.status {
+            out.push_str(" (HTTP ");
+            push_u64(out, u64::from(status));
+            out.push(')');
+        }
+    }
+}
+
+impl ProtocolError {
+    /// [`Error::push_message`] for a protocol error: the same text as
+    /// `Display`.
+    pub fn push_message(&self, out: &mut String) {
+        match self {
+            ProtocolError::InvalidJson { message } => {
+                push_all(out, &["frame is not valid JSON: ", message])
+            }
+            ProtocolError::FrameTooLarge { size, limit } => {
+                out.push_str("frame of ");
+                push_u64(out, *size as u64);
+                out.push_str(" bytes exceeds the ");
+                push_u64(out, *limit as u64);
+                out.push_str("-byte limit");
+            }
+            ProtocolError::UnexpectedShape { message } => push_all(
+                out,
+                &["frame is neither a response nor a notification: ", message],
+            ),
+            ProtocolError::InvalidParams { method, message } => {
+                push_all(out, &["`", method, "` has invalid params: ", message])
+            }
+            ProtocolError::BinaryFrame => {
+                out.push_str("binary frames are not part of the protocol")
+            }
+            ProtocolError::SeqGap { expected, got } => {
+                out.push_str("notification seq ");
+                push_u64(out, *got);
+                out.push_str(" arrived where ");
+                push_u64(out, *expected);
+                out.push_str(" was expected: notifications were lost");
+            }
+            ProtocolError::UnknownRequestId { id } => {
+                push_all(out, &["response to unknown request id `", id, "`"])
+            }
+        }
+    }
+}
+
+fn push_all(out: &mut String, parts: &[&str]) {
+    for p in parts {
+        out.push_str(p);
+    }
+}
+
+/// Appends `n` in decimal, as `n.to_string()` writes it, without
+/// `core::fmt` (see [`Error::push_message`]).
+pub(crate) fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
+/// `n` in decimal, as `n.to_string()` writes it, without `core::fmt`: for
+/// the browser build, which carries no formatting code (see
+/// [`Error::push_message`]).
+pub fn decimal(n: u64) -> String {
+    let mut s = String::new();
+    push_u64(&mut s, n);
+    s
+}
+
+/// Appends `d.as_millis()` in decimal: the whole seconds, then the
+/// milliseconds as three digits (no `u128` arithmetic or formatting).
+fn push_millis(out: &mut String, d: Duration) {
+    let (secs, ms) = (d.as_secs(), u64::from(d.subsec_millis()));
+    if secs == 0 {
+        return push_u64(out, ms);
+    }
+    push_u64(out, secs);
+    for unit in [100, 10, 1] {
+        out.push(char::from(b'0' + (ms / unit % 10) as u8));
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Kind {
     Unauthorized,
@@ -393,7 +569,10 @@ fn kind_from_status(status: u16) -> Option<Kind> {
 /// known to send (`docs/protocol.md` §2.3) plus the usual JWT library
 /// wording.
 fn kind_from_text(message: &str) -> Kind {
-    let m = message.to_ascii_lowercase();
+    let lower = message.to_ascii_lowercase();
+    // A plain byte search: `str::contains` brings the two-way string
+    // searcher (~4 KB of wasm) for these few short, rare texts.
+    let m = Haystack(lower.as_bytes());
     if m.contains("does not exist") {
         Kind::NotFound
     } else if m.contains("does not belong")
@@ -409,10 +588,18 @@ fn kind_from_text(message: &str) -> Kind {
         || m.contains("signature")
     {
         Kind::Unauthorized
-    } else if m.starts_with("no ") && m.contains("provided") || m.contains("no context set") {
+    } else if lower.starts_with("no ") && m.contains("provided") || m.contains("no context set") {
         Kind::InvalidRequest
     } else {
         Kind::Server
+    }
+}
+
+struct Haystack<'a>(&'a [u8]);
+
+impl Haystack<'_> {
+    fn contains(&self, needle: &str) -> bool {
+        self.0.windows(needle.len()).any(|w| w == needle.as_bytes())
     }
 }
 
@@ -508,6 +695,99 @@ mod tests {
             matches!(e, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(7))
         );
         assert!(Error::from_close(1001, "").is_none());
+    }
+
+    #[test]
+    fn push_message_writes_what_display_writes() {
+        let r = |code: Option<&str>, status: Option<u16>| {
+            Box::new(Rejection {
+                message: "no".into(),
+                code: code.map(str::to_owned),
+                status,
+            })
+        };
+        let protocol = [
+            ProtocolError::InvalidJson {
+                message: "m".into(),
+            },
+            ProtocolError::FrameTooLarge {
+                size: 1_048_577,
+                limit: 0,
+            },
+            ProtocolError::UnexpectedShape {
+                message: "m".into(),
+            },
+            ProtocolError::InvalidParams {
+                method: "on_token".into(),
+                message: "m".into(),
+            },
+            ProtocolError::BinaryFrame,
+            ProtocolError::SeqGap {
+                expected: 7,
+                got: u64::MAX,
+            },
+            ProtocolError::UnknownRequestId { id: "9".into() },
+        ];
+        let mut errors = vec![
+            Error::Unauthorized(r(None, None)),
+            Error::Forbidden(r(Some("forbidden"), Some(403))),
+            Error::NotFound(r(None, Some(404))),
+            Error::PaymentRequired(r(Some("invalid_billing"), None)),
+            Error::InvalidRequest(r(None, None)),
+            Error::Server(r(Some("internal"), Some(500))),
+            Error::RateLimited {
+                rejection: r(None, None),
+                retry_after: None,
+                rate_limit: None,
+            },
+            Error::RateLimited {
+                rejection: r(Some("rate_limited"), Some(429)),
+                retry_after: Some(Duration::from_millis(12_500)),
+                rate_limit: None,
+            },
+            Error::ConnectionLost {
+                code: Some(1011),
+                reason: "r".into(),
+            },
+            Error::ConnectionLost {
+                code: None,
+                reason: String::new(),
+            },
+            Error::Closed,
+            Error::TokenProvider {
+                message: "m".into(),
+            },
+            Error::ExpiredToken { expired_at: 0 },
+            Error::Transport {
+                message: "m".into(),
+            },
+            Error::QueueFull { limit: 100 },
+            Error::EventsDropped { count: 10 },
+            Error::Config {
+                message: "m".into(),
+            },
+        ];
+        for after in [0, 1, 999, 1_000, 1_001, 30_000, 61_234, u64::MAX] {
+            errors.push(Error::Timeout {
+                what: "add_message".into(),
+                after: Duration::from_millis(after),
+            });
+        }
+        errors.push(Error::Timeout {
+            what: "x".into(),
+            after: Duration::MAX,
+        });
+        errors.extend(protocol.into_iter().map(Error::Protocol));
+        for e in errors {
+            let mut pushed = String::new();
+            e.push_message(&mut pushed);
+            assert_eq!(pushed, e.to_string());
+        }
+        for n in [0, 9, 10, 65_535, u64::MAX] {
+            let mut s = String::new();
+            push_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
     }
 
     #[test]

@@ -88,7 +88,12 @@ fn stop_reason(r: StopReason) -> &'static str {
 pub fn error(e: &Error) -> JsValue {
     let o = Object::new();
     set(&o, "code", e.kind());
-    set(&o, "message", e.to_string());
+    // The text of `Display`, pushed without core::fmt (a `to_string()` here
+    // would bring the formatting machinery and every message's format
+    // string into the `.wasm`).
+    let mut message = String::new();
+    e.push_message(&mut message);
+    set(&o, "message", message);
     if let Some(r) = e.rejection() {
         set(&o, "serverCode", opt_str(r.code.as_deref()));
         set(&o, "status", r.status.map_or(JsValue::NULL, JsValue::from));

@@ -412,7 +412,7 @@ impl Driver {
             Err(e) => {
                 // A constructor that throws (no WebSocket at all, a malformed
                 // URL) will throw again: a configuration error, not a retry.
-                let message = format!("cannot open a WebSocket: {}", js_message(&e));
+                let message = ["cannot open a WebSocket: ", &js_message(&e)].concat();
                 self.session
                     .handle_transport_failed(Error::Config { message }, now);
                 return;
@@ -605,7 +605,10 @@ impl Callbacks {
                     // Browsers hide why an upgrade failed (by design); the
                     // session retries a transport failure with backoff.
                     let message = if reason.is_empty() {
-                        format!("the WebSocket could not be opened (close code {code})")
+                        let mut m = String::from("the WebSocket could not be opened (close code ");
+                        m.push_str(&tokenrelay::error::decimal(u64::from(code)));
+                        m.push(')');
+                        m
                     } else {
                         reason
                     };

@@ -21,3 +21,43 @@ pub mod clock;
 pub mod convert;
 mod driver;
 pub mod js_api;
+
+/// The allocator of the module. dlmalloc, Rust's default on wasm32, is
+/// ~7 KB of code; talc is a fraction of that and faster on the small,
+/// short-lived allocations of the token path (docs/benchmarks.md, "Bundle
+/// size"). The module is single-threaded (no `atomics`).
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen::prelude::*;
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = parseFloat)]
+    fn parse_float(text: &str) -> f64;
+    /// A JS number, seen as having `toExponential()`.
+    type Float;
+    #[wasm_bindgen(method, js_name = toExponential)]
+    fn to_exponential(this: &Float) -> String;
+}
+
+/// Runs when the module is instantiated: hands the core the host's float
+/// conversions, so the `.wasm` carries no float parser or printer of its own
+/// (`tokenrelay::wire::HostFloats` says why and what is checked where).
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen(start)]
+fn start() {
+    tokenrelay::wire::set_host_floats(tokenrelay::wire::HostFloats {
+        parse: parse_float,
+        exponential: |value, out| {
+            out.push_str(
+                &JsValue::from_f64(value)
+                    .unchecked_into::<Float>()
+                    .to_exponential(),
+            )
+        },
+    });
+}

@@ -57,7 +57,7 @@ use spare::{Spare, Take};
 use crate::accumulator::{Accumulator, Activity};
 use crate::backoff::Backoff;
 pub use crate::backoff::ReconnectPolicy;
-use crate::error::{Error, ProtocolError};
+use crate::error::{decimal, Error, ProtocolError};
 use crate::event::{ConnectionState, Event, RequestId, Response, StateChange};
 use crate::time::Timestamp;
 use crate::token::{Credential, CredentialKind};
@@ -257,9 +257,6 @@ struct Pending {
     timeout: Duration,
     /// The response of an invocation completed; only its result is awaited.
     response_done: bool,
-    /// The server answered it (an invocation answered before its response
-    /// ended stays here only until that response ends).
-    answered: bool,
     /// The server confirmed it (success result) or its response started.
     confirmed: bool,
     /// Sent on a socket that dropped before any sign the server got it.
@@ -606,12 +603,12 @@ impl Session {
         let key = (request.invokes_agent() && self.idempotent()).then(|| {
             let mut key = self.key_prefix.clone();
             key.push('-');
-            key.push_str(&id.0.to_string());
+            crate::error::push_u64(&mut key, id.0);
             key
         });
         self.transmits
             .0
-            .push_back(request.encode_with_key(Some(&id.0.to_string()), key.as_deref()));
+            .push_back(request.encode_with_key(Some(&decimal(id.0)), key.as_deref()));
         let resend = key.map(|k| (request.clone(), k));
         let (kind, timeout) = if request.invokes_agent() {
             self.acc.expect_response(id);
@@ -630,7 +627,6 @@ impl Session {
                 deadline: now + timeout,
                 timeout,
                 response_done: false,
-                answered: false,
                 confirmed: false,
                 unconfirmed_at_drop: false,
                 resend,
@@ -659,7 +655,7 @@ impl Session {
             .filter(|(_, p)| p.unconfirmed_at_drop && p.resend.is_some())
             .map(|(id, _)| *id)
             .collect();
-        ids.sort_unstable();
+        sort_ids(&mut ids);
         for id in ids {
             let Some(p) = self.pending.get_mut(&id) else {
                 continue;
@@ -667,7 +663,7 @@ impl Session {
             let Some((request, key)) = &p.resend else {
                 continue;
             };
-            let frame = request.encode_with_key(Some(&id.to_string()), Some(key));
+            let frame = request.encode_with_key(Some(&decimal(id)), Some(key));
             p.unconfirmed_at_drop = false;
             p.deadline = now + p.timeout;
             self.transmits.0.push_back(frame);
@@ -754,7 +750,7 @@ impl Session {
         self.next_request += 1;
         self.transmits
             .0
-            .push_back(request.encode(Some(&id.0.to_string())));
+            .push_back(request.encode(Some(&decimal(id.0))));
         self.pending.insert(
             id.0,
             Pending {
@@ -763,7 +759,6 @@ impl Session {
                 deadline: now + self.config.request_timeout,
                 timeout: self.config.request_timeout,
                 response_done: false,
-                answered: false,
                 confirmed: false,
                 unconfirmed_at_drop: false,
                 resend: None,
@@ -900,7 +895,7 @@ impl Session {
             .filter(|(_, p)| p.deadline <= now)
             .map(|(id, _)| *id)
             .collect();
-        due.sort_unstable();
+        sort_ids(&mut due);
         for id in due {
             let Some(mut p) = self.pending.remove(&id) else {
                 continue;
@@ -919,11 +914,15 @@ impl Session {
             let error = if p.unconfirmed_at_drop {
                 Error::ConnectionLost {
                     code: None,
-                    reason: format!(
-                        "`{}` was sent just before the connection dropped and the server \
+                    // Pushed, not `format!`ed: no formatting code in the
+                    // browser build (see `Error::push_message`).
+                    reason: [
+                        "`",
+                        p.method,
+                        "` was sent just before the connection dropped and the server \
                          never confirmed it; re-send it if that is safe",
-                        p.method
-                    ),
+                    ]
+                    .concat(),
                 }
             } else {
                 Error::Timeout {
@@ -1003,7 +1002,6 @@ impl Session {
             }
             let mut p = p;
             self.early_acks = true;
-            p.answered = true;
             p.confirmed = true;
             p.unconfirmed_at_drop = false;
             // Keep guarding the response with the inactivity timeout.
@@ -1087,13 +1085,6 @@ impl Session {
         let Some(p) = self.pending.get_mut(&activity.request.0) else {
             return;
         };
-        if activity.completed && p.answered {
-            // Answered, then its response ended: nothing more is due. (Kept,
-            // it would reach `expire_requests` and be "answered" again,
-            // leaving the accumulator a stale entry per reply.)
-            self.pending.remove(&activity.request.0);
-            return;
-        }
         p.confirmed = true;
         p.unconfirmed_at_drop = false;
         if activity.completed {
@@ -1215,7 +1206,7 @@ impl Session {
             .filter(|(_, p)| p.kind == RequestKind::Invocation)
             .map(|(id, _)| *id)
             .collect();
-        cut.sort_unstable();
+        sort_ids(&mut cut);
         for id in cut {
             let done = self.pending.remove(&id).is_some_and(|p| p.response_done);
             self.acc.abandon(RequestId(id));
@@ -1293,7 +1284,7 @@ impl Session {
         self.acc.interrupt_all(&mut self.events);
         let mut ids: Vec<u64> = self.pending.drain().map(|(id, _)| id).collect();
         ids.extend(self.outbox.drain(..).map(|(id, _)| id.0));
-        ids.sort_unstable();
+        sort_ids(&mut ids);
         for id in ids {
             self.events.push_back(Event::RequestFailed {
                 request_id: RequestId(id),
@@ -1373,14 +1364,30 @@ impl Session {
     }
 }
 
+/// Sorts request ids. The browser build uses an insertion sort (a handful
+/// of ids; the standard sorts are ~4 KB of wasm); the result is the same.
+fn sort_ids(ids: &mut [u64]) {
+    #[cfg(not(target_arch = "wasm32"))]
+    ids.sort_unstable();
+    #[cfg(target_arch = "wasm32")]
+    for i in 1..ids.len() {
+        let mut j = i;
+        while j > 0 && ids[j - 1] > ids[j] {
+            ids.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+}
+
 /// The error a request gets when its socket went away under it.
 fn lost_with(cause: &Error) -> Error {
     match cause {
         Error::ConnectionLost { .. } => cause.clone(),
-        other => Error::ConnectionLost {
-            code: None,
-            reason: other.to_string(),
-        },
+        other => {
+            let mut reason = String::new();
+            other.push_message(&mut reason); // `to_string()`, without core::fmt
+            Error::ConnectionLost { code: None, reason }
+        }
     }
 }
 

@@ -12,6 +12,9 @@
 //! property test over generated frames) hold the two together. Error *wording* differs:
 //! these messages are fixed strings, since formatting code is size too.
 //!
+//! Floats are converted by `float.rs` (Rust's own conversions natively,
+//! the JavaScript host's in the browser build).
+//!
 //! Numbers are read exactly; serde_json (built without `float_roundtrip`)
 //! may read a long decimal 1 ulp off. Like serde, it also reads a struct from a JSON array of its fields in
 //! declaration order (`"params": ["hi", "r1"]`). One difference is left:
@@ -51,6 +54,15 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// `text[start..end]`. The reader only cuts at ASCII bytes it has
+    /// seen, so this is always a slice of the text; `get` rather than
+    /// indexing because a failed `str` index brings its panic message's
+    /// formatting (`char` `Debug`, Unicode tables: ~8 KB of wasm) into the
+    /// browser build.
+    fn slice(&self, start: usize, end: usize) -> &'a str {
+        self.text.get(start..end).unwrap_or_default()
+    }
+
     fn bytes(&self) -> &'a [u8] {
         self.text.as_bytes()
     }
@@ -77,7 +89,7 @@ impl<'a> Reader<'a> {
     }
 
     fn literal(&mut self, word: &str) -> Result<(), Fail> {
-        if self.text[self.at..].starts_with(word) {
+        if self.slice(self.at, self.text.len()).starts_with(word) {
             self.at += word.len();
             Ok(())
         } else {
@@ -114,14 +126,14 @@ impl<'a> Reader<'a> {
             match b {
                 b'"' => {
                     self.at += 1;
-                    return Ok(Cow::Borrowed(&self.text[start..self.at - 1]));
+                    return Ok(Cow::Borrowed(self.slice(start, self.at - 1)));
                 }
                 b'\\' => break,
                 0..=0x1f => return Err("control character in a string"),
                 _ => self.at += 1,
             }
         }
-        let mut out = String::from(&self.text[start..self.at]);
+        let mut out = String::from(self.slice(start, self.at));
         loop {
             let Some(&b) = bytes.get(self.at) else {
                 return Err("unterminated string");
@@ -159,7 +171,7 @@ impl<'a> Reader<'a> {
                         }
                         self.at += 1;
                     }
-                    out.push_str(&self.text[run..self.at]);
+                    out.push_str(self.slice(run, self.at));
                 }
             }
         }
@@ -183,7 +195,7 @@ impl<'a> Reader<'a> {
         let first = self.hex4()?;
         let code = match first {
             0xD800..=0xDBFF => {
-                if !self.text[self.at..].starts_with("\\u") {
+                if !self.slice(self.at, self.text.len()).starts_with("\\u") {
                     return Err("lone surrogate");
                 }
                 self.at += 2;
@@ -214,8 +226,7 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        text.parse::<f64>()
-            .ok()
+        super::float::parse(text)
             .and_then(Number::from_f64)
             .ok_or("number out of range")
     }
@@ -267,7 +278,7 @@ impl<'a> Reader<'a> {
             float = true;
         }
         self.at = i;
-        Ok((&self.text[start..i], float))
+        Ok((self.slice(start, i), float))
     }
 
     /// Any value.
@@ -311,7 +322,7 @@ impl<'a> Reader<'a> {
         &mut self,
         mut field: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), Fail>,
     ) -> Result<(), Fail> {
-        self.container(b'{', b'}', |r| {
+        self.container(b'{', b'}', &mut |r| {
             let key = r.string()?;
             r.eat(b':')?;
             field(r, key)
@@ -319,17 +330,20 @@ impl<'a> Reader<'a> {
     }
 
     /// An array: `item(reader)` reads each element.
-    fn array(&mut self, item: impl FnMut(&mut Self) -> Result<(), Fail>) -> Result<(), Fail> {
-        self.container(b'[', b']', item)
+    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Result<(), Fail>) -> Result<(), Fail> {
+        self.container(b'[', b']', &mut item)
     }
 
     /// `open`, the members separated by commas (each read by `member`),
-    /// `close`; counted against the nesting limit while inside.
+    /// `close`; counted against the nesting limit while inside. `dyn`, as
+    /// is [`Reader::fields`]: one copy of the loop, not one per wire type
+    /// and caller (generic copies were most of the browser build's
+    /// decoder); none of it is on the `on_token` path (`scan`).
     fn container(
         &mut self,
         open: u8,
         close: u8,
-        mut member: impl FnMut(&mut Self) -> Result<(), Fail>,
+        member: &mut dyn FnMut(&mut Self) -> Result<(), Fail>,
     ) -> Result<(), Fail> {
         if self.peek() != Some(open) {
             return Err("expected an object or array");
@@ -362,7 +376,7 @@ impl<'a> Reader<'a> {
         self.ws();
         let start = self.at;
         self.skip()?;
-        Ok(&self.text[start..self.at])
+        Ok(self.slice(start, self.at))
     }
 
     /// Iterative, not recursive: serde_json skips any depth without
@@ -464,7 +478,7 @@ impl<'a> Reader<'a> {
     fn fields(
         &mut self,
         names: &[&str],
-        mut field: impl FnMut(&mut Self, usize) -> Result<(), Fail>,
+        field: &mut dyn FnMut(&mut Self, usize) -> Result<(), Fail>,
     ) -> Result<(), Fail> {
         match self.peek() {
             Some(b'[') => {
@@ -546,7 +560,7 @@ pub(crate) fn decode_server_frame(text: &str) -> Result<ServerFrame<'_>, Protoco
     };
     let mut r = Reader::new(text);
     let (mut method, mut params, mut id, mut result) = (None, None, None, None);
-    r.fields(&["method", "params", "id", "result"], |r, field| {
+    r.fields(&["method", "params", "id", "result"], &mut |r, field| {
         match field {
             0 => method = if r.null() { None } else { Some(r.string()?) },
             1 => params = if r.null() { None } else { Some(r.raw()?) },
@@ -556,7 +570,7 @@ pub(crate) fn decode_server_frame(text: &str) -> Result<ServerFrame<'_>, Protoco
                 } else if r.peek() == Some(b'"') {
                     Some(r.string()?)
                 } else {
-                    Some(Cow::Owned(r.number()?.to_string()))
+                    Some(Cow::Owned(number_text(&r.number()?)))
                 }
             }
             // `"result": null` is an answer (the hosted server's to
@@ -612,7 +626,7 @@ fn decode_notification<'a>(
 
 fn token<'a>(r: &mut Reader<'a>) -> Result<super::TokenParams<'a>, Fail> {
     let (mut token, mut response_id, mut seq) = (None, None, None);
-    r.fields(&["token", "response_id", "seq"], |r, field| {
+    r.fields(&["token", "response_id", "seq"], &mut |r, field| {
         match field {
             0 => token = Some(r.string()?),
             1 => response_id = Some(r.string()?),
@@ -629,7 +643,7 @@ fn token<'a>(r: &mut Reader<'a>) -> Result<super::TokenParams<'a>, Fail> {
 
 fn stop_token<'a>(r: &mut Reader<'a>) -> Result<StopTokenParams<'a>, Fail> {
     let (mut response_id, mut reason, mut seq) = (None, None, None);
-    r.fields(&["response_id", "reason", "seq"], |r, field| {
+    r.fields(&["response_id", "reason", "seq"], &mut |r, field| {
         match field {
             0 => response_id = Some(r.string()?),
             1 => {
@@ -665,7 +679,7 @@ fn tool_call(r: &mut Reader<'_>) -> Result<ToolCallParams, Fail> {
         "response_id",
         "seq",
     ];
-    r.fields(&names, |r, field| {
+    r.fields(&names, &mut |r, field| {
         match field {
             0 => tool_call_id = Some(r.string()?.into_owned()),
             1 => tool_name = Some(r.string()?.into_owned()),
@@ -694,7 +708,7 @@ fn tool_response(r: &mut Reader<'_>) -> Result<ToolResponseParams, Fail> {
         "response_id",
         "seq",
     ];
-    r.fields(&names, |r, field| {
+    r.fields(&names, &mut |r, field| {
         match field {
             0 => tool_call_id = Some(r.string()?.into_owned()),
             1 => tool_name = r.string()?.into_owned(),
@@ -715,7 +729,7 @@ fn tool_response(r: &mut Reader<'_>) -> Result<ToolResponseParams, Fail> {
 
 fn events(r: &mut Reader<'_>) -> Result<EventsParams, Fail> {
     let (mut events, mut response_id, mut seq) = (Vec::new(), None, None);
-    r.fields(&["events", "response_id", "seq"], |r, field| {
+    r.fields(&["events", "response_id", "seq"], &mut |r, field| {
         match field {
             0 => r.array(|r| {
                 events.push(agent_event(r)?);
@@ -735,7 +749,7 @@ fn events(r: &mut Reader<'_>) -> Result<EventsParams, Fail> {
 
 fn agent_event(r: &mut Reader<'_>) -> Result<AgentEvent, Fail> {
     let (mut kind, mut data) = (String::new(), Value::Null);
-    r.fields(&["type", "data"], |r, field| {
+    r.fields(&["type", "data"], &mut |r, field| {
         match field {
             0 => kind = r.string()?.into_owned(),
             _ => data = r.value()?,
@@ -747,7 +761,7 @@ fn agent_event(r: &mut Reader<'_>) -> Result<AgentEvent, Fail> {
 
 fn client_side_tool_calls(r: &mut Reader<'_>) -> Result<ClientSideToolCallsParams, Fail> {
     let (mut tool_calls, mut response_id, mut seq) = (Vec::new(), None, None);
-    r.fields(&["tool_calls", "response_id", "seq"], |r, field| {
+    r.fields(&["tool_calls", "response_id", "seq"], &mut |r, field| {
         match field {
             0 => r.array(|r| {
                 tool_calls.push(r.value()?);
@@ -841,8 +855,7 @@ fn agent(v: &Value) -> Option<super::Agent> {
         Value::String(s) => {
             let s = s.trim();
             s.parse::<i64>().ok().or_else(|| {
-                s.parse::<f64>()
-                    .ok()
+                super::float::parse(s)
                     .filter(|f| f.is_finite())
                     .map(|f| f as i64)
             })
@@ -852,7 +865,7 @@ fn agent(v: &Value) -> Option<super::Agent> {
     let agent_id = match o.get("agent_id") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Number(n)) => number_text(n),
         Some(_) => return None,
     };
     let tools = match o.get("tools") {
@@ -915,7 +928,7 @@ pub(crate) fn encode_request(
             fields.str("access_token", p.access_token.as_deref());
             if let Some(seq) = p.resume_after_seq {
                 fields.key("resume_after_seq");
-                fields.out.push_str(&Number::from(seq).to_string());
+                crate::error::push_u64(fields.out, seq);
             }
             fields.str("client_key", p.client_key.as_deref());
         }
@@ -998,7 +1011,7 @@ fn write_str(out: &mut String, s: &str) {
             0..=0x1f => "",
             _ => continue,
         };
-        out.push_str(&s[run..i]);
+        out.push_str(s.get(run..i).unwrap_or_default());
         if escape.is_empty() {
             out.push_str("\\u00");
             out.push(HEX[usize::from(b >> 4)] as char);
@@ -1008,8 +1021,33 @@ fn write_str(out: &mut String, s: &str) {
         }
         run = i + 1;
     }
-    out.push_str(&s[run..]);
+    out.push_str(s.get(run..).unwrap_or_default());
     out.push('"');
+}
+
+/// A number as serde_json writes it. Integers are written here without
+/// `core::fmt` (the browser build carries no formatting for them); only a
+/// float goes through serde_json's `Display`.
+fn push_number(out: &mut String, n: &Number) {
+    if let Some(u) = n.as_u64() {
+        crate::error::push_u64(out, u);
+    } else if let Some(i) = n.as_i64() {
+        out.push('-');
+        crate::error::push_u64(out, i.unsigned_abs());
+    } else {
+        #[cfg(not(target_arch = "wasm32"))]
+        out.push_str(&n.to_string());
+        // The host's digits, laid out as serde_json lays them out.
+        #[cfg(target_arch = "wasm32")]
+        super::float::push(out, n.as_f64().unwrap_or(0.0));
+    }
+}
+
+/// [`push_number`] into a new string.
+fn number_text(n: &Number) -> String {
+    let mut out = String::new();
+    push_number(&mut out, n);
+    out
 }
 
 /// A value as compact JSON text, as `serde_json::to_string` writes it.
@@ -1018,7 +1056,7 @@ pub(crate) fn to_json(value: &Value) -> String {
         match v {
             Value::Null => out.push_str("null"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Number(n) => out.push_str(&n.to_string()),
+            Value::Number(n) => push_number(out, n),
             Value::String(s) => write_str(out, s),
             Value::Array(items) => {
                 out.push('[');

@@ -27,6 +27,7 @@ pub const TOKEN_FRAME_PREFIX: &str = r#"{"method":"on_token","params":{"token":"
 // tests hold it to the serde decoders' meaning.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod compact;
+mod float;
 mod scan;
 pub(crate) mod surrogates;
 
@@ -101,6 +102,10 @@ pub mod fuzzing {
         super::encode_request_with_serde(request, id, None)
     }
 }
+
+#[cfg(target_arch = "wasm32")]
+pub use float::set_host_floats;
+pub use float::HostFloats;
 
 /// Extension names a server may advertise in `connect_to_context`'s
 /// `server.capabilities` (`docs/protocol.md` §3).

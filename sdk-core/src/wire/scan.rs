@@ -33,11 +33,11 @@ pub(super) fn canonical(text: &str) -> Option<TokenParams<'_>> {
                 .bytes()
                 .position(|b| !b.is_ascii_digit())
                 .unwrap_or(rest.len());
-            let digits = &rest[..end];
+            let (digits, after) = (rest.get(..end)?, rest.get(end..)?);
             if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
                 return None;
             }
-            (Some(digits.parse().ok()?), &rest[end..])
+            (Some(digits.parse().ok()?), after)
         }
         None => (None, rest),
     };
@@ -54,7 +54,10 @@ fn until_quote(text: &str) -> Option<(&str, &str)> {
     let end = text
         .bytes()
         .position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
-    (text.as_bytes()[end] == b'"').then(|| (&text[..end], &text[end + 1..]))
+    // `get`, not indexing: no panic path (and its formatting) in the
+    // browser build; `end` is at an ASCII byte, so these always succeed.
+    (text.as_bytes().get(end) == Some(&b'"'))
+        .then(|| Some((text.get(..end)?, text.get(end + 1..)?)))?
 }
 
 /// Any whitespace, key order and optional `"id": null`.

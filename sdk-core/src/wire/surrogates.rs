@@ -74,7 +74,7 @@ pub(crate) fn repair(text: &str) -> Option<String> {
                 match unit {
                     0xD800..=0xDBFF if paired_low().is_some() => i += 12,
                     0xD800..=0xDFFF => {
-                        out.push_str(&text[copied..i]);
+                        out.push_str(text.get(copied..i).unwrap_or_default());
                         let mut units = [0u16; 2];
                         for u in stand_in(unit).encode_utf16(&mut units) {
                             push_escape(&mut out, *u);
@@ -90,7 +90,7 @@ pub(crate) fn repair(text: &str) -> Option<String> {
         }
     }
     changed.then(|| {
-        out.push_str(&text[copied..]);
+        out.push_str(text.get(copied..).unwrap_or_default());
         out
     })
 }
