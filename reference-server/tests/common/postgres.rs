@@ -1,6 +1,7 @@
 //! A private PostgreSQL for tests: `initdb` into a temporary directory,
 //! `pg_ctl start` on 127.0.0.1 at a free port (its unix socket in that
-//! directory too), trust authentication, `fsync` off; stopped
+//! directory too), trust authentication, `fsync` off (commits survive a
+//! crash of PostgreSQL, not of the machine); stopped
 //! (`pg_ctl stop -m immediate`) and deleted when the last handle drops,
 //! a failing test's included (unwinding drops it).
 //!
@@ -36,6 +37,24 @@ static SHARED: Mutex<Weak<Postgres>> = Mutex::new(Weak::new());
 /// message on stderr) when PostgreSQL is not installed outside CI. Panics
 /// when it is missing under CI, or installed but fails to start.
 pub fn require(test: &str) -> Option<Arc<Postgres>> {
+    let bin = find_or_skip(test)?;
+    let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(pg) = shared.upgrade() {
+        return Some(pg);
+    }
+    let pg = Arc::new(Postgres::start(bin).unwrap_or_else(|e| panic!("{test}: {e}")));
+    *shared = Arc::downgrade(&pg);
+    Some(pg)
+}
+
+/// An instance of the test's own (to stop and start again), with the
+/// same skip rules as [`require`].
+pub fn private(test: &str) -> Option<Postgres> {
+    let bin = find_or_skip(test)?;
+    Some(Postgres::start(bin).unwrap_or_else(|e| panic!("{test}: {e}")))
+}
+
+fn find_or_skip(test: &str) -> Option<PathBuf> {
     let Some(bin) = bin_dir() else {
         let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
         if ci {
@@ -50,13 +69,7 @@ pub fn require(test: &str) -> Option<Arc<Postgres>> {
         );
         return None;
     };
-    let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(pg) = shared.upgrade() {
-        return Some(pg);
-    }
-    let pg = Arc::new(Postgres::start(bin).unwrap_or_else(|e| panic!("{test}: {e}")));
-    *shared = Arc::downgrade(&pg);
-    Some(pg)
+    Some(bin)
 }
 
 /// Where `initdb` and `pg_ctl` are, if anywhere.
@@ -164,36 +177,59 @@ impl Postgres {
         let mut last = String::new();
         for _ in 0..5 {
             pg.port = free_port()?;
-            let options = format!(
-                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
-                pg.port,
-                path_str(&pg.dir)?
-            );
-            let log = pg.dir.join("server.log");
-            match pg.run(
-                "pg_ctl",
-                &[
-                    "-D",
-                    path_str(&data)?,
-                    "-l",
-                    path_str(&log)?,
-                    "-o",
-                    &options,
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ],
-            ) {
-                Ok(_) => return Ok(pg),
-                Err(e) => {
-                    let log = std::fs::read_to_string(&log).unwrap_or_default();
-                    last = format!("{e}\n{log}");
-                }
+            match pg.start_again() {
+                Ok(()) => return Ok(pg),
+                Err(e) => last = e,
             }
         }
         Err(format!("PostgreSQL did not start: {last}"))
+    }
+
+    /// `pg_ctl start` on the instance's port (again, after [`Self::stop`]).
+    pub fn start_again(&self) -> Result<(), String> {
+        // `fsync=off` is safe for a test: a commit still reaches the OS
+        // before it is acknowledged, so a crash of PostgreSQL alone
+        // (`stop`) loses nothing. (`synchronous_commit=off` would lose the
+        // last commits to it.)
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off \
+             -c full_page_writes=off -c max_connections=200",
+            self.port,
+            path_str(&self.dir)?
+        );
+        let log = self.dir.join("server.log");
+        let data = self.data_dir();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-l",
+                path_str(&log)?,
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )
+        .map(drop)
+        .map_err(|e| {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            format!("{e}\n{log}")
+        })
+    }
+
+    /// Stops the server at once (`-m immediate`: as a crash looks to its
+    /// clients); the data stays for [`Self::start_again`].
+    pub fn stop(&self) -> Result<(), String> {
+        let data = self.data_dir();
+        self.run(
+            "pg_ctl",
+            &["-D", path_str(&data)?, "-m", "immediate", "-w", "stop"],
+        )
+        .map(drop)
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -257,12 +293,12 @@ fn path_str(p: &Path) -> Result<&str, String> {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        if self.port != 0 {
-            let data = self.data_dir();
-            if let Some(data) = data.to_str() {
-                if let Err(e) = self.run("pg_ctl", &["-D", data, "-m", "immediate", "-w", "stop"]) {
-                    eprintln!("stopping the test PostgreSQL: {e}");
-                }
+        // Stopped already (or never started) is fine; anything else is
+        // worth a line, since a leaked server outlives the test.
+        let running = self.data_dir().join("postmaster.pid").exists();
+        if self.port != 0 && running {
+            if let Err(e) = self.stop() {
+                eprintln!("stopping the test PostgreSQL: {e}");
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
