@@ -3,7 +3,8 @@
 # machine), builds the package and runs every JS and browser test:
 #   apt chromium (if missing), rustup target wasm32-unknown-unknown,
 #   wasm-bindgen-cli at the version locked in Cargo.lock (if missing),
-#   npm ci in sdk-wasm, the release server binary, ./build.sh,
+#   npm ci in sdk-wasm, the release server binary, ./build.sh, the size
+#   check (bench/size.sh: JS minified + .wasm, gzip, against its budgets),
 #   tsc --strict --noEmit on the types, node --test tests/*.test.js, the
 #   consumer projects (npm pack, installed as a user would into Node 18/20/22
 #   ESM and CJS, esbuild, Vite, webpack, Next.js, Cloudflare Workers, Bun
@@ -44,6 +45,9 @@ step "cargo build --release -p tokenrelay-server"
 
 step "build the package"
 ./build.sh
+
+step "bundle size (bench/size.sh: fails over its budget)"
+bench/size.sh
 
 step "tsc --strict --noEmit (types)"
 node_modules/.bin/tsc -p tests/types/tsconfig.json
