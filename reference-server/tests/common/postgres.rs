@@ -14,8 +14,9 @@
 //! `postgres` user (Debian's package creates it), else `nobody`, through
 //! `runuser`, in a directory handed to that user.
 //!
-//! Binaries: `$TOKENRELAY_PG_BIN`, else `initdb` on `PATH`, else the newest
-//! `/usr/lib/postgresql/*/bin` (Debian). None found: under CI (`CI` set
+//! Binaries (`initdb`, `pg_ctl`, `createdb`): `$TOKENRELAY_PG_BIN`, else
+//! the directory `initdb` on `PATH` resolves to, else the newest
+//! `/usr/lib/postgresql/*/bin` (Debian's package puts none on `PATH`). None found: under CI (`CI` set
 //! and not `false`) the test fails; elsewhere it is skipped with a message.
 #![allow(dead_code)]
 
@@ -80,8 +81,15 @@ pub fn bin_dir() -> Option<PathBuf> {
     }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
-            if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
-                return Some(dir);
+            // `initdb` on PATH is often a symlink into the versioned
+            // directory, which also holds `pg_ctl` and `createdb`.
+            let Ok(initdb) = std::fs::canonicalize(dir.join("initdb")) else {
+                continue;
+            };
+            if let Some(bin) = initdb.parent() {
+                if ["pg_ctl", "createdb"].iter().all(|t| bin.join(t).is_file()) {
+                    return Some(bin.to_path_buf());
+                }
             }
         }
     }
@@ -124,6 +132,19 @@ fn ids_of(user: &str) -> Option<(u32, u32)> {
     Some((uid.trim().parse().ok()?, gid.trim().parse().ok()?))
 }
 
+/// Random enough for unique names: std's per-map random keys, mixed with
+/// the clock (no `rand` dependency, so any test crate can include this).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
 fn free_port() -> Result<u16, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
@@ -135,7 +156,7 @@ impl Postgres {
         let dir = std::env::temp_dir().join(format!(
             "tokenrelay-pg-{}-{:x}",
             std::process::id(),
-            rand::random::<u32>()
+            random_u64() as u32
         ));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let run_as = if is_root() {
@@ -268,20 +289,16 @@ impl Postgres {
         format!("postgres://tokenrelay@127.0.0.1:{}/{db}", self.port)
     }
 
-    /// Creates an empty database with a random name; returns its URL.
+    /// Creates an empty database with a random name (`createdb`, so the
+    /// harness needs nothing beyond std); returns its URL.
     pub async fn fresh_database(&self) -> String {
-        let name = format!("t_{:x}", rand::random::<u64>());
-        let (client, connection) =
-            tokio_postgres::connect(&self.dsn("postgres"), tokio_postgres::NoTls)
-                .await
-                .expect("connect to the test PostgreSQL");
-        let driver = tokio::spawn(connection);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create a test database");
-        drop(client);
-        let _ = driver.await;
+        let name = format!("t_{:016x}", random_u64());
+        let port = self.port.to_string();
+        self.run(
+            "createdb",
+            &["-h", "127.0.0.1", "-p", &port, "-U", "tokenrelay", &name],
+        )
+        .unwrap_or_else(|e| panic!("create a test database: {e}"));
         self.dsn(&name)
     }
 }

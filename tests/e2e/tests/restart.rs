@@ -4,10 +4,15 @@
 //! for `kill -9`). Either way the client reports the lost connection,
 //! reconnects to the new server on the same address and store by itself,
 //! ends the cut reply `interrupted` with a gapless prefix (the replay
-//! buffer did not survive the restart), and the next `ask` works.
+//! buffer did not survive the restart), and the next `ask` works. The
+//! abrupt one also on PostgreSQL (a private instance the harness of
+//! `reference-server/tests/common/postgres.rs` starts): the new server
+//! finds the org, its keys and the context in the database.
+
+#[path = "../../../reference-server/tests/common/postgres.rs"]
+mod postgres;
 
 use std::net::SocketAddr;
-use std::path::Path;
 
 use tokenrelay::rest::{NewAgent, NewContext};
 use tokenrelay::{AdminClient, Client, Connection, ConnectionState, Error, Event, ResponseStatus};
@@ -21,11 +26,11 @@ fn numbered(n: usize) -> String {
         .join(" ")
 }
 
-async fn start(db: &Path, addr: Option<SocketAddr>) -> ServerHandle {
+async fn start(store: &StoreConfig, addr: Option<SocketAddr>) -> ServerHandle {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let bind = addr.map_or_else(|| "127.0.0.1:0".to_owned(), |a| a.to_string());
     builder()
-        .store(StoreConfig::Sqlite(db.to_path_buf()))
+        .store(store.clone())
         .bind(bind)
         .spawn()
         .await
@@ -79,17 +84,21 @@ async fn mid_reply(conn: &mut Connection) -> tokenrelay::RequestId {
 /// After the cut: the lost connection is reported, the reply ends
 /// interrupted with a prefix, and the connection works again.
 async fn recovers(conn: &mut Connection, request: tokenrelay::RequestId) {
+    // The cut reply may end before or after the connection is reported
+    // lost: a graceful shutdown stops running replies while it closes the
+    // sockets, and either can reach the client first.
     let mut cause = None;
-    let reply = loop {
+    let mut reply = None;
+    while cause.is_none() || reply.is_none() {
         match next(conn).await {
             Event::StateChanged(c) if c.state == ConnectionState::Reconnecting => {
                 cause = cause.or(c.cause.clone());
             }
-            Event::ResponseComplete(r) if r.request_id == Some(request) => break r,
+            Event::ResponseComplete(r) if r.request_id == Some(request) => reply = Some(r),
             _ => {}
         }
-    };
-    let cause = cause.expect("a reconnecting state with its cause");
+    }
+    let (cause, reply) = (cause.unwrap(), reply.unwrap());
     assert!(
         matches!(
             cause,
@@ -97,7 +106,7 @@ async fn recovers(conn: &mut Connection, request: tokenrelay::RequestId) {
         ),
         "{cause:?}"
     );
-    assert_eq!(reply.status, ResponseStatus::Interrupted);
+    assert_eq!(reply.status, ResponseStatus::Interrupted, "{reply:?}");
     assert!(numbered(2000).starts_with(&reply.text), "a prefix, no gap");
     let after = tokio::time::timeout(WAIT, conn.ask("[echo] after the restart"))
         .await
@@ -107,35 +116,29 @@ async fn recovers(conn: &mut Connection, request: tokenrelay::RequestId) {
     assert_eq!(after.status, ResponseStatus::Complete);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_graceful_restart_mid_reply() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("store.sqlite3");
-    let server = start(&db, None).await;
+async fn graceful_restart(store: StoreConfig) {
+    let server = start(&store, None).await;
     let addr = server.addr();
     let (mut conn, _ctx) = attach(&server).await;
     let request = mid_reply(&mut conn).await;
     server.shutdown().await;
-    let server = start(&db, Some(addr)).await;
+    let server = start(&store, Some(addr)).await;
     recovers(&mut conn, request).await;
     conn.close().await;
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_abrupt_restart_mid_reply() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("store.sqlite3");
+async fn abrupt_restart(store: StoreConfig) {
     // The first server on a runtime of its own, so it can die at once.
     let (runtime, server) = {
-        let db = db.clone();
+        let store = store.clone();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .enable_all()
                 .build()
                 .unwrap();
-            let server = runtime.block_on(start(&db, None));
+            let server = runtime.block_on(start(&store, None));
             (runtime, server)
         })
         .join()
@@ -147,8 +150,28 @@ async fn an_abrupt_restart_mid_reply() {
     // No shutdown, no close frame: every task of the server is dropped.
     std::mem::forget(server);
     runtime.shutdown_background();
-    let server = start(&db, Some(addr)).await;
+    let server = start(&store, Some(addr)).await;
     recovers(&mut conn, request).await;
     conn.close().await;
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_restart_mid_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    graceful_restart(StoreConfig::Sqlite(dir.path().join("store.sqlite3"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abrupt_restart_mid_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    abrupt_restart(StoreConfig::Sqlite(dir.path().join("store.sqlite3"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abrupt_restart_mid_reply_on_postgres() {
+    let Some(pg) = postgres::require("an_abrupt_restart_mid_reply_on_postgres") else {
+        return;
+    };
+    abrupt_restart(StoreConfig::Postgres(pg.fresh_database().await)).await;
 }
