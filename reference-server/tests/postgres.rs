@@ -209,6 +209,31 @@ async fn credits_never_go_below_zero_under_concurrent_charges() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_username_registered_at_once_on_two_instances_goes_to_one() {
+    let (_pg, dsn) = database!("one_username_registered_at_once_on_two_instances_goes_to_one");
+    let (a, b) = two_instances(&dsn).await;
+    for round in 0..20 {
+        let user = |id: &str| tokenrelay_server::store::UserRecord {
+            user_id: format!("{id}-{round}"),
+            username: format!("ann-{round}"),
+            password_hash: "h".into(),
+            org_id: "o".into(),
+            created_at: 0,
+        };
+        let (ua, ub) = (user("a"), user("b"));
+        let (x, y) = tokio::join!(a.create_user(&ua), b.create_user(&ub));
+        let conflicts = [&x, &y]
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::Conflict(_))))
+            .count();
+        assert!(
+            x.is_ok() ^ y.is_ok() && conflicts == 1,
+            "round {round}: one wins, one conflicts ({x:?}, {y:?})"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_starting_together_agree_on_one_generated_setting() {
     let (_pg, dsn) = database!("instances_starting_together_agree_on_one_generated_setting");
     let (a, b) = two_instances(&dsn).await;

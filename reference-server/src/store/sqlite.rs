@@ -788,6 +788,14 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_setting_set_if_absent_keeps_the_first_value() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        assert_eq!(s.put_setting_if_absent("k", "one").await.unwrap(), "one");
+        assert_eq!(s.put_setting_if_absent("k", "two").await.unwrap(), "one");
+        assert_eq!(s.get_setting("k").await.unwrap().as_deref(), Some("one"));
+    }
+
+    #[tokio::test]
     async fn credits_are_charged_atomically() {
         let s = SqliteStore::open_in_memory().unwrap();
         let org = OrgRecord {
