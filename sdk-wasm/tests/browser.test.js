@@ -114,6 +114,41 @@ const toolPage = (wsUrl) => `<!doctype html>
   }
 </script>`;
 
+// A page that connects and then waits: the test arms a fault, then asks
+// through `window.ask`, which resolves with what the reply held and the
+// states the connection went through so far.
+const askPage = (wsUrl) => `<!doctype html>
+<meta charset="utf-8">
+<title>tokenrelay ask</title>
+<p id="done"></p>
+<script type="module">
+  import { Client } from '/pkg/index.js';
+  const contextId = new URLSearchParams(location.search).get('context');
+  const client = new Client({
+    wsUrl: ${JSON.stringify(wsUrl)},
+    getToken: async (contextId) => {
+      const r = await fetch('/api/get-client-token', { method: 'POST', body: JSON.stringify({ contextId }) });
+      return (await r.json()).clientToken;
+    },
+  });
+  const done = document.getElementById('done');
+  try {
+    const conn = await client.connect(contextId);
+    const states = [];
+    conn.on('state', ({ state }) => states.push(state));
+    window.ask = async (text) => {
+      const r = await conn.ask(text);
+      return {
+        status: r.status, text: r.text, events: r.events.length,
+        tools: r.clientSideToolCalls.map((c) => c.tool_name), states: [...states],
+      };
+    };
+    done.textContent = 'connected';
+  } catch (e) {
+    done.textContent = 'error:' + e.name + ':' + e.message;
+  }
+</script>`;
+
 const types = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
 
 let relay;
@@ -269,3 +304,42 @@ test('headless Chromium, base-protocol server: the tool loop gets whole replies'
     await server.stop();
   }
 });
+
+// A drop right after a reply's on_stop_token, before what trails it on the
+// hosted service (tests/scenarios/drop_after_stop.json, in the browser).
+for (const mode of ['full', 'base']) {
+  test(`headless Chromium, ${mode === 'base' ? 'base-protocol' : 'full'} server: a drop between a reply's stop and what trails it`, { timeout: 120_000, skip: SKIP_BROWSER }, async () => {
+    const server = await Server.start(mode === 'base' ? ['--base-protocol'] : []);
+    const browser = await launch();
+    let app;
+    try {
+      const ctx = await server.context();
+      app = await serveApp(server, () => askPage(server.ws));
+      const tab = await browser.newPage();
+      await tab.goto(`http://127.0.0.1:${app.address().port}/?context=${encodeURIComponent(ctx)}`);
+      await tab.waitForFunction(() => document.getElementById('done').textContent !== '', null, { timeout: 60_000 });
+      assert.equal(await tab.textContent('#done'), 'connected');
+      const { sockets } = await server.fault(ctx, 'drop_after_stop');
+      assert.equal(sockets, 1);
+      const first = await tab.evaluate(() => window.ask('[client_tool=get_location events=2] where am I?'));
+      if (mode === 'base') {
+        // What trailed the stop went with the socket: the text is whole,
+        // and the reply says something may be missing.
+        assert.deepEqual({ ...first, states: undefined },
+          { status: 'interrupted', text: 'You said: where am I?', events: 0, tools: [], states: undefined });
+      } else {
+        // The reference server sent all of it before the stop.
+        assert.deepEqual({ ...first, states: undefined },
+          { status: 'complete', text: 'You said: where am I?', events: 2, tools: ['get_location'], states: undefined });
+      }
+      const second = await tab.evaluate(() => window.ask('[echo] still there?'));
+      assert.equal(second.status, 'complete');
+      assert.equal(second.text, 'still there?');
+      assert.ok(second.states.includes('reconnecting'), `the socket was cut: ${second.states}`);
+    } finally {
+      await browser.close();
+      app?.close();
+      await server.stop();
+    }
+  });
+}
