@@ -28,8 +28,11 @@ class ReferenceServer private constructor(
     val admin: AdminClient = AdminClient(httpUrl, orgKey)
     private val http: HttpClient = HttpClient.newHttpClient()
 
-    /** Injects a server-side fault (`drop`, `close_4001`, …) into [contextId]'s socket. */
-    suspend fun fault(contextId: String, fault: String) = withContext(Dispatchers.IO) {
+    /**
+     * Injects a server-side fault (`drop`, `close_4001`, …) into [contextId]'s
+     * sockets; returns how many sockets got it.
+     */
+    suspend fun fault(contextId: String, fault: String): Long = withContext(Dispatchers.IO) {
         val body = "{\"context_id\":${jsonString(contextId)},\"fault\":${jsonString(fault)}}"
         val request = HttpRequest.newBuilder(URI.create("$httpUrl/debug/faults"))
             .header("Authorization", "Bearer $orgKey")
@@ -38,6 +41,8 @@ class ReferenceServer private constructor(
             .build()
         val response = http.send(request, HttpResponse.BodyHandlers.ofString())
         check(response.statusCode() in 200..299) { "fault $fault: HTTP ${response.statusCode()} ${response.body()}" }
+        @Suppress("UNCHECKED_CAST")
+        ((parseJson(response.body()) as Map<String, Any?>)["sockets"] as Long)
     }
 
     /** A context on a fresh agent. */
