@@ -65,12 +65,26 @@ pub(crate) fn parse(text: &str) -> Option<f64> {
 /// Appends a finite float as serde_json writes it.
 #[cfg(target_arch = "wasm32")]
 pub(crate) fn push(out: &mut String, value: f64) {
-    let Some(host) = HOST.with(|h| h.get()) else {
-        return out.push_str("null");
-    };
-    let mut exp = String::new();
-    (host.exponential)(value, &mut exp);
-    lay_out(out, &exp);
+    match HOST.with(|h| h.get()) {
+        Some(host) => push_via(out, value, host.exponential),
+        None => out.push_str("null"),
+    }
+}
+
+/// [`push`] with `exponential` as the host's digits.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+fn push_via(out: &mut String, value: f64, exponential: fn(f64, &mut String)) {
+    // JavaScript writes -0 as "0e+0": zero's sign is taken from the value.
+    if value == 0.0 {
+        return out.push_str(if value.is_sign_negative() {
+            "-0.0"
+        } else {
+            "0.0"
+        });
+    }
+    let mut digits = String::new();
+    exponential(value, &mut digits);
+    lay_out(out, &digits);
 }
 
 /// `[+-]? (digits [. digits?] | . digits) ([eE] [+-]? digits)?`: the finite
@@ -225,6 +239,25 @@ mod tests {
         let mut js = String::new();
         lay_out(&mut js, "1.5e+21");
         assert_eq!(js, both(1.5e21).1);
+    }
+
+    #[test]
+    fn zero_keeps_its_sign_though_javascript_drops_it() {
+        // `(-0).toExponential()` is "0e+0"; serde_json writes "-0.0".
+        let js = |v: f64, out: &mut String| out.push_str(&format!("{:e}", v.abs()));
+        for f in [0.0, -0.0, -1.5, 2.0] {
+            let mut pushed = String::new();
+            push_via(&mut pushed, f, |v, out| {
+                if v < 0.0 {
+                    out.push('-');
+                }
+                out.push_str(&format!("{:e}", v.abs()));
+            });
+            assert_eq!(pushed, serde_json::Number::from_f64(f).unwrap().to_string());
+        }
+        let mut zero = String::new();
+        push_via(&mut zero, -0.0, js);
+        assert_eq!(zero, "-0.0");
     }
 
     #[test]
