@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::{FutureExt as _, Shared};
+use futures_util::future::{FutureExt as _, WeakShared};
 
 use crate::admin::AdminClient;
 use crate::error::{Error, Rejection};
@@ -281,14 +281,19 @@ impl TokenProvider for StreamTokenProvider {
     }
 }
 
-type SharedFetch = Shared<BoxFuture<'static, Result<Credential, Error>>>;
+/// A fetch as the single-flight map keeps it: weakly, so a fetch every
+/// asker gave up on (a `connect()` that settled, a connection closed) is
+/// dropped, and the provider's call with it, instead of running on for
+/// nobody (and being joined by the next ask, long after).
+type WeakFetch = WeakShared<BoxFuture<'static, Result<Credential, Error>>>;
 
 /// Makes concurrent asks for the same context share one call to the inner
 /// provider (several connections reconnecting at once after a network blip
-/// cost the app's backend one request, not many).
+/// cost the app's backend one request, not many). The call lives as long
+/// as someone waits for it.
 pub struct SingleFlight {
     inner: Arc<dyn TokenProvider>,
-    in_flight: Arc<Mutex<HashMap<String, SharedFetch>>>,
+    in_flight: Arc<Mutex<HashMap<String, WeakFetch>>>,
 }
 
 impl SingleFlight {
@@ -303,22 +308,26 @@ impl SingleFlight {
 
 impl TokenProvider for SingleFlight {
     fn token<'a>(&'a self, context_id: &'a str) -> BoxFuture<'a, Result<Credential, Error>> {
-        let shared = {
-            let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(context_id.to_owned())
-                .or_insert_with(|| {
-                    let inner = self.inner.clone();
-                    let ctx = context_id.to_owned();
-                    let map = self.in_flight.clone();
-                    let fut: BoxFuture<'static, Result<Credential, Error>> = Box::pin(async move {
-                        let result = inner.token(&ctx).await;
-                        map.lock().unwrap_or_else(|p| p.into_inner()).remove(&ctx);
-                        result
-                    });
-                    fut.shared()
-                })
-                .clone()
-        };
+        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(running) = map.get(context_id).and_then(WeakShared::upgrade) {
+            return Box::pin(running);
+        }
+        let inner = self.inner.clone();
+        let ctx = context_id.to_owned();
+        let entries = self.in_flight.clone();
+        let fut: BoxFuture<'static, Result<Credential, Error>> = Box::pin(async move {
+            let result = inner.token(&ctx).await;
+            entries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&ctx);
+            result
+        });
+        let shared = fut.shared();
+        // `None` only for a future already complete, which this is not.
+        if let Some(weak) = shared.downgrade() {
+            map.insert(context_id.to_owned(), weak);
+        }
         Box::pin(shared)
     }
 }
@@ -370,5 +379,42 @@ mod tests {
         // Once settled, the next ask fetches again: tokens are never reused.
         sf.token("x").await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_fetch_nobody_waits_for_any_more_is_dropped() {
+        /// Counts its drops: the provider call it sits in was dropped.
+        struct Dropped(Arc<AtomicUsize>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let (calls, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (counter, dropped) = (calls.clone(), drops.clone());
+        let hangs = move |_ctx: String| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let guard = Dropped(dropped.clone());
+            async move {
+                let _guard = guard;
+                std::future::pending::<Result<String, std::io::Error>>().await
+            }
+        };
+        let sf = SingleFlight::new(Arc::new(hangs));
+        // Two askers share the call; it runs until both have given up.
+        let (mut a, b) = (sf.token("x"), sf.token("x"));
+        assert!((&mut a).now_or_never().is_none());
+        drop(b);
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            0,
+            "dropped while one still waits"
+        );
+        drop(a);
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "left running for nobody");
+        // The next ask calls the provider again rather than joining it.
+        let mut c = sf.token("x");
+        assert!((&mut c).now_or_never().is_none());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 }

@@ -1,17 +1,21 @@
 //! Token providers: any Python callable (async or plain) and the core's
 //! ready-made providers.
 
+use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyModule, PyString};
 use pyo3_async_runtimes::TaskLocals;
 use tokenrelay::provider::{AppEndpoint as CoreAppEndpoint, OrgKeyProvider, StaticToken};
 use tokenrelay::provider::{StreamTokenProvider, TokenProvider};
 use tokenrelay::{Credential, Error};
+use tokio::sync::oneshot;
 
 use crate::admin::NativeAdmin;
 use crate::convert::type_name;
@@ -30,7 +34,7 @@ pub struct CallableProvider {
 
 enum Called {
     Ready(Result<Credential, Error>),
-    Awaiting(BoxFuture<'static, PyResult<Py<PyAny>>>),
+    Awaiting(oneshot::Receiver<PyResult<Py<PyAny>>>),
 }
 
 fn credential_from(py: Python<'_>, value: &Bound<'_, PyAny>) -> Result<Credential, Error> {
@@ -46,16 +50,155 @@ fn credential_from(py: Python<'_>, value: &Bound<'_, PyAny>) -> Result<Credentia
     }
 }
 
+/// Runs an async provider's awaitable on the app's loop for a Rust future
+/// that may be dropped (the core drops a fetch when `connect()` settles or
+/// the connection closes, before either is reported). The provider's code
+/// must then not begin: `abandoned()` is read on the loop, in the very step
+/// that would enter it, so a call either began before the drop or never
+/// does (`into_future_with_locals` would run it whenever the loop got to it,
+/// after `connect()` had already failed). A call already running is
+/// cancelled.
+const GLUE: &str = r#"
+import asyncio
+import inspect
+
+
+def start(loop, context, awaitable, abandoned, done):
+    handle = []
+
+    async def run():
+        if abandoned():
+            raise asyncio.CancelledError
+        return await awaitable
+
+    def finished(task):
+        # Cancelled before it began: the awaitable was never awaited.
+        if inspect.iscoroutine(awaitable) and inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED:
+            awaitable.close()
+        done(task)
+
+    def begin():
+        task = loop.create_task(run())
+        handle.append(task)
+        task.add_done_callback(finished)
+
+    loop.call_soon_threadsafe(begin, context=context)
+    return handle
+
+
+def cancel(loop, handle):
+    for task in handle:
+        try:
+            loop.call_soon_threadsafe(task.cancel)
+        except RuntimeError:
+            pass  # the loop is closed: nothing runs on it any more
+"#;
+
+static GLUE_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+fn glue(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    GLUE_MODULE
+        .get_or_try_init(py, || {
+            let code = CString::new(GLUE).expect("no NUL in the glue");
+            PyModule::from_code(
+                py,
+                &code,
+                c"tokenrelay/_provider_glue.py",
+                c"tokenrelay._provider_glue",
+            )
+            .map(Bound::unbind)
+        })
+        .map(|m| m.bind(py))
+}
+
+/// `abandoned()` for [`GLUE`]: whether the Rust future was dropped.
+#[pyclass(frozen, module = "tokenrelay._native")]
+struct Abandoned(Arc<AtomicBool>);
+
+#[pymethods]
+impl Abandoned {
+    fn __call__(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// `done(task)` for [`GLUE`]: hands the task's outcome to the Rust future.
+#[pyclass(frozen, module = "tokenrelay._native")]
+struct Done(Mutex<Option<oneshot::Sender<PyResult<Py<PyAny>>>>>);
+
+#[pymethods]
+impl Done {
+    fn __call__(&self, task: &Bound<'_, PyAny>) {
+        let result = task.call_method0("result").map(Bound::unbind);
+        let tx = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(tx) = tx {
+            let _ = tx.send(result); // the future may be gone: nothing to tell
+        }
+    }
+}
+
+/// One provider call as the core sees it. Dropped before it finished, it
+/// marks the call abandoned: a plain callable not yet called is not called
+/// (it waits for a blocking thread, which runs even after the drop), an
+/// async one not yet begun never begins, and one running is cancelled.
+struct Abandon {
+    flag: Arc<AtomicBool>,
+    /// The loop and [`GLUE`] handle of an async call once scheduled.
+    scheduled: Arc<Mutex<Option<(Py<PyAny>, Py<PyAny>)>>>,
+    finished: bool,
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.flag.store(true, Ordering::SeqCst);
+        let scheduled = self
+            .scheduled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((event_loop, handle)) = scheduled {
+            // No interpreter any more (the process is exiting): nothing runs.
+            let _ = Python::try_attach(|py| {
+                if let Ok(g) = glue(py) {
+                    let _ = g.call_method1("cancel", (event_loop, handle));
+                }
+            });
+        }
+    }
+}
+
 impl TokenProvider for CallableProvider {
     fn token<'a>(&'a self, context_id: &'a str) -> BoxFuture<'a, Result<Credential, Error>> {
         let func = self.func.clone();
         let event_loop = self.event_loop.clone();
         let context_id = context_id.to_owned();
+        let abandon = Abandon {
+            flag: Arc::new(AtomicBool::new(false)),
+            scheduled: Arc::new(Mutex::new(None)),
+            finished: false,
+        };
+        let (flag, scheduled) = (abandon.flag.clone(), abandon.scheduled.clone());
         Box::pin(async move {
+            // The whole guard lives in the future (a closure would capture
+            // only the field it assigns), so dropping the future drops it.
+            let mut abandon = abandon;
             // A plain callable may block (an HTTP call with `requests`), so
             // it runs on a blocking thread, never on a runtime worker.
             let called = tokio::task::spawn_blocking(move || {
                 Python::attach(|py| -> Called {
+                    let gone = || {
+                        Called::Ready(Err(Error::TokenProvider {
+                            message: "the provider call was abandoned".into(),
+                        }))
+                    };
+                    // The blocking thread runs even if the future was
+                    // dropped meanwhile: then the provider is not called.
+                    if flag.load(Ordering::SeqCst) {
+                        return gone();
+                    }
                     let out = match func.bind(py).call1((context_id,)) {
                         Ok(out) => out,
                         Err(e) => return Called::Ready(Err(from_provider_exception(py, &e))),
@@ -63,32 +206,68 @@ impl TokenProvider for CallableProvider {
                     if !out.hasattr("__await__").unwrap_or(false) {
                         return Called::Ready(credential_from(py, &out));
                     }
+                    let close = |out: &Bound<'_, PyAny>| {
+                        if out.hasattr("close").unwrap_or(false) {
+                            let _ = out.call_method0("close");
+                        }
+                    };
                     let locals = event_loop.lock().unwrap_or_else(|p| p.into_inner()).clone();
                     let Some(locals) = locals else {
+                        close(&out);
                         return Called::Ready(Err(Error::TokenProvider {
                             message: "an async token provider needs a running event loop".into(),
                         }));
                     };
-                    match pyo3_async_runtimes::into_future_with_locals(&locals, out) {
-                        Ok(fut) => Called::Awaiting(Box::pin(fut)),
-                        Err(e) => Called::Ready(Err(from_provider_exception(py, &e))),
+                    if flag.load(Ordering::SeqCst) {
+                        close(&out);
+                        return gone();
+                    }
+                    let (tx, rx) = oneshot::channel();
+                    let started = glue(py).and_then(|g| {
+                        g.call_method1(
+                            "start",
+                            (
+                                locals.event_loop(py),
+                                locals.context(py),
+                                &out,
+                                Abandoned(flag.clone()),
+                                Done(Mutex::new(Some(tx))),
+                            ),
+                        )
+                    });
+                    match started {
+                        Ok(handle) => {
+                            *scheduled.lock().unwrap_or_else(|p| p.into_inner()) =
+                                Some((locals.event_loop(py).unbind(), handle.unbind()));
+                            Called::Awaiting(rx)
+                        }
+                        Err(e) => {
+                            close(&out);
+                            Called::Ready(Err(from_provider_exception(py, &e)))
+                        }
                     }
                 })
             })
             .await
             .map_err(|e| Error::TokenProvider {
                 message: format!("the token provider panicked: {e}"),
-            })?;
-            match called {
-                Called::Ready(result) => result,
-                Called::Awaiting(fut) => {
-                    let result = fut.await;
+            });
+            let result = match called {
+                Err(e) => Err(e),
+                Ok(Called::Ready(result)) => result,
+                Ok(Called::Awaiting(rx)) => {
+                    let result = rx.await;
                     Python::attach(|py| match result {
-                        Ok(value) => credential_from(py, value.bind(py)),
-                        Err(e) => Err(from_provider_exception(py, &e)),
+                        Ok(Ok(value)) => credential_from(py, value.bind(py)),
+                        Ok(Err(e)) => Err(from_provider_exception(py, &e)),
+                        Err(_) => Err(Error::TokenProvider {
+                            message: "the event loop dropped the token provider's task".into(),
+                        }),
                     })
                 }
-            }
+            };
+            abandon.finished = true;
+            result
         })
     }
 }

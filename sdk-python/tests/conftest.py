@@ -70,6 +70,42 @@ RELAXED_LIMITS = [
 ]
 
 
+def _serve(
+    binary: Path, common: List[str], bind: str, extra: List[str]
+) -> "tuple[subprocess.Popen[str], tuple[str, str], List[str]]":
+    """Starts ``serve`` on ``bind`` and waits for its ready line; returns the
+    process, its (http, ws) URLs and its log (kept drained)."""
+    env = dict(os.environ, TOKENRELAY_LOG="info", NO_COLOR="1")
+    proc = subprocess.Popen(
+        [str(binary), *common, "--bind", bind, "--fault-injection", *RELAXED_LIMITS, *extra, "serve"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    log: List[str] = []
+    ready = re.compile(r"ready.*http=(\S+).*ws=(\S+)")
+    urls: Optional[re.Match[str]] = None
+    for line in proc.stderr:
+        log.append(line)
+        urls = ready.search(re.sub(r"\x1b\[[0-9;]*m", "", line))
+        if urls:
+            break
+    if not urls:
+        proc.kill()
+        raise RuntimeError("the server did not start:\n" + "".join(log))
+    stderr = proc.stderr
+
+    # Keep draining the log so the server never blocks on a full pipe.
+    def drain() -> None:
+        for line in stderr:
+            log.append(line)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return proc, (urls.group(1), urls.group(2)), log
+
+
 @contextlib.contextmanager
 def run_server(
     rate_limit: int = 1_000_000, credits: Optional[int] = None, base_protocol: bool = False
@@ -86,47 +122,12 @@ def run_server(
             boot += ["--credits", str(credits)]
         out = subprocess.run(boot, check=True, capture_output=True, text=True).stdout
         fields = dict(line.split("=", 1) for line in out.split() if "=" in line)
-        env = dict(os.environ, TOKENRELAY_LOG="info", NO_COLOR="1")
-        proc = subprocess.Popen(
-            [
-                str(binary),
-                *common,
-                "--bind",
-                "127.0.0.1:0",
-                "--fault-injection",
-                *RELAXED_LIMITS,
-                *(["--base-protocol"] if base_protocol else []),
-                "serve",
-            ],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        )
-        assert proc.stderr is not None
-        log: List[str] = []
-        ready = re.compile(r"ready.*http=(\S+).*ws=(\S+)")
-        urls: Optional[re.Match[str]] = None
-        for line in proc.stderr:
-            log.append(line)
-            urls = ready.search(re.sub(r"\x1b\[[0-9;]*m", "", line))
-            if urls:
-                break
-        if not urls:
-            proc.kill()
-            raise RuntimeError("the server did not start:\n" + "".join(log))
-        stderr = proc.stderr
-
-        # Keep draining the log so the server never blocks on a full pipe.
-        def drain() -> None:
-            for line in stderr:
-                log.append(line)
-
-        threading.Thread(target=drain, daemon=True).start()
+        extra = ["--base-protocol"] if base_protocol else []
+        proc, urls, log = _serve(binary, common, "127.0.0.1:0", extra)
         try:
             yield Server(
-                http_url=urls.group(1),
-                ws_url=urls.group(2),
+                http_url=urls[0],
+                ws_url=urls[1],
                 org_id=fields["org_id"],
                 org_key=fields["org_api_key"],
                 log=log,
@@ -134,6 +135,54 @@ def run_server(
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+class RestartableServer(Server):
+    """A server that can be stopped (SIGTERM: graceful; SIGKILL: as
+    ``kill -9``) and started again on the same address and store."""
+
+    def __init__(self, binary: Path, common: List[str], fields: "dict[str, str]") -> None:
+        self._binary = binary
+        self._common = common
+        self._proc, (http_url, ws_url), log = _serve(binary, common, "127.0.0.1:0", [])
+        super().__init__(http_url, ws_url, fields["org_id"], fields["org_api_key"], log)
+
+    def stop(self, graceful: bool) -> None:
+        """Stops the server and waits until it has exited."""
+        if graceful:
+            self._proc.terminate()
+        else:
+            self._proc.kill()
+        self._proc.wait(timeout=30)
+
+    def start(self) -> None:
+        """Starts the server again on the address it had (same store)."""
+        bind = self.http_url.split("//", 1)[1].split("/", 1)[0]
+        self._proc, urls, self.log = _serve(self._binary, self._common, bind, [])
+        assert urls == (self.http_url, self.ws_url), urls
+
+
+@contextlib.contextmanager
+def restartable_server() -> Iterator[RestartableServer]:
+    """A fresh store and org served on 127.0.0.1:0, restartable in place."""
+    binary = _server_binary()
+    with tempfile.TemporaryDirectory(prefix="tokenrelay-pytest-") as tmp:
+        common = [
+            "--db", str(Path(tmp) / "store.sqlite3"),
+            "--rate-limit-per-minute", "1000000",
+            "--scripted-pace-ms", "0",
+        ]
+        out = subprocess.run(
+            [str(binary), *common, "bootstrap", "--org-name", "pytest"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        fields = dict(line.split("=", 1) for line in out.split() if "=" in line)
+        server = RestartableServer(binary, common, fields)
+        try:
+            yield server
+        finally:
+            server._proc.kill()
+            server._proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
