@@ -52,6 +52,15 @@ pub struct ClientConfig {
     /// when a socket is needed (one call fewer per connection).
     #[uniffi(default = None)]
     pub refresh_ahead: Option<bool>,
+    /// Ping the server after this much quiet (default 15 s; 0 turns pings
+    /// off).
+    #[uniffi(default = None)]
+    pub ping_interval_ms: Option<u64>,
+    /// Count the socket dead after this much silence and reconnect: how fast
+    /// a connection whose packets just stop is noticed (default 45 s; 0
+    /// turns it off).
+    #[uniffi(default = None)]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 fn ms(v: u64) -> Duration {
@@ -92,6 +101,14 @@ impl NativeClient {
         }
         if let Some(on) = config.refresh_ahead {
             b = b.refresh_ahead(on);
+        }
+        // `None` keeps the core's default; 0 turns the timer off.
+        let timer = |t: u64| (t > 0).then(|| ms(t));
+        if let Some(t) = config.ping_interval_ms {
+            b = b.ping_interval(timer(t));
+        }
+        if let Some(t) = config.idle_timeout_ms {
+            b = b.idle_timeout(timer(t));
         }
         if let Some(n) = config.event_capacity {
             b = b.event_capacity(n.max(1) as usize);

@@ -37,7 +37,7 @@ impl NativeClient {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (ws_url, token_provider, *, client_key=None, headers=None,
         connect_timeout=None, request_timeout=None, invocation_timeout=None,
-        refresh_ahead=true))]
+        refresh_ahead=true, ping_interval=None, idle_timeout=None))]
     fn new(
         ws_url: String,
         token_provider: &Bound<'_, PyAny>,
@@ -47,6 +47,8 @@ impl NativeClient {
         request_timeout: Option<f64>,
         invocation_timeout: Option<f64>,
         refresh_ahead: bool,
+        ping_interval: Option<f64>,
+        idle_timeout: Option<f64>,
     ) -> PyResult<Self> {
         let event_loop: LoopSlot = Arc::new(Mutex::new(None));
         let provider = provider_from_py(token_provider, event_loop.clone())?;
@@ -65,6 +67,14 @@ impl NativeClient {
         }
         if let Some(t) = secs(invocation_timeout) {
             b = b.invocation_timeout(t);
+        }
+        // `None` keeps the core's default; 0 (or less) turns the timer off.
+        let timer = |s: f64| (s > 0.0).then(|| Duration::from_secs_f64(s));
+        if let Some(s) = ping_interval {
+            b = b.ping_interval(timer(s));
+        }
+        if let Some(s) = idle_timeout {
+            b = b.idle_timeout(timer(s));
         }
         let inner = b.refresh_ahead(refresh_ahead).build().map_err(to_pyerr)?;
         Ok(NativeClient { inner, event_loop })

@@ -215,6 +215,20 @@ impl ClientBuilder {
         self
     }
 
+    /// Ping the server after this much quiet (`None`: never). Default 15 s.
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+        self.config.ping_interval = interval;
+        self
+    }
+
+    /// Count the socket dead after this much silence and reconnect
+    /// (`None`: never): how fast a connection whose packets just stop is
+    /// noticed. Default 45 s.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
     /// Refresh ahead (default on): once connected with a JWT client key,
     /// fetch the next connection's key in the background, so a reconnect
     /// does not wait for the token provider. Turn it off to call the

@@ -60,6 +60,8 @@ class NativeClient:
         request_timeout: Optional[float] = ...,
         invocation_timeout: Optional[float] = ...,
         refresh_ahead: bool = ...,
+        ping_interval: Optional[float] = ...,
+        idle_timeout: Optional[float] = ...,
     ) -> None: ...
     def connect(self, context_id: str) -> Awaitable[NativeConnection]: ...
 

@@ -45,6 +45,11 @@ class Client:
             connection's key in the background so a reconnect does not wait
             for the provider (default True; False saves one provider call
             per connection).
+        ping_interval: seconds of quiet after which the client pings the
+            server (default 15; 0 turns pings off).
+        idle_timeout: seconds of silence after which the socket counts as
+            dead and the client reconnects: how fast a connection whose
+            packets just stop is noticed (default 45; 0 turns it off).
     """
 
     def __init__(
@@ -58,6 +63,8 @@ class Client:
         request_timeout: Optional[float] = None,
         invocation_timeout: Optional[float] = None,
         refresh_ahead: bool = True,
+        ping_interval: Optional[float] = None,
+        idle_timeout: Optional[float] = None,
     ) -> None:
         if not isinstance(ws_url, str):
             raise TypeError(f"ws_url: expected str, got {type(ws_url).__name__}")
@@ -82,6 +89,8 @@ class Client:
             request_timeout=request_timeout,
             invocation_timeout=invocation_timeout,
             refresh_ahead=bool(refresh_ahead),
+            ping_interval=ping_interval,
+            idle_timeout=idle_timeout,
         )
 
     def connect(self, context_id: str) -> "_Connecting":
