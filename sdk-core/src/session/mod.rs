@@ -257,6 +257,9 @@ struct Pending {
     timeout: Duration,
     /// The response of an invocation completed; only its result is awaited.
     response_done: bool,
+    /// The server answered it (an invocation answered before its response
+    /// ended stays here only until that response ends).
+    answered: bool,
     /// The server confirmed it (success result) or its response started.
     confirmed: bool,
     /// Sent on a socket that dropped before any sign the server got it.
@@ -627,6 +630,7 @@ impl Session {
                 deadline: now + timeout,
                 timeout,
                 response_done: false,
+                answered: false,
                 confirmed: false,
                 unconfirmed_at_drop: false,
                 resend,
@@ -759,6 +763,7 @@ impl Session {
                 deadline: now + self.config.request_timeout,
                 timeout: self.config.request_timeout,
                 response_done: false,
+                answered: false,
                 confirmed: false,
                 unconfirmed_at_drop: false,
                 resend: None,
@@ -1002,6 +1007,7 @@ impl Session {
             }
             let mut p = p;
             self.early_acks = true;
+            p.answered = true;
             p.confirmed = true;
             p.unconfirmed_at_drop = false;
             // Keep guarding the response with the inactivity timeout.
@@ -1085,6 +1091,13 @@ impl Session {
         let Some(p) = self.pending.get_mut(&activity.request.0) else {
             return;
         };
+        if activity.completed && p.answered {
+            // Answered, then its response ended: nothing more is due. (Kept,
+            // it would reach `expire_requests` and be "answered" again,
+            // leaving the accumulator a stale entry per reply.)
+            self.pending.remove(&activity.request.0);
+            return;
+        }
         p.confirmed = true;
         p.unconfirmed_at_drop = false;
         if activity.completed {
