@@ -2,6 +2,14 @@
 //! [`Session`] from a tokio-tungstenite socket, the token provider and
 //! tokio timers, and carries out what the session asks for. No protocol
 //! decision is made here; every one is the session's.
+//!
+//! It logs through `tracing` (target `tokenrelay::client::driver`, inside a
+//! `tokenrelay.connection` span naming the context): state changes with
+//! their cause and the delay before the next attempt at `info` (`warn`
+//! for a connection that failed for good), attachments with whether they
+//! resumed, socket opens and closes, token fetches and pings at `debug`
+//! and `trace`. A credential is never logged: not a key, not a stream
+//! token (socket URLs are logged without their query).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -128,6 +136,10 @@ impl Driver {
                 },
                 token = async { match &mut l.fetching { Some((_, f)) => f.await, None => std::future::pending().await } } => {
                     let (fetch_id, _) = l.fetching.take().unzip();
+                    match &token {
+                        Ok(_) => tracing::debug!("token provider answered"),
+                        Err(e) => tracing::debug!(error = %e, "token provider failed"),
+                    }
                     let now = l.now();
                     l.d.session.handle_token(fetch_id.unwrap_or_default(), token, now, unix_now());
                 }
@@ -136,10 +148,14 @@ impl Driver {
                     let now = l.now();
                     match opened {
                         Ok(socket) => {
+                            tracing::debug!("socket open");
                             l.socket = Some(socket);
                             l.d.session.handle_transport_open(now);
                         }
-                        Err(e) => l.d.session.handle_transport_failed(e, now),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "socket did not open");
+                            l.d.session.handle_transport_failed(e, now)
+                        }
                     }
                 }
                 // A reader that fell behind holds the socket back (see queue).
@@ -226,14 +242,17 @@ impl Loop {
                     Some(f) => (Some(u16::from(f.code)), f.reason.as_str()),
                     None => (None, ""),
                 };
+                tracing::debug!(code, reason, "the server closed the socket");
                 s.handle_transport_closed(code, reason, now);
             }
             Some(Err(e)) => {
                 self.socket = None;
+                tracing::debug!(error = %e, "the socket failed");
                 s.handle_transport_closed(None, &e.to_string(), now);
             }
             None => {
                 self.socket = None;
+                tracing::debug!("the socket ended without a close frame");
                 s.handle_transport_closed(None, "the socket ended", now);
             }
         }
@@ -283,6 +302,7 @@ impl Loop {
     }
 
     fn socket_failed(&mut self, e: tungstenite::Error) {
+        tracing::debug!(error = %e, "writing to the socket failed");
         self.socket = None;
         let now = self.now();
         self.d
@@ -296,6 +316,7 @@ impl Loop {
                 fetch_id,
                 context_id,
             } => {
+                tracing::debug!(fetch_id, "asking the token provider for a key");
                 let provider = self.d.provider.clone();
                 self.fetching = Some((
                     fetch_id,
@@ -303,9 +324,12 @@ impl Loop {
                 ));
             }
             Action::OpenSocket { url } => {
+                // Without the query: a stream token rides there.
+                tracing::debug!(url = %url.split('?').next().unwrap_or_default(), "opening a socket");
                 self.opening = Some(Box::pin(open_socket(url, self.d.options.clone())));
             }
             Action::CloseSocket { code, reason } => {
+                tracing::debug!(code, reason = %reason, "closing the socket");
                 self.opening = None;
                 if let Some(mut socket) = self.socket.take() {
                     // Close politely in the background; never stall the loop
@@ -322,6 +346,7 @@ impl Loop {
                 }
             }
             Action::SendPing => {
+                tracing::trace!("ping");
                 if let Some(socket) = &mut self.socket {
                     if let Err(e) = socket.send(Message::Ping(Default::default())).await {
                         self.socket_failed(e);
@@ -338,6 +363,7 @@ impl Loop {
         };
         match event {
             Event::StateChanged(change) => {
+                log_state(change);
                 if matches!(
                     change.state,
                     ConnectionState::Failed | ConnectionState::Closed
@@ -352,6 +378,12 @@ impl Loop {
                     self.d.last_cause.send_replace(Some(cause.clone()));
                 }
                 self.d.state.send_replace((**change).clone());
+            }
+            Event::Connected {
+                resumed, server, ..
+            } => {
+                let extensions = server.as_ref().map_or(0, |s| s.capabilities.len());
+                tracing::info!(resumed, extensions, "attached to the context");
             }
             Event::ResponseComplete(r) => {
                 if let Some(tx) = r.request_id.and_then(|id| self.answers.remove(&id)) {
@@ -389,6 +421,33 @@ impl Loop {
             let _ = tx.send(Err(cause.clone()));
         }
         self.d.queue.close();
+    }
+}
+
+/// One line per state change worth an operator's eye: attempts under way
+/// at `debug`, waiting to retry and closing at `info`, failing for good at
+/// `warn`, each with its cause and the delay before the next attempt.
+fn log_state(change: &StateChange) {
+    let state = change.state.as_str();
+    let attempt = change.attempt;
+    let retry_in_ms = change.retry_in.map(|d| d.as_millis() as u64);
+    let cause = change.cause.as_ref().map(|c| c.to_string());
+    match change.state {
+        ConnectionState::Reconnecting | ConnectionState::Suspended => tracing::info!(
+            state,
+            attempt,
+            retry_in_ms,
+            cause = cause.as_deref().unwrap_or(""),
+            "connection lost; reconnecting"
+        ),
+        ConnectionState::Failed => tracing::warn!(
+            state,
+            attempt,
+            cause = cause.as_deref().unwrap_or(""),
+            "connection failed for good"
+        ),
+        ConnectionState::Closed => tracing::info!(state, "connection closed"),
+        _ => tracing::debug!(state, attempt, "connection state"),
     }
 }
 

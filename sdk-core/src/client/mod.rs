@@ -107,7 +107,13 @@ impl Client {
                 max_message_len: self.inner.config.max_frame_len.saturating_mul(4),
             },
         };
-        tokio::spawn(driver.run(commands_rx));
+        // Every log line of the connection's task carries its context (an
+        // id, never a credential).
+        let span = tracing::info_span!("tokenrelay.connection", context_id = %context_id);
+        tokio::spawn(tracing::Instrument::instrument(
+            driver.run(commands_rx),
+            span,
+        ));
         let conn = Connection::new(context_id, commands_tx, queue, state_rx.clone());
         let wait = async {
             loop {
