@@ -237,7 +237,8 @@ impl Error {
     pub fn from_close(code: u16, reason: &str) -> Option<Error> {
         let rejection = Box::new(Rejection {
             message: if reason.is_empty() {
-                format!("closed with code {code}")
+                // Pushed, not `format!`ed (see `Error::push_message`).
+                ["closed with code ", &decimal(u64::from(code))].concat()
             } else {
                 reason.to_owned()
             },
@@ -695,6 +696,10 @@ mod tests {
             matches!(e, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(7))
         );
         assert!(Error::from_close(1001, "").is_none());
+        let Some(Error::Unauthorized(r)) = Error::from_close(4001, "") else {
+            panic!("4001 is unauthorized")
+        };
+        assert_eq!(r.message, "closed with code 4001");
     }
 
     #[test]
