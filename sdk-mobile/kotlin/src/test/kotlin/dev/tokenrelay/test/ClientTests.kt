@@ -15,10 +15,13 @@ import dev.tokenrelay.appEndpointTokenProvider
 import dev.tokenrelay.use
 import java.util.concurrent.atomic.AtomicBoolean
 import java.util.concurrent.atomic.AtomicInteger
+import kotlin.coroutines.ContinuationInterceptor
 import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.async
 import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.currentCoroutineContext
 import kotlinx.coroutines.delay
+import kotlinx.coroutines.withContext
 import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.withTimeoutOrNull
 
@@ -37,6 +40,10 @@ private suspend fun <T : Any> EventReader.until(what: String, pick: suspend (Eve
 
 private suspend fun EventReader.state(s: ConnectionState) =
     until("state $s") { e -> (e as? Event.StateChanged)?.change?.takeIf { it.state == s } }
+
+/** The next state change within [ms], or null if there is none by then. */
+private suspend fun EventReader.stateWithin(ms: Long): ConnectionState? =
+    withTimeoutOrNull(ms) { until("a state change") { e -> (e as? Event.StateChanged)?.change?.state } }
 
 /** What a test gets from [connected]: one connection on a fresh context. */
 private class Session(
@@ -235,12 +242,20 @@ fun clientTests(): List<Test> = listOf(
             conn.pause()
             server.fault(contextId, "drop")
             events.state(ConnectionState.RECONNECTING)
-            delay(1500)
+            // Nothing happens while paused. An attempt shows as a state
+            // change (FETCHING_TOKEN), and the first retry after a drop is
+            // immediate: a connection that ignored pause() would change
+            // state at once. Waits for such a change itself, bounded by a
+            // window far beyond that.
+            val stirred = events.stateWithin(1500)
+            check(stirred == null) { "the connection went $stirred while paused" }
             assertEq(provider.calls.get(), 1, "provider calls while paused")
             check(conn.state.state != ConnectionState.CONNECTED) { "reconnected while paused" }
-            // The network coming back while paused does not reconnect either.
+            // The network coming back while paused does not reconnect either
+            // (it would at once: "network back" retries without waiting).
             conn.setNetworkAvailable(true)
-            delay(300)
+            val stirredAgain = events.stateWithin(1000)
+            check(stirredAgain == null) { "the connection went $stirredAgain after the network came back while paused" }
             assertEq(provider.calls.get(), 1, "provider calls after network back while paused")
             conn.resume()
             // "At once": from resume() to connected the connection only
@@ -263,7 +278,10 @@ fun clientTests(): List<Test> = listOf(
             conn.setNetworkAvailable(false)
             server.fault(contextId, "drop")
             events.state(ConnectionState.RECONNECTING)
-            delay(1000)
+            // No retry while offline: the first would be immediate and show
+            // as a state change; waits for one, bounded far beyond that.
+            val stirred = events.stateWithin(1000)
+            check(stirred == null) { "the connection went $stirred while offline" }
             assertEq(provider.calls.get(), 1, "provider calls while offline")
             conn.setNetworkAvailable(true)
             events.state(ConnectionState.CONNECTED)
@@ -370,7 +388,6 @@ fun clientTests(): List<Test> = listOf(
         val bad = forged(server.admin.generateClientKey(server.orgId, contextId, null).token())
         val calls = AtomicInteger(0)
         val settled = AtomicBoolean(false)
-        val callsAfter = AtomicInteger(0)
         val calledAgain = CompletableDeferred<Int>()
         val config = ClientConfig(
             wsUrl = server.wsUrl, connectTimeoutMs = 1500uL,
@@ -378,11 +395,18 @@ fun clientTests(): List<Test> = listOf(
             // gave up would call the provider again within 100 ms.
             reconnectMinDelayMs = 50uL, reconnectMaxDelayMs = 100uL,
         )
+        // The provider's body runs on this test's thread (as an app's may
+        // run on the main thread), so the test sees every call in order with
+        // its own steps. On other threads, a call that began before connect
+        // settled could take its first step just after, which a check here
+        // could not tell from a late call.
+        val testThread = currentCoroutineContext()[ContinuationInterceptor]!!
         Client(config) { _ ->
-            val n = calls.incrementAndGet()
-            // The second call to start after connect gave up (see below).
-            if (settled.get() && callsAfter.incrementAndGet() == 2) calledAgain.complete(n)
-            bad
+            withContext(testThread) {
+                val n = calls.incrementAndGet()
+                if (settled.get()) calledAgain.complete(n)
+                bad
+            }
         }.use { client ->
             // Settles at the 1.5 s deadline; the bound only catches a hang.
             val e = withTimeout(30_000) { assertThrows<TokenRelayException.Unauthorized>("connect") { client.connect(contextId) } }
@@ -395,14 +419,13 @@ fun clientTests(): List<Test> = listOf(
             // average wait under 15 ms).
             val n = calls.get()
             check(n in 2..100) { "$n provider calls" }
-            // Closed: no more calls. The core drops a fetch in flight before
-            // connect returns, but a coroutine it had already dispatched may
-            // still begin its body just after: at most that one call.
-            // A connection that kept retrying would make a second within
-            // 100 ms; waits for that call itself, bounded (ten delays).
+            // Closed: not one more call. The core drops a fetch in flight
+            // before connect returns, and uniffi then cancels the coroutine
+            // running the provider, which has not begun or does not begin.
+            // A connection that kept retrying would call again within 100 ms;
+            // waits for that call itself, bounded (ten delays).
             val again = withTimeoutOrNull(1_000) { calledAgain.await() }
-            check(again == null) { "the provider kept being called after connect gave up (call $again)" }
-            check(callsAfter.get() <= 1) { "${callsAfter.get()} provider calls after connect gave up" }
+            check(again == null) { "the provider was called after connect gave up (call $again)" }
         }
     },
 
