@@ -290,8 +290,15 @@ test('offline pauses retries; online reconnects at once', async () => {
     const waiting = waitFor(conn, 'state', (e) => e.state === 'reconnecting');
     await server.fault(ctx, 'drop');
     await waiting;
-    // Nothing happens while offline, however long.
-    await new Promise((r) => setTimeout(r, 1500));
+    // Nothing happens while offline. An attempt shows as a state change
+    // (`fetching_token`), and the first retry after a drop is immediate: a
+    // connection that ignored the switch would change state at once. Waits
+    // for such a change itself, bounded by a window far beyond that.
+    let off;
+    const stirred = await within(new Promise((resolve) => { off = conn.on('state', resolve); }), 'a state change while offline', 1500)
+      .then((e) => e.state, () => null)
+      .finally(() => off());
+    assert.equal(stirred, null, `the connection went ${stirred} while offline`);
     assert.equal(conn.state, 'reconnecting');
     const back = waitFor(conn, 'state', (e) => e.state === 'connected');
     conn.setNetworkAvailable(true);

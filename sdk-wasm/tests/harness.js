@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -27,6 +28,35 @@ export function serverBinary() {
 /** Upper bound of any single wait, so a bug fails a test instead of hanging it. */
 export const WAIT_MS = 30_000;
 
+/** Runs `serve` on `bind` and waits for its ready line. */
+async function serve(common, bind, extraArgs) {
+  const child = spawn(serverBinary(), [
+    ...common, '--bind', bind, '--fault-injection', '--log-json',
+    '--rate-limit-per-minute', '100000',
+    // The server's abuse limits are tested by its own suite.
+    '--socket-frame-burst', '100000', '--socket-frames-per-sec', '100000',
+    '--max-pending-invocations', '10000', '--max-sockets-per-ip', '100000',
+    ...extraArgs, 'serve',
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const lines = createInterface({ input: child.stderr });
+  const urls = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the server did not start in 30 s')), WAIT_MS);
+    child.once('exit', (code) => reject(new Error(`the server exited with ${code}`)));
+    lines.on('line', (line) => {
+      try {
+        const f = JSON.parse(line).fields ?? {};
+        if (f.http && f.ws) {
+          clearTimeout(timer);
+          resolve({ http: f.http, ws: f.ws });
+        }
+      } catch { /* not a JSON line */ }
+    });
+  });
+  // Keep draining stderr so the child never blocks on a full pipe.
+  lines.on('line', () => {});
+  return { child, urls };
+}
+
 export class Server {
   static async start(extraArgs = []) {
     const dir = mkdtempSync(join(tmpdir(), 'tokenrelay-js-'));
@@ -38,31 +68,25 @@ export class Server {
     });
     const orgId = /org_id=(\S+)/.exec(out)[1];
     const orgKey = /org_api_key=(\S+)/.exec(out)[1];
-    const child = spawn(serverBinary(), [
-      ...common, '--bind', '127.0.0.1:0', '--fault-injection', '--log-json',
-      '--rate-limit-per-minute', '100000',
-      // The server's abuse limits are tested by its own suite.
-      '--socket-frame-burst', '100000', '--socket-frames-per-sec', '100000',
-      '--max-pending-invocations', '10000', '--max-sockets-per-ip', '100000',
-      ...extraArgs, 'serve',
-    ], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const lines = createInterface({ input: child.stderr });
-    const urls = await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the server did not start in 30 s')), WAIT_MS);
-      child.once('exit', (code) => reject(new Error(`the server exited with ${code}`)));
-      lines.on('line', (line) => {
-        try {
-          const f = JSON.parse(line).fields ?? {};
-          if (f.http && f.ws) {
-            clearTimeout(timer);
-            resolve({ http: f.http, ws: f.ws });
-          }
-        } catch { /* not a JSON line */ }
-      });
-    });
-    // Keep draining stderr so the child never blocks on a full pipe.
-    lines.on('line', () => {});
-    return new Server(child, dir, urls, orgId, orgKey);
+    const { child, urls } = await serve(common, '127.0.0.1:0', extraArgs);
+    const server = new Server(child, dir, urls, orgId, orgKey);
+    server.#args = { common, extraArgs };
+    return server;
+  }
+
+  #args;
+
+  /** Stops the server with `signal` (`SIGTERM`: graceful, it closes every
+   * socket with 1001; `SIGKILL`: as `kill -9`), waits for it to exit, and
+   * starts it again on the same address with the same store. */
+  async restart(signal) {
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.kill(signal);
+    await within(exited, `the server to exit on ${signal}`);
+    const { common, extraArgs } = this.#args;
+    const { child, urls } = await serve(common, new URL(this.http).host, extraArgs);
+    assert.deepEqual(urls, { http: this.http, ws: this.ws });
+    this.child = child;
   }
 
   constructor(child, dir, urls, orgId, orgKey) {

@@ -6,6 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, PanicError } from '../pkg/node.js';
 import { __crashForTests } from '../pkg/client.js';
+import WebSocket from 'ws';
 import { Server, within } from './harness.js';
 
 let server;
@@ -14,7 +15,15 @@ after(async () => { await server?.stop(); });
 test('a panic rejects pending requests and reports an error event', async () => {
   server = await Server.start();
   const ctx = await server.context();
-  const conn = await within(new Client(server.clientOptions()).connect(ctx), 'connect');
+  const sockets = [];
+  class Recorded extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      sockets.push(this);
+    }
+  }
+  const conn = await within(new Client(server.clientOptions({ WebSocket: Recorded })).connect(ctx), 'connect');
+  assert.equal(sockets.length, 1);
   const errors = [];
   conn.on('error', (e) => errors.push(e.error));
   const states = [];
@@ -29,7 +38,19 @@ test('a panic rejects pending requests and reports an error event', async () => 
   // Further calls fail cleanly, and the socket's frames still arriving are
   // ignored instead of trapping again.
   assert.throws(() => conn.sendMessage('x'), PanicError);
-  await new Promise((r) => setTimeout(r, 300));
+  // Waits for frames of the reply (a token every 10 ms) to reach the
+  // socket after the panic, then checks they were ignored.
+  await within(new Promise((resolve) => {
+    let frames = 0;
+    const onFrame = () => {
+      if (++frames < 5) return;
+      sockets[0].off('message', onFrame);
+      resolve();
+    };
+    sockets[0].on('message', onFrame);
+  }), 'frames arriving after the panic');
+  assert.equal(errors.length, 1);
+  assert.deepEqual(states, ['failed']);
   const other = await new Client(server.clientOptions()).connect(ctx).then(() => null, (e) => e);
   assert.ok(other instanceof PanicError);
 });
