@@ -137,14 +137,16 @@ impl Done {
     }
 }
 
+/// The loop and [`GLUE`] handle of an async call, once scheduled.
+type Scheduled = Arc<Mutex<Option<(Py<PyAny>, Py<PyAny>)>>>;
+
 /// One provider call as the core sees it. Dropped before it finished, it
 /// marks the call abandoned: a plain callable not yet called is not called
 /// (it waits for a blocking thread, which runs even after the drop), an
 /// async one not yet begun never begins, and one running is cancelled.
 struct Abandon {
     flag: Arc<AtomicBool>,
-    /// The loop and [`GLUE`] handle of an async call once scheduled.
-    scheduled: Arc<Mutex<Option<(Py<PyAny>, Py<PyAny>)>>>,
+    scheduled: Scheduled,
     finished: bool,
 }
 
