@@ -477,16 +477,19 @@ impl ServerHandle {
             .map_err(io_error)
     }
 
-    /// Stops the server: sockets close with 1001, running responses stop
-    /// (their partial text is saved), the store is flushed.
+    /// Stops the server: sockets close with 1001, then running responses
+    /// stop (their partial text is saved), the store is flushed.
     pub async fn shutdown(self) {
         let state = self.state;
         state.shutting_down.store(true, Ordering::SeqCst);
         let _ = self.shutdown_tx.send(true);
+        // Sockets first: a client must see the server go away (1001, and
+        // its reply `interrupted`), not a `stopped` it never asked for,
+        // which stopping the generations first would race onto its socket.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, state.sessions.wait_idle()).await;
         for hub in state.hubs.all() {
             hub.stop_running();
         }
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, state.sessions.wait_idle()).await;
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.server).await;
         // REST requests in flight finish (each connection closes after
         // its current request once shutdown began).

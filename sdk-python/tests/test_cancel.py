@@ -20,7 +20,6 @@ import pytest
 import tokenrelay
 
 from conftest import Server, client_for, new_context, run_server
-from test_client import forged
 
 WAIT = 30.0
 
@@ -98,18 +97,27 @@ async def no_socket_left(server: Server) -> None:
 
 
 # The default schedule (which the Python client does not let a test
-# shorten): a refused key gets one fresh key at once, the first retry is
-# immediate, then each waits a full-jitter draw under an envelope doubling
-# from 0.5 s. Cancelled after the 4th call, a connection still running would
-# retry within the next envelopes (at most 1 s, then 2 s): a window of 4 s
-# cannot miss its next two calls.
+# shorten): after a failed attempt the first retry is immediate, then each
+# waits a full-jitter draw under an envelope doubling from 0.5 s. Cancelled
+# after the 4th call, a connection still running would retry within the
+# next envelopes (at most 1 s, then 2 s): a window of 4 s cannot miss its
+# next two calls.
 AFTER_FOUR_CALLS = 4.0
 
 
-async def refused_key(server: Server, admin: tokenrelay.AdminClient) -> "tuple[str, Calls]":
-    ctx = await new_context(admin)
-    key = str((await admin.generate_client_key(server.org_id, context_id=ctx))["token"])
-    return ctx, Calls(forged(key))
+async def hanging_up() -> "tuple[asyncio.AbstractServer, str]":
+    """A relay that accepts every connection and closes it at once: each
+    attempt fails after its TCP connect and the connection keeps retrying,
+    fetching a key each time. (A key the server refuses would not do: a
+    fresh key refused before any attachment fails connect at once, see
+    test_client.py.)"""
+
+    async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    relay = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = relay.sockets[0].getsockname()[1]
+    return relay, f"ws://127.0.0.1:{port}/ws"
 
 
 async def gives_up_while_retrying(
@@ -117,31 +125,37 @@ async def gives_up_while_retrying(
     admin: tokenrelay.AdminClient,
     give_up: Callable[["asyncio.Future[object]", Calls], Awaitable[None]],
 ) -> None:
-    """Connects with a key always refused, lets ``give_up`` end the pending
-    connect, then checks what is left."""
-    ctx, calls = await refused_key(server, admin)
-    # The tests before this one have closed their sockets: once this one
-    # gave up, none may be left.
-    await no_socket_left(server)
-    connecting = asyncio.ensure_future(client_for(server, calls).connect(ctx))
-    await give_up(connecting, calls)
-    assert connecting.cancelled()
-    after = calls.count
-    await no_socket_left(server)
-    # Only a call already running when the task was cancelled may still
-    # finish (the Rust side learns of the cancel on a thread of its own, as
-    # a dropped future does in Rust); a connection that kept retrying would
-    # call twice more within the window.
-    assert not await calls.more_than(after + 1, AFTER_FOUR_CALLS), (
-        f"the provider was called {calls.count - after} times after the cancel"
-    )
+    """Connects through a relay that hangs up on every attempt, lets
+    ``give_up`` end the pending connect, then checks what is left."""
+    ctx = await new_context(admin)
+    calls = Calls(str((await admin.generate_client_key(server.org_id, context_id=ctx))["token"]))
+    relay, url = await hanging_up()
+    try:
+        # The tests before this one have closed their sockets: once this
+        # one gave up, none may be left.
+        await no_socket_left(server)
+        connecting = asyncio.ensure_future(tokenrelay.Client(url, token_provider=calls).connect(ctx))
+        await give_up(connecting, calls)
+        assert connecting.cancelled()
+        after = calls.count
+        await no_socket_left(server)
+        # Only a call already running when the task was cancelled may still
+        # finish (the Rust side learns of the cancel on a thread of its own,
+        # as a dropped future does in Rust); a connection that kept retrying
+        # would call twice more within the window.
+        assert not await calls.more_than(after + 1, AFTER_FOUR_CALLS), (
+            f"the provider was called {calls.count - after} times after the cancel"
+        )
+    finally:
+        relay.close()
+        await relay.wait_closed()
 
 
 async def test_cancelling_the_task_awaiting_connect_releases_everything(
     lone: Server, lone_admin: tokenrelay.AdminClient
 ) -> None:
     async def cancel(connecting: "asyncio.Future[object]", calls: Calls) -> None:
-        # Trying: several refused attempts.
+        # Trying: several failed attempts.
         await calls.reach(4)
         assert not connecting.done()
         connecting.cancel()

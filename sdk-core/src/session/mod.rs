@@ -333,6 +333,9 @@ pub struct Session {
     resume_offered: bool,
     /// The one immediate fresh-token retry after a 401 has been used.
     auth_retry_spent: bool,
+    /// Some connection of this session has attached. Before that, a fresh
+    /// key refused twice is a misconfiguration, not a passing state.
+    attached_once: bool,
     /// The server has acknowledged an invocation before its response
     /// ended (the reference server does, at once; the hosted one answers
     /// only after the stream). Only then does a missing acknowledgement
@@ -375,6 +378,7 @@ impl Session {
             server: None,
             resume_offered: false,
             auth_retry_spent: false,
+            attached_once: false,
             early_acks: false,
             network_available: true,
             last_activity: Timestamp::ZERO,
@@ -1059,6 +1063,7 @@ impl Session {
         self.server = server.clone();
         self.phase = Phase::Connected { since: now };
         self.auth_retry_spent = false;
+        self.attached_once = true;
         self.from_spare = false;
         if self.config.refresh_ahead && self.spare_wanted && matches!(self.spare, Spare::Empty) {
             self.fetch_spare();
@@ -1249,6 +1254,14 @@ impl Session {
                 );
                 self.begin_connect(now);
             }
+            // The key the provider has just minted was refused too, before
+            // any connection ever attached: no retry will fix a provider
+            // minting keys the server does not take (wrong org, wrong
+            // secret, wrong server), so `connect()` fails at once with the
+            // cause instead of spinning until its deadline. Once attached,
+            // a refusal may be passing (a key revoked and re-issued, a
+            // server restarting with new secrets): it backs off and retries.
+            Error::Unauthorized(_) if !self.attached_once => self.fail(error),
             Error::RateLimited { retry_after, .. } => self.retry(error, retry_after, now),
             Error::Forbidden(_)
             | Error::NotFound(_)

@@ -580,9 +580,13 @@ fn a_stale_token_answer_is_ignored() {
 
 #[test]
 fn unauthorized_fetches_one_fresh_token_at_once_then_backs_off() {
+    // Once a connection has attached, a refusal may be passing.
     let mut h = Harness::new();
-    h.s.start(h.now);
+    h.connect(&[]);
+    h.drop_socket(Some(1001));
+    h.drain();
     let req = h.open();
+    let before = h.s.state().attempt;
     h.answer(
         &req,
         json!({"success": false, "error": "Token has expired"}),
@@ -595,7 +599,11 @@ fn unauthorized_fetches_one_fresh_token_at_once_then_backs_off() {
         .take_actions()
         .iter()
         .any(|a| matches!(a, Action::FetchToken { .. })));
-    assert_eq!(h.s.state().attempt, 0, "the free retry spends no budget");
+    assert_eq!(
+        h.s.state().attempt,
+        before,
+        "the free retry spends no budget"
+    );
     h.s.handle_timeout(h.now);
     let fetch = match h.s.state().state {
         ConnectionState::FetchingToken => h.s.next_fetch - 1,
@@ -610,11 +618,58 @@ fn unauthorized_fetches_one_fresh_token_at_once_then_backs_off() {
         &req,
         json!({"success": false, "error": "Invalid token", "code": "unauthorized"}),
     );
-    assert_eq!(h.s.state().attempt, 1);
+    assert_eq!(h.s.state().attempt, before + 1);
+    assert!(!h.s.state().state.is_terminal());
     // And then success.
     let req = h.open();
     h.answer(&req, json!({"success": true}));
     assert!(h.s.state().is_connected());
+}
+
+#[test]
+fn a_fresh_key_refused_before_any_attachment_fails_the_connection() {
+    let mut h = Harness::new();
+    h.s.start(h.now);
+    h.s.send_message("queued", h.now).unwrap();
+    let req = h.open();
+    h.answer(&req, json!({"success": false, "error": "Invalid token"}));
+    // The first refusal may be a stale key: one fresh key at once.
+    assert!(h
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::FetchToken { .. })));
+    h.drain();
+    let req = h.open();
+    h.answer(
+        &req,
+        json!({"success": false, "error": "('Invalid API key token', 401)"}),
+    );
+    // The key just minted is refused too: the connection fails with the
+    // cause, what was queued fails with it, and nothing asks again.
+    assert_eq!(h.s.state().state, ConnectionState::Failed);
+    let ev = h.take_events();
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, Event::StateChanged(c) if c.state == ConnectionState::Failed
+            && matches!(c.cause, Some(Error::Unauthorized(_))))
+        ),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::RequestFailed {
+                error: Error::Unauthorized(_),
+                ..
+            }
+        )),
+        "{ev:?}"
+    );
+    h.advance(Duration::from_secs(600));
+    assert!(!h
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::FetchToken { .. } | Action::OpenSocket { .. })));
 }
 
 #[test]

@@ -291,6 +291,49 @@ async fn an_unknown_context_is_refused_for_good() {
     assert_eq!(fetches.load(Ordering::SeqCst), 1, "no retry");
 }
 
+/// A backend whose fresh keys the server never takes (signed with another
+/// secret, say): `connect()` fails at once with the refusal, after the
+/// first key and one fresh one, against the reference server and against
+/// a base-protocol one (the refusal as plain tuple text), and the provider
+/// is never asked again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_key_always_refused_fails_connect_at_once() {
+    for base_protocol in [false, true] {
+        let h = Harness::start_with(builder().configure(move |c| c.base_protocol = base_protocol))
+            .await;
+        let ctx = h.context("", false).await;
+        let forged = {
+            let key = h.client_key(&ctx).await;
+            let (head, _) = key.rsplit_once('.').expect("a JWT");
+            format!("{head}.AAAA")
+        };
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = calls.clone();
+        let client = Client::builder(h.server.ws_url())
+            .token_provider(move |_ctx: String| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let key = forged.clone();
+                async move { Ok::<_, Error>(key) }
+            })
+            .build()
+            .unwrap();
+        // The default connect timeout is 30 s: the bound only catches a
+        // connect that waits for it.
+        let err = tokio::time::timeout(Duration::from_secs(10), client.connect(&ctx))
+            .await
+            .expect("connect settles before its deadline")
+            .unwrap_err();
+        assert!(matches!(err, Error::Unauthorized(_)), "{err:?}");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "the first key and one fresh one (base protocol: {base_protocol})"
+        );
+        h.server.shutdown().await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "nothing asks again");
+    }
+}
+
 #[tokio::test]
 async fn a_client_key_opens_a_socket_and_nothing_else() {
     let h = Harness::start().await;
