@@ -31,7 +31,7 @@ js_gz=$(gz "$bundle")
 wasm_raw=$(wc -c < "$wasm")
 wasm_gz=$(gz "$wasm")
 total=$((js_gz + wasm_gz))
-kb() { echo "scale=1; $1 / 1024" | bc; }
+kb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1024 }'; }
 printf 'JS, esbuild --bundle --minify: %7d B raw, %6d B gzip -9\n' "$js_raw" "$js_gz"
 printf '.wasm                       : %7d B raw, %6d B gzip -9 (budget %d)\n' \
   "$wasm_raw" "$wasm_gz" "$wasm_budget"
