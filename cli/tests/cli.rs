@@ -20,12 +20,11 @@ struct Run {
     stderr: String,
 }
 
-/// The binary pointed at `h` through the environment, as a user would set
+/// `program` pointed at `h` through the environment, as a user would set
 /// it up, and nothing from the machine's own config.
-fn command(h: &Harness, args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
+fn isolated(program: &str, h: &Harness) -> Command {
+    let mut command = Command::new(program);
     command
-        .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", std::env::temp_dir())
@@ -36,6 +35,13 @@ fn command(h: &Harness, args: &[&str]) -> Command {
         .env("TOKENRELAY_URL", h.server.http_url())
         .env("TOKENRELAY_API_KEY", &h.org_key)
         .kill_on_drop(true);
+    command
+}
+
+/// The binary with `args`, see [`isolated`].
+fn command(h: &Harness, args: &[&str]) -> Command {
+    let mut command = isolated(BIN, h);
+    command.args(args);
     command
 }
 
@@ -376,7 +382,7 @@ struct Terminal {
 
 impl Terminal {
     fn open(h: &Harness, args: &str) -> Terminal {
-        let mut c = Command::new("script");
+        let mut c = isolated("script", h);
         // `exec`: `script` runs the command through `sh -c`, and a shell
         // left waiting in the foreground would take the Ctrl-C itself.
         c.args([
@@ -387,19 +393,9 @@ impl Terminal {
             &format!("exec {BIN} {args}"),
             "/dev/null",
         ])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::temp_dir())
-        .env(
-            "XDG_CONFIG_HOME",
-            std::env::temp_dir().join("tokenrelay-cli-test-none"),
-        )
-        .env("TOKENRELAY_URL", h.server.http_url())
-        .env("TOKENRELAY_API_KEY", &h.org_key)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
         let mut child = c.spawn().expect("script starts");
         Terminal {
             input: child.stdin.take().expect("stdin"),
