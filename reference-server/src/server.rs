@@ -488,7 +488,7 @@ impl ServerHandle {
         // which stopping the generations first would race onto its socket.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, state.sessions.wait_idle()).await;
         for hub in state.hubs.all() {
-            hub.stop_running();
+            hub.stop_running().await;
         }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.server).await;
         // REST requests in flight finish (each connection closes after
@@ -505,7 +505,7 @@ impl ServerHandle {
                 .hubs
                 .all()
                 .iter()
-                .any(|h| h.pending.load(Ordering::SeqCst) > 0)
+                .any(|h| h.pending().load(Ordering::SeqCst) > 0)
             {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }

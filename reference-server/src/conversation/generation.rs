@@ -12,7 +12,8 @@ use tokenrelay::wire::{
 };
 use tokio::sync::{oneshot, Notify};
 
-use super::hub::{Hub, Running};
+use super::hub::Running;
+use super::shared::Hub;
 use crate::engine::{EngineEvent, EngineSink, GenerateRequest, Trigger};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -50,7 +51,7 @@ pub struct Outcome {
 /// receiver for its outcome. Charges the org's credits first.
 pub async fn invoke(
     state: &AppState,
-    hub: &Arc<Hub>,
+    hub: &Arc<dyn Hub>,
     invocation: Invocation,
 ) -> Result<(String, oneshot::Receiver<Outcome>), ApiError> {
     invoke_as(state, hub, invocation, uuid::Uuid::new_v4().to_string()).await
@@ -60,7 +61,7 @@ pub async fn invoke(
 /// key was claimed for it first).
 pub async fn invoke_as(
     state: &AppState,
-    hub: &Arc<Hub>,
+    hub: &Arc<dyn Hub>,
     invocation: Invocation,
     response_id: String,
 ) -> Result<(String, oneshot::Receiver<Outcome>), ApiError> {
@@ -72,7 +73,7 @@ pub async fn invoke_as(
     // queue is bounded however fast a client sends.
     let max = state.config.limits.max_pending_invocations;
     if hub
-        .pending
+        .pending()
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
             (n < max).then_some(n + 1)
         })
@@ -83,14 +84,14 @@ pub async fn invoke_as(
     }
     let cost = state.config.credits_per_response;
     if cost > 0 {
-        match state.store.charge_credits(&hub.org_id, cost).await {
+        match state.store.charge_credits(hub.org_id(), cost).await {
             Ok(true) => {}
             Ok(false) => {
-                hub.pending.fetch_sub(1, Ordering::SeqCst);
+                hub.pending().fetch_sub(1, Ordering::SeqCst);
                 return Err(ApiError::payment_required());
             }
             Err(e) => {
-                hub.pending.fetch_sub(1, Ordering::SeqCst);
+                hub.pending().fetch_sub(1, Ordering::SeqCst);
                 return Err(e.into());
             }
         }
@@ -101,7 +102,7 @@ pub async fn invoke_as(
     let id = response_id.clone();
     tokio::spawn(async move {
         let outcome = run(&state, &hub, invocation, id).await;
-        hub.pending.fetch_sub(1, Ordering::SeqCst);
+        hub.pending().fetch_sub(1, Ordering::SeqCst);
         if let Some(outcome) = outcome {
             let _ = done_tx.send(outcome);
         }
@@ -217,19 +218,19 @@ pub fn trim_history(history: &mut Vec<Value>, max_entries: usize, max_bytes: usi
 
 async fn run(
     state: &AppState,
-    hub: &Arc<Hub>,
+    hub: &Arc<dyn Hub>,
     invocation: Invocation,
     response_id: String,
 ) -> Option<Outcome> {
-    let _turn = hub.generation_lock.lock().await;
+    let _turn = hub.turn().await;
     if state.is_shutting_down() {
         return None;
     }
-    let context = match state.store.get_context(&hub.context_id).await {
+    let context = match state.store.get_context(hub.context_id()).await {
         Ok(Some(c)) => c,
         Ok(None) => return None,
         Err(e) => {
-            tracing::error!(context_id = %hub.context_id, error = %e, "cannot load context");
+            tracing::error!(context_id = %hub.context_id(), error = %e, "cannot load context");
             return None;
         }
     };
@@ -277,15 +278,17 @@ async fn run(
     hub.set_running(Some(Running {
         response_id: response_id.clone(),
         stop: stop.clone(),
-    }));
-    tracing::debug!(context_id = %hub.context_id, response_id = %response_id, "generation started");
+    }))
+    .await;
+    tracing::debug!(context_id = %hub.context_id(), response_id = %response_id, "generation started");
     if state.config.base_protocol {
         // The hosted service sends notifications no client knows; clients
         // must ignore them (docs/protocol.md §2).
         hub.publish(Notification::Unknown {
             method: "on_agent_status".into(),
             params: json!({"status": "thinking", "response_id": response_id}),
-        });
+        })
+        .await;
     }
 
     let (sink, mut rx) = EngineSink::channel(256);
@@ -330,7 +333,7 @@ async fn run(
                         token: Cow::Owned(token),
                         response_id: Cow::Borrowed(rid),
                         seq: None,
-                    }));
+                    })).await;
                     state.metrics.tokens_sent(sockets as u64);
                 }
                 Some(EngineEvent::ToolCall { tool_call_id, tool_name, tool_input }) => {
@@ -346,7 +349,7 @@ async fn run(
                         tool_input,
                         response_id: Some(response_id.clone()),
                         seq: None,
-                    }));
+                    })).await;
                 }
                 Some(EngineEvent::ToolResponse { tool_call_id, tool_name, tool_output }) => {
                     history.push(json!({
@@ -361,7 +364,7 @@ async fn run(
                         tool_output,
                         response_id: Some(response_id.clone()),
                         seq: None,
-                    }));
+                    })).await;
                 }
                 Some(EngineEvent::ClientSideToolCalls(calls)) => client_calls.extend(calls),
                 Some(EngineEvent::Events(evs)) => events.extend(evs),
@@ -369,7 +372,7 @@ async fn run(
                 None => break match (&mut task).await {
                     Ok(Ok(())) => StopReason::Complete,
                     Ok(Err(e)) => {
-                        tracing::warn!(context_id = %hub.context_id, response_id = %rid, error = %e, "engine failed");
+                        tracing::warn!(context_id = %hub.context_id(), response_id = %rid, error = %e, "engine failed");
                         StopReason::Error
                     }
                     Err(_) => StopReason::Error,
@@ -394,7 +397,8 @@ async fn run(
             response_id: Cow::Borrowed(rid),
             reason: None,
             seq: None,
-        }));
+        }))
+        .await;
     }
     if reason == StopReason::Complete {
         if !client_calls.is_empty() {
@@ -425,7 +429,7 @@ async fn run(
             [events, calls]
         };
         for notification in trailing.into_iter().flatten() {
-            hub.publish(notification);
+            hub.publish(notification).await;
         }
     }
     if !base {
@@ -433,17 +437,18 @@ async fn run(
             response_id: Cow::Borrowed(rid),
             reason: Some(reason),
             seq: None,
-        }));
+        }))
+        .await;
     }
-    hub.set_running(None);
+    hub.set_running(None).await;
     if let Err(e) = state
         .store
-        .save_context_history(&hub.context_id, &history, hub.last_seq())
+        .save_context_history(hub.context_id(), &history, hub.last_seq().await)
         .await
     {
-        tracing::error!(context_id = %hub.context_id, error = %e, "cannot save history");
+        tracing::error!(context_id = %hub.context_id(), error = %e, "cannot save history");
     }
-    tracing::debug!(context_id = %hub.context_id, response_id = %rid, ?reason, "generation ended");
+    tracing::debug!(context_id = %hub.context_id(), response_id = %rid, ?reason, "generation ended");
     Some(Outcome {
         response_id,
         text,

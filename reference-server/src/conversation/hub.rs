@@ -1,4 +1,6 @@
-//! One context's live state. See the module docs of `conversation`.
+//! One context's live state, kept in this process: [`LocalHub`], the
+//! embedded default implementation of [`Hub`]. See the module docs of
+//! `conversation`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -8,7 +10,10 @@ use axum::extract::ws::Utf8Bytes;
 use tokenrelay::wire::Notification;
 use tokio::sync::{mpsc, Notify};
 
+use async_trait::async_trait;
+
 use super::replay::ReplayBuffer;
+use super::shared::{Hub, Turn};
 
 /// What the hub sends to an attached socket.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,9 +63,11 @@ struct Subscriber {
 }
 
 /// The generation that is streaming now.
-pub(crate) struct Running {
-    pub(crate) response_id: String,
-    pub(crate) stop: Arc<Notify>,
+pub struct Running {
+    /// The response it streams.
+    pub response_id: String,
+    /// Notified to stop it (a permit is kept if it is not waiting).
+    pub stop: Arc<Notify>,
 }
 
 /// An invocation's idempotency key and the response it started.
@@ -81,8 +88,8 @@ struct Inner {
     greeted: bool,
 }
 
-/// A context's live state.
-pub struct Hub {
+/// A context's live state, in this process's memory.
+pub struct LocalHub {
     /// The context.
     pub context_id: String,
     /// Its org.
@@ -90,7 +97,7 @@ pub struct Hub {
     inner: Mutex<Inner>,
     /// Generations of one context run one at a time, in arrival order
     /// (tokio's mutex is fair), each seeing the history the previous left.
-    pub(crate) generation_lock: tokio::sync::Mutex<()>,
+    generation_lock: Arc<tokio::sync::Mutex<()>>,
     /// Generations queued or running, so an idle sweep leaves them alone.
     pub(crate) pending: AtomicUsize,
     /// Frame notifications as the base protocol does: no `seq` (nothing is
@@ -113,7 +120,7 @@ pub struct Subscription {
     pub seq: u64,
 }
 
-impl Hub {
+impl LocalHub {
     pub(crate) fn new(
         context_id: String,
         org_id: String,
@@ -121,7 +128,7 @@ impl Hub {
         replay_len: usize,
         replay_age: Duration,
     ) -> Self {
-        Hub {
+        LocalHub {
             context_id,
             org_id,
             inner: Mutex::new(Inner {
@@ -133,7 +140,7 @@ impl Hub {
                 running: None,
                 greeted: false,
             }),
-            generation_lock: tokio::sync::Mutex::new(()),
+            generation_lock: Arc::new(tokio::sync::Mutex::new(())),
             pending: AtomicUsize::new(0),
             base_protocol: false,
         }
@@ -316,6 +323,85 @@ impl Hub {
     }
 }
 
+// The trait's methods are the inherent ones: nothing here waits on
+// another process, so the `async` ones complete at once.
+#[async_trait]
+impl Hub for LocalHub {
+    fn context_id(&self) -> &str {
+        &self.context_id
+    }
+
+    fn org_id(&self) -> &str {
+        &self.org_id
+    }
+
+    fn pending(&self) -> &AtomicUsize {
+        &self.pending
+    }
+
+    async fn publish(&self, notification: Notification<'_>) -> (u64, usize) {
+        LocalHub::publish(self, notification)
+    }
+
+    async fn subscribe(&self, resume_after: Option<u64>, queue: usize) -> Subscription {
+        LocalHub::subscribe(self, resume_after, queue)
+    }
+
+    fn unsubscribe(&self, id: u64) {
+        LocalHub::unsubscribe(self, id)
+    }
+
+    fn send_to(&self, subscriber: u64, frame: Utf8Bytes) -> bool {
+        LocalHub::send_to(self, subscriber, frame)
+    }
+
+    fn inject_fault(&self, fault: Fault) -> usize {
+        LocalHub::inject_fault(self, fault)
+    }
+
+    async fn turn(&self) -> Turn {
+        Box::new(self.generation_lock.clone().lock_owned().await)
+    }
+
+    async fn set_running(&self, running: Option<Running>) {
+        LocalHub::set_running(self, running)
+    }
+
+    async fn stop_running(&self) -> bool {
+        LocalHub::stop_running(self)
+    }
+
+    async fn running_response(&self) -> Option<String> {
+        LocalHub::running_response(self)
+    }
+
+    async fn last_seq(&self) -> u64 {
+        LocalHub::last_seq(self)
+    }
+
+    async fn mark_greeted(&self) -> bool {
+        LocalHub::mark_greeted(self)
+    }
+
+    async fn claim_key(
+        &self,
+        key: &str,
+        response_id: &str,
+        max: usize,
+        ttl: Duration,
+    ) -> Option<String> {
+        LocalHub::claim_key(self, key, response_id, max, ttl)
+    }
+
+    async fn release_key(&self, key: &str) {
+        LocalHub::release_key(self, key)
+    }
+
+    fn is_idle(&self) -> bool {
+        LocalHub::is_idle(self, Instant::now())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,8 +416,8 @@ mod tests {
         })
     }
 
-    fn hub(last_seq: u64) -> Hub {
-        Hub::new(
+    fn hub(last_seq: u64) -> LocalHub {
+        LocalHub::new(
             "c".into(),
             "o".into(),
             last_seq,

@@ -1,5 +1,6 @@
 //! Live state of conversations, independent of any socket: per context a
-//! [`Hub`] numbers notifications (`seq`), keeps the replay buffer, fans
+//! [`Hub`] (in this process: a [`LocalHub`]; the trait is the seam for
+//! keeping it in a service several instances share) numbers notifications (`seq`), keeps the replay buffer, fans
 //! frames out to the sockets attached to it, and runs generations one at a
 //! time. A generation belongs to the hub, not to the socket that asked for
 //! it, so it keeps going (into the replay buffer) while no client is
@@ -8,19 +9,21 @@
 pub mod generation;
 pub mod hub;
 pub mod replay;
+pub mod shared;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use generation::{invoke, invoke_as, Invocation, Outcome};
-pub use hub::{Fault, Hub, Outbound, Subscription};
+pub use hub::{Fault, LocalHub, Outbound, Subscription};
+pub use shared::{Hub, Turn};
 
 use crate::store::ContextRecord;
 
 /// Every live hub, by context id.
 pub struct Hubs {
-    map: Mutex<HashMap<String, Arc<Hub>>>,
+    map: Mutex<HashMap<String, Arc<dyn Hub>>>,
     replay_len: usize,
     replay_age: Duration,
     base_protocol: bool,
@@ -39,16 +42,16 @@ impl Hubs {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Hub>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<dyn Hub>>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The hub of a context, created from its record if it is not live.
-    pub fn get_or_create(&self, context: &ContextRecord) -> Arc<Hub> {
+    pub fn get_or_create(&self, context: &ContextRecord) -> Arc<dyn Hub> {
         self.lock()
             .entry(context.context_id.clone())
             .or_insert_with(|| {
-                let mut hub = Hub::new(
+                let mut hub = LocalHub::new(
                     context.context_id.clone(),
                     context.org_id.clone(),
                     context.last_seq,
@@ -56,25 +59,26 @@ impl Hubs {
                     self.replay_age,
                 );
                 hub.base_protocol = self.base_protocol;
-                Arc::new(hub)
+                Arc::new(hub) as Arc<dyn Hub>
             })
             .clone()
     }
 
     /// The hub of a context, if live.
-    pub fn get(&self, context_id: &str) -> Option<Arc<Hub>> {
+    pub fn get(&self, context_id: &str) -> Option<Arc<dyn Hub>> {
         self.lock().get(context_id).cloned()
     }
 
     /// Forgets a hub (its context was deleted) and stops its generation.
-    pub fn remove(&self, context_id: &str) {
-        if let Some(hub) = self.lock().remove(context_id) {
-            hub.stop_running();
+    pub async fn remove(&self, context_id: &str) {
+        let hub = self.lock().remove(context_id);
+        if let Some(hub) = hub {
+            hub.stop_running().await;
         }
     }
 
     /// Every live hub.
-    pub fn all(&self) -> Vec<Arc<Hub>> {
+    pub fn all(&self) -> Vec<Arc<dyn Hub>> {
         self.lock().values().cloned().collect()
     }
 
@@ -82,7 +86,6 @@ impl Hubs {
     /// the replay window. Their `seq` is in the store, so a later hub
     /// continues the numbering.
     pub fn sweep(&self) {
-        let now = Instant::now();
-        self.lock().retain(|_, hub| !hub.is_idle(now));
+        self.lock().retain(|_, hub| !hub.is_idle());
     }
 }

@@ -114,7 +114,7 @@ pub async fn create(
     let mut record = record;
     if body.invoke_agent_message == Some(true) {
         let hub = state.hubs.get_or_create(&record);
-        hub.mark_greeted();
+        hub.mark_greeted().await;
         let (_, done) = invoke(&state, &hub, Invocation::SpeakFirst).await?;
         let _ = done.await;
         record = state
@@ -159,7 +159,7 @@ pub async fn delete(
 ) -> Result<Json<Value>, ApiError> {
     owned_context(&state, principal.org_id(), &id).await?;
     state.store.delete_context(&id).await?;
-    state.hubs.remove(&id);
+    state.hubs.remove(&id).await;
     Ok(Json(json!({ "success": true })))
 }
 

@@ -64,7 +64,7 @@ struct Session {
     stream_principal: Option<Principal>,
     query_client_key: Option<String>,
     origin: Option<String>,
-    hub: Option<Arc<Hub>>,
+    hub: Option<Arc<dyn Hub>>,
     subscription_id: Option<u64>,
     live: Option<mpsc::Receiver<Outbound>>,
     /// The credential of the attached context, re-checked on every
@@ -716,7 +716,9 @@ impl Session {
         self.org_slot = Some(org_slot);
         self.principal = Some(principal.clone());
         let hub = self.state.hubs.get_or_create(&context);
-        let subscription = hub.subscribe(p.resume_after_seq, self.state.config.outbound_queue);
+        let subscription = hub
+            .subscribe(p.resume_after_seq, self.state.config.outbound_queue)
+            .await;
         self.subscription_id = Some(subscription.id);
         self.live = Some(subscription.rx);
         self.hub = Some(hub.clone());
@@ -744,7 +746,7 @@ impl Session {
             resumed: subscription.resumed.filter(|_| extensions),
             seq: extensions.then_some(subscription.seq),
         };
-        if speaks_first && context.messages.is_empty() && hub.mark_greeted() {
+        if speaks_first && context.messages.is_empty() && hub.mark_greeted().await {
             if let Err(e) = invoke(&self.state, &hub, Invocation::SpeakFirst).await {
                 tracing::warn!(context_id = %context.context_id, code = e.code, "greeting not started");
             }
@@ -807,8 +809,8 @@ impl Session {
         let invocation = match request {
             ClientRequest::ConnectToContext(_) => return Err(ApiError::internal()),
             ClientRequest::StopInvocation {} => {
-                let running = hub.running_response();
-                hub.stop_running();
+                let running = hub.running_response().await;
+                hub.stop_running().await;
                 return Ok(Answer::Now(
                     json!({ "success": true, "response_id": running }),
                 ));
@@ -838,7 +840,7 @@ impl Session {
                 )?;
                 // Barge-in: the running response is cut where the human
                 // interrupted it; the rewrite runs right after it stops.
-                hub.stop_running();
+                hub.stop_running().await;
                 Invocation::SetLastMessages {
                     human: human_message,
                     ai: ai_message,
@@ -870,13 +872,13 @@ impl Session {
         if self
             .state
             .store
-            .context_org(&hub.context_id)
+            .context_org(hub.context_id())
             .await?
             .is_none()
         {
             return Err(ApiError::not_found(format!(
                 "Context with id: {} does not exist",
-                hub.context_id
+                hub.context_id()
             )));
         }
         // The `idempotency` extension: a key seen before answers with the
@@ -891,13 +893,16 @@ impl Session {
                 )));
             }
             let limits = &self.state.config.limits;
-            if let Some(original) = hub.claim_key(
-                key,
-                &response_id,
-                limits.idempotency_keys,
-                limits.idempotency_ttl,
-            ) {
-                tracing::debug!(context_id = %hub.context_id, response_id = %original, "repeated invocation");
+            if let Some(original) = hub
+                .claim_key(
+                    key,
+                    &response_id,
+                    limits.idempotency_keys,
+                    limits.idempotency_ttl,
+                )
+                .await
+            {
+                tracing::debug!(context_id = %hub.context_id(), response_id = %original, "repeated invocation");
                 return Ok(Answer::Now(json!({
                     "success": true,
                     "response_id": original,
@@ -911,7 +916,7 @@ impl Session {
             Err(e) => {
                 // Refused (busy, no credits): a retry with the key may run.
                 if let Some(key) = key {
-                    hub.release_key(key);
+                    hub.release_key(key).await;
                 }
                 return Err(e);
             }
