@@ -9,7 +9,7 @@
 //! `Debug` nor any error message contains it.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
@@ -18,11 +18,13 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::client::tls::tls_config;
 use crate::error::{Error, ProtocolError, RateLimit};
+use crate::redact::Redacted;
 use crate::rest::{
     Agent, AgentList, ApiKeyInfo, ApiKeyList, ChatReply, ChatRequest, Context, CreatedUserApiKey,
     Credentials, ErrorBody, GenerateApiKeyRequest, GeneratedApiKey, KeyType, LoginResponse,
-    NewAgent, NewClientKey, NewContext, NewUserApiKey, PublishableKey, Redacted, RevokedApiKey,
+    NewAgent, NewClientKey, NewContext, NewUserApiKey, PublishableKey, RevokedApiKey,
     StreamTokenResponse, User, UserApiKey, UserApiKeyList,
 };
 
@@ -812,28 +814,6 @@ fn parse_base_url(base_url: Option<&str>) -> Result<Url, Error> {
     Ok(url)
 }
 
-/// The crate's TLS client configuration: rustls with the ring provider, the
-/// safe default protocol versions and the webpki root certificates. Built
-/// once and shared by the admin client and the WebSocket driver.
-pub(crate) fn tls_config() -> Result<Arc<rustls::ClientConfig>, Error> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("cannot set up TLS: {e}"))?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Ok(Arc::new(config))
-        })
-        .clone()
-        .map_err(|message| Error::Config { message })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -844,13 +824,6 @@ mod tests {
             map.insert(*name, HeaderValue::from_static(value));
         }
         map
-    }
-
-    #[test]
-    fn tls_config_builds_once() {
-        let a = tls_config().unwrap();
-        let b = tls_config().unwrap();
-        assert!(Arc::ptr_eq(&a, &b));
     }
 
     #[test]

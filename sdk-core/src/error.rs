@@ -311,7 +311,7 @@ impl Error {
         }
     }
 
-    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
     pub(crate) fn with_rate_limit(
         self,
         retry_after: Option<Duration>,

@@ -5,15 +5,16 @@ mod accumulator;
 pub mod backoff;
 pub mod error;
 pub mod event;
+mod redact;
 pub mod rest;
 pub mod session;
 pub mod time;
 pub mod token;
 pub mod wire;
 
-#[cfg(feature = "client")]
+#[cfg(feature = "admin")]
 pub mod admin;
-#[cfg(feature = "client")]
+#[cfg(any(feature = "client", feature = "admin"))]
 mod client;
 #[cfg(feature = "client")]
 pub mod provider;
@@ -25,7 +26,7 @@ pub use event::{
 };
 pub use time::Timestamp;
 
-#[cfg(feature = "client")]
+#[cfg(feature = "admin")]
 pub use admin::AdminClient;
 #[cfg(feature = "client")]
 pub use client::{Client, ClientBuilder, Connection};

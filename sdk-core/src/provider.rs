@@ -4,23 +4,29 @@
 //! reuses a token. Implement the trait, pass an async closure, or use one of
 //! the ready-made providers:
 //!
-//! * [`AppEndpoint`]: the app's own backend endpoint (the two-endpoint
-//!   pattern: browsers and phones never hold an org key);
-//! * [`OrgKeyProvider`]: mints a client key with an org API key (server-side
-//!   code only);
-//! * [`StreamTokenProvider`]: fetches a single-use `pub_tok_…` stream token;
+//! * `AppEndpoint` (feature `app-endpoint`): the app's own backend
+//!   endpoint (the two-endpoint pattern: browsers and phones never hold an
+//!   org key);
+//! * `OrgKeyProvider` (feature `admin`): mints a client key with an org API
+//!   key (server-side code only);
+//! * `StreamTokenProvider` (feature `admin`): fetches a single-use
+//!   `pub_tok_…` stream token;
 //! * [`StaticToken`]: one fixed credential (tests, org keys on a server).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+#[cfg(any(feature = "admin", feature = "app-endpoint", test))]
 use std::time::Duration;
 
 use futures_util::future::{FutureExt as _, WeakShared};
 
+#[cfg(feature = "admin")]
 use crate::admin::AdminClient;
-use crate::error::{Error, Rejection};
+use crate::error::Error;
+#[cfg(feature = "app-endpoint")]
+use crate::error::Rejection;
 use crate::token::Credential;
 
 /// A boxed, sendable future, as [`TokenProvider::token`] returns.
@@ -94,6 +100,7 @@ impl TokenProvider for StaticToken {
 ///     .token_field("clientToken")
 ///     .context_field("contextId");
 /// ```
+#[cfg(feature = "app-endpoint")]
 #[derive(Clone)]
 pub struct AppEndpoint {
     url: String,
@@ -104,6 +111,7 @@ pub struct AppEndpoint {
     timeout: Duration,
 }
 
+#[cfg(feature = "app-endpoint")]
 impl std::fmt::Debug for AppEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppEndpoint")
@@ -118,6 +126,7 @@ impl std::fmt::Debug for AppEndpoint {
     }
 }
 
+#[cfg(feature = "app-endpoint")]
 impl AppEndpoint {
     /// An endpoint at `url`, reading `clientToken` and sending `contextId`
     /// (the seed's names).
@@ -205,6 +214,7 @@ impl AppEndpoint {
     }
 }
 
+#[cfg(feature = "app-endpoint")]
 impl TokenProvider for AppEndpoint {
     fn token<'a>(&'a self, context_id: &'a str) -> BoxFuture<'a, Result<Credential, Error>> {
         Box::pin(self.fetch(context_id))
@@ -214,6 +224,7 @@ impl TokenProvider for AppEndpoint {
 /// Mints a client key scoped to the context with an org API key
 /// (`POST /generate-api-key`). **Server-side only**: the org key must never
 /// reach a browser or phone.
+#[cfg(feature = "admin")]
 #[derive(Debug, Clone)]
 pub struct OrgKeyProvider {
     admin: AdminClient,
@@ -221,6 +232,7 @@ pub struct OrgKeyProvider {
     ttl_seconds: Option<u64>,
 }
 
+#[cfg(feature = "admin")]
 impl OrgKeyProvider {
     /// Mints keys for `org_id` with `admin` (an [`AdminClient`] holding the
     /// org API key).
@@ -239,6 +251,7 @@ impl OrgKeyProvider {
     }
 }
 
+#[cfg(feature = "admin")]
 impl TokenProvider for OrgKeyProvider {
     fn token<'a>(&'a self, context_id: &'a str) -> BoxFuture<'a, Result<Credential, Error>> {
         Box::pin(async move {
@@ -253,12 +266,14 @@ impl TokenProvider for OrgKeyProvider {
 
 /// Fetches a single-use stream token (`GET /api/v1/token?ttl=`) and opens
 /// the socket with it (`/ws?token=`), for servers with `stream_token`.
+#[cfg(feature = "admin")]
 #[derive(Debug, Clone)]
 pub struct StreamTokenProvider {
     admin: AdminClient,
     ttl: Option<u32>,
 }
 
+#[cfg(feature = "admin")]
 impl StreamTokenProvider {
     /// Fetches tokens with `admin` (an [`AdminClient`] holding an API key).
     pub fn new(admin: AdminClient) -> Self {
@@ -272,6 +287,7 @@ impl StreamTokenProvider {
     }
 }
 
+#[cfg(feature = "admin")]
 impl TokenProvider for StreamTokenProvider {
     fn token<'a>(&'a self, _context_id: &'a str) -> BoxFuture<'a, Result<Credential, Error>> {
         Box::pin(async move {
@@ -332,9 +348,10 @@ impl TokenProvider for SingleFlight {
     }
 }
 
+#[cfg(feature = "app-endpoint")]
 fn default_http(timeout: Duration) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
-        .use_preconfigured_tls((*crate::admin::tls_config()?).clone())
+        .use_preconfigured_tls((*crate::client::tls::tls_config()?).clone())
         .timeout(timeout)
         .build()
         .map_err(|e| Error::Config {

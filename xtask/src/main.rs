@@ -80,6 +80,30 @@ const LINT: &[Step] = &[
         "-D",
         "warnings",
     ]),
+    // Each feature alone: an app that only streams (no reqwest) and a
+    // backend that only mints keys (no WebSocket stack) must build.
+    Step::Cargo(&[
+        "clippy",
+        "-p",
+        "tokenrelay",
+        "--no-default-features",
+        "--features",
+        "client",
+        "--",
+        "-D",
+        "warnings",
+    ]),
+    Step::Cargo(&[
+        "clippy",
+        "-p",
+        "tokenrelay",
+        "--no-default-features",
+        "--features",
+        "admin",
+        "--",
+        "-D",
+        "warnings",
+    ]),
     Step::Cargo(&["doc", "--workspace", "--no-deps"]),
     Step::Cargo(&[
         "deny",

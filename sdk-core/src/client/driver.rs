@@ -474,7 +474,7 @@ async fn open_socket(url: String, options: SocketOptions) -> Result<Socket, Erro
     config.max_message_size = Some(options.max_message_len);
     config.max_frame_size = Some(options.max_message_len);
     let connector = if url.starts_with("wss:") {
-        Some(Connector::Rustls(crate::admin::tls_config()?))
+        Some(Connector::Rustls(super::tls::tls_config()?))
     } else {
         None
     };

@@ -81,7 +81,7 @@ impl SessionConfig {
 
 impl std::fmt::Debug for SessionConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use crate::rest::Redacted;
+        use crate::redact::Redacted;
         f.debug_struct("SessionConfig")
             .field("ws_url", &self.ws_url)
             .field("client_key", &self.client_key.as_deref().map(Redacted))

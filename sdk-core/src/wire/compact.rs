@@ -835,7 +835,7 @@ fn server_info(v: &Value) -> Option<ServerInfo> {
 }
 
 /// [`super::Agent`], with the leniency of its serde attributes
-/// (`crate::rest`'s `string_or_number`, `any_as_text`, `null_as_default`,
+/// (`super::lenient`'s `string_or_number`, `any_as_text`, `null_as_default`,
 /// `unix_seconds`); unknown fields are kept in `extra`.
 fn agent(v: &Value) -> Option<super::Agent> {
     let o = v.as_object()?;

@@ -10,8 +10,11 @@
 
 use std::borrow::Cow;
 
+#[cfg(any(test, feature = "fuzzing"))]
 use serde::de::Error as _;
-use serde::{Deserialize, Deserializer, Serialize};
+#[cfg(any(test, feature = "fuzzing"))]
+use serde::Deserializer;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -28,6 +31,7 @@ pub const TOKEN_FRAME_PREFIX: &str = r#"{"method":"on_token","params":{"token":"
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod compact;
 mod float;
+pub(crate) mod lenient;
 mod scan;
 pub(crate) mod surrogates;
 
@@ -275,7 +279,7 @@ pub struct ConnectParams {
 
 impl std::fmt::Debug for ConnectParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use crate::rest::Redacted;
+        use crate::redact::Redacted;
         f.debug_struct("ConnectParams")
             .field("context_id", &self.context_id)
             .field("access_token", &self.access_token.as_deref().map(Redacted))
@@ -319,7 +323,7 @@ pub fn decode_client_frame(text: &str) -> Result<IncomingRequest, ProtocolError>
         method: Option<String>,
         #[serde(default, borrow)]
         params: Option<&'a RawValue>,
-        #[serde(default, deserialize_with = "de_id")]
+        #[serde(default, deserialize_with = "lenient::opt_string_or_number")]
         id: Option<String>,
         #[serde(default)]
         idempotency_key: Option<String>,
@@ -576,7 +580,7 @@ pub struct ToolResponseParams {
     #[serde(default)]
     pub tool_name: String,
     /// The tool's output.
-    #[serde(default, deserialize_with = "de_text")]
+    #[serde(default, deserialize_with = "lenient::any_as_text")]
     pub tool_output: String,
     /// As in [`ToolCallParams::response_id`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -872,41 +876,41 @@ pub fn encode_response(id: &str, result: &Value) -> String {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Agent {
     /// Agent id.
-    #[serde(default, deserialize_with = "crate::rest::string_or_number")]
+    #[serde(default, deserialize_with = "lenient::string_or_number")]
     pub agent_id: String,
     /// Display name.
-    #[serde(default, deserialize_with = "crate::rest::any_as_text")]
+    #[serde(default, deserialize_with = "lenient::any_as_text")]
     pub agent_name: String,
     /// Description.
-    #[serde(default, deserialize_with = "crate::rest::any_as_text")]
+    #[serde(default, deserialize_with = "lenient::any_as_text")]
     pub agent_description: String,
     /// System prompt.
-    #[serde(default, deserialize_with = "crate::rest::any_as_text")]
+    #[serde(default, deserialize_with = "lenient::any_as_text")]
     pub prompt: String,
     /// Owning org.
-    #[serde(default, deserialize_with = "crate::rest::any_as_text")]
+    #[serde(default, deserialize_with = "lenient::any_as_text")]
     pub org_id: String,
     /// Whether anyone may create contexts on it.
-    #[serde(default, deserialize_with = "crate::rest::null_as_default")]
+    #[serde(default, deserialize_with = "lenient::null_as_default")]
     pub is_public: bool,
     /// Whether it speaks first on connect.
-    #[serde(default, deserialize_with = "crate::rest::null_as_default")]
+    #[serde(default, deserialize_with = "lenient::null_as_default")]
     pub agent_speaks_first: bool,
     /// Its tools, as the server describes them (names or objects).
-    #[serde(default, deserialize_with = "crate::rest::null_as_default")]
+    #[serde(default, deserialize_with = "lenient::null_as_default")]
     pub tools: Vec<Value>,
     /// Creation time, unix seconds (REST).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::rest::unix_seconds"
+        deserialize_with = "lenient::unix_seconds"
     )]
     pub created_at: Option<i64>,
     /// Last update, unix seconds (REST).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::rest::unix_seconds"
+        deserialize_with = "lenient::unix_seconds"
     )]
     pub updated_at: Option<i64>,
     /// Fields this client does not know.
@@ -1017,16 +1021,6 @@ pub fn parse_json(text: &str) -> Option<Value> {
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// Ids may be strings, numbers or null on the wire.
-fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(other) => return Err(D::Error::custom(format!("invalid id {other}"))),
-    })
-}
-
 /// A frame id as a server may send it.
 #[cfg(any(test, feature = "fuzzing"))]
 #[derive(Deserialize)]
@@ -1050,15 +1044,6 @@ impl<'a> Id<'a> {
 #[cfg(any(test, feature = "fuzzing"))]
 fn de_id_borrowed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
     Ok(Option::<Id<'de>>::deserialize(d)?.map(Id::into_cow))
-}
-
-/// Tool output is text in the protocol; accept any JSON and keep it as text.
-fn de_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::String(s) => s,
-        Value::Null => String::new(),
-        other => other.to_string(),
-    })
 }
 
 #[cfg(test)]

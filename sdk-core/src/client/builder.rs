@@ -1,0 +1,258 @@
+//! [`Client`] and its builder: the settings every connection of one
+//! server shares, and `connect`, which spawns a connection's driver.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::connection::Connection;
+use super::driver::{Driver, SocketOptions};
+use super::queue::EventQueue;
+
+use crate::backoff::ReconnectPolicy;
+use crate::error::Error;
+use crate::event::{ConnectionState, StateChange};
+use crate::provider::{SingleFlight, TokenProvider};
+use crate::session::{Session, SessionConfig};
+
+/// Opens [`Connection`]s to contexts of one server with one token provider.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SessionConfig,
+    provider: Arc<dyn TokenProvider>,
+    headers: Vec<(String, String)>,
+    event_capacity: usize,
+    connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("ws_url", &self.inner.config.ws_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Starts building a client for the WebSocket endpoint `ws_url`
+    /// (`ws://…/ws` or `wss://…/ws`).
+    pub fn builder(ws_url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            config: SessionConfig::new(ws_url),
+            provider: None,
+            headers: Vec::new(),
+            event_capacity: 65_536,
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Connects to `context_id` and waits until attached.
+    ///
+    /// Fails at once on a terminal refusal (forbidden, unknown context), or
+    /// with the last cause when no attempt succeeded within the connect
+    /// timeout. Once connected, the connection reconnects by itself.
+    pub async fn connect(&self, context_id: impl Into<String>) -> Result<Connection, Error> {
+        let context_id = context_id.into();
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let (state_tx, mut state_rx) = watch::channel(StateChange {
+            state: ConnectionState::Idle,
+            attempt: 0,
+            retry_in: None,
+            cause: None,
+        });
+        let (last_cause_tx, last_cause_rx) = watch::channel(None);
+        let queue = EventQueue::new(self.inner.event_capacity);
+        let driver = Driver {
+            session: Session::new(
+                context_id.clone(),
+                self.inner.config.clone(),
+                fastrand::u64(..),
+            ),
+            provider: self.inner.provider.clone(),
+            queue: queue.clone(),
+            state: state_tx,
+            last_cause: last_cause_tx,
+            options: SocketOptions {
+                headers: self.inner.headers.clone(),
+                max_message_len: self.inner.config.max_frame_len.saturating_mul(4),
+            },
+        };
+        // Every log line of the connection's task carries its context (an
+        // id, never a credential).
+        let span = tracing::info_span!("tokenrelay.connection", context_id = %context_id);
+        tokio::spawn(tracing::Instrument::instrument(
+            driver.run(commands_rx),
+            span,
+        ));
+        let conn = Connection::new(context_id, commands_tx, queue, state_rx.clone());
+        let wait = async {
+            loop {
+                let change = state_rx.borrow_and_update().clone();
+                match change.state {
+                    ConnectionState::Connected => return Ok(()),
+                    ConnectionState::Failed => return Err(change.cause.unwrap_or(Error::Closed)),
+                    ConnectionState::Closed => return Err(Error::Closed),
+                    _ => {}
+                }
+                if state_rx.changed().await.is_err() {
+                    return Err(Error::Closed);
+                }
+            }
+        };
+        match tokio::time::timeout(self.inner.connect_timeout, wait).await {
+            Ok(Ok(())) => Ok(conn),
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                // The fetching, connecting and authenticating states carry
+                // no cause: a deadline that lands mid-attempt still reports
+                // why the earlier attempts failed.
+                let cause = conn
+                    .state()
+                    .cause
+                    .or_else(|| last_cause_rx.borrow().clone());
+                conn.close().await;
+                Err(cause.unwrap_or(Error::Timeout {
+                    what: "the first connection".into(),
+                    after: self.inner.connect_timeout,
+                }))
+            }
+        }
+    }
+}
+
+/// Builds a [`Client`]. Only the token provider is required.
+pub struct ClientBuilder {
+    config: SessionConfig,
+    provider: Option<Arc<dyn TokenProvider>>,
+    headers: Vec<(String, String)>,
+    event_capacity: usize,
+    connect_timeout: Duration,
+}
+
+impl ClientBuilder {
+    /// Where fresh credentials come from (asked on every connect, never
+    /// reused, concurrent asks for one context share a single call).
+    pub fn token_provider(mut self, provider: impl TokenProvider) -> Self {
+        self.provider = Some(Arc::new(provider));
+        self
+    }
+
+    /// The app's publishable client key (`pk_…`), sent on every connect.
+    pub fn client_key(mut self, key: impl Into<String>) -> Self {
+        self.config.client_key = Some(key.into());
+        self
+    }
+
+    /// Adds a header to every WebSocket upgrade request (an `Origin` for
+    /// publishable-key checks, say).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// How long [`Client::connect`] waits for the first attachment. Default 30 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Timeout of `connect_to_context` and `stop`. Default 15 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout = timeout;
+        self
+    }
+
+    /// Inactivity timeout of a request's response. Default 120 s.
+    pub fn invocation_timeout(mut self, timeout: Duration) -> Self {
+        self.config.invocation_timeout = timeout;
+        self
+    }
+
+    /// The reconnect schedule.
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.config.reconnect = policy;
+        self
+    }
+
+    /// Largest frame accepted. Default 1 MiB.
+    pub fn max_frame_len(mut self, len: usize) -> Self {
+        self.config.max_frame_len = len;
+        self
+    }
+
+    /// Ping cadence and idle timeout (`None` disables either).
+    pub fn keepalive(
+        mut self,
+        ping_interval: Option<Duration>,
+        idle_timeout: Option<Duration>,
+    ) -> Self {
+        self.config.ping_interval = ping_interval;
+        self.config.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// Ping the server after this much quiet (`None`: never). Default 15 s.
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+        self.config.ping_interval = interval;
+        self
+    }
+
+    /// Count the socket dead after this much silence and reconnect
+    /// (`None`: never): how fast a connection whose packets just stop is
+    /// noticed. Default 45 s.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// Refresh ahead (default on): once connected with a JWT client key,
+    /// fetch the next connection's key in the background, so a reconnect
+    /// does not wait for the token provider. Turn it off to call the
+    /// provider only when a socket is needed (one call fewer per
+    /// connection).
+    pub fn refresh_ahead(mut self, on: bool) -> Self {
+        self.config.refresh_ahead = on;
+        self
+    }
+
+    /// Events kept for a slow reader before the oldest are dropped.
+    /// Default 65,536.
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity;
+        self
+    }
+
+    /// Every session setting at once, for what has no builder method.
+    pub fn session_config(mut self, edit: impl FnOnce(&mut SessionConfig)) -> Self {
+        edit(&mut self.config);
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<Client, Error> {
+        let provider = self.provider.ok_or_else(|| Error::Config {
+            message: "a token provider is required (ClientBuilder::token_provider)".into(),
+        })?;
+        let url = &self.config.ws_url;
+        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+            return Err(Error::Config {
+                message: format!("the WebSocket URL must start with ws:// or wss://, got `{url}`"),
+            });
+        }
+        Ok(Client {
+            inner: Arc::new(Inner {
+                config: self.config,
+                provider: Arc::new(SingleFlight::new(provider)),
+                headers: self.headers,
+                event_capacity: self.event_capacity,
+                connect_timeout: self.connect_timeout,
+            }),
+        })
+    }
+}
