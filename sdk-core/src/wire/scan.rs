@@ -199,7 +199,8 @@ impl<'a> Scanner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{decode_server_frame_in_two_passes, Notification, ServerFrame};
+    use crate::wire::reference::decode_server_frame_in_two_passes;
+    use crate::wire::{Notification, ServerFrame};
     use proptest::prelude::*;
 
     #[test]
