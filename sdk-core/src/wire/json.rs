@@ -650,7 +650,7 @@ pub(crate) fn to_json(value: &Value) -> String {
     out
 }
 
-/// A value as compact JSON text (what [`to_json`] writes on `wasm32`,
+/// A value as compact JSON text (what `to_json` writes on `wasm32`,
 /// serde_json natively: the same text).
 pub fn json_text(value: &Value) -> String {
     #[cfg(target_arch = "wasm32")]

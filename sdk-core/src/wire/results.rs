@@ -65,7 +65,7 @@ pub struct ServerInfo {
     /// Server version.
     #[serde(default)]
     pub version: String,
-    /// Advertised extensions (see [`capability`]).
+    /// Advertised extensions (see [`capability`](super::capability)).
     #[serde(default)]
     pub capabilities: Vec<String>,
 }
