@@ -59,6 +59,19 @@ pub enum JwtError {
     Malformed,
 }
 
+/// A JWT secret of zero bytes, which jsonwebtoken refuses as an HMAC key.
+/// (The server itself asks for at least 32 bytes before it gets here.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmptySecret;
+
+impl std::fmt::Display for EmptySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JWT secret must not be empty")
+    }
+}
+
+impl std::error::Error for EmptySecret {}
+
 impl JwtError {
     /// Label for the auth-failure metric and logs.
     pub fn reason(self) -> &'static str {
@@ -105,13 +118,14 @@ impl std::fmt::Debug for JwtKeys {
 
 impl JwtKeys {
     /// Keys for an HS256 secret.
-    pub fn new(secret: &[u8]) -> Self {
+    pub fn new(secret: &[u8]) -> Result<Self, EmptySecret> {
         Self::rotating(secret, &[])
     }
 
     /// Keys that sign with `current` and also accept tokens signed with
-    /// any of `previous` (named by their `kid`).
-    pub fn rotating(current: &[u8], previous: &[&[u8]]) -> Self {
+    /// any of `previous` (named by their `kid`). An empty secret (current
+    /// or previous) is refused: HMAC with no key authenticates nothing.
+    pub fn rotating(current: &[u8], previous: &[&[u8]]) -> Result<Self, EmptySecret> {
         let mut validation = Validation::new(Algorithm::HS256);
         // Exact expiry: a client key of 120 s is dead at 120 s, not 180 s.
         validation.leeway = 0;
@@ -119,17 +133,19 @@ impl JwtKeys {
         validation.set_required_spec_claims(&["exp"]);
         let verifiers = std::iter::once(current)
             .chain(previous.iter().copied())
-            .map(|secret| Verifier {
-                kid: key_id(secret),
-                decoding: DecodingKey::from_secret(secret),
+            .map(|secret| {
+                Ok(Verifier {
+                    kid: key_id(secret),
+                    decoding: DecodingKey::from_secret(secret).map_err(|_| EmptySecret)?,
+                })
             })
-            .collect();
-        JwtKeys {
+            .collect::<Result<_, EmptySecret>>()?;
+        Ok(JwtKeys {
             kid: key_id(current),
-            encoding: EncodingKey::from_secret(current),
+            encoding: EncodingKey::from_secret(current).map_err(|_| EmptySecret)?,
             verifiers,
             validation,
-        }
+        })
     }
 
     /// The `kid` new tokens carry.
@@ -189,19 +205,28 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_secret_is_refused() {
+        assert_eq!(JwtKeys::new(b"").err(), Some(EmptySecret));
+        assert_eq!(
+            JwtKeys::rotating(b"current secret", &[b""]).err(),
+            Some(EmptySecret)
+        );
+    }
+
+    #[test]
     fn round_trip_and_expiry() {
-        let keys = JwtKeys::new(b"secret");
+        let keys = JwtKeys::new(b"secret").unwrap();
         let c = claims(crate::time::unix_now() + 60);
         assert_eq!(keys.verify(&keys.sign(&c)).unwrap(), c);
         let old = claims(crate::time::unix_now() - 1);
         assert_eq!(keys.verify(&keys.sign(&old)), Err(JwtError::Expired));
-        let other = JwtKeys::new(b"other");
+        let other = JwtKeys::new(b"other").unwrap();
         assert_eq!(other.verify(&keys.sign(&c)), Err(JwtError::BadSignature));
     }
 
     #[test]
     fn alg_none_and_other_algorithms_are_refused() {
-        let keys = JwtKeys::new(b"secret");
+        let keys = JwtKeys::new(b"secret").unwrap();
         let body = URL_SAFE_NO_PAD
             .encode(serde_json::to_vec(&claims(crate::time::unix_now() + 60)).unwrap());
         let none = format!(
@@ -212,7 +237,7 @@ mod tests {
         let hs512 = encode(
             &Header::new(Algorithm::HS512),
             &claims(crate::time::unix_now() + 60),
-            &EncodingKey::from_secret(b"secret"),
+            &EncodingKey::from_secret(b"secret").unwrap(),
         )
         .unwrap();
         assert_eq!(keys.verify(&hs512), Err(JwtError::WrongAlgorithm));
@@ -221,18 +246,19 @@ mod tests {
 
     #[test]
     fn a_rotated_secret_keeps_working_for_its_grace_period() {
-        let old = JwtKeys::new(b"old secret of thirty-two bytes!!");
+        let old = JwtKeys::new(b"old secret of thirty-two bytes!!").unwrap();
         let token = old.sign(&claims(crate::time::unix_now() + 60));
         let rotated = JwtKeys::rotating(
             b"new secret of thirty-two bytes!!",
             &[b"old secret of thirty-two bytes!!"],
-        );
+        )
+        .unwrap();
         assert!(rotated.verify(&token).is_ok(), "old kid still accepted");
         assert_ne!(rotated.current_kid(), old.current_kid());
         let fresh = rotated.sign(&claims(crate::time::unix_now() + 60));
         assert!(rotated.verify(&fresh).is_ok());
         // Once the old secret leaves the list, its tokens stop working.
-        let retired = JwtKeys::new(b"new secret of thirty-two bytes!!");
+        let retired = JwtKeys::new(b"new secret of thirty-two bytes!!").unwrap();
         assert_eq!(retired.verify(&token), Err(JwtError::BadSignature));
         assert!(retired.verify(&fresh).is_ok());
     }

@@ -1,6 +1,7 @@
 //! Password hashing with argon2id (PHC strings).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::config::PasswordHashing;
@@ -18,9 +19,8 @@ fn hasher(cost: PasswordHashing) -> Argon2<'static> {
 /// Hashes a password with a fresh random salt.
 pub fn hash(password: &str, cost: PasswordHashing) -> Option<String> {
     let salt_bytes: [u8; 16] = rand::random();
-    let salt = SaltString::encode_b64(&salt_bytes).ok()?;
     hasher(cost)
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password_with_salt(password.as_bytes(), &salt_bytes)
         .ok()
         .map(|h| h.to_string())
 }

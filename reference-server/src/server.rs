@@ -134,7 +134,8 @@ impl ServerBuilder {
             .iter()
             .map(|s| s.as_bytes())
             .collect();
-        let jwt = JwtKeys::rotating(secret.as_bytes(), &previous);
+        let jwt = JwtKeys::rotating(secret.as_bytes(), &previous)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let config = self.config;
         let dummy_password_hash = crate::password::dummy_hash(config.password_hashing);
