@@ -21,11 +21,11 @@ fi
 kotlin_home="$here/node_modules/kotlin-compiler"
 
 step "cargo build --release -p tokenrelay-mobile (the cdylib)"
-(cd "$root" && cargo build --release -p tokenrelay-mobile --lib)
+(cd "$root" && cargo build ${CI:+--locked} --release -p tokenrelay-mobile --lib)
 lib="$target/release/libtokenrelay_mobile.so"
 
 step "uniffi-bindgen (feature cli, dev profile)"
-(cd "$root" && cargo build -p tokenrelay-mobile --features cli --bin uniffi-bindgen)
+(cd "$root" && cargo build ${CI:+--locked} -p tokenrelay-mobile --features cli --bin uniffi-bindgen)
 bindgen="$target/debug/uniffi-bindgen"
 
 step "generate the Kotlin and Swift bindings from the library"

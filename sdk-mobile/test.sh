@@ -35,7 +35,7 @@ coroutines="$kotlin_home/lib/kotlinx-coroutines-core-jvm.jar"
 jna=/usr/share/java/jna.jar
 
 step "cargo build --release -p tokenrelay-server"
-(cd "$root" && cargo build --release -p tokenrelay-server)
+(cd "$root" && cargo build ${CI:+--locked} --release -p tokenrelay-server)
 
 bash "$here/build.sh"
 

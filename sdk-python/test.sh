@@ -35,13 +35,13 @@ fi
 
 step "abi3 wheel (maturin, release)"
 rm -rf "$WHEELS"
-(cd "$HERE" && "$VENV/bin/maturin" build --release --quiet --out "$WHEELS" >&2)
+(cd "$HERE" && "$VENV/bin/maturin" build ${CI:+--locked} --release --quiet --out "$WHEELS" >&2)
 
 step "install the wheel as a user would"
 "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "$WHEELS"/tokenrelay-*.whl
 
 step "reference server (release)"
-(cd "$REPO" && cargo build --release -q -p tokenrelay-server)
+(cd "$REPO" && cargo build ${CI:+--locked} --release -q -p tokenrelay-server)
 export TOKENRELAY_SERVER_BIN="$TARGET/release/tokenrelay-server"
 
 step "mypy --strict on the examples"

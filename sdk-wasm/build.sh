@@ -13,7 +13,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 cd "$root"
 
-cargo build -p tokenrelay-wasm --target wasm32-unknown-unknown --profile wasm-release
+cargo build ${CI:+--locked} -p tokenrelay-wasm --target wasm32-unknown-unknown --profile wasm-release
 wasm="$root/target/wasm32-unknown-unknown/wasm-release/tokenrelay_wasm.wasm"
 
 rm -rf "$here/pkg"

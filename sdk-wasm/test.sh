@@ -33,7 +33,7 @@ locked="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); pr
 have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
 if [ "$have" != "$locked" ]; then
   step "cargo install wasm-bindgen-cli $locked (had: ${have:-none})"
-  cargo install wasm-bindgen-cli --version "$locked"
+  cargo install wasm-bindgen-cli --version "$locked" --locked
 fi
 
 step "npm ci"
@@ -41,7 +41,7 @@ cd "$here"
 npm ci --no-audit --no-fund
 
 step "cargo build --release -p tokenrelay-server"
-(cd "$root" && cargo build --release -p tokenrelay-server)
+(cd "$root" && cargo build ${CI:+--locked} --release -p tokenrelay-server)
 
 step "build the package"
 ./build.sh

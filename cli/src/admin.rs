@@ -14,7 +14,11 @@ use crate::config::Settings;
 use crate::output::{print, rows};
 
 /// `tokenrelay agents …`
-pub async fn agents(settings: &Settings, json: bool, command: AgentsCommand) -> Result<(), Error> {
+pub(crate) async fn agents(
+    settings: &Settings,
+    json: bool,
+    command: AgentsCommand,
+) -> Result<(), Error> {
     let admin = settings.admin()?;
     match command {
         AgentsCommand::Create {
@@ -66,7 +70,7 @@ pub async fn agents(settings: &Settings, json: bool, command: AgentsCommand) -> 
 }
 
 /// `tokenrelay contexts …`
-pub async fn contexts(
+pub(crate) async fn contexts(
     settings: &Settings,
     json: bool,
     command: ContextsCommand,
@@ -114,7 +118,11 @@ pub async fn contexts(
 }
 
 /// `tokenrelay keys …`
-pub async fn keys(settings: &Settings, json: bool, command: KeysCommand) -> Result<(), Error> {
+pub(crate) async fn keys(
+    settings: &Settings,
+    json: bool,
+    command: KeysCommand,
+) -> Result<(), Error> {
     let admin = settings.admin()?;
     match command {
         KeysCommand::Mint {
@@ -170,7 +178,11 @@ pub async fn keys(settings: &Settings, json: bool, command: KeysCommand) -> Resu
 }
 
 /// `tokenrelay users …`
-pub async fn users(settings: &Settings, json: bool, command: UsersCommand) -> Result<(), Error> {
+pub(crate) async fn users(
+    settings: &Settings,
+    json: bool,
+    command: UsersCommand,
+) -> Result<(), Error> {
     match command {
         UsersCommand::Register { username } => {
             let credentials = Credentials {
@@ -225,7 +237,7 @@ pub async fn users(settings: &Settings, json: bool, command: UsersCommand) -> Re
 }
 
 /// `tokenrelay stream-token`
-pub async fn stream_token(settings: &Settings, json: bool, ttl: u32) -> Result<(), Error> {
+pub(crate) async fn stream_token(settings: &Settings, json: bool, ttl: u32) -> Result<(), Error> {
     let token = settings.admin()?.stream_token(Some(ttl)).await?;
     let value = json!({"token": token.token, "ttl": token.ttl});
     print(json, &value, |v| {

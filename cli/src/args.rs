@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// ~/.config/tokenrelay/config.toml), in that order.
 #[derive(Parser, Debug)]
 #[command(name = "tokenrelay", version, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
@@ -22,7 +22,7 @@ pub struct Cli {
 
 /// Options every command takes.
 #[derive(Args, Debug)]
-pub struct Global {
+pub(crate) struct Global {
     /// The server's HTTP base URL [default: http://127.0.0.1:8080].
     #[arg(long, global = true)]
     pub url: Option<String>,
@@ -48,7 +48,7 @@ pub struct Global {
 
 /// What to do.
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Agents: create, list, show, delete.
     #[command(subcommand)]
     Agents(AgentsCommand),
@@ -96,7 +96,7 @@ pub enum Command {
 
 /// `tokenrelay agents …`
 #[derive(Subcommand, Debug)]
-pub enum AgentsCommand {
+pub(crate) enum AgentsCommand {
     /// Create an agent.
     Create {
         /// Its name.
@@ -132,7 +132,7 @@ pub enum AgentsCommand {
 
 /// `tokenrelay contexts …`
 #[derive(Subcommand, Debug)]
-pub enum ContextsCommand {
+pub(crate) enum ContextsCommand {
     /// Start a conversation on an agent; prints its id.
     Create {
         /// The agent.
@@ -159,7 +159,7 @@ pub enum ContextsCommand {
 
 /// `tokenrelay keys …`
 #[derive(Subcommand, Debug)]
-pub enum KeysCommand {
+pub(crate) enum KeysCommand {
     /// Mint a key and print it (the JWT): a client key scoped to one
     /// context by default, or an org key with `--org-key`.
     Mint {
@@ -192,7 +192,7 @@ pub enum KeysCommand {
 
 /// Org or client keys.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyKind {
+pub(crate) enum KeyKind {
     /// Org API keys.
     Org,
     /// Client keys.
@@ -201,7 +201,7 @@ pub enum KeyKind {
 
 /// `tokenrelay users …`
 #[derive(Subcommand, Debug)]
-pub enum UsersCommand {
+pub(crate) enum UsersCommand {
     /// Create an account (the password is read from stdin's first line, or
     /// from TOKENRELAY_PASSWORD).
     Register {
@@ -224,7 +224,7 @@ pub enum UsersCommand {
 
 /// `tokenrelay users keys …`
 #[derive(Subcommand, Debug)]
-pub enum UserKeysCommand {
+pub(crate) enum UserKeysCommand {
     /// Create one; the key is printed this once.
     Create {
         /// A name for it, unique per user.

@@ -11,7 +11,7 @@ use crate::args::Global;
 
 /// The server assumed when nothing says otherwise: `tokenrelay-server
 /// serve`'s default address.
-pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+pub(crate) const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
 /// The config file's keys (every one optional; unknown keys are refused so
 /// that a typo does not silently fall back to a default).
@@ -25,7 +25,7 @@ struct File {
 }
 
 /// The settings a command runs with.
-pub struct Settings {
+pub(crate) struct Settings {
     /// HTTP base URL.
     pub url: String,
     /// WebSocket URL.
@@ -39,7 +39,7 @@ pub struct Settings {
 impl Settings {
     /// Resolves every setting: flag, else environment variable, else the
     /// config file, else the default.
-    pub fn resolve(global: &Global) -> Result<Settings, Error> {
+    pub(crate) fn resolve(global: &Global) -> Result<Settings, Error> {
         let file = read_file(global.config.as_deref())?;
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let url = global
@@ -71,12 +71,12 @@ impl Settings {
     }
 
     /// An admin client without a credential (register, log in).
-    pub fn anonymous(&self) -> Result<AdminClient, Error> {
+    pub(crate) fn anonymous(&self) -> Result<AdminClient, Error> {
         AdminClient::builder().base_url(&self.url).build()
     }
 
     /// An admin client with the credential; a clear error without one.
-    pub fn admin(&self) -> Result<AdminClient, Error> {
+    pub(crate) fn admin(&self) -> Result<AdminClient, Error> {
         let key = self.api_key.as_deref().ok_or_else(|| Error::Config {
             message: "no credential: set TOKENRELAY_API_KEY (an org key, a user access token or \
                       a user API key), api_key in the config file, or --api-key"
@@ -89,7 +89,7 @@ impl Settings {
     /// `org_id` claim of an org key (the caller's own key, read without
     /// verifying it: the server checks it on every call), else the user's
     /// org from `GET /auth/me`.
-    pub async fn org_id(&self, admin: &AdminClient) -> Result<String, Error> {
+    pub(crate) async fn org_id(&self, admin: &AdminClient) -> Result<String, Error> {
         if let Some(org) = &self.org {
             return Ok(org.clone());
         }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokenrelay::{Event, Response};
 
 /// Prints `value` as pretty JSON (scripts) or through `human` (people).
-pub fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
+pub(crate) fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
     if json {
         match serde_json::to_string_pretty(value) {
             Ok(text) => println!("{text}"),
@@ -24,7 +24,7 @@ pub fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> Stri
 }
 
 /// Rows of `(label, value)` aligned on the labels.
-pub fn rows(pairs: &[(&str, String)]) -> String {
+pub(crate) fn rows(pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
     pairs
         .iter()
@@ -34,7 +34,7 @@ pub fn rows(pairs: &[(&str, String)]) -> String {
 }
 
 /// One event as a JSON object with a `type`, for `--json` streams.
-pub fn event_json(event: &Event) -> Value {
+pub(crate) fn event_json(event: &Event) -> Value {
     match event {
         Event::StateChanged(change) => json!({
             "type": "state",
@@ -108,7 +108,7 @@ pub fn event_json(event: &Event) -> Value {
 }
 
 /// A finished reply as a JSON object (`type: "response"`).
-pub fn response_json(response: &Response) -> Value {
+pub(crate) fn response_json(response: &Response) -> Value {
     json!({
         "type": "response",
         "response_id": &*response.id,
@@ -123,7 +123,7 @@ pub fn response_json(response: &Response) -> Value {
 
 /// Writes `text` to stdout now (a token must show as it arrives, not when
 /// a line is complete).
-pub fn flush_out(text: &str) {
+pub(crate) fn flush_out(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
@@ -132,12 +132,12 @@ pub fn flush_out(text: &str) {
 /// A line on stderr for what is not the reply itself: connection status,
 /// tool calls, notes. Kept off stdout so that `tokenrelay send … > file`
 /// holds only the reply.
-pub fn status(text: &str) {
+pub(crate) fn status(text: &str) {
     eprintln!("{text}");
 }
 
 /// One history entry of a context, for people.
-pub fn history_line(message: &tokenrelay::rest::ContextMessage) -> String {
+pub(crate) fn history_line(message: &tokenrelay::rest::ContextMessage) -> String {
     use tokenrelay::rest::ContextMessage;
     match message {
         ContextMessage::Human { message } => format!("  human  {message}"),

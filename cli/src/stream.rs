@@ -15,7 +15,7 @@ const KEY_TTL_SECONDS: u64 = 300;
 
 /// How a streaming command ended, for the exit code.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Everything asked for completed (or the user ended it).
     Done,
     /// A reply ended other than complete (`send` only).
@@ -118,7 +118,7 @@ impl Turn {
 }
 
 /// `tokenrelay chat <context>`: lines from stdin, replies as they stream.
-pub async fn chat(settings: &Settings, json: bool, context: &str) -> Result<Outcome, Error> {
+pub(crate) async fn chat(settings: &Settings, json: bool, context: &str) -> Result<Outcome, Error> {
     let stdin = BufReader::new(tokio::io::stdin()).lines();
     if !json {
         status(&format!(
@@ -130,7 +130,7 @@ pub async fn chat(settings: &Settings, json: bool, context: &str) -> Result<Outc
 }
 
 /// `tokenrelay send <context> <message>`: one reply, then exit.
-pub async fn send(
+pub(crate) async fn send(
     settings: &Settings,
     json: bool,
     context: &str,
@@ -140,7 +140,7 @@ pub async fn send(
 }
 
 /// `tokenrelay tail <context>`: every event until Ctrl-C.
-pub async fn tail(settings: &Settings, json: bool, context: &str) -> Result<Outcome, Error> {
+pub(crate) async fn tail(settings: &Settings, json: bool, context: &str) -> Result<Outcome, Error> {
     run(settings, json, context, Input::None, true).await
 }
 

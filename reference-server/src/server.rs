@@ -303,7 +303,7 @@ fn secret_from_file(path: &std::path::Path) -> io::Result<String> {
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             let mut file = options.open(path)?;
-            std::io::Write::write_all(&mut file, secret.as_bytes())?;
+            io::Write::write_all(&mut file, secret.as_bytes())?;
             tracing::info!(path = %path.display(), "generated a JWT secret in its file");
             Ok(secret)
         }

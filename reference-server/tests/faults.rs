@@ -80,7 +80,7 @@ async fn faults_close_or_drop_the_contexts_sockets_and_resume_works() {
     loop {
         match ws.next_raw().await {
             None => break,
-            Some(tokio_tungstenite::tungstenite::Message::Close(_)) => {
+            Some(Message::Close(_)) => {
                 panic!("a drop sends no close frame")
             }
             Some(_) => continue,

@@ -19,7 +19,7 @@ if [ "${1:-}" = "--no-build" ]; then
   shift
 else
   bash "$here/build.sh" >&2
-  (cd "$root" && cargo build --release -q -p tokenrelay-server)
+  (cd "$root" && cargo build ${CI:+--locked} --release -q -p tokenrelay-server)
 fi
 
 "$kotlin_home/bin/kotlinc-jvm" -jvm-target 17 -cp "$build/tokenrelay.jar:$jna:$coroutines" \

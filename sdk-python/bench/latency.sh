@@ -17,7 +17,7 @@ WHEELS="$TARGET/wheels/tokenrelay-python"
 rm -rf "$WHEELS"
 (cd "$HERE" && "$VENV/bin/maturin" build --release --quiet --out "$WHEELS" >&2)
 "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "$WHEELS"/tokenrelay-*.whl
-(cd "$REPO" && cargo build --release -q -p tokenrelay-server)
+(cd "$REPO" && cargo build ${CI:+--locked} --release -q -p tokenrelay-server)
 export TOKENRELAY_SERVER_BIN="$TARGET/release/tokenrelay-server"
 
 cd "$HERE"

@@ -8,7 +8,7 @@ use serde_json::{Map, Number, Value};
 
 /// A JSON value as the equivalent Python object (dict, list, str, int,
 /// float, bool, None).
-pub fn value_to_py(py: Python<'_>, value: &Value) -> PyResult<Py<PyAny>> {
+pub(crate) fn value_to_py(py: Python<'_>, value: &Value) -> PyResult<Py<PyAny>> {
     Ok(match value {
         Value::Null => py.None(),
         Value::Bool(b) => b.into_py_any(py)?,
@@ -40,7 +40,10 @@ pub fn value_to_py(py: Python<'_>, value: &Value) -> PyResult<Py<PyAny>> {
 }
 
 /// Any serializable Rust value (the admin client's answers) as Python.
-pub fn serialize_to_py<T: serde::Serialize>(py: Python<'_>, value: T) -> PyResult<Py<PyAny>> {
+pub(crate) fn serialize_to_py<T: serde::Serialize>(
+    py: Python<'_>,
+    value: T,
+) -> PyResult<Py<PyAny>> {
     let json = serde_json::to_value(value)
         .map_err(|e| PyTypeError::new_err(format!("cannot convert the answer: {e}")))?;
     value_to_py(py, &json)
@@ -48,7 +51,7 @@ pub fn serialize_to_py<T: serde::Serialize>(py: Python<'_>, value: T) -> PyResul
 
 /// A Python object as JSON. `what` names the argument in the `TypeError`
 /// raised for anything JSON cannot hold.
-pub fn py_to_value(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
+pub(crate) fn py_to_value(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
     if obj.is_none() {
         return Ok(Value::Null);
     }
@@ -98,7 +101,7 @@ pub fn py_to_value(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
 }
 
 /// The Python type name of `obj`, for error messages.
-pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
+pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map(|n| n.to_string())

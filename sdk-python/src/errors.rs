@@ -9,7 +9,7 @@ use tokenrelay::{Error, Rejection};
 /// The exception object (not raised) for `error`: built by
 /// `tokenrelay.errors._from_native`, which picks the class from the core's
 /// stable `kind`.
-pub fn error_object(py: Python<'_>, error: &Error) -> PyResult<Py<PyAny>> {
+pub(crate) fn error_object(py: Python<'_>, error: &Error) -> PyResult<Py<PyAny>> {
     let rejection = error.rejection();
     let code = rejection.and_then(|r| r.code.clone());
     let mut status = rejection.and_then(|r| r.status);
@@ -33,7 +33,7 @@ pub fn error_object(py: Python<'_>, error: &Error) -> PyResult<Py<PyAny>> {
 }
 
 /// `error` as a raisable `PyErr`.
-pub fn to_pyerr(error: Error) -> PyErr {
+pub(crate) fn to_pyerr(error: Error) -> PyErr {
     Python::attach(|py| match error_object(py, &error) {
         Ok(obj) => PyErr::from_value(obj.into_bound(py)),
         // The package is not importable (the native module used alone):
@@ -46,7 +46,7 @@ pub fn to_pyerr(error: Error) -> PyErr {
 /// `tokenrelay.Error` keeps its class, so a provider can end a connection
 /// for good by raising `ForbiddenError` or `NotFoundError`; anything else is
 /// a transient provider failure.
-pub fn from_provider_exception(py: Python<'_>, err: &PyErr) -> Error {
+pub(crate) fn from_provider_exception(py: Python<'_>, err: &PyErr) -> Error {
     let value = err.value(py);
     let message = value
         .str()

@@ -4,6 +4,7 @@
 //! protocol decision stays in the `tokenrelay` crate. The pure-Python package
 //! (`python/tokenrelay`) gives the module its public shape (async context
 //! managers, async iterators, dataclasses, the exception hierarchy).
+#![warn(missing_docs)]
 
 use pyo3::prelude::*;
 

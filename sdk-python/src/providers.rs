@@ -24,10 +24,10 @@ use crate::errors::from_provider_exception;
 /// The event loop coroutine-returning providers run on. Set by every
 /// `connect` from the loop it was awaited in, so a client built at import
 /// time (no loop yet) works, and so does one reused across `asyncio.run`s.
-pub type LoopSlot = Arc<Mutex<Option<TaskLocals>>>;
+pub(crate) type LoopSlot = Arc<Mutex<Option<TaskLocals>>>;
 
 /// A Python callable `(context_id: str) -> str | Awaitable[str]`.
-pub struct CallableProvider {
+pub(crate) struct CallableProvider {
     func: Arc<Py<PyAny>>,
     event_loop: LoopSlot,
 }
@@ -275,7 +275,7 @@ impl TokenProvider for CallableProvider {
 }
 
 /// The provider a Python `token_provider` argument stands for.
-pub fn provider_from_py(
+pub(crate) fn provider_from_py(
     obj: &Bound<'_, PyAny>,
     event_loop: LoopSlot,
 ) -> PyResult<Arc<dyn TokenProvider>> {
@@ -397,7 +397,7 @@ impl Static {
 
 /// An `Arc`'d provider handed to the core's builder (which takes the
 /// provider by value).
-pub struct Shared(pub Arc<dyn TokenProvider>);
+pub(crate) struct Shared(pub Arc<dyn TokenProvider>);
 
 impl TokenProvider for Shared {
     fn token<'a>(&'a self, context_id: &'a str) -> BoxFuture<'a, Result<Credential, Error>> {

@@ -11,7 +11,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 root="$(cd "$here/.." && pwd)"
 cd "$here"
 [ -d node_modules ] || npm ci --no-audit --no-fund
-(cd "$root" && cargo build --release -q -p tokenrelay-server)
+(cd "$root" && cargo build ${CI:+--locked} --release -q -p tokenrelay-server)
 ./build.sh >&2
 export TOKENRELAY_SERVER_BIN="${CARGO_TARGET_DIR:-$root/target}/release/tokenrelay-server"
 exec node bench/latency.mjs "$@"

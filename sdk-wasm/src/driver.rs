@@ -75,7 +75,7 @@ extern "C" {
 }
 
 /// What the application gave the connection.
-pub struct Host {
+pub(crate) struct Host {
     /// `getToken(contextId)`: a string, a promise of one, or
     /// `{streamToken}` for a single-use stream token.
     pub get_token: Function,
@@ -119,7 +119,7 @@ struct Guarded {
 }
 
 /// One connection's driver state.
-pub struct Driver {
+pub(crate) struct Driver {
     session: Session,
     clock: Clock,
     /// Shared outside the `RefCell` so a pump can call the application
@@ -173,11 +173,11 @@ enum Token {
 }
 
 /// A shared handle; the JS object owns the only strong reference.
-pub type Shared = Rc<RefCell<Driver>>;
+pub(crate) type Shared = Rc<RefCell<Driver>>;
 
 impl Driver {
     /// A driver for `context_id`, not started.
-    pub fn new(context_id: String, mut config: SessionConfig, host: Host) -> Shared {
+    pub(crate) fn new(context_id: String, mut config: SessionConfig, host: Host) -> Shared {
         // Browsers cannot send pings nor see pongs, so the session's
         // keepalive would only ever tear down healthy quiet sockets. The
         // browser and the server's own pings keep the socket honest.
@@ -204,7 +204,7 @@ impl Driver {
     }
 
     /// Starts connecting and listens to the browser's life events.
-    pub fn start(this: &Shared) {
+    pub(crate) fn start(this: &Shared) {
         {
             let mut d = this.borrow_mut();
             d.listen(true);
@@ -218,7 +218,10 @@ impl Driver {
     }
 
     /// Runs `f` on the session with the current time, then pumps.
-    pub fn with_session<T>(this: &Shared, f: impl FnOnce(&mut Session, Timestamp) -> T) -> T {
+    pub(crate) fn with_session<T>(
+        this: &Shared,
+        f: impl FnOnce(&mut Session, Timestamp) -> T,
+    ) -> T {
         let result = {
             let mut d = this.borrow_mut();
             let now = d.clock.now();
@@ -231,7 +234,7 @@ impl Driver {
     /// A JS view of the frame buffer, for the JS layer to write frames into.
     /// It is detached (length 0) once wasm memory grows; the JS layer then
     /// asks again.
-    pub fn frame_buffer(this: &Shared) -> js_sys::Uint8Array {
+    pub(crate) fn frame_buffer(this: &Shared) -> js_sys::Uint8Array {
         let d = this.borrow();
         // SAFETY: the buffer is a fixed allocation owned by the driver and
         // never reallocated, and wasm memory never moves when it grows (only
@@ -244,19 +247,19 @@ impl Driver {
     }
 
     /// Reads the session.
-    pub fn read<T>(this: &Shared, f: impl FnOnce(&Session) -> T) -> T {
+    pub(crate) fn read<T>(this: &Shared, f: impl FnOnce(&Session) -> T) -> T {
         f(&this.borrow().session)
     }
 
     /// Closes the connection for good and releases every listener and timer.
-    pub fn close(this: &Shared) {
+    pub(crate) fn close(this: &Shared) {
         this.borrow_mut().session.close();
         Driver::pump(this);
     }
 
     /// Carries out the session's actions, sends its frames and hands its
     /// events to the application, until it has nothing more to say.
-    pub fn pump(this: &Shared) {
+    pub(crate) fn pump(this: &Shared) {
         loop {
             let (mut out, host) = {
                 let mut d = this.borrow_mut();
@@ -766,7 +769,7 @@ fn provider_error(e: &JsValue) -> Error {
 }
 
 /// The message of a thrown JS value.
-pub fn js_message(e: &JsValue) -> String {
+pub(crate) fn js_message(e: &JsValue) -> String {
     if let Some(s) = e.as_string() {
         return s;
     }
@@ -790,7 +793,7 @@ fn document_visible() -> bool {
 }
 
 /// The default timeout values a browser connection starts from.
-pub fn default_config(ws_url: String) -> SessionConfig {
+pub(crate) fn default_config(ws_url: String) -> SessionConfig {
     let mut config = SessionConfig::new(ws_url);
     config.ping_interval = None;
     config.idle_timeout = None;

@@ -16,6 +16,7 @@
 //! Modules: [`js_api`] (what wasm-bindgen exports), `driver` (the loop that
 //! feeds the session), `convert` (events and errors as JS objects), `clock`
 //! (monotonic and wall time from the host).
+#![warn(missing_docs)]
 
 pub mod clock;
 pub mod convert;

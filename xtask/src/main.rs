@@ -12,11 +12,16 @@
 //!   runs the same suite through that SDK. `test` runs each short (the Rust
 //!   one as its own step, the others at the end of each package's
 //!   `test.sh`).
-//! * `cargo xtask lint`: rustfmt, clippy and rustdoc as CI checks them, and
-//!   `cargo deny check licenses bans sources` (`deny.toml`; needs
-//!   `cargo install cargo-deny --locked`). Advisories are checked by hand
-//!   (CONTRIBUTING.md): they need the RustSec database, which CI does not
-//!   fetch.
+//! * `cargo xtask lint`: rustfmt, clippy (the host, and wasm32 for the
+//!   browser crate and the core without its client) and rustdoc as CI
+//!   checks them, and `cargo deny check licenses bans sources`
+//!   (`deny.toml`; needs `cargo install cargo-deny --locked`). Advisories
+//!   are checked by hand (CONTRIBUTING.md): they need the RustSec database,
+//!   which CI does not fetch.
+//!
+//! Under CI (`CI` set and not `false`) every cargo step runs with
+//! `--locked`: the build uses the committed `Cargo.lock` or fails, never
+//! a freshly resolved one.
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -104,6 +109,22 @@ const LINT: &[Step] = &[
         "-D",
         "warnings",
     ]),
+    // What ships to browsers: the wasm-bindgen crate and the core without
+    // its tokio client, built for wasm32 (cfg(target_arch) code the host
+    // clippy never sees).
+    Step::Cargo(&[
+        "clippy",
+        "-p",
+        "tokenrelay-wasm",
+        "-p",
+        "tokenrelay",
+        "--no-default-features",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ]),
     Step::Cargo(&["doc", "--workspace", "--no-deps"]),
     Step::Cargo(&[
         "deny",
@@ -114,6 +135,11 @@ const LINT: &[Step] = &[
         "sources",
     ]),
 ];
+
+/// Whether this runs in CI (`CI=true`, as CI services and `.ci/run` set it).
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -128,15 +154,26 @@ fn main() -> ExitCode {
     };
     // Scripts and cargo both run from the workspace root.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let locked = in_ci();
     for step in steps {
         let (label, mut cmd) = match step {
             Step::Cargo(args) => {
                 let mut cmd = Command::new(env!("CARGO"));
-                cmd.args(*args);
+                let (sub, rest) = args.split_first().expect("a cargo step names a subcommand");
+                cmd.arg(sub);
+                // rustfmt reads no lock file (and takes no `--locked`).
+                if locked && *sub != "fmt" {
+                    cmd.arg("--locked");
+                }
+                cmd.args(rest);
                 if args[0] == "doc" {
                     cmd.env("RUSTDOCFLAGS", "-D warnings");
                 }
-                (format!("cargo {}", args.join(" ")), cmd)
+                let shown: Vec<String> = cmd
+                    .get_args()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                (format!("cargo {}", shown.join(" ")), cmd)
             }
             Step::Script(path) => {
                 // A missing suite is a failure, never a skip: a rename must

@@ -120,7 +120,7 @@ async fn access_log(request: Request, next: Next) -> Response {
         ms = started.elapsed().as_millis() as u64,
         "request"
     );
-    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+    if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response

@@ -19,10 +19,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Upper bound of any single wait in a test: generous, only there so a
 /// bug hangs a test for seconds, not forever.
-pub const WAIT: Duration = Duration::from_secs(15);
+pub(crate) const WAIT: Duration = Duration::from_secs(15);
 
 /// A running server with one org, its org key and an HTTP client.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub server: ServerHandle,
     pub org_id: String,
     pub org_key: String,
@@ -30,7 +30,7 @@ pub struct TestServer {
 }
 
 /// Test defaults: in-memory store, fast password hashing, instant tokens.
-pub fn test_builder() -> ServerBuilder {
+pub(crate) fn test_builder() -> ServerBuilder {
     Server::builder()
         .engine(ScriptedEngine::default())
         .configure(|c| {
@@ -42,12 +42,12 @@ pub fn test_builder() -> ServerBuilder {
 }
 
 /// A server with default test settings.
-pub async fn spawn() -> TestServer {
+pub(crate) async fn spawn() -> TestServer {
     spawn_with(test_builder()).await
 }
 
 /// A server from a builder (start from [`test_builder`]).
-pub async fn spawn_with(builder: ServerBuilder) -> TestServer {
+pub(crate) async fn spawn_with(builder: ServerBuilder) -> TestServer {
     // reqwest is built without a default TLS provider (workspace choice).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let server = builder.spawn().await.expect("server starts");
@@ -63,7 +63,11 @@ pub async fn spawn_with(builder: ServerBuilder) -> TestServer {
 /// A server on an existing SQLite file whose org is already bootstrapped
 /// (a restart, a restored backup).
 #[allow(dead_code)] // not every test binary reopens a store
-pub async fn reopen(path: std::path::PathBuf, org_id: String, org_key: String) -> TestServer {
+pub(crate) async fn reopen(
+    path: std::path::PathBuf,
+    org_id: String,
+    org_key: String,
+) -> TestServer {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let server = test_builder()
         .store(tokenrelay_server::StoreConfig::Sqlite(path))
@@ -79,16 +83,16 @@ pub async fn reopen(path: std::path::PathBuf, org_id: String, org_key: String) -
 }
 
 impl TestServer {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server.http_url())
     }
 
-    pub fn ws_url(&self) -> String {
+    pub(crate) fn ws_url(&self) -> String {
         self.server.ws_url()
     }
 
     /// A request with `Authorization: Bearer <cred>` (or none when empty).
-    pub fn request(
+    pub(crate) fn request(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -102,7 +106,7 @@ impl TestServer {
         }
     }
 
-    pub async fn post(&self, path: &str, cred: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, cred: &str, body: Value) -> (u16, Value) {
         let r = self
             .request(reqwest::Method::POST, path, cred)
             .json(&body)
@@ -112,7 +116,7 @@ impl TestServer {
         status_json(r).await
     }
 
-    pub async fn get(&self, path: &str, cred: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str, cred: &str) -> (u16, Value) {
         let r = self
             .request(reqwest::Method::GET, path, cred)
             .send()
@@ -121,7 +125,7 @@ impl TestServer {
         status_json(r).await
     }
 
-    pub async fn delete(&self, path: &str, cred: &str) -> (u16, Value) {
+    pub(crate) async fn delete(&self, path: &str, cred: &str) -> (u16, Value) {
         let r = self
             .request(reqwest::Method::DELETE, path, cred)
             .send()
@@ -131,7 +135,7 @@ impl TestServer {
     }
 
     /// Creates an agent with the org key; returns its id.
-    pub async fn agent(&self, body: Value) -> String {
+    pub(crate) async fn agent(&self, body: Value) -> String {
         let mut full = json!({
             "agent_name": "Test agent",
             "agent_description": "for tests",
@@ -149,7 +153,7 @@ impl TestServer {
     }
 
     /// Creates a context on `agent_id` with the org key; returns its id.
-    pub async fn context(&self, agent_id: &str) -> String {
+    pub(crate) async fn context(&self, agent_id: &str) -> String {
         let (status, ctx) = self
             .post("/context", &self.org_key, json!({ "agent_id": agent_id }))
             .await;
@@ -158,14 +162,14 @@ impl TestServer {
     }
 
     /// A plain agent and a context on it.
-    pub async fn agent_and_context(&self) -> (String, String) {
+    pub(crate) async fn agent_and_context(&self) -> (String, String) {
         let agent = self.agent(json!({})).await;
         let ctx = self.context(&agent).await;
         (agent, ctx)
     }
 
     /// Mints a client key over REST (the seed's endpoint 2).
-    pub async fn client_key(&self, context_id: Option<&str>, ttl: Option<u64>) -> String {
+    pub(crate) async fn client_key(&self, context_id: Option<&str>, ttl: Option<u64>) -> String {
         let mut body = json!({ "org_id": self.org_id, "type": "client" });
         if let Some(c) = context_id {
             body["context_id"] = json!(c);
@@ -179,7 +183,7 @@ impl TestServer {
     }
 
     /// Opens a socket and connects it to `context_id` with a fresh client key.
-    pub async fn connected(&self, context_id: &str) -> Ws {
+    pub(crate) async fn connected(&self, context_id: &str) -> Ws {
         let key = self.client_key(Some(context_id), None).await;
         let mut ws = Ws::open(&self.ws_url()).await;
         let result = ws.connect(context_id, Some(&key), None).await;
@@ -188,7 +192,7 @@ impl TestServer {
     }
 }
 
-pub async fn status_json(r: reqwest::Response) -> (u16, Value) {
+pub(crate) async fn status_json(r: reqwest::Response) -> (u16, Value) {
     let status = r.status().as_u16();
     let text = r.text().await.unwrap_or_default();
     (
@@ -198,7 +202,7 @@ pub async fn status_json(r: reqwest::Response) -> (u16, Value) {
 }
 
 /// A raw protocol client over tokio-tungstenite.
-pub struct Ws {
+pub(crate) struct Ws {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Notifications received while waiting for a response.
     pending: VecDeque<Value>,
@@ -209,14 +213,14 @@ pub struct Ws {
 
 /// Everything of one response, as received.
 #[derive(Debug, Default, Clone)]
-pub struct Collected {
+pub(crate) struct Collected {
     pub text: String,
     pub reason: Option<String>,
     pub notifications: Vec<Value>,
 }
 
 impl Collected {
-    pub fn methods(&self) -> Vec<String> {
+    pub(crate) fn methods(&self) -> Vec<String> {
         self.notifications
             .iter()
             .map(|n| n["method"].as_str().unwrap_or_default().to_owned())
@@ -225,20 +229,20 @@ impl Collected {
 }
 
 impl Ws {
-    pub async fn open(url: &str) -> Ws {
+    pub(crate) async fn open(url: &str) -> Ws {
         Self::open_request(url, None)
             .await
             .expect("websocket opens")
     }
 
     /// Opens with an `Origin` header (browser-like).
-    pub async fn open_with_origin(url: &str, origin: &str) -> Ws {
+    pub(crate) async fn open_with_origin(url: &str, origin: &str) -> Ws {
         Self::open_request(url, Some(origin))
             .await
             .expect("websocket opens")
     }
 
-    pub async fn open_request(
+    pub(crate) async fn open_request(
         url: &str,
         origin: Option<&str>,
     ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
@@ -257,7 +261,7 @@ impl Ws {
         })
     }
 
-    pub async fn send_text(&mut self, text: &str) {
+    pub(crate) async fn send_text(&mut self, text: &str) {
         self.stream
             .send(Message::text(text.to_owned()))
             .await
@@ -266,23 +270,23 @@ impl Ws {
 
     /// Sends, reporting a failure (the server closed the socket) instead
     /// of panicking.
-    pub async fn try_send_text(&mut self, text: &str) -> Result<(), ()> {
+    pub(crate) async fn try_send_text(&mut self, text: &str) -> Result<(), ()> {
         self.stream
             .send(Message::text(text.to_owned()))
             .await
             .map_err(drop)
     }
 
-    pub async fn send_raw(&mut self, m: Message) {
+    pub(crate) async fn send_raw(&mut self, m: Message) {
         self.stream.send(m).await.expect("send");
     }
 
-    pub async fn send_json(&mut self, v: Value) {
+    pub(crate) async fn send_json(&mut self, v: Value) {
         self.send_text(&v.to_string()).await;
     }
 
     /// The next frame from the server; `None` when the socket closed.
-    pub async fn next_raw(&mut self) -> Option<Message> {
+    pub(crate) async fn next_raw(&mut self) -> Option<Message> {
         match tokio::time::timeout(WAIT, self.stream.next()).await {
             Ok(Some(Ok(m))) => Some(m),
             Ok(_) => None,
@@ -291,7 +295,7 @@ impl Ws {
     }
 
     /// The next JSON frame (pending notifications first).
-    pub async fn next_json(&mut self) -> Option<Value> {
+    pub(crate) async fn next_json(&mut self) -> Option<Value> {
         if let Some(v) = self.pending.pop_front() {
             return Some(v);
         }
@@ -306,7 +310,7 @@ impl Ws {
 
     /// Sends a request and waits for its response's `result`; the
     /// notifications that arrive meanwhile are kept for later reads.
-    pub async fn request(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) async fn request(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let id = format!("req-{}", self.next_id);
         self.send_json(json!({ "method": method, "params": params, "id": id }))
@@ -315,7 +319,7 @@ impl Ws {
     }
 
     /// Waits for the response with `id`.
-    pub async fn response_to(&mut self, id: &str) -> Value {
+    pub(crate) async fn response_to(&mut self, id: &str) -> Value {
         loop {
             let frame = match self.next_raw().await {
                 Some(Message::Text(t)) => serde_json::from_str::<Value>(t.as_str()).expect("json"),
@@ -336,7 +340,7 @@ impl Ws {
     }
 
     /// `connect_to_context`; returns the result.
-    pub async fn connect(
+    pub(crate) async fn connect(
         &mut self,
         context_id: &str,
         token: Option<&str>,
@@ -354,7 +358,7 @@ impl Ws {
 
     /// Reads notifications until `on_stop_token` of `response_id` (or of
     /// the first response seen, when `None`).
-    pub async fn collect(&mut self, response_id: Option<&str>) -> Collected {
+    pub(crate) async fn collect(&mut self, response_id: Option<&str>) -> Collected {
         let mut out = Collected::default();
         let mut rid = response_id.map(str::to_owned);
         loop {
@@ -386,7 +390,7 @@ impl Ws {
     }
 
     /// Waits for the server to close the socket; returns code and reason.
-    pub async fn closed(&mut self) -> (u16, String) {
+    pub(crate) async fn closed(&mut self) -> (u16, String) {
         loop {
             match self.next_raw().await {
                 Some(Message::Close(Some(frame))) => {
@@ -400,17 +404,17 @@ impl Ws {
         }
     }
 
-    pub async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }
 
     /// Drops the TCP connection without a close handshake (a network cut).
-    pub fn cut(self) {
+    pub(crate) fn cut(self) {
         drop(self);
     }
 }
 
 /// `seq` of a notification.
-pub fn seq(n: &Value) -> u64 {
+pub(crate) fn seq(n: &Value) -> u64 {
     n["params"]["seq"].as_u64().expect("seq")
 }

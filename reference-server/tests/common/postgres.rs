@@ -25,7 +25,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, Weak};
 
 /// A running private PostgreSQL.
-pub struct Postgres {
+pub(crate) struct Postgres {
     bin: PathBuf,
     dir: PathBuf,
     port: u16,
@@ -37,7 +37,7 @@ static SHARED: Mutex<Weak<Postgres>> = Mutex::new(Weak::new());
 /// The binary's shared instance, started on first use; `None` (with a
 /// message on stderr) when PostgreSQL is not installed outside CI. Panics
 /// when it is missing under CI, or installed but fails to start.
-pub fn require(test: &str) -> Option<Arc<Postgres>> {
+pub(crate) fn require(test: &str) -> Option<Arc<Postgres>> {
     let bin = find_or_skip(test)?;
     let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(pg) = shared.upgrade() {
@@ -50,7 +50,7 @@ pub fn require(test: &str) -> Option<Arc<Postgres>> {
 
 /// An instance of the test's own (to stop and start again), with the
 /// same skip rules as [`require`].
-pub fn private(test: &str) -> Option<Postgres> {
+pub(crate) fn private(test: &str) -> Option<Postgres> {
     let bin = find_or_skip(test)?;
     Some(Postgres::start(bin).unwrap_or_else(|e| panic!("{test}: {e}")))
 }
@@ -74,7 +74,7 @@ fn find_or_skip(test: &str) -> Option<PathBuf> {
 }
 
 /// Where `initdb` and `pg_ctl` are, if anywhere.
-pub fn bin_dir() -> Option<PathBuf> {
+pub(crate) fn bin_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("TOKENRELAY_PG_BIN") {
         let dir = PathBuf::from(dir);
         return dir.join("initdb").is_file().then_some(dir);
@@ -152,7 +152,7 @@ fn free_port() -> Result<u16, String> {
 
 impl Postgres {
     /// `initdb` + `pg_ctl start` in a fresh temporary directory.
-    pub fn start(bin: PathBuf) -> Result<Postgres, String> {
+    pub(crate) fn start(bin: PathBuf) -> Result<Postgres, String> {
         let dir = std::env::temp_dir().join(format!(
             "tokenrelay-pg-{}-{:x}",
             std::process::id(),
@@ -207,7 +207,7 @@ impl Postgres {
     }
 
     /// `pg_ctl start` on the instance's port (again, after [`Self::stop`]).
-    pub fn start_again(&self) -> Result<(), String> {
+    pub(crate) fn start_again(&self) -> Result<(), String> {
         // `fsync=off` is safe for a test: a commit still reaches the OS
         // before it is acknowledged, so a crash of PostgreSQL alone
         // (`stop`) loses nothing. (`synchronous_commit=off` would lose the
@@ -244,7 +244,7 @@ impl Postgres {
 
     /// Stops the server at once (`-m immediate`: as a crash looks to its
     /// clients); the data stays for [`Self::start_again`].
-    pub fn stop(&self) -> Result<(), String> {
+    pub(crate) fn stop(&self) -> Result<(), String> {
         let data = self.data_dir();
         self.run(
             "pg_ctl",
@@ -275,23 +275,23 @@ impl Postgres {
     }
 
     /// The TCP port on 127.0.0.1.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// The directory of its unix socket.
-    pub fn socket_dir(&self) -> &Path {
+    pub(crate) fn socket_dir(&self) -> &Path {
         &self.dir
     }
 
     /// The URL of database `db`, as `--db` takes it.
-    pub fn dsn(&self, db: &str) -> String {
+    pub(crate) fn dsn(&self, db: &str) -> String {
         format!("postgres://tokenrelay@127.0.0.1:{}/{db}", self.port)
     }
 
     /// Creates an empty database with a random name (`createdb`, so the
     /// harness needs nothing beyond std); returns its URL.
-    pub async fn fresh_database(&self) -> String {
+    pub(crate) async fn fresh_database(&self) -> String {
         let name = format!("t_{:016x}", random_u64());
         let port = self.port.to_string();
         self.run(
