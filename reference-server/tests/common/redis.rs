@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running private Redis.
-pub struct Redis {
+pub(crate) struct Redis {
     exe: PathBuf,
     dir: PathBuf,
     port: u16,
@@ -33,7 +33,7 @@ pub struct Redis {
 /// A private instance for the test, or `None` (with a message on stderr)
 /// when `redis-server` is not installed outside CI. Panics when it is
 /// missing under CI, or installed but fails to start.
-pub fn require(test: &str) -> Option<Redis> {
+pub(crate) fn require(test: &str) -> Option<Redis> {
     let exe = find_or_skip(test)?;
     Some(Redis::start(exe, false).unwrap_or_else(|e| panic!("{test}: {e}")))
 }
@@ -57,7 +57,7 @@ fn find_or_skip(test: &str) -> Option<PathBuf> {
 }
 
 /// Where `redis-server` is, if anywhere.
-pub fn server_binary() -> Option<PathBuf> {
+pub(crate) fn server_binary() -> Option<PathBuf> {
     if let Some(exe) = std::env::var_os("TOKENRELAY_REDIS_SERVER") {
         let exe = PathBuf::from(exe);
         return exe.is_file().then_some(exe);
@@ -90,7 +90,7 @@ impl Redis {
     /// Starts `exe` in a fresh temporary directory. With `persistent`, it
     /// keeps an append-only file there, so [`Self::stop`] then
     /// [`Self::start_again`] finds its data (fsync every write).
-    pub fn start(exe: PathBuf, persistent: bool) -> Result<Redis, String> {
+    pub(crate) fn start(exe: PathBuf, persistent: bool) -> Result<Redis, String> {
         let dir = std::env::temp_dir().join(format!(
             "tokenrelay-redis-{}-{:x}",
             std::process::id(),
@@ -119,14 +119,14 @@ impl Redis {
 
     /// A private instance that keeps its data across [`Self::stop`] and
     /// [`Self::start_again`], with the same skip rules as [`require`].
-    pub fn with_persistence(test: &str) -> Option<Redis> {
+    pub(crate) fn with_persistence(test: &str) -> Option<Redis> {
         let exe = find_or_skip(test)?;
         Some(Redis::start(exe, true).unwrap_or_else(|e| panic!("{test}: {e}")))
     }
 
     /// Starts the server on the instance's port (again, after
     /// [`Self::stop`]) and waits until it answers `PING`.
-    pub fn start_again(&mut self) -> Result<(), String> {
+    pub(crate) fn start_again(&mut self) -> Result<(), String> {
         let port = self.port.to_string();
         let dir = self.dir.to_str().ok_or("temp dir is not UTF-8")?.to_owned();
         let log = self.dir.join("server.log");
@@ -181,7 +181,7 @@ impl Redis {
     /// Kills the server at once (`SIGKILL`: as a crash looks to its
     /// clients). A persistent instance keeps its data for
     /// [`Self::start_again`].
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -190,7 +190,7 @@ impl Redis {
 
     /// `PING` over a plain socket (RESP inline command), so the harness
     /// needs nothing beyond std.
-    pub fn ping(&self) -> Result<(), String> {
+    pub(crate) fn ping(&self) -> Result<(), String> {
         let reply = self.command("PING")?;
         if reply == "+PONG" {
             Ok(())
@@ -201,7 +201,7 @@ impl Redis {
 
     /// Sends one inline command (space-separated words, no quoting) and
     /// returns the first line of the reply, e.g. `+OK`, `:3`, `$5`.
-    pub fn command(&self, line: &str) -> Result<String, String> {
+    pub(crate) fn command(&self, line: &str) -> Result<String, String> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -217,12 +217,12 @@ impl Redis {
     }
 
     /// The TCP port on 127.0.0.1.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// The URL, as `--hub` takes it.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 }

@@ -3,7 +3,7 @@
 //! streamed tool calls become `on_tool_call`, upstream failures end the
 //! response with `reason: "error"`.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,7 +1,7 @@
 //! Every credential path of `docs/protocol.md` §1 and every refusal the
 //! issue lists, over REST and the WebSocket.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! accepts that key; the config file with `check-config` and
 //! `print-config`; `backup`; and the `/ready` probe and request ids.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 //! bound that holds, and that the server still serves a normal client
 //! afterwards. Each test lowers only the limit it tries to exceed.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,8 +2,7 @@
 //! real, private Redis (`common/redis.rs` starts one per test).
 //! So far: the harness itself.
 
-#[path = "common/redis.rs"]
-mod redis;
+use crate::redis;
 
 /// The test's own Redis, or a skip.
 macro_rules! redis {

@@ -1,7 +1,7 @@
 //! Bad input never kills a connection; limits close the ones they must;
 //! health, metrics and graceful shutdown.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The fault-injection hook the cross-language scenarios use.
 
-mod common;
+use crate::common;
 
 use common::{seq, spawn, spawn_with, test_builder, TestServer, Ws};
 use serde_json::{json, Value};

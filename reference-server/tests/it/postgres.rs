@@ -3,9 +3,8 @@
 //! races that must hold across instances, a real server end to end, and
 //! two servers on one database.
 
-mod common;
-#[path = "common/postgres.rs"]
-mod postgres;
+use crate::common;
+use crate::postgres_server as postgres;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! A restart on the same SQLite file keeps orgs, agents, contexts with
 //! their history, every kind of key, users, and the `seq` numbering.
 
-mod common;
+use crate::common;
 
 use common::{seq, spawn_with, test_builder, TestServer, Ws};
 use serde_json::json;

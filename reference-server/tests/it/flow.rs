@@ -1,7 +1,7 @@
 //! The base protocol end to end: the seed's two-endpoint flow, every
 //! client method, every notification kind, the extensions' fields.
 
-mod common;
+use crate::common;
 
 use common::{seq, spawn, Ws};
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! reconnect with a fresh key and `resume_after_seq`, and get exactly the
 //! missed notifications; past the replay window, `resumed: false`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -9,8 +9,7 @@
 //! `reference-server/tests/common/postgres.rs` starts): the new server
 //! finds the org, its keys and the context in the database.
 
-#[path = "../../../reference-server/tests/common/postgres.rs"]
-mod postgres;
+use crate::postgres;
 
 use std::net::SocketAddr;
 

@@ -1,0 +1,17 @@
+//! The end-to-end suite in one binary: one link instead of one per file
+//! (docs/benchmarks.md, "Test build time"). Each module was a
+//! `tests/<name>.rs` of its own. `tests/logging.rs` stays a binary of its
+//! own: it installs the process's global tracing subscriber, which would
+//! capture every other test's logs here.
+
+// The reference server's private PostgreSQL instance, for the restart test.
+#[path = "../../../../reference-server/tests/common/postgres.rs"]
+mod postgres;
+
+mod base_protocol;
+mod cancel;
+mod contracts;
+mod flows;
+mod idempotency;
+mod restart;
+mod scenarios;
