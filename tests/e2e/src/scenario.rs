@@ -193,7 +193,7 @@ pub async fn run_on(scenario: &Scenario, base_protocol: bool) -> Result<(), Stri
 /// [`run_on`] with the SDK connecting through something in front of the
 /// server: `relay` gets the server's `ws://host:port` and returns the
 /// WebSocket URL the SDK must use and a value handed back at the end (the
-/// frame-recording relay of `tests/contracts.rs`, say).
+/// frame-recording relay of `tests/it/contracts.rs`, say).
 pub async fn run_through<F, Fut, T>(
     scenario: &Scenario,
     base_protocol: bool,
