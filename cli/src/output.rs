@@ -53,7 +53,7 @@ pub(crate) fn event_json(event: &Event) -> Value {
             "request_id": request_id.map(|r| r.0),
         }),
         Event::Token { response_id, token } => json!({
-            "type": "token", "response_id": &**response_id, "token": token,
+            "type": "token", "response_id": &**response_id, "token": token.as_str(),
         }),
         Event::ResponseComplete(response) => response_json(response),
         Event::ToolCall { response_id, call } => json!({

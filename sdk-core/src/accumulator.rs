@@ -23,7 +23,9 @@
 use std::collections::VecDeque;
 
 use crate::error::ProtocolError;
-use crate::event::{Event, RequestId, Response, ResponseId, ResponseStatus, ToolCall, ToolResult};
+use crate::event::{
+    Event, RequestId, Response, ResponseId, ResponseStatus, TokenText, ToolCall, ToolResult,
+};
 use crate::wire::{Notification, StopReason};
 
 /// What applying a notification did to a response bound to a request, so
@@ -215,7 +217,7 @@ impl Accumulator {
                 r.text.push_str(&p.token);
                 events.push_back(Event::Token {
                     response_id: r.id.clone(),
-                    token: p.token.into_owned(),
+                    token: TokenText::new(&p.token),
                 });
                 r.request_id.map(|request| Activity {
                     request,
@@ -363,7 +365,7 @@ impl Accumulator {
         r.text.push(char::REPLACEMENT_CHARACTER);
         events.push_back(Event::Token {
             response_id: r.id.clone(),
-            token: char::REPLACEMENT_CHARACTER.to_string(),
+            token: TokenText::from(char::REPLACEMENT_CHARACTER),
         });
     }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::Error;
+pub use crate::token_text::TokenText;
 use crate::wire::{Agent, AgentEvent, ServerInfo, StopReason};
 
 /// The id the server gave a response (`response_id`). Shared, because every
@@ -212,8 +213,8 @@ pub enum Event {
     Token {
         /// The response it belongs to.
         response_id: ResponseId,
-        /// The token text.
-        token: String,
+        /// The token text (inline when short: no allocation per token).
+        token: TokenText,
     },
     /// A response ended (complete, stopped, failed or interrupted).
     ResponseComplete(Box<Response>),

@@ -10,6 +10,7 @@ pub mod rest;
 pub mod session;
 pub mod time;
 pub mod token;
+mod token_text;
 pub mod wire;
 
 #[cfg(feature = "admin")]
@@ -33,3 +34,4 @@ pub use client::{Client, ClientBuilder, Connection};
 #[cfg(feature = "client")]
 pub use provider::TokenProvider;
 pub use token::{Credential, CredentialKind};
+pub use token_text::TokenText;

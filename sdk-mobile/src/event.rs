@@ -371,7 +371,7 @@ impl From<tokenrelay::Event> for Event {
         match e {
             E::Token { response_id, token } => Event::Token {
                 response_id: response_id.to_string(),
-                token,
+                token: token.into_string(),
             },
             E::StateChanged(s) => Event::StateChanged {
                 change: (&*s).into(),

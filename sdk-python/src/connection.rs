@@ -10,7 +10,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyModule, PyTuple};
 use pyo3::IntoPyObjectExt;
 use tokenrelay::wire::ToolResponseParam;
-use tokenrelay::{Client, Connection, Event, RequestId, Response, ResponseId, StateChange};
+use tokenrelay::{
+    Client, Connection, Event, RequestId, Response, ResponseId, StateChange, TokenText,
+};
 
 use crate::convert::{serialize_to_py, value_to_py};
 use crate::errors::{error_object, to_pyerr};
@@ -329,7 +331,7 @@ impl NativeStream {
         let state = self.state.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let mut st = state.lock().await;
-            let mut tokens: Vec<String> = Vec::new();
+            let mut tokens: Vec<TokenText> = Vec::new();
             let mut batch = Vec::new();
             while !st.done && tokens.is_empty() {
                 batch.clear();
@@ -372,7 +374,11 @@ impl NativeStream {
             if tokens.is_empty() {
                 return Ok(None);
             }
-            Python::attach(|py| Ok(Some(PyList::new(py, tokens)?.unbind())))
+            Python::attach(|py| {
+                Ok(Some(
+                    PyList::new(py, tokens.iter().map(|t| t.as_str()))?.unbind(),
+                ))
+            })
         })
     }
 }

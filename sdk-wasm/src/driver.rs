@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use js_sys::{Function, Promise, Reflect};
 use tokenrelay::session::{Action, Session, SessionConfig};
-use tokenrelay::{Credential, Error, Event, ResponseId, Timestamp};
+use tokenrelay::{Credential, Error, Event, ResponseId, Timestamp, TokenText};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, WebSocket};
@@ -169,7 +169,7 @@ enum Token {
     /// `frames[frame].slice(start, end)` of the batch being handled.
     At(u32, u32, u32),
     /// Its own text.
-    Text(String),
+    Text(TokenText),
 }
 
 /// A shared handle; the JS object owns the only strong reference.

@@ -256,8 +256,12 @@ impl Stream for Connection {
                     None => {}
                 }
                 let queue = this.queue.clone();
+                // The (empty) local buffer goes along and comes back full:
+                // the driver's batch, the queue and this buffer trade their
+                // allocations back and forth instead of a fresh one growing
+                // (and the full one freed) every time the reader waits.
+                let mut got = std::mem::take(&mut this.local);
                 this.pending_recv = Some(Box::pin(async move {
-                    let mut got = VecDeque::new();
                     let open = queue.recv_all(&mut got).await;
                     (open, got)
                 }));
@@ -266,10 +270,11 @@ impl Stream for Connection {
                 return Poll::Pending;
             };
             match recv.as_mut().poll(cx) {
-                Poll::Ready((open, mut got)) => {
+                Poll::Ready((open, got)) => {
                     this.pending_recv = None;
                     this.finished = !open;
-                    this.local.append(&mut got);
+                    // `local` was empty when the wait began (taken above).
+                    this.local = got;
                 }
                 Poll::Pending => return Poll::Pending,
             }

@@ -176,7 +176,7 @@ mod tests {
     fn token(i: usize) -> Event {
         Event::Token {
             response_id: "r".into(),
-            token: i.to_string(),
+            token: i.to_string().into(),
         }
     }
 

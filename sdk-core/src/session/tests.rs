@@ -1501,7 +1501,7 @@ fn tokens_of(events: &[Event]) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Token { token, .. } => Some(token.clone()),
+            Event::Token { token, .. } => Some(token.to_string()),
             _ => None,
         })
         .collect()

@@ -29,15 +29,21 @@ pub(super) fn canonical(text: &str) -> Option<TokenParams<'_>> {
     let (response_id, rest) = until_quote(rest)?;
     let (seq, rest) = match rest.strip_prefix(r#","seq":"#) {
         Some(rest) => {
-            let end = rest
-                .bytes()
-                .position(|b| !b.is_ascii_digit())
-                .unwrap_or(rest.len());
-            let (digits, after) = (rest.get(..end)?, rest.get(end..)?);
-            if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+            // Digits read and summed in one pass (no second pass through
+            // `str::parse`); overflow is refused as `parse` refuses it.
+            let mut seq = 0u64;
+            let mut end = 0;
+            for b in rest.bytes() {
+                if !b.is_ascii_digit() {
+                    break;
+                }
+                seq = seq.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+                end += 1;
+            }
+            if end == 0 || (end > 1 && rest.starts_with('0')) {
                 return None;
             }
-            (Some(digits.parse().ok()?), after)
+            (Some(seq), rest.get(end..)?)
         }
         None => (None, rest),
     };
@@ -207,6 +213,8 @@ mod tests {
     fn takes_the_plain_shapes() {
         for frame in [
             r#"{"method":"on_token","params":{"token":" hi","response_id":"r1","seq":7}}"#,
+            r#"{"method":"on_token","params":{"token":"a","response_id":"r","seq":0}}"#,
+            r#"{"method":"on_token","params":{"token":"a","response_id":"r","seq":18446744073709551615}}"#,
             r#"{"method": "on_token", "params": {"token": "x", "response_id": "r"}}"#,
             r#" { "id" : null , "method":"on_token","params":{"seq":0,"response_id":"r","token":""} } "#,
             "{\"method\":\"on_token\",\"params\":{\"token\":\"é😀\",\"response_id\":\"r\"}}",
