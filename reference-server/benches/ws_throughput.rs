@@ -23,6 +23,8 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
     // and only checks that this builds and runs briefly.
     let quick = !std::env::args().any(|a| a == "--bench");
+    // `-- --short` (`cargo xtask bench --short`): every client, fewer tokens.
+    let short = std::env::args().any(|a| a == "--short");
     let clients = if quick {
         2
     } else {
@@ -30,6 +32,8 @@ fn main() {
     };
     let tokens = if quick {
         100
+    } else if short {
+        2_000
     } else {
         env_or("TOKENRELAY_BENCH_TOKENS", 20_000)
     };
@@ -77,6 +81,11 @@ fn main() {
         println!(
             "ws_throughput: {clients} clients, {total} tokens in {secs:.2} s = {:.0} tokens/s",
             total as f64 / secs
+        );
+        // For `cargo xtask bench`.
+        println!(
+            "bench-result\tserver ws_throughput\ttokens/s to {clients} streaming clients\t{:.2} M\t",
+            total as f64 / secs / 1e6
         );
         t.server.shutdown().await;
     });

@@ -7,8 +7,13 @@
 //! cargo bench -p tokenrelay --bench loopback -- 200000  # another count
 //! ```
 //!
-//! Each mode runs five times, interleaved, and the best run of each is
-//! reported (interference on a shared machine only slows runs down).
+//! Each mode runs five times (`--rounds N` for another count), interleaved,
+//! and the best run of each is reported (interference on a shared machine
+//! only slows runs down). Each run also reports the CPU time its process
+//! spent (the scheduler's own count, `/proc/self/task/*/schedstat`), the
+//! median of which is reported per frame: waiting for a busy core is not in
+//! it, so it is the steadier figure when other work shares the machine.
+//! Besides the table it prints `bench-result` lines for `cargo xtask bench`.
 //!
 //! Modes: `raw` is a bare tokio-tungstenite receive loop that only counts
 //! text frames (the ceiling); `events` is the tokenrelay client with the app
@@ -45,9 +50,12 @@ fn main() {
     // `--serve N`: only the server, for profiling a mode by hand.
     let serve_only = args.iter().any(|a| a == "--serve");
     let frames: u64 = if measuring {
+        // The first number that is not `--rounds`'s.
         args.iter()
+            .enumerate()
             .skip(1)
-            .find_map(|a| a.parse().ok())
+            .filter(|(i, _)| args[i - 1] != "--rounds")
+            .find_map(|(_, a)| a.parse().ok())
             .unwrap_or(1_000_000)
     } else {
         2_000
@@ -71,8 +79,16 @@ fn main() {
     // Each mode runs `ROUNDS` times, interleaved, and its best run counts:
     // on a shared 2-core machine interference only ever slows a run down,
     // so the best of several is the least noisy estimate of each mode.
-    let rounds = if measuring { ROUNDS } else { 1 };
+    let rounds = match args.iter().position(|a| a == "--rounds") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(ROUNDS),
+        None if measuring => ROUNDS,
+        None => 1,
+    };
     let mut best: Vec<Option<Value>> = vec![None; MODES.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); MODES.len()];
     for _ in 0..rounds {
         for (i, mode) in MODES.iter().enumerate() {
             let out = std::process::Command::new(std::env::current_exe().expect("exe"))
@@ -88,28 +104,70 @@ fn main() {
                 std::process::exit(1);
             };
             let rate = |v: &Value| v["rate"].as_f64().unwrap_or(0.0);
+            cpu[i].push(v["cpu_ns"].as_f64().unwrap_or(0.0) / frames as f64);
             if best[i].as_ref().is_none_or(|b| rate(&v) > rate(b)) {
                 best[i] = Some(v);
             }
         }
     }
-    println!("| mode | frames | seconds | frames/s | vs raw | peak RSS (MiB) |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    let cpu: Vec<f64> = cpu.iter_mut().map(|runs| median(runs)).collect();
+    println!(
+        "| mode | frames | seconds | frames/s | vs raw | CPU ns/frame (median) | vs raw (CPU) | peak RSS (MiB) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let raw = best[0]
         .as_ref()
         .and_then(|v| v["rate"].as_f64())
         .unwrap_or(1.0);
-    for (mode, v) in MODES.iter().zip(&best) {
+    for (i, (mode, v)) in MODES.iter().zip(&best).enumerate() {
         let Some(v) = v else { continue };
         let rate = v["rate"].as_f64().unwrap_or(0.0);
         println!(
-            "| {mode} | {frames} | {:.3} | {:.0} | {:.0} % | {:.1} |",
+            "| {mode} | {frames} | {:.3} | {:.0} | {:.0} % | {:.0} | {:.0} % | {:.1} |",
             v["secs"].as_f64().unwrap_or(0.0),
             rate,
             100.0 * rate / raw,
+            cpu[i],
+            100.0 * cpu[0] / cpu[i],
             v["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0
         );
     }
+    // For `cargo xtask bench`: each client mode beside the raw loop.
+    let raw_rate = format!("raw tokio-tungstenite: {:.2} M frames/s", raw / 1e6);
+    let raw_cpu = format!("raw tokio-tungstenite: {:.0} ns", cpu[0]);
+    for (i, what) in [(1, "app reads every token"), (2, "ask() only")] {
+        let Some(v) = &best[i] else { continue };
+        let rate = v["rate"].as_f64().unwrap_or(0.0);
+        println!(
+            "bench-result\tcore loopback\tframes/s, {what} (best of {rounds}; vs raw {:.0} %)\t{:.2} M\t{raw_rate}",
+            100.0 * rate / raw,
+            rate / 1e6
+        );
+        println!(
+            "bench-result\tcore loopback\tCPU per frame, {what} (median; vs raw {:.0} %)\t{:.0} ns\t{raw_cpu}",
+            100.0 * cpu[0] / cpu[i],
+            cpu[i]
+        );
+    }
+}
+
+/// The middle value (the upper middle of an even count).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// CPU time this process has run, in nanoseconds: the sum of the first
+/// field of each thread's `schedstat` (0 where /proc is not there).
+fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// The server: answers connect_to_context, then streams `frames` tokens for
@@ -168,7 +226,7 @@ fn child(mode: &str, url: &str, frames: u64) {
         .enable_all()
         .build()
         .expect("runtime");
-    let secs = rt.block_on(async {
+    let (secs, cpu_ns) = rt.block_on(async {
         match mode {
             "raw" => raw(url, frames).await,
             "events" | "ask" => client(url, frames, mode == "events").await,
@@ -178,11 +236,13 @@ fn child(mode: &str, url: &str, frames: u64) {
     let rss_kib = peak_rss_kib();
     println!(
         "{}",
-        json!({"secs": secs.as_secs_f64(), "rate": frames as f64 / secs.as_secs_f64(), "rss_kib": rss_kib})
+        json!({"secs": secs.as_secs_f64(), "rate": frames as f64 / secs.as_secs_f64(),
+               "cpu_ns": cpu_ns, "rss_kib": rss_kib})
     );
 }
 
-async fn raw(url: &str, frames: u64) -> Duration {
+/// How long the timed part took, and the CPU time spent in it.
+async fn raw(url: &str, frames: u64) -> (Duration, u64) {
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("connect");
@@ -191,7 +251,7 @@ async fn raw(url: &str, frames: u64) -> Duration {
         .await
         .expect("send");
     ws.next().await.expect("result").expect("result");
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), cpu_ns());
     ws.send(Message::text(
         json!({"method": "add_message", "params": {"message": "go"}, "id": "2"}).to_string(),
     ))
@@ -206,16 +266,17 @@ async fn raw(url: &str, frames: u64) -> Duration {
             }
         }
     }
-    start.elapsed()
+    (start.elapsed(), cpu_ns().saturating_sub(cpu_start))
 }
 
-async fn client(url: &str, frames: u64, read_events: bool) -> Duration {
+/// How long the timed part took, and the CPU time spent in it.
+async fn client(url: &str, frames: u64, read_events: bool) -> (Duration, u64) {
     let client = tokenrelay::Client::builder(url)
         .token_provider(|_ctx: String| async { Ok::<_, std::io::Error>("t") })
         .build()
         .expect("client");
     let mut conn = client.connect("c").await.expect("connect");
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), cpu_ns());
     if read_events {
         conn.send_message("go").await.expect("send");
         let mut n = 0u64;
@@ -231,7 +292,7 @@ async fn client(url: &str, frames: u64, read_events: bool) -> Duration {
         let reply = conn.ask("go").await.expect("ask");
         assert!(reply.text.len() as u64 >= frames * 4);
     }
-    start.elapsed()
+    (start.elapsed(), cpu_ns().saturating_sub(cpu_start))
 }
 
 fn peak_rss_kib() -> u64 {

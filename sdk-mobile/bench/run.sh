@@ -65,4 +65,9 @@ for label, key in rows:
     rust = best["rust-" + key.split("-")[1]]["rate"]
     heap = f"{r['heap_peak_mib']:.0f}" if "heap_peak_mib" in r else "—"
     print(f"| {label} | {r['rate'] / 1e6:.3f} | {r['rate'] / rust:.2f}× | {heap} | {r['rss_kib'] / 1024:.0f} |")
+# For `cargo xtask bench`: each Kotlin mode beside the Rust client.
+for label, key in rows[:2]:
+    r, rust = best[key], best["rust-" + key.split("-")[1]]
+    print(f"bench-result\tKotlin SDK (JVM)\tframes/s, {label} ({r['rate'] / rust['rate']:.2f}× Rust)"
+          f"\t{r['rate'] / 1e6:.3f} M\tRust same mode: {rust['rate'] / 1e6:.3f} M")
 PY

@@ -122,6 +122,18 @@ async def main() -> None:
     print("|---|---:|---:|")
     for name, rate in results.items():
         print(f"| {name} | {rate / 1e6:.3f} | {rate / aio:.1f}× |")
+    # For `cargo xtask bench`: each tokenrelay mode beside the pure-Python clients.
+    peers = ", ".join(
+        f"{name.split(' ', 1)[1]}: {rate / 1e6:.3f} M"
+        for name, rate in results.items()
+        if "tokenrelay" not in name
+    )
+    for name, rate in results.items():
+        if "tokenrelay" in name:
+            print(
+                f"bench-result\tPython SDK\tframes/s, {name.split(' ', 1)[1]} ({rate / aio:.1f}× aiohttp)"
+                f"\t{rate / 1e6:.3f} M\t{peers}"
+            )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ printf '.wasm                       : %7d B raw, %6d B gzip -9 (budget %d)\n' \
 printf 'total gzip -9               : %6d B = %s KB (budget %d; issue #13 target 25,600)\n' \
   "$total" "$(kb "$total")" "$total_budget"
 
+# For `cargo xtask bench`.
+printf 'bench-result\tbrowser bundle (sdk-wasm)\t.wasm + JS, gzip -9\t%d B\t\n' "$total"
+
 status=0
 if [ "$wasm_gz" -gt "$wasm_budget" ]; then
   echo "size.sh: the .wasm is $wasm_gz B gzip, over its budget of $wasm_budget B" >&2

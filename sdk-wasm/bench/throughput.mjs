@@ -129,4 +129,9 @@ console.log(JSON.stringify({
   plainCpuUsPerFrame: +p.cpuUsPerFrame.toFixed(2), sdkCpuUsPerFrame: +s.cpuUsPerFrame.toFixed(2),
   sdkTokenLatencyUs: { p50: results.latency.p50Us, p99: results.latency.p99Us, max: results.latency.maxUs },
 }));
+// For `cargo xtask bench`.
+console.log(['bench-result', 'Node (sdk-wasm)', `frames/s, best of ${ROUNDS} (median paired ratio ${median.toFixed(2)}×)`,
+  `${(s.framesPerSec / 1e6).toFixed(3)} M`, `plain ws + JSON.parse: ${(p.framesPerSec / 1e6).toFixed(3)} M`].join('\t'));
+console.log(['bench-result', 'Node (sdk-wasm)', 'token latency under a full-speed stream, µs p50 / p99',
+  `${results.latency.p50Us} / ${results.latency.p99Us}`, ''].join('\t'));
 process.exit(0);

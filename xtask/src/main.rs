@@ -12,6 +12,10 @@
 //!   runs the same suite through that SDK. `test` runs each short (the Rust
 //!   one as its own step, the others at the end of each package's
 //!   `test.sh`).
+//! * `cargo xtask bench [--short]`: every benchmark of every package (the
+//!   core's, the server's, the E2E ones, each language package's
+//!   `bench/run.sh` with its peer clients), then one summary table
+//!   (`bench.rs`); `--short` runs each briefly, to check they all still run.
 //! * `cargo xtask lint`: rustfmt, clippy (the host, and wasm32 for the
 //!   browser crate and the core without its client) and rustdoc as CI
 //!   checks them, and `cargo deny check licenses bans sources`
@@ -25,6 +29,8 @@
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
+
+mod bench;
 
 /// One step of a task.
 enum Step {
@@ -143,17 +149,21 @@ fn in_ci() -> bool {
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
+    // Scripts and cargo both run from the workspace root.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if task == "bench" {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return bench::run(&root, &args);
+    }
     let steps = match task.as_str() {
         "test" => TEST,
         "lint" => LINT,
         "latency" => LATENCY,
         _ => {
-            eprintln!("usage: cargo xtask <test|lint|latency>");
+            eprintln!("usage: cargo xtask <test|lint|latency|bench [--short]>");
             return ExitCode::FAILURE;
         }
     };
-    // Scripts and cargo both run from the workspace root.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let locked = in_ci();
     for step in steps {
         let (label, mut cmd) = match step {

@@ -371,4 +371,12 @@ fn main() {
             on.1.pct(99.0)
         );
     }
+    // For `cargo xtask bench`: today's server (NODELAY on).
+    for (name, stats) in &runs[1].rows {
+        println!(
+            "bench-result\te2e latency (Rust SDK)\t{name}, ms p50 / p99\t{:.2} / {:.2}\t",
+            stats.pct(50.0),
+            stats.pct(99.0)
+        );
+    }
 }

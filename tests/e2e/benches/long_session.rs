@@ -206,6 +206,7 @@ fn main() {
             rss_mib("self")
         );
         let mut since = Instant::now();
+        let mut last = (0.0, 0.0, 0.0);
         for i in 1..=replies {
             let r = tokio::time::timeout(Duration::from_secs(30), conn.ask("[tokens=50]"))
                 .await
@@ -214,16 +215,24 @@ fn main() {
             assert_eq!(r.text, expected, "reply {i} whole");
             if i % every == 0 {
                 let rate = every as f64 / since.elapsed().as_secs_f64();
+                last = (rss_mib(&server_pid), rss_mib("self"), rate);
                 println!(
                     "  {:>7} {:>10.1} {:>10.1} {:>9.0}",
-                    i,
-                    rss_mib(&server_pid),
-                    rss_mib("self"),
-                    rate
+                    i, last.0, last.1, last.2
                 );
                 since = Instant::now();
             }
         }
         conn.close().await;
+        // For `cargo xtask bench`.
+        for (metric, value) in [
+            ("server RSS", format!("{:.1} MiB", last.0)),
+            ("client RSS", format!("{:.1} MiB", last.1)),
+            ("replies/s", format!("{:.0}", last.2)),
+        ] {
+            println!(
+                "bench-result\te2e long_session\t{metric} after {replies} replies of 50 tokens\t{value}\t"
+            );
+        }
     });
 }
