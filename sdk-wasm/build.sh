@@ -14,7 +14,7 @@ root="$(cd "$here/.." && pwd)"
 cd "$root"
 
 cargo build ${CI:+--locked} -p tokenrelay-wasm --target wasm32-unknown-unknown --profile wasm-release
-wasm="$root/target/wasm32-unknown-unknown/wasm-release/tokenrelay_wasm.wasm"
+wasm="${CARGO_TARGET_DIR:-$root/target}/wasm32-unknown-unknown/wasm-release/tokenrelay_wasm.wasm"
 
 rm -rf "$here/pkg"
 mkdir -p "$here/pkg"

@@ -54,7 +54,7 @@ node_modules/.bin/tsc -p tests/types/tsconfig.json
 
 step "node --test"
 # The server binary the tests start; each test file runs in its own process.
-export TOKENRELAY_SERVER_BIN="$root/target/release/tokenrelay-server"
+export TOKENRELAY_SERVER_BIN="${CARGO_TARGET_DIR:-$root/target}/release/tokenrelay-server"
 node --test --test-reporter=spec --test-concurrency=1 tests/*.test.js
 
 step "consumer projects from the packed tarball (tests/consumers/run.mjs)"
