@@ -12,11 +12,52 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::ops::Deref;
 
-use smol_str::SmolStr;
+#[cfg(not(target_arch = "wasm32"))]
+use smol_str::SmolStr as Repr;
+
+/// What holds the text in the browser build: a plain boxed `str` (native
+/// builds keep short text inline, in `smol_str::SmolStr`). The browser
+/// driver hands most tokens to JS as offsets into the frame, never reading
+/// this copy; its allocator (talc) makes the small allocation cheap; and
+/// the inline representation cost 4.4 KB gzip of `.wasm` (a download for
+/// every page, against a budget).
+#[cfg(target_arch = "wasm32")]
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Repr(Box<str>);
+
+#[cfg(target_arch = "wasm32")]
+impl Repr {
+    fn new(text: &str) -> Self {
+        Repr(text.into())
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn is_heap_allocated(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl From<String> for Repr {
+    fn from(text: String) -> Self {
+        Repr(text.into_boxed_str())
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl From<Repr> for String {
+    fn from(text: Repr) -> Self {
+        text.0.into()
+    }
+}
 
 /// The text of one token (`Event::Token`'s `token`): a string that reads
-/// like a `&str` (it dereferences to one) and costs no allocation when it is
-/// short (up to 23 bytes, which is nearly every token a model emits).
+/// like a `&str` (it dereferences to one) and, in native builds, costs no
+/// allocation when it is short (up to 23 bytes, which is nearly every token
+/// a model emits). The browser build (`wasm32`) holds it in a `Box<str>`.
 ///
 /// ```
 /// use tokenrelay::TokenText;
@@ -29,15 +70,15 @@ use smol_str::SmolStr;
 /// assert_eq!(owned, " quick");
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TokenText(SmolStr);
+pub struct TokenText(Repr);
 
 impl TokenText {
-    /// The longest text kept inline, without an allocation.
+    /// The longest text kept inline, without an allocation (native builds).
     pub const INLINE_CAPACITY: usize = 23;
 
     /// A token holding `text` (copied; inline when it is short).
     pub fn new(text: &str) -> Self {
-        TokenText(SmolStr::new(text))
+        TokenText(Repr::new(text))
     }
 
     /// The text.
@@ -50,7 +91,8 @@ impl TokenText {
         self.0.into()
     }
 
-    /// True when the text is held inside the value (no allocation).
+    /// True when the text is held inside the value (no allocation; never
+    /// in the browser build).
     pub fn is_inline(&self) -> bool {
         !self.0.is_heap_allocated()
     }
@@ -96,7 +138,7 @@ impl From<&str> for TokenText {
 
 impl From<String> for TokenText {
     fn from(text: String) -> Self {
-        TokenText(SmolStr::from(text))
+        TokenText(Repr::from(text))
     }
 }
 
