@@ -103,6 +103,21 @@ pub enum Error {
         /// The configured `max_queued_requests`.
         limit: usize,
     },
+    /// A request queued while disconnected waited longer than the
+    /// configured `max_queued_age` for a connection and was dropped from
+    /// the queue: it was never sent, so the server never saw it. Send it
+    /// again (or tell the user) once the connection is back.
+    #[error("not sent: queued for {}ms while disconnected, longer than the queue allows", after.as_millis())]
+    QueueExpired {
+        /// The configured `max_queued_age`.
+        after: Duration,
+    },
+    /// The connection was closed while this request was still queued
+    /// (waiting for a connection): it was never sent, so the server never
+    /// saw it. Unlike [`Error::Closed`] on a request already sent, its
+    /// outcome is known: nothing happened.
+    #[error("not sent: the connection was closed while the request was queued")]
+    ClosedBeforeSent,
     /// The application did not read events fast enough and the oldest
     /// `count` were dropped. Responses are unaffected: `ask()` and
     /// `response()` still give whole texts.
@@ -306,6 +321,8 @@ impl Error {
             Error::ExpiredToken { .. } => "expired_token",
             Error::Transport { .. } => "transport",
             Error::QueueFull { .. } => "queue_full",
+            Error::QueueExpired { .. } => "queue_expired",
+            Error::ClosedBeforeSent => "closed_before_sent",
             Error::EventsDropped { .. } => "events_dropped",
             Error::Config { .. } => "config",
         }
@@ -394,6 +411,15 @@ impl Error {
             Error::QueueFull { limit } => {
                 push_u64(out, *limit as u64);
                 return out.push_str(" requests are already queued while disconnected");
+            }
+            Error::QueueExpired { after } => {
+                out.push_str("not sent: queued for ");
+                push_millis(out, *after);
+                return out.push_str("ms while disconnected, longer than the queue allows");
+            }
+            Error::ClosedBeforeSent => {
+                return out
+                    .push_str("not sent: the connection was closed while the request was queued")
             }
             Error::EventsDropped { count } => {
                 push_u64(out, *count);
@@ -767,6 +793,10 @@ mod tests {
                 message: "m".into(),
             },
             Error::QueueFull { limit: 100 },
+            Error::QueueExpired {
+                after: Duration::from_millis(61_234),
+            },
+            Error::ClosedBeforeSent,
             Error::EventsDropped { count: 10 },
             Error::Config {
                 message: "m".into(),

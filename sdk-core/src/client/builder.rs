@@ -68,7 +68,9 @@ impl Client {
         });
         let (last_cause_tx, last_cause_rx) = watch::channel(None);
         let queue = EventQueue::new(self.inner.event_capacity);
+        let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let driver = Driver {
+            pending: pending.clone(),
             session: Session::new(
                 context_id.clone(),
                 self.inner.config.clone(),
@@ -90,7 +92,7 @@ impl Client {
             driver.run(commands_rx),
             span,
         ));
-        let conn = Connection::new(context_id, commands_tx, queue, state_rx.clone());
+        let conn = Connection::new(context_id, commands_tx, queue, state_rx.clone(), pending);
         let wait = async {
             loop {
                 let change = state_rx.borrow_and_update().clone();
@@ -218,6 +220,22 @@ impl ClientBuilder {
     /// connection).
     pub fn refresh_ahead(mut self, on: bool) -> Self {
         self.config.refresh_ahead = on;
+        self
+    }
+
+    /// How many requests may wait for a connection while disconnected (sent
+    /// in order once attached); one more fails at once with
+    /// [`Error::QueueFull`]. Default 256.
+    pub fn max_queued(mut self, count: usize) -> Self {
+        self.config.max_queued_requests = count;
+        self
+    }
+
+    /// How long a request may wait for a connection (`None`: no limit).
+    /// Past it, it fails unsent with [`Error::QueueExpired`], when its age
+    /// passes. Default 5 min.
+    pub fn max_queued_age(mut self, age: Option<Duration>) -> Self {
+        self.config.max_queued_age = age;
         self
     }
 

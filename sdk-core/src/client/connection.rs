@@ -3,6 +3,8 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
@@ -28,6 +30,8 @@ pub struct Connection {
     commands: mpsc::UnboundedSender<Command>,
     queue: EventQueue,
     state: watch::Receiver<StateChange>,
+    /// The session's pending count, as the driver last published it.
+    pending: Arc<AtomicUsize>,
     /// Events taken from the queue in bulk, handed out one by one.
     local: VecDeque<Event>,
     /// The queue is closed and drained.
@@ -50,12 +54,14 @@ impl Connection {
         commands: mpsc::UnboundedSender<Command>,
         queue: EventQueue,
         state: watch::Receiver<StateChange>,
+        pending: Arc<AtomicUsize>,
     ) -> Self {
         Connection {
             context_id,
             commands,
             queue,
             state,
+            pending,
             local: VecDeque::new(),
             finished: false,
             pending_recv: None,
@@ -77,6 +83,7 @@ impl Connection {
             self.commands.clone(),
             self.queue.clone(),
             self.state.clone(),
+            self.pending.clone(),
         )
     }
 
@@ -98,6 +105,16 @@ impl Connection {
     /// The latest state change (state, attempt, delay, cause).
     pub fn state(&self) -> StateChange {
         self.state.borrow().clone()
+    }
+
+    /// How many requests wait for a connection to be sent: queued while
+    /// disconnected, or sent on a socket that died before the server
+    /// confirmed them (sent again, once, after the reconnect). Nonzero only
+    /// while disconnected: a chat UI shows these messages as "sending…".
+    /// Read it after a send and on every state change: it only changes
+    /// then, or when a queued request fails ([`Error::QueueExpired`]).
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// Sends a message; the agent's reply streams as events. Returns the
@@ -215,7 +232,9 @@ impl Connection {
     }
 
     /// Closes the connection and waits until its task has finished.
-    /// Pending requests fail with [`Error::Closed`].
+    /// Requests already sent fail with [`Error::Closed`]; requests still
+    /// queued for a connection with [`Error::ClosedBeforeSent`] (never
+    /// sent).
     pub async fn close(mut self) {
         let _ = self.commands.send(Command::Close);
         while self.next_event().await.is_some() {}

@@ -12,6 +12,7 @@
 //! token (socket URLs are logged without their query).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -91,6 +92,9 @@ pub(crate) struct Driver {
     /// `Client::connect` reads why the attempts failed here.
     pub last_cause: watch::Sender<Option<Error>>,
     pub options: SocketOptions,
+    /// [`Session::pending`], published for [`super::Connection::pending`]
+    /// after every command and every flush.
+    pub pending: Arc<AtomicUsize>,
 }
 
 struct Loop {
@@ -207,6 +211,9 @@ impl Loop {
                     Outgoing::SetLastMessages { human, ai } => s.set_last_messages(human, ai, now),
                     Outgoing::ToolResponses(r) => s.send_tool_responses(r, now),
                 };
+                // Published before the reply, so a caller that reads
+                // `pending()` right after its send returned sees it counted.
+                self.d.pending.store(s.pending(), Ordering::Relaxed);
                 if let Ok(id) = result {
                     match waiter {
                         Waiter::Nobody => {}
@@ -298,6 +305,11 @@ impl Loop {
                 break;
             }
         }
+        // Before the events go out: an app that reads `pending()` on a
+        // state change or a failed request sees the count after it.
+        self.d
+            .pending
+            .store(self.d.session.pending(), Ordering::Relaxed);
         self.d.queue.push_all(&mut self.batch);
     }
 

@@ -36,8 +36,16 @@ pub struct SessionConfig {
     /// Completed responses kept for [`Session::response`](super::Session::response).
     /// Default 64.
     pub max_retained_responses: usize,
-    /// Requests queued while disconnected, sent on reconnect. Default 256.
+    /// Requests queued while disconnected, sent in order on reconnect.
+    /// One more fails at once with [`Error::QueueFull`](crate::Error::QueueFull).
+    /// Default 256.
     pub max_queued_requests: usize,
+    /// How long a request may wait in that queue for a connection. Past
+    /// it, the request leaves the queue unsent and fails with
+    /// [`Error::QueueExpired`](crate::Error::QueueExpired) at that moment,
+    /// without waiting for a reconnect (a chat message is worth sending a
+    /// few minutes late, not an hour). `None`: no limit. Default 5 min.
+    pub max_queued_age: Option<Duration>,
     /// Send a WebSocket ping when the socket has been quiet this long.
     /// `None` disables pings (browsers cannot send them). Default 15 s.
     pub ping_interval: Option<Duration>,
@@ -70,6 +78,7 @@ impl SessionConfig {
             max_frame_len: 1024 * 1024,
             max_retained_responses: 64,
             max_queued_requests: 256,
+            max_queued_age: Some(Duration::from_secs(300)),
             ping_interval: Some(Duration::from_secs(15)),
             idle_timeout: Some(Duration::from_secs(45)),
             resume: true,
@@ -93,6 +102,7 @@ impl std::fmt::Debug for SessionConfig {
             .field("max_frame_len", &self.max_frame_len)
             .field("max_retained_responses", &self.max_retained_responses)
             .field("max_queued_requests", &self.max_queued_requests)
+            .field("max_queued_age", &self.max_queued_age)
             .field("ping_interval", &self.ping_interval)
             .field("idle_timeout", &self.idle_timeout)
             .field("resume", &self.resume)

@@ -323,7 +323,9 @@ pub struct Session {
     next_request: u64,
     next_fetch: u64,
     pending: PendingRequests,
-    outbox: VecDeque<(RequestId, ClientRequest)>,
+    /// Requests submitted while no connection was attached, in order,
+    /// with when each was queued (for `max_queued_age`).
+    outbox: VecDeque<(RequestId, ClientRequest, Timestamp)>,
     transmits: Transmits,
     events: VecDeque<Event>,
     actions: VecDeque<Action>,
@@ -428,6 +430,11 @@ impl Session {
             _ => None,
         };
         let requests = self.pending.values().map(|p| p.deadline).min();
+        // The queue is in submission order: the front ages out first.
+        let queued = self
+            .config
+            .max_queued_age
+            .and_then(|age| Some(self.outbox.front()?.2 + age));
         let keepalive = if self.phase.has_socket() && !matches!(self.phase, Phase::Opening { .. }) {
             let ping = self
                 .config
@@ -442,7 +449,7 @@ impl Session {
             Phase::Connected { .. } if self.config.refresh_ahead => self.spare.refresh_at(),
             _ => None,
         };
-        [phase, requests, keepalive, spare]
+        [phase, requests, queued, keepalive, spare]
             .into_iter()
             .flatten()
             .min()
@@ -473,6 +480,36 @@ impl Session {
     /// `max_retained_responses` completed ones.
     pub fn response(&self, response_id: &str) -> Option<&Response> {
         self.acc.response(response_id)
+    }
+
+    /// How many requests are waiting for a connection to be sent: those
+    /// queued while disconnected, and the invocations sent on a socket that
+    /// died before the server confirmed them, which are sent again (with
+    /// their idempotency key) once attached. Nonzero only while no
+    /// connection is attached; what a chat UI shows as "sending…".
+    pub fn pending(&self) -> usize {
+        let resend = self.idempotent();
+        self.outbox.len()
+            + self
+                .pending
+                .values()
+                .filter(|p| resend && p.unconfirmed_at_drop && p.resend.is_some())
+                .count()
+    }
+
+    /// The ids of the requests [`Session::pending`] counts, in the order
+    /// they will be sent.
+    pub fn pending_ids(&self) -> Vec<RequestId> {
+        let resend = self.idempotent();
+        let mut ids: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| resend && p.unconfirmed_at_drop && p.resend.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        ids.extend(self.outbox.iter().map(|(id, _, _)| id.0));
+        sort_ids(&mut ids);
+        ids.into_iter().map(RequestId).collect()
     }
 
     /// The highest `seq` applied so far.
@@ -512,8 +549,10 @@ impl Session {
         }
     }
 
-    /// Closes the connection for good. Pending requests fail with
-    /// [`Error::Closed`]; streaming responses end `interrupted`.
+    /// Closes the connection for good. Requests already sent fail with
+    /// [`Error::Closed`] (their outcome is unknown), requests still queued
+    /// for a connection with [`Error::ClosedBeforeSent`] (never sent);
+    /// streaming responses end `interrupted`.
     pub fn close(&mut self) {
         if matches!(self.phase, Phase::Closed | Phase::Failed) {
             return;
@@ -524,7 +563,7 @@ impl Session {
                 reason: "client closed".into(),
             });
         }
-        self.fail_everything(&Error::Closed);
+        self.fail_everything(&Error::Closed, &Error::ClosedBeforeSent);
         self.spare = Spare::Empty;
         self.phase = Phase::Closed;
         self.emit_state(ConnectionState::Closed, None, None);
@@ -599,7 +638,7 @@ impl Session {
                 });
             }
             self.next_request += 1;
-            self.outbox.push_back((id, request));
+            self.outbox.push_back((id, request, now));
         }
         Ok(id)
     }
@@ -862,6 +901,9 @@ impl Session {
 
     /// Time passed; act on every deadline that is due.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        // First, whatever the phase: an aged-out request fails when its age
+        // passes, not when the next connection comes.
+        self.expire_queued(now);
         match self.phase {
             Phase::FetchingToken { deadline, .. } if now >= deadline => {
                 let e = Error::Timeout {
@@ -894,6 +936,26 @@ impl Session {
         {
             // The spare nears its expiry while the connection stays up.
             self.fetch_spare();
+        }
+    }
+
+    /// Fails, unsent, the queued requests older than `max_queued_age`.
+    fn expire_queued(&mut self, now: Timestamp) {
+        let Some(age) = self.config.max_queued_age else {
+            return;
+        };
+        while self
+            .outbox
+            .front()
+            .is_some_and(|(_, _, at)| *at + age <= now)
+        {
+            let Some((id, _, _)) = self.outbox.pop_front() else {
+                break;
+            };
+            self.events.push_back(Event::RequestFailed {
+                request_id: id,
+                error: Error::QueueExpired { after: age },
+            });
         }
     }
 
@@ -1087,7 +1149,7 @@ impl Session {
                 p.deadline = p.deadline.min(quiet_until);
             }
         }
-        while let Some((id, request)) = self.outbox.pop_front() {
+        while let Some((id, request, _)) = self.outbox.pop_front() {
             self.transmit(id, &request, now);
         }
     }
@@ -1300,21 +1362,33 @@ impl Session {
         if self.phase.has_socket() {
             self.close_socket(1000, "failed");
         }
-        self.fail_everything(&cause);
+        self.fail_everything(&cause, &cause);
         self.spare = Spare::Empty;
         self.phase = Phase::Failed;
         self.emit_state(ConnectionState::Failed, None, Some(cause));
     }
 
-    fn fail_everything(&mut self, cause: &Error) {
+    /// Fails every request: those sent with `sent`, those still queued
+    /// (never sent) with `queued`, all in request order.
+    fn fail_everything(&mut self, sent: &Error, queued: &Error) {
         self.acc.interrupt_all(&mut self.events);
-        let mut ids: Vec<u64> = self.pending.drain().map(|(id, _)| id).collect();
-        ids.extend(self.outbox.drain(..).map(|(id, _)| id.0));
-        sort_ids(&mut ids);
-        for id in ids {
+        let mut ids: Vec<(u64, bool)> = self.pending.drain().map(|(id, _)| (id, true)).collect();
+        ids.extend(self.outbox.drain(..).map(|(id, _, _)| (id.0, false)));
+        #[cfg(not(target_arch = "wasm32"))]
+        ids.sort_unstable();
+        #[cfg(target_arch = "wasm32")]
+        for i in 1..ids.len() {
+            // A handful of ids: see `sort_ids`.
+            let mut j = i;
+            while j > 0 && ids[j - 1].0 > ids[j].0 {
+                ids.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        for (id, was_sent) in ids {
             self.events.push_back(Event::RequestFailed {
                 request_id: RequestId(id),
-                error: cause.clone(),
+                error: if was_sent { sent } else { queued }.clone(),
             });
         }
     }

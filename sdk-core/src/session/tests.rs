@@ -1631,3 +1631,156 @@ fn without_the_extension_no_key_is_sent_and_nothing_is_sent_again() {
     h.drop_socket(Some(1006));
     assert!(reconnect_and_resume(&mut h, &["seq", "resume"]).is_empty());
 }
+
+// -- the offline queue (issue #17) -------------------------------------------
+
+/// A session that attached once, then lost its socket with the network
+/// down: it waits, without a deadline of its own, for the network.
+fn offline(config: SessionConfig, caps: &[&str]) -> Harness {
+    let mut h = Harness::with(config);
+    h.connect(caps);
+    h.s.set_network_available(false, h.now);
+    h.drop_socket(Some(1006));
+    h.take_events();
+    h.take_actions();
+    assert_eq!(h.s.state().state, ConnectionState::Reconnecting);
+    h
+}
+
+fn offline_config() -> SessionConfig {
+    let mut config = SessionConfig::new("ws://relay.test/ws");
+    config.refresh_ahead = false;
+    config.ping_interval = None;
+    config.idle_timeout = None;
+    config
+}
+
+#[test]
+fn the_queue_is_bounded_by_count_and_counted_as_pending() {
+    let mut config = offline_config();
+    config.max_queued_requests = 3;
+    let mut h = offline(config, &IDEMPOTENT);
+    assert_eq!(h.s.pending(), 0);
+    let ids: Vec<RequestId> = (0..3)
+        .map(|i| h.s.send_message(format!("m{i}"), h.now).unwrap())
+        .collect();
+    assert_eq!(h.s.pending(), 3);
+    assert_eq!(h.s.pending_ids(), ids);
+    // One more fails at once, typed, and takes no id nor place.
+    assert_eq!(
+        h.s.send_message("m3", h.now),
+        Err(Error::QueueFull { limit: 3 })
+    );
+    assert_eq!(h.s.pending(), 3);
+    assert!(h.take_sent().is_empty(), "nothing goes out while offline");
+    // Back online: sent in order, each with a key, and nothing is pending.
+    h.s.set_network_available(true, h.now);
+    assert_eq!(reconnect_and_resume(&mut h, &IDEMPOTENT).len(), 3);
+    assert_eq!(h.s.pending(), 0);
+}
+
+#[test]
+fn queued_messages_go_out_in_order_once_attached() {
+    let mut h = offline(offline_config(), &IDEMPOTENT);
+    let ids: Vec<RequestId> = (0..3)
+        .map(|i| h.s.send_message(format!("m{i}"), h.now).unwrap())
+        .collect();
+    h.s.set_network_available(true, h.now);
+    let sent = reconnect_and_resume(&mut h, &IDEMPOTENT);
+    let messages: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|f| {
+            (
+                f["params"]["message"].as_str().unwrap(),
+                f["id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
+    assert_eq!(
+        messages,
+        vec![
+            ("m0", expected[0].as_str()),
+            ("m1", expected[1].as_str()),
+            ("m2", expected[2].as_str())
+        ]
+    );
+    assert!(sent.iter().all(|f| f["idempotency_key"].is_string()));
+    assert_eq!(h.s.pending(), 0);
+}
+
+#[test]
+fn a_queued_message_ages_out_when_its_age_passes_without_waiting_for_a_reconnect() {
+    let mut config = offline_config();
+    config.max_queued_age = Some(Duration::from_secs(60));
+    let mut h = offline(config, &IDEMPOTENT);
+    let old = h.s.send_message("old", h.now).unwrap();
+    h.advance(Duration::from_secs(30));
+    let young = h.s.send_message("young", h.now).unwrap();
+    // The network stays down: the session's only deadline is the oldest
+    // message's age.
+    assert_eq!(
+        h.s.poll_timeout(),
+        Some(h.now + Duration::from_secs(30)),
+        "woken when the first message ages out"
+    );
+    h.advance(Duration::from_secs(30));
+    let ev = h.take_events();
+    assert_eq!(
+        failed(&ev),
+        vec![(
+            old,
+            Error::QueueExpired {
+                after: Duration::from_secs(60)
+            }
+        )]
+    );
+    assert_eq!(h.s.pending_ids(), vec![young]);
+    h.advance(Duration::from_secs(30));
+    assert_eq!(failed(&h.take_events())[0].0, young);
+    assert_eq!(h.s.pending(), 0);
+    assert_eq!(h.s.poll_timeout(), None, "nothing left to wait for");
+    // Nothing of them is sent once back.
+    h.s.set_network_available(true, h.now);
+    assert!(reconnect_and_resume(&mut h, &IDEMPOTENT).is_empty());
+}
+
+#[test]
+fn close_fails_queued_messages_with_their_own_error_and_sent_ones_with_closed() {
+    let mut h = Harness::with(offline_config());
+    h.connect(&IDEMPOTENT);
+    let sent = h.s.send_message("sent", h.now).unwrap();
+    h.take_sent();
+    h.s.set_network_available(false, h.now);
+    h.drop_socket(Some(1006));
+    let queued = h.s.send_message("queued", h.now).unwrap();
+    // The one sent and never confirmed waits to be sent again: pending too.
+    assert_eq!(h.s.pending_ids(), vec![sent, queued]);
+    h.take_events();
+    h.s.close();
+    let ev = h.take_events();
+    assert_eq!(
+        failed(&ev),
+        vec![(sent, Error::Closed), (queued, Error::ClosedBeforeSent)]
+    );
+    assert_eq!(Error::ClosedBeforeSent.kind(), "closed_before_sent");
+    assert_ne!(Error::ClosedBeforeSent, Error::Closed);
+    assert_eq!(h.s.pending(), 0);
+}
+
+#[test]
+fn a_terminal_failure_fails_queued_messages_with_its_cause() {
+    let mut h = offline(offline_config(), &[]);
+    let queued = h.s.send_message("queued", h.now).unwrap();
+    h.s.set_network_available(true, h.now);
+    let req = h.open();
+    h.answer(
+        &req,
+        json!({"success": false, "error": "Context does not belong to user", "code": "forbidden"}),
+    );
+    let ev = h.take_events();
+    let f = failed(&ev);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].0, queued);
+    assert!(matches!(f[0].1, Error::Forbidden(_)), "{:?}", f[0].1);
+}
