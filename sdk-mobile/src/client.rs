@@ -61,6 +61,16 @@ pub struct ClientConfig {
     /// turns it off).
     #[uniffi(default = None)]
     pub idle_timeout_ms: Option<u64>,
+    /// How many messages may wait for a connection while disconnected
+    /// (sent in order once attached; default 256). One more fails at once
+    /// with `QueueFull`.
+    #[uniffi(default = None)]
+    pub max_queued: Option<u32>,
+    /// How long a message may wait for a connection (default 300 s; 0: no
+    /// limit). Past it, it fails unsent with `QueueExpired` when its age
+    /// passes, without waiting for a reconnect.
+    #[uniffi(default = None)]
+    pub max_queued_age_ms: Option<u64>,
 }
 
 fn ms(v: u64) -> Duration {
@@ -109,6 +119,12 @@ impl NativeClient {
         }
         if let Some(t) = config.idle_timeout_ms {
             b = b.idle_timeout(timer(t));
+        }
+        if let Some(n) = config.max_queued {
+            b = b.max_queued(n as usize);
+        }
+        if let Some(t) = config.max_queued_age_ms {
+            b = b.max_queued_age(timer(t));
         }
         if let Some(n) = config.event_capacity {
             b = b.event_capacity(n.max(1) as usize);

@@ -92,6 +92,16 @@ impl NativeConnection {
         self.context_id.clone()
     }
 
+    /// How many messages wait for a connection to be sent: queued while
+    /// disconnected, or sent on a socket that died before the server
+    /// confirmed them (sent again, once, after the reconnect). Nonzero only
+    /// while disconnected: show them as "sending…". It changes on a send,
+    /// on a state change, and when a queued message fails (`QueueExpired`,
+    /// or `ClosedBeforeSent` on `close`).
+    pub fn pending(&self) -> u32 {
+        u32::try_from(self.requests.pending()).unwrap_or(u32::MAX)
+    }
+
     /// The latest state change.
     pub fn state(&self) -> StateChange {
         (&self.requests.state()).into()

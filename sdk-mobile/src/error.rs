@@ -131,6 +131,21 @@ pub enum TokenRelayError {
         /// The configured limit.
         limit: u64,
     },
+    /// A message queued while disconnected waited longer than
+    /// `max_queued_age_ms` for a connection: it was never sent.
+    QueueExpired {
+        /// What happened.
+        detail: String,
+        /// The configured age limit, in milliseconds.
+        after_ms: u64,
+    },
+    /// The connection was closed while the message was still queued for a
+    /// connection: it was never sent (unlike `Closed` on a request already
+    /// sent, whose outcome is unknown).
+    ClosedBeforeSent {
+        /// What happened.
+        detail: String,
+    },
     /// Events were not read fast enough and the oldest were dropped
     /// (responses are unaffected).
     EventsDropped {
@@ -174,6 +189,8 @@ impl TokenRelayError {
             | E::ExpiredToken { detail, .. }
             | E::Transport { detail }
             | E::QueueFull { detail, .. }
+            | E::QueueExpired { detail, .. }
+            | E::ClosedBeforeSent { detail }
             | E::EventsDropped { detail, .. }
             | E::Config { detail } => detail,
         }
@@ -246,6 +263,11 @@ impl From<Error> for TokenRelayError {
                 detail,
                 limit: limit as u64,
             },
+            Error::QueueExpired { after } => E::QueueExpired {
+                detail,
+                after_ms: millis(after),
+            },
+            Error::ClosedBeforeSent => E::ClosedBeforeSent { detail },
             Error::EventsDropped { count } => E::EventsDropped { detail, count },
             Error::Config { .. } => E::Config { detail },
             // `Error` is non-exhaustive: a kind added to the core later is

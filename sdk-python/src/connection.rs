@@ -39,7 +39,8 @@ impl NativeClient {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (ws_url, token_provider, *, client_key=None, headers=None,
         connect_timeout=None, request_timeout=None, invocation_timeout=None,
-        refresh_ahead=true, ping_interval=None, idle_timeout=None))]
+        refresh_ahead=true, ping_interval=None, idle_timeout=None, max_queued=None,
+        max_queued_age=None))]
     fn new(
         ws_url: String,
         token_provider: &Bound<'_, PyAny>,
@@ -51,6 +52,8 @@ impl NativeClient {
         refresh_ahead: bool,
         ping_interval: Option<f64>,
         idle_timeout: Option<f64>,
+        max_queued: Option<usize>,
+        max_queued_age: Option<f64>,
     ) -> PyResult<Self> {
         let event_loop: LoopSlot = Arc::new(Mutex::new(None));
         let provider = provider_from_py(token_provider, event_loop.clone())?;
@@ -77,6 +80,12 @@ impl NativeClient {
         }
         if let Some(s) = idle_timeout {
             b = b.idle_timeout(timer(s));
+        }
+        if let Some(n) = max_queued {
+            b = b.max_queued(n);
+        }
+        if let Some(s) = max_queued_age {
+            b = b.max_queued_age(timer(s));
         }
         let inner = b.refresh_ahead(refresh_ahead).build().map_err(to_pyerr)?;
         Ok(NativeClient { inner, event_loop })
@@ -145,6 +154,12 @@ impl NativeConnection {
     #[getter]
     fn context_id(&self) -> &str {
         &self.context_id
+    }
+
+    /// Requests waiting for a connection to be sent (see the core's
+    /// `Connection::pending`).
+    fn pending(&self) -> usize {
+        self.handle().pending()
     }
 
     /// The latest state change, as a `tokenrelay.StateChanged`.

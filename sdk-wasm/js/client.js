@@ -125,6 +125,7 @@ export class Client {
     const {
       wsUrl, getToken, clientKey, WebSocket, refreshAhead, connectTimeoutMs, logger,
       requestTimeoutMs, invocationTimeoutMs, reconnectMinDelayMs, reconnectMaxDelayMs, maxReconnectAttempts,
+      maxQueued, maxQueuedAgeMs,
     } = options;
     if (typeof wsUrl !== 'string' || !/^wss?:\/\//i.test(wsUrl)) {
       throw new TypeError(`options.wsUrl must be a ws:// or wss:// URL string, got ${typeof wsUrl === 'string' ? JSON.stringify(wsUrl) : describe(wsUrl)}`);
@@ -146,6 +147,11 @@ export class Client {
     }
     const durations = { connectTimeoutMs, requestTimeoutMs, invocationTimeoutMs, reconnectMinDelayMs, reconnectMaxDelayMs };
     for (const [name, v] of Object.entries(durations)) checkMs(`options.${name}`, v, name !== 'reconnectMinDelayMs');
+    // 0: no age limit.
+    checkMs('options.maxQueuedAgeMs', maxQueuedAgeMs, false);
+    if (maxQueued !== undefined && !(Number.isInteger(maxQueued) && maxQueued >= 0 && maxQueued < 2 ** 32)) {
+      throw new TypeError(`options.maxQueued must be a non-negative integer, got ${describe(maxQueued)}`);
+    }
     if ((reconnectMinDelayMs ?? 500) > (reconnectMaxDelayMs ?? 20_000)) {
       throw new TypeError(`options.reconnectMinDelayMs (${reconnectMinDelayMs ?? 500}) must not exceed options.reconnectMaxDelayMs (${reconnectMaxDelayMs ?? 20_000})`);
     }
@@ -167,6 +173,8 @@ export class Client {
       reconnectMinDelayMs,
       reconnectMaxDelayMs,
       maxReconnectAttempts,
+      maxQueued,
+      maxQueuedAgeMs,
       logger: logger ?? null,
     };
   }
@@ -410,6 +418,7 @@ export class Connection {
       options.wsUrl, contextId, options.clientKey, getToken, withErrorListener(options.WebSocket), sink, guard,
       options.refreshAhead, options.requestTimeoutMs, options.invocationTimeoutMs,
       options.reconnectMinDelayMs, options.reconnectMaxDelayMs, options.maxReconnectAttempts,
+      options.maxQueued, options.maxQueuedAgeMs,
     ));
     live.add(this);
     this.#log('connecting');
@@ -432,6 +441,14 @@ export class Connection {
 
   /** The current state (`"connected"`, `"reconnecting"`, …). */
   get state() { return this.#state; }
+
+  /** How many messages wait for a connection to be sent: queued while
+   * disconnected, or sent on a socket that died before the server
+   * confirmed them (sent again, once, after the reconnect). Nonzero only
+   * while disconnected: show them as "sending…". It changes on a send, on
+   * a `state` event, and when a queued message fails (`QueueExpiredError`,
+   * or `ClosedBeforeSentError` on `close()`). */
+  get pending() { return this.#ended ? 0 : call(() => this.#wasm.pending()); }
 
   /** The server's name, version and capabilities, once connected. */
   get server() { return this.#ended ? null : call(() => this.#wasm.server()); }
@@ -537,7 +554,9 @@ export class Connection {
     if (!this.#ended) call(() => this.#wasm.reconnectNow());
   }
 
-  /** Closes for good: pending requests reject with `ClosedError`, every
+  /** Closes for good: requests already sent reject with `ClosedError`,
+   * messages still queued for a connection (never sent) with
+   * `ClosedBeforeSentError`; every
    * socket, timer and listener is released. */
   close() {
     if (this.#ended || dead) return;

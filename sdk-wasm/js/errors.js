@@ -36,6 +36,8 @@ const table = {
   expired_token: 'ExpiredTokenError',
   transport: 'TransportError',
   queue_full: 'QueueFullError',
+  queue_expired: 'QueueExpiredError',
+  closed_before_sent: 'ClosedBeforeSentError',
   config: 'ConfigError',
   events_dropped: 'EventsDroppedError',
   panic: 'PanicError',
@@ -69,6 +71,8 @@ export const TokenProviderError = classes.token_provider;
 export const ExpiredTokenError = classes.expired_token;
 export const TransportError = classes.transport;
 export const QueueFullError = classes.queue_full;
+export const QueueExpiredError = classes.queue_expired;
+export const ClosedBeforeSentError = classes.closed_before_sent;
 export const ConfigError = classes.config;
 export const EventsDroppedError = classes.events_dropped;
 export const PanicError = classes.panic;

@@ -58,6 +58,15 @@ export interface ClientOptions {
   /** Give up (state `failed`) after this many failed attempts in a row
    * (default: never). */
   maxReconnectAttempts?: number;
+  /** How many messages may wait for a connection while disconnected (sent
+   * in order once attached; default 256). One more throws a
+   * `QueueFullError` at once. */
+  maxQueued?: number;
+  /** How long a message may wait for a connection, in milliseconds
+   * (default 300,000; 0: no limit). Past it, its request rejects with a
+   * `QueueExpiredError` when its age passes, without waiting for a
+   * reconnect. */
+  maxQueuedAgeMs?: number;
   /** Receives debug lines: state changes, reconnects, why a connection
    * ended. Never a key or token. `console` works. */
   logger?: Logger;
@@ -249,6 +258,10 @@ export declare class Connection implements AsyncIterable<ConnectionEvent> {
   private constructor();
   readonly contextId: string;
   readonly state: ConnectionState;
+  /** Messages waiting for a connection to be sent (queued while
+   * disconnected, or to be sent again after a drop): show them as
+   * "sending…". Nonzero only while disconnected. */
+  readonly pending: number;
   readonly server: ServerInfo | null;
   /** Returns a function that removes the listener. */
   on<T extends EventType>(type: T, listener: (event: EventOf<T>) => void): () => void;
@@ -289,7 +302,8 @@ export declare class TokenRelayError extends Error {
 export type ErrorCode =
   | 'unauthorized' | 'forbidden' | 'not_found' | 'rate_limited' | 'payment_required'
   | 'invalid_request' | 'server' | 'protocol' | 'timeout' | 'connection_lost' | 'closed'
-  | 'token_provider' | 'expired_token' | 'transport' | 'queue_full' | 'config'
+  | 'token_provider' | 'expired_token' | 'transport' | 'queue_full' | 'queue_expired'
+  | 'closed_before_sent' | 'config'
   | 'events_dropped' | 'panic' | 'unknown';
 
 export declare class UnauthorizedError extends TokenRelayError { readonly code: 'unauthorized' }
@@ -307,6 +321,13 @@ export declare class TokenProviderError extends TokenRelayError { readonly code:
 export declare class ExpiredTokenError extends TokenRelayError { readonly code: 'expired_token' }
 export declare class TransportError extends TokenRelayError { readonly code: 'transport' }
 export declare class QueueFullError extends TokenRelayError { readonly code: 'queue_full' }
+/** A message queued while disconnected waited longer than `maxQueuedAgeMs`
+ * for a connection: it was never sent. */
+export declare class QueueExpiredError extends TokenRelayError { readonly code: 'queue_expired' }
+/** `close()` was called while the message was still queued for a
+ * connection: it was never sent (unlike `ClosedError` on a request already
+ * sent, whose outcome is unknown). */
+export declare class ClosedBeforeSentError extends TokenRelayError { readonly code: 'closed_before_sent' }
 export declare class ConfigError extends TokenRelayError { readonly code: 'config' }
 export declare class EventsDroppedError extends TokenRelayError { readonly code: 'events_dropped' }
 /** The wasm module crashed (a bug); every connection failed with it. */

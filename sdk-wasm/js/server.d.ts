@@ -5,7 +5,7 @@ export {
   TokenRelayError, UnauthorizedError, ForbiddenError, NotFoundError, RateLimitedError,
   PaymentRequiredError, InvalidRequestError, ServerError, ProtocolError, TimeoutError,
   ConnectionLostError, ClosedError, TokenProviderError, ExpiredTokenError, TransportError,
-  QueueFullError, ConfigError, EventsDroppedError, PanicError, ErrorCode, Json,
+  QueueFullError, QueueExpiredError, ClosedBeforeSentError, ConfigError, EventsDroppedError, PanicError, ErrorCode, Json,
 } from './index.js';
 import type { Json } from './index.js';
 

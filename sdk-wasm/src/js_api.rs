@@ -80,6 +80,8 @@ impl WasmConnection {
         reconnect_min_delay_ms: Option<f64>,
         reconnect_max_delay_ms: Option<f64>,
         max_reconnect_attempts: Option<u32>,
+        max_queued: Option<u32>,
+        max_queued_age_ms: Option<f64>,
     ) -> WasmConnection {
         let ms = |v: f64| Duration::from_millis(v as u64);
         let mut config = default_config(ws_url);
@@ -99,6 +101,13 @@ impl WasmConnection {
         }
         if max_reconnect_attempts.is_some() {
             config.reconnect.max_attempts = max_reconnect_attempts;
+        }
+        if let Some(n) = max_queued {
+            config.max_queued_requests = n as usize;
+        }
+        if let Some(v) = max_queued_age_ms {
+            // 0: no limit.
+            config.max_queued_age = (v > 0.0).then(|| ms(v));
         }
         let host = Host {
             get_token,
@@ -173,6 +182,12 @@ impl WasmConnection {
     /// The current state's name.
     pub fn state(&self) -> String {
         Driver::read(&self.driver, |s| s.state().state.as_str().to_owned())
+    }
+
+    /// Requests waiting for a connection to be sent (see the core's
+    /// `Session::pending`).
+    pub fn pending(&self) -> u32 {
+        Driver::read(&self.driver, |s| s.pending() as u32)
     }
 
     /// The current count of consecutive failed attempts.

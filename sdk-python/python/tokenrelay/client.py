@@ -50,6 +50,13 @@ class Client:
         idle_timeout: seconds of silence after which the socket counts as
             dead and the client reconnects: how fast a connection whose
             packets just stop is noticed (default 45; 0 turns it off).
+        max_queued: how many messages may wait for a connection while
+            disconnected (sent in order once attached; default 256). One
+            more raises :class:`~tokenrelay.QueueFullError` at once.
+        max_queued_age: seconds a message may wait for a connection
+            (default 300; 0 means no limit). Past it, it fails unsent with
+            :class:`~tokenrelay.QueueExpiredError` when its age passes,
+            without waiting for a reconnect.
     """
 
     def __init__(
@@ -65,6 +72,8 @@ class Client:
         refresh_ahead: bool = True,
         ping_interval: Optional[float] = None,
         idle_timeout: Optional[float] = None,
+        max_queued: Optional[int] = None,
+        max_queued_age: Optional[float] = None,
     ) -> None:
         if not isinstance(ws_url, str):
             raise TypeError(f"ws_url: expected str, got {type(ws_url).__name__}")
@@ -91,6 +100,8 @@ class Client:
             refresh_ahead=bool(refresh_ahead),
             ping_interval=ping_interval,
             idle_timeout=idle_timeout,
+            max_queued=max_queued,
+            max_queued_age=max_queued_age,
         )
 
     def connect(self, context_id: str) -> "_Connecting":
@@ -205,6 +216,17 @@ class Connection:
         """The latest state change (``state``, ``attempt``, ``retry_in``, ``cause``)."""
         return self._native.state()
 
+    @property
+    def pending(self) -> int:
+        """How many messages wait for a connection to be sent: queued while
+        disconnected, or sent on a socket that died before the server
+        confirmed them (sent again, once, after the reconnect). Nonzero only
+        while disconnected: show these as "sending…". It changes on a send,
+        on a state change, and when a queued message fails
+        (:class:`~tokenrelay.QueueExpiredError`, or
+        :class:`~tokenrelay.ClosedBeforeSentError` on :meth:`close`)."""
+        return self._native.pending()
+
     async def send_message(self, text: str) -> int:
         """Sends a message; the reply streams as events. Returns the request
         id, which the reply's :attr:`Response.request_id` carries."""
@@ -293,7 +315,9 @@ class Connection:
 
     async def close(self) -> None:
         """Closes the connection and waits until its task has finished.
-        Pending requests fail with :class:`tokenrelay.ConnectionClosed`."""
+        Requests already sent fail with :class:`tokenrelay.ConnectionClosed`;
+        messages still queued for a connection (never sent) with
+        :class:`tokenrelay.ClosedBeforeSentError`."""
         await self._native.close()
 
     async def __aenter__(self) -> "Connection":

@@ -24,6 +24,8 @@ __all__ = [
     "ExpiredTokenError",
     "TransportError",
     "QueueFullError",
+    "QueueExpiredError",
+    "ClosedBeforeSentError",
     "EventsDroppedError",
     "ConfigError",
 ]
@@ -165,6 +167,22 @@ class QueueFullError(Error):
     kind = "queue_full"
 
 
+class QueueExpiredError(Error):
+    """A request queued while disconnected waited longer than
+    ``max_queued_age`` for a connection: it was never sent. Raised when its
+    age passes, without waiting for a reconnect."""
+
+    kind = "queue_expired"
+
+
+class ClosedBeforeSentError(Error):
+    """The connection was closed while the request was still queued for a
+    connection: it was never sent, so nothing happened on the server (unlike
+    :class:`ConnectionClosed` on a request already sent)."""
+
+    kind = "closed_before_sent"
+
+
 class EventsDroppedError(Error):
     """Events were not read in time and the oldest were dropped."""
 
@@ -195,6 +213,8 @@ _BY_KIND: Dict[str, Type[Error]] = {
         ExpiredTokenError,
         TransportError,
         QueueFullError,
+        QueueExpiredError,
+        ClosedBeforeSentError,
         EventsDroppedError,
         ConfigError,
     )

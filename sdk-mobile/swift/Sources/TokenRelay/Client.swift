@@ -91,6 +91,15 @@ public final class Connection: @unchecked Sendable {
     /// The latest state change (state, attempt, delay, cause).
     public var state: StateChange { native.state() }
 
+    /// How many messages wait for a connection to be sent: queued while
+    /// disconnected (bounded by `ClientConfig.maxQueued` and
+    /// `maxQueuedAgeMs`), or sent on a socket that died before the server
+    /// confirmed them (sent again, once, after the reconnect). Nonzero only
+    /// while disconnected: show them as "sending…". It changes on a send, on
+    /// a state change, and when a queued message fails (`.QueueExpired`, or
+    /// `.ClosedBeforeSent` on `close()`).
+    public var pendingCount: Int { Int(native.pending()) }
+
     /// Every event, in order: `for await event in conn.events { … }`. Ends
     /// when the connection is closed and drained. Iterate from one task at
     /// a time; events cross from Rust in batches.
@@ -156,8 +165,9 @@ public final class Connection: @unchecked Sendable {
     /// Retries at once if the connection is waiting to reconnect.
     public func reconnectNow() { native.reconnectNow() }
 
-    /// Closes the connection and waits until it has stopped. Pending
-    /// requests fail with `TokenRelayError.Closed`; `events` ends (events not
+    /// Closes the connection and waits until it has stopped. Requests already
+    /// sent fail with `TokenRelayError.Closed`, messages still queued for a
+    /// connection (never sent) with `.ClosedBeforeSent`; `events` ends (events not
     /// read by then are discarded). Safe while a task iterates `events`.
     public func close() async {
         await native.closeConnection()

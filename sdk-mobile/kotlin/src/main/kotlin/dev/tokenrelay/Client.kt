@@ -76,6 +76,18 @@ class Connection internal constructor(private val native: NativeConnection) {
     val state: StateChange get() = native.state()
 
     /**
+     * How many messages wait for a connection to be sent: queued while
+     * disconnected (bounded by `ClientConfig.maxQueued` and
+     * `maxQueuedAgeMs`), or sent on a socket that died before the server
+     * confirmed them (sent again, once, after the reconnect). Nonzero only
+     * while disconnected: show them as "sending…". It changes on a send, on
+     * a state change, and when a queued message fails
+     * ([TokenRelayException.QueueExpired], or
+     * [TokenRelayException.ClosedBeforeSent] on [close]).
+     */
+    val pendingCount: Int get() = native.pending().toInt()
+
+    /**
      * Every event, in order, as a cold [Flow]: state changes, tokens,
      * completed responses, tool calls, errors. The flow completes when the
      * connection is closed and drained.
@@ -171,8 +183,10 @@ class Connection internal constructor(private val native: NativeConnection) {
     fun reconnectNow() = native.reconnectNow()
 
     /**
-     * Closes the connection and waits until it has stopped. Pending requests
-     * fail with [TokenRelayException.Closed]; [events] completes (events not
+     * Closes the connection and waits until it has stopped. Requests already
+     * sent fail with [TokenRelayException.Closed], messages still queued for
+     * a connection (never sent) with [TokenRelayException.ClosedBeforeSent];
+     * [events] completes (events not
      * collected by then are discarded). Safe to call while a collector is
      * suspended in [events], and more than once.
      */
