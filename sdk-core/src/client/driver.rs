@@ -295,6 +295,12 @@ impl Loop {
             }
             let before = self.batch.len();
             self.d.session.drain_events(&mut self.batch);
+            // Before anyone hears of these events (a waiter settled below,
+            // a reader of the queue): whoever reads `pending()` on a state
+            // change or a failed request sees the count after it.
+            self.d
+                .pending
+                .store(self.d.session.pending(), Ordering::Relaxed);
             if self.batch.len() > before {
                 progressed = true;
                 for i in before..self.batch.len() {
@@ -305,11 +311,6 @@ impl Loop {
                 break;
             }
         }
-        // Before the events go out: an app that reads `pending()` on a
-        // state change or a failed request sees the count after it.
-        self.d
-            .pending
-            .store(self.d.session.pending(), Ordering::Relaxed);
         self.d.queue.push_all(&mut self.batch);
     }
 

@@ -1,0 +1,154 @@
+//! Messages sent while disconnected, against the real server: queued,
+//! counted as pending, bounded by count and by age (past either a typed
+//! error, the aged-out one when its age passes, still offline), sent in
+//! order once attached, and failed with their own error by `close()`.
+
+use std::time::Duration;
+
+use tokenrelay::rest::ContextMessage;
+use tokenrelay::{Connection, ConnectionState, Error, Event, RequestId, ResponseStatus};
+use tokenrelay_e2e::{Harness, WAIT};
+
+/// Polls `cond` until it holds (failing after [`WAIT`]); for states the
+/// connection reaches on its own (a drop noticed, a reconnect).
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Cuts the connection with the network marked down, so it waits for the
+/// network instead of reconnecting: everything sent now is queued.
+async fn go_offline(h: &Harness, ctx: &str, conn: &Connection) {
+    conn.set_network_available(false);
+    h.fault(ctx, "drop").await.unwrap();
+    until("the drop is noticed", || {
+        conn.state().state == ConnectionState::Reconnecting
+    })
+    .await;
+}
+
+async fn humans(h: &Harness, ctx: &str) -> Vec<String> {
+    h.admin
+        .get_context(ctx)
+        .await
+        .unwrap()
+        .messages
+        .into_iter()
+        .filter_map(|m| match m {
+            ContextMessage::Human { message } => Some(message),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_messages_are_pending_bounded_by_count_and_sent_in_order_once_back() {
+    let h = Harness::start().await;
+    let ctx = h.context("", false).await;
+    let (builder, _) = h.client();
+    let mut conn = builder
+        .max_queued(3)
+        .build()
+        .unwrap()
+        .connect(&ctx)
+        .await
+        .unwrap();
+    go_offline(&h, &ctx, &conn).await;
+    assert_eq!(conn.pending(), 0);
+    let mut ids: Vec<RequestId> = Vec::new();
+    for i in 0..3 {
+        ids.push(conn.send_message(format!("[echo] q{i}")).await.unwrap());
+        assert_eq!(conn.pending(), i + 1, "counted once sent");
+    }
+    // The fourth is refused at once, typed; the three stay queued.
+    assert_eq!(
+        conn.send_message("[echo] q3").await,
+        Err(Error::QueueFull { limit: 3 })
+    );
+    assert_eq!(conn.pending(), 3);
+    assert_eq!(conn.state().state, ConnectionState::Reconnecting);
+    conn.set_network_available(true);
+    // One complete reply each, in the order they were sent.
+    let mut replies = Vec::new();
+    while replies.len() < 3 {
+        let event = tokio::time::timeout(WAIT, conn.next_event())
+            .await
+            .expect("the queued messages are answered")
+            .expect("the connection stays open");
+        match event {
+            Event::ResponseComplete(r) => replies.push(*r),
+            Event::RequestFailed { request_id, error } => {
+                panic!("{request_id:?} failed: {error}")
+            }
+            _ => {}
+        }
+    }
+    for (i, reply) in replies.iter().enumerate() {
+        assert_eq!(reply.request_id, Some(ids[i]));
+        assert_eq!(reply.text, format!("q{i}"));
+        assert_eq!(reply.status, ResponseStatus::Complete);
+    }
+    assert_eq!(conn.pending(), 0);
+    assert_eq!(
+        humans(&h, &ctx).await,
+        vec!["[echo] q0", "[echo] q1", "[echo] q2"],
+        "each once, in order, and not the refused one"
+    );
+    conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_queued_too_long_fails_while_still_offline_and_is_never_sent() {
+    let h = Harness::start().await;
+    let ctx = h.context("", false).await;
+    let (builder, _) = h.client();
+    let conn = builder
+        .max_queued_age(Some(Duration::from_millis(200)))
+        .build()
+        .unwrap()
+        .connect(&ctx)
+        .await
+        .unwrap();
+    go_offline(&h, &ctx, &conn).await;
+    let failed = tokio::time::timeout(WAIT, conn.ask("[echo] stale"))
+        .await
+        .expect("the aged-out message fails without a reconnect");
+    assert_eq!(
+        failed,
+        Err(Error::QueueExpired {
+            after: Duration::from_millis(200)
+        })
+    );
+    assert_eq!(failed.unwrap_err().kind(), "queue_expired");
+    // It failed while the network was still down, and left the queue.
+    assert_eq!(conn.state().state, ConnectionState::Reconnecting);
+    assert_eq!(conn.pending(), 0);
+    conn.set_network_available(true);
+    let reply = tokio::time::timeout(WAIT, conn.ask("[echo] fresh"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.text, "fresh");
+    assert_eq!(humans(&h, &ctx).await, vec!["[echo] fresh"], "never sent");
+    conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_fails_queued_messages_with_their_own_error() {
+    let h = Harness::start().await;
+    let ctx = h.context("", false).await;
+    let (builder, _) = h.client();
+    let conn = builder.build().unwrap().connect(&ctx).await.unwrap();
+    go_offline(&h, &ctx, &conn).await;
+    let asker = conn.clone_handle();
+    let asking = tokio::spawn(async move { asker.ask("[echo] unsent").await });
+    until("the message is queued", || conn.pending() == 1).await;
+    conn.close().await;
+    let outcome = tokio::time::timeout(WAIT, asking).await.unwrap().unwrap();
+    assert_eq!(outcome, Err(Error::ClosedBeforeSent));
+    assert_eq!(outcome.unwrap_err().kind(), "closed_before_sent");
+    assert!(humans(&h, &ctx).await.is_empty());
+}
