@@ -320,6 +320,65 @@ fun clientTests(): List<Test> = listOf(
         }
     },
 
+    Test("offline queue: pendingCount, QueueFull, QueueExpired while offline, sent in order once back, ClosedBeforeSent on close") { server ->
+        val contextId = server.newContext()
+        val provider = CountingProvider(server)
+        val config = ClientConfig(wsUrl = server.wsUrl, refreshAhead = false, maxQueued = 2u, maxQueuedAgeMs = 60_000uL)
+        Client(config, provider::token).use { client ->
+            val conn = client.connect(contextId)
+            val events = EventReader(conn.events())
+            try {
+                conn.setNetworkAvailable(false)
+                server.fault(contextId, "drop")
+                events.state(ConnectionState.RECONNECTING)
+                assertEq(conn.pendingCount, 0, "pending before")
+                val first = conn.sendMessage("[echo] q0")
+                val second = conn.sendMessage("[echo] q1")
+                assertEq(conn.pendingCount, 2, "pending while offline")
+                val full = assertThrows<TokenRelayException.QueueFull>("one more than maxQueued") { conn.sendMessage("[echo] q2") }
+                assertEq(full.limit, 2uL, "the limit")
+                conn.setNetworkAvailable(true)
+                // The reference server may run invocations that arrive at
+                // once in another order: replies are matched by id.
+                val replies = mutableListOf<Pair<Long?, String>>()
+                while (replies.size < 2) {
+                    replies += events.until("the queued replies") { e ->
+                        (e as? Event.ResponseComplete)?.response?.let { it.requestId?.toLong() to it.text }
+                    }
+                }
+                assertEq(replies.sortedBy { it.first }, listOf(first to "q0", second to "q1"), "answered once each")
+                assertEq(conn.pendingCount, 0, "pending once back")
+            } finally {
+                events.cancel()
+                conn.close()
+            }
+        }
+        // An age limit that passes while offline, then close() with one queued.
+        Client(ClientConfig(wsUrl = server.wsUrl, refreshAhead = false, maxQueuedAgeMs = 200uL), provider::token).use { client ->
+            val conn = client.connect(contextId)
+            val events = EventReader(conn.events())
+            conn.setNetworkAvailable(false)
+            server.fault(contextId, "drop")
+            events.state(ConnectionState.RECONNECTING)
+            val expired = assertThrows<TokenRelayException.QueueExpired>("aged out while offline") {
+                withTimeout(20_000) { conn.ask("[echo] stale") }
+            }
+            assertEq(expired.afterMs, 200uL, "the age limit")
+            check(conn.state.state == ConnectionState.RECONNECTING) { "failed only once back: ${conn.state.state}" }
+            coroutineScope {
+                val asking = async { runCatching { conn.ask("[echo] unsent") }.exceptionOrNull() }
+                withTimeout(20_000) { while (conn.pendingCount != 1) delay(5) }
+                conn.close()
+                val err = withTimeout(20_000) { asking.await() }
+                check(err is TokenRelayException.ClosedBeforeSent) { "close() with a queued message: $err" }
+            }
+            events.cancel()
+        }
+        val history = server.admin.getContext(contextId).rawJson()
+        check("q0" in history && "q1" in history) { "the queued messages are in the history: $history" }
+        check(listOf("q2", "stale", "unsent").none { it in history }) { "an unsent message reached the server: $history" }
+    },
+
     Test("appEndpointTokenProvider: the app backend's endpoint mints keys; its 403 is Forbidden") { server ->
         val contextId = server.newContext()
         val calls = java.util.concurrent.atomic.AtomicInteger()
