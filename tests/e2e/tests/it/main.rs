@@ -13,5 +13,6 @@ mod cancel;
 mod contracts;
 mod flows;
 mod idempotency;
+mod offline_queue;
 mod restart;
 mod scenarios;
