@@ -1,5 +1,14 @@
 #![doc = include_str!("../README.md")]
-#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// The lints of a public crate (issue #12); `[workspace.lints]` takes them
+// over once the workspace has it.
+#![warn(
+    missing_docs,
+    unreachable_pub,
+    unused_qualifications,
+    clippy::dbg_macro,
+    clippy::todo
+)]
 
 mod accumulator;
 pub mod backoff;
@@ -14,10 +23,12 @@ mod token_text;
 pub mod wire;
 
 #[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub mod admin;
 #[cfg(any(feature = "client", feature = "admin"))]
 mod client;
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod provider;
 
 pub use error::{Error, ProtocolError, RateLimit, Rejection};
@@ -28,10 +39,13 @@ pub use event::{
 pub use time::Timestamp;
 
 #[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub use admin::AdminClient;
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use client::{Client, ClientBuilder, Connection};
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use provider::TokenProvider;
 pub use token::{Credential, CredentialKind};
 pub use token_text::TokenText;

@@ -101,6 +101,7 @@ impl TokenProvider for StaticToken {
 ///     .context_field("contextId");
 /// ```
 #[cfg(feature = "app-endpoint")]
+#[cfg_attr(docsrs, doc(cfg(feature = "app-endpoint")))]
 #[derive(Clone)]
 pub struct AppEndpoint {
     url: String,
@@ -225,6 +226,7 @@ impl TokenProvider for AppEndpoint {
 /// (`POST /generate-api-key`). **Server-side only**: the org key must never
 /// reach a browser or phone.
 #[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 #[derive(Debug, Clone)]
 pub struct OrgKeyProvider {
     admin: AdminClient,
@@ -267,6 +269,7 @@ impl TokenProvider for OrgKeyProvider {
 /// Fetches a single-use stream token (`GET /api/v1/token?ttl=`) and opens
 /// the socket with it (`/ws?token=`), for servers with `stream_token`.
 #[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 #[derive(Debug, Clone)]
 pub struct StreamTokenProvider {
     admin: AdminClient,

@@ -213,7 +213,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_wakes_every_parked_reader() {
-        let q = std::sync::Arc::new(EventQueue::new(4));
+        let q = Arc::new(EventQueue::new(4));
         let readers: Vec<_> = (0..3)
             .map(|_| {
                 let q = q.clone();

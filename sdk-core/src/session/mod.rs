@@ -395,11 +395,13 @@ impl Session {
     // -- outputs -------------------------------------------------------------
 
     /// The next frame to send on the socket.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<String> {
         self.transmits.0.pop_front()
     }
 
     /// The next event for the application.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
@@ -416,11 +418,13 @@ impl Session {
     }
 
     /// The next thing the driver must do.
+    #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
     /// When to call [`Session::handle_timeout`] next, if ever.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let phase = match &self.phase {
             Phase::FetchingToken { deadline, .. } | Phase::Opening { deadline, .. } => {
