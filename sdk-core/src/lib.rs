@@ -1,14 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
-// The lints of a public crate (issue #12); `[workspace.lints]` takes them
-// over once the workspace has it.
-#![warn(
-    missing_docs,
-    unreachable_pub,
-    unused_qualifications,
-    clippy::dbg_macro,
-    clippy::todo
-)]
+// The other lints come from `[workspace.lints]`; docs are required here
+// because this crate is public.
+#![warn(missing_docs)]
 
 mod accumulator;
 pub mod backoff;

@@ -10,14 +10,14 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// What the responder answers to every request.
 #[derive(Clone)]
-pub struct Canned {
+pub(crate) struct Canned {
     pub status: u16,
     pub headers: Vec<(&'static str, &'static str)>,
     pub body: String,
 }
 
 impl Canned {
-    pub fn json(status: u16, body: Value) -> Canned {
+    pub(crate) fn json(status: u16, body: Value) -> Canned {
         Canned {
             status,
             headers: vec![("content-type", "application/json")],
@@ -25,7 +25,7 @@ impl Canned {
         }
     }
 
-    pub fn with_header(mut self, name: &'static str, value: &'static str) -> Canned {
+    pub(crate) fn with_header(mut self, name: &'static str, value: &'static str) -> Canned {
         self.headers.push((name, value));
         self
     }
@@ -33,7 +33,7 @@ impl Canned {
 
 /// A request as the responder received it.
 #[derive(Debug, Clone)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub method: String,
     pub target: String,
     pub headers: Vec<(String, String)>,
@@ -41,19 +41,19 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).expect("request body is JSON")
     }
 }
 
-pub struct Responder {
+pub(crate) struct Responder {
     pub base_url: String,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
 }
@@ -61,7 +61,7 @@ pub struct Responder {
 impl Responder {
     /// Serves `canned` to every connection on 127.0.0.1, one request per
     /// connection (`connection: close` keeps the parsing trivial).
-    pub async fn start(canned: Canned) -> Responder {
+    pub(crate) async fn start(canned: Canned) -> Responder {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -80,18 +80,18 @@ impl Responder {
         Responder { base_url, requests }
     }
 
-    pub fn client(&self, credential: &str) -> AdminClient {
+    pub(crate) fn client(&self, credential: &str) -> AdminClient {
         AdminClient::new(&self.base_url, credential).unwrap()
     }
 
-    pub fn only_request(&self) -> Recorded {
+    pub(crate) fn only_request(&self) -> Recorded {
         let requests = self.requests.lock().unwrap();
         assert_eq!(requests.len(), 1, "{requests:?}");
         requests[0].clone()
     }
 }
 
-pub async fn answer(mut stream: TcpStream, canned: &Canned) -> Option<Recorded> {
+pub(crate) async fn answer(mut stream: TcpStream, canned: &Canned) -> Option<Recorded> {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {

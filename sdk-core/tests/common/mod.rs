@@ -1,4 +1,4 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-pub mod http;
+pub(crate) mod http;
