@@ -94,10 +94,10 @@ pub(crate) fn event_json(event: &Event) -> Value {
         }
         Event::RequestFailed { request_id, error } => json!({
             "type": "request_failed", "request_id": request_id.0, "error": error.to_string(),
-            "kind": error.kind(),
+            "kind": error.kind().as_str(),
         }),
         Event::Error(error) => {
-            json!({"type": "error", "error": error.to_string(), "kind": error.kind()})
+            json!({"type": "error", "error": error.to_string(), "kind": error.kind().as_str()})
         }
         Event::Unknown { method, params } => {
             json!({"type": "unknown", "method": method, "params": params})

@@ -134,6 +134,161 @@ pub enum Error {
     },
 }
 
+/// The variants of [`Error`] without their data: what a binding maps to
+/// its own exception classes.
+///
+/// Unlike [`Error`] this enum is deliberately exhaustive: a binding
+/// matches it without a `_` arm, so a kind added to the core fails to
+/// compile there until the binding gives it a class, instead of falling
+/// silently into a catch-all. [`ErrorKind::ALL`] lists every kind for the
+/// bindings' tests of their foreign-language tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum ErrorKind {
+    /// [`Error::Unauthorized`].
+    Unauthorized,
+    /// [`Error::Forbidden`].
+    Forbidden,
+    /// [`Error::NotFound`].
+    NotFound,
+    /// [`Error::RateLimited`].
+    RateLimited,
+    /// [`Error::PaymentRequired`].
+    PaymentRequired,
+    /// [`Error::InvalidRequest`].
+    InvalidRequest,
+    /// [`Error::Server`].
+    Server,
+    /// [`Error::Protocol`].
+    Protocol,
+    /// [`Error::Timeout`].
+    Timeout,
+    /// [`Error::ConnectionLost`].
+    ConnectionLost,
+    /// [`Error::Closed`].
+    Closed,
+    /// [`Error::TokenProvider`].
+    TokenProvider,
+    /// [`Error::ExpiredToken`].
+    ExpiredToken,
+    /// [`Error::Transport`].
+    Transport,
+    /// [`Error::QueueFull`].
+    QueueFull,
+    /// [`Error::QueueExpired`].
+    QueueExpired,
+    /// [`Error::ClosedBeforeSent`].
+    ClosedBeforeSent,
+    /// [`Error::EventsDropped`].
+    EventsDropped,
+    /// [`Error::Config`].
+    Config,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 19] = [
+        ErrorKind::Unauthorized,
+        ErrorKind::Forbidden,
+        ErrorKind::NotFound,
+        ErrorKind::RateLimited,
+        ErrorKind::PaymentRequired,
+        ErrorKind::InvalidRequest,
+        ErrorKind::Server,
+        ErrorKind::Protocol,
+        ErrorKind::Timeout,
+        ErrorKind::ConnectionLost,
+        ErrorKind::Closed,
+        ErrorKind::TokenProvider,
+        ErrorKind::ExpiredToken,
+        ErrorKind::Transport,
+        ErrorKind::QueueFull,
+        ErrorKind::QueueExpired,
+        ErrorKind::ClosedBeforeSent,
+        ErrorKind::EventsDropped,
+        ErrorKind::Config,
+    ];
+
+    /// The stable snake_case name every binding shows (`"unauthorized"`,
+    /// `"rate_limited"`, …): Python's `Error.kind`, the JS `code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::PaymentRequired => "payment_required",
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Server => "server",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::ConnectionLost => "connection_lost",
+            ErrorKind::Closed => "closed",
+            ErrorKind::TokenProvider => "token_provider",
+            ErrorKind::ExpiredToken => "expired_token",
+            ErrorKind::Transport => "transport",
+            ErrorKind::QueueFull => "queue_full",
+            ErrorKind::QueueExpired => "queue_expired",
+            ErrorKind::ClosedBeforeSent => "closed_before_sent",
+            ErrorKind::EventsDropped => "events_dropped",
+            ErrorKind::Config => "config",
+        }
+    }
+
+    /// The kind named `name` ([`ErrorKind::as_str`]), if it is one.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// What a binding read off a failed token provider (an exception, a thrown
+/// JS value, a Kotlin `Throwable`), for [`Error::from_provider`]. Built
+/// with [`ProviderFailure::new`] and the setters, so fields can be added.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProviderFailure {
+    /// The failure's text, as the binding shows it (Python prefixes the
+    /// exception's type name).
+    pub message: String,
+    /// The kind, when the provider raised one of this SDK's own errors
+    /// (`tokenrelay.ForbiddenError`, `TokenRelayException.Forbidden`, a JS
+    /// error whose `code` is a kind name).
+    pub kind: Option<ErrorKind>,
+    /// The HTTP status the failure carries (`status`, `status_code`,
+    /// `response.status`, … as each binding documents).
+    pub status: Option<u16>,
+    /// A server error code the failure carries (a string `code`).
+    pub code: Option<String>,
+}
+
+impl ProviderFailure {
+    /// A failure with only a message: an [`Error::TokenProvider`].
+    pub fn new(message: impl Into<String>) -> Self {
+        ProviderFailure {
+            message: message.into(),
+            ..ProviderFailure::default()
+        }
+    }
+
+    /// The SDK error kind the provider raised, if it raised one.
+    pub fn kind(mut self, kind: Option<ErrorKind>) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// The HTTP status the failure carries, if any.
+    pub fn status(mut self, status: Option<u16>) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// The server error code the failure carries, if any.
+    pub fn code(mut self, code: Option<String>) -> Self {
+        self.code = code;
+        self
+    }
+}
+
 /// What a server said when it refused something.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Rejection {
@@ -302,29 +457,132 @@ impl Error {
         }
     }
 
-    /// A stable snake_case name for the variant, used by the bindings to
-    /// pick an exception class or an error `code` property.
-    pub fn kind(&self) -> &'static str {
+    /// Which variant this is, as a plain [`ErrorKind`]: what the bindings
+    /// pick an exception class or an error `code` property by.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Unauthorized(_) => "unauthorized",
-            Error::Forbidden(_) => "forbidden",
-            Error::NotFound(_) => "not_found",
-            Error::RateLimited { .. } => "rate_limited",
-            Error::PaymentRequired(_) => "payment_required",
-            Error::InvalidRequest(_) => "invalid_request",
-            Error::Server(_) => "server",
-            Error::Protocol(_) => "protocol",
-            Error::Timeout { .. } => "timeout",
-            Error::ConnectionLost { .. } => "connection_lost",
-            Error::Closed => "closed",
-            Error::TokenProvider { .. } => "token_provider",
-            Error::ExpiredToken { .. } => "expired_token",
-            Error::Transport { .. } => "transport",
-            Error::QueueFull { .. } => "queue_full",
-            Error::QueueExpired { .. } => "queue_expired",
-            Error::ClosedBeforeSent => "closed_before_sent",
-            Error::EventsDropped { .. } => "events_dropped",
-            Error::Config { .. } => "config",
+            Error::Unauthorized(_) => ErrorKind::Unauthorized,
+            Error::Forbidden(_) => ErrorKind::Forbidden,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::RateLimited { .. } => ErrorKind::RateLimited,
+            Error::PaymentRequired(_) => ErrorKind::PaymentRequired,
+            Error::InvalidRequest(_) => ErrorKind::InvalidRequest,
+            Error::Server(_) => ErrorKind::Server,
+            Error::Protocol(_) => ErrorKind::Protocol,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::ConnectionLost { .. } => ErrorKind::ConnectionLost,
+            Error::Closed => ErrorKind::Closed,
+            Error::TokenProvider { .. } => ErrorKind::TokenProvider,
+            Error::ExpiredToken { .. } => ErrorKind::ExpiredToken,
+            Error::Transport { .. } => ErrorKind::Transport,
+            Error::QueueFull { .. } => ErrorKind::QueueFull,
+            Error::QueueExpired { .. } => ErrorKind::QueueExpired,
+            Error::ClosedBeforeSent => ErrorKind::ClosedBeforeSent,
+            Error::EventsDropped { .. } => ErrorKind::EventsDropped,
+            Error::Config { .. } => ErrorKind::Config,
+        }
+    }
+
+    /// How long the server asked to wait, for [`Error::RateLimited`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Classifies a failed token provider, from what a binding can read off
+    /// its host's exception or thrown value. The one rule every binding
+    /// uses (docs/decisions.md, "One rule for a failed token provider"):
+    ///
+    /// 1. One of this SDK's own errors keeps its class when it is a class a
+    ///    provider can mean: a server refusal ([`Error::Unauthorized`] …
+    ///    [`Error::Server`]), [`Error::Config`] or [`Error::TokenProvider`].
+    ///    Any other kind (a `Timeout` or `Transport` raised by a call the
+    ///    provider made) is [`Error::TokenProvider`] with its message.
+    /// 2. Otherwise the server error `code`, then the HTTP `status`, as
+    ///    [`Error::from_server`] reads them (403 is `Forbidden`, 500 is
+    ///    `Server`, …). The message text is never guessed from.
+    /// 3. Anything else (no status, an unknown code, a timeout or a
+    ///    cancellation inside the provider) is [`Error::TokenProvider`].
+    ///
+    /// `Forbidden`, `NotFound`, `PaymentRequired` and `Config` end the
+    /// connection; every other class is retried with backoff.
+    pub fn from_provider(failure: ProviderFailure) -> Error {
+        let ProviderFailure {
+            message,
+            kind,
+            status,
+            code,
+        } = failure;
+        let class = match kind {
+            Some(kind) => match Kind::from_error_kind(kind) {
+                Some(class) => Some(class),
+                None if kind == ErrorKind::Config => return Error::Config { message },
+                None => None,
+            },
+            None => code
+                .as_deref()
+                .and_then(kind_from_code)
+                .or_else(|| status.and_then(kind_from_status)),
+        };
+        match class {
+            Some(class) => class.into_error(
+                Rejection {
+                    message,
+                    code,
+                    status,
+                },
+                None,
+            ),
+            None => Error::TokenProvider { message },
+        }
+    }
+
+    /// A representative error of `kind`, with fixed texts: what the
+    /// bindings' tests walk [`ErrorKind::ALL`] with, to check that their
+    /// error tables give every kind its own class.
+    pub fn sample(kind: ErrorKind) -> Error {
+        let rejection = || {
+            Box::new(Rejection {
+                message: "sample".into(),
+                code: None,
+                status: None,
+            })
+        };
+        let message = || "sample".to_owned();
+        match kind {
+            ErrorKind::Unauthorized => Error::Unauthorized(rejection()),
+            ErrorKind::Forbidden => Error::Forbidden(rejection()),
+            ErrorKind::NotFound => Error::NotFound(rejection()),
+            ErrorKind::RateLimited => Error::RateLimited {
+                rejection: rejection(),
+                retry_after: Some(Duration::from_secs(1)),
+                rate_limit: None,
+            },
+            ErrorKind::PaymentRequired => Error::PaymentRequired(rejection()),
+            ErrorKind::InvalidRequest => Error::InvalidRequest(rejection()),
+            ErrorKind::Server => Error::Server(rejection()),
+            ErrorKind::Protocol => Error::Protocol(ProtocolError::BinaryFrame),
+            ErrorKind::Timeout => Error::Timeout {
+                what: message(),
+                after: Duration::from_secs(1),
+            },
+            ErrorKind::ConnectionLost => Error::ConnectionLost {
+                code: Some(1006),
+                reason: message(),
+            },
+            ErrorKind::Closed => Error::Closed,
+            ErrorKind::TokenProvider => Error::TokenProvider { message: message() },
+            ErrorKind::ExpiredToken => Error::ExpiredToken { expired_at: 1 },
+            ErrorKind::Transport => Error::Transport { message: message() },
+            ErrorKind::QueueFull => Error::QueueFull { limit: 1 },
+            ErrorKind::QueueExpired => Error::QueueExpired {
+                after: Duration::from_secs(1),
+            },
+            ErrorKind::ClosedBeforeSent => Error::ClosedBeforeSent,
+            ErrorKind::EventsDropped => Error::EventsDropped { count: 1 },
+            ErrorKind::Config => Error::Config { message: message() },
         }
     }
 
@@ -546,6 +804,21 @@ enum Kind {
 }
 
 impl Kind {
+    /// The refusal class of a server-refusal [`ErrorKind`]; `None` for the
+    /// kinds that are not a server's refusal.
+    fn from_error_kind(kind: ErrorKind) -> Option<Kind> {
+        Some(match kind {
+            ErrorKind::Unauthorized => Kind::Unauthorized,
+            ErrorKind::Forbidden => Kind::Forbidden,
+            ErrorKind::NotFound => Kind::NotFound,
+            ErrorKind::RateLimited => Kind::RateLimited,
+            ErrorKind::PaymentRequired => Kind::PaymentRequired,
+            ErrorKind::InvalidRequest => Kind::InvalidRequest,
+            ErrorKind::Server => Kind::Server,
+            _ => return None,
+        })
+    }
+
     fn into_error(self, r: Rejection, retry_after: Option<Duration>) -> Error {
         let r = Box::new(r);
         match self {
@@ -823,6 +1096,108 @@ mod tests {
             push_u64(&mut s, n);
             assert_eq!(s, n.to_string());
         }
+    }
+
+    fn provider(f: ProviderFailure) -> (ErrorKind, Option<u16>) {
+        let e = Error::from_provider(f);
+        (e.kind(), e.rejection().and_then(|r| r.status))
+    }
+
+    #[test]
+    fn a_failed_provider_is_classified_by_status_then_class() {
+        use ErrorKind as K;
+        let status = |s| provider(ProviderFailure::new("backend").status(Some(s))).0;
+        assert_eq!(status(500), K::Server);
+        assert_eq!(status(503), K::Server);
+        assert_eq!(status(401), K::Unauthorized);
+        assert_eq!(status(403), K::Forbidden);
+        assert_eq!(status(404), K::NotFound);
+        assert_eq!(status(429), K::RateLimited);
+        assert_eq!(status(402), K::PaymentRequired);
+        // A status that is not a refusal is still the provider's failure.
+        assert_eq!(status(418), K::TokenProvider);
+        assert_eq!(status(302), K::TokenProvider);
+        // The status is kept on the refusal, and the text is the message.
+        let e = Error::from_provider(ProviderFailure::new("db down").status(Some(500)));
+        assert_eq!(e.to_string(), "server error: db down (HTTP 500)");
+        // A server code wins over the status; an unknown code (a Node
+        // `ECONNRESET`) is not a classification.
+        let coded =
+            |c: &str, s| provider(ProviderFailure::new("m").code(Some(c.into())).status(s)).0;
+        assert_eq!(coded("invalid_billing", Some(500)), K::PaymentRequired);
+        assert_eq!(coded("ECONNRESET", None), K::TokenProvider);
+        assert_eq!(coded("ECONNRESET", Some(403)), K::Forbidden);
+    }
+
+    #[test]
+    fn a_provider_failure_without_status_is_never_guessed_from_its_text() {
+        // These texts would be refusals from a server (`from_server`); from
+        // a provider they are whatever the app's code said.
+        for text in [
+            "token expired",
+            "Context does not exist",
+            "forbidden",
+            "('x', 403)",
+            "timed out",
+        ] {
+            assert_eq!(
+                Error::from_provider(ProviderFailure::new(text)),
+                Error::TokenProvider {
+                    message: text.into()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn the_sdks_own_errors_keep_their_class_when_a_provider_can_mean_it() {
+        use ErrorKind as K;
+        let own = |k| provider(ProviderFailure::new("m").kind(Some(k)));
+        for k in [
+            K::Unauthorized,
+            K::Forbidden,
+            K::NotFound,
+            K::RateLimited,
+            K::PaymentRequired,
+            K::InvalidRequest,
+            K::Server,
+            K::Config,
+            K::TokenProvider,
+        ] {
+            assert_eq!(own(k).0, k);
+        }
+        // The class wins over a status it carries.
+        let e = ProviderFailure::new("m")
+            .kind(Some(K::Forbidden))
+            .status(Some(500));
+        assert_eq!(provider(e), (K::Forbidden, Some(500)));
+        // Kinds with data a provider cannot give are the provider failing.
+        for k in [
+            K::Timeout,
+            K::Transport,
+            K::Protocol,
+            K::ConnectionLost,
+            K::Closed,
+            K::ExpiredToken,
+            K::QueueFull,
+            K::QueueExpired,
+            K::ClosedBeforeSent,
+            K::EventsDropped,
+        ] {
+            assert_eq!(own(k).0, K::TokenProvider, "{k:?}");
+        }
+    }
+
+    #[test]
+    fn every_kind_is_listed_named_and_sampled() {
+        let names: std::collections::HashSet<_> =
+            ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), ErrorKind::ALL.len());
+        for k in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_name(k.as_str()), Some(k));
+            assert_eq!(Error::sample(k).kind(), k);
+        }
+        assert_eq!(ErrorKind::from_name("panic"), None);
     }
 
     #[test]

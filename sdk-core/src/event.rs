@@ -35,6 +35,7 @@ impl std::fmt::Display for RequestId {
 ///   403, not found, max attempts ─▶ failed          close() ─▶ closed
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ConnectionState {
     /// Not started.
     Idle,
@@ -94,6 +95,7 @@ pub struct StateChange {
 
 /// How a response ended, or that it has not yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ResponseStatus {
     /// Tokens are still arriving.
     Streaming,
@@ -134,6 +136,7 @@ pub struct ToolCall {
 
 /// A server-side tool's answer (`on_tool_response`).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ToolResult {
     /// The call it answers.
     pub tool_call_id: String,

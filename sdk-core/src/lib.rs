@@ -25,7 +25,7 @@ mod client;
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod provider;
 
-pub use error::{Error, ProtocolError, RateLimit, Rejection};
+pub use error::{Error, ErrorKind, ProtocolError, ProviderFailure, RateLimit, Rejection};
 pub use event::{
     ConnectionState, Event, RequestId, Response, ResponseId, ResponseStatus, StateChange, ToolCall,
     ToolResult,
@@ -43,3 +43,8 @@ pub use client::{Client, ClientBuilder, Connection};
 pub use provider::TokenProvider;
 pub use token::{Credential, CredentialKind};
 pub use token_text::TokenText;
+
+// The scaffolding for the types that derive uniffi's traits under the
+// `uniffi` feature (sdk-mobile exports them as they are).
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();

@@ -24,9 +24,7 @@ use futures_util::future::{FutureExt as _, WeakShared};
 
 #[cfg(feature = "admin")]
 use crate::admin::AdminClient;
-use crate::error::Error;
-#[cfg(feature = "app-endpoint")]
-use crate::error::Rejection;
+use crate::error::{Error, ProviderFailure};
 use crate::token::Credential;
 
 /// A boxed, sendable future, as [`TokenProvider::token`] returns.
@@ -68,9 +66,15 @@ where
                 .map(Into::into)
                 .map_err(|e| match e.into().downcast::<Error>() {
                     Ok(ours) => *ours,
-                    Err(other) => Error::TokenProvider {
-                        message: other.to_string(),
-                    },
+                    // Classified by the rule every binding uses: an HTTP
+                    // client's status decides, else a provider failure.
+                    Err(other) => {
+                        let status = other
+                            .downcast_ref::<reqwest::Error>()
+                            .and_then(reqwest::Error::status)
+                            .map(|s| s.as_u16());
+                        Error::from_provider(ProviderFailure::new(other.to_string()).status(status))
+                    }
                 })
         })
     }
@@ -185,22 +189,24 @@ impl AppEndpoint {
             message: format!("token endpoint answer unreadable: {}", e.without_url()),
         })?;
         if !(200..300).contains(&status) {
-            // The app's backend refused (its user is logged out, say); keep
-            // the class so 401/403 are not retried as if transient.
-            let message = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| format!("token endpoint answered HTTP {status}"));
-            return Err(match status {
-                403 => Error::Forbidden(Box::new(Rejection {
-                    message,
-                    code: None,
-                    status: Some(status),
-                })),
-                _ => Error::TokenProvider {
-                    message: format!("{message} (HTTP {status})"),
-                },
-            });
+            // The app's backend refused (its user is logged out, say):
+            // classified by its status and `code` as every binding
+            // classifies a provider that failed, so a 403 ends the
+            // connection and a 500 is a retried `Server` error.
+            let body = serde_json::from_str::<serde_json::Value>(&text).ok();
+            let field = |name: &str| {
+                body.as_ref()
+                    .and_then(|v| v.get(name))
+                    .and_then(|e| e.as_str())
+                    .map(str::to_owned)
+            };
+            let message =
+                field("error").unwrap_or_else(|| format!("token endpoint answered HTTP {status}"));
+            return Err(Error::from_provider(
+                ProviderFailure::new(message)
+                    .status(Some(status))
+                    .code(field("code")),
+            ));
         }
         let json: serde_json::Value =
             serde_json::from_str(&text).map_err(|_| Error::TokenProvider {

@@ -275,7 +275,7 @@ async fn statuses_map_to_variants_with_status_and_code() {
     ];
     for (status, body, kind) in cases {
         let error = error_for(Canned::json(status, body.clone())).await;
-        assert_eq!(error.kind(), kind, "{status}: {error:?}");
+        assert_eq!(error.kind().as_str(), kind, "{status}: {error:?}");
         let rejection = error.rejection().expect("a server rejection");
         assert_eq!(rejection.status, Some(status));
         let expected_code = body["code"].as_str().or(match status {
@@ -369,10 +369,10 @@ async fn success_false_on_a_2xx_is_an_error_and_garbage_is_a_protocol_error() {
         body: "ok".into(),
     })
     .await;
-    assert_eq!(error.kind(), "protocol", "{error:?}");
+    assert_eq!(error.kind().as_str(), "protocol", "{error:?}");
 
     let error = error_for(Canned::json(200, json!({"agents": "nope"}))).await;
-    assert_eq!(error.kind(), "protocol", "{error:?}");
+    assert_eq!(error.kind().as_str(), "protocol", "{error:?}");
 }
 
 #[tokio::test]

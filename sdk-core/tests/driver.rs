@@ -400,7 +400,7 @@ async fn garbage_is_reported_and_the_reply_still_completes() {
         tokio::time::timeout(Duration::from_millis(100), conn.next_event()).await
     {
         match ev {
-            Event::Error(e) => errors.push(e.kind()),
+            Event::Error(e) => errors.push(e.kind().as_str()),
             Event::Unknown { method, .. } if method == "on_mystery" => unknown += 1,
             _ => {}
         }

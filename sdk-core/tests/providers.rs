@@ -47,7 +47,7 @@ async fn app_endpoint_failures_are_typed() {
     let r = Responder::start(Canned::json(500, json!({"error": "db down"}))).await;
     let e = AppEndpoint::new(&r.base_url).token("c").await.unwrap_err();
     assert!(
-        matches!(&e, Error::TokenProvider { message } if message.contains("db down")),
+        matches!(&e, Error::Server(rej) if rej.message == "db down" && rej.status == Some(500)),
         "{e:?}"
     );
 

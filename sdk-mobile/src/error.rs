@@ -1,10 +1,19 @@
 //! [`TokenRelayError`]: the core's [`tokenrelay::Error`] as one uniffi error
 //! enum. Kotlin sees a sealed `TokenRelayException` hierarchy
 //! (`TokenRelayException.Forbidden`, …), Swift an `Error` enum.
+//!
+//! This is the one type the binding still declares itself rather than
+//! deriving in the core (docs/decisions.md, "The mobile binding derives
+//! from the core"): the core's `Error` boxes its refusals, nests
+//! `ProtocolError` and carries `Duration`s and rate-limit headers, none of
+//! which cross uniffi as they are, and a mobile app wants one flat
+//! `detail`/`code`/`status` per class. The conversion is mechanical: one
+//! variant per [`ErrorKind`], chosen by an exhaustive `match`, so a kind
+//! added to the core does not compile here until it has a variant.
 
 use std::time::Duration;
 
-use tokenrelay::{Error, Rejection};
+use tokenrelay::{Error, ErrorKind, ProviderFailure};
 
 /// Everything that can go wrong, one variant per kind of the core's error.
 ///
@@ -209,127 +218,180 @@ impl From<Error> for TokenRelayError {
             Some(r) => (r.code.clone(), r.status),
             None => (None, None),
         };
-        match e {
-            Error::Unauthorized(_) => E::Unauthorized {
+        // The variant's data the flat enum keeps, read by accessor or by a
+        // pattern of its own: `Error` is non-exhaustive, `ErrorKind` is not.
+        match e.kind() {
+            ErrorKind::Unauthorized => E::Unauthorized {
                 detail,
                 code,
                 status,
             },
-            Error::Forbidden(_) => E::Forbidden {
+            ErrorKind::Forbidden => E::Forbidden {
                 detail,
                 code,
                 status,
             },
-            Error::NotFound(_) => E::NotFound {
+            ErrorKind::NotFound => E::NotFound {
                 detail,
                 code,
                 status,
             },
-            Error::RateLimited { retry_after, .. } => E::RateLimited {
+            ErrorKind::RateLimited => E::RateLimited {
                 detail,
                 code,
                 status,
-                retry_after_ms: retry_after.map(millis),
+                retry_after_ms: e.retry_after().map(millis),
             },
-            Error::PaymentRequired(_) => E::PaymentRequired {
-                detail,
-                code,
-                status,
-            },
-            Error::InvalidRequest(_) => E::InvalidRequest {
+            ErrorKind::PaymentRequired => E::PaymentRequired {
                 detail,
                 code,
                 status,
             },
-            Error::Server(_) => E::Server {
+            ErrorKind::InvalidRequest => E::InvalidRequest {
                 detail,
                 code,
                 status,
             },
-            Error::Protocol(_) => E::Protocol { detail },
-            Error::Timeout { after, .. } => E::Timeout {
-                detail,
-                after_ms: millis(after),
-            },
-            Error::ConnectionLost { code, .. } => E::ConnectionLost {
-                detail,
-                close_code: code,
-            },
-            Error::Closed => E::Closed { detail },
-            Error::TokenProvider { .. } => E::TokenProvider { detail },
-            Error::ExpiredToken { expired_at } => E::ExpiredToken { detail, expired_at },
-            Error::Transport { .. } => E::Transport { detail },
-            Error::QueueFull { limit } => E::QueueFull {
-                detail,
-                limit: limit as u64,
-            },
-            Error::QueueExpired { after } => E::QueueExpired {
-                detail,
-                after_ms: millis(after),
-            },
-            Error::ClosedBeforeSent => E::ClosedBeforeSent { detail },
-            Error::EventsDropped { count } => E::EventsDropped { detail, count },
-            Error::Config { .. } => E::Config { detail },
-            // `Error` is non-exhaustive: a kind added to the core later is
-            // reported as a server-side failure with its full text until the
-            // binding learns it.
-            _ => E::Server {
+            ErrorKind::Server => E::Server {
                 detail,
                 code,
                 status,
             },
+            ErrorKind::Protocol => E::Protocol { detail },
+            ErrorKind::Timeout => E::Timeout {
+                detail,
+                after_ms: match e {
+                    Error::Timeout { after, .. } => millis(after),
+                    _ => 0,
+                },
+            },
+            ErrorKind::ConnectionLost => E::ConnectionLost {
+                detail,
+                close_code: match e {
+                    Error::ConnectionLost { code, .. } => code,
+                    _ => None,
+                },
+            },
+            ErrorKind::Closed => E::Closed { detail },
+            ErrorKind::TokenProvider => E::TokenProvider { detail },
+            ErrorKind::ExpiredToken => E::ExpiredToken {
+                detail,
+                expired_at: match e {
+                    Error::ExpiredToken { expired_at } => expired_at,
+                    _ => 0,
+                },
+            },
+            ErrorKind::Transport => E::Transport { detail },
+            ErrorKind::QueueFull => E::QueueFull {
+                detail,
+                limit: match e {
+                    Error::QueueFull { limit } => limit as u64,
+                    _ => 0,
+                },
+            },
+            ErrorKind::QueueExpired => E::QueueExpired {
+                detail,
+                after_ms: match e {
+                    Error::QueueExpired { after } => millis(after),
+                    _ => 0,
+                },
+            },
+            ErrorKind::ClosedBeforeSent => E::ClosedBeforeSent { detail },
+            ErrorKind::EventsDropped => E::EventsDropped {
+                detail,
+                count: match e {
+                    Error::EventsDropped { count } => count,
+                    _ => 0,
+                },
+            },
+            ErrorKind::Config => E::Config { detail },
+        }
+    }
+}
+
+impl TokenRelayError {
+    /// The core's kind of this error: which variant it is.
+    pub fn kind(&self) -> ErrorKind {
+        use TokenRelayError as E;
+        match self {
+            E::Unauthorized { .. } => ErrorKind::Unauthorized,
+            E::Forbidden { .. } => ErrorKind::Forbidden,
+            E::NotFound { .. } => ErrorKind::NotFound,
+            E::RateLimited { .. } => ErrorKind::RateLimited,
+            E::PaymentRequired { .. } => ErrorKind::PaymentRequired,
+            E::InvalidRequest { .. } => ErrorKind::InvalidRequest,
+            E::Server { .. } => ErrorKind::Server,
+            E::Protocol { .. } => ErrorKind::Protocol,
+            E::Timeout { .. } => ErrorKind::Timeout,
+            E::ConnectionLost { .. } => ErrorKind::ConnectionLost,
+            E::Closed { .. } => ErrorKind::Closed,
+            E::TokenProvider { .. } => ErrorKind::TokenProvider,
+            E::ExpiredToken { .. } => ErrorKind::ExpiredToken,
+            E::Transport { .. } => ErrorKind::Transport,
+            E::QueueFull { .. } => ErrorKind::QueueFull,
+            E::QueueExpired { .. } => ErrorKind::QueueExpired,
+            E::ClosedBeforeSent { .. } => ErrorKind::ClosedBeforeSent,
+            E::EventsDropped { .. } => ErrorKind::EventsDropped,
+            E::Config { .. } => ErrorKind::Config,
+        }
+    }
+
+    /// The server's code and HTTP status, for the variants that carry them.
+    fn code_and_status(&self) -> (Option<String>, Option<u16>) {
+        use TokenRelayError as E;
+        match self {
+            E::Unauthorized { code, status, .. }
+            | E::Forbidden { code, status, .. }
+            | E::NotFound { code, status, .. }
+            | E::RateLimited { code, status, .. }
+            | E::PaymentRequired { code, status, .. }
+            | E::InvalidRequest { code, status, .. }
+            | E::Server { code, status, .. } => (code.clone(), *status),
+            _ => (None, None),
         }
     }
 }
 
 /// A foreign implementation of a callback threw something that is not a
-/// `TokenRelayException` / `TokenRelayError`.
+/// `TokenRelayException` / `TokenRelayError` (a Swift provider's own error;
+/// the Kotlin layer classifies its exceptions with [`provider_failure`]
+/// first). uniffi hands over its text only: a provider failure.
 impl From<uniffi::UnexpectedUniFFICallbackError> for TokenRelayError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        TokenRelayError::TokenProvider { detail: e.reason }
+        Error::from_provider(ProviderFailure::new(e.reason)).into()
     }
 }
 
-/// What a foreign token provider threw, as the core's error. The classes
-/// that mean "this user may not have this context" keep their class so the
-/// connection ends instead of retrying; anything else is a transient
-/// provider failure.
+/// What a foreign token provider threw, as the core's error: classified by
+/// the core's one rule for failed providers ([`Error::from_provider`]),
+/// which keeps the classes a provider can mean (`Forbidden` and `NotFound`
+/// end the connection).
 impl From<TokenRelayError> for Error {
     fn from(e: TokenRelayError) -> Self {
-        use TokenRelayError as E;
-        let rejection = |detail: String, code: Option<String>, status: Option<u16>| {
-            Box::new(Rejection {
-                message: detail,
-                code,
-                status,
-            })
-        };
-        match e {
-            E::Unauthorized {
-                detail,
-                code,
-                status,
-            } => Error::Unauthorized(rejection(detail, code, status)),
-            E::Forbidden {
-                detail,
-                code,
-                status,
-            } => Error::Forbidden(rejection(detail, code, status)),
-            E::NotFound {
-                detail,
-                code,
-                status,
-            } => Error::NotFound(rejection(detail, code, status)),
-            E::PaymentRequired {
-                detail,
-                code,
-                status,
-            } => Error::PaymentRequired(rejection(detail, code, status)),
-            other => Error::TokenProvider {
-                message: other.detail().to_owned(),
-            },
-        }
+        let (code, status) = e.code_and_status();
+        let kind = e.kind();
+        Error::from_provider(
+            ProviderFailure::new(e.detail().to_owned())
+                .kind(Some(kind))
+                .status(status)
+                .code(code),
+        )
     }
+}
+
+/// The class the core gives a token provider's failure that carries an
+/// HTTP `status` and/or a server error `code` (either may be absent), as
+/// the exception to throw. The Kotlin and Swift layers call it for an
+/// exception of their own (an HTTP client's) thrown by an app's provider,
+/// so that a 500, a 403 or a timeout is the same class as in Python and
+/// the browser.
+#[uniffi::export]
+pub fn provider_failure(
+    message: String,
+    status: Option<u16>,
+    code: Option<String>,
+) -> TokenRelayError {
+    Error::from_provider(ProviderFailure::new(message).status(status).code(code)).into()
 }
 
 #[cfg(test)]

@@ -2,51 +2,21 @@
 //! Kotlin and an enum in Swift; JSON payloads the protocol leaves open
 //! (tool inputs, event data, agent extras) cross as JSON text, which each
 //! app decodes with the JSON library it already uses.
+//!
+//! [`ConnectionState`], [`ResponseStatus`] and [`ToolResult`] are the
+//! core's own types, exported by its `uniffi` feature. The types declared
+//! here cannot be exported as the core has them, and convert mechanically
+//! (a `From` impl each): [`ToolCall`], [`AgentEvent`], [`ClientToolCall`]
+//! and [`Response`] hold `serde_json::Value`s (crossed as JSON text) and
+//! shared `Arc<str>` ids; [`StateChange`] and [`Event`] hold the core's
+//! `Error` (crossed as [`TokenRelayError`], see error.rs), boxed payloads
+//! and `Duration`s the mobile API gives in milliseconds.
 
 use serde_json::Value;
 use tokenrelay::wire::Agent;
+pub use tokenrelay::{ConnectionState, ResponseStatus, ToolResult};
 
 use crate::error::TokenRelayError;
-
-/// Where the connection is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum ConnectionState {
-    /// Not started.
-    Idle,
-    /// Waiting for the token provider.
-    FetchingToken,
-    /// Opening the socket.
-    Connecting,
-    /// `connect_to_context` sent, waiting for its result.
-    Authenticating,
-    /// Attached to the context; messages flow.
-    Connected,
-    /// Waiting before the next attempt.
-    Reconnecting,
-    /// Failing for long: retrying at the slow suspended cadence.
-    Suspended,
-    /// Closed by the app. Terminal.
-    Closed,
-    /// Refused for good; the cause says why. Terminal.
-    Failed,
-}
-
-impl From<tokenrelay::ConnectionState> for ConnectionState {
-    fn from(s: tokenrelay::ConnectionState) -> Self {
-        use tokenrelay::ConnectionState as S;
-        match s {
-            S::Idle => ConnectionState::Idle,
-            S::FetchingToken => ConnectionState::FetchingToken,
-            S::Connecting => ConnectionState::Connecting,
-            S::Authenticating => ConnectionState::Authenticating,
-            S::Connected => ConnectionState::Connected,
-            S::Reconnecting => ConnectionState::Reconnecting,
-            S::Suspended => ConnectionState::Suspended,
-            S::Closed => ConnectionState::Closed,
-            S::Failed => ConnectionState::Failed,
-        }
-    }
-}
 
 /// A change of [`ConnectionState`], with why and what comes next.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
@@ -64,41 +34,12 @@ pub struct StateChange {
 impl From<&tokenrelay::StateChange> for StateChange {
     fn from(s: &tokenrelay::StateChange) -> Self {
         StateChange {
-            state: s.state.into(),
+            state: s.state,
             attempt: s.attempt,
             retry_in_ms: s
                 .retry_in
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             cause: s.cause.clone().map(Into::into),
-        }
-    }
-}
-
-/// How a response ended, or that it has not yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum ResponseStatus {
-    /// Tokens are still arriving.
-    Streaming,
-    /// The agent finished.
-    Complete,
-    /// `stop()` cut it short; the text is what arrived before.
-    Stopped,
-    /// The agent failed mid-response.
-    Failed,
-    /// The connection dropped and the missed part could not be replayed:
-    /// the text is a prefix of what the agent said.
-    Interrupted,
-}
-
-impl From<tokenrelay::ResponseStatus> for ResponseStatus {
-    fn from(s: tokenrelay::ResponseStatus) -> Self {
-        use tokenrelay::ResponseStatus as S;
-        match s {
-            S::Streaming => ResponseStatus::Streaming,
-            S::Complete => ResponseStatus::Complete,
-            S::Stopped => ResponseStatus::Stopped,
-            S::Failed => ResponseStatus::Failed,
-            S::Interrupted => ResponseStatus::Interrupted,
         }
     }
 }
@@ -120,27 +61,6 @@ impl From<&tokenrelay::ToolCall> for ToolCall {
             tool_call_id: c.tool_call_id.clone(),
             tool_name: c.tool_name.clone(),
             tool_input_json: c.tool_input.to_string(),
-        }
-    }
-}
-
-/// A server-side tool's answer.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct ToolResult {
-    /// The call it answers.
-    pub tool_call_id: String,
-    /// The tool's name.
-    pub tool_name: String,
-    /// The tool's output.
-    pub tool_output: String,
-}
-
-impl From<&tokenrelay::ToolResult> for ToolResult {
-    fn from(r: &tokenrelay::ToolResult) -> Self {
-        ToolResult {
-            tool_call_id: r.tool_call_id.clone(),
-            tool_name: r.tool_name.clone(),
-            tool_output: r.tool_output.clone(),
         }
     }
 }
@@ -230,10 +150,10 @@ impl From<&tokenrelay::Response> for Response {
             request_id: r.request_id.map(|id| id.0),
             text: r.text.clone(),
             tool_calls: r.tool_calls.iter().map(Into::into).collect(),
-            tool_responses: r.tool_responses.iter().map(Into::into).collect(),
+            tool_responses: r.tool_responses.clone(),
             events: r.events.iter().map(Into::into).collect(),
             client_side_tool_calls: r.client_side_tool_calls.iter().map(Into::into).collect(),
-            status: r.status.into(),
+            status: r.status,
             stop_reason: r.stop_reason.map(|s| {
                 serde_json::to_value(s)
                     .ok()
@@ -404,7 +324,7 @@ impl From<tokenrelay::Event> for Event {
                 result,
             } => Event::ToolResponseEvent {
                 response_id: opt_id(&response_id),
-                result: (&*result).into(),
+                result: *result,
             },
             E::Events {
                 response_id,

@@ -26,6 +26,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<providers::StreamToken>()?;
     m.add_class::<providers::Static>()?;
     m.add_function(wrap_pyfunction!(panic_for_tests, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::error_kinds_for_tests, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::sample_error_for_tests, m)?)?;
     Ok(())
 }
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Callable, Type
+
+import httpx
 import pytest
 
 import tokenrelay
@@ -58,18 +61,103 @@ async def test_rest_refusals(server: Server, admin: tokenrelay.AdminClient) -> N
         await admin.with_credential(key).list_agents()
 
 
-def test_hierarchy_mirrors_the_core() -> None:
-    from tokenrelay.errors import _from_native
+# The class of every core error kind (sdk-core `ErrorKind`). The binding's
+# own table is an exhaustive match in sdk-python/src/errors.rs; this one is
+# what it must say, so a kind the core adds fails here until it has a class.
+EXPECTED_CLASS = {
+    "unauthorized": tokenrelay.AuthError,
+    "forbidden": tokenrelay.ForbiddenError,
+    "not_found": tokenrelay.NotFoundError,
+    "rate_limited": tokenrelay.RateLimitedError,
+    "payment_required": tokenrelay.PaymentRequiredError,
+    "invalid_request": tokenrelay.InvalidRequestError,
+    "server": tokenrelay.ServerError,
+    "protocol": tokenrelay.ProtocolError,
+    "timeout": tokenrelay.TimeoutError,
+    "connection_lost": tokenrelay.ConnectionLostError,
+    "closed": tokenrelay.ConnectionClosed,
+    "token_provider": tokenrelay.TokenProviderError,
+    "expired_token": tokenrelay.ExpiredTokenError,
+    "transport": tokenrelay.TransportError,
+    "queue_full": tokenrelay.QueueFullError,
+    "events_dropped": tokenrelay.EventsDroppedError,
+    "config": tokenrelay.ConfigError,
+}
 
-    r = _from_native("rate_limited", "slow down", "rate_limited", 429, 2.5)
-    assert isinstance(r, tokenrelay.RateLimitedError) and r.retry_after == 2.5
-    assert isinstance(_from_native("payment_required", "m", "invalid_billing", 402, None), tokenrelay.PaymentRequiredError)
-    assert isinstance(_from_native("timeout", "m", None, None, None), TimeoutError)
-    assert isinstance(_from_native("closed", "m", None, None, None), tokenrelay.ConnectionClosed)
-    assert isinstance(_from_native("protocol", "m", None, None, None), tokenrelay.ProtocolError)
-    for kind in ("unauthorized", "forbidden", "not_found", "server", "transport", "config"):
-        err = _from_native(kind, "m", None, None, None)
-        assert isinstance(err, tokenrelay.Error) and err.kind == kind
+
+def test_every_core_error_kind_has_its_own_class() -> None:
+    from tokenrelay import _native
+
+    kinds = _native.error_kinds_for_tests()
+    assert sorted(kinds) == sorted(EXPECTED_CLASS)
+    for kind in kinds:
+        err = _native.sample_error_for_tests(kind)
+        # Exactly the class, never the `Error` base or a neighbour.
+        assert type(err) is EXPECTED_CLASS[kind], (kind, type(err))
+        assert err.kind == kind
+        assert isinstance(err, tokenrelay.Error)
+    limited = _native.sample_error_for_tests("rate_limited")
+    assert isinstance(limited, tokenrelay.RateLimitedError) and limited.retry_after == 1.0
+    assert isinstance(_native.sample_error_for_tests("timeout"), TimeoutError)
+
+
+def _http_error(status: int) -> Exception:
+    """What `response.raise_for_status()` raises in an httpx provider."""
+    request = httpx.Request("POST", "http://backend.invalid/api/get-client-token")
+    response = httpx.Response(status, request=request)
+    return httpx.HTTPStatusError(f"backend answered HTTP {status}", request=request, response=response)
+
+
+# The same failures, with the same classes, as sdk-wasm/tests/errors.test.js
+# and the Kotlin suite (ClientTests.kt, "provider failures"): the core's
+# one rule for a failed provider (`Error::from_provider`) decides.
+PROVIDER_FAILURES = [
+    ("status 500", lambda: _http_error(500), tokenrelay.ServerError),
+    ("status 401", lambda: _http_error(401), tokenrelay.AuthError),
+    ("status 403", lambda: _http_error(403), tokenrelay.ForbiddenError),
+    ("status 429", lambda: _http_error(429), tokenrelay.RateLimitedError),
+    ("timeout", lambda: TimeoutError("the backend did not answer"), tokenrelay.TokenProviderError),
+    ("no status", lambda: RuntimeError("backend down"), tokenrelay.TokenProviderError),
+]
+
+
+def _urllib_error(status: int) -> Exception:
+    import urllib.error
+    from email.message import Message
+
+    return urllib.error.HTTPError("http://backend.invalid", status, "unavailable", Message(), None)
+
+
+# Where else Python HTTP clients put the status, and the SDK's own class.
+PROVIDER_FAILURES += [
+    ("urllib code 503", lambda: _urllib_error(503), tokenrelay.ServerError),
+    ("own class wins", lambda: tokenrelay.NotFoundError("no such user", status=500), tokenrelay.NotFoundError),
+]
+
+
+@pytest.mark.parametrize(("case", "failure", "expected"), PROVIDER_FAILURES, ids=[c[0] for c in PROVIDER_FAILURES])
+async def test_a_failed_provider_is_classified_as_in_every_binding(
+    server: Server,
+    admin: tokenrelay.AdminClient,
+    case: str,
+    failure: Callable[[], Exception],
+    expected: Type[tokenrelay.Error],
+) -> None:
+    ctx = await new_context(admin)
+    calls = 0
+
+    async def provider(context_id: str) -> str:
+        nonlocal calls
+        calls += 1
+        raise failure()
+
+    with pytest.raises(tokenrelay.Error) as e:
+        await client_for(server, provider, connect_timeout=1.0).connect(ctx)
+    assert type(e.value) is expected, (case, e.value)
+    if expected is tokenrelay.ForbiddenError:
+        assert calls == 1  # terminal: not retried
+    if expected is tokenrelay.ServerError:
+        assert e.value.status == 500
 
 
 async def test_rate_limited_and_payment_required() -> None:

@@ -2,7 +2,7 @@
 // arguments, routes events to listeners and iterators, and settles the
 // promises of `ask`/`stop`; every protocol decision is the Rust session's.
 
-import wbgInit, { initSync as wbgInitSync, WasmConnection, setPanicReporter, __panicForTests } from './tokenrelay_wasm.js';
+import wbgInit, { initSync as wbgInitSync, WasmConnection, setPanicReporter, __panicForTests, __errorKindsForTests as errorKindSamples } from './tokenrelay_wasm.js';
 import { toError, PanicError, ClosedError, TimeoutError } from './errors.js';
 
 // The wasm module is loaded once per module instance: by `init()` /
@@ -863,6 +863,13 @@ export class TokenStream {
  * by the entries): the panic must reach every connection as an error. */
 export function __crashForTests() {
   return call(() => __panicForTests());
+}
+
+/** A sample error of every core error kind, as the classes the package
+ * throws, for the test suite only (not re-exported by the entries): each
+ * kind must have its own class, not the `TokenRelayError` fallback. */
+export function __errorKindsForTests() {
+  return call(() => errorKindSamples()).map(toError);
 }
 
 function checkText(what, text) {

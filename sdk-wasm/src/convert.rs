@@ -87,7 +87,7 @@ fn stop_reason(r: StopReason) -> &'static str {
 /// `retryAfterMs` and `closeCode` are there when the error has them.
 pub fn error(e: &Error) -> JsValue {
     let o = Object::new();
-    set(&o, "code", e.kind());
+    set(&o, "code", e.kind().as_str());
     // The text of `Display`, pushed without core::fmt (a `to_string()` here
     // would bring the formatting machinery and every message's format
     // string into the `.wasm`).

@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 use js_sys::{Function, Promise, Reflect};
 use tokenrelay::session::{Action, Session, SessionConfig};
-use tokenrelay::{Credential, Error, Event, ResponseId, Timestamp, TokenText};
+use tokenrelay::{
+    Credential, Error, ErrorKind, Event, ProviderFailure, ResponseId, Timestamp, TokenText,
+};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, WebSocket};
@@ -757,15 +759,38 @@ fn credential(value: &JsValue) -> Result<Credential, Error> {
 /// classifies it as it does any server refusal, and the session decides
 /// that "this user may not have this context" ends the connection. Without
 /// either it is a plain provider failure, retried with backoff.
+/// What a `getToken` rejected with, as the core's error: the binding reads
+/// what the core's one rule ([`Error::from_provider`]) classifies by.
+///
+/// * the kind, when `code` is a kind name (this package's own errors:
+///   `new ForbiddenError(…)` ends the connection for good);
+/// * an HTTP status: a number `status` or `statusCode`, or that of its
+///   `response` (a thrown `fetch` `Response`, ky's and ofetch's errors);
+/// * a server error code: `serverCode`, or a `code` string that is not a
+///   kind name.
 fn provider_error(e: &JsValue) -> Error {
-    let message = js_message(e);
-    let get = |name: &str| Reflect::get(e, &name.into()).ok();
-    let code = get("code").and_then(|v| v.as_string());
-    let status = get("status").and_then(|v| v.as_f64()).map(|s| s as u16);
-    if code.is_none() && status.is_none() {
-        return Error::TokenProvider { message };
-    }
-    Error::from_server(&message, code.as_deref(), status)
+    let get = |v: &JsValue, name: &str| Reflect::get(v, &name.into()).ok();
+    let number = |v: &JsValue| {
+        get(v, "status")
+            .and_then(|s| s.as_f64())
+            .or_else(|| get(v, "statusCode").and_then(|s| s.as_f64()))
+    };
+    let code = get(e, "code").and_then(|v| v.as_string());
+    let kind = code.as_deref().and_then(ErrorKind::from_name);
+    let code = match kind {
+        Some(_) => get(e, "serverCode").and_then(|v| v.as_string()),
+        None => code,
+    };
+    let status = number(e)
+        .or_else(|| get(e, "response").and_then(|r| number(&r)))
+        .filter(|s| (0.0..=f64::from(u16::MAX)).contains(s))
+        .map(|s| s as u16);
+    Error::from_provider(
+        ProviderFailure::new(js_message(e))
+            .kind(kind)
+            .status(status)
+            .code(code),
+    )
 }
 
 /// The message of a thrown JS value.

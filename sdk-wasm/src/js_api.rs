@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use js_sys::{Array, Function};
 use tokenrelay::wire::ToolResponseParam;
-use tokenrelay::{Error, RequestId};
+use tokenrelay::{Error, ErrorKind, RequestId};
 use wasm_bindgen::prelude::*;
 
 use crate::convert;
@@ -43,6 +43,17 @@ pub fn set_panic_reporter(report: Function) {
 #[wasm_bindgen(js_name = __panicForTests)]
 pub fn panic_for_tests() {
     panic!("panic requested by the test suite");
+}
+
+/// A descriptor of a sample core error of every kind (`ErrorKind::ALL`),
+/// so the test suite can check that `toError` gives each its own class.
+/// Not part of the public API.
+#[wasm_bindgen(js_name = __errorKindsForTests)]
+pub fn error_kinds_for_tests() -> Array {
+    ErrorKind::ALL
+        .iter()
+        .map(|&kind| convert::error(&Error::sample(kind)))
+        .collect()
 }
 
 /// One connection to one context: the sans-IO session and its browser

@@ -5,7 +5,7 @@ Rust core's ``tokenrelay::Error`` enum one class per variant."""
 from __future__ import annotations
 
 import builtins
-from typing import Dict, Optional, Type
+from typing import Optional
 
 __all__ = [
     "Error",
@@ -195,41 +195,17 @@ class ConfigError(Error, ValueError):
     kind = "config"
 
 
-_BY_KIND: Dict[str, Type[Error]] = {
-    cls.kind: cls
-    for cls in (
-        AuthError,
-        ForbiddenError,
-        NotFoundError,
-        RateLimitedError,
-        PaymentRequiredError,
-        InvalidRequestError,
-        ServerError,
-        ProtocolError,
-        TimeoutError,
-        ConnectionLostError,
-        ConnectionClosed,
-        TokenProviderError,
-        ExpiredTokenError,
-        TransportError,
-        QueueFullError,
-        QueueExpiredError,
-        ClosedBeforeSentError,
-        EventsDroppedError,
-        ConfigError,
-    )
-}
-
-
 def _from_native(
-    kind: str,
+    class_name: str,
     message: str,
     code: Optional[str],
     status: Optional[int],
     retry_after: Optional[float],
 ) -> Error:
-    """Builds the exception for a core error (called by the native module)."""
-    cls = _BY_KIND.get(kind, Error)
+    """Builds the exception for a core error (called by the native module,
+    which picks the class by the core's error kind: sdk-python/src/errors.rs)."""
+    cls = globals()[class_name]
     if cls is RateLimitedError:
         return RateLimitedError(message, code=code, status=status, retry_after=retry_after)
-    return cls(message, code=code, status=status)
+    result: Error = cls(message, code=code, status=status)
+    return result
