@@ -7,6 +7,9 @@
 #   swift/build/ffi/                                their C header and module map
 # Needs: cargo, java, npm (kotlin-compiler via npm ci), JNA at
 # /usr/share/java/jna.jar (Debian libjna-java). test.sh installs these.
+# TOKENRELAY_MOBILE_FEATURES (comma-separated cargo features of
+# tokenrelay-mobile) adds to what an app ships: `admin` (AdminClient, for
+# code that plays the app's backend), `testing` (the Kotlin suite's hooks).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -20,8 +23,9 @@ if [ ! -x "$here/node_modules/kotlin-compiler/bin/kotlinc-jvm" ]; then
 fi
 kotlin_home="$here/node_modules/kotlin-compiler"
 
-step "cargo build --release -p tokenrelay-mobile (the cdylib)"
-(cd "$root" && cargo build ${CI:+--locked} --release -p tokenrelay-mobile --lib)
+features="${TOKENRELAY_MOBILE_FEATURES:-}"
+step "cargo build --release -p tokenrelay-mobile (the cdylib; features: ${features:-none})"
+(cd "$root" && cargo build ${CI:+--locked} --release -p tokenrelay-mobile --lib --features "$features")
 lib="$target/release/libtokenrelay_mobile.so"
 
 step "uniffi-bindgen (feature cli, dev profile)"

@@ -5,9 +5,10 @@
 #   examples/kotlin-cli/run.sh           # interactive chat
 #   examples/kotlin-cli/run.sh --check   # one scripted exchange (test.sh)
 #
-# Needs sdk-mobile/build.sh done (it builds kotlin/build/tokenrelay.jar and
-# the native library) and the release server (cargo build --release -p
-# tokenrelay-server).
+# Needs sdk-mobile/build.sh done with TOKENRELAY_MOBILE_FEATURES=admin (it
+# builds kotlin/build/tokenrelay.jar and the native library; the example
+# plays the backend with AdminClient) and the release server (cargo build
+# --release -p tokenrelay-server).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -15,7 +16,7 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 mobile="$root/sdk-mobile"
 kotlin_home="$mobile/node_modules/kotlin-compiler"
 jar="$mobile/kotlin/build/tokenrelay.jar"
-[ -f "$jar" ] || bash "$mobile/build.sh"
+[ -f "$jar" ] || TOKENRELAY_MOBILE_FEATURES=admin bash "$mobile/build.sh"
 server="${TOKENRELAY_SERVER_BIN:-$target/release/tokenrelay-server}"
 [ -x "$server" ] || (cd "$root" && cargo build --release -p tokenrelay-server)
 

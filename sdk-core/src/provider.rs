@@ -66,15 +66,9 @@ where
                 .map(Into::into)
                 .map_err(|e| match e.into().downcast::<Error>() {
                     Ok(ours) => *ours,
-                    // Classified by the rule every binding uses: an HTTP
-                    // client's status decides, else a provider failure.
-                    Err(other) => {
-                        let status = other
-                            .downcast_ref::<reqwest::Error>()
-                            .and_then(reqwest::Error::status)
-                            .map(|s| s.as_u16());
-                        Error::from_provider(ProviderFailure::new(other.to_string()).status(status))
-                    }
+                    // Any other error carries no class: by the rule every
+                    // binding uses, a (retried) provider failure.
+                    Err(other) => Error::from_provider(ProviderFailure::new(other.to_string())),
                 })
         })
     }

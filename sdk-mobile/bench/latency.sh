@@ -18,7 +18,7 @@ jna=/usr/share/java/jna.jar
 if [ "${1:-}" = "--no-build" ]; then
   shift
 else
-  bash "$here/build.sh" >&2
+  TOKENRELAY_MOBILE_FEATURES="${TOKENRELAY_MOBILE_FEATURES:-admin}" bash "$here/build.sh" >&2
   (cd "$root" && cargo build ${CI:+--locked} --release -q -p tokenrelay-server)
 fi
 

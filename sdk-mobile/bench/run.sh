@@ -18,7 +18,7 @@ rounds="${ROUNDS:-3}"
 kotlin_home="$here/node_modules/kotlin-compiler"
 jna=/usr/share/java/jna.jar
 
-bash "$here/build.sh" >&2
+TOKENRELAY_MOBILE_FEATURES="${TOKENRELAY_MOBILE_FEATURES:-admin}" bash "$here/build.sh" >&2
 (cd "$root" && cargo bench -p tokenrelay --bench loopback --no-run >&2)
 loopback="$(ls -t "$target"/release/deps/loopback-* | grep -v '\.d$' | head -1)"
 

@@ -17,22 +17,28 @@
 //!   sealed classes / Swift enums and structs.
 //! * [`TokenRelayError`]: the core's error as a sealed exception hierarchy
 //!   (Kotlin `TokenRelayException`) / a Swift `Error` enum.
-//! * [`AdminClient`]: the REST admin client (server-side code only: it holds
-//!   an org or user API key).
+//! * `AdminClient`: the REST admin client (server-side code only: it holds
+//!   an org or user API key), with the feature `admin` only, so it is not
+//!   in the library an app ships; the Kotlin suite, the bench and
+//!   examples/kotlin-cli build it to play the app's backend.
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "admin")]
 mod admin;
 mod client;
 mod connection;
 mod error;
 mod event;
 mod provider;
+#[cfg(feature = "testing")]
+mod testing;
 
+#[cfg(feature = "admin")]
 pub use admin::{AdminClient, AgentInfo, ContextInfo, GeneratedKey, NewAgent};
 pub use client::{ClientConfig, NativeClient};
 pub use connection::{NativeConnection, ToolAnswer};
-pub use error::TokenRelayError;
+pub use error::{provider_failure, TokenRelayError};
 pub use event::{
     AgentEvent, ClientToolCall, ConnectedAgent, ConnectionState, Event, Response, ResponseStatus,
     StateChange, ToolCall, ToolResult,

@@ -69,9 +69,19 @@ final class ClosureTokenProvider: TokenProvider, @unchecked Sendable {
         } catch let error as TokenRelayError {
             throw error
         } catch {
-            // Anything that is not a TokenRelayError is a transient provider
-            // failure: say what it was, and the connection retries.
-            throw TokenRelayError.TokenProvider(detail: String(describing: error))
+            // Classified by the core's one rule for failed providers, as in
+            // every binding: an HTTP status (an Int `status` or `statusCode`
+            // stored property of the error) and a String `code` decide (403
+            // ends the connection, 500 is a retried server error); anything
+            // else is a transient provider failure, retried.
+            let fields = Mirror(reflecting: error).children
+            let status = fields.first { $0.label == "status" || $0.label == "statusCode" }?.value as? Int
+            let code = fields.first { $0.label == "code" }?.value as? String
+            throw providerFailure(
+                message: String(describing: error),
+                status: status.flatMap { UInt16(exactly: $0) },
+                code: code
+            )
         }
     }
 }

@@ -8,7 +8,10 @@ import dev.tokenrelay.Client
 import dev.tokenrelay.ClientConfig
 import dev.tokenrelay.Connection
 import dev.tokenrelay.ConnectionState
+import dev.tokenrelay.ErrorKind
 import dev.tokenrelay.Event
+import dev.tokenrelay.errorKindsForTests
+import dev.tokenrelay.sampleErrorForTests
 import dev.tokenrelay.ResponseStatus
 import dev.tokenrelay.TokenRelayException
 import dev.tokenrelay.appEndpointTokenProvider
@@ -24,8 +27,65 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.withContext
 import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.withTimeoutOrNull
+import kotlinx.coroutines.awaitCancellation
+import kotlin.reflect.KClass
 
 private fun tokens(n: Int) = (0 until n).joinToString(" ") { "t$it" }
+
+/**
+ * The exception class of every core error kind: what the binding's table
+ * (sdk-mobile/src/error.rs) must give. A `when` without `else`: a kind the
+ * core adds does not compile here until it has a class.
+ */
+private fun expectedClass(kind: ErrorKind): KClass<out TokenRelayException> = when (kind) {
+    ErrorKind.UNAUTHORIZED -> TokenRelayException.Unauthorized::class
+    ErrorKind.FORBIDDEN -> TokenRelayException.Forbidden::class
+    ErrorKind.NOT_FOUND -> TokenRelayException.NotFound::class
+    ErrorKind.RATE_LIMITED -> TokenRelayException.RateLimited::class
+    ErrorKind.PAYMENT_REQUIRED -> TokenRelayException.PaymentRequired::class
+    ErrorKind.INVALID_REQUEST -> TokenRelayException.InvalidRequest::class
+    ErrorKind.SERVER -> TokenRelayException.Server::class
+    ErrorKind.PROTOCOL -> TokenRelayException.Protocol::class
+    ErrorKind.TIMEOUT -> TokenRelayException.Timeout::class
+    ErrorKind.CONNECTION_LOST -> TokenRelayException.ConnectionLost::class
+    ErrorKind.CLOSED -> TokenRelayException.Closed::class
+    ErrorKind.TOKEN_PROVIDER -> TokenRelayException.TokenProvider::class
+    ErrorKind.EXPIRED_TOKEN -> TokenRelayException.ExpiredToken::class
+    ErrorKind.TRANSPORT -> TokenRelayException.Transport::class
+    ErrorKind.QUEUE_FULL -> TokenRelayException.QueueFull::class
+    ErrorKind.EVENTS_DROPPED -> TokenRelayException.EventsDropped::class
+    ErrorKind.CONFIG -> TokenRelayException.Config::class
+}
+
+/** An app's exception for an HTTP answer, as Kotlin HTTP clients have them. */
+private class HttpFailure(val status: Int) : Exception("backend answered HTTP $status")
+
+/** Retrofit's `HttpException` keeps the status behind `code()`. */
+private class RetrofitStyleFailure(private val code: Int) : Exception("HTTP $code") {
+    fun code(): Int = code
+}
+
+/** A provider failure: its name, the class connect() must fail with, and
+ * what the provider does (throws). */
+private class ProviderFailureCase(
+    val name: String,
+    val expected: KClass<out TokenRelayException>,
+    val fail: suspend () -> Nothing,
+)
+
+private val providerFailures = listOf(
+    ProviderFailureCase("status 500", TokenRelayException.Server::class) { throw HttpFailure(500) },
+    ProviderFailureCase("status 401", TokenRelayException.Unauthorized::class) { throw HttpFailure(401) },
+    ProviderFailureCase("status 403", TokenRelayException.Forbidden::class) { throw HttpFailure(403) },
+    ProviderFailureCase("status 429", TokenRelayException.RateLimited::class) { throw HttpFailure(429) },
+    // The provider's own withTimeout firing (a TimeoutCancellationException).
+    ProviderFailureCase("timeout", TokenRelayException.TokenProvider::class) { withTimeout(10) { awaitCancellation() } },
+    ProviderFailureCase("no status", TokenRelayException.TokenProvider::class) { throw IllegalStateException("backend down") },
+    ProviderFailureCase("Retrofit code() 503", TokenRelayException.Server::class) { throw RetrofitStyleFailure(503) },
+    ProviderFailureCase("own class wins", TokenRelayException.NotFound::class) {
+        throw TokenRelayException.NotFound("no such user", null, 500.toUShort())
+    },
+)
 
 /** Reads events until one matches [pick], within 20 s. */
 private suspend fun <T : Any> EventReader.until(what: String, pick: suspend (Event) -> T?): T =
@@ -198,6 +258,41 @@ fun clientTests(): List<Test> = listOf(
         check("backend down" in e.detail) { "detail lost: ${e.detail}" }
         check(calls >= 2) { "not retried: $calls calls" }
     },
+
+    Test("error: every core error kind has its own exception class") { _ ->
+        val kinds = errorKindsForTests()
+        assertEq(kinds.toSet(), ErrorKind.entries.toSet(), "kinds")
+        for (kind in kinds) {
+            val e = sampleErrorForTests(kind)
+            val expected = expectedClass(kind)
+            check(expected.isInstance(e)) { "$kind: expected ${expected.simpleName}, got ${e::class.simpleName}" }
+        }
+        val limited = sampleErrorForTests(ErrorKind.RATE_LIMITED) as TokenRelayException.RateLimited
+        assertEq(limited.retryAfterMs, 1000uL, "retryAfterMs")
+    },
+
+    // The same failures, with the same classes, as
+    // sdk-python/tests/test_errors.py and sdk-wasm/tests/errors.test.js:
+    // the core's one rule for a failed provider decides.
+    *providerFailures.map { case ->
+        val (name, expected) = case.name to case.expected
+        Test("error: a provider failing with $name is ${expected.simpleName}, as in every binding") { server ->
+            val contextId = server.newContext()
+            var calls = 0
+            val config = ClientConfig(
+                wsUrl = server.wsUrl, connectTimeoutMs = 1000uL, reconnectMinDelayMs = 50uL,
+                reconnectMaxDelayMs = 100uL, refreshAhead = false,
+            )
+            val client = Client(config) { _ ->
+                calls++
+                case.fail()
+            }
+            val e = assertThrows<TokenRelayException>("connect") { client.connect(contextId) }
+            check(expected.isInstance(e)) { "$name: expected ${expected.simpleName}, got $e" }
+            if (e is TokenRelayException.Forbidden) assertEq(calls, 1, "provider calls (a terminal refusal is not retried)")
+            if (name == "status 500") assertEq((e as TokenRelayException.Server).status, 500.toUShort(), "status")
+        }
+    }.toTypedArray(),
 
     Test("error: a wrong admin key is Unauthorized with its HTTP status") { server ->
         val admin = AdminClient(server.httpUrl, "not-a-key")
