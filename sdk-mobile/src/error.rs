@@ -212,8 +212,15 @@ fn millis(d: Duration) -> u64 {
 
 impl From<Error> for TokenRelayError {
     fn from(e: Error) -> Self {
-        use TokenRelayError as E;
         let detail = e.to_string();
+        TokenRelayError::with_detail(e, detail)
+    }
+}
+
+impl TokenRelayError {
+    /// The variant of `e`'s kind, with `detail` as its text.
+    fn with_detail(e: Error, detail: String) -> Self {
+        use TokenRelayError as E;
         let (code, status) = match e.rejection() {
             Some(r) => (r.code.clone(), r.status),
             None => (None, None),
@@ -391,7 +398,15 @@ pub fn provider_failure(
     status: Option<u16>,
     code: Option<String>,
 ) -> TokenRelayError {
-    Error::from_provider(ProviderFailure::new(message).status(status).code(code)).into()
+    let class = Error::from_provider(
+        ProviderFailure::new(message.clone())
+            .status(status)
+            .code(code),
+    );
+    // The detail is the provider's own message, not the class's whole text:
+    // thrown back through the provider, it becomes the core's error again
+    // (`From<TokenRelayError> for Error`), whose text then says it once.
+    TokenRelayError::with_detail(class, message)
 }
 
 #[cfg(test)]
@@ -429,6 +444,19 @@ mod tests {
         assert!(
             matches!(Error::from(other), Error::TokenProvider { message } if message == "offline")
         );
+    }
+
+    #[test]
+    fn a_classified_provider_failure_thrown_back_keeps_its_class_and_text() {
+        let thrown = provider_failure("HttpFailure: backend down".into(), Some(500), None);
+        assert_eq!(thrown.kind(), ErrorKind::Server);
+        let e = Error::from(thrown);
+        assert_eq!(
+            e.to_string(),
+            "server error: HttpFailure: backend down (HTTP 500)"
+        );
+        let plain = Error::from(provider_failure("IOException: x".into(), None, None));
+        assert_eq!(plain.to_string(), "token provider failed: IOException: x");
     }
 
     #[test]

@@ -99,9 +99,12 @@ private class SuspendTokenProvider(
         }
 }
 
-/** The zero-argument public method [name] of this object's class, called. */
+/**
+ * The zero-argument public method [name] of this object's class, called
+ * (made accessible: an app's exception class need not be public).
+ */
 private fun Any.member(name: String): Any? =
-    runCatching { javaClass.getMethod(name).invoke(this) }.getOrNull()
+    runCatching { javaClass.getMethod(name).apply { isAccessible = true }.invoke(this) }.getOrNull()
 
 /** An HTTP status, where JVM HTTP clients' exceptions keep it. */
 private fun Throwable.httpStatus(): Int? {
