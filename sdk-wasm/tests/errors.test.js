@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Client, TokenRelayError, UnauthorizedError, ForbiddenError, NotFoundError, RateLimitedError,
+  Client, init, TokenRelayError, UnauthorizedError, ForbiddenError, NotFoundError, RateLimitedError,
   PaymentRequiredError, InvalidRequestError, ServerError, ProtocolError, TimeoutError,
   ConnectionLostError, ClosedError, TokenProviderError, ExpiredTokenError, TransportError,
   QueueFullError, EventsDroppedError, ConfigError,
@@ -40,7 +40,8 @@ const EXPECTED_CLASS = {
   config: ConfigError,
 };
 
-test('every core error kind has its own class, never the TokenRelayError fallback', () => {
+test('every core error kind has its own class, never the TokenRelayError fallback', async () => {
+  await init(); // the samples come from the wasm module
   const samples = __errorKindsForTests();
   assert.deepEqual(samples.map((e) => e.code).sort(), Object.keys(EXPECTED_CLASS).sort());
   for (const e of samples) {
