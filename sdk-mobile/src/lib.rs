@@ -44,5 +44,7 @@ pub use event::{
     StateChange, ToolCall, ToolResult,
 };
 pub use provider::{app_endpoint_token_provider, TokenProvider};
+#[cfg(feature = "testing")]
+pub use testing::{error_kinds_for_tests, sample_error_for_tests};
 
 uniffi::setup_scaffolding!();
