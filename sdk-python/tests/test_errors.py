@@ -80,6 +80,8 @@ EXPECTED_CLASS = {
     "expired_token": tokenrelay.ExpiredTokenError,
     "transport": tokenrelay.TransportError,
     "queue_full": tokenrelay.QueueFullError,
+    "queue_expired": tokenrelay.QueueExpiredError,
+    "closed_before_sent": tokenrelay.ClosedBeforeSentError,
     "events_dropped": tokenrelay.EventsDroppedError,
     "config": tokenrelay.ConfigError,
 }

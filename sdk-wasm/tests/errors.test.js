@@ -8,7 +8,7 @@ import {
   Client, init, TokenRelayError, UnauthorizedError, ForbiddenError, NotFoundError, RateLimitedError,
   PaymentRequiredError, InvalidRequestError, ServerError, ProtocolError, TimeoutError,
   ConnectionLostError, ClosedError, TokenProviderError, ExpiredTokenError, TransportError,
-  QueueFullError, EventsDroppedError, ConfigError,
+  QueueFullError, QueueExpiredError, ClosedBeforeSentError, EventsDroppedError, ConfigError,
 } from '../pkg/node.js';
 import { __errorKindsForTests } from '../pkg/client.js';
 import { Server, within } from './harness.js';
@@ -36,6 +36,8 @@ const EXPECTED_CLASS = {
   expired_token: ExpiredTokenError,
   transport: TransportError,
   queue_full: QueueFullError,
+  queue_expired: QueueExpiredError,
+  closed_before_sent: ClosedBeforeSentError,
   events_dropped: EventsDroppedError,
   config: ConfigError,
 };

@@ -53,6 +53,8 @@ private fun expectedClass(kind: ErrorKind): KClass<out TokenRelayException> = wh
     ErrorKind.EXPIRED_TOKEN -> TokenRelayException.ExpiredToken::class
     ErrorKind.TRANSPORT -> TokenRelayException.Transport::class
     ErrorKind.QUEUE_FULL -> TokenRelayException.QueueFull::class
+    ErrorKind.QUEUE_EXPIRED -> TokenRelayException.QueueExpired::class
+    ErrorKind.CLOSED_BEFORE_SENT -> TokenRelayException.ClosedBeforeSent::class
     ErrorKind.EVENTS_DROPPED -> TokenRelayException.EventsDropped::class
     ErrorKind.CONFIG -> TokenRelayException.Config::class
 }
