@@ -139,7 +139,7 @@ async fn a_message_queued_too_long_fails_while_still_offline_and_is_never_sent()
             after: Duration::from_millis(200)
         })
     );
-    assert_eq!(failed.unwrap_err().kind(), "queue_expired");
+    assert_eq!(failed.unwrap_err().kind().as_str(), "queue_expired");
     // It failed while the network was still down, and left the queue.
     assert_eq!(conn.state().state, ConnectionState::Reconnecting);
     assert_eq!(conn.pending(), 0);
@@ -170,6 +170,6 @@ async fn close_fails_queued_messages_with_their_own_error() {
     conn.close().await;
     let outcome = tokio::time::timeout(WAIT, asking).await.unwrap().unwrap();
     assert_eq!(outcome, Err(Error::ClosedBeforeSent));
-    assert_eq!(outcome.unwrap_err().kind(), "closed_before_sent");
+    assert_eq!(outcome.unwrap_err().kind().as_str(), "closed_before_sent");
     assert!(humans(&h, &ctx, 0).await.is_empty());
 }
