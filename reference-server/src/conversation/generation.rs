@@ -13,7 +13,7 @@ use tokenrelay::wire::{
 use tokio::sync::{oneshot, Notify};
 
 use super::hub::Running;
-use super::shared::Hub;
+use super::shared::{Hub, Place};
 use crate::engine::{EngineEvent, EngineSink, GenerateRequest, Trigger};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -100,8 +100,11 @@ pub async fn invoke_as(
     let state = state.clone();
     let hub = hub.clone();
     let id = response_id.clone();
+    // The place in line is taken here, in the order the caller invokes;
+    // the task may start after a later invocation's task.
+    let place = hub.arrival().join();
     tokio::spawn(async move {
-        let outcome = run(&state, &hub, invocation, id).await;
+        let outcome = run(&state, &hub, invocation, id, place).await;
         hub.pending().fetch_sub(1, Ordering::SeqCst);
         if let Some(outcome) = outcome {
             let _ = done_tx.send(outcome);
@@ -221,8 +224,13 @@ async fn run(
     hub: &Arc<dyn Hub>,
     invocation: Invocation,
     response_id: String,
+    mut place: Place,
 ) -> Option<Outcome> {
+    place.wait().await;
     let _turn = hub.turn().await;
+    // Holding the turn, this invocation lets the next one queue behind it
+    // (the turn's lock serves its waiters first come, first served).
+    drop(place);
     if state.is_shutting_down() {
         return None;
     }

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, Notify};
 use async_trait::async_trait;
 
 use super::replay::ReplayBuffer;
-use super::shared::{Hub, Turn};
+use super::shared::{ArrivalOrder, Hub, Turn};
 
 /// What the hub sends to an attached socket.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +100,8 @@ pub struct LocalHub {
     generation_lock: Arc<tokio::sync::Mutex<()>>,
     /// Generations queued or running, so an idle sweep leaves them alone.
     pub(crate) pending: AtomicUsize,
+    /// Invocations of this context waiting for their turn, in order.
+    arrival: ArrivalOrder,
     /// Frame notifications as the base protocol does: no `seq` (nothing is
     /// kept for replay), `"id": null`.
     pub(crate) base_protocol: bool,
@@ -142,6 +144,7 @@ impl LocalHub {
             }),
             generation_lock: Arc::new(tokio::sync::Mutex::new(())),
             pending: AtomicUsize::new(0),
+            arrival: ArrivalOrder::default(),
             base_protocol: false,
         }
     }
@@ -333,6 +336,10 @@ impl Hub for LocalHub {
 
     fn org_id(&self) -> &str {
         &self.org_id
+    }
+
+    fn arrival(&self) -> &ArrivalOrder {
+        &self.arrival
     }
 
     fn pending(&self) -> &AtomicUsize {

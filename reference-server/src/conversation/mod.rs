@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use generation::{invoke, invoke_as, Invocation, Outcome};
 pub use hub::{Fault, LocalHub, Outbound, Subscription};
-pub use shared::{Hub, Turn};
+pub use shared::{ArrivalOrder, Hub, Place, Turn};
 
 use crate::store::ContextRecord;
 

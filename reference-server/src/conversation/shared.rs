@@ -18,6 +18,57 @@ use tokenrelay::wire::Notification;
 
 use super::hub::{Fault, Running, Subscription};
 
+/// A context's invocations in the order they arrived. Each invocation is
+/// a task of its own, and the runtime starts tasks in any order, so
+/// without this three messages flushed together by a reconnecting client
+/// could run 3, 1, 2. An invocation joins the line where it arrives (in the
+/// socket's order) and waits for the one before it to have taken its turn.
+#[derive(Debug, Default)]
+pub struct ArrivalOrder {
+    /// Closed when the last invocation to join has taken its turn (or gave
+    /// up: a dropped [`Place`] lets the next one go).
+    tail: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+}
+
+impl ArrivalOrder {
+    /// Takes the next place in line. Synchronous: call it where the order
+    /// is known, before the invocation's task is spawned.
+    pub fn join(&self) -> Place {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        let before = self
+            .tail
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(rx);
+        Place {
+            before,
+            _done: done,
+        }
+    }
+}
+
+/// One invocation's place in its context's [`ArrivalOrder`]. Drop it once
+/// the invocation holds its [`Turn`]: the next one then queues for the turn
+/// behind it.
+#[derive(Debug)]
+pub struct Place {
+    before: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// Dropping it wakes the next place in line.
+    _done: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Place {
+    /// Waits until every invocation that arrived before this one has taken
+    /// its turn.
+    pub async fn wait(&mut self) {
+        if let Some(before) = self.before.take() {
+            // Err means the one before dropped its place: its turn is
+            // taken, or it gave up; either way it is this one's go.
+            let _ = before.await;
+        }
+    }
+}
+
 /// Holding one lets a generation run; dropping it lets the next one in.
 /// Opaque, so an implementation can make it a lease it renews.
 pub type Turn = Box<dyn Any + Send + Sync>;
@@ -36,6 +87,11 @@ pub trait Hub: Send + Sync + 'static {
     /// `max_pending_invocations`; an idle sweep leaves the hub alone while
     /// it is above zero).
     fn pending(&self) -> &AtomicUsize;
+
+    /// The line this instance's invocations of the context wait in, so
+    /// they take their [`turn`](Hub::turn) in the order they arrived (each
+    /// is its own task, and tasks start in any order).
+    fn arrival(&self) -> &ArrivalOrder;
 
     /// Numbers a notification, keeps it for replay and sends it to every
     /// attached socket. Returns the `seq` and how many sockets the frame
@@ -94,4 +150,51 @@ pub trait Hub: Send + Sync + 'static {
     /// True when nothing needs this hub kept in memory: no socket, no
     /// generation, nothing this instance must still replay.
     fn is_idle(&self) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::ArrivalOrder;
+
+    /// Tasks started in the reverse of their arrival still take the lock
+    /// in arrival order. (Without the line, this runtime polls them in
+    /// spawn order, 2, 1, 0.)
+    #[tokio::test]
+    async fn invocations_take_their_turn_in_arrival_order() {
+        let line = ArrivalOrder::default();
+        let turn = Arc::new(tokio::sync::Mutex::new(()));
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let places: Vec<_> = (0..3).map(|i| (i, line.join())).collect();
+        let mut tasks = Vec::new();
+        for (i, mut place) in places.into_iter().rev() {
+            let turn = turn.clone();
+            let ran = ran.clone();
+            tasks.push(tokio::spawn(async move {
+                place.wait().await;
+                let _turn = turn.lock_owned().await;
+                drop(place);
+                ran.lock().unwrap().push(i);
+                // Hold the turn across a few polls of the others.
+                for _ in 0..3 {
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(*ran.lock().unwrap(), vec![0, 1, 2]);
+    }
+
+    /// A place given up (its task dropped) lets the next one go.
+    #[tokio::test]
+    async fn a_dropped_place_lets_the_next_one_go() {
+        let line = ArrivalOrder::default();
+        let first = line.join();
+        let mut second = line.join();
+        drop(first);
+        second.wait().await;
+    }
 }
