@@ -1763,7 +1763,10 @@ fn close_fails_queued_messages_with_their_own_error_and_sent_ones_with_closed() 
         failed(&ev),
         vec![(sent, Error::Closed), (queued, Error::ClosedBeforeSent)]
     );
-    assert_eq!(Error::ClosedBeforeSent.kind().as_str(), "closed_before_sent");
+    assert_eq!(
+        Error::ClosedBeforeSent.kind().as_str(),
+        "closed_before_sent"
+    );
     assert_ne!(Error::ClosedBeforeSent, Error::Closed);
     assert_eq!(h.s.pending(), 0);
 }
