@@ -23,6 +23,10 @@ fi
 # No sanitizer: sdk-core has no `unsafe` (ASan would only slow it down);
 # debug assertions on, so an integer overflow panics as in a debug build.
 flags=(--sanitizer none --debug-assertions)
+# cargo-fuzz has no `--locked`: resolve with the committed fuzz/Cargo.lock
+# first, so a lock file that no longer matches the manifests fails here
+# instead of being rewritten quietly.
+cargo +nightly metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null
 cargo +nightly fuzz build "${flags[@]}"
 for t in "${targets[@]}"; do
   printf '\n== fuzz %s (%ss)\n' "$t" "$secs"

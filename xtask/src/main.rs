@@ -29,6 +29,7 @@
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
 
 mod bench;
 
@@ -165,6 +166,9 @@ fn main() -> ExitCode {
         }
     };
     let locked = in_ci();
+    // Each step's wall time, printed as it ends and again as a table at
+    // the end: CI has a time budget, and this shows where it goes.
+    let mut timings: Vec<(String, Duration)> = Vec::new();
     for step in steps {
         let (label, mut cmd) = match step {
             Step::Cargo(args) => {
@@ -198,13 +202,30 @@ fn main() -> ExitCode {
             }
         };
         eprintln!("\n==> {label}");
-        match cmd.current_dir(&root).status() {
+        let started = Instant::now();
+        let status = cmd.current_dir(&root).status();
+        let took = started.elapsed();
+        eprintln!("<== {label}: {:.0} s", took.as_secs_f64());
+        timings.push((label.clone(), took));
+        match status {
             Ok(s) if s.success() => {}
             Ok(_) | Err(_) => {
                 eprintln!("xtask: `{label}` failed");
+                print_timings(&timings);
                 return ExitCode::FAILURE;
             }
         }
     }
+    print_timings(&timings);
     ExitCode::SUCCESS
+}
+
+/// The steps that ran, with their wall time, and the total.
+fn print_timings(timings: &[(String, Duration)]) {
+    eprintln!("\nxtask: time per step");
+    for (label, took) in timings {
+        eprintln!("{:>7.0} s  {label}", took.as_secs_f64());
+    }
+    let total: Duration = timings.iter().map(|(_, t)| *t).sum();
+    eprintln!("{:>7.0} s  total", total.as_secs_f64());
 }
