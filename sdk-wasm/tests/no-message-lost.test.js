@@ -117,11 +117,12 @@ test('offline messages are pending, bounded by count, and sent in order once bac
     assert.ok(refused instanceof QueueFullError, `got ${refused}`);
     assert.equal(refused.code, 'queue_full');
     assert.equal(conn.pending, 3);
-    // Sent in order: the server answers each as it takes it. (The
-    // reference server may run three invocations that arrive at once in
-    // another order: the replies are matched by id.)
+    // Sent in order, and answered in order: the server runs a context's
+    // invocations in the order they arrive (conversation::ArrivalOrder).
     const acks = [];
+    const ended = [];
     conn.on('ack', (e) => acks.push(e.requestId));
+    conn.on('response', (e) => ended.push(e.response.requestId));
     conn.setNetworkAvailable(true);
     const done = await within(Promise.all(replies), 'the queued messages are answered');
     await until('every ack', () => acks.length === 3);
@@ -129,11 +130,12 @@ test('offline messages are pending, bounded by count, and sent in order once bac
     assert.deepEqual(done.map((r) => [r.requestId, r.text, r.status]),
       done.map((r, i) => [replies[i].requestId, `q${i}`, 'complete']));
     assert.deepEqual(replies.map((r) => r.requestId), [...replies.map((r) => r.requestId)].sort((a, b) => a - b));
+    assert.deepEqual(ended, replies.map((r) => r.requestId), 'answered in the order sent');
     assert.equal(conn.pending, 0);
   } finally {
     conn.close();
   }
-  assert.deepEqual((await history(ctx, 3)).humans.sort(), ['[echo] q0', '[echo] q1', '[echo] q2']);
+  assert.deepEqual((await history(ctx, 3)).humans, ['[echo] q0', '[echo] q1', '[echo] q2']);
 });
 
 test('a message queued too long fails while still offline, and is never sent', async () => {
