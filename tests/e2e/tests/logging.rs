@@ -104,9 +104,17 @@ async fn the_driver_logs_its_life_and_never_a_credential() {
     let first = text
         .find("attached to the context")
         .expect("the attachment is logged");
+    // The attachment's own line names the context (from the connection's
+    // span), so a log of many connections can be told apart.
+    let attached = text[..first]
+        .rsplit('\n')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+        + text[first..].lines().next().unwrap_or_default();
     assert!(
-        text[first..].contains("context_id=") || text.contains(&format!("context_id={context_id}")),
-        "lines carry the context: {text}"
+        attached.contains(&format!("context_id={context_id}")),
+        "the attachment line carries the context: {attached}"
     );
     let lost = text
         .find("connection lost; reconnecting")

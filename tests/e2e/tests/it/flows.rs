@@ -329,8 +329,12 @@ async fn a_fresh_key_always_refused_fails_connect_at_once() {
             2,
             "the first key and one fresh one (base protocol: {base_protocol})"
         );
-        h.server.shutdown().await;
+        // Nothing retries behind the failed connect: with the server still
+        // up, wait past the first retry's envelope (0.5 s by default) and
+        // the provider has still been asked twice.
+        tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 2, "nothing asks again");
+        h.server.shutdown().await;
     }
 }
 
