@@ -131,18 +131,14 @@ pub(crate) async fn keys(
             org_key,
         } => {
             let org_id = settings.org_id(&admin).await?;
-            let request = if org_key {
-                GenerateApiKeyRequest {
-                    ttl_seconds: ttl,
-                    ..GenerateApiKeyRequest::org(org_id)
-                }
+            let mut request = if org_key {
+                GenerateApiKeyRequest::org(org_id)
             } else {
-                GenerateApiKeyRequest {
-                    context_id: context,
-                    ttl_seconds: ttl,
-                    ..GenerateApiKeyRequest::client(org_id)
-                }
+                let mut request = GenerateApiKeyRequest::client(org_id);
+                request.context_id = context;
+                request
             };
+            request.ttl_seconds = ttl;
             let key = admin.generate_api_key(&request).await?;
             print(json, &key, |k| k.token.clone());
         }
@@ -185,18 +181,12 @@ pub(crate) async fn users(
 ) -> Result<(), Error> {
     match command {
         UsersCommand::Register { username } => {
-            let credentials = Credentials {
-                username,
-                password: password()?,
-            };
+            let credentials = Credentials::new(username, password()?);
             let user = settings.anonymous()?.register(&credentials).await?;
             print(json, &user, |u| u.id.clone());
         }
         UsersCommand::Login { username } => {
-            let credentials = Credentials {
-                username,
-                password: password()?,
-            };
+            let credentials = Credentials::new(username, password()?);
             let login = settings.anonymous()?.login(&credentials).await?;
             print(json, &login, |l| l.access_token.clone());
         }

@@ -149,5 +149,10 @@ pub(crate) fn history_line(message: &tokenrelay::rest::ContextMessage) -> String
         } => format!("  tool   {tool_name}({tool_input})"),
         ContextMessage::ToolResponse { tool_output, .. } => format!("         -> {tool_output}"),
         ContextMessage::Other(value) => format!("  ?      {value}"),
+        // A kind the core learns later: shown as its JSON, like `Other`.
+        other => format!(
+            "  ?      {}",
+            serde_json::to_string(other).unwrap_or_default()
+        ),
     }
 }

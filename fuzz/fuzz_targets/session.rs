@@ -31,8 +31,8 @@ use std::time::Duration;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
-use tokenrelay::session::{Action, ReconnectPolicy, Session, SessionConfig};
 use tokenrelay::wire::{decode_client_frame, ClientRequest, ServerFrame};
+use tokenrelay::{Action, ReconnectPolicy, Session, SessionConfig};
 use tokenrelay::{ConnectionState, Credential, Error, Event, Rejection, ResponseStatus, Timestamp};
 
 const WS_URL: &str = "ws://relay.test/ws";
@@ -342,10 +342,8 @@ fn run(input: Input) {
     }
     config.max_retained_responses = usize::from(input.max_retained % 8);
     config.max_queued_requests = usize::from(input.max_queued % 8);
-    config.reconnect = ReconnectPolicy {
-        max_attempts: input.max_attempts.map(|n| u32::from(n % 8)),
-        ..ReconnectPolicy::default()
-    };
+    config.reconnect =
+        ReconnectPolicy::default().with_max_attempts(input.max_attempts.map(|n| u32::from(n % 8)));
     let max_frame_len = config.max_frame_len;
     let mut s = Session::new("ctx", config, input.seed);
     let mut m = Model {

@@ -16,7 +16,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde::Deserialize;
 use serde_json::json;
-use tokenrelay::session::{Action, Session, SessionConfig};
+use tokenrelay::{Action, Session, SessionConfig};
 use tokenrelay::{Credential, Timestamp};
 
 /// Frames per iteration: one long response's worth.

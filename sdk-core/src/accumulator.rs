@@ -23,9 +23,8 @@
 use std::collections::VecDeque;
 
 use crate::error::ProtocolError;
-use crate::event::{
-    Event, RequestId, Response, ResponseId, ResponseStatus, TokenText, ToolCall, ToolResult,
-};
+use crate::event::{Event, RequestId, Response, ResponseId, ResponseStatus, ToolCall, ToolResult};
+use crate::token_text::TokenText;
 use crate::wire::{Notification, StopReason};
 
 /// What applying a notification did to a response bound to a request, so

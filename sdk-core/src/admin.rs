@@ -29,7 +29,7 @@ use crate::rest::{
 };
 
 /// How long a request may take, connect to last byte, unless configured.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Error bodies that are not JSON (a proxy's HTML page) are cut to this many
 /// bytes in the error message.

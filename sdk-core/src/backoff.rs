@@ -21,7 +21,12 @@ use backon::BackoffBuilder as _;
 use crate::time::Timestamp;
 
 /// How the session retries. Every field has a sensible default.
+///
+/// Non-exhaustive, so a knob can be added without a breaking release:
+/// start from [`ReconnectPolicy::default`] and chain the `with_*` setters
+/// (or assign the public fields).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ReconnectPolicy {
     /// First envelope of the exponential schedule. Default 0.5 s.
     pub min_delay: Duration,
@@ -53,6 +58,57 @@ impl Default for ReconnectPolicy {
             suspended_interval: Duration::from_secs(60),
             max_attempts: None,
         }
+    }
+}
+
+impl ReconnectPolicy {
+    /// The first envelope of the exponential schedule.
+    #[must_use]
+    pub fn with_min_delay(mut self, min_delay: Duration) -> Self {
+        self.min_delay = min_delay;
+        self
+    }
+
+    /// The cap of the envelope.
+    #[must_use]
+    pub fn with_max_delay(mut self, max_delay: Duration) -> Self {
+        self.max_delay = max_delay;
+        self
+    }
+
+    /// The growth factor per attempt.
+    #[must_use]
+    pub fn with_factor(mut self, factor: f32) -> Self {
+        self.factor = factor;
+        self
+    }
+
+    /// How long a connection must stay up to count as healthy.
+    #[must_use]
+    pub fn with_stable_after(mut self, stable_after: Duration) -> Self {
+        self.stable_after = stable_after;
+        self
+    }
+
+    /// After failing this long, retry at the suspended cadence (`None`: never).
+    #[must_use]
+    pub fn with_suspend_after(mut self, suspend_after: Option<Duration>) -> Self {
+        self.suspend_after = suspend_after;
+        self
+    }
+
+    /// The cadence once suspended.
+    #[must_use]
+    pub fn with_suspended_interval(mut self, suspended_interval: Duration) -> Self {
+        self.suspended_interval = suspended_interval;
+        self
+    }
+
+    /// Give up after this many consecutive failed attempts (`None`: never).
+    #[must_use]
+    pub fn with_max_attempts(mut self, max_attempts: Option<u32>) -> Self {
+        self.max_attempts = max_attempts;
+        self
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::Error;
-pub use crate::token_text::TokenText;
+use crate::token_text::TokenText;
 use crate::wire::{Agent, AgentEvent, ServerInfo, StopReason};
 
 /// The id the server gave a response (`response_id`). Shared, because every
@@ -81,7 +81,11 @@ impl ConnectionState {
 }
 
 /// A change of [`ConnectionState`], with why and what comes next.
+///
+/// Non-exhaustive: fields may be added in a minor release; build it with
+/// [`StateChange::new`] and read or assign the fields.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct StateChange {
     /// The new state.
     pub state: ConnectionState,
@@ -91,6 +95,19 @@ pub struct StateChange {
     pub retry_in: Option<Duration>,
     /// What caused the change, when it was a failure.
     pub cause: Option<Error>,
+}
+
+impl StateChange {
+    /// A change to `state` with no failed attempt, no retry and no cause;
+    /// set the other fields for a retry or a failure.
+    pub fn new(state: ConnectionState) -> Self {
+        StateChange {
+            state,
+            attempt: 0,
+            retry_in: None,
+            cause: None,
+        }
+    }
 }
 
 /// How a response ended, or that it has not yet.
@@ -124,7 +141,11 @@ impl ResponseStatus {
 }
 
 /// A server-side tool call (`on_tool_call`).
+///
+/// Non-exhaustive: fields may be added in a minor release; build it with
+/// [`ToolCall::new`] and read or assign the fields.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ToolCall {
     /// Id that its [`ToolResult`] will carry.
     pub tool_call_id: String,
@@ -134,9 +155,28 @@ pub struct ToolCall {
     pub tool_input: Value,
 }
 
+impl ToolCall {
+    /// A call of `tool_name` with `tool_input`, answered under `tool_call_id`.
+    pub fn new(
+        tool_call_id: impl Into<String>,
+        tool_name: impl Into<String>,
+        tool_input: Value,
+    ) -> Self {
+        ToolCall {
+            tool_call_id: tool_call_id.into(),
+            tool_name: tool_name.into(),
+            tool_input,
+        }
+    }
+}
+
 /// A server-side tool's answer (`on_tool_response`).
+///
+/// Non-exhaustive: fields may be added in a minor release; build it with
+/// [`ToolResult::new`] and read or assign the fields.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[non_exhaustive]
 pub struct ToolResult {
     /// The call it answers.
     pub tool_call_id: String,
@@ -146,8 +186,27 @@ pub struct ToolResult {
     pub tool_output: String,
 }
 
+impl ToolResult {
+    /// The answer `tool_output` of `tool_name` to the call `tool_call_id`.
+    pub fn new(
+        tool_call_id: impl Into<String>,
+        tool_name: impl Into<String>,
+        tool_output: impl Into<String>,
+    ) -> Self {
+        ToolResult {
+            tool_call_id: tool_call_id.into(),
+            tool_name: tool_name.into(),
+            tool_output: tool_output.into(),
+        }
+    }
+}
+
 /// One agent response, assembled from its notifications.
+///
+/// Non-exhaustive: fields may be added in a minor release; build it with
+/// [`Response::new`] and read or assign the fields.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Response {
     /// The server's `response_id`.
     pub id: ResponseId,
@@ -172,7 +231,8 @@ pub struct Response {
 }
 
 impl Response {
-    pub(crate) fn new(id: ResponseId, request_id: Option<RequestId>) -> Self {
+    /// A response that has just started: no text yet, `Streaming`.
+    pub fn new(id: ResponseId, request_id: Option<RequestId>) -> Self {
         Response {
             id,
             request_id,

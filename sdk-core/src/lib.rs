@@ -4,45 +4,61 @@
 // because this crate is public.
 #![warn(missing_docs)]
 
+// The public API is chosen here, as quinn-proto's `lib.rs` chooses its
+// own: modules are private and what users name is re-exported at the
+// root, so a module can be split or moved without breaking anyone. Two
+// modules stay public because their names belong together and would
+// crowd the root: `rest` (the REST API's bodies) and `wire` (the
+// protocol's frames, for servers, test peers and the browser driver).
+// docs/decisions.md, "Public API rules", says what may change how.
 mod accumulator;
-pub mod backoff;
-pub mod error;
-pub mod event;
+mod backoff;
+mod error;
+mod event;
 mod redact;
 pub mod rest;
-pub mod session;
-pub mod time;
-pub mod token;
+mod session;
+mod time;
+mod token;
 mod token_text;
 pub mod wire;
 
 #[cfg(feature = "admin")]
-#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
-pub mod admin;
+mod admin;
 #[cfg(any(feature = "client", feature = "admin"))]
 mod client;
 #[cfg(feature = "client")]
-#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
-pub mod provider;
+mod provider;
 
+pub use backoff::ReconnectPolicy;
 pub use error::{Error, ErrorKind, ProtocolError, ProviderFailure, RateLimit, Rejection};
 pub use event::{
     ConnectionState, Event, RequestId, Response, ResponseId, ResponseStatus, StateChange, ToolCall,
     ToolResult,
 };
+pub use session::{Action, Session, SessionConfig, StateView};
 pub use time::Timestamp;
+pub use token::{Credential, CredentialKind};
+pub use token_text::TokenText;
+// The wire types an application meets through the API above (events,
+// `send_tool_responses`, the admin client's answers).
+pub use wire::{Agent, AgentEvent, ServerInfo, StopReason, ToolResponseParam};
 
 #[cfg(feature = "admin")]
 #[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
-pub use admin::AdminClient;
+pub use admin::{AdminClient, AdminClientBuilder, StreamToken};
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use client::{Client, ClientBuilder, Connection};
+#[cfg(feature = "app-endpoint")]
+#[cfg_attr(docsrs, doc(cfg(feature = "app-endpoint")))]
+pub use provider::AppEndpoint;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
-pub use provider::TokenProvider;
-pub use token::{Credential, CredentialKind};
-pub use token_text::TokenText;
+pub use provider::{BoxFuture, StaticToken, TokenProvider};
+#[cfg(all(feature = "client", feature = "admin"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "client", feature = "admin"))))]
+pub use provider::{OrgKeyProvider, StreamTokenProvider};
 
 // The scaffolding for the types that derive uniffi's traits under the
 // `uniffi` feature (sdk-mobile exports them as they are).

@@ -310,14 +310,14 @@ type WeakFetch = WeakShared<BoxFuture<'static, Result<Credential, Error>>>;
 /// provider (several connections reconnecting at once after a network blip
 /// cost the app's backend one request, not many). The call lives as long
 /// as someone waits for it.
-pub struct SingleFlight {
+pub(crate) struct SingleFlight {
     inner: Arc<dyn TokenProvider>,
     in_flight: Arc<Mutex<HashMap<String, WeakFetch>>>,
 }
 
 impl SingleFlight {
     /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn TokenProvider>) -> Self {
+    pub(crate) fn new(inner: Arc<dyn TokenProvider>) -> Self {
         SingleFlight {
             inner,
             in_flight: Arc::new(Mutex::new(HashMap::new())),

@@ -33,6 +33,7 @@ pub use crate::wire::Agent;
 
 /// Body of `POST /agent`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NewAgent {
     /// Display name.
     pub agent_name: String,
@@ -71,10 +72,18 @@ impl NewAgent {
 
 /// Answer of `GET /agents`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AgentList {
     /// The agents the caller may see.
     #[serde(default, deserialize_with = "null_as_default")]
     pub agents: Vec<Agent>,
+}
+
+impl AgentList {
+    /// The list `agents`.
+    pub fn new(agents: Vec<Agent>) -> AgentList {
+        AgentList { agents }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -83,6 +92,7 @@ pub struct AgentList {
 
 /// Body of `POST /context`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NewContext {
     /// The agent the context runs.
     pub agent_id: String,
@@ -111,6 +121,7 @@ impl NewContext {
 ///
 /// `Debug` redacts `client_api_key`.
 #[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Context {
     /// Context id; pass it to `connect_to_context`.
     #[serde(default, deserialize_with = "string_or_number")]
@@ -147,6 +158,23 @@ pub struct Context {
     pub client_api_key: Option<String>,
 }
 
+impl Context {
+    /// The context `context_id` on `agent_id`, of `user_id`, with an empty
+    /// history and no timestamps; set the other fields as needed.
+    pub fn new(
+        context_id: impl Into<String>,
+        agent_id: impl Into<String>,
+        user_id: impl Into<String>,
+    ) -> Context {
+        Context {
+            context_id: context_id.into(),
+            agent_id: agent_id.into(),
+            user_id: user_id.into(),
+            ..Context::default()
+        }
+    }
+}
+
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
@@ -172,6 +200,7 @@ impl fmt::Debug for Context {
 /// is kept verbatim in [`ContextMessage::Other`] rather than failing the whole
 /// context.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ContextMessage {
     /// `{sender: "human", message}`.
     Human {
@@ -321,11 +350,22 @@ impl ContextMessage {
 
 /// Body of `POST /chat`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ChatRequest {
     /// The context to talk in.
     pub context_id: String,
     /// The human message.
     pub message: String,
+}
+
+impl ChatRequest {
+    /// `message` for the context `context_id`.
+    pub fn new(context_id: impl Into<String>, message: impl Into<String>) -> ChatRequest {
+        ChatRequest {
+            context_id: context_id.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// Answer of `POST /chat`: the agent's finished reply, not streamed.
@@ -335,6 +375,7 @@ pub struct ChatRequest {
 /// accepts the reply text under `response`, and a missing `success` counts
 /// as true (the HTTP status already said the call succeeded).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ChatReply {
     /// True on success.
     #[serde(default = "yes")]
@@ -351,6 +392,17 @@ pub struct ChatReply {
     pub message: String,
 }
 
+impl ChatReply {
+    /// A reply with `success` and `message`, naming no response.
+    pub fn new(success: bool, message: impl Into<String>) -> ChatReply {
+        ChatReply {
+            success,
+            response_id: None,
+            message: message.into(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 4.1 Org and client API keys
 // ---------------------------------------------------------------------------
@@ -358,6 +410,7 @@ pub struct ChatReply {
 /// The two kinds of JWT API key of `docs/protocol.md` §1.3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum KeyType {
     /// Short-lived, for browsers and apps: may only open a WebSocket.
     Client,
@@ -370,6 +423,7 @@ pub enum KeyType {
 
 /// Body of `POST /generate-api-key`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct GenerateApiKeyRequest {
     /// The org the key belongs to.
     pub org_id: String,
@@ -407,6 +461,7 @@ impl GenerateApiKeyRequest {
 
 /// Answer of `POST /generate-api-key`. `Debug` redacts `token`.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct GeneratedApiKey {
     /// Id of the key in the server's store (revocation is by this id).
     #[serde(default, deserialize_with = "string_or_number")]
@@ -442,6 +497,28 @@ pub struct GeneratedApiKey {
     pub updated_at: Option<i64>,
 }
 
+impl GeneratedApiKey {
+    /// A valid key of `kind`: its id, its org and the key itself; no user
+    /// and no timestamps (set them as needed).
+    pub fn new(
+        api_key_id: impl Into<String>,
+        org_id: impl Into<String>,
+        token: impl Into<String>,
+        kind: KeyType,
+    ) -> GeneratedApiKey {
+        GeneratedApiKey {
+            api_key_id: api_key_id.into(),
+            org_id: org_id.into(),
+            token: token.into(),
+            valid: true,
+            kind,
+            user_id: String::new(),
+            created_at: None,
+            updated_at: None,
+        }
+    }
+}
+
 impl fmt::Debug for GeneratedApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GeneratedApiKey")
@@ -460,6 +537,7 @@ impl fmt::Debug for GeneratedApiKey {
 /// One key of `GET /api-keys` (reference server): its metadata, never the
 /// key itself (keys are not stored, so they cannot be listed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ApiKeyInfo {
     /// Its id (revocation is by this id).
     #[serde(default, deserialize_with = "string_or_number")]
@@ -487,20 +565,57 @@ pub struct ApiKeyInfo {
     pub minted_by: Option<String>,
 }
 
+impl ApiKeyInfo {
+    /// A valid key `api_key_id` of `kind` in `org_id`, unscoped, with no
+    /// timestamps and no minter (set them as needed).
+    pub fn new(
+        api_key_id: impl Into<String>,
+        kind: KeyType,
+        org_id: impl Into<String>,
+    ) -> ApiKeyInfo {
+        ApiKeyInfo {
+            api_key_id: api_key_id.into(),
+            kind,
+            org_id: org_id.into(),
+            context_id: None,
+            valid: true,
+            created_at: None,
+            expires_at: None,
+            minted_by: None,
+        }
+    }
+}
+
 /// Answer of `GET /api-keys`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ApiKeyList {
     /// The keys, newest first.
     #[serde(default)]
     pub api_keys: Vec<ApiKeyInfo>,
 }
 
+impl ApiKeyList {
+    /// The list `api_keys`.
+    pub fn new(api_keys: Vec<ApiKeyInfo>) -> ApiKeyList {
+        ApiKeyList { api_keys }
+    }
+}
+
 /// Answer of `DELETE /api-key/{id}` (reference server).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RevokedApiKey {
     /// Keys minted by the revoked one (recursively), revoked with it.
     #[serde(default)]
     pub revoked_minted: u64,
+}
+
+impl RevokedApiKey {
+    /// A revocation that also revoked `revoked_minted` minted keys.
+    pub fn new(revoked_minted: u64) -> RevokedApiKey {
+        RevokedApiKey { revoked_minted }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -510,6 +625,7 @@ pub struct RevokedApiKey {
 /// Body of `POST /auth/register` and `POST /auth/login`. `Debug` redacts
 /// the password.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Credentials {
     /// Login name.
     pub username: String,
@@ -538,6 +654,7 @@ impl fmt::Debug for Credentials {
 
 /// A person's account, as `register`, `login` and `me` return it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct User {
     /// Account id (a number on some servers; kept as text).
     #[serde(default, deserialize_with = "string_or_number")]
@@ -569,8 +686,21 @@ pub struct User {
     pub org_id: Option<String>,
 }
 
+impl User {
+    /// The user `id` named `username`, with no timestamps and no org (set
+    /// them as needed).
+    pub fn new(id: impl Into<String>, username: impl Into<String>) -> User {
+        User {
+            id: id.into(),
+            username: username.into(),
+            ..User::default()
+        }
+    }
+}
+
 /// Answer of `POST /auth/login`. `Debug` redacts `access_token`.
 #[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LoginResponse {
     /// The user access token (a JWT, 15–60 minutes).
     #[serde(default)]
@@ -586,6 +716,18 @@ pub struct LoginResponse {
     pub user: User,
 }
 
+impl LoginResponse {
+    /// A bearer `access_token` valid `expires_in` seconds, for `user`.
+    pub fn new(access_token: impl Into<String>, expires_in: u64, user: User) -> LoginResponse {
+        LoginResponse {
+            access_token: access_token.into(),
+            token_type: "bearer".into(),
+            expires_in,
+            user,
+        }
+    }
+}
+
 impl fmt::Debug for LoginResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoginResponse")
@@ -599,15 +741,26 @@ impl fmt::Debug for LoginResponse {
 
 /// Body of `POST /auth/api-keys`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NewUserApiKey {
     /// A label, unique among the user's keys (409 when taken).
     pub nickname: String,
+}
+
+impl NewUserApiKey {
+    /// A key named `nickname`.
+    pub fn new(nickname: impl Into<String>) -> NewUserApiKey {
+        NewUserApiKey {
+            nickname: nickname.into(),
+        }
+    }
 }
 
 /// Answer of `POST /auth/api-keys`: the only time the key itself is shown.
 /// camelCase on the wire. `Debug` redacts `key`.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct CreatedUserApiKey {
     /// Key id, the handle for deleting it (a number on some servers; kept
     /// as text).
@@ -627,6 +780,26 @@ pub struct CreatedUserApiKey {
     pub updated_at: String,
 }
 
+impl CreatedUserApiKey {
+    /// The key `key` (id `id`, named `nickname`), with its ISO 8601
+    /// creation and update times.
+    pub fn new(
+        id: impl Into<String>,
+        nickname: impl Into<String>,
+        key: impl Into<String>,
+        created_at: impl Into<String>,
+        updated_at: impl Into<String>,
+    ) -> CreatedUserApiKey {
+        CreatedUserApiKey {
+            id: id.into(),
+            nickname: nickname.into(),
+            key: key.into(),
+            created_at: created_at.into(),
+            updated_at: updated_at.into(),
+        }
+    }
+}
+
 impl fmt::Debug for CreatedUserApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CreatedUserApiKey")
@@ -643,6 +816,7 @@ impl fmt::Debug for CreatedUserApiKey {
 /// camelCase on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct UserApiKey {
     /// Key id (a number on some servers; kept as text).
     #[serde(default, deserialize_with = "string_or_number")]
@@ -658,20 +832,56 @@ pub struct UserApiKey {
     pub updated_at: String,
 }
 
+impl UserApiKey {
+    /// The key `id` named `nickname`, with its ISO 8601 creation and update
+    /// times.
+    pub fn new(
+        id: impl Into<String>,
+        nickname: impl Into<String>,
+        created_at: impl Into<String>,
+        updated_at: impl Into<String>,
+    ) -> UserApiKey {
+        UserApiKey {
+            id: id.into(),
+            nickname: nickname.into(),
+            created_at: created_at.into(),
+            updated_at: updated_at.into(),
+        }
+    }
+}
+
 /// Answer of `GET /auth/api-keys`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct UserApiKeyList {
     /// The user's keys, `apiKeys` on the wire.
     #[serde(rename = "apiKeys", default, deserialize_with = "null_as_default")]
     pub api_keys: Vec<UserApiKey>,
 }
 
+impl UserApiKeyList {
+    /// The list `api_keys`.
+    pub fn new(api_keys: Vec<UserApiKey>) -> UserApiKeyList {
+        UserApiKeyList { api_keys }
+    }
+}
+
 /// Answer of `DELETE /auth/api-keys/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DeletedMessage {
     /// A confirmation for people.
     #[serde(default, deserialize_with = "any_as_text")]
     pub message: String,
+}
+
+impl DeletedMessage {
+    /// The confirmation `message`.
+    pub fn new(message: impl Into<String>) -> DeletedMessage {
+        DeletedMessage {
+            message: message.into(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -680,6 +890,7 @@ pub struct DeletedMessage {
 
 /// Answer of `GET /api/v1/token`. `Debug` redacts `token`.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StreamTokenResponse {
     /// True on success.
     #[serde(default = "yes")]
@@ -690,6 +901,17 @@ pub struct StreamTokenResponse {
     /// Its lifetime in seconds.
     #[serde(default)]
     pub ttl: u32,
+}
+
+impl StreamTokenResponse {
+    /// A successful mint of `token`, valid `ttl` seconds.
+    pub fn new(token: impl Into<String>, ttl: u32) -> StreamTokenResponse {
+        StreamTokenResponse {
+            success: true,
+            token: token.into(),
+            ttl,
+        }
+    }
 }
 
 impl fmt::Debug for StreamTokenResponse {
@@ -704,10 +926,18 @@ impl fmt::Debug for StreamTokenResponse {
 
 /// Body of `POST /client-key`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NewClientKey {
     /// Browser origins (`https://app.example`) allowed to use the key.
     #[serde(default, deserialize_with = "null_as_default")]
     pub allowed_origins: Vec<String>,
+}
+
+impl NewClientKey {
+    /// A key for pages served from `allowed_origins`.
+    pub fn new(allowed_origins: Vec<String>) -> NewClientKey {
+        NewClientKey { allowed_origins }
+    }
 }
 
 /// Answer of `POST /client-key`: the org's publishable key.
@@ -715,6 +945,7 @@ pub struct NewClientKey {
 /// The key is public by design (it is embedded in app code), but `Debug`
 /// still redacts it, like every other key, so logs never carry one.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PublishableKey {
     /// The key (`pk_…`).
     #[serde(default)]
@@ -722,6 +953,16 @@ pub struct PublishableKey {
     /// Origins allowed to present it.
     #[serde(default, deserialize_with = "null_as_default")]
     pub allowed_origins: Vec<String>,
+}
+
+impl PublishableKey {
+    /// The key `client_key`, usable from `allowed_origins`.
+    pub fn new(client_key: impl Into<String>, allowed_origins: Vec<String>) -> PublishableKey {
+        PublishableKey {
+            client_key: client_key.into(),
+            allowed_origins,
+        }
+    }
 }
 
 impl fmt::Debug for PublishableKey {
@@ -739,10 +980,18 @@ impl fmt::Debug for PublishableKey {
 
 /// `{success: true}`, the answer of the delete routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SuccessBody {
     /// True on success; a missing field counts as true (the status said so).
     #[serde(default = "yes")]
     pub success: bool,
+}
+
+impl SuccessBody {
+    /// `{"success": success}`.
+    pub fn new(success: bool) -> SuccessBody {
+        SuccessBody { success }
+    }
 }
 
 impl Default for SuccessBody {
@@ -758,6 +1007,7 @@ impl Default for SuccessBody {
 /// where `error` is the code and `message` the text (`docs/protocol.md`
 /// §4.1).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ErrorBody {
     /// Human-readable message (or, in the publishable-key shape, the code).
     #[serde(default, alias = "detail", deserialize_with = "any_as_text")]

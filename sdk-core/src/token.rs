@@ -82,7 +82,7 @@ impl std::fmt::Debug for Credential {
 
 /// Reads the `exp` claim of a JWT without verifying it. `None` when the
 /// token is not a JWT or has no numeric `exp`.
-pub fn jwt_expiry(token: &str) -> Option<u64> {
+pub(crate) fn jwt_expiry(token: &str) -> Option<u64> {
     let mut parts = token.split('.');
     let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{json, Value};
-use tokenrelay::session::{Action, Session, SessionConfig};
+use tokenrelay::{Action, Session, SessionConfig};
 use tokenrelay::{Credential, Event, RequestId, Response, ResponseStatus, Timestamp};
 
 const UNIX_NOW: u64 = 1_700_000_000;

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokenrelay::admin::AdminClient;
 use tokenrelay::rest::{Credentials, NewAgent, NewContext};
+use tokenrelay::AdminClient;
 use tokenrelay::{Error, RateLimit};
 
 mod common;

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use tokenrelay::backoff::ReconnectPolicy;
+use tokenrelay::ReconnectPolicy;
 use tokenrelay::{Client, Connection, ConnectionState, Error, Event, ResponseStatus};
 
 type Ws = WebSocketStream<TcpStream>;
@@ -248,11 +248,9 @@ fn counting_provider() -> (Arc<AtomicUsize>, impl tokenrelay::TokenProvider) {
 }
 
 fn fast_policy() -> ReconnectPolicy {
-    ReconnectPolicy {
-        min_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(50),
-        ..ReconnectPolicy::default()
-    }
+    ReconnectPolicy::default()
+        .with_min_delay(Duration::from_millis(10))
+        .with_max_delay(Duration::from_millis(50))
 }
 
 const WORDS: [&str; 5] = ["Hello", ", ", "wor", "ld", "!"];
@@ -669,11 +667,11 @@ async fn a_dead_address_keeps_retrying_until_the_connect_timeout() {
         // refused loopback connects must fit in it. (With retries every
         // 10-50 ms the deadline could land mid-attempt and report
         // `Timeout { what: "the first connection" }` instead.)
-        .reconnect(ReconnectPolicy {
-            min_delay: Duration::from_secs(3600),
-            max_delay: Duration::from_secs(3600),
-            ..ReconnectPolicy::default()
-        })
+        .reconnect(
+            ReconnectPolicy::default()
+                .with_min_delay(Duration::from_secs(3600))
+                .with_max_delay(Duration::from_secs(3600)),
+        )
         .connect_timeout(Duration::from_secs(3))
         .build()
         .unwrap();
@@ -723,10 +721,7 @@ async fn a_dead_address_fails_with_its_cause_once_the_attempts_run_out() {
     let (calls, provider) = counting_provider();
     let client = Client::builder(format!("ws://127.0.0.1:{port}/ws"))
         .token_provider(provider)
-        .reconnect(ReconnectPolicy {
-            max_attempts: Some(3),
-            ..fast_policy()
-        })
+        .reconnect(fast_policy().with_max_attempts(Some(3)))
         // Only a bound: the attempts run out long before.
         .connect_timeout(WAIT)
         .build()

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use tokenrelay::session::{Action, Session, SessionConfig};
+use tokenrelay::{Action, Session, SessionConfig};
 use tokenrelay::{Credential, Event, RequestId, ResponseStatus, Timestamp};
 
 const UNIX_NOW: u64 = 1_700_000_000;

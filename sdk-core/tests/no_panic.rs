@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use serde_json::json;
-use tokenrelay::session::{Action, Session, SessionConfig};
+use tokenrelay::{Action, Session, SessionConfig};
 use tokenrelay::{Credential, Event, Timestamp};
 
 fn connected() -> Session {

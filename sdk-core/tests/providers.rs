@@ -4,8 +4,8 @@
 #![cfg(feature = "client")]
 
 use serde_json::json;
-use tokenrelay::provider::{AppEndpoint, OrgKeyProvider, StreamTokenProvider};
 use tokenrelay::{AdminClient, CredentialKind, Error, TokenProvider};
+use tokenrelay::{AppEndpoint, OrgKeyProvider, StreamTokenProvider};
 
 mod common;
 use common::http::{Canned, Responder};

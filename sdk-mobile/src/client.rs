@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokenrelay::backoff::ReconnectPolicy;
 use tokenrelay::Client;
+use tokenrelay::ReconnectPolicy;
 
 use crate::connection::NativeConnection;
 use crate::error::TokenRelayError;

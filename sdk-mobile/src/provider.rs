@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokenrelay::provider::{AppEndpoint, BoxFuture};
+use tokenrelay::{AppEndpoint, BoxFuture};
 use tokenrelay::{Credential, Error};
 
 use crate::error::TokenRelayError;

@@ -12,9 +12,9 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyModule, PyString};
 use pyo3_async_runtimes::TaskLocals;
-use tokenrelay::provider::{AppEndpoint as CoreAppEndpoint, OrgKeyProvider, StaticToken};
-use tokenrelay::provider::{StreamTokenProvider, TokenProvider};
+use tokenrelay::{AppEndpoint as CoreAppEndpoint, OrgKeyProvider, StaticToken};
 use tokenrelay::{Credential, Error};
+use tokenrelay::{StreamTokenProvider, TokenProvider};
 use tokio::sync::oneshot;
 
 use crate::admin::NativeAdmin;

@@ -7,8 +7,8 @@
 
 use js_sys::{Array, Object, Reflect, JSON};
 use serde_json::Value;
-use tokenrelay::event::StateChange;
 use tokenrelay::wire::{self, Agent, AgentEvent, ServerInfo, StopReason};
+use tokenrelay::StateChange;
 use tokenrelay::{Error, Event, RequestId, Response, ToolCall, ToolResult};
 use wasm_bindgen::JsValue;
 
@@ -79,7 +79,9 @@ fn stop_reason(r: StopReason) -> &'static str {
         StopReason::Complete => "complete",
         StopReason::Stopped => "stopped",
         StopReason::Error => "error",
-        StopReason::Other => "other",
+        // `Other`, or a reason the core learns later (`StopReason` is
+        // non-exhaustive): JS sees it as "other" until it is named here.
+        _ => "other",
     }
 }
 

@@ -19,7 +19,7 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use js_sys::{Function, Promise, Reflect};
-use tokenrelay::session::{Action, Session, SessionConfig};
+use tokenrelay::{Action, Session, SessionConfig};
 use tokenrelay::{
     Credential, Error, ErrorKind, Event, ProviderFailure, ResponseId, Timestamp, TokenText,
 };
@@ -611,7 +611,7 @@ impl Callbacks {
                     // session retries a transport failure with backoff.
                     let message = if reason.is_empty() {
                         let mut m = String::from("the WebSocket could not be opened (close code ");
-                        m.push_str(&tokenrelay::error::decimal(u64::from(code)));
+                        m.push_str(&tokenrelay::wire::decimal(u64::from(code)));
                         m.push(')');
                         m
                     } else {

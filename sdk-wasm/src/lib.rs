@@ -1,6 +1,6 @@
 //! Browser bindings of tokenrelay: the npm package `tokenrelay`.
 //!
-//! This crate is a *driver* of the sans-IO [`tokenrelay::session::Session`]:
+//! This crate is a *driver* of the sans-IO [`tokenrelay::Session`]:
 //! it feeds the session from a WebSocket (the browser's, or a constructor
 //! the caller passes in, such as npm `ws` in Node), from `setTimeout` and
 //! from the application's `getToken` promise, and carries out what the

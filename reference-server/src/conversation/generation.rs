@@ -248,10 +248,7 @@ async fn run(
         .await
         .ok()
         .flatten()
-        .unwrap_or_else(|| Agent {
-            agent_id: context.agent_id.clone(),
-            ..Agent::default()
-        });
+        .unwrap_or_else(|| Agent::new(context.agent_id.clone()));
     let limits = &state.config.limits;
     let filled = fill_prompt(&agent.prompt, &context.prompt_args, limits.max_prompt_bytes);
     let mut history = context.messages;

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokenrelay::rest::{Agent, AgentList, NewAgent};
 
 use super::{check_size, JsonBody};
@@ -32,19 +32,16 @@ pub async fn create(
         )?;
     }
     let now = unix_now();
-    let agent = Agent {
-        agent_id: uuid::Uuid::new_v4().to_string(),
-        agent_name: body.agent_name,
-        agent_description: body.agent_description,
-        prompt: body.prompt,
-        org_id: principal.org_id().to_owned(),
-        is_public: body.is_public,
-        agent_speaks_first: body.agent_speaks_first.unwrap_or(false),
-        tools: body.tools.unwrap_or_default(),
-        created_at: Some(now),
-        updated_at: Some(now),
-        extra: Map::new(),
-    };
+    let mut agent = Agent::new(uuid::Uuid::new_v4().to_string());
+    agent.agent_name = body.agent_name;
+    agent.agent_description = body.agent_description;
+    agent.prompt = body.prompt;
+    agent.org_id = principal.org_id().to_owned();
+    agent.is_public = body.is_public;
+    agent.agent_speaks_first = body.agent_speaks_first.unwrap_or(false);
+    agent.tools = body.tools.unwrap_or_default();
+    agent.created_at = Some(now);
+    agent.updated_at = Some(now);
     state.store.put_agent(&agent).await?;
     tracing::info!(agent_id = %agent.agent_id, org_id = %agent.org_id, "agent created");
     Ok(Json(agent))
@@ -68,19 +65,17 @@ pub async fn visible_agent(
 /// with it and show it, nothing of how it works (its prompt and tools are
 /// its org's).
 pub fn public_view(agent: &Agent) -> Agent {
-    Agent {
-        agent_id: agent.agent_id.clone(),
-        agent_name: agent.agent_name.clone(),
-        agent_description: agent.agent_description.clone(),
-        prompt: String::new(),
-        org_id: agent.org_id.clone(),
-        is_public: agent.is_public,
-        agent_speaks_first: agent.agent_speaks_first,
-        tools: Vec::new(),
-        created_at: agent.created_at,
-        updated_at: agent.updated_at,
-        extra: Map::new(),
-    }
+    // Field by field, not a copy with fields cleared: a field the core
+    // adds to `Agent` stays out of the public view until it is added here.
+    let mut view = Agent::new(agent.agent_id.clone());
+    view.agent_name = agent.agent_name.clone();
+    view.agent_description = agent.agent_description.clone();
+    view.org_id = agent.org_id.clone();
+    view.is_public = agent.is_public;
+    view.agent_speaks_first = agent.agent_speaks_first;
+    view.created_at = agent.created_at;
+    view.updated_at = agent.updated_at;
+    view
 }
 
 /// One agent: whole for its own org, [`public_view`] for another.
@@ -103,7 +98,7 @@ pub async fn list(
     RestPrincipal(principal): RestPrincipal,
 ) -> Result<Json<AgentList>, ApiError> {
     let agents = state.store.list_agents(principal.org_id()).await?;
-    Ok(Json(AgentList { agents }))
+    Ok(Json(AgentList::new(agents)))
 }
 
 /// Deletes one of the caller's org's agents.

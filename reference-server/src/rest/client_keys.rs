@@ -135,10 +135,10 @@ pub async fn create(
         exp: now + PUBLISHABLE_TTL,
     });
     tracing::info!(org_id = %record.org_id, origins = record.allowed_origins.len(), "publishable key created");
-    Ok(Json(PublishableKey {
-        client_key: format!("{PUBLISHABLE_KEY_PREFIX}{jwt}"),
-        allowed_origins: record.allowed_origins,
-    }))
+    Ok(Json(PublishableKey::new(
+        format!("{PUBLISHABLE_KEY_PREFIX}{jwt}"),
+        record.allowed_origins,
+    )))
 }
 
 /// Revokes the org's publishable key.

@@ -16,19 +16,16 @@ use crate::store::{ContextRecord, KeyKind};
 use crate::time::unix_now;
 
 fn to_context(record: ContextRecord, client_api_key: Option<String>) -> Context {
-    Context {
-        context_id: record.context_id,
-        agent_id: record.agent_id,
-        user_id: record.user_id,
-        messages: serde_json::from_value(Value::Array(record.messages)).unwrap_or_default(),
-        user_defined: match record.user_defined {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        },
-        created_at: Some(record.created_at),
-        updated_at: Some(record.updated_at),
-        client_api_key,
-    }
+    let mut context = Context::new(record.context_id, record.agent_id, record.user_id);
+    context.messages = serde_json::from_value(Value::Array(record.messages)).unwrap_or_default();
+    context.user_defined = match record.user_defined {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    context.created_at = Some(record.created_at);
+    context.updated_at = Some(record.updated_at);
+    context.client_api_key = client_api_key;
+    context
 }
 
 /// Loads a context of the caller's org.
@@ -185,9 +182,7 @@ pub async fn chat(
     if outcome.reason == StopReason::Error {
         return Err(ApiError::internal());
     }
-    Ok(Json(ChatReply {
-        success: true,
-        response_id: Some(response_id),
-        message: outcome.text,
-    }))
+    let mut reply = ChatReply::new(true, outcome.text);
+    reply.response_id = Some(response_id);
+    Ok(Json(reply))
 }

@@ -52,7 +52,8 @@ async fn generate_inner(
     let kind = match body.kind {
         KeyType::Client => KeyKind::Client,
         KeyType::Org => KeyKind::Org,
-        KeyType::Other => {
+        // `Other`, or a kind the core learns later: not one this server mints.
+        _ => {
             return Err(ApiError::invalid_params(
                 "type must be \"client\" or \"org\"",
             ))
@@ -122,16 +123,12 @@ async fn generate_inner(
         "api key minted"
     );
     let r = minted.record;
-    Ok(Json(GeneratedApiKey {
-        api_key_id: r.api_key_id,
-        org_id: r.org_id,
-        token: minted.token,
-        valid: r.valid,
-        kind: body.kind,
-        user_id: r.user_id,
-        created_at: Some(r.created_at),
-        updated_at: Some(r.updated_at),
-    }))
+    let mut key = GeneratedApiKey::new(r.api_key_id, r.org_id, minted.token, body.kind);
+    key.valid = r.valid;
+    key.user_id = r.user_id;
+    key.created_at = Some(r.created_at);
+    key.updated_at = Some(r.updated_at);
+    Ok(Json(key))
 }
 
 /// Revokes an org or client key of the caller's org, at once: sockets

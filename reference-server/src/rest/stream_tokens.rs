@@ -83,11 +83,7 @@ async fn mint_inner(
         error
     })?;
     tracing::info!(subject = %record.subject, ttl, "stream token minted");
-    Ok(Json(StreamTokenResponse {
-        success: true,
-        token,
-        ttl,
-    }))
+    Ok(Json(StreamTokenResponse::new(token, ttl)))
 }
 
 #[cfg(test)]

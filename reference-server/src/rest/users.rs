@@ -33,22 +33,20 @@ pub fn normalize_username(name: &str) -> String {
 /// The user, with `org_id` (an additive field clients may ignore): the
 /// personal org that `POST /generate-api-key` and friends need.
 fn user_body(u: &UserRecord) -> User {
-    User {
-        id: u.user_id.clone(),
-        username: u.username.clone(),
-        created_at: Some(u.created_at),
-        updated_at: Some(u.created_at),
-        org_id: Some(u.org_id.clone()),
-    }
+    let mut user = User::new(u.user_id.clone(), u.username.clone());
+    user.created_at = Some(u.created_at);
+    user.updated_at = Some(u.created_at);
+    user.org_id = Some(u.org_id.clone());
+    user
 }
 
 fn key_body(k: &UserApiKeyRecord) -> UserApiKey {
-    UserApiKey {
-        id: k.id.to_string(),
-        nickname: k.nickname.clone(),
-        created_at: iso8601(k.created_at),
-        updated_at: iso8601(k.updated_at),
-    }
+    UserApiKey::new(
+        k.id.to_string(),
+        k.nickname.clone(),
+        iso8601(k.created_at),
+        iso8601(k.updated_at),
+    )
 }
 
 /// The user behind a REST credential; org keys are not people.
@@ -232,12 +230,11 @@ async fn login_inner(
         exp: now + ttl as i64,
     });
     tracing::info!(user_id = %user.user_id, "user logged in");
-    Ok(Json(LoginResponse {
+    Ok(Json(LoginResponse::new(
         access_token,
-        token_type: "bearer".into(),
-        expires_in: ttl,
-        user: user_body(&user),
-    }))
+        ttl,
+        user_body(&user),
+    )))
 }
 
 /// The caller's account.
@@ -286,13 +283,13 @@ async fn create_api_key_inner(
         .create_user_api_key(user_id, nickname, &sha256_hex(&key), unix_now())
         .await?;
     tracing::info!(user_id, key_id = record.id, "user api key created");
-    Ok(Json(CreatedUserApiKey {
-        id: record.id.to_string(),
-        nickname: record.nickname,
+    Ok(Json(CreatedUserApiKey::new(
+        record.id.to_string(),
+        record.nickname,
         key,
-        created_at: iso8601(record.created_at),
-        updated_at: iso8601(record.updated_at),
-    }))
+        iso8601(record.created_at),
+        iso8601(record.updated_at),
+    )))
 }
 
 /// The caller's keys, without the keys.
@@ -302,9 +299,9 @@ pub async fn list_api_keys(
 ) -> Result<Json<UserApiKeyList>, ApiError> {
     let user_id = user_id(&principal)?;
     let keys = state.store.list_user_api_keys(user_id).await?;
-    Ok(Json(UserApiKeyList {
-        api_keys: keys.iter().map(key_body).collect(),
-    }))
+    Ok(Json(UserApiKeyList::new(
+        keys.iter().map(key_body).collect(),
+    )))
 }
 
 /// Deletes one of the caller's keys; it stops working at once.
@@ -332,7 +329,5 @@ pub async fn delete_api_key(
     // leave org keys behind that outlive its deletion).
     let cascaded = super::keys::revoke_minted_by(&state, &format!("user_key:{key_id}")).await?;
     tracing::info!(user_id, key_id, cascaded, "user api key deleted");
-    Ok(Json(DeletedMessage {
-        message: "API key deleted successfully".into(),
-    }))
+    Ok(Json(DeletedMessage::new("API key deleted successfully")))
 }

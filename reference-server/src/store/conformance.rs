@@ -141,14 +141,11 @@ pub async fn check(store: &dyn Store) -> Result<(), String> {
     )?;
 
     // Agents and contexts.
-    let agent = Agent {
-        agent_id: id("agent"),
-        agent_name: "a".into(),
-        org_id: org.org_id.clone(),
-        tools: vec![json!("t")],
-        created_at: Some(1),
-        ..Agent::default()
-    };
+    let mut agent = Agent::new(id("agent"));
+    agent.agent_name = "a".into();
+    agent.org_id = org.org_id.clone();
+    agent.tools = vec![json!("t")];
+    agent.created_at = Some(1);
     store.put_agent(&agent).await.map_err(e)?;
     ensure(
         store.get_agent(&agent.agent_id).await.map_err(e)? == Some(agent.clone()),

@@ -7,7 +7,12 @@ use crate::backoff::ReconnectPolicy;
 /// Settings of a session. Build with [`SessionConfig::new`] and adjust the
 /// public fields; every one has a default that suits a browser or phone.
 /// `Debug` redacts `client_key`, like every other key.
+///
+/// Non-exhaustive: a setting can be added in a minor release, so code
+/// outside this crate builds it with `new` and assigns fields, never with
+/// a struct literal.
 #[derive(Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SessionConfig {
     /// The WebSocket endpoint, e.g. `wss://relay.example.com/ws`.
     pub ws_url: String,

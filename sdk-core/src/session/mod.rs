@@ -56,7 +56,6 @@ use spare::{Spare, Take};
 
 use crate::accumulator::{Accumulator, Activity};
 use crate::backoff::Backoff;
-pub use crate::backoff::ReconnectPolicy;
 use crate::error::{decimal, Error, ProtocolError};
 use crate::event::{ConnectionState, Event, RequestId, Response, StateChange};
 use crate::time::Timestamp;

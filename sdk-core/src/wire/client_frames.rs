@@ -2,9 +2,13 @@
 //! them, and how a server reads them back.
 
 use serde::{Deserialize, Serialize};
+#[cfg(any(test, feature = "server"))]
 use serde_json::value::RawValue;
 
-use super::{compact, lenient, method};
+#[cfg(any(test, feature = "server"))]
+use super::lenient;
+use super::{compact, method};
+#[cfg(any(test, feature = "server"))]
 use crate::error::ProtocolError;
 
 /// A request from client to server, with its params. `Debug` redacts the
@@ -111,6 +115,8 @@ pub struct ToolResponseParam {
 
 /// A client frame decoded on the server side: the request (or why its
 /// params are wrong) and its id.
+#[cfg(any(test, feature = "server"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 #[derive(Debug)]
 pub struct IncomingRequest {
     /// The request id, if the client wants an answer.
@@ -127,6 +133,8 @@ pub struct IncomingRequest {
 /// Decodes a client frame (server side). Invalid JSON or a frame without a
 /// `method` is an error; an unknown method or bad params is reported inside
 /// [`IncomingRequest::request`] so the server can answer with the id.
+#[cfg(any(test, feature = "server"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub fn decode_client_frame(text: &str) -> Result<IncomingRequest, ProtocolError> {
     #[derive(Deserialize)]
     struct Raw<'a> {
@@ -156,6 +164,7 @@ pub fn decode_client_frame(text: &str) -> Result<IncomingRequest, ProtocolError>
     })
 }
 
+#[cfg(any(test, feature = "server"))]
 fn decode_request_params(method: &str, params: &str) -> Result<ClientRequest, String> {
     fn parse<'a, T: Deserialize<'a>>(params: &'a str) -> Result<T, String> {
         serde_json::from_str(params).map_err(|e| e.to_string())

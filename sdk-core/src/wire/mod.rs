@@ -33,17 +33,23 @@ mod scan;
 mod server_frames;
 pub(crate) mod surrogates;
 
-pub use client_frames::{
-    decode_client_frame, ClientRequest, ConnectParams, IncomingRequest, ToolResponseParam,
-};
+#[cfg(any(test, feature = "server"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use client_frames::{decode_client_frame, IncomingRequest};
+pub use client_frames::{ClientRequest, ConnectParams, ToolResponseParam};
 pub use json::{json_text, parse_json};
+// A number's text without `core::fmt`, for the browser driver (which
+// writes close codes with it), beside the JSON text it also uses.
+pub use crate::error::decimal;
 pub use results::{
     connect_result, result_failure, Agent, ConnectResult, ResultFailure, ServerInfo,
 };
+#[cfg(any(test, feature = "server"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use server_frames::encode_response;
 pub use server_frames::{
-    decode_server_frame, encode_response, AgentEvent, ClientSideToolCallsParams, EventsParams,
-    Notification, ServerFrame, StopReason, StopTokenParams, TokenParams, ToolCallParams,
-    ToolResponseParams,
+    decode_server_frame, AgentEvent, ClientSideToolCallsParams, EventsParams, Notification,
+    ServerFrame, StopReason, StopTokenParams, TokenParams, ToolCallParams, ToolResponseParams,
 };
 
 /// Every decoder and encoder of this module by name, for the fuzz targets
@@ -139,6 +145,8 @@ pub mod capability {
     /// repeat with the original outcome instead of running it again.
     pub const IDEMPOTENCY: &str = "idempotency";
     /// Every capability the reference server implements.
+    #[cfg(feature = "server")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
     pub const ALL: [&str; 6] = [
         SEQ,
         RESUME,

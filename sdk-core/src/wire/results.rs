@@ -12,6 +12,7 @@ use super::{compact, lenient};
 /// return it. Every field is optional on the wire; unknown fields are kept
 /// in `extra`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Agent {
     /// Agent id.
     #[serde(default, deserialize_with = "lenient::string_or_number")]
@@ -54,6 +55,17 @@ pub struct Agent {
     /// Fields this client does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl Agent {
+    /// The agent `agent_id`, every other field empty or default (set them
+    /// as needed). Non-exhaustive: a field may be added in a minor release.
+    pub fn new(agent_id: impl Into<String>) -> Agent {
+        Agent {
+            agent_id: agent_id.into(),
+            ..Agent::default()
+        }
+    }
 }
 
 /// `server` object of an extension-capable `connect_to_context` result.

@@ -76,6 +76,8 @@ impl Notification<'_> {
     }
 
     /// Encodes the notification as one text frame (server side).
+    #[cfg(any(test, feature = "server"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
     pub fn encode(&self) -> String {
         fn frame<P: Serialize>(method: &str, params: &P) -> String {
             #[derive(Serialize)]
@@ -98,6 +100,8 @@ impl Notification<'_> {
 
     /// Copies every borrowed string, for keeping the notification (the
     /// server's replay buffer does).
+    #[cfg(any(test, feature = "server"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
     pub fn into_owned(self) -> Notification<'static> {
         match self {
             Notification::Token(p) => Notification::Token(TokenParams {
@@ -119,6 +123,8 @@ impl Notification<'_> {
     }
 
     /// Sets `seq` on every notification kind that carries one (server side).
+    #[cfg(any(test, feature = "server"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
     pub fn set_seq(&mut self, seq: u64) {
         match self {
             Notification::Token(p) => p.seq = Some(seq),
@@ -163,6 +169,7 @@ pub struct StopTokenParams<'a> {
 /// Why a response ended (`stop_reason` extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum StopReason {
     /// The agent finished.
     Complete,
@@ -264,6 +271,8 @@ pub fn decode_server_frame(text: &str) -> Result<ServerFrame<'_>, ProtocolError>
 }
 
 /// Encodes a response frame (server side).
+#[cfg(any(test, feature = "server"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub fn encode_response(id: &str, result: &Value) -> String {
     serde_json::json!({ "id": id, "result": result }).to_string()
 }

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use tokenrelay::admin::AdminClient;
+use tokenrelay::AdminClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

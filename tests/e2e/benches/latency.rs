@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokenrelay::backoff::ReconnectPolicy;
+use tokenrelay::ReconnectPolicy;
 use tokenrelay::{Client, Connection, Event};
 use tokenrelay_e2e::{builder, Harness};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -198,10 +198,7 @@ fn client(
     // blink on a good network does; the default policy counts only a
     // connection up for 5 s as healthy and backs off between the quick
     // cuts of a bench (flapping protection, measured by its own tests).
-    b = b.reconnect(ReconnectPolicy {
-        stable_after: Duration::ZERO,
-        ..ReconnectPolicy::default()
-    });
+    b = b.reconnect(ReconnectPolicy::default().with_stable_after(Duration::ZERO));
     b.refresh_ahead(refresh_ahead).build().expect("client")
 }
 

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokenrelay::backoff::ReconnectPolicy;
 use tokenrelay::Client;
+use tokenrelay::ReconnectPolicy;
 use tokenrelay_e2e::{Harness, WAIT};
 use tokio::sync::Notify;
 
@@ -44,11 +44,11 @@ async fn dropping_a_pending_connect_releases_everything() {
                 })
             }
         })
-        .reconnect(ReconnectPolicy {
-            min_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(20),
-            ..ReconnectPolicy::default()
-        })
+        .reconnect(
+            ReconnectPolicy::default()
+                .with_min_delay(Duration::from_millis(10))
+                .with_max_delay(Duration::from_millis(20)),
+        )
         .build()
         .unwrap();
     let connecting = tokio::spawn(async move { client.connect(&ctx).await });

@@ -4,10 +4,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokenrelay::backoff::ReconnectPolicy;
-use tokenrelay::provider::{StaticToken, StreamTokenProvider};
 use tokenrelay::rest::{ContextMessage, NewAgent};
+use tokenrelay::ReconnectPolicy;
 use tokenrelay::{AdminClient, Client, ConnectionState, Credential, Error, Event, ResponseStatus};
+use tokenrelay::{StaticToken, StreamTokenProvider};
 use tokenrelay_e2e::{builder, Harness, WAIT};
 
 /// `t0 t1 … t{n-1}`, what `[tokens=n]` replies.
@@ -382,10 +382,7 @@ async fn stream_tokens_open_one_socket_once() {
     let racer = || {
         Client::builder(h.server.ws_url())
             .token_provider(StaticToken(Credential::stream_token(token.clone())))
-            .reconnect(ReconnectPolicy {
-                max_attempts: Some(0),
-                ..ReconnectPolicy::default()
-            })
+            .reconnect(ReconnectPolicy::default().with_max_attempts(Some(0)))
             .connect_timeout(WAIT)
             .build()
             .unwrap()

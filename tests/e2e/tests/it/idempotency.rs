@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use tokenrelay::backoff::ReconnectPolicy;
 use tokenrelay::rest::ContextMessage;
+use tokenrelay::ReconnectPolicy;
 use tokenrelay::{Connection, ResponseStatus};
 use tokenrelay_e2e::{Harness, WAIT};
 
@@ -40,12 +40,12 @@ async fn every_message_is_answered_exactly_once_whatever_the_cut() {
     let ctx = h.context("", false).await;
     let (builder, _) = h.client();
     let conn = builder
-        .reconnect(ReconnectPolicy {
-            min_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-            stable_after: Duration::ZERO,
-            ..ReconnectPolicy::default()
-        })
+        .reconnect(
+            ReconnectPolicy::default()
+                .with_min_delay(Duration::from_millis(5))
+                .with_max_delay(Duration::from_millis(20))
+                .with_stable_after(Duration::ZERO),
+        )
         .build()
         .unwrap()
         .connect(&ctx)
