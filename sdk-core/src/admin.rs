@@ -44,7 +44,7 @@ const MAX_ERROR_TEXT: usize = 512;
 /// while keeping the pool, for example after [`login`](AdminClient::login).
 ///
 /// ```no_run
-/// use tokenrelay::admin::AdminClient;
+/// use tokenrelay::AdminClient;
 /// use tokenrelay::rest::{NewAgent, NewContext};
 ///
 /// # async fn run() -> Result<(), tokenrelay::Error> {
@@ -678,6 +678,7 @@ fn display_url(url: &Url) -> String {
 /// Builds an [`AdminClient`]. `Debug` never shows the credential or the
 /// values of extra headers.
 #[derive(Clone)]
+#[must_use = "a builder does nothing until `build()`"]
 pub struct AdminClientBuilder {
     base_url: Option<String>,
     credential: String,

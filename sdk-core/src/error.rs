@@ -271,18 +271,21 @@ impl ProviderFailure {
     }
 
     /// The SDK error kind the provider raised, if it raised one.
+    #[must_use]
     pub fn kind(mut self, kind: Option<ErrorKind>) -> Self {
         self.kind = kind;
         self
     }
 
     /// The HTTP status the failure carries, if any.
+    #[must_use]
     pub fn status(mut self, status: Option<u16>) -> Self {
         self.status = status;
         self
     }
 
     /// The server error code the failure carries, if any.
+    #[must_use]
     pub fn code(mut self, code: Option<String>) -> Self {
         self.code = code;
         self

@@ -92,7 +92,7 @@ impl TokenProvider for StaticToken {
 /// the JSON field `token_field` of the answer.
 ///
 /// ```no_run
-/// # use tokenrelay::provider::AppEndpoint;
+/// # use tokenrelay::AppEndpoint;
 /// let provider = AppEndpoint::new("https://myapp.example.com/api/get-client-token")
 ///     .header("Authorization", "Bearer user-session-token")
 ///     .token_field("clientToken")
@@ -141,24 +141,28 @@ impl AppEndpoint {
     }
 
     /// Adds a header to every request (for example the app's session auth).
+    #[must_use]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
 
     /// The JSON field of the answer that holds the token.
+    #[must_use]
     pub fn token_field(mut self, field: impl Into<String>) -> Self {
         self.token_field = field.into();
         self
     }
 
     /// The JSON field of the request that carries the context id.
+    #[must_use]
     pub fn context_field(mut self, field: impl Into<String>) -> Self {
         self.context_field = field.into();
         self
     }
 
     /// Uses this HTTP client instead of a default one.
+    #[must_use]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
@@ -247,6 +251,7 @@ impl OrgKeyProvider {
     }
 
     /// Lifetime of minted keys (the server's default is 120 s).
+    #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl_seconds = Some(ttl.as_secs().max(1));
         self
@@ -284,6 +289,7 @@ impl StreamTokenProvider {
     }
 
     /// Token lifetime in seconds, 1–300 (server default 60).
+    #[must_use]
     pub fn ttl(mut self, seconds: u32) -> Self {
         self.ttl = Some(seconds);
         self

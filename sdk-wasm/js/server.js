@@ -5,34 +5,39 @@
 // classes, classified as the Rust core's admin client does (the body's
 // `code`, else the HTTP status).
 
-import {
-  TokenRelayError, UnauthorizedError, ForbiddenError, NotFoundError, RateLimitedError,
-  PaymentRequiredError, InvalidRequestError, ServerError, ProtocolError, TimeoutError,
-  TransportError, ConfigError,
-} from './errors.js';
+import { ProtocolError, TimeoutError, TransportError, ConfigError, toError } from './errors.js';
 
 export * from './errors.js';
 
-const BY_CODE = {
-  unauthorized: UnauthorizedError, token_expired: UnauthorizedError, invalid_token: UnauthorizedError,
-  forbidden: ForbiddenError, MISSING_CLIENT_KEY: ForbiddenError, INVALID_CLIENT_KEY: ForbiddenError,
-  CLIENT_KEY_MISMATCH: ForbiddenError,
-  not_found: NotFoundError,
-  rate_limited: RateLimitedError,
-  payment_required: PaymentRequiredError, invalid_billing: PaymentRequiredError,
-  invalid_params: InvalidRequestError, conflict: InvalidRequestError, too_large: InvalidRequestError,
-  internal: ServerError, internal_server_error: ServerError, unavailable: ServerError,
+// A failed answer becomes one of the core's error kinds (`Error::kind()`,
+// the `code` of every error this package throws), and `toError` makes the
+// kind's class from the one kind-to-class table (errors.js), the one the
+// browser client's errors go through too: this file names no error class
+// of its own. The rule is the Rust admin client's (sdk-core/src/error.rs,
+// `kind_from_code`, then `kind_from_status`).
+
+/** The server's `code`s, and the kind each stands for. */
+const KIND_OF_CODE = {
+  unauthorized: 'unauthorized', token_expired: 'unauthorized', invalid_token: 'unauthorized',
+  forbidden: 'forbidden', MISSING_CLIENT_KEY: 'forbidden', INVALID_CLIENT_KEY: 'forbidden',
+  CLIENT_KEY_MISMATCH: 'forbidden',
+  not_found: 'not_found',
+  rate_limited: 'rate_limited',
+  payment_required: 'payment_required', invalid_billing: 'payment_required',
+  invalid_params: 'invalid_request', conflict: 'invalid_request', too_large: 'invalid_request',
+  internal: 'server', internal_server_error: 'server', unavailable: 'server',
 };
 
-function byStatus(status) {
-  if (status === 401) return UnauthorizedError;
-  if (status === 403) return ForbiddenError;
-  if (status === 404) return NotFoundError;
-  if (status === 429) return RateLimitedError;
-  if (status === 402) return PaymentRequiredError;
-  if (status === 400 || status === 409 || status === 413 || status === 422) return InvalidRequestError;
-  if (status >= 500) return ServerError;
-  return TokenRelayError;
+/** The kind an HTTP status stands for, or null (a plain `TokenRelayError`). */
+function kindOfStatus(status) {
+  if (status === 401) return 'unauthorized';
+  if (status === 403) return 'forbidden';
+  if (status === 404) return 'not_found';
+  if (status === 429) return 'rate_limited';
+  if (status === 402) return 'payment_required';
+  if (status === 400 || status === 409 || status === 413 || status === 422) return 'invalid_request';
+  if (status >= 500) return 'server';
+  return null;
 }
 
 /** The error a failed answer stands for: `{error, code}` (the reference
@@ -46,10 +51,10 @@ function httpError(what, status, body, text, retryAfter) {
     message = typeof body?.message === 'string' ? body.message : null;
   }
   message ??= typeof body?.message === 'string' ? body.message : (text.trim().slice(0, 200) || `HTTP ${status}`);
-  const C = (code && BY_CODE[code]) || byStatus(status);
-  const details = { serverCode: code, status };
-  if (C === RateLimitedError && retryAfter !== null) details.retryAfterMs = retryAfter * 1000;
-  return new C(`${what}: ${message}`, details);
+  const kind = (code && Object.hasOwn(KIND_OF_CODE, code) && KIND_OF_CODE[code]) || kindOfStatus(status);
+  const d = { code: kind ?? undefined, message: `${what}: ${message}`, serverCode: code, status };
+  if (kind === 'rate_limited' && retryAfter !== null) d.retryAfterMs = retryAfter * 1000;
+  return toError(d);
 }
 
 /** The claims of a JWT, or null when `token` is not one (a user API key). */

@@ -18,7 +18,8 @@
 //!   (`bench.rs`); `--short` runs each briefly, to check they all still run.
 //! * `cargo xtask lint`: rustfmt, clippy (the host, and wasm32 for the
 //!   browser crate and the core without its client) and rustdoc as CI
-//!   checks them, and `cargo deny check licenses bans sources`
+//!   checks them (the core also as docs.rs builds it: nightly, every
+//!   feature, `--cfg docsrs`), and `cargo deny check licenses bans sources`
 //!   (`deny.toml`; needs `cargo install cargo-deny --locked`). Advisories
 //!   are checked by hand (CONTRIBUTING.md): they need the RustSec database,
 //!   which CI does not fetch.
@@ -37,6 +38,10 @@ mod bench;
 enum Step {
     /// `cargo <args>`.
     Cargo(&'static [&'static str]),
+    /// `cargo +nightly <args>`, through rustup's `cargo` on the `PATH` (the
+    /// toolchain's own cargo, which runs the other steps, takes no
+    /// `+toolchain`).
+    Nightly(&'static [&'static str]),
     /// `bash <script>` from the workspace root.
     Script(&'static str),
 }
@@ -133,6 +138,11 @@ const LINT: &[Step] = &[
         "warnings",
     ]),
     Step::Cargo(&["doc", "--workspace", "--no-deps"]),
+    // The core as docs.rs builds it (`[package.metadata.docs.rs]`: every
+    // feature, `--cfg docsrs`, nightly): each feature-gated item must be
+    // labelled (`doc(cfg)`) and every intra-doc link must resolve in the
+    // public API, not only in the module tree.
+    Step::Nightly(&["doc", "-p", "tokenrelay", "--all-features", "--no-deps"]),
     Step::Cargo(&[
         "deny",
         "check",
@@ -142,6 +152,26 @@ const LINT: &[Step] = &[
         "sources",
     ]),
 ];
+
+/// The command of a cargo step (`cmd` is the cargo to run) and how it is
+/// shown; a `doc` step runs with `rustdocflags`.
+fn cargo(mut cmd: Command, args: &[&str], locked: bool, rustdocflags: &str) -> (String, Command) {
+    let (sub, rest) = args.split_first().expect("a cargo step names a subcommand");
+    cmd.arg(sub);
+    // rustfmt reads no lock file (and takes no `--locked`).
+    if locked && *sub != "fmt" {
+        cmd.arg("--locked");
+    }
+    cmd.args(rest);
+    if *sub == "doc" {
+        cmd.env("RUSTDOCFLAGS", rustdocflags);
+    }
+    let shown: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    (format!("cargo {}", shown.join(" ")), cmd)
+}
 
 /// Whether this runs in CI (`CI=true`, as CI services and `.ci/run` set it).
 fn in_ci() -> bool {
@@ -171,23 +201,11 @@ fn main() -> ExitCode {
     let mut timings: Vec<(String, Duration)> = Vec::new();
     for step in steps {
         let (label, mut cmd) = match step {
-            Step::Cargo(args) => {
-                let mut cmd = Command::new(env!("CARGO"));
-                let (sub, rest) = args.split_first().expect("a cargo step names a subcommand");
-                cmd.arg(sub);
-                // rustfmt reads no lock file (and takes no `--locked`).
-                if locked && *sub != "fmt" {
-                    cmd.arg("--locked");
-                }
-                cmd.args(rest);
-                if args[0] == "doc" {
-                    cmd.env("RUSTDOCFLAGS", "-D warnings");
-                }
-                let shown: Vec<String> = cmd
-                    .get_args()
-                    .map(|a| a.to_string_lossy().into_owned())
-                    .collect();
-                (format!("cargo {}", shown.join(" ")), cmd)
+            Step::Cargo(args) => cargo(Command::new(env!("CARGO")), args, locked, "-D warnings"),
+            Step::Nightly(args) => {
+                let mut cmd = Command::new("cargo");
+                cmd.arg("+nightly");
+                cargo(cmd, args, locked, "--cfg docsrs -D warnings")
             }
             Step::Script(path) => {
                 // A missing suite is a failure, never a skip: a rename must

@@ -129,6 +129,7 @@ impl Client {
 }
 
 /// Builds a [`Client`]. Only the token provider is required.
+#[must_use = "a builder does nothing until `build()`"]
 pub struct ClientBuilder {
     config: SessionConfig,
     provider: Option<Arc<dyn TokenProvider>>,

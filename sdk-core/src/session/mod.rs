@@ -1,47 +1,5 @@
-//! The sans-IO session: the whole client side of one connection to one
-//! context, as a deterministic state machine.
-//!
-//! It owns no socket, clock or task. A driver feeds it what happened
-//! (`handle_*`, plus user commands) and carries out what it asks for
-//! (`poll_action`, `poll_transmit`), waking it at `poll_timeout`. Everything
-//! hard lives here once, for every driver: request ids and correlation,
-//! timeouts, the connection state machine, reconnecting with a fresh token
-//! and jittered backoff, `seq` de-duplication and resume, and assembling
-//! responses.
-//!
-//! # Driver contract
-//!
-//! * Call [`Session::start`] once, then loop: carry out every
-//!   [`Session::poll_action`], send every [`Session::poll_transmit`] frame,
-//!   hand every [`Session::poll_event`] to the application, and sleep until
-//!   [`Session::poll_timeout`] or the next input, then call
-//!   [`Session::handle_timeout`].
-//! * [`Action::FetchToken`]: call the token provider; report the outcome with
-//!   [`Session::handle_token`], passing the same `fetch_id`.
-//! * [`Action::OpenSocket`]: open a WebSocket to `url`; report
-//!   [`Session::handle_transport_open`] or [`Session::handle_transport_failed`].
-//!   Then report each text frame to [`Session::handle_frame`], pongs to
-//!   [`Session::handle_pong`], and the end of the socket to
-//!   [`Session::handle_transport_closed`].
-//! * [`Action::CloseSocket`]: close the socket with that code; report nothing
-//!   more about it (the session has already moved on).
-//!
-//! ```
-//! use tokenrelay::session::{Action, Session, SessionConfig};
-//! use tokenrelay::{Credential, Timestamp};
-//!
-//! let mut s = Session::new("ctx-1", SessionConfig::new("ws://127.0.0.1:1/ws"), 7);
-//! let t0 = Timestamp::ZERO;
-//! s.start(t0);
-//! let Some(Action::FetchToken { fetch_id, .. }) = s.poll_action() else { unreachable!() };
-//! s.handle_token(fetch_id, Ok(Credential::access_token("key")), t0, 1_700_000_000);
-//! assert!(matches!(s.poll_action(), Some(Action::OpenSocket { .. })));
-//! s.handle_transport_open(t0);
-//! let connect = s.poll_transmit().unwrap();
-//! assert!(connect.contains(r#""method":"connect_to_context""#));
-//! s.handle_frame(r#"{"id":"1","result":{"success":true}}"#, t0);
-//! assert!(s.state().is_connected());
-//! ```
+//! The sans-IO session ([`Session`]); its driver contract is in its docs
+//! (this module is private: the crate root re-exports what is public).
 
 mod config;
 mod spare;
@@ -310,8 +268,49 @@ impl PendingRequests {
     }
 }
 
-/// The client side of one connection to one context. See the
-/// [module documentation](self) for how to drive it.
+/// The sans-IO session: the whole client side of one connection to one
+/// context, as a deterministic state machine.
+///
+/// It owns no socket, clock or task. A driver feeds it what happened
+/// (`handle_*`, plus user commands) and carries out what it asks for
+/// (`poll_action`, `poll_transmit`), waking it at `poll_timeout`. Everything
+/// hard lives here once, for every driver: request ids and correlation,
+/// timeouts, the connection state machine, reconnecting with a fresh token
+/// and jittered backoff, `seq` de-duplication and resume, and assembling
+/// responses.
+///
+/// # Driver contract
+///
+/// * Call [`Session::start`] once, then loop: carry out every
+///   [`Session::poll_action`], send every [`Session::poll_transmit`] frame,
+///   hand every [`Session::poll_event`] to the application, and sleep until
+///   [`Session::poll_timeout`] or the next input, then call
+///   [`Session::handle_timeout`].
+/// * [`Action::FetchToken`]: call the token provider; report the outcome with
+///   [`Session::handle_token`], passing the same `fetch_id`.
+/// * [`Action::OpenSocket`]: open a WebSocket to `url`; report
+///   [`Session::handle_transport_open`] or [`Session::handle_transport_failed`].
+///   Then report each text frame to [`Session::handle_frame`], pongs to
+///   [`Session::handle_pong`], and the end of the socket to
+///   [`Session::handle_transport_closed`].
+/// * [`Action::CloseSocket`]: close the socket with that code; report nothing
+///   more about it (the session has already moved on).
+///
+/// ```
+/// use tokenrelay::{Action, Credential, Session, SessionConfig, Timestamp};
+///
+/// let mut s = Session::new("ctx-1", SessionConfig::new("ws://127.0.0.1:1/ws"), 7);
+/// let t0 = Timestamp::ZERO;
+/// s.start(t0);
+/// let Some(Action::FetchToken { fetch_id, .. }) = s.poll_action() else { unreachable!() };
+/// s.handle_token(fetch_id, Ok(Credential::access_token("key")), t0, 1_700_000_000);
+/// assert!(matches!(s.poll_action(), Some(Action::OpenSocket { .. })));
+/// s.handle_transport_open(t0);
+/// let connect = s.poll_transmit().unwrap();
+/// assert!(connect.contains(r#""method":"connect_to_context""#));
+/// s.handle_frame(r#"{"id":"1","result":{"success":true}}"#, t0);
+/// assert!(s.state().is_connected());
+/// ```
 #[derive(Debug)]
 pub struct Session {
     config: SessionConfig,
