@@ -1102,6 +1102,39 @@ mod tests {
         assert_eq!(&back, value, "round trip through {text}");
     }
 
+    // The constructors are how code outside the crate (the reference
+    // server, the CLI) builds these non-exhaustive bodies: each must write
+    // what a struct literal with the same values wrote.
+    #[test]
+    fn constructors_write_the_bodies_the_server_answers() {
+        let user = User::new("u1", "ann");
+        assert_eq!(
+            serde_json::to_value(LoginResponse::new("tok", 60, user.clone())).unwrap(),
+            json!({"access_token": "tok", "token_type": "bearer", "expires_in": 60,
+                   "user": serde_json::to_value(&user).unwrap()}),
+        );
+        assert_eq!(
+            serde_json::to_value(StreamTokenResponse::new("pub_tok_x", 30)).unwrap(),
+            json!({"success": true, "token": "pub_tok_x", "ttl": 30}),
+        );
+        let key = GeneratedApiKey::new("k1", "o1", "jwt", KeyType::Client);
+        assert!(key.valid);
+        assert_eq!((key.user_id.as_str(), key.created_at), ("", None));
+        let mut reply = ChatReply::new(true, "hi");
+        assert_eq!(reply.response_id, None);
+        reply.response_id = Some("r1".into());
+        round_trip(&reply);
+        let context = Context::new("c1", "a1", "u1");
+        assert!(context.messages.is_empty() && context.client_api_key.is_none());
+        round_trip(&context);
+        assert_eq!(
+            serde_json::to_value(PublishableKey::new("pk_x", vec!["https://a".into()])).unwrap(),
+            json!({"client_key": "pk_x", "allowed_origins": ["https://a"]}),
+        );
+        assert_eq!(ApiKeyInfo::new("k", KeyType::Org, "o").context_id, None);
+        assert_eq!(SuccessBody::new(true), SuccessBody { success: true });
+    }
+
     #[test]
     fn new_agent_omits_unset_options_and_requires_name_and_prompt() {
         let agent = NewAgent::new("Helper", "helps", "Be helpful.");

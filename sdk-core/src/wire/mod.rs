@@ -14,6 +14,10 @@
 //! (`json`), as do the lenient field readers shared with the REST bodies
 //! (`lenient`) and the serde reference codec the shipped one is tested
 //! against (`reference`, tests and fuzzing only).
+//!
+//! A client needs only half of this module; the server's half (reading
+//! client frames, writing notifications and answers) is behind the
+//! crate's `server` feature, so an app does not compile it.
 
 /// How an `on_token` frame in the canonical layout (the one the reference
 /// server and any serde-based server write) begins; its token's text
