@@ -104,7 +104,7 @@ pub fn error(e: &Error) -> JsValue {
         Error::RateLimited {
             retry_after: Some(d),
             ..
-        } => set(&o, "retryAfterMs", d.as_millis() as f64),
+        } => set(&o, "retryAfterMs", d.as_millis() as u64 as f64),
         Error::ConnectionLost {
             code: Some(code), ..
         } => set(&o, "closeCode", *code),
@@ -120,9 +120,9 @@ fn state(change: &StateChange) -> JsValue {
     set(
         &o,
         "retryIn",
-        change
-            .retry_in
-            .map_or(JsValue::NULL, |d| JsValue::from_f64(d.as_millis() as f64)),
+        change.retry_in.map_or(JsValue::NULL, |d| {
+            JsValue::from_f64(d.as_millis() as u64 as f64)
+        }),
     );
     set(
         &o,

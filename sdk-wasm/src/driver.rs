@@ -352,15 +352,16 @@ impl Driver {
             let len = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;
             let start = at + 4;
             let end = start.saturating_add(len).min(used);
-            // `encodeInto` writes valid UTF-8 (checked anyway, as cheaply as
-            // it can be: a broken host must not make this fail, and the lossy
-            // form is several times slower).
-            let bytes = &self.frame_buffer[start..end];
-            let text = match std::str::from_utf8(bytes) {
-                Ok(text) => std::borrow::Cow::Borrowed(text),
-                Err(_) => String::from_utf8_lossy(bytes),
-            };
-            self.session.handle_frame(&text, now);
+            // `encodeInto` writes valid UTF-8 (lone surrogates become
+            // U+FFFD). Checked anyway, so a broken host cannot make this
+            // unsound: bytes that are not UTF-8 are handled as a frame that
+            // is not text, which the session reports as a protocol error
+            // (no lossy decoder in the module for a case that cannot occur).
+            let bytes = self.frame_buffer.get(start..end).unwrap_or_default();
+            match std::str::from_utf8(bytes) {
+                Ok(text) => self.session.handle_frame(text, now),
+                Err(_) => self.session.handle_binary_frame(now),
+            }
             self.frame = Some((index, start, end));
             self.drain();
             self.frame = None;
@@ -471,7 +472,8 @@ impl Driver {
             clear_timeout(&id);
         }
         let Some(cb) = &self.callbacks else { return };
-        let delay = due.saturating_since(self.clock.now()).as_millis() as f64;
+        // Through u64: a u128 to f64 conversion is a compiler-rt routine.
+        let delay = due.saturating_since(self.clock.now()).as_millis() as u64 as f64;
         // setTimeout's limit is 2^31-1 ms; a later deadline fires early and
         // is re-armed.
         let id = set_timeout(&cb.guarded.timer, delay.min(2_147_483_647.0));

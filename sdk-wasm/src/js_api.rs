@@ -26,12 +26,21 @@ thread_local! {
 pub fn set_panic_reporter(report: Function) {
     PANIC_REPORTER.with(|r| *r.borrow_mut() = Some(report));
     std::panic::set_hook(Box::new(|info| {
-        let message = info.to_string();
+        // The message only, without the location: `info.to_string()`
+        // would format both and keep more of `core::fmt` in the module for
+        // this hook alone.
+        let payload = info.payload();
+        let message = match payload.downcast_ref::<&'static str>() {
+            Some(text) => text,
+            None => payload
+                .downcast_ref::<String>()
+                .map_or("a Rust panic", String::as_str),
+        };
         // try_with: the hook must not itself panic during thread teardown.
         let _ = PANIC_REPORTER.try_with(|r| {
             if let Ok(r) = r.try_borrow() {
                 if let Some(f) = r.as_ref() {
-                    let _ = f.call1(&JsValue::NULL, &JsValue::from_str(&message));
+                    let _ = f.call1(&JsValue::NULL, &JsValue::from_str(message));
                 }
             }
         });
