@@ -82,16 +82,23 @@ function guard(f) {
   };
 }
 
-/** Calls into wasm: a returned error descriptor becomes an error class, a
- * trap a PanicError. */
+/** Calls into wasm: a trap becomes a PanicError. (No export throws; the
+ * request methods return an error descriptor instead: `request`.) */
 function call(f) {
   if (dead) throw panicked(null);
   try {
     return f();
   } catch (e) {
-    if (e && typeof e === 'object' && typeof e.code === 'string' && !(e instanceof Error)) throw toError(e);
     throw panicked(e);
   }
+}
+
+/** Sends a request through wasm: its id, or its error descriptor (returned,
+ * not thrown, by the module) thrown as its error class. */
+function request(f) {
+  const id = call(f);
+  if (typeof id !== 'number') throw toError(id);
+  return id;
 }
 
 /** A listener that throws must not break the connection, but must not be
@@ -502,7 +509,7 @@ export class Connection {
    * `requestId`). Follow it with `on('token')`/`on('response')`. */
   sendMessage(text) {
     checkText('sendMessage(text)', text);
-    return call(() => this.#wasm.sendMessage(text));
+    return request(() => this.#wasm.sendMessage(text));
   }
 
   /** Stops the running reply (kept, status `"stopped"`); resolves with the
@@ -595,7 +602,7 @@ export class Connection {
   #settle(map, send, signal) {
     let id;
     try {
-      id = call(send);
+      id = request(send);
     } catch (e) {
       return Promise.reject(e);
     }

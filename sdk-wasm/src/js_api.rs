@@ -72,8 +72,14 @@ pub struct WasmConnection {
     driver: Shared,
 }
 
-fn request(result: Result<RequestId, Error>) -> Result<f64, JsValue> {
-    result.map(|id| id.0 as f64).map_err(|e| convert::error(&e))
+/// A request's id as a number, or its error's descriptor: returned, not
+/// thrown, because a `Result` export costs each method a shim of its own
+/// (the JS layer throws the descriptor as its error class).
+fn request(result: Result<RequestId, Error>) -> JsValue {
+    match result {
+        Ok(id) => JsValue::from_f64(id.0 as f64),
+        Err(e) => convert::error(&e),
+    }
 }
 
 #[wasm_bindgen]
@@ -153,31 +159,32 @@ impl WasmConnection {
         Driver::start(&self.driver);
     }
 
-    /// `add_message`; returns the request id.
+    /// `add_message`; returns the request id (or an error descriptor).
     #[wasm_bindgen(js_name = sendMessage)]
-    pub fn send_message(&self, text: String) -> Result<f64, JsValue> {
+    pub fn send_message(&self, text: String) -> JsValue {
         request(Driver::with_session(&self.driver, |s, now| {
             s.send_message(text, now)
         }))
     }
 
-    /// `stop_invocation`; returns the request id.
-    pub fn stop(&self) -> Result<f64, JsValue> {
+    /// `stop_invocation`; returns the request id (or an error descriptor).
+    pub fn stop(&self) -> JsValue {
         request(Driver::with_session(&self.driver, |s, now| s.stop(now)))
     }
 
-    /// `set_last_messages`; returns the request id.
+    /// `set_last_messages`; returns the request id (or an error descriptor).
     #[wasm_bindgen(js_name = setLastMessages)]
-    pub fn set_last_messages(&self, human: String, ai: Option<String>) -> Result<f64, JsValue> {
+    pub fn set_last_messages(&self, human: String, ai: Option<String>) -> JsValue {
         request(Driver::with_session(&self.driver, |s, now| {
             s.set_last_messages(human, ai, now)
         }))
     }
 
     /// `client_side_tool_responses`: `ids[i]` answered with `outputs[i]`
-    /// (the JS layer has checked both are arrays of strings).
+    /// (the JS layer has checked both are arrays of strings); returns the
+    /// request id (or an error descriptor).
     #[wasm_bindgen(js_name = sendToolResponses)]
-    pub fn send_tool_responses(&self, ids: Array, outputs: Array) -> Result<f64, JsValue> {
+    pub fn send_tool_responses(&self, ids: Array, outputs: Array) -> JsValue {
         let responses = ids
             .iter()
             .zip(outputs.iter())
