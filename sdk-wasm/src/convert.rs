@@ -15,7 +15,14 @@ use wasm_bindgen::JsValue;
 /// Sets `key` on `o`. Setting a property on a fresh plain object cannot
 /// fail, so the result is ignored.
 fn set(o: &Object, key: &str, value: impl Into<JsValue>) {
-    let _ = Reflect::set(o, &JsValue::from_str(key), &value.into());
+    set_value(o, key, value.into());
+}
+
+/// The one out-of-line body of [`set`]: inlined, each call site repeated
+/// the key's string crossing and the `Reflect.set` call.
+#[inline(never)]
+fn set_value(o: &Object, key: &str, value: JsValue) {
+    let _ = Reflect::set(o, &JsValue::from_str(key), &value);
 }
 
 fn object(kind: &str) -> Object {
