@@ -7,6 +7,7 @@
 package dev.tokenrelay.bench
 
 import dev.tokenrelay.Client
+import kotlin.time.Duration.Companion.milliseconds
 import dev.tokenrelay.ClientConfig
 import dev.tokenrelay.Event
 import dev.tokenrelay.ResponseStatus
@@ -19,7 +20,7 @@ import kotlinx.coroutines.runBlocking
 
 fun main(args: Array<String>): Unit = runBlocking {
     val (mode, url, n) = Triple(args[0], args[1], args[2].toLong())
-    val client = Client(ClientConfig(wsUrl = url, invocationTimeoutMs = 600_000uL)) { "bench" }
+    val client = Client(ClientConfig(wsUrl = url, invocationTimeout = 600_000.milliseconds)) { "bench" }
     val conn = client.connect("bench")
     val t0 = System.nanoTime()
     var count = 0L

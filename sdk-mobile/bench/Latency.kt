@@ -18,6 +18,7 @@
 package dev.tokenrelay.bench
 
 import dev.tokenrelay.AdminClient
+import kotlin.time.Duration.Companion.milliseconds
 import dev.tokenrelay.Client
 import dev.tokenrelay.ClientConfig
 import dev.tokenrelay.Connection
@@ -277,7 +278,7 @@ suspend fun measure(server: RelayServer, rounds: Int, short: Boolean) = coroutin
     // The reconnect policy the Kotlin API exposes: no backoff envelope, so
     // quick successive cuts are not spaced by the flapping protection (the
     // Rust bench sets `stable_after: 0` instead, which Kotlin does not expose).
-    fun config(url: String) = ClientConfig(wsUrl = url, reconnectMinDelayMs = 0uL, reconnectMaxDelayMs = 0uL)
+    fun config(url: String) = ClientConfig(wsUrl = url, reconnectMinDelay = 0.milliseconds, reconnectMaxDelay = 0.milliseconds)
 
     // Time to first token minus the engine's own pace; evenness.
     Client(config(server.wsUrl), Provider(server, 0)::token).use { client ->
@@ -301,7 +302,7 @@ suspend fun measure(server: RelayServer, rounds: Int, short: Boolean) = coroutin
     }
 
     // The freeze when the socket dies after token 100 of 200 (pace 2 ms).
-    println("  (reconnect policy: reconnectMinDelayMs = reconnectMaxDelayMs = 0, no backoff between cuts; one uncounted warm-up cut first)")
+    println("  (reconnect policy: reconnectMinDelay = reconnectMaxDelay = 0, no backoff between cuts; one uncounted warm-up cut first)")
     suspend fun freeze(conn: Connection, context: String, fault: String): Double = coroutineScope {
         var cut: Deferred<Unit>? = null
         val (_, arrivals) = timedReply(conn, "[tokens=200 pace_ms=2]", 200) { i ->
@@ -362,7 +363,7 @@ suspend fun measure(server: RelayServer, rounds: Int, short: Boolean) = coroutin
     val name = "freeze, silent drop (idle timeout 2 s)"
     val upstream = URI.create(server.wsUrl)
     Proxy(InetSocketAddress(upstream.host, upstream.port)).use { proxy ->
-        val keepalive = config("ws://127.0.0.1:${proxy.port}/ws").copy(pingIntervalMs = 500uL, idleTimeoutMs = SILENT_IDLE_MS.toULong())
+        val keepalive = config("ws://127.0.0.1:${proxy.port}/ws").copy(pingInterval = 500.milliseconds, idleTimeout = SILENT_IDLE_MS.milliseconds)
         Client(keepalive, Provider(server, 0)::token).use { client ->
             val conn = client.connect(ctx)
             try {

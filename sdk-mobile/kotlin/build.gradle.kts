@@ -43,7 +43,9 @@ android {
 dependencies {
     // JNA's Android flavour carries libjnidispatch for every ABI.
     implementation("net.java.dev.jna:jna:5.13.0@aar")
-    implementation("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.8.1")
+    // `api`: the public API returns SharedFlow and StateFlow, so an app
+    // compiles against kotlinx-coroutines through this library.
+    api("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.8.1")
 }
 
 publishing {

@@ -34,6 +34,9 @@ pub struct NativeConnection {
     /// Requests go through this handle, so a long `ask` never waits for the
     /// reader.
     requests: Connection,
+    /// The handle state changes are awaited on (`next_state_change`), so an
+    /// observable state never waits for an event reader.
+    state_watch: tokio::sync::Mutex<Connection>,
     /// The app said it went to the background (`pause`).
     paused: AtomicBool,
     /// The app said the network is down.
@@ -47,6 +50,7 @@ impl NativeConnection {
         NativeConnection {
             context_id: conn.context_id().to_owned(),
             requests: conn.clone_handle(),
+            state_watch: tokio::sync::Mutex::new(conn.clone_handle()),
             reader: tokio::sync::Mutex::new(conn),
             paused: AtomicBool::new(false),
             offline: AtomicBool::new(false),
@@ -105,6 +109,16 @@ impl NativeConnection {
     /// The latest state change.
     pub fn state(&self) -> StateChange {
         (&self.requests.state()).into()
+    }
+
+    /// Waits for the next state change and returns the state then; `None`
+    /// once the connection has ended (after `close_connection` or a
+    /// terminal failure). Changes in quick succession may come as the
+    /// latest one only. Independent of `next_events`: this is what the
+    /// Kotlin `Connection.state` `StateFlow` follows.
+    pub async fn next_state_change(&self) -> Option<StateChange> {
+        let change = self.state_watch.lock().await.state_changed().await?;
+        Some((&change).into())
     }
 
     /// The next event; `None` once the connection is closed and every event

@@ -107,6 +107,18 @@ impl Connection {
         self.state.borrow().clone()
     }
 
+    /// Waits for the connection's next state change and returns the state
+    /// then; `None` once the connection's task has ended (closed or
+    /// failed, every change published). Changes in quick succession may be
+    /// seen as the latest one only, as an observable state wants them.
+    /// Independent of events: bindings keep an observable state (Kotlin's
+    /// `StateFlow`) current with it while nothing reads events. Each handle
+    /// waits for changes it has not returned yet.
+    pub async fn state_changed(&mut self) -> Option<StateChange> {
+        self.state.changed().await.ok()?;
+        Some(self.state.borrow_and_update().clone())
+    }
+
     /// How many requests wait for a connection to be sent: queued while
     /// disconnected, or sent on a socket that died before the server
     /// confirmed them (sent again, once, after the reconnect). Nonzero only

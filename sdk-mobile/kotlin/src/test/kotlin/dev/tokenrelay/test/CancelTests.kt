@@ -10,6 +10,8 @@
 package dev.tokenrelay.test
 
 import dev.tokenrelay.Client
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.milliseconds
 import dev.tokenrelay.ClientConfig
 import dev.tokenrelay.TokenRelayException
 import java.net.URI
@@ -106,8 +108,8 @@ private suspend fun testThread(): CoroutineContext = currentCoroutineContext()[C
 // call the provider every 10–20 ms; 500 ms would see about 25 calls.
 private const val WINDOW_MS = 500L
 
-private fun quick(server: ReferenceServer, wsUrl: String = server.wsUrl, connectTimeoutMs: ULong? = null) = ClientConfig(
-    wsUrl = wsUrl, connectTimeoutMs = connectTimeoutMs, reconnectMinDelayMs = 10uL, reconnectMaxDelayMs = 20uL,
+private fun quick(server: ReferenceServer, wsUrl: String = server.wsUrl, connectTimeout: Duration? = null) = ClientConfig(
+    wsUrl = wsUrl, connectTimeout = connectTimeout, reconnectMinDelay = 10.milliseconds, reconnectMaxDelay = 20.milliseconds,
 )
 
 /**
@@ -151,7 +153,7 @@ fun cancelTests(): List<Test> = listOf(
     Test("a withTimeout around connect(): everything released, the provider not called again") { _ ->
         givesUpWhileRetrying { client, contextId, calls ->
             // What an app writes: its own deadline around connect (shorter
-            // than connectTimeoutMs, 30 s), which cancels the pending connect.
+            // than connectTimeout, 30 s), which cancels the pending connect.
             val conn = withTimeoutOrNull(300) { client.connect(contextId) }
             check(conn == null) { "connected through a relay that hangs up" }
             check(calls.count.get() >= 2) { "${calls.count.get()} provider calls" }
@@ -163,7 +165,7 @@ fun cancelTests(): List<Test> = listOf(
         val calls = Calls(server.admin.generateClientKey(server.orgId, contextId, null).token(), testThread())
         // A loopback port nothing listens on (bound, then released).
         val port = java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress()).use { it.localPort }
-        Client(quick(server, "ws://127.0.0.1:$port/ws", connectTimeoutMs = 300uL), calls::token).use { client ->
+        Client(quick(server, "ws://127.0.0.1:$port/ws", connectTimeout = 300.milliseconds), calls::token).use { client ->
             // Settles at its 300 ms timeout; the bound only catches a hang.
             withTimeout(30_000) { assertThrows<TokenRelayException.Transport>("connect") { client.connect(contextId) } }
             val after = calls.count.get()

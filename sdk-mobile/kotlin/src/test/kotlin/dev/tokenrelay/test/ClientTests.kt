@@ -4,6 +4,7 @@
 package dev.tokenrelay.test
 
 import dev.tokenrelay.AdminClient
+import kotlin.time.Duration.Companion.milliseconds
 import dev.tokenrelay.Client
 import dev.tokenrelay.ClientConfig
 import dev.tokenrelay.Connection
@@ -226,7 +227,7 @@ fun clientTests(): List<Test> = listOf(
                 (e as? Event.ResponseComplete)?.takeIf { it.response.id == reply.id }
             }
             assertEq(streamed.toString(), reply.text, "tokens seen by events()")
-            assertEq(conn.state.state, ConnectionState.CONNECTED, "state")
+            assertEq(conn.state.value, ConnectionState.CONNECTED, "state")
         }
     },
 
@@ -251,7 +252,7 @@ fun clientTests(): List<Test> = listOf(
     Test("error: a provider throwing anything else is retried, then TokenProvider") { server ->
         val contextId = server.newContext()
         var calls = 0
-        val config = ClientConfig(wsUrl = server.wsUrl, connectTimeoutMs = 1500uL, reconnectMinDelayMs = 50uL, reconnectMaxDelayMs = 100uL)
+        val config = ClientConfig(wsUrl = server.wsUrl, connectTimeout = 1500.milliseconds, reconnectMinDelay = 50.milliseconds, reconnectMaxDelay = 100.milliseconds)
         val client = Client(config) { _ ->
             calls++
             throw IllegalStateException("backend down")
@@ -282,8 +283,8 @@ fun clientTests(): List<Test> = listOf(
             val contextId = server.newContext()
             var calls = 0
             val config = ClientConfig(
-                wsUrl = server.wsUrl, connectTimeoutMs = 1000uL, reconnectMinDelayMs = 50uL,
-                reconnectMaxDelayMs = 100uL, refreshAhead = false,
+                wsUrl = server.wsUrl, connectTimeout = 1000.milliseconds, reconnectMinDelay = 50.milliseconds,
+                reconnectMaxDelay = 100.milliseconds, refreshAhead = false,
             )
             val client = Client(config) { _ ->
                 calls++
@@ -347,7 +348,7 @@ fun clientTests(): List<Test> = listOf(
             val stirred = events.stateWithin(1500)
             check(stirred == null) { "the connection went $stirred while paused" }
             assertEq(provider.calls.get(), 1, "provider calls while paused")
-            check(conn.state.state != ConnectionState.CONNECTED) { "reconnected while paused" }
+            check(conn.state.value != ConnectionState.CONNECTED) { "reconnected while paused" }
             // The network coming back while paused does not reconnect either
             // (it would at once: "network back" retries without waiting).
             conn.setNetworkAvailable(true)
@@ -395,7 +396,7 @@ fun clientTests(): List<Test> = listOf(
         conn.close()
         withTimeout(10_000) { while (events.nextOrNull() != null) { } }
         assertThrows<TokenRelayException.Closed>("ask after close") { conn.ask("hello?") }
-        assertEq(conn.state.state, ConnectionState.CLOSED, "state")
+        assertEq(conn.state.value, ConnectionState.CLOSED, "state")
     },
 
     Test("close() while events() is parked, with a cancelled collector before, 20 times") { server ->
@@ -420,7 +421,7 @@ fun clientTests(): List<Test> = listOf(
     Test("offline queue: pendingCount, QueueFull, QueueExpired while offline, sent in order once back, ClosedBeforeSent on close") { server ->
         val contextId = server.newContext()
         val provider = CountingProvider(server)
-        val config = ClientConfig(wsUrl = server.wsUrl, refreshAhead = false, maxQueued = 2u, maxQueuedAgeMs = 60_000uL)
+        val config = ClientConfig(wsUrl = server.wsUrl, refreshAhead = false, maxQueued = 2, maxQueuedAge = 60_000.milliseconds)
         Client(config, provider::token).use { client ->
             val conn = client.connect(contextId)
             val events = EventReader(conn.events())
@@ -451,7 +452,7 @@ fun clientTests(): List<Test> = listOf(
             }
         }
         // An age limit that passes while offline, then close() with one queued.
-        Client(ClientConfig(wsUrl = server.wsUrl, refreshAhead = false, maxQueuedAgeMs = 200uL), provider::token).use { client ->
+        Client(ClientConfig(wsUrl = server.wsUrl, refreshAhead = false, maxQueuedAge = 200.milliseconds), provider::token).use { client ->
             val conn = client.connect(contextId)
             val events = EventReader(conn.events())
             conn.setNetworkAvailable(false)
@@ -461,7 +462,7 @@ fun clientTests(): List<Test> = listOf(
                 withTimeout(20_000) { conn.ask("[echo] stale") }
             }
             assertEq(expired.afterMs, 200uL, "the age limit")
-            check(conn.state.state == ConnectionState.RECONNECTING) { "failed only once back: ${conn.state.state}" }
+            check(conn.state.value == ConnectionState.RECONNECTING) { "failed only once back: ${conn.state.value}" }
             coroutineScope {
                 val asking = async { runCatching { conn.ask("[echo] unsent") }.exceptionOrNull() }
                 withTimeout(20_000) { while (conn.pendingCount != 1) delay(5) }
@@ -547,10 +548,10 @@ fun clientTests(): List<Test> = listOf(
         val settled = AtomicBoolean(false)
         val calledAgain = CompletableDeferred<Int>()
         val config = ClientConfig(
-            wsUrl = server.wsUrl, connectTimeoutMs = 600_000uL,
+            wsUrl = server.wsUrl, connectTimeout = 600_000.milliseconds,
             // Short retry delays: a connection that kept retrying after connect
             // gave up would call the provider again within 100 ms.
-            reconnectMinDelayMs = 50uL, reconnectMaxDelayMs = 100uL,
+            reconnectMinDelay = 50.milliseconds, reconnectMaxDelay = 100.milliseconds,
         )
         // The provider's body runs on this test's thread (as an app's may
         // run on the main thread), so the test sees every call in order with
@@ -586,7 +587,7 @@ fun clientTests(): List<Test> = listOf(
         val calls = AtomicInteger(0)
         val settled = AtomicBoolean(false)
         val calledAfter = CompletableDeferred<Int>()
-        val config = ClientConfig(wsUrl = server.wsUrl, connectTimeoutMs = 600_000uL, maxReconnectAttempts = 0u)
+        val config = ClientConfig(wsUrl = server.wsUrl, connectTimeout = 600_000.milliseconds, maxReconnectAttempts = 0)
         Client(config) { _ ->
             val n = calls.incrementAndGet()
             if (settled.get()) calledAfter.complete(n)

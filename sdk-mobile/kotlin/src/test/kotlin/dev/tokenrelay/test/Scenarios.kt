@@ -19,6 +19,7 @@ import dev.tokenrelay.Event
 import dev.tokenrelay.Response
 import dev.tokenrelay.ResponseStatus
 import dev.tokenrelay.ToolAnswer
+import dev.tokenrelay.untilEnded
 import dev.tokenrelay.use
 import java.io.File
 import java.util.concurrent.atomic.AtomicInteger
@@ -141,9 +142,12 @@ class EventReader(flow: Flow<Event>) {
     /** How many times the connection has gone `RECONNECTING` so far. */
     val reconnects = AtomicInteger(0)
 
-    private val job = GlobalScope.launch(Dispatchers.Default) {
+    // Undispatched: subscribed to the hot flow before the constructor
+    // returns, so nothing the test does next can come before it. The flow
+    // ends (the channel closes) after the connection's last event.
+    private val job = GlobalScope.launch(Dispatchers.Default, start = CoroutineStart.UNDISPATCHED) {
         try {
-            flow.collect {
+            flow.untilEnded().collect {
                 if (it is Event.StateChanged && it.change.state == ConnectionState.RECONNECTING) {
                     reconnects.incrementAndGet()
                 }
