@@ -3,6 +3,9 @@
 #   target/release/libtokenrelay_mobile.so          the native library (JNA loads it)
 #   kotlin/build/generated/dev/tokenrelay/*.kt      uniffi's Kotlin bindings
 #   kotlin/build/tokenrelay.jar                     bindings + kotlin/src/main, compiled
+#   kotlin/build/maven/dev/tokenrelay/tokenrelay-jvm/VERSION/
+#                                                   the JVM artifact: that jar with the
+#                                                   linux-x86_64 library inside, and its pom
 #   swift/Sources/TokenRelay/Generated/*.swift      uniffi's Swift bindings
 #   swift/build/ffi/                                their C header and module map
 # Needs: cargo, java, npm (kotlin-compiler via npm ci), JNA at
@@ -43,3 +46,6 @@ step "kotlinc: bindings + Kotlin layer -> kotlin/build/tokenrelay.jar"
   -d "$build/tokenrelay.jar" \
   $(find "$build/generated" "$here/kotlin/src/main/kotlin" -name '*.kt')
 ls -l "$build/tokenrelay.jar" "$lib"
+
+step "the JVM artifact (jar with the native library inside + pom)"
+bash "$here/kotlin/jvm-artifact.sh" "$lib"

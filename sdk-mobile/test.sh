@@ -6,7 +6,9 @@
 #   release cdylib, uniffi-bindgen with feature `cli` in the dev profile,
 #   Kotlin and Swift bindings generated from the library, kotlinc of the
 #   bindings + the Kotlin layer), kotlinc of the test suite, the Kotlin CLI
-#   example end to end, a parse of every .swift file (tree-sitter-swift: no
+#   example end to end, a consumer of the JVM artifact (jar + pom) alone,
+#   a parse of every .swift file, the Swift name check (generated vs
+#   hand-written), the Swift release script on a dummy zip (tree-sitter-swift: no
 #   Swift toolchain exists here), then the Kotlin suite on the JVM against
 #   the real reference server, then the latency bench's short run
 #   (bench/Latency.kt: figures printed, never judged; every reply must
@@ -52,8 +54,17 @@ export TOKENRELAY_REPO="$root"
 step "Kotlin CLI example (examples/kotlin-cli) against a local server"
 bash "$root/examples/kotlin-cli/run.sh" --check
 
+step "the JVM artifact alone: a consumer compiled and run against the jar + its pom's dependencies"
+bash "$here/kotlin/consumer/run.sh"
+
 step "parse every .swift file (tree-sitter-swift)"
 bash "$here/swift/check-parse.sh"
+
+step "the generated and the hand-written Swift agree on every shared name (swift/check_names.py)"
+bash "$here/swift/check-names.sh"
+
+step "the Swift release script: refuses without macOS, writes the checksum of a dummy zip"
+bash "$here/scripts/test-release-swift.sh"
 
 step "Kotlin suite on the JVM against the reference server"
 classpath="$build/tokenrelay.jar:$build/tokenrelay-tests.jar:$kotlin_home/lib/kotlin-stdlib.jar:$coroutines:$jna"

@@ -10,8 +10,12 @@
 // Before `./gradlew assembleRelease`:
 //   cargo install cargo-ndk
 //   rustup target add aarch64-linux-android armv7-linux-androideabi x86_64-linux-android
+//   # 16 KB pages (Android 15+ devices, required by Google Play): every LOAD
+//   # segment aligned to 16 KB. NDK r28+ does this by default; say it anyway.
+//   RUSTFLAGS="-C link-arg=-Wl,-z,max-page-size=16384" \
 //   cargo ndk -t arm64-v8a -t armeabi-v7a -t x86_64 -o sdk-mobile/kotlin/src/main/jniLibs \
 //       build --release -p tokenrelay-mobile --lib
+//   # check: llvm-readelf -lW .../arm64-v8a/libtokenrelay_mobile.so  (LOAD Align 0x4000)
 //   sdk-mobile/build.sh     # the generated Kotlin (uniffi-bindgen --library)
 //
 // Publishes dev.tokenrelay:tokenrelay-android:<version> (aar).
@@ -41,8 +45,11 @@ android {
 }
 
 dependencies {
-    // JNA's Android flavour carries libjnidispatch for every ABI.
-    implementation("net.java.dev.jna:jna:5.13.0@aar")
+    // JNA's Android flavour carries libjnidispatch for every ABI. 5.17.0 is
+    // the first whose prebuilt libjnidispatch.so is 16 KB-aligned (older
+    // ones crash on load on 16 KB-page devices: java-native-access/jna#1647);
+    // 5.15+ needs Android 7 (API 24), this library's minSdk.
+    implementation("net.java.dev.jna:jna:5.17.0@aar")
     // `api`: the public API returns SharedFlow and StateFlow, so an app
     // compiles against kotlinx-coroutines through this library.
     api("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.8.1")

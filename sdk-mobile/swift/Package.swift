@@ -3,8 +3,9 @@
 // bindings plus Sources/TokenRelay/Client.swift) over the Rust library,
 // shipped as build/TokenRelayFFI.xcframework. Build that first, on a Mac:
 //     sdk-mobile/swift/build-xcframework.sh
-// then add this directory as a local package (or publish it with the
-// xcframework zipped and referenced by URL + checksum).
+// then add this directory as a local package. To depend on a release by URL,
+// use the repository root's Package.swift (binaryTarget(url:checksum:),
+// written by sdk-mobile/scripts/release-swift.sh).
 import PackageDescription
 
 let package = Package(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Checks that every .swift file of the package (generated and hand-written)
-# and of examples/swift-ios parses, with tree-sitter-swift from PyPI in a
+# Checks that every .swift file of the package (generated and hand-written),
+# of examples/swift-ios and the root Package.swift (the package by URL) parses, with tree-sitter-swift from PyPI in a
 # venv (sdk-mobile/.venv, gitignored). A parse, not a compile: there is no
 # Swift toolchain on Linux here. See check_parse.py for what it resolves.
 set -euo pipefail
@@ -14,4 +14,4 @@ if [ ! -x "$venv/bin/python" ]; then
   }
 fi
 "$venv/bin/python" -m pip install -q 'tree-sitter>=0.23,<0.26' 'tree-sitter-swift==0.7.4'
-exec "$venv/bin/python" "$here/check_parse.py" "$here" "$root/examples/swift-ios"
+exec "$venv/bin/python" "$here/check_parse.py" "$here" "$root/examples/swift-ios" "$root/Package.swift"

@@ -8,7 +8,7 @@ wrap attributes, which uniffi's generated code uses
 (keep the `#if` branch, drop an `#else` branch). Line numbers are kept so
 errors point at the real file.
 
-    python check_parse.py DIR [DIR ...]
+    python check_parse.py DIR_OR_FILE [DIR_OR_FILE ...]
 """
 
 from __future__ import annotations
@@ -67,7 +67,10 @@ def errors(node, found):
 
 def main() -> int:
     parser = Parser(Language(tree_sitter_swift.language()))
-    files = sorted(p for d in sys.argv[1:] for p in Path(d).rglob("*.swift") if ".build" not in p.parts)
+    paths = [Path(a) for a in sys.argv[1:]]
+    files = sorted(
+        p for d in paths for p in (d.rglob("*.swift") if d.is_dir() else [d]) if ".build" not in p.parts
+    )
     failed = 0
     for path in files:
         tree = parser.parse(resolve(path.read_text()).encode())
