@@ -18,15 +18,18 @@ import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.currentCoroutineContext
 import kotlinx.coroutines.ensureActive
 import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.channels.BufferOverflow
+import kotlinx.coroutines.flow.MutableSharedFlow
 import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.asSharedFlow
+import kotlinx.coroutines.flow.collectLatest
+import kotlinx.coroutines.flow.distinctUntilChanged
+import kotlinx.coroutines.flow.map
 import kotlinx.coroutines.flow.SharedFlow
-import kotlinx.coroutines.flow.SharingStarted
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
-import kotlinx.coroutines.flow.buffer
 import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.flow.onSubscription
-import kotlinx.coroutines.flow.shareIn
 import kotlinx.coroutines.flow.transformWhile
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.sync.Mutex
@@ -160,13 +163,28 @@ class Connection internal constructor(private val native: NativeConnection) {
     @Volatile
     private var ended: Event.StateChanged? = null
 
+    /** What every collector of [events] subscribes to. */
+    private val bus = MutableSharedFlow<Event>(extraBufferCapacity = EVENT_BUFFER, onBufferOverflow = BufferOverflow.SUSPEND)
+
+    init {
+        scope.launch { pumpState() }
+        // The one event pump runs while at least one collector is
+        // subscribed: started by the first, cancelled when the last leaves
+        // (events it took but could not hand out stay in `pending`).
+        scope.launch {
+            bus.subscriptionCount.map { it > 0 }.distinctUntilChanged().collectLatest { active ->
+                if (active) pumpEvents()
+            }
+        }
+    }
+
     /**
-     * The one pump: reads batches from the native side and emits them one
-     * by one into the shared flow. Started by the first collector, stopped
-     * (detaching the reader) when the last one leaves: without collectors,
-     * events wait on the native side as they always did.
+     * Reads batches from the native side and emits them one by one to
+     * every collector. An event is only taken while someone is subscribed:
+     * with nobody there, it stays for the next collector (a SharedFlow
+     * would drop it).
      */
-    private val shared: SharedFlow<Event> = flow {
+    private suspend fun pumpEvents() {
         var last: Event? = null
         try {
             while (true) {
@@ -176,13 +194,14 @@ class Connection internal constructor(private val native: NativeConnection) {
                         if (batch.isEmpty()) return@withLock null
                         pending.addAll(batch)
                     }
+                    if (bus.subscriptionCount.value == 0) return // the last collector left
                     pending.removeFirst()
                 } ?: break
                 last = next
                 // Known before it is emitted, so a collector subscribing
                 // meanwhile gets it from `onSubscription` at worst twice.
                 if (next.endsConnection) ended = next as Event.StateChanged
-                emit(next)
+                bus.emit(next)
             }
         } finally {
             native.detachEventReader()
@@ -193,12 +212,8 @@ class Connection internal constructor(private val native: NativeConnection) {
         if (last?.endsConnection != true) {
             val terminal = Event.StateChanged(native.state())
             ended = terminal
-            emit(terminal)
+            bus.emit(terminal)
         }
-    }.buffer(EVENT_BUFFER).shareIn(scope, SharingStarted.WhileSubscribed(), replay = 0)
-
-    init {
-        scope.launch { pumpState() }
     }
 
     /** Follows the native state until the connection ends. */
@@ -268,7 +283,7 @@ class Connection internal constructor(private val native: NativeConnection) {
      */
     fun events(): SharedFlow<Event> = events
 
-    private val events: SharedFlow<Event> = shared.onSubscription { ended?.let { emit(it) } }
+    private val events: SharedFlow<Event> = bus.asSharedFlow().onSubscription { ended?.let { emit(it) } }
 
     /** Sends [text]; the reply streams as events. Returns the request id. */
     suspend fun sendMessage(text: String): Long = native.sendMessage(text).toLong()
