@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use crate::error::ProtocolError;
 use crate::event::{Event, RequestId, Response, ResponseId, ResponseStatus, ToolCall, ToolResult};
 use crate::token_text::TokenText;
-use crate::wire::{Notification, StopReason};
+use crate::wire::{Notification, StopReason, TokenParams};
 
 /// What applying a notification did to a response bound to a request, so
 /// the session can refresh or settle that request's timeout.
@@ -33,6 +33,17 @@ use crate::wire::{Notification, StopReason};
 pub(crate) struct Activity {
     pub request: RequestId,
     pub completed: bool,
+}
+
+/// What the `seq` check says to do with a notification.
+enum SeqStep {
+    Apply,
+    /// Already applied (a replay).
+    Duplicate,
+    /// Notifications from `expected` up to this one's were missed.
+    Gap {
+        expected: u64,
+    },
 }
 
 /// Tool calls or client-side calls that arrived while no response was
@@ -187,42 +198,51 @@ impl Accumulator {
         self.streaming.len() + self.held.len()
     }
 
+    /// The `seq` check every notification passes first: a replayed
+    /// duplicate is dropped, a gap reported, anything else applied.
+    fn seq_step(&mut self, seq: Option<u64>) -> SeqStep {
+        if let Some(seq) = seq {
+            match self.last_seq {
+                // A replayed duplicate: already applied.
+                Some(last) if seq <= last => return SeqStep::Duplicate,
+                Some(last) if seq > last + 1 => {
+                    self.last_seq = Some(seq);
+                    return SeqStep::Gap { expected: last + 1 };
+                }
+                _ => self.last_seq = Some(seq),
+            }
+        }
+        SeqStep::Apply
+    }
+
+    /// Applies one `on_token`: what [`Accumulator::apply`] does with a
+    /// [`Notification::Token`], for the hot path, which has the params
+    /// without the notification around them.
+    pub(crate) fn apply_token(
+        &mut self,
+        p: TokenParams<'_>,
+        events: &mut VecDeque<Event>,
+    ) -> Option<Activity> {
+        match self.seq_step(p.seq) {
+            SeqStep::Apply => self.token(&p, events),
+            SeqStep::Duplicate => None,
+            SeqStep::Gap { expected } => self.gap(expected, Notification::Token(p), events),
+        }
+    }
+
     /// Applies one notification, pushing the events it produces.
     pub(crate) fn apply(
         &mut self,
         notification: Notification<'_>,
         events: &mut VecDeque<Event>,
     ) -> Option<Activity> {
-        if let Some(seq) = notification.seq() {
-            match self.last_seq {
-                // A replayed duplicate: already applied.
-                Some(last) if seq <= last => return None,
-                Some(last) if seq > last + 1 => {
-                    self.last_seq = Some(seq);
-                    return self.gap(last + 1, notification, events);
-                }
-                _ => self.last_seq = Some(seq),
-            }
+        match self.seq_step(notification.seq()) {
+            SeqStep::Apply => {}
+            SeqStep::Duplicate => return None,
+            SeqStep::Gap { expected } => return self.gap(expected, notification, events),
         }
         match notification {
-            Notification::Token(p) => {
-                let idx = self.streaming_index(&p.response_id, events)?;
-                if !self.split_high.is_empty() {
-                    // A high half was waiting and this token does not start
-                    // with its low half: the half is lost.
-                    self.flush_split_high(idx, events);
-                }
-                let r = &mut self.streaming[idx];
-                r.text.push_str(&p.token);
-                events.push_back(Event::Token {
-                    response_id: r.id.clone(),
-                    token: TokenText::new(&p.token),
-                });
-                r.request_id.map(|request| Activity {
-                    request,
-                    completed: false,
-                })
-            }
+            Notification::Token(p) => self.token(&p, events),
             Notification::StopToken(p) => {
                 let idx = self.streaming_index(&p.response_id, events)?;
                 if !self.split_high.is_empty() {
@@ -308,6 +328,28 @@ impl Accumulator {
                 None
             }
         }
+    }
+
+    /// A token that passed the `seq` check: appended to its response's
+    /// text and handed out as an event.
+    #[inline]
+    fn token(&mut self, p: &TokenParams<'_>, events: &mut VecDeque<Event>) -> Option<Activity> {
+        let idx = self.streaming_index(&p.response_id, events)?;
+        if !self.split_high.is_empty() {
+            // A high half was waiting and this token does not start
+            // with its low half: the half is lost.
+            self.flush_split_high(idx, events);
+        }
+        let r = &mut self.streaming[idx];
+        r.text.push_str(&p.token);
+        events.push_back(Event::Token {
+            response_id: r.id.clone(),
+            token: TokenText::new(&p.token),
+        });
+        r.request_id.map(|request| Activity {
+            request,
+            completed: false,
+        })
     }
 
     /// An `on_token` whose frame held a lone surrogate escape and was

@@ -60,10 +60,14 @@ impl EventQueue {
     }
 
     /// Moves a batch in under one lock and wakes the consumer once.
-    pub(crate) fn push_all(&self, batch: &mut VecDeque<Event>) {
+    /// True when a reader is attached and the queue now holds at least
+    /// `behind` events: the driver should let the reader run before it
+    /// reads more frames (see `Driver::run`).
+    pub(crate) fn push_all(&self, batch: &mut VecDeque<Event>, behind: usize) -> bool {
         if batch.is_empty() {
-            return;
+            return false;
         }
+        let reader_behind;
         {
             let mut s = self.lock();
             if !s.reader_attached {
@@ -78,8 +82,10 @@ impl EventQueue {
             } else {
                 s.events.append(batch);
             }
+            reader_behind = s.reader_attached && s.events.len() >= behind;
         }
         self.readable.notify_one();
+        reader_behind
     }
 
     /// False while an attached reader is `capacity` events behind: the
@@ -185,7 +191,7 @@ mod tests {
         let q = EventQueue::new(4);
         for chunk in [0..3, 3..10] {
             let mut batch: VecDeque<Event> = chunk.map(token).collect();
-            q.push_all(&mut batch);
+            q.push_all(&mut batch, usize::MAX);
         }
         assert!(q.has_room());
         let mut got = VecDeque::new();
@@ -202,7 +208,7 @@ mod tests {
         let mut got = VecDeque::new();
         assert_eq!(q.try_recv_all(&mut got), None); // a reader attaches
         let mut batch: VecDeque<Event> = (0..10).map(token).collect();
-        q.push_all(&mut batch);
+        q.push_all(&mut batch, usize::MAX);
         assert!(!q.has_room());
         assert_eq!(q.try_recv_all(&mut got), Some(true));
         assert_eq!(Vec::from(got), (0..10).map(token).collect::<Vec<_>>());
@@ -240,12 +246,12 @@ mod tests {
         let mut got = VecDeque::new();
         assert_eq!(q.try_recv_all(&mut got), None); // a reader attaches
         let mut batch: VecDeque<Event> = (0..10).map(token).collect();
-        q.push_all(&mut batch);
+        q.push_all(&mut batch, usize::MAX);
         assert!(!q.has_room());
         q.detach_reader();
         assert!(q.has_room());
         let mut more: VecDeque<Event> = (10..12).map(token).collect();
-        q.push_all(&mut more);
+        q.push_all(&mut more, usize::MAX);
         assert_eq!(q.try_recv_all(&mut got), Some(true));
         let expected: Vec<Event> = std::iter::once(Event::Error(Error::EventsDropped { count: 8 }))
             .chain((8..12).map(token))

@@ -868,6 +868,16 @@ impl Session {
             self.events.push_back(Event::Error(e.into()));
             return;
         }
+        // The hot path: a plain `on_token` frame (nearly every frame of a
+        // stream) goes straight to the accumulator, without the general
+        // `ServerFrame` around it. `decode_server_frame` tries the same
+        // scanner first, so the outcome is the one it would give.
+        if let Some(p) = wire::scan_token_frame(text) {
+            if let Some(activity) = self.acc.apply_token(p, &mut self.events) {
+                self.note_activity(activity, now);
+            }
+            return;
+        }
         match wire::decode_server_frame(text) {
             Err(e) => {
                 // A token cut inside a surrogate pair (wire::surrogates).

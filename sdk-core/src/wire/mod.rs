@@ -131,6 +131,8 @@ pub mod fuzzing {
 #[cfg(target_arch = "wasm32")]
 pub use float::set_host_floats;
 pub use float::HostFloats;
+/// The `on_token` scanners, for the session's hot path.
+pub(crate) use scan::token_frame as scan_token_frame;
 
 /// Extension names a server may advertise in `connect_to_context`'s
 /// `server.capabilities` (`docs/protocol.md` §3).

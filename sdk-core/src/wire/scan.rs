@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use super::TokenParams;
 
 /// The frame's `on_token` params, if the frame has the plain shape.
-pub(super) fn token_frame(text: &str) -> Option<TokenParams<'_>> {
+pub(crate) fn token_frame(text: &str) -> Option<TokenParams<'_>> {
     canonical(text).or_else(|| general(text))
 }
 
@@ -30,18 +30,24 @@ pub(super) fn canonical(text: &str) -> Option<TokenParams<'_>> {
     let (seq, rest) = match rest.strip_prefix(r#","seq":"#) {
         Some(rest) => {
             // Digits read and summed in one pass (no second pass through
-            // `str::parse`); overflow is refused as `parse` refuses it.
+            // `str::parse`). Up to 19 digits cannot overflow a `u64`, so
+            // they are summed without a check per digit (a `checked_mul`
+            // on every digit was a tenth of the scanner's time); longer
+            // numbers go through `parse`, which refuses overflow.
             let mut seq = 0u64;
             let mut end = 0;
             for b in rest.bytes() {
                 if !b.is_ascii_digit() {
                     break;
                 }
-                seq = seq.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+                seq = seq.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
                 end += 1;
             }
             if end == 0 || (end > 1 && rest.starts_with('0')) {
                 return None;
+            }
+            if end > MAX_UNCHECKED_DIGITS {
+                seq = rest.get(..end)?.parse().ok()?;
             }
             (Some(seq), rest.get(end..)?)
         }
@@ -54,12 +60,57 @@ pub(super) fn canonical(text: &str) -> Option<TokenParams<'_>> {
     })
 }
 
+/// The most decimal digits that always fit a `u64` (`10^19 - 1 < 2^64`).
+const MAX_UNCHECKED_DIGITS: usize = 19;
+
+/// A word with `0x01` in every byte.
+#[cfg(not(target_arch = "wasm32"))]
+const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+/// A word with `0x80` in every byte.
+#[cfg(not(target_arch = "wasm32"))]
+const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+
+/// Where the first quote, backslash or control character (below 0x20)
+/// is among the eight bytes of `word` (read little-endian), if any. The
+/// classic "has a zero byte" and "has a byte less than n" bit tricks: a
+/// borrow can mark a byte above a match, never one below it, so the lowest
+/// marked byte is exactly the first match.
+#[cfg(not(target_arch = "wasm32"))]
+fn first_special_byte(word: u64) -> Option<usize> {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    let found =
+        control | zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\')));
+    (found != 0).then(|| found.trailing_zeros() as usize / 8)
+}
+
 /// The text up to the next quote, and what follows the quote; `None` if an
 /// escape or a control character comes first.
 fn until_quote(text: &str) -> Option<(&str, &str)> {
-    let end = text
-        .bytes()
-        .position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
+    let bytes = text.as_bytes();
+    // Eight bytes at a time (a token or an id is a word or two), then byte
+    // by byte for a last few. Native builds only: the browser build is held
+    // to a size budget, and hands most tokens to JS without reading them
+    // here at all.
+    let mut start = 0;
+    #[cfg(not(target_arch = "wasm32"))]
+    while let Some(word) = bytes.get(start..start + 8) {
+        let word = u64::from_le_bytes(word.try_into().ok()?);
+        if let Some(at) = first_special_byte(word) {
+            return split_at_quote(text, start + at);
+        }
+        start += 8;
+    }
+    let end = start
+        + bytes
+            .get(start..)?
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    split_at_quote(text, end)
+}
+
+/// `text` before and after the byte at `end`, if that byte is a quote.
+fn split_at_quote(text: &str, end: usize) -> Option<(&str, &str)> {
     // `get`, not indexing: no panic path (and its formatting) in the
     // browser build; `end` is at an ASCII byte, so these always succeed.
     (text.as_bytes().get(end) == Some(&b'"'))
@@ -268,6 +319,49 @@ mod tests {
             1 => Just("null".to_owned()),
             1 => Just("[]".to_owned()),
         ]
+    }
+
+    /// What `until_quote` finds, byte by byte, with no word tricks.
+    fn until_quote_bytewise(text: &str) -> Option<(&str, &str)> {
+        let end = text
+            .bytes()
+            .position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
+        (text.as_bytes()[end] == b'"').then(|| (&text[..end], &text[end + 1..]))
+    }
+
+    #[test]
+    fn seq_at_the_edge_of_u64() {
+        let frame = |seq: &str| {
+            format!(
+                r#"{{"method":"on_token","params":{{"token":"a","response_id":"r","seq":{seq}}}}}"#
+            )
+        };
+        let seq = |text: &str| canonical(text).and_then(|p| p.seq);
+        assert_eq!(
+            seq(&frame("9999999999999999999")),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(seq(&frame("18446744073709551615")), Some(u64::MAX));
+        assert_eq!(canonical(&frame("18446744073709551616")), None);
+        assert_eq!(canonical(&frame("99999999999999999999")), None);
+        assert_eq!(canonical(&frame("100000000000000000000")), None);
+    }
+
+    proptest! {
+        /// The word-at-a-time search finds what a byte-by-byte one finds,
+        /// wherever the quote, escape or control byte falls.
+        #[test]
+        fn until_quote_agrees_with_a_bytewise_search(
+            text in "[a-zé😀 \"\\\\\n\u{1f}\u{7f}-\u{ff}]{0,40}",
+        ) {
+            prop_assert_eq!(until_quote(&text), until_quote_bytewise(&text));
+        }
+
+        #[test]
+        fn the_word_test_finds_the_first_special_byte(word in any::<[u8; 8]>()) {
+            let first = word.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            prop_assert_eq!(first_special_byte(u64::from_le_bytes(word)), first);
+        }
     }
 
     fn ws() -> impl Strategy<Value = &'static str> {
