@@ -358,7 +358,7 @@ impl Accumulator {
     /// starts it joins the half waiting. A token left empty emits no event.
     pub(crate) fn apply_repaired_token(
         &mut self,
-        mut p: crate::wire::TokenParams<'_>,
+        mut p: TokenParams<'_>,
         events: &mut VecDeque<Event>,
     ) -> Option<Activity> {
         use crate::wire::surrogates::{join, split_token};

@@ -217,6 +217,24 @@ mod tests {
         assert_eq!(q.try_recv_all(&mut VecDeque::new()), Some(false));
     }
 
+    #[test]
+    fn push_all_says_when_an_attached_reader_is_a_batch_behind() {
+        let q = EventQueue::new(100);
+        let mut batch: VecDeque<Event> = (0..3).map(token).collect();
+        // Nobody reads yet (an `ask()`-only app): never worth waiting for.
+        assert!(!q.push_all(&mut batch, 2));
+        let mut got = VecDeque::new();
+        assert_eq!(q.try_recv_all(&mut got), Some(true)); // a reader attaches
+        let mut batch: VecDeque<Event> = (3..4).map(token).collect();
+        assert!(!q.push_all(&mut batch, 2));
+        let mut batch: VecDeque<Event> = (4..5).map(token).collect();
+        assert!(q.push_all(&mut batch, 2));
+        assert!(!q.push_all(&mut VecDeque::new(), 2), "an empty batch wakes nobody");
+        got.clear();
+        assert_eq!(q.try_recv_all(&mut got), Some(true));
+        assert_eq!(Vec::from(got), (3..5).map(token).collect::<Vec<_>>());
+    }
+
     #[tokio::test]
     async fn closing_wakes_every_parked_reader() {
         let q = Arc::new(EventQueue::new(4));
