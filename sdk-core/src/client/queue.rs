@@ -229,7 +229,10 @@ mod tests {
         assert!(!q.push_all(&mut batch, 2));
         let mut batch: VecDeque<Event> = (4..5).map(token).collect();
         assert!(q.push_all(&mut batch, 2));
-        assert!(!q.push_all(&mut VecDeque::new(), 2), "an empty batch wakes nobody");
+        assert!(
+            !q.push_all(&mut VecDeque::new(), 2),
+            "an empty batch wakes nobody"
+        );
         got.clear();
         assert_eq!(q.try_recv_all(&mut got), Some(true));
         assert_eq!(Vec::from(got), (3..5).map(token).collect::<Vec<_>>());
