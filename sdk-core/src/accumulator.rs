@@ -218,6 +218,7 @@ impl Accumulator {
     /// Applies one `on_token`: what [`Accumulator::apply`] does with a
     /// [`Notification::Token`], for the hot path, which has the params
     /// without the notification around them.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn apply_token(
         &mut self,
         p: TokenParams<'_>,

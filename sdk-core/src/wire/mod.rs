@@ -132,6 +132,7 @@ pub mod fuzzing {
 pub use float::set_host_floats;
 pub use float::HostFloats;
 /// The `on_token` scanners, for the session's hot path.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) use scan::token_frame as scan_token_frame;
 
 /// Extension names a server may advertise in `connect_to_context`'s

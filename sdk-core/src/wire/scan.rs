@@ -92,15 +92,20 @@ fn until_quote(text: &str) -> Option<(&str, &str)> {
     // by byte for a last few. Native builds only: the browser build is held
     // to a size budget, and hands most tokens to JS without reading them
     // here at all.
-    let mut start = 0;
     #[cfg(not(target_arch = "wasm32"))]
-    while let Some(word) = bytes.get(start..start + 8) {
-        let word = u64::from_le_bytes(word.try_into().ok()?);
-        if let Some(at) = first_special_byte(word) {
-            return split_at_quote(text, start + at);
+    let start = {
+        let mut start = 0;
+        while let Some(word) = bytes.get(start..start + 8) {
+            let word = u64::from_le_bytes(word.try_into().ok()?);
+            if let Some(at) = first_special_byte(word) {
+                return split_at_quote(text, start + at);
+            }
+            start += 8;
         }
-        start += 8;
-    }
+        start
+    };
+    #[cfg(target_arch = "wasm32")]
+    let start = 0;
     let end = start
         + bytes
             .get(start..)?
