@@ -26,7 +26,10 @@ pub mod time;
 pub mod ws;
 
 pub use config::{Config, Limits, PasswordHashing};
-pub use engine::{Engine, OpenAiConfig, OpenAiEngine, ScriptedEngine};
+pub use engine::{
+    CannedTools, Engine, NoTools, OpenAiConfig, OpenAiEngine, RoundsConfig, ScriptedEngine,
+    ToolCall, ToolRunner,
+};
 pub use error::ApiError;
 pub use server::{Server, ServerBuilder, ServerHandle};
 pub use store::StoreConfig;

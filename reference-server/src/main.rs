@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tokenrelay_server::{
-    Config, Limits, OpenAiConfig, OpenAiEngine, ScriptedEngine, Server, ServerBuilder, StoreConfig,
+    Config, Limits, OpenAiConfig, OpenAiEngine, RoundsConfig, ScriptedEngine, Server,
+    ServerBuilder, StoreConfig,
 };
 
 #[derive(Parser, Debug)]
@@ -326,6 +327,24 @@ struct LimitArgs {
         global = true
     )]
     upstream_read_timeout_secs: u64,
+    /// Most tool rounds one response runs; a model asking for more ends
+    /// it with `stop_reason: round_limit`.
+    #[arg(
+        long,
+        env = "TOKENRELAY_MAX_TOOL_ROUNDS",
+        default_value_t = tokenrelay_server::engine::rounds::DEFAULT_MAX_ROUNDS,
+        global = true
+    )]
+    max_tool_rounds: usize,
+    /// Seconds a client has to answer client-side tool calls; later
+    /// answers end the continuation with `stop_reason: tool_timeout`.
+    #[arg(
+        long,
+        env = "TOKENRELAY_CLIENT_TOOL_TIMEOUT_SECS",
+        default_value_t = tokenrelay_server::engine::rounds::DEFAULT_CLIENT_TOOL_TIMEOUT_SECS,
+        global = true
+    )]
+    client_tool_timeout_secs: u64,
     /// Allow plain-http origins other than localhost in publishable keys.
     #[arg(long, env = "TOKENRELAY_ALLOW_INSECURE_ORIGINS", global = true)]
     allow_insecure_origins: bool,
@@ -430,17 +449,25 @@ fn builder(cli: &Cli) -> ServerBuilder {
         .store(store)
         .bind(&cli.bind)
         .config(config);
+    let rounds = RoundsConfig {
+        max_rounds: cli.limits.max_tool_rounds,
+        client_tool_timeout: Duration::from_secs(cli.limits.client_tool_timeout_secs),
+    };
     match cli.engine {
-        EngineKind::Scripted => b.engine(ScriptedEngine::with_pace(Duration::from_millis(
-            cli.scripted_pace_ms,
-        ))),
-        EngineKind::Openai => b.engine(OpenAiEngine::new(OpenAiConfig {
-            base_url: cli.openai_url.clone(),
-            api_key: cli.openai_key.clone(),
-            model: cli.openai_model.clone(),
-            connect_timeout: upstream.0,
-            read_timeout: upstream.1,
-        })),
+        EngineKind::Scripted => b.engine(
+            ScriptedEngine::with_pace(Duration::from_millis(cli.scripted_pace_ms))
+                .with_rounds(rounds),
+        ),
+        EngineKind::Openai => b.engine(
+            OpenAiEngine::new(OpenAiConfig {
+                base_url: cli.openai_url.clone(),
+                api_key: cli.openai_key.clone(),
+                model: cli.openai_model.clone(),
+                connect_timeout: upstream.0,
+                read_timeout: upstream.1,
+            })
+            .with_rounds(rounds),
+        ),
     }
 }
 

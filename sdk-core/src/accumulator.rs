@@ -252,7 +252,11 @@ impl Accumulator {
                 let mut r = self.streaming.swap_remove(idx);
                 r.stop_reason = p.reason;
                 r.status = match p.reason {
-                    Some(StopReason::Stopped) => ResponseStatus::Stopped,
+                    // The server cut the agent short at its round limit:
+                    // what came is kept, as for a stop.
+                    Some(StopReason::Stopped | StopReason::RoundLimit) => ResponseStatus::Stopped,
+                    // The tool answers came too late to continue.
+                    Some(StopReason::ToolTimeout) => ResponseStatus::Interrupted,
                     Some(StopReason::Error) => ResponseStatus::Failed,
                     Some(StopReason::Complete) => ResponseStatus::Complete,
                     None | Some(StopReason::Other) if self.stopping.contains(&r.id) => {

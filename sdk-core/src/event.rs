@@ -118,12 +118,15 @@ pub enum ResponseStatus {
     Streaming,
     /// The agent finished.
     Complete,
-    /// `stop` cut it short; the text is what arrived before.
+    /// `stop` (or the server's tool-round limit, `stop_reason:
+    /// round_limit`) cut it short; the text is what arrived before.
     Stopped,
     /// The agent failed mid-response (`stop_reason: error`).
     Failed,
     /// The connection dropped and the missed part could not be replayed:
     /// the text is a prefix of what the agent said. Never silently gapped.
+    /// Also a continuation whose tool answers came after the server's
+    /// timeout (`stop_reason: tool_timeout`).
     Interrupted,
 }
 

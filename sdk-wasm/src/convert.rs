@@ -86,6 +86,8 @@ fn stop_reason(r: StopReason) -> &'static str {
         StopReason::Complete => "complete",
         StopReason::Stopped => "stopped",
         StopReason::Error => "error",
+        StopReason::RoundLimit => "round_limit",
+        StopReason::ToolTimeout => "tool_timeout",
         // `Other`, or a reason the core learns later (`StopReason` is
         // non-exhaustive): JS sees it as "other" until it is named here.
         _ => "other",

@@ -323,6 +323,7 @@ async fn run(
     let mut text = String::new();
     let mut events = Vec::new();
     let mut client_calls = Vec::new();
+    let mut ended = None;
     let reason = loop {
         tokio::select! {
             biased;
@@ -373,9 +374,10 @@ async fn run(
                 }
                 Some(EngineEvent::ClientSideToolCalls(calls)) => client_calls.extend(calls),
                 Some(EngineEvent::Events(evs)) => events.extend(evs),
+                Some(EngineEvent::End(reason)) => ended = Some(reason),
                 // The engine dropped its sink: it returned.
                 None => break match (&mut task).await {
-                    Ok(Ok(())) => StopReason::Complete,
+                    Ok(Ok(())) => ended.unwrap_or(StopReason::Complete),
                     Ok(Err(e)) => {
                         tracing::warn!(context_id = %hub.context_id(), response_id = %rid, error = %e, "engine failed");
                         StopReason::Error
@@ -407,9 +409,13 @@ async fn run(
     }
     if reason == StopReason::Complete {
         if !client_calls.is_empty() {
-            history.push(
-                json!({"type": "client_side_tool_calls", "tool_calls": client_calls.clone()}),
-            );
+            // `asked_at_ms` (unix milliseconds) lets the continuation
+            // tell answers that came too late (engine::rounds).
+            history.push(json!({
+                "type": "client_side_tool_calls",
+                "tool_calls": client_calls.clone(),
+                "asked_at_ms": crate::time::unix_now_ms(),
+            }));
         }
         // The reference server's order puts them before the stop, so a
         // client sees the reply whole at its stop; the base order (the

@@ -6,17 +6,20 @@
 //! Two engines ship: [`ScriptedEngine`] (deterministic, driven by
 //! directives in the message text; the default, see `ENGINE.md`) and
 //! [`OpenAiEngine`] (an OpenAI-compatible streaming chat-completions
-//! upstream).
+//! upstream). Both run their tool rounds through the same loop,
+//! [`rounds::run_rounds`].
 
 pub mod openai;
+pub mod rounds;
 pub mod scripted;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use tokenrelay::wire::{Agent, AgentEvent, ToolResponseParam};
+use tokenrelay::wire::{Agent, AgentEvent, StopReason, ToolResponseParam};
 use tokio::sync::mpsc;
 
 pub use openai::{OpenAiConfig, OpenAiEngine};
+pub use rounds::{CannedTools, NoTools, RoundsConfig, ToolCall, ToolRunner};
 pub use scripted::ScriptedEngine;
 
 /// What made the agent respond.
@@ -71,6 +74,9 @@ pub enum EngineEvent {
     ClientSideToolCalls(Vec<Value>),
     /// Events attached to the response (sent when it ends).
     Events(Vec<AgentEvent>),
+    /// The response ends for this reason rather than `complete` when the
+    /// engine returns `Ok` (the round limit, late tool answers).
+    End(StopReason),
 }
 
 /// The engine could not finish the response.

@@ -1,15 +1,26 @@
 //! An OpenAI-compatible chat-completions upstream, streamed (SSE).
 //!
 //! Content deltas become tokens; tool-call deltas are assembled (their
-//! `arguments` arrive in pieces) and become `on_tool_call` notifications
-//! when the upstream finishes. The reference server has no tool runtime, so
-//! the response ends there; a client that owns the tools answers them.
+//! `arguments` arrive in pieces). Each upstream call is one round of the
+//! shared loop ([`super::rounds`]): server tools run through the engine's
+//! [`ToolRunner`] and their answers go back to the model as `tool`
+//! messages (with their `tool_call_id`) for the next round; tools the
+//! agent marks `"client_side": true` go to the client.
+//!
+//! The transcript sent upstream is rebuilt from the context's history
+//! (human and AI messages, tool calls and their answers), so a
+//! continuation after client-side tools, or a later turn, shows the model
+//! every earlier round.
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use super::{Engine, EngineError, EngineEvent, EngineSink, GenerateRequest, Trigger};
+use super::rounds::{run_rounds, NoTools, RoundModel, RoundsConfig, ToolCall, ToolRunner};
+use super::{Engine, EngineError, EngineSink, GenerateRequest};
 
 /// Where the upstream is and how to call it.
 #[derive(Clone)]
@@ -67,10 +78,21 @@ impl std::fmt::Debug for OpenAiConfig {
 }
 
 /// The upstream engine.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OpenAiEngine {
     config: OpenAiConfig,
     http: reqwest::Client,
+    rounds: RoundsConfig,
+    tools: Arc<dyn ToolRunner>,
+}
+
+impl std::fmt::Debug for OpenAiEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiEngine")
+            .field("config", &self.config)
+            .field("rounds", &self.rounds)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OpenAiEngine {
@@ -89,31 +111,146 @@ impl OpenAiEngine {
                 tracing::error!(error = %e, "cannot build the upstream client with timeouts");
                 reqwest::Client::new()
             });
-        OpenAiEngine { config, http }
+        OpenAiEngine {
+            config,
+            http,
+            rounds: RoundsConfig::default(),
+            tools: Arc::new(NoTools),
+        }
     }
 
+    /// The same engine with other round bounds.
+    pub fn with_rounds(mut self, rounds: RoundsConfig) -> Self {
+        self.rounds = rounds;
+        self
+    }
+
+    /// The same engine running server tools with `tools` (by default none
+    /// is available: each answers an error the model sees).
+    pub fn with_tools(mut self, tools: Arc<dyn ToolRunner>) -> Self {
+        self.tools = tools;
+        self
+    }
+
+    /// The transcript for the upstream: the system prompt, then the
+    /// history as chat messages. Consecutive tool calls become one
+    /// assistant message with `tool_calls`, answers become `tool` messages;
+    /// a call the history never answered gets an answer saying so, and an
+    /// answer to no known call becomes a user message, so the transcript
+    /// stays one the upstream accepts.
     fn messages(request: &GenerateRequest) -> Vec<Value> {
         let mut messages = vec![json!({"role": "system", "content": request.agent.prompt})];
+        // Calls of the latest assistant tool message not answered yet.
+        let mut open: Vec<String> = Vec::new();
+        let mut in_calls = false;
+        let close_open = |messages: &mut Vec<Value>, open: &mut Vec<String>| {
+            for id in open.drain(..) {
+                messages.push(json!({
+                    "role": "tool",
+                    "tool_call_id": id,
+                    "content": "error: no answer",
+                }));
+            }
+        };
         for m in &request.history {
-            match (m.get("sender").and_then(Value::as_str), m.get("message")) {
-                (Some("human"), Some(text)) => {
-                    messages.push(json!({"role": "user", "content": text}))
+            let kind = m.get("type").and_then(Value::as_str);
+            let sender = m.get("sender").and_then(Value::as_str);
+            match (kind, sender) {
+                (Some("tool_call"), _) => {
+                    let call = function_call(m);
+                    let id = m
+                        .get("tool_call_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let continues = in_calls
+                        && messages
+                            .last()
+                            .is_some_and(|l| l.get("tool_calls").is_some());
+                    if !continues {
+                        close_open(&mut messages, &mut open);
+                        messages
+                            .push(json!({"role": "assistant", "content": null, "tool_calls": []}));
+                    }
+                    if let Some(Value::Array(calls)) =
+                        messages.last_mut().and_then(|l| l.get_mut("tool_calls"))
+                    {
+                        calls.push(call);
+                    }
+                    open.push(id.to_owned());
+                    in_calls = true;
+                    continue;
                 }
-                (Some("ai"), Some(text)) => {
-                    messages.push(json!({"role": "assistant", "content": text}))
+                (Some("client_side_tool_calls"), _) => {
+                    close_open(&mut messages, &mut open);
+                    let calls: Vec<Value> = m
+                        .get("tool_calls")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .map(function_call)
+                        .collect();
+                    open.extend(
+                        calls
+                            .iter()
+                            .filter_map(|c| c["id"].as_str().map(str::to_owned)),
+                    );
+                    if !calls.is_empty() {
+                        messages.push(
+                            json!({"role": "assistant", "content": null, "tool_calls": calls}),
+                        );
+                    }
+                }
+                (Some("tool_response"), _) => {
+                    let id = m
+                        .get("tool_call_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let output = text_of(m.get("tool_output"));
+                    match open.iter().position(|o| o == id) {
+                        Some(i) => {
+                            open.remove(i);
+                            messages.push(json!({
+                                "role": "tool",
+                                "tool_call_id": id,
+                                "content": output,
+                            }));
+                        }
+                        None => messages.push(json!({
+                            "role": "user",
+                            "content": format!("Tool {id} returned: {output}"),
+                        })),
+                    }
+                }
+                (_, Some("human")) => {
+                    close_open(&mut messages, &mut open);
+                    messages.push(json!({"role": "user", "content": m.get("message")}));
+                }
+                (_, Some("ai")) => {
+                    close_open(&mut messages, &mut open);
+                    messages.push(json!({"role": "assistant", "content": m.get("message")}));
                 }
                 _ => {}
             }
+            in_calls = false;
         }
-        if let Trigger::ToolResponses(responses) = &request.trigger {
-            for r in responses {
-                messages.push(json!({
-                    "role": "user",
-                    "content": format!("Tool {} returned: {}", r.tool_call_id, r.response),
-                }));
-            }
-        }
+        close_open(&mut messages, &mut open);
         messages
+    }
+
+    /// The names of the agent's tools marked `"client_side": true`.
+    fn client_side_names(request: &GenerateRequest) -> HashSet<String> {
+        request
+            .agent
+            .tools
+            .iter()
+            .filter(|t| t.get("client_side").and_then(Value::as_bool) == Some(true))
+            .filter_map(|t| {
+                t.get("name")
+                    .or_else(|| t.pointer("/function/name"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .collect()
     }
 
     fn tools(request: &GenerateRequest) -> Vec<Value> {
@@ -126,7 +263,13 @@ impl OpenAiEngine {
                     "type": "function",
                     "function": {"name": name, "parameters": {"type": "object", "properties": {}}},
                 })),
-                Value::Object(o) if o.contains_key("function") => Some(t.clone()),
+                // The upstream gets the OpenAI shape only: our marker stays
+                // here.
+                Value::Object(o) if o.contains_key("function") => {
+                    let mut o = o.clone();
+                    o.remove("client_side");
+                    Some(Value::Object(o))
+                }
                 Value::Object(o) => o.get("name").map(|name| {
                     json!({
                         "type": "function",
@@ -152,29 +295,77 @@ struct PendingCall {
     arguments: String,
 }
 
+/// A tool call of the history (`tool_call` entry or one of a
+/// `client_side_tool_calls` entry) as an OpenAI `tool_calls` item.
+fn function_call(m: &Value) -> Value {
+    let input = m.get("tool_input").cloned().unwrap_or(json!({}));
+    json!({
+        "id": m.get("tool_call_id").and_then(Value::as_str).unwrap_or_default(),
+        "type": "function",
+        "function": {
+            "name": m.get("tool_name").and_then(Value::as_str).unwrap_or_default(),
+            "arguments": input.to_string(),
+        },
+    })
+}
+
+/// A tool output as text (the history holds strings; anything else is
+/// sent as JSON).
+fn text_of(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
 #[async_trait]
 impl Engine for OpenAiEngine {
     async fn generate(&self, request: GenerateRequest, out: EngineSink) -> Result<(), EngineError> {
+        let mut model = OpenAiRounds {
+            engine: self,
+            messages: Self::messages(&request),
+            tools: Self::tools(&request),
+            client_side: Self::client_side_names(&request),
+            response_id: &request.response_id,
+        };
+        run_rounds(&mut model, &*self.tools, &self.rounds, &request, &out).await
+    }
+}
+
+/// One response's conversation with the upstream, round after round.
+struct OpenAiRounds<'a> {
+    engine: &'a OpenAiEngine,
+    messages: Vec<Value>,
+    tools: Vec<Value>,
+    client_side: HashSet<String>,
+    response_id: &'a str,
+}
+
+#[async_trait]
+impl RoundModel for OpenAiRounds<'_> {
+    async fn round(
+        &mut self,
+        index: usize,
+        out: &EngineSink,
+    ) -> Result<Vec<ToolCall>, EngineError> {
+        let config = &self.engine.config;
         let mut body = json!({
-            "model": self.config.model,
+            "model": config.model,
             "stream": true,
-            "messages": Self::messages(&request),
+            "messages": self.messages,
         });
-        let tools = Self::tools(&request);
-        if !tools.is_empty() {
-            body["tools"] = Value::Array(tools);
+        if !self.tools.is_empty() {
+            body["tools"] = Value::Array(self.tools.clone());
         }
-        let url = format!(
-            "{}/chat/completions",
-            self.config.base_url.trim_end_matches('/')
-        );
-        let mut call = self.http.post(&url).json(&body);
-        if let Some(key) = &self.config.api_key {
+        let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
+        let mut call = self.engine.http.post(&url).json(&body);
+        if let Some(key) = &config.api_key {
             call = call.bearer_auth(key);
         }
         // `read_timeout` covers each read, not the wait for the answer's
         // headers: bound that too.
-        let response = tokio::time::timeout(self.config.read_timeout, call.send())
+        let response = tokio::time::timeout(config.read_timeout, call.send())
             .await
             .map_err(|_| EngineError("upstream timeout: no answer".into()))?
             .map_err(|e| {
@@ -191,6 +382,7 @@ impl Engine for OpenAiEngine {
             )));
         }
 
+        let mut said = String::new();
         let mut calls: Vec<PendingCall> = Vec::new();
         let mut buffer: Vec<u8> = Vec::new();
         let mut stream = response.bytes_stream();
@@ -224,6 +416,7 @@ impl Engine for OpenAiEngine {
                 };
                 if let Some(text) = delta.get("content").and_then(Value::as_str) {
                     if !text.is_empty() {
+                        said.push_str(text);
                         out.token(text).await?;
                     }
                 }
@@ -258,21 +451,57 @@ impl Engine for OpenAiEngine {
                 }
             }
         }
-        for (i, c) in calls.into_iter().enumerate() {
-            let tool_input = serde_json::from_str(&c.arguments)
-                .unwrap_or_else(|_| json!({ "arguments": c.arguments }));
-            let tool_call_id = if c.id.is_empty() {
-                format!("{}-tool-{i}", request.response_id)
-            } else {
-                c.id
-            };
-            out.send(EngineEvent::ToolCall {
-                tool_call_id,
-                tool_name: c.name,
-                tool_input,
+        let calls: Vec<ToolCall> = calls
+            .into_iter()
+            .enumerate()
+            .filter(|(_, c)| !c.name.is_empty())
+            .map(|(i, c)| {
+                let input = serde_json::from_str::<Value>(&c.arguments)
+                    .ok()
+                    .filter(Value::is_object)
+                    .unwrap_or_else(|| json!({ "arguments": c.arguments }));
+                let id = if c.id.is_empty() {
+                    format!("{}-r{index}-tool-{i}", self.response_id)
+                } else {
+                    c.id
+                };
+                ToolCall {
+                    client_side: self.client_side.contains(&c.name),
+                    id,
+                    name: c.name,
+                    input,
+                }
             })
-            .await?;
+            .collect();
+        // The model's turn goes into the transcript as it said it, so the
+        // next round's request carries it before the tool answers.
+        let mut turn = json!({
+            "role": "assistant",
+            "content": if said.is_empty() { Value::Null } else { Value::String(said) },
+        });
+        if !calls.is_empty() {
+            turn["tool_calls"] = calls
+                .iter()
+                .map(|c| {
+                    json!({
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.input.to_string()},
+                    })
+                })
+                .collect();
         }
-        Ok(())
+        self.messages.push(turn);
+        Ok(calls)
+    }
+
+    fn feed_results(&mut self, calls: &[ToolCall], outputs: &[String]) {
+        for (call, output) in calls.iter().zip(outputs) {
+            self.messages.push(json!({
+                "role": "tool",
+                "tool_call_id": call.id,
+                "content": output,
+            }));
+        }
     }
 }

@@ -7,10 +7,15 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokenrelay::wire::AgentEvent;
 
+use super::rounds::{run_rounds, CannedTools, RoundModel, RoundsConfig, ToolCall};
 use super::{split_words, Engine, EngineError, EngineEvent, EngineSink, GenerateRequest, Trigger};
+
+/// Most tool rounds `rounds=N` may ask for (the server's round limit
+/// usually ends the reply well before).
+pub const MAX_SCRIPTED_ROUNDS: usize = 1000;
 
 /// Longest reply `tokens=N` may ask for, so a typo cannot exhaust memory.
 pub const MAX_TOKENS: usize = 1_000_000;
@@ -35,6 +40,10 @@ pub struct Script {
     pub fail_after: Option<usize>,
     /// `echo`: reply with the message text (directives removed).
     pub echo: bool,
+    /// `rounds=N`: the `tool=` calls are asked for in N rounds in a row
+    /// (one response), and the `client_tool=` calls N times (the reply and
+    /// its first N-1 continuations). Default 1.
+    pub rounds: Option<usize>,
 }
 
 impl Script {
@@ -51,6 +60,7 @@ impl Script {
         self.events = self.events.or(defaults.events);
         self.fail_after = self.fail_after.or(defaults.fail_after);
         self.echo |= defaults.echo;
+        self.rounds = self.rounds.or(defaults.rounds);
         self
     }
 }
@@ -85,6 +95,10 @@ fn apply(script: &mut Script, item: &str) -> bool {
             script.client_tools.push(name.to_owned())
         }
         ("echo", None) => script.echo = true,
+        ("rounds", Some(_)) => match number() {
+            Some(n) => script.rounds = Some((n as usize).min(MAX_SCRIPTED_ROUNDS)),
+            None => return false,
+        },
         _ => return false,
     }
     true
@@ -136,13 +150,24 @@ pub const GREETING: &str = "Hello! How can I help you today?";
 pub struct ScriptedEngine {
     /// Pace used when neither the message nor the prompt sets `pace_ms`.
     pub default_pace: Duration,
+    /// Bounds of the tool rounds.
+    pub rounds: RoundsConfig,
 }
 
 impl ScriptedEngine {
     /// An engine whose replies stream with `pace` between tokens unless a
     /// directive says otherwise.
     pub fn with_pace(pace: Duration) -> Self {
-        ScriptedEngine { default_pace: pace }
+        ScriptedEngine {
+            default_pace: pace,
+            rounds: RoundsConfig::default(),
+        }
+    }
+
+    /// The same engine with other round bounds.
+    pub fn with_rounds(mut self, rounds: RoundsConfig) -> Self {
+        self.rounds = rounds;
+        self
     }
 
     /// The exact text the engine replies to `message` on an agent whose
@@ -206,38 +231,109 @@ impl Engine for ScriptedEngine {
             .pace_ms
             .map(Duration::from_millis)
             .unwrap_or(self.default_pace);
+        let wanted = script.rounds.unwrap_or(1);
+        let tool_rounds = if script.tools.is_empty() { 0 } else { wanted };
+        let ask_client = match &request.trigger {
+            // A continuation asks again while the reply's message wants
+            // more client rounds than the history shows.
+            Trigger::ToolResponses(_) => {
+                let (original, _) = last_human_script(&request.history);
+                let original = original.or(&defaults);
+                let asked = client_rounds_since_human(&request.history);
+                if !original.client_tools.is_empty() && asked < original.rounds.unwrap_or(1) {
+                    original.client_tools
+                } else {
+                    Vec::new()
+                }
+            }
+            _ => script.client_tools.clone(),
+        };
+        let mut model = ScriptedRounds {
+            script: &script,
+            text,
+            tool_rounds,
+            ask_client,
+            response_id: &request.response_id,
+            pace,
+        };
+        run_rounds(&mut model, &CannedTools, &self.rounds, &request, &out).await
+    }
+}
 
-        for (i, name) in script.tools.iter().enumerate() {
-            let tool_call_id = format!("{}-tool-{i}", request.response_id);
-            out.send(EngineEvent::ToolCall {
-                tool_call_id: tool_call_id.clone(),
-                tool_name: name.clone(),
-                tool_input: json!({ "query": text }),
-            })
-            .await?;
-            out.send(EngineEvent::ToolResponse {
-                tool_call_id,
-                tool_name: name.clone(),
-                tool_output: format!("{name} result"),
-            })
-            .await?;
+/// The directives of the history's last human message.
+fn last_human_script(history: &[Value]) -> (Script, String) {
+    history
+        .iter()
+        .rev()
+        .find(|m| m.get("sender").and_then(Value::as_str) == Some("human"))
+        .and_then(|m| m.get("message").and_then(Value::as_str))
+        .map(parse_directives)
+        .unwrap_or_default()
+}
+
+/// How many times the reply to the last human message asked the client
+/// for tools.
+fn client_rounds_since_human(history: &[Value]) -> usize {
+    history
+        .iter()
+        .rev()
+        .take_while(|m| m.get("sender").and_then(Value::as_str) != Some("human"))
+        .filter(|m| m.get("type").and_then(Value::as_str) == Some("client_side_tool_calls"))
+        .count()
+}
+
+/// One scripted response as rounds: `tool_rounds` rounds of the `tool=`
+/// calls (no text), then the text, its events and the client-side calls.
+struct ScriptedRounds<'a> {
+    script: &'a Script,
+    text: String,
+    tool_rounds: usize,
+    ask_client: Vec<String>,
+    response_id: &'a str,
+    pace: Duration,
+}
+
+#[async_trait]
+impl RoundModel for ScriptedRounds<'_> {
+    async fn round(
+        &mut self,
+        index: usize,
+        out: &EngineSink,
+    ) -> Result<Vec<ToolCall>, EngineError> {
+        if index < self.tool_rounds {
+            // Round 0 keeps the ids tests already know.
+            let prefix = if index == 0 {
+                format!("{}-tool", self.response_id)
+            } else {
+                format!("{}-r{index}-tool", self.response_id)
+            };
+            return Ok(self
+                .script
+                .tools
+                .iter()
+                .enumerate()
+                .map(|(i, name)| ToolCall {
+                    id: format!("{prefix}-{i}"),
+                    name: name.clone(),
+                    input: json!({ "query": self.text }),
+                    client_side: false,
+                })
+                .collect());
         }
-
-        for (i, token) in split_words(&text).into_iter().enumerate() {
-            if script.fail_after == Some(i) {
+        for (i, token) in split_words(&self.text).into_iter().enumerate() {
+            if self.script.fail_after == Some(i) {
                 return Err(EngineError(format!("scripted failure after {i} tokens")));
             }
-            if !pace.is_zero() {
-                tokio::time::sleep(pace).await;
+            if !self.pace.is_zero() {
+                tokio::time::sleep(self.pace).await;
             }
             out.token(token).await?;
         }
-        if let Some(n) = script.fail_after {
+        if let Some(n) = self.script.fail_after {
             // fail_after at or beyond the length still fails, at the end.
             return Err(EngineError(format!("scripted failure after {n} tokens")));
         }
-
-        if let Some(n) = script.events {
+        if let Some(n) = self.script.events {
             let events = (0..n)
                 .map(|i| AgentEvent {
                     kind: "scripted".into(),
@@ -246,22 +342,21 @@ impl Engine for ScriptedEngine {
                 .collect();
             out.send(EngineEvent::Events(events)).await?;
         }
-        if !script.client_tools.is_empty() {
-            let calls = script
-                .client_tools
-                .iter()
-                .enumerate()
-                .map(|(i, name)| {
-                    json!({
-                        "tool_call_id": format!("{}-client-tool-{i}", request.response_id),
-                        "tool_name": name,
-                        "tool_input": {},
-                    })
-                })
-                .collect();
-            out.send(EngineEvent::ClientSideToolCalls(calls)).await?;
-        }
-        Ok(())
+        Ok(self
+            .ask_client
+            .iter()
+            .enumerate()
+            .map(|(i, name)| ToolCall {
+                id: format!("{}-client-tool-{i}", self.response_id),
+                name: name.clone(),
+                input: json!({}),
+                client_side: true,
+            })
+            .collect())
+    }
+
+    fn feed_results(&mut self, _calls: &[ToolCall], _outputs: &[String]) {
+        // The scripted text does not depend on what the tools said.
     }
 }
 

@@ -24,3 +24,4 @@ mod openai;
 mod postgres;
 mod resume;
 mod robustness;
+mod tools;

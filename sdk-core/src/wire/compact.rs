@@ -133,6 +133,8 @@ fn stop_token<'a>(r: &mut Reader<'a>) -> Result<StopTokenParams<'a>, Fail> {
                         "complete" => StopReason::Complete,
                         "stopped" => StopReason::Stopped,
                         "error" => StopReason::Error,
+                        "round_limit" => StopReason::RoundLimit,
+                        "tool_timeout" => StopReason::ToolTimeout,
                         _ => StopReason::Other,
                     })
                 }

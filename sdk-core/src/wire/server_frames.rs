@@ -177,6 +177,12 @@ pub enum StopReason {
     Stopped,
     /// The agent failed mid-response.
     Error,
+    /// The agent still asked for tools after the server's round limit
+    /// (reference server, `--max-tool-rounds`).
+    RoundLimit,
+    /// The client answered client-side tool calls after the server's
+    /// timeout (reference server, `--client-tool-timeout-secs`).
+    ToolTimeout,
     /// A reason this client does not know.
     #[serde(other)]
     Other,
