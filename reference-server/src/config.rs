@@ -51,6 +51,13 @@ pub struct Config {
     pub replay_max_notifications: usize,
     /// Replay buffer bound per context, in age.
     pub replay_max_age: Duration,
+    /// `redis://…`: the hub (`seq`, replay buffers, live fan-out,
+    /// generation leases) lives in Redis, shared by every instance on it
+    /// (`--hub`). `None`: in this process, the embedded default.
+    pub hub: Option<String>,
+    /// With a Redis hub: a generation's lease, renewed every third of it;
+    /// a dead instance's reply ends at most 1.5 leases later.
+    pub hub_lease: Duration,
     /// Frames queued for one socket before it is considered too slow and
     /// closed (1011, so it reconnects and resumes).
     pub outbound_queue: usize,
@@ -244,6 +251,8 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             replay_max_notifications: 10_000,
             replay_max_age: Duration::from_secs(300),
+            hub: None,
+            hub_lease: crate::conversation::redis::DEFAULT_LEASE,
             outbound_queue: 16_384,
             client_key_ttl_secs: 120,
             org_key_ttl_secs: 365 * 24 * 3600,

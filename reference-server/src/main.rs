@@ -41,6 +41,22 @@ struct Cli {
         global = true
     )]
     db: String,
+    /// Where the hub lives (`seq` numbering, replay buffers, live fan-out,
+    /// generation leases): absent, in this process; a
+    /// `redis://[user:password@]host:port[/db]` URL, in Redis, shared by
+    /// every instance on it (a cluster: README, "Running a cluster").
+    #[arg(long, env = "TOKENRELAY_HUB", hide_env_values = true, global = true)]
+    hub: Option<String>,
+    /// With a Redis hub: a generation's lease in milliseconds, renewed every
+    /// third of it; the reply of an instance that died ends at most 1.5
+    /// leases later.
+    #[arg(
+        long,
+        env = "TOKENRELAY_HUB_LEASE_MS",
+        default_value_t = 5000,
+        global = true
+    )]
+    hub_lease_ms: u64,
     /// HS256 secret for every JWT (default: generated once, kept in the db).
     #[arg(
         long,
@@ -438,6 +454,8 @@ fn builder(cli: &Cli) -> ServerBuilder {
         rate_limit_window: Duration::from_secs(60),
         fault_injection: cli.fault_injection,
         base_protocol: cli.base_protocol,
+        hub: cli.hub.clone(),
+        hub_lease: Duration::from_millis(cli.hub_lease_ms.max(30)),
         ..Config::default()
     };
     let upstream = (
@@ -535,7 +553,7 @@ fn print_config() {
             continue;
         };
         let values: Vec<String> = values.map(|v| v.to_string_lossy().into_owned()).collect();
-        let shown = if id == "db" && values.len() == 1 {
+        let shown = if matches!(id, "db" | "hub") && values.len() == 1 {
             // Shown, for it says where the data is, but with a PostgreSQL
             // password masked.
             toml::Value::String(tokenrelay_server::store::mask_dsn(&values[0])).to_string()

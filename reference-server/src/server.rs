@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 use crate::admission::{KeyedCounter, PeerAddr};
 use crate::auth::mint_api_key;
 use crate::config::Config;
+use crate::conversation::redis::{RedisBackend, RedisHubConfig};
 use crate::conversation::Hubs;
 use crate::engine::{Engine, ScriptedEngine};
 use crate::jwt::JwtKeys;
@@ -140,6 +141,28 @@ impl ServerBuilder {
         let config = self.config;
         let dummy_password_hash = crate::password::dummy_hash(config.password_hashing);
         let limits = &config.limits;
+        let hubs = Hubs::new(
+            config.replay_max_notifications,
+            config.replay_max_age,
+            config.base_protocol,
+        );
+        let hubs = match &config.hub {
+            None => hubs,
+            Some(url) => {
+                let backend = RedisBackend::connect(RedisHubConfig {
+                    url: url.clone(),
+                    lease: config.hub_lease,
+                    replay_len: config.replay_max_notifications,
+                    replay_age: config.replay_max_age,
+                    base_protocol: config.base_protocol,
+                })
+                .await
+                // The error names the host, never the password.
+                .map_err(|e| io::Error::other(format!("Redis hub: {e}")))?;
+                tracing::info!("hub: Redis (shared by every instance on it)");
+                hubs.with_redis(backend)
+            }
+        };
         let state = Arc::new(ServerState {
             jwt,
             store,
@@ -152,11 +175,7 @@ impl ServerBuilder {
                 config.rate_limit_window,
                 limits.rate_limiter_capacity,
             ),
-            hubs: Hubs::new(
-                config.replay_max_notifications,
-                config.replay_max_age,
-                config.base_protocol,
-            ),
+            hubs,
             shutdown: shutdown_rx,
             shutting_down: AtomicBool::new(false),
             sessions: SessionTracker::default(),
@@ -489,7 +508,7 @@ impl ServerHandle {
         // which stopping the generations first would race onto its socket.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, state.sessions.wait_idle()).await;
         for hub in state.hubs.all() {
-            hub.stop_running().await;
+            hub.stop_local();
         }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.server).await;
         // REST requests in flight finish (each connection closes after

@@ -378,6 +378,10 @@ impl Hub for LocalHub {
         LocalHub::stop_running(self)
     }
 
+    fn stop_local(&self) -> bool {
+        LocalHub::stop_running(self)
+    }
+
     async fn running_response(&self) -> Option<String> {
         LocalHub::running_response(self)
     }

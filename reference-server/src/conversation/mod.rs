@@ -1,6 +1,6 @@
 //! Live state of conversations, independent of any socket: per context a
-//! [`Hub`] (in this process: a [`LocalHub`]; the trait is the seam for
-//! keeping it in a service several instances share) numbers notifications (`seq`), keeps the replay buffer, fans
+//! [`Hub`] (in this process: a [`LocalHub`]; with `--hub redis://…`, a
+//! [`redis::RedisHub`] several instances share) numbers notifications (`seq`), keeps the replay buffer, fans
 //! frames out to the sockets attached to it, and runs generations one at a
 //! time. A generation belongs to the hub, not to the socket that asked for
 //! it, so it keeps going (into the replay buffer) while no client is
@@ -8,6 +8,7 @@
 
 pub mod generation;
 pub mod hub;
+pub mod redis;
 pub mod replay;
 pub mod shared;
 
@@ -27,6 +28,8 @@ pub struct Hubs {
     replay_len: usize,
     replay_age: Duration,
     base_protocol: bool,
+    /// `Some`: hubs live in Redis (`--hub`), shared with other instances.
+    redis: Option<Arc<redis::RedisBackend>>,
 }
 
 impl Hubs {
@@ -39,7 +42,14 @@ impl Hubs {
             replay_len,
             replay_age,
             base_protocol,
+            redis: None,
         }
+    }
+
+    /// The same registry, its hubs kept in Redis (see [`redis`]).
+    pub fn with_redis(mut self, backend: Arc<redis::RedisBackend>) -> Self {
+        self.redis = Some(backend);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<dyn Hub>>> {
@@ -51,6 +61,10 @@ impl Hubs {
         self.lock()
             .entry(context.context_id.clone())
             .or_insert_with(|| {
+                if let Some(backend) = &self.redis {
+                    return Arc::new(redis::RedisHub::new(backend.clone(), context))
+                        as Arc<dyn Hub>;
+                }
                 let mut hub = LocalHub::new(
                     context.context_id.clone(),
                     context.org_id.clone(),

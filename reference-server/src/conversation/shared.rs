@@ -1,10 +1,10 @@
 //! The seam between a context's live state and where it is kept: the
-//! [`Hub`] trait. Today one implementation, [`LocalHub`](super::LocalHub),
-//! keeps everything in this process (the embedded default). A cluster
-//! (issue #14) needs the parts every instance must agree on (`seq`
-//! numbering, the replay buffer, fan-out to sockets attached anywhere,
-//! the generation lock, the running reply, idempotency keys) in a shared
-//! service; the methods that would talk to it are `async` for that reason,
+//! [`Hub`] trait. [`LocalHub`](super::LocalHub) keeps everything in this
+//! process (the embedded default); [`RedisHub`](super::redis::RedisHub)
+//! keeps in Redis the parts every instance of a cluster (issue #14) must
+//! agree on (`seq` numbering, the replay buffer, fan-out to sockets
+//! attached anywhere, the generation lock, the running reply, idempotency
+//! keys); the methods that talk to it are `async` for that reason,
 //! while what only concerns this instance's sockets and tasks
 //! (subscriber ids, queued-generation counts) stays synchronous.
 
@@ -120,8 +120,13 @@ pub trait Hub: Send + Sync + 'static {
     /// Records the generation streaming now (`None` when it ended).
     async fn set_running(&self, running: Option<Running>);
 
-    /// Stops the running generation, if any. True if one was running.
+    /// Stops the running generation, if any, wherever it runs. True if one
+    /// was running.
     async fn stop_running(&self) -> bool;
+
+    /// Stops the generation running on this instance, if any (a stopping
+    /// instance must not stop another's). True if one was running here.
+    fn stop_local(&self) -> bool;
 
     /// Id of the response streaming now.
     async fn running_response(&self) -> Option<String>;

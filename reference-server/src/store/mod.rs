@@ -65,11 +65,13 @@ pub fn is_postgres_url(db: &str) -> bool {
     lower.starts_with("postgres://") || lower.starts_with("postgresql://")
 }
 
-/// A PostgreSQL URL with its password (in the user info or a `password=`
-/// query parameter) replaced by `***`, fit for logs and `print-config`.
-/// Anything else comes back unchanged.
+/// A PostgreSQL or Redis URL with its password (in the user info or a
+/// `password=` query parameter) replaced by `***`, fit for logs and
+/// `print-config`. Anything else comes back unchanged.
 pub fn mask_dsn(db: &str) -> String {
-    if !is_postgres_url(db) {
+    let lower = db.get(..9).unwrap_or(db).to_ascii_lowercase();
+    let redis = lower.starts_with("redis://") || lower.starts_with("rediss://");
+    if !is_postgres_url(db) && !redis {
         return db.to_owned();
     }
     let Some((scheme, rest)) = db.split_once("://") else {
@@ -450,6 +452,8 @@ mod tests {
                 "postgresql://db/relay?user=relay&password=***",
             ),
             ("postgres://relay@db/relay", "postgres://relay@db/relay"),
+            ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+            ("redis://cache:6379", "redis://cache:6379"),
             ("relay.sqlite3", "relay.sqlite3"),
         ] {
             assert_eq!(mask_dsn(dsn), shown);

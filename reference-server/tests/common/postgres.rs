@@ -20,9 +20,15 @@
 //! and not `false`) the test fails; elsewhere it is skipped with a message.
 #![allow(dead_code)]
 
+// Both engines' harnesses include it; a test binary with both holds
+// two copies, which is fine for two private functions.
+#[allow(clippy::duplicate_mod)]
+#[path = "unique.rs"]
+mod unique;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, Weak};
+use unique::{free_port, random_u64};
 
 /// A running private PostgreSQL.
 pub(crate) struct Postgres {
@@ -130,24 +136,6 @@ fn ids_of(user: &str) -> Option<(u32, u32)> {
     let uid = run_output(Command::new("id").args(["-u", user])).ok()?;
     let gid = run_output(Command::new("id").args(["-g", user])).ok()?;
     Some((uid.trim().parse().ok()?, gid.trim().parse().ok()?))
-}
-
-/// Random enough for unique names: std's per-map random keys, mixed with
-/// the clock (no `rand` dependency, so any test crate can include this).
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 impl Postgres {

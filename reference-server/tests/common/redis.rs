@@ -15,11 +15,17 @@
 //! `false`) the test fails; elsewhere it is skipped with a message.
 #![allow(dead_code)]
 
+// Both engines' harnesses include it; a test binary with both holds
+// two copies, which is fine for two private functions.
+#[allow(clippy::duplicate_mod)]
+#[path = "unique.rs"]
+mod unique;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use unique::{free_port, random_u64};
 
 /// A running private Redis.
 pub(crate) struct Redis {
@@ -66,24 +72,6 @@ pub(crate) fn server_binary() -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join("redis-server"))
         .find(|exe| exe.is_file())
-}
-
-/// Random enough for unique names: std's per-map random keys, mixed with
-/// the clock (no `rand` dependency, so any test crate can include this).
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 impl Redis {

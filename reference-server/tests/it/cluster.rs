@@ -1,6 +1,6 @@
 //! Several server instances on shared engines (issue #14), against a
 //! real, private Redis (`common/redis.rs` starts one per test).
-//! So far: the harness itself.
+//! The harness itself, then instances sharing one Redis hub and one store.
 
 use crate::redis;
 
@@ -48,4 +48,301 @@ fn a_plain_redis_forgets_everything_on_a_crash() {
     r.stop();
     r.start_again().unwrap();
     assert_eq!(r.command("INCR n").unwrap(), ":1");
+}
+
+// ---- Several server instances on one Redis and one store ----
+
+use std::time::Duration;
+
+use crate::common::{seq, test_builder, TestServer, Ws};
+use serde_json::{json, Value};
+use tokenrelay_server::{ScriptedEngine, StoreConfig};
+
+/// The JWT secret every instance shares (keys minted on one verify on all).
+const SECRET: &str = "cluster-test-secret-of-at-least-32-bytes";
+
+/// A server instance on a runtime of its own, so a test can kill it the
+/// way a crash does: every task stops where it is, nothing is released.
+struct Node {
+    t: TestServer,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Node {
+    /// Stops every task of the instance at once (its sockets drop, its
+    /// generation stops mid-reply, its lease is never given back).
+    fn kill(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl std::ops::Deref for Node {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        &self.t
+    }
+}
+
+/// Instances on one private Redis and one SQLite file (WAL: several
+/// processes, or instances in one, may share it). Dropped in field order:
+/// the instances, then Redis, then the directory.
+struct Cluster {
+    nodes: Vec<Node>,
+    _redis: redis::Redis,
+    _dir: tempfile::TempDir,
+}
+
+/// `n` instances with a generation lease of `lease`, or `None` (skipped)
+/// without `redis-server`.
+async fn cluster(test: &str, n: usize, lease: Duration) -> Option<Cluster> {
+    let redis = redis::require(test)?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("store.sqlite3");
+    let mut nodes: Vec<Node> = Vec::new();
+    for _ in 0..n {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let builder = test_builder()
+            .store(StoreConfig::Sqlite(db.clone()))
+            .jwt_secret(SECRET)
+            .configure(|c| {
+                c.hub = Some(redis.url());
+                c.hub_lease = lease;
+            });
+        let server = rt
+            .spawn(builder.spawn())
+            .await
+            .expect("task")
+            .expect("server starts");
+        let (org_id, org_key) = match nodes.first() {
+            Some(first) => (first.org_id.clone(), first.org_key.clone()),
+            None => server.bootstrap_org("test-org").await.expect("bootstrap"),
+        };
+        nodes.push(Node {
+            t: TestServer {
+                server,
+                org_id,
+                org_key,
+                http: reqwest::Client::new(),
+            },
+            rt: Some(rt),
+        });
+    }
+    Some(Cluster {
+        nodes,
+        _redis: redis,
+        _dir: dir,
+    })
+}
+
+/// The test's cluster, or a skip.
+macro_rules! cluster {
+    ($test:expr, $n:expr) => {
+        cluster!($test, $n, Duration::from_secs(5))
+    };
+    ($test:expr, $n:expr, $lease:expr) => {
+        match cluster($test, $n, $lease).await {
+            Some(c) => c,
+            None => return,
+        }
+    };
+}
+
+/// A socket on `node`, attached to `ctx` (resuming after `after`); the
+/// connect result.
+async fn attach(node: &TestServer, ctx: &str, after: Option<u64>) -> (Ws, Value) {
+    let key = node.client_key(Some(ctx), None).await;
+    let mut ws = Ws::open(&node.ws_url()).await;
+    let result = ws.connect(ctx, Some(&key), after).await;
+    assert_eq!(result["success"], true, "{result}");
+    (ws, result)
+}
+
+/// Reads notifications until the stop of the first response seen (or
+/// `limit` of them); checks every `seq` follows the one before. Returns
+/// the text, the stop's reason if it came, and the last `seq`.
+async fn read(ws: &mut Ws, last: &mut u64, limit: usize) -> (String, Option<String>) {
+    let mut text = String::new();
+    for _ in 0..limit {
+        let n = ws.next_json().await.expect("socket open");
+        let s = seq(&n);
+        assert_eq!(s, *last + 1, "no gap, no duplicate: {n}");
+        *last = s;
+        match n["method"].as_str() {
+            Some("on_token") => text.push_str(n["params"]["token"].as_str().unwrap_or_default()),
+            Some("on_stop_token") => {
+                return (text, n["params"]["reason"].as_str().map(str::to_owned));
+            }
+            _ => {}
+        }
+    }
+    (text, None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_on_one_instance_gets_the_reply_another_generates() {
+    let c = cluster!(
+        "a_socket_on_one_instance_gets_the_reply_another_generates",
+        2
+    );
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let (_, ctx) = a.agent_and_context().await;
+    let (mut watcher, _) = attach(a, &ctx, None).await;
+    let (mut asker, _) = attach(b, &ctx, None).await;
+    let message = "[tokens=40 pace_ms=1]";
+    let ack = asker
+        .request("add_message", json!({"message": message}))
+        .await;
+    assert_eq!(ack["success"], true, "{ack}");
+    let expected = ScriptedEngine::expected_reply(message);
+    let (mut last_a, mut last_b) = (0, 0);
+    let (text, reason) = read(&mut watcher, &mut last_a, 1000).await;
+    assert_eq!(
+        (text.as_str(), reason.as_deref()),
+        (expected.as_str(), Some("complete"))
+    );
+    let (text, _) = read(&mut asker, &mut last_b, 1000).await;
+    assert_eq!(text, expected);
+    assert_eq!(last_a, last_b, "both saw the same numbering");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cut_from_one_instance_resumes_on_another_exactly() {
+    let c = cluster!(
+        "a_client_cut_from_one_instance_resumes_on_another_exactly",
+        2
+    );
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let message = "[tokens=60 pace_ms=2]";
+    let expected = ScriptedEngine::expected_reply(message);
+    for cut_after in [1usize, 17, 45] {
+        let (_, ctx) = a.agent_and_context().await;
+        let (mut ws, _) = attach(a, &ctx, None).await;
+        ws.request("add_message", json!({"message": message})).await;
+        let mut last = 0;
+        let (mut text, reason) = read(&mut ws, &mut last, cut_after).await;
+        assert_eq!(reason, None);
+        ws.cut();
+        let (mut ws, result) = attach(b, &ctx, Some(last)).await;
+        assert_eq!(result["resumed"], true, "cut after {cut_after}: {result}");
+        let (rest, reason) = read(&mut ws, &mut last, 1000).await;
+        text.push_str(&rest);
+        assert_eq!(text, expected, "cut after {cut_after}");
+        assert_eq!(reason.as_deref(), Some("complete"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seq_numbers_never_repeat_across_instances() {
+    let c = cluster!("seq_numbers_never_repeat_across_instances", 3);
+    let (_, ctx) = c.nodes[0].agent_and_context().await;
+    let (mut watcher, _) = attach(&c.nodes[0], &ctx, None).await;
+    let mut askers = Vec::new();
+    for node in &c.nodes {
+        askers.push(attach(node, &ctx, None).await.0);
+    }
+    // Three replies asked at once through three instances: the lease lets
+    // one generate at a time, wherever it runs.
+    let messages: Vec<String> = (0..3)
+        .map(|i| format!("[tokens={} pace_ms=1]", 10 + i))
+        .collect();
+    for (ws, message) in askers.iter_mut().zip(&messages) {
+        let id = format!("ask-{message}");
+        ws.send_json(json!({"method": "add_message", "params": {"message": message}, "id": id}))
+            .await;
+    }
+    let mut last = 0;
+    let mut texts = Vec::new();
+    for _ in 0..3 {
+        let (text, reason) = read(&mut watcher, &mut last, 1000).await;
+        assert_eq!(reason.as_deref(), Some("complete"));
+        texts.push(text);
+    }
+    // Each reply whole and uninterleaved (`read` checked every `seq`
+    // follows the one before, from 1).
+    texts.sort();
+    let mut expected: Vec<String> = messages
+        .iter()
+        .map(|m| ScriptedEngine::expected_reply(m))
+        .collect();
+    expected.sort();
+    assert_eq!(texts, expected);
+    // A socket attaching anywhere now starts above every number issued.
+    for node in &c.nodes {
+        let (_, result) = attach(node, &ctx, None).await;
+        assert_eq!(result["seq"], last, "{result}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reply_of_a_killed_instance_ends_when_its_lease_lapses() {
+    let mut c = cluster!(
+        "the_reply_of_a_killed_instance_ends_when_its_lease_lapses",
+        2,
+        Duration::from_millis(300)
+    );
+    let (_, ctx) = c.nodes[0].agent_and_context().await;
+    let (mut watcher, _) = attach(&c.nodes[1], &ctx, None).await;
+    let (mut asker, _) = attach(&c.nodes[0], &ctx, None).await;
+    let message = "[tokens=500 pace_ms=10]";
+    asker
+        .request("add_message", json!({"message": message}))
+        .await;
+    let mut last = 0;
+    let (mut text, reason) = read(&mut watcher, &mut last, 5).await;
+    assert_eq!(reason, None);
+    c.nodes[0].kill();
+    drop(asker);
+    let (rest, reason) = read(&mut watcher, &mut last, 10_000).await;
+    text.push_str(&rest);
+    assert_eq!(
+        reason.as_deref(),
+        Some("error"),
+        "the reply ends, marked failed"
+    );
+    let expected = ScriptedEngine::expected_reply(message);
+    assert!(
+        expected.starts_with(&text) && text.len() < expected.len(),
+        "a prefix of the reply: {text:?}"
+    );
+    // The survivor serves the context: the next reply runs whole.
+    let (mut ws, _) = attach(&c.nodes[1], &ctx, Some(last)).await;
+    ws.request("add_message", json!({"message": "[tokens=5]"}))
+        .await;
+    let (text, reason) = read(&mut ws, &mut last, 1000).await;
+    assert_eq!(text, ScriptedEngine::expected_reply("[tokens=5]"));
+    assert_eq!(reason.as_deref(), Some("complete"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_asked_on_one_instance_stops_the_reply_on_another() {
+    let c = cluster!("a_stop_asked_on_one_instance_stops_the_reply_on_another", 2);
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let (_, ctx) = a.agent_and_context().await;
+    let (mut stopper, _) = attach(a, &ctx, None).await;
+    let (mut asker, _) = attach(b, &ctx, None).await;
+    let message = "[tokens=500 pace_ms=10]";
+    let ack = asker
+        .request("add_message", json!({"message": message}))
+        .await;
+    let asked = ack["response_id"].clone();
+    let mut last = 0;
+    read(&mut stopper, &mut last, 3).await;
+    let stop = stopper.request("stop_invocation", json!({})).await;
+    assert_eq!(stop["success"], true, "{stop}");
+    assert_eq!(stop["response_id"], asked, "{stop}");
+    let (_, reason) = read(&mut stopper, &mut last, 10_000).await;
+    assert_eq!(reason.as_deref(), Some("stopped"));
 }

@@ -1,0 +1,215 @@
+//! The hub in Redis (`--hub redis://…`), shared by every instance of a
+//! cluster: [`RedisBackend`] is this instance's connection to it (one
+//! multiplexed connection for commands, one pub/sub connection for live
+//! frames, a watchdog for generations whose instance died), and
+//! [`RedisHub`] one context's [`Hub`](super::Hub) on it. What lives where
+//! and why: `docs/decisions.md`, "Redis hub".
+
+mod hub;
+mod scripts;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+
+use hub::Core;
+pub use hub::RedisHub;
+
+/// Prefix of every key and channel the hub uses.
+const PREFIX: &str = "tokenrelay";
+
+/// How long a generation's lease lasts unless renewed (a third of it
+/// apart), when the config does not say.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
+
+/// The settings of a Redis hub.
+#[derive(Debug, Clone)]
+pub struct RedisHubConfig {
+    /// `redis://[user:password@]host:port[/db]`.
+    pub url: String,
+    /// A generation's lease: renewed every third of it while the reply
+    /// streams; when its instance dies, another takes it over at most
+    /// `lease` plus half of it later and ends the reply.
+    pub lease: Duration,
+    /// Replay stream bound by count (`replay_max_notifications`).
+    pub replay_len: usize,
+    /// Replay stream bound by age (`replay_max_age`).
+    pub replay_age: Duration,
+    /// Frame as the base protocol does (no `seq`, nothing kept).
+    pub base_protocol: bool,
+}
+
+/// This instance's connection to the shared hub.
+pub struct RedisBackend {
+    conn: ConnectionManager,
+    config: RedisHubConfig,
+    /// Unique per process: lease holders are `instance/uuid`.
+    instance: String,
+    /// The contexts live on this instance, for the pub/sub pump and the
+    /// watchdog. Weak: a hub swept from [`Hubs`](super::Hubs) goes.
+    live: Mutex<HashMap<String, Weak<Core>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedisBackend {
+    fn drop(&mut self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}
+
+fn channel_pattern() -> String {
+    format!("{PREFIX}:live:*")
+}
+
+fn channel_of(context_id: &str) -> String {
+    format!("{PREFIX}:live:{context_id}")
+}
+
+/// A key of a context; `{…}` keeps a context's keys in one Redis Cluster
+/// slot, so its scripts may touch them together.
+fn key(context_id: &str, what: &str) -> String {
+    format!("{PREFIX}:{{{context_id}}}:{what}")
+}
+
+impl RedisBackend {
+    /// Connects (both connections, so a wrong URL fails the start, not the
+    /// first socket) and starts the pub/sub pump and the lease watchdog.
+    pub async fn connect(config: RedisHubConfig) -> redis::RedisResult<Arc<RedisBackend>> {
+        let client = redis::Client::open(config.url.as_str())?;
+        let conn = client.get_connection_manager().await?;
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.psubscribe(channel_pattern()).await?;
+        let backend = Arc::new(RedisBackend {
+            conn,
+            config,
+            instance: uuid::Uuid::new_v4().to_string(),
+            live: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let pump = tokio::spawn(pump(client, pubsub, Arc::downgrade(&backend)));
+        let watchdog = tokio::spawn(watchdog(Arc::downgrade(&backend)));
+        backend
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend([pump, watchdog]);
+        Ok(backend)
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        // A clone shares the one multiplexed connection.
+        self.conn.clone()
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Core>>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn live_cores(&self) -> Vec<Arc<Core>> {
+        self.live().values().filter_map(Weak::upgrade).collect()
+    }
+
+    fn core(&self, context_id: &str) -> Option<Arc<Core>> {
+        self.live().get(context_id).and_then(Weak::upgrade)
+    }
+
+    /// Every socket of this instance is detached: live frames may have been
+    /// lost, so their clients reconnect and resume from the stream.
+    fn detach_everyone(&self) {
+        for core in self.live_cores() {
+            core.detach_all();
+        }
+    }
+}
+
+/// Delivers live frames from the pub/sub connection to this instance's
+/// sockets. When that connection is lost, frames published meanwhile
+/// never arrive: every socket is detached (its client resumes from the
+/// replay stream), and the pump reconnects.
+async fn pump(client: redis::Client, pubsub: redis::aio::PubSub, backend: Weak<RedisBackend>) {
+    let (_sink, mut stream) = pubsub.split();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        while let Some(msg) = stream.next().await {
+            let Some(backend) = backend.upgrade() else {
+                return;
+            };
+            let channel = msg.get_channel_name();
+            let Some(context_id) = channel.strip_prefix(&format!("{PREFIX}:live:")) else {
+                continue;
+            };
+            if let Some(core) = backend.core(context_id) {
+                core.on_message(msg.get_payload_bytes());
+            }
+        }
+        let Some(b) = backend.upgrade() else {
+            return;
+        };
+        tracing::warn!("lost the Redis pub/sub connection; sockets detached to resume");
+        b.detach_everyone();
+        drop(b);
+        loop {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            let next = async {
+                let mut p = client.get_async_pubsub().await?;
+                p.psubscribe(channel_pattern()).await?;
+                Ok::<_, redis::RedisError>(p)
+            };
+            match next.await {
+                Ok(p) => {
+                    let (_, s) = p.split();
+                    stream = s;
+                    backoff = Duration::from_millis(50);
+                    // Sockets that attached while it was down missed
+                    // frames too.
+                    if let Some(b) = backend.upgrade() {
+                        b.detach_everyone();
+                    }
+                    tracing::info!("Redis pub/sub connection back");
+                    break;
+                }
+                Err(e) => tracing::warn!(error = %e, "Redis pub/sub reconnect failed"),
+            }
+        }
+    }
+}
+
+/// Every half lease, for each context live here: a reply recorded as
+/// running whose lease nobody holds lost its instance; take the lease and
+/// end the reply (`reason: error`) so no client waits on it forever.
+async fn watchdog(backend: Weak<RedisBackend>) {
+    loop {
+        let every = match backend.upgrade() {
+            Some(b) => b.config.lease / 2,
+            None => return,
+        };
+        tokio::time::sleep(every.max(Duration::from_millis(50))).await;
+        let Some(b) = backend.upgrade() else {
+            return;
+        };
+        for core in b.live_cores() {
+            if let Err(e) = core.take_over_orphan(&b).await {
+                tracing::warn!(context_id = %core.context_id, error = %e, "lease check failed");
+            }
+        }
+    }
+}

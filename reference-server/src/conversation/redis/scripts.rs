@@ -1,0 +1,153 @@
+//! The Lua scripts of the Redis hub. Each is one round trip and runs
+//! atomically on the server, which is what keeps `seq`, the replay stream
+//! and the live channel in step without a lock of our own. Key names and
+//! their layout: `docs/decisions.md`, "Redis hub".
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Numbers and publishes one sequenced frame.
+///
+/// KEYS: seq counter, replay stream. ARGV: frame before the `seq`, frame
+/// after it, the floor (`seq` already issued according to the store),
+/// stream length bound, stream age bound (ms), live channel.
+/// Returns `{seq, instances that got it}`.
+///
+/// `seq` is formatted with `%d`: Lua numbers are doubles, and `..` would
+/// print a large one as `1e+15`.
+pub(super) static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local seq = redis.call('INCR', KEYS[1])
+local floor = tonumber(ARGV[3])
+if seq <= floor then
+  seq = floor + 1
+  redis.call('SET', KEYS[1], string.format('%d', seq))
+end
+local id = string.format('%d', seq)
+local frame = ARGV[1] .. id .. ARGV[2]
+local t = redis.call('TIME')
+local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], id .. '-1', 'at', now, 'f', frame)
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+local n = redis.call('PUBLISH', ARGV[6], id .. ' ' .. frame)
+return {seq, n}
+",
+    )
+});
+
+/// What a socket attaching needs, read in one step: the highest `seq`,
+/// Redis's clock, and (resuming after N) the frames above N.
+///
+/// KEYS: seq counter, replay stream. ARGV: the floor, N (empty: not
+/// resuming). Returns `{seq, now_ms, bumped, id, at, frame, id, at, frame…}`
+/// where `bumped` is 1 when N was above every `seq` issued (the counter now
+/// continues above N, as the in-process hub does).
+pub(super) static ATTACH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(ARGV[1])
+if cur < floor then
+  cur = floor
+  redis.call('SET', KEYS[1], string.format('%d', cur))
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {cur, now, 0}
+if ARGV[2] == '' then return out end
+local after = tonumber(ARGV[2])
+if after > cur then
+  redis.call('SET', KEYS[1], ARGV[2])
+  out[1] = after
+  out[3] = 1
+  return out
+end
+if after == cur then return out end
+local entries = redis.call('XRANGE', KEYS[2], string.format('%d', after + 1) .. '-0', '+')
+for _, e in ipairs(entries) do
+  table.insert(out, e[1])
+  local fields = e[2]
+  local at, frame = '0', ''
+  for i = 1, #fields, 2 do
+    if fields[i] == 'at' then at = fields[i + 1] end
+    if fields[i] == 'f' then frame = fields[i + 1] end
+  end
+  table.insert(out, at)
+  table.insert(out, frame)
+end
+return out
+",
+    )
+});
+
+/// Extends a lease if this holder still has it. KEYS: lock. ARGV: holder
+/// token, lease (ms). Returns 1 when extended, 0 when lost.
+pub(super) static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+",
+    )
+});
+
+/// Gives a lease back if this holder still has it. KEYS: lock. ARGV:
+/// holder token.
+pub(super) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+",
+    )
+});
+
+/// Takes the lease of a generation whose holder is gone: a reply is
+/// recorded as running and nobody holds the lock. KEYS: lock, running.
+/// ARGV: new holder token, lease (ms). Returns the orphaned response id,
+/// or nil (nothing to take over).
+pub(super) static TAKE_OVER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[2]) == 1 and redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return redis.call('GET', KEYS[2])
+end
+return false
+",
+    )
+});
+
+/// Claims an idempotency key. KEYS: the key's record. ARGV: response id,
+/// ttl (ms). Returns nil when the key was new (now remembered), else the
+/// response it started.
+pub(super) static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return false
+end
+return redis.call('GET', KEYS[1])
+",
+    )
+});
+
+/// Asks the instance generating a reply to stop it. KEYS: running.
+/// ARGV: live channel. Returns 1 when a reply was running.
+pub(super) static STOP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('PUBLISH', ARGV[1], 'stop')
+  return 1
+end
+return 0
+",
+    )
+});
