@@ -31,6 +31,15 @@ use crate::rest::{
 /// How long a request may take, connect to last byte, unless configured.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many times a request answered 429 or 5xx is sent again by default
+/// (so up to three attempts), as openai-python does.
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+
+/// The longest `retry-after` a retry waits for. A server asking for longer
+/// gets its error returned at once (it carries the delay): a backend's
+/// request handler should not hang for minutes inside the client.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// Error bodies that are not JSON (a proxy's HTML page) are cut to this many
 /// bytes in the error message.
 const MAX_ERROR_TEXT: usize = 512;
@@ -68,6 +77,7 @@ pub struct AdminClient {
     base_url: Url,
     auth: Auth,
     timeout: Duration,
+    max_retries: u32,
     headers: Arc<HeaderMap>,
 }
 
@@ -117,6 +127,7 @@ impl fmt::Debug for AdminClient {
             .field("base_url", &display_url(&self.base_url))
             .field("credential", &format_args!("{credential}"))
             .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
             .field("extra_headers", &header_names)
             .finish()
     }
@@ -416,13 +427,41 @@ impl AdminClient {
         Ok(())
     }
 
+    /// Sends `request`, again after a 429 or a 5xx answer, up to
+    /// `max_retries` times: after the `retry-after` the server asked for, or
+    /// after an exponential, jittered backoff when it did not say.
     async fn send<T: DeserializeOwned>(&self, request: Request) -> Result<Answer<T>, Error> {
+        let mut attempt = 0;
+        loop {
+            let failure = match self.send_once(&request).await {
+                Ok(answer) => return Ok(answer),
+                Err(failure) => failure,
+            };
+            let delay = match retry_delay(&failure, attempt) {
+                Some(delay) if attempt < self.max_retries => delay,
+                _ => return Err(failure.error),
+            };
+            attempt += 1;
+            tracing::debug!(
+                request = %format!("{} /{}", request.method, request.path.join("/")),
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                "admin request retried"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn send_once<T: DeserializeOwned>(
+        &self,
+        request: &Request,
+    ) -> Result<Answer<T>, Failure> {
         let url = self.url(&request.path, &request.query)?;
         // Names the route in timeout errors; ids are not secrets.
         let what = format!("{} /{}", request.method, request.path.join("/"));
         let mut builder = self
             .http
-            .request(request.method, url)
+            .request(request.method.clone(), url)
             .timeout(self.timeout)
             .headers((*self.headers).clone())
             .header(ACCEPT, "application/json");
@@ -434,14 +473,15 @@ impl AdminClient {
                     return Err(Error::Config {
                         message: "the credential contains characters an HTTP header cannot carry"
                             .into(),
-                    })
+                    }
+                    .into())
                 }
             }
         }
-        if let Some(body) = request.body {
+        if let Some(body) = &request.body {
             builder = builder
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
+                .body(body.clone());
         }
 
         let response = builder
@@ -458,7 +498,11 @@ impl AdminClient {
         tracing::debug!(request = %what, status = status.as_u16(), "admin request");
 
         if !status.is_success() {
-            return Err(error_from_body(status, &bytes).with_rate_limit(retry_after, rate_limit));
+            return Err(Failure {
+                error: error_from_body(status, &bytes).with_rate_limit(retry_after, rate_limit),
+                status: Some(status),
+                retry_after,
+            });
         }
         let body = decode_success(status, &bytes)
             .map_err(|e| e.with_rate_limit(retry_after, rate_limit))?;
@@ -654,6 +698,49 @@ fn parse_rate_limit(headers: &HeaderMap) -> Option<RateLimit> {
     })
 }
 
+/// A failed attempt, with what decides whether to try again.
+struct Failure {
+    error: Error,
+    /// The HTTP status, when the server answered.
+    status: Option<StatusCode>,
+    /// The `retry-after` it sent.
+    retry_after: Option<Duration>,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure {
+            error,
+            status: None,
+            retry_after: None,
+        }
+    }
+}
+
+/// How long to wait before attempt `attempt + 1` after `failure`, or `None`
+/// when it must not be retried. Only 429 and 5xx answers are: the request
+/// reached a server that said "not now", and a 5xx of a gateway usually
+/// means it never reached the app. A transport failure or a timeout is not
+/// retried, because a POST may have been applied before the socket died.
+fn retry_delay(failure: &Failure, attempt: u32) -> Option<Duration> {
+    let status = failure.status?;
+    if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
+        return None;
+    }
+    match failure.retry_after {
+        Some(after) if after > MAX_RETRY_AFTER => None,
+        Some(after) => Some(after),
+        None => Some(retry_backoff(attempt)),
+    }
+}
+
+/// 0.5 s, 1 s, 2 s, … capped at 8 s, each cut by up to a quarter at random
+/// so that many clients refused at once do not come back at once.
+fn retry_backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(500).saturating_mul(1u32 << attempt.min(4));
+    base.mul_f64(1.0 - fastrand::f64() * 0.25)
+}
+
 /// `retry-after` in seconds (the HTTP-date form is ignored: no server of
 /// this protocol sends it).
 fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -683,6 +770,7 @@ pub struct AdminClientBuilder {
     base_url: Option<String>,
     credential: String,
     timeout: Duration,
+    max_retries: u32,
     http: Option<reqwest::Client>,
     headers: HeaderMap,
     header_error: Option<String>,
@@ -694,6 +782,7 @@ impl Default for AdminClientBuilder {
             base_url: None,
             credential: String::new(),
             timeout: DEFAULT_TIMEOUT,
+            max_retries: DEFAULT_MAX_RETRIES,
             http: None,
             headers: HeaderMap::new(),
             header_error: None,
@@ -708,6 +797,7 @@ impl fmt::Debug for AdminClientBuilder {
             .field("base_url", &self.base_url)
             .field("credential", &Redacted(&self.credential))
             .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
             .field("custom_http_client", &self.http.is_some())
             .field("extra_headers", &header_names)
             .finish()
@@ -729,10 +819,21 @@ impl AdminClientBuilder {
         self
     }
 
-    /// Limit for a whole request, connect to last byte (default 30 s).
-    /// Exceeding it is [`Error::Timeout`].
+    /// Limit for a whole request, connect to last byte (default 30 s), per
+    /// attempt. Exceeding it is [`Error::Timeout`] (not retried).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How many times a request answered 429 or 5xx is sent again (default
+    /// [`DEFAULT_MAX_RETRIES`]; 0 never retries). Each retry waits for the
+    /// answer's `retry-after` when it has one (a `retry-after` over
+    /// [`MAX_RETRY_AFTER`] is not waited for: the error is returned), else
+    /// 0.5 s, 1 s, 2 s, … (capped at 8 s, jittered). The last answer's
+    /// error is returned when every attempt failed.
+    pub fn max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
         self
     }
 
@@ -789,6 +890,7 @@ impl AdminClientBuilder {
             base_url,
             auth: Auth::new(&self.credential),
             timeout: self.timeout,
+            max_retries: self.max_retries,
             headers: Arc::new(self.headers),
         })
     }

@@ -434,3 +434,105 @@ async fn bad_configuration_is_a_config_error() {
     let error = server.client("k").get_agent("").await.unwrap_err();
     assert!(matches!(error, Error::Config { .. }), "{error:?}");
 }
+
+// ---------------------------------------------------------------------------
+// Retries
+// ---------------------------------------------------------------------------
+
+fn retrying(server: &Responder, max_retries: u32) -> AdminClient {
+    AdminClient::builder()
+        .base_url(&server.base_url)
+        .credential("k")
+        .max_retries(max_retries)
+        .build()
+        .unwrap()
+}
+
+fn count(server: &Responder) -> usize {
+    server.requests.lock().unwrap().len()
+}
+
+#[tokio::test]
+async fn a_503_then_a_200_is_retried_and_succeeds() {
+    let server = Responder::start_sequence(vec![
+        Canned::json(503, json!({"error": "overloaded", "success": false}))
+            .with_header("retry-after", "0"),
+        Canned::json(200, json!({"agents": [agent_json()]})),
+    ])
+    .await;
+    // The default client retries.
+    let client = AdminClient::new(&server.base_url, "k").unwrap();
+    let agents = client.list_agents().await.unwrap();
+    assert_eq!(agents[0].agent_id, "a1");
+    assert_eq!(count(&server), 2);
+}
+
+#[tokio::test]
+async fn a_post_is_sent_again_with_its_body() {
+    let server = Responder::start_sequence(vec![
+        Canned::json(
+            429,
+            json!({"error": "Rate limit exceeded", "success": false}),
+        )
+        .with_header("retry-after", "0"),
+        Canned::json(200, agent_json()),
+    ])
+    .await;
+    retrying(&server, 2)
+        .create_agent(&NewAgent::new("Helper", "helps", "Be brief."))
+        .await
+        .unwrap();
+    let requests = server.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].json(), requests[1].json());
+    assert_eq!(requests[1].json()["agent_name"], "Helper");
+}
+
+#[tokio::test]
+async fn retries_stop_after_max_retries_with_the_last_error() {
+    let server = Responder::start(
+        Canned::json(
+            429,
+            json!({"error": "Rate limit exceeded", "success": false}),
+        )
+        .with_header("retry-after", "0"),
+    )
+    .await;
+    let error = retrying(&server, 2).list_agents().await.unwrap_err();
+    assert!(matches!(error, Error::RateLimited { .. }), "{error:?}");
+    assert_eq!(count(&server), 3, "one attempt and two retries");
+}
+
+#[tokio::test]
+async fn a_5xx_without_retry_after_backs_off_and_retries() {
+    let server = Responder::start(Canned::json(
+        500,
+        json!({"error": "boom", "success": false}),
+    ))
+    .await;
+    let error = retrying(&server, 1).list_agents().await.unwrap_err();
+    assert!(matches!(error, Error::Server(_)), "{error:?}");
+    assert_eq!(count(&server), 2);
+}
+
+#[tokio::test]
+async fn a_4xx_and_a_long_retry_after_are_not_retried() {
+    let server = Responder::start(Canned::json(
+        404,
+        json!({"error": "Agent not found", "success": false}),
+    ))
+    .await;
+    let error = retrying(&server, 2).get_agent("x").await.unwrap_err();
+    assert!(matches!(error, Error::NotFound(_)), "{error:?}");
+    assert_eq!(count(&server), 1);
+
+    // Past MAX_RETRY_AFTER the caller decides: the error carries the delay.
+    let server = Responder::start(
+        Canned::json(429, json!({"error": "slow down", "success": false}))
+            .with_header("retry-after", "3600"),
+    )
+    .await;
+    let error = retrying(&server, 2).list_agents().await.unwrap_err();
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(3600)));
+    assert_eq!(count(&server), 1);
+}

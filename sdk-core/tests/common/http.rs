@@ -1,6 +1,8 @@
 //! A tiny canned HTTP/1.1 responder on 127.0.0.1:0 for client tests: it
-//! records what it was sent and answers every request the same way.
+//! records what it was sent and answers every request the same way (or,
+//! with [`Responder::start_sequence`], in a given order).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -62,13 +64,22 @@ impl Responder {
     /// Serves `canned` to every connection on 127.0.0.1, one request per
     /// connection (`connection: close` keeps the parsing trivial).
     pub(crate) async fn start(canned: Canned) -> Responder {
+        Responder::start_sequence(vec![canned]).await
+    }
+
+    /// Answers the n-th connection with `answers[n]`, and every one after
+    /// the last with the last.
+    pub(crate) async fn start_sequence(answers: Vec<Canned>) -> Responder {
+        assert!(!answers.is_empty());
+        let served = Arc::new(AtomicUsize::new(0));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
         let log = requests.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let canned = canned.clone();
+                let n = served.fetch_add(1, Ordering::SeqCst);
+                let canned = answers[n.min(answers.len() - 1)].clone();
                 let log = log.clone();
                 tokio::spawn(async move {
                     if let Some(request) = answer(stream, &canned).await {
@@ -80,8 +91,15 @@ impl Responder {
         Responder { base_url, requests }
     }
 
+    /// A client of this responder that never retries, so that a test of
+    /// how one answer maps to an error sees exactly one request.
     pub(crate) fn client(&self, credential: &str) -> AdminClient {
-        AdminClient::new(&self.base_url, credential).unwrap()
+        AdminClient::builder()
+            .base_url(&self.base_url)
+            .credential(credential)
+            .max_retries(0)
+            .build()
+            .unwrap()
     }
 
     pub(crate) fn only_request(&self) -> Recorded {
