@@ -55,7 +55,7 @@ def create_app(
         if user is None:
             return jsonify(error="unauthenticated"), 401
         context = admin.create_context(agent_id, user_defined={"app_user": user})
-        context_id = str(context["context_id"])
+        context_id = context.context_id
         with lock:
             owners[context_id] = user
         return jsonify(contextId=context_id), 200
@@ -76,7 +76,7 @@ def create_app(
         if owner != user:
             return jsonify(error="forbidden"), 403
         key = admin.generate_client_key(org_id, context_id=context_id, ttl_seconds=120)
-        return jsonify(clientToken=key["token"]), 200
+        return jsonify(clientToken=key.token), 200
 
     return app
 
@@ -89,7 +89,7 @@ def main() -> None:
     )
     agent = admin.create_agent("support", "You are a helpful assistant.")
     sessions = {os.environ.get("DEMO_SESSION_TOKEN", "demo-session"): "demo-user"}
-    app = create_app(admin, os.environ["TOKENRELAY_ORG_ID"], str(agent["agent_id"]), sessions)
+    app = create_app(admin, os.environ["TOKENRELAY_ORG_ID"], agent.agent_id, sessions)
     app.run(port=int(os.environ.get("PORT", "5000")))
 
 

@@ -133,7 +133,7 @@ class Provider:
             await asyncio.sleep(self.delay)
         key = await self.admin.generate_client_key(self.org_id, context_id=context_id)
         self.times.append((time.perf_counter() - t0) * 1000.0)
-        return str(key["token"])
+        return str(key.token)
 
 
 class Proxy:

@@ -1,7 +1,10 @@
 //! The admin REST client, async and blocking from one class: every method
 //! either returns an awaitable (async) or runs on the shared runtime with
 //! the GIL released and returns the value (blocking). Answers cross as
-//! dicts (the JSON the server sent, as the core decoded it).
+//! dicts: the core's typed REST structs through serde, which
+//! `tokenrelay.types` turns into frozen dataclasses (the field names stay
+//! the core's, in one place on each side, checked against each other by
+//! construction: an unknown key raises).
 
 use std::future::Future;
 use std::time::Duration;
@@ -77,11 +80,21 @@ impl NativeAdmin {
 #[pymethods]
 impl NativeAdmin {
     #[new]
-    #[pyo3(signature = (base_url, api_key="", *, blocking=false, timeout=None))]
-    fn new(base_url: &str, api_key: &str, blocking: bool, timeout: Option<f64>) -> PyResult<Self> {
+    #[pyo3(signature = (base_url, api_key="", *, blocking=false, timeout=None, max_retries=None))]
+    fn new(
+        base_url: &str,
+        api_key: &str,
+        blocking: bool,
+        timeout: Option<f64>,
+        max_retries: Option<u32>,
+    ) -> PyResult<Self> {
         let mut b = AdminClient::builder()
             .base_url(base_url)
             .credential(api_key);
+        // `None` keeps the core's default (the retry rule lives there).
+        if let Some(n) = max_retries {
+            b = b.max_retries(n);
+        }
         if let Some(t) = timeout {
             b = b.timeout(Duration::from_secs_f64(t.max(0.0)));
         }

@@ -2,6 +2,7 @@
 //! in batches (one await per batch, not per token), which is what keeps
 //! `async for token in conn.stream(...)` fast.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use futures_util::FutureExt;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyModule, PyTuple};
 use pyo3::IntoPyObjectExt;
+use serde_json::Value;
 use tokenrelay::wire::ToolResponseParam;
 use tokenrelay::{
     Client, Connection, Event, RequestId, Response, ResponseId, StateChange, TokenText,
@@ -20,6 +22,48 @@ use crate::providers::{provider_from_py, LoopSlot, Shared};
 
 /// Most events handed to Python in one batch.
 const MAX_BATCH: usize = 4096;
+
+/// Most events a token stream keeps for the event iterator (the events of
+/// other replies and of the connection it read along the way); beyond it
+/// the oldest go, as the core's own buffer does when nobody reads.
+const MAX_STASHED: usize = 65_536;
+
+/// Events a token stream read that were not its own, kept in order for the
+/// connection's event iterator (`next_events` hands them out first).
+#[derive(Default)]
+struct Stash {
+    events: VecDeque<Event>,
+    /// Dropped because the stash was full, announced by the next read.
+    dropped: u64,
+}
+
+impl Stash {
+    fn push(&mut self, event: Event) {
+        if self.events.len() >= MAX_STASHED {
+            self.events.pop_front();
+            self.dropped += 1;
+        }
+        self.events.push_back(event);
+    }
+
+    /// Up to `MAX_BATCH` kept events, oldest first, after an
+    /// `EventsDropped` error when some were dropped.
+    fn take(&mut self, out: &mut Vec<Event>) {
+        if self.dropped > 0 {
+            out.push(Event::Error(tokenrelay::Error::EventsDropped {
+                count: std::mem::take(&mut self.dropped),
+            }));
+        }
+        let n = self.events.len().min(MAX_BATCH);
+        out.extend(self.events.drain(..n));
+    }
+}
+
+type SharedStash = Arc<Mutex<Stash>>;
+
+fn lock(stash: &SharedStash) -> std::sync::MutexGuard<'_, Stash> {
+    stash.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The native client (wrapped by `tokenrelay.Client`).
 #[pyclass(frozen, module = "tokenrelay._native")]
@@ -114,6 +158,8 @@ pub struct NativeConnection {
     /// Where request handles are cloned from, so a long `ask` never holds
     /// the reader.
     requests: Mutex<Connection>,
+    /// What token streams read that was not theirs, for `next_events`.
+    stash: SharedStash,
 }
 
 impl NativeConnection {
@@ -122,6 +168,7 @@ impl NativeConnection {
             context_id: conn.context_id().to_owned(),
             requests: Mutex::new(conn.clone_handle()),
             reader: Arc::new(tokio::sync::Mutex::new(conn)),
+            stash: SharedStash::default(),
         }
     }
 
@@ -245,14 +292,19 @@ impl NativeConnection {
     }
 
     /// The next batch of events (a list, at least one), or `None` once the
-    /// connection is closed and drained.
+    /// connection is closed and drained. Events a token stream kept come
+    /// first: they were read before anything still in the connection.
     fn next_events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let reader = self.reader.clone();
+        let stash = self.stash.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let mut batch = Vec::new();
             let open = {
                 let mut conn = reader.lock().await;
-                next_batch(&mut conn, &mut batch).await
+                // Under the reader lock, so a stream cannot stash an event
+                // between this check and the read below.
+                lock(&stash).take(&mut batch);
+                !batch.is_empty() || next_batch(&mut conn, &mut batch).await
             };
             if !open {
                 return Ok(None);
@@ -272,10 +324,12 @@ impl NativeConnection {
     fn stream<'py>(&self, py: Python<'py>, text: String) -> PyResult<Bound<'py, PyAny>> {
         let conn = self.handle();
         let reader = self.reader.clone();
+        let stash = self.stash.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let request_id = conn.send_message(text).await.map_err(to_pyerr)?;
             Ok(NativeStream {
                 reader,
+                stash,
                 state: Arc::new(tokio::sync::Mutex::new(StreamState {
                     request_id,
                     response_id: None,
@@ -322,6 +376,7 @@ struct StreamState {
 #[pyclass(frozen, module = "tokenrelay._native")]
 pub struct NativeStream {
     reader: Arc<tokio::sync::Mutex<Connection>>,
+    stash: SharedStash,
     state: Arc<tokio::sync::Mutex<StreamState>>,
 }
 
@@ -340,9 +395,11 @@ impl NativeStream {
     }
 
     /// The next tokens (a list of str), or `None` once the reply ended.
-    /// Events of other responses read meanwhile are not kept.
+    /// Every other event read meanwhile (other replies, state changes) is
+    /// kept, in order, for the connection's event iterator.
     fn next_tokens<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let reader = self.reader.clone();
+        let stash = self.stash.clone();
         let state = self.state.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let mut st = state.lock().await;
@@ -357,7 +414,15 @@ impl NativeStream {
                 if !open {
                     return Err(to_pyerr(tokenrelay::Error::Closed));
                 }
+                let mut failed = None;
+                let mut kept = lock(&stash);
                 for event in batch.drain(..) {
+                    // After this stream's end, the rest of the batch belongs
+                    // to the event iterator.
+                    if st.done {
+                        kept.push(event);
+                        continue;
+                    }
                     match event {
                         Event::ResponseStarted {
                             response_id,
@@ -374,16 +439,38 @@ impl NativeStream {
                         {
                             st.done = true;
                             st.response = Some(*r);
-                            break;
                         }
                         Event::RequestFailed { request_id, error }
                             if request_id == st.request_id =>
                         {
                             st.done = true;
-                            return Err(to_pyerr(error));
+                            failed = Some(error);
                         }
-                        _ => {}
+                        // Parts of this reply that its `Response` carries.
+                        Event::RequestAcknowledged { request_id, .. }
+                            if request_id == st.request_id => {}
+                        Event::ToolCall {
+                            response_id: Some(id),
+                            ..
+                        }
+                        | Event::ToolResponse {
+                            response_id: Some(id),
+                            ..
+                        }
+                        | Event::Events {
+                            response_id: Some(id),
+                            ..
+                        }
+                        | Event::ClientSideToolCalls {
+                            response_id: Some(id),
+                            ..
+                        } if st.response_id.as_ref() == Some(&id) => {}
+                        other => kept.push(other),
                     }
+                }
+                drop(kept);
+                if let Some(error) = failed {
+                    return Err(to_pyerr(error));
                 }
             }
             if tokens.is_empty() {
@@ -438,6 +525,21 @@ fn state_to_py(py: Python<'_>, c: &Classes<'_>, s: &StateChange) -> PyResult<Py<
     )
 }
 
+/// One client-side tool call (the core keeps them as the JSON the server
+/// sent) as a `tokenrelay.ToolCall`, read as leniently as the core reads a
+/// server-side one: an id may be a number, a missing name is empty, a
+/// missing input is `None`.
+fn client_tool_call(py: Python<'_>, c: &Classes<'_>, call: &Value) -> PyResult<Py<PyAny>> {
+    let id = match call.get("tool_call_id") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    let name = call.get("tool_name").and_then(Value::as_str).unwrap_or("");
+    let input = call.get("tool_input").unwrap_or(&Value::Null);
+    c.make("ToolCall", (id, name, value_to_py(py, input)?))
+}
+
 fn response_to_py(py: Python<'_>, c: &Classes<'_>, r: &Response) -> PyResult<Py<PyAny>> {
     let tool_calls = r
         .tool_calls
@@ -475,7 +577,7 @@ fn response_to_py(py: Python<'_>, c: &Classes<'_>, r: &Response) -> PyResult<Py<
     let client_calls = r
         .client_side_tool_calls
         .iter()
-        .map(|v| value_to_py(py, v))
+        .map(|v| client_tool_call(py, c, v))
         .collect::<PyResult<Vec<_>>>()?;
     let stop_reason = match &r.stop_reason {
         Some(s) => serialize_to_py(py, s)?,
@@ -573,7 +675,7 @@ fn event_to_py(py: Python<'_>, c: &Classes<'_>, event: &Event) -> PyResult<Py<Py
         } => {
             let calls = tool_calls
                 .iter()
-                .map(|v| value_to_py(py, v))
+                .map(|v| client_tool_call(py, c, v))
                 .collect::<PyResult<Vec<_>>>()?;
             c.make(
                 "ClientSideToolCalls",

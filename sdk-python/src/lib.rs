@@ -17,6 +17,9 @@ mod providers;
 /// The module `tokenrelay._native`.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The crate's version is the package's (maturin takes it from
+    // Cargo.toml), so `tokenrelay.__version__` needs no installed metadata.
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<connection::NativeClient>()?;
     m.add_class::<connection::NativeConnection>()?;
     m.add_class::<connection::NativeStream>()?;

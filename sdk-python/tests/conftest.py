@@ -220,8 +220,8 @@ async def new_context(
         agent_description="pytest",
         agent_speaks_first=speaks_first,
     )
-    context = await admin.create_context(agent["agent_id"])
-    return str(context["context_id"])
+    context = await admin.create_context(agent.agent_id)
+    return str(context.context_id)
 
 
 class CountingProvider:
@@ -235,7 +235,7 @@ class CountingProvider:
     async def __call__(self, context_id: str) -> str:
         self.calls += 1
         key = await self.admin.generate_client_key(self.org_id, context_id=context_id)
-        return str(key["token"])
+        return str(key.token)
 
 
 @pytest.fixture

@@ -128,7 +128,7 @@ async def gives_up_while_retrying(
     """Connects through a relay that hangs up on every attempt, lets
     ``give_up`` end the pending connect, then checks what is left."""
     ctx = await new_context(admin)
-    calls = Calls(str((await admin.generate_client_key(server.org_id, context_id=ctx))["token"]))
+    calls = Calls(str((await admin.generate_client_key(server.org_id, context_id=ctx)).token))
     relay, url = await hanging_up()
     try:
         # The tests before this one have closed their sockets: once this
@@ -192,7 +192,7 @@ async def test_an_unreachable_relay_settles_connect_and_stops_asking(
     # attempt fetches a key, fails to connect and waits its backoff, until
     # connect's deadline reports the last failure and closes.
     ctx = await new_context(admin)
-    calls = Calls(str((await admin.generate_client_key(server.org_id, context_id=ctx))["token"]))
+    calls = Calls(str((await admin.generate_client_key(server.org_id, context_id=ctx)).token))
     client = tokenrelay.Client(f"ws://127.0.0.1:{unused_port()}/ws", token_provider=calls, connect_timeout=1.5)
     try:
         # Settles at the 1.5 s deadline; the bound only catches a hang.

@@ -46,6 +46,40 @@ async def next_of(
             return event
 
 
+async def test_stream_keeps_the_events_of_other_replies(
+    server: Server, admin: tokenrelay.AdminClient, provider: CountingProvider
+) -> None:
+    ctx = await new_context(admin)
+    async with client_for(server, provider).connect(ctx) as conn:
+        # A reply nobody reads yet; the server runs it before the streamed
+        # one, so the stream reads all of its events on the way to its own.
+        other = await conn.send_message("[tokens=20] [tool=search]")
+        stream = conn.stream("[tokens=3]")
+        assert "".join([t async for t in stream]) == tokens(3)
+        assert stream.response is not None
+        mine = stream.response.id
+        seen: List[object] = []
+
+        async def read() -> None:
+            async for event in conn:
+                seen.append(event)
+                if isinstance(event, ev.ResponseComplete) and event.response.request_id == other:
+                    break
+
+        await within(read(), "the other reply's events")
+        started = [e for e in seen if isinstance(e, ev.ResponseStarted) and e.request_id == other]
+        assert len(started) == 1, seen
+        rid = started[0].response_id
+        assert "".join(e.token for e in seen if isinstance(e, ev.Token) and e.response_id == rid) == tokens(20)
+        # Its tool call (sent before the reply started, so without a
+        # response id) is kept too, and the whole reply at its end.
+        assert any(isinstance(e, ev.ToolCallEvent) for e in seen)
+        done = seen[-1]
+        assert isinstance(done, ev.ResponseComplete) and done.response.text == tokens(20)
+        # The stream's own reply is not handed out twice.
+        assert not any(isinstance(e, ev.Token) and e.response_id == mine for e in seen)
+
+
 async def test_stream_ask_and_events(server: Server, admin: tokenrelay.AdminClient, provider: CountingProvider) -> None:
     ctx = await new_context(admin)
     async with client_for(server, provider).connect(ctx) as conn:
@@ -147,11 +181,11 @@ async def test_cancelling_a_task_cancels_the_rust_work(server: Server, admin: to
 def test_works_under_asyncio_run_and_from_plain_threads(server: Server) -> None:
     admin = tokenrelay.BlockingAdminClient(server.http_url, server.org_key)
     agent = admin.create_agent("run agent", "")
-    ctx = admin.create_context(agent["agent_id"])["context_id"]
+    ctx = admin.create_context(agent.agent_id).context_id
 
     def key(context_id: str) -> str:
         # A plain (blocking) provider: runs on a worker thread.
-        return str(admin.generate_client_key(server.org_id, context_id=context_id)["token"])
+        return str(admin.generate_client_key(server.org_id, context_id=context_id).token)
 
     client = tokenrelay.Client(server.ws_url, token_provider=key)
 
@@ -227,8 +261,12 @@ async def test_a_long_ask_after_a_stream_is_not_held_back(server: Server, admin:
         assert reply.status == "complete"
         assert reply.text.endswith("t149999")
         # The next reader learns that events were dropped meanwhile.
+        # The connection's own events the stream read before its reply
+        # (state changes, attachment) were kept and come first.
         first = await conn.next_event()
-        assert isinstance(first, ev.ErrorEvent)
+        while isinstance(first, (ev.StateChanged, ev.Connected)):
+            first = await conn.next_event()
+        assert isinstance(first, ev.ErrorEvent), first
         assert isinstance(first.error, tokenrelay.EventsDroppedError)
 
 
@@ -262,7 +300,7 @@ async def test_a_fresh_key_always_refused_fails_connect_at_once_and_stops_asking
     # server does not take, and connect fails at once with the refusal
     # (not at its 30 s deadline).
     ctx = await new_context(admin)
-    bad = forged(str((await admin.generate_client_key(server.org_id, context_id=ctx))["token"]))
+    bad = forged(str((await admin.generate_client_key(server.org_id, context_id=ctx)).token))
     calls = 0
     settled = False
     calls_after = 0

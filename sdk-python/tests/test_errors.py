@@ -16,7 +16,7 @@ async def test_connect_refusals(server: Server, admin: tokenrelay.AdminClient) -
     ctx = await new_context(admin)
     other = await new_context(admin)
     # A key scoped to another context: forbidden, at once.
-    scoped = (await admin.generate_client_key(server.org_id, context_id=other))["token"]
+    scoped = (await admin.generate_client_key(server.org_id, context_id=other)).token
     with pytest.raises(tokenrelay.ForbiddenError):
         await client_for(server, tokenrelay.Static(scoped)).connect(ctx)
     # An unknown context.
@@ -56,7 +56,7 @@ async def test_rest_refusals(server: Server, admin: tokenrelay.AdminClient) -> N
         await tokenrelay.AdminClient("http://127.0.0.1:1", "k").me()
     # A client key may not call REST.
     ctx = await new_context(admin)
-    key = (await admin.generate_client_key(server.org_id, context_id=ctx))["token"]
+    key = (await admin.generate_client_key(server.org_id, context_id=ctx)).token
     with pytest.raises((tokenrelay.ForbiddenError, tokenrelay.AuthError)):
         await admin.with_credential(key).list_agents()
 
@@ -166,7 +166,7 @@ async def test_rate_limited_and_payment_required() -> None:
     from conftest import run_server
 
     with run_server(rate_limit=2) as strict:
-        admin = tokenrelay.AdminClient(strict.http_url, strict.org_key)
+        admin = tokenrelay.AdminClient(strict.http_url, strict.org_key, max_retries=0)
         with pytest.raises(tokenrelay.RateLimitedError) as e:
             for _ in range(10):
                 await admin.stream_token()

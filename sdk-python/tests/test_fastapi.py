@@ -26,8 +26,8 @@ def app_url(server: Server) -> Iterator[str]:
     @app.post("/reply")
     async def reply(body: Dict[str, str]) -> Dict[str, str]:
         agent = await admin.create_agent("fastapi", "")
-        context = await admin.create_context(agent["agent_id"])
-        async with client.connect(context["context_id"]) as conn:
+        context = await admin.create_context(agent.agent_id)
+        async with client.connect(context.context_id) as conn:
             tokens = [t async for t in conn.stream(body["message"])]
             again = await conn.ask("[tokens=2]")
         return {"streamed": "".join(tokens), "asked": again.text}

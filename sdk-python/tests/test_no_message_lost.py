@@ -42,13 +42,13 @@ async def humans(admin: tokenrelay.AdminClient, ctx: str, replies: int = 0) -> L
     """The human messages of the history once it holds `replies` replies
     (the last is saved just after its stop went out: wait for it)."""
     await until_async("every reply saved", lambda: ais(admin, ctx), replies)
-    context: Any = await admin.get_context(ctx)
-    return [m["message"] for m in context["messages"] if m.get("sender") == "human"]
+    context = await admin.get_context(ctx)
+    return [m.message for m in context.messages if isinstance(m, tokenrelay.types.HumanMessage)]
 
 
 async def ais(admin: tokenrelay.AdminClient, ctx: str) -> int:
-    context: Any = await admin.get_context(ctx)
-    return sum(1 for m in context["messages"] if m.get("sender") == "ai")
+    context = await admin.get_context(ctx)
+    return sum(1 for m in context.messages if isinstance(m, tokenrelay.types.AiMessage))
 
 
 async def go_offline(server: Server, ctx: str, conn: tokenrelay.Connection) -> None:

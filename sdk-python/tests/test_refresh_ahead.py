@@ -41,7 +41,7 @@ async def test_a_reconnect_presents_the_key_fetched_ahead(
         if calls > 2:
             await asyncio.Event().wait()  # a backend that stopped answering
         key = await admin.generate_client_key(server.org_id, context_id=context_id)
-        return str(key["token"])
+        return str(key.token)
 
     async with client_for(server, provider).connect(ctx) as conn:
         await _until(lambda: calls >= 2, "the spare fetch")
@@ -65,7 +65,7 @@ async def test_refresh_ahead_off_calls_the_provider_only_for_a_socket(
         nonlocal calls
         calls += 1
         key = await admin.generate_client_key(server.org_id, context_id=context_id)
-        return str(key["token"])
+        return str(key.token)
 
     async with client_for(server, provider, refresh_ahead=False).connect(ctx) as conn:
         # A round trip through the connection: a spare fetch, if one were

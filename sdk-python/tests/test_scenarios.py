@@ -135,7 +135,7 @@ def check(expect: Dict[str, Any], r: tokenrelay.Response, fetches: int, reconnec
     if "events" in expect and len(r.events) != expect["events"]:
         problems.append(f"{len(r.events)} events, expected {expect['events']}")
     if "client_side_tool_calls" in expect:
-        names = [c.get("tool_name") for c in r.client_side_tool_calls]
+        names = [c.tool_name for c in r.client_side_tool_calls]
         if names != expect["client_side_tool_calls"]:
             problems.append(f"client-side tool calls {names}")
     if "min_token_fetches" in expect and fetches < expect["min_token_fetches"]:
@@ -187,7 +187,7 @@ async def test_scenario(mode: str, path: Path, request: pytest.FixtureRequest) -
             elif "tool_responses" in step:
                 assert previous is not None
                 answers = [
-                    (previous.client_side_tool_calls[a["call"]]["tool_call_id"], a["response"])
+                    (previous.client_side_tool_calls[a["call"]].tool_call_id, a["response"])
                     for a in step["tool_responses"]
                 ]
                 call = asyncio.ensure_future(conn.send_tool_responses(answers))

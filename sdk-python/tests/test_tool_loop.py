@@ -52,11 +52,11 @@ async def answer(conn: tokenrelay.Connection, answers: Dict[str, str]) -> tokenr
 
 
 def names(r: tokenrelay.Response) -> List[str]:
-    return [c["tool_name"] for c in r.client_side_tool_calls]
+    return [c.tool_name for c in r.client_side_tool_calls]
 
 
 async def tool_loop(
-    conn: tokenrelay.Connection, text: str, run_tool: Callable[[Dict[str, Any]], str]
+    conn: tokenrelay.Connection, text: str, run_tool: Callable[[tokenrelay.ToolCall], str]
 ) -> Tuple[tokenrelay.Response, List[tokenrelay.Response]]:
     """The README's loop: ask, then answer tools while the reply asks for
     them. Returns the last reply and every reply that asked for tools."""
@@ -65,7 +65,7 @@ async def tool_loop(
     while reply.client_side_tool_calls:
         asked.append(reply)
         assert len(asked) <= 5, "the tool loop does not end"
-        reply = await answer(conn, {c["tool_call_id"]: run_tool(c) for c in reply.client_side_tool_calls})
+        reply = await answer(conn, {c.tool_call_id: run_tool(c) for c in reply.client_side_tool_calls})
     return reply, asked
 
 
@@ -75,7 +75,7 @@ async def test_a_reply_made_only_of_a_tool_call(mode_server: Server) -> None:
         assert first.status == "complete", first
         assert first.text == ""
         assert names(first) == ["get_time"], first
-        call_id = first.client_side_tool_calls[0]["tool_call_id"]
+        call_id = first.client_side_tool_calls[0].tool_call_id
         after = await answer(conn, {call_id: "12:00"})
         assert after.status == "complete", after
         assert after.id != first.id, "a continuation is a new response"
@@ -91,7 +91,7 @@ async def test_text_then_tools_and_events_in_one_reply(mode_server: Server) -> N
         assert first.text == "You said: where am I?"
         assert names(first) == ["get_location"], first
         assert len(first.events) == 1, first
-        call_id = first.client_side_tool_calls[0]["tool_call_id"]
+        call_id = first.client_side_tool_calls[0].tool_call_id
         after = await answer(conn, {call_id: "52.52,13.40"})
         assert after.status == "complete", after
         assert after.text == f"Tool results: {call_id}=52.52,13.40"
@@ -102,14 +102,14 @@ async def test_two_rounds_of_tools_through_the_loop(mode_server: Server) -> None
         outputs = {"get_location": "52.52,13.40", "get_time": "12:00", "get_weather": "sunny"}
         answered: List[str] = []
 
-        def run_tool(call: Dict[str, Any]) -> str:
-            answered.append(call["tool_name"])
-            return outputs[call["tool_name"]]
+        def run_tool(call: tokenrelay.ToolCall) -> str:
+            answered.append(call.tool_name)
+            return outputs[call.tool_name]
 
         # Round one: two tools in one reply, answered together.
         last, asked = await tool_loop(conn, "[client_tool=get_location client_tool=get_time] where and when?", run_tool)
         assert [names(r) for r in asked] == [["get_location", "get_time"]]
-        ids = [c["tool_call_id"] for c in asked[0].client_side_tool_calls]
+        ids = [c.tool_call_id for c in asked[0].client_side_tool_calls]
         assert last.status == "complete", last
         assert last.text == f"Tool results: {ids[0]}=52.52,13.40, {ids[1]}=12:00"
         # Round two, in the same conversation, after the continuation.
@@ -117,7 +117,7 @@ async def test_two_rounds_of_tools_through_the_loop(mode_server: Server) -> None
         assert [names(r) for r in asked] == [["get_weather"]]
         assert asked[0].text == "You said: and the weather?"
         assert len(asked[0].events) == 2
-        assert last.text == f"Tool results: {asked[0].client_side_tool_calls[0]['tool_call_id']}=sunny"
+        assert last.text == f"Tool results: {asked[0].client_side_tool_calls[0].tool_call_id}=sunny"
         assert answered == ["get_location", "get_time", "get_weather"]
 
 

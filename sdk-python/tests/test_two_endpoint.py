@@ -25,7 +25,7 @@ import chat_client  # noqa: E402
 def backend_url(server: Server) -> Iterator[str]:
     admin = tokenrelay.BlockingAdminClient(server.http_url, server.org_key)
     agent = admin.create_agent("two-endpoint", "")
-    app = backend.create_app(admin, server.org_id, str(agent["agent_id"]), {"alice-session": "alice", "bob-session": "bob"})
+    app = backend.create_app(admin, server.org_id, str(agent.agent_id), {"alice-session": "alice", "bob-session": "bob"})
     http = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()

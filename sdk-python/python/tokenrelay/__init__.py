@@ -11,10 +11,15 @@ Two kinds of users:
           async for token in conn.stream("Hello"):
               print(token, end="")
 
-The protocol lives in a Rust core; this package is its asyncio face.
+Code without an event loop (Flask, Django, scripts) uses the same
+connection blocking, from :mod:`tokenrelay.sync`. Admin answers are the
+frozen dataclasses of :mod:`tokenrelay.types`.
+
+The protocol lives in a Rust core; this package is its Python face.
 """
 
-from . import events, providers
+from . import events, providers, sync, types
+from ._native import __version__
 from .admin import AdminClient, BlockingAdminClient
 from .client import Client, Connection, TokenStream
 from .errors import (
@@ -61,6 +66,9 @@ from .events import (
 from .providers import AppEndpoint, OrgKey, Static, StreamToken, TokenProvider
 
 __all__ = [
+    "__version__",
+    "sync",
+    "types",
     "AdminClient",
     "BlockingAdminClient",
     "Client",

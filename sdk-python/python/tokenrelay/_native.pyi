@@ -4,6 +4,8 @@ from typing import Any, Awaitable, Callable, List, Optional, Sequence, Tuple, Un
 
 from .events import Event, Response, StateChanged
 
+__version__: str
+
 class AppEndpoint:
     def __init__(
         self,
@@ -68,9 +70,18 @@ class NativeClient:
     ) -> None: ...
     def connect(self, context_id: str) -> Awaitable[NativeConnection]: ...
 
+# Every admin method returns the core's answer as JSON-shaped dicts (an
+# awaitable of them unless `blocking`); `tokenrelay.admin` builds the typed
+# `tokenrelay.types` records from them, so `Any` here never reaches a user.
 class NativeAdmin:
     def __init__(
-        self, base_url: str, api_key: str = ..., *, blocking: bool = ..., timeout: Optional[float] = ...
+        self,
+        base_url: str,
+        api_key: str = ...,
+        *,
+        blocking: bool = ...,
+        timeout: Optional[float] = ...,
+        max_retries: Optional[int] = ...,
     ) -> None: ...
     @property
     def base_url(self) -> str: ...

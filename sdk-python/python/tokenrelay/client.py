@@ -268,7 +268,7 @@ class Connection:
             reply = await conn.ask("Where am I?")
             while reply.client_side_tool_calls:
                 reply = await conn.send_tool_responses(
-                    {c["tool_call_id"]: run_tool(c) for c in reply.client_side_tool_calls}
+                    {c.tool_call_id: run_tool(c) for c in reply.client_side_tool_calls}
                 )
         """
         pairs = list(responses.items()) if isinstance(responses, Mapping) else list(responses)

@@ -32,7 +32,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ToolCall:
-    """A server-side tool call (``on_tool_call``)."""
+    """A tool call: one the server ran (``on_tool_call``), or one the agent
+    asks this client to run (:attr:`Response.client_side_tool_calls`,
+    :class:`ClientSideToolCalls`; answer it by its ``tool_call_id``)."""
 
     tool_call_id: str
     tool_name: str
@@ -64,7 +66,7 @@ class Response:
     tool_calls: Tuple[ToolCall, ...]
     tool_responses: Tuple[ToolResult, ...]
     events: Tuple[Dict[str, Any], ...]
-    client_side_tool_calls: Tuple[Dict[str, Any], ...]
+    client_side_tool_calls: Tuple[ToolCall, ...]
     status: str
     stop_reason: Optional[str]
 
@@ -143,7 +145,7 @@ class ClientSideToolCalls:
     :meth:`tokenrelay.Connection.send_tool_responses`."""
 
     response_id: Optional[str]
-    tool_calls: Tuple[Dict[str, Any], ...]
+    tool_calls: Tuple[ToolCall, ...]
 
 
 @dataclass(frozen=True)
