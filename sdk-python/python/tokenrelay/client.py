@@ -192,7 +192,9 @@ class Connection:
 
     Iterate it (``async for event in conn``) for every event, typed (see
     :mod:`tokenrelay.events`); or use :meth:`ask` and :meth:`stream`. Events
-    have one reader: :meth:`stream` consumes the events it reads.
+    have one reader at a time: :meth:`stream` takes its own reply's events
+    and keeps every other one it reads (other replies, state changes), in
+    order, for the next iteration over the connection.
 
     While something reads events (an ``async for`` over the connection or a
     :meth:`stream`), no event is lost: a slow reader slows the socket down.
