@@ -33,12 +33,12 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many times a request answered 429 or 5xx is sent again by default
 /// (so up to three attempts), as openai-python does.
-pub const DEFAULT_MAX_RETRIES: u32 = 2;
+pub(crate) const DEFAULT_MAX_RETRIES: u32 = 2;
 
 /// The longest `retry-after` a retry waits for. A server asking for longer
 /// gets its error returned at once (it carries the delay): a backend's
 /// request handler should not hang for minutes inside the client.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Error bodies that are not JSON (a proxy's HTML page) are cut to this many
 /// bytes in the error message.
@@ -827,9 +827,9 @@ impl AdminClientBuilder {
     }
 
     /// How many times a request answered 429 or 5xx is sent again (default
-    /// [`DEFAULT_MAX_RETRIES`]; 0 never retries). Each retry waits for the
+    /// 2, as openai-python; 0 never retries). Each retry waits for the
     /// answer's `retry-after` when it has one (a `retry-after` over
-    /// [`MAX_RETRY_AFTER`] is not waited for: the error is returned), else
+    /// 60 s is not waited for: the error, which carries it, is returned), else
     /// 0.5 s, 1 s, 2 s, … (capped at 8 s, jittered). The last answer's
     /// error is returned when every attempt failed.
     pub fn max_retries(mut self, max_retries: u32) -> Self {
