@@ -191,13 +191,76 @@ fn lay_out(out: &mut String, exponential: &str) {
 mod tests {
     use super::*;
 
-    /// What serde_json writes, and what the layout of Rust's shortest
-    /// exponent form (the stand-in for the host's `toExponential`) gives.
+    /// What serde_json writes, and what [`lay_out`] makes of the same
+    /// digits in `toExponential` form.
+    ///
+    /// The stand-in for the host's digits is taken from serde_json's own
+    /// text rather than from Rust's `{:e}`: when the value lies exactly
+    /// halfway between two shortest candidates, `{:e}` rounds the last
+    /// digit up while serde_json and JavaScript pick the even one
+    /// (`-148525334612464.125` is written `…64.12` by both, `…64.13` by
+    /// Rust). The digits are the host's business; the layout is ours.
     fn both(f: f64) -> (String, String) {
         let reference = serde_json::Number::from_f64(f).unwrap().to_string();
+        let exponential = exponential_form(&reference);
+        // The stand-in is as short as Rust's own shortest digits.
+        assert_eq!(
+            significant_digits(&exponential),
+            significant_digits(&format!("{f:e}")),
+            "{reference}"
+        );
         let mut laid = String::new();
-        lay_out(&mut laid, &format!("{f:e}"));
+        lay_out(&mut laid, &exponential);
         (laid, reference)
+    }
+
+    /// Significant digits of `d.ddde±x` text, trailing zeros dropped.
+    fn significant_digits(exponential: &str) -> usize {
+        let mantissa = exponential.split(['e', 'E']).next().unwrap();
+        let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+        digits.trim_end_matches('0').len().max(1)
+    }
+
+    /// serde_json's text (`-12.5`, `0.00012`, `1.5e+21`, `5e-324`)
+    /// rewritten as JavaScript's `toExponential` writes the same digits
+    /// (`-1.25e+1`, `1.2e-4`, `1.5e+21`, `5e-324`).
+    fn exponential_form(text: &str) -> String {
+        let (sign, rest) = match text.strip_prefix('-') {
+            Some(rest) => ("-", rest),
+            None => ("", text),
+        };
+        let (mantissa, exp) = rest.split_once('e').unwrap_or((rest, "0"));
+        let exp: i32 = exp.trim_start_matches('+').parse().unwrap();
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let all: String = format!("{int}{frac}");
+        let first = all.find(|c| c != '0').unwrap_or(all.len() - 1);
+        let digits = all[first..].trim_end_matches('0');
+        let digits = if digits.is_empty() { "0" } else { digits };
+        // The first significant digit's power of ten.
+        let exp = exp + int.len() as i32 - 1 - first as i32;
+        let (lead, tail) = digits.split_at(1);
+        let point = if tail.is_empty() { "" } else { "." };
+        let exp_sign = if exp < 0 { "-" } else { "+" };
+        format!("{sign}{lead}{point}{tail}e{exp_sign}{}", exp.unsigned_abs())
+    }
+
+    #[test]
+    fn a_tie_takes_the_even_digit_as_serde_json_and_javascript_do() {
+        let f = f64::from_bits(14042472849221434884);
+        let (laid, reference) = both(f);
+        assert_eq!(reference, "-148525334612464.12");
+        assert_eq!(laid, reference);
+        assert_eq!(exponential_form(&reference), "-1.4852533461246412e+14");
+        for (text, js) in [
+            ("-12.5", "-1.25e+1"),
+            ("0.00012", "1.2e-4"),
+            ("1.5e+21", "1.5e+21"),
+            ("5e-324", "5e-324"),
+            ("100.0", "1e+2"),
+            ("1.0", "1e+0"),
+        ] {
+            assert_eq!(exponential_form(text), js);
+        }
     }
 
     #[test]
