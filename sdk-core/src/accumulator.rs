@@ -91,6 +91,11 @@ pub(crate) struct Accumulator {
     /// High surrogate halves that ended a token, by response, waiting for
     /// the low half that starts the next (`wire::surrogates`).
     split_high: Vec<(ResponseId, u16)>,
+    /// What [`crate::Stats`] reads from here: tokens handed out,
+    /// duplicates dropped, replies ended `interrupted`.
+    pub(crate) tokens: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) interrupted: u64,
 }
 
 impl Accumulator {
@@ -109,6 +114,9 @@ impl Accumulator {
             held: Vec::new(),
             answered: Vec::new(),
             split_high: Vec::new(),
+            tokens: 0,
+            duplicates: 0,
+            interrupted: 0,
         }
     }
 
@@ -204,7 +212,10 @@ impl Accumulator {
         if let Some(seq) = seq {
             match self.last_seq {
                 // A replayed duplicate: already applied.
-                Some(last) if seq <= last => return SeqStep::Duplicate,
+                Some(last) if seq <= last => {
+                    self.duplicates += 1;
+                    return SeqStep::Duplicate;
+                }
                 Some(last) if seq > last + 1 => {
                     self.last_seq = Some(seq);
                     return SeqStep::Gap { expected: last + 1 };
@@ -347,6 +358,7 @@ impl Accumulator {
         }
         let r = &mut self.streaming[idx];
         r.text.push_str(&p.token);
+        self.tokens += 1;
         events.push_back(Event::Token {
             response_id: r.id.clone(),
             token: TokenText::new(&p.token),
@@ -394,6 +406,7 @@ impl Accumulator {
             if let Some(Event::Token { token, .. }) = events.back() {
                 if token.is_empty() {
                     events.pop_back();
+                    self.tokens -= 1;
                 }
             }
         }
@@ -409,6 +422,7 @@ impl Accumulator {
         };
         self.split_high.swap_remove(i);
         r.text.push(char::REPLACEMENT_CHARACTER);
+        self.tokens += 1;
         events.push_back(Event::Token {
             response_id: r.id.clone(),
             token: TokenText::from(char::REPLACEMENT_CHARACTER),
@@ -558,6 +572,9 @@ impl Accumulator {
     }
 
     fn finish(&mut self, r: Response, events: &mut VecDeque<Event>) {
+        if r.status == ResponseStatus::Interrupted {
+            self.interrupted += 1;
+        }
         events.push_back(Event::ResponseComplete(Box::new(r.clone())));
         if let Some(request) = r.request_id {
             self.answered.retain(|q| *q != request);

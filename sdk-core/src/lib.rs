@@ -18,6 +18,7 @@ mod event;
 mod redact;
 pub mod rest;
 mod session;
+mod stats;
 mod time;
 mod token;
 mod token_text;
@@ -37,6 +38,7 @@ pub use event::{
     ToolResult,
 };
 pub use session::{Action, Session, SessionConfig, StateView};
+pub use stats::Stats;
 pub use time::Timestamp;
 pub use token::{Credential, CredentialKind};
 pub use token_text::TokenText;

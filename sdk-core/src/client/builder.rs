@@ -69,8 +69,10 @@ impl Client {
         let (last_cause_tx, last_cause_rx) = watch::channel(None);
         let queue = EventQueue::new(self.inner.event_capacity);
         let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stats = Arc::new(std::sync::Mutex::new(crate::Stats::default()));
         let driver = Driver {
             pending: pending.clone(),
+            stats: stats.clone(),
             session: Session::new(
                 context_id.clone(),
                 self.inner.config.clone(),
@@ -92,7 +94,14 @@ impl Client {
             driver.run(commands_rx),
             span,
         ));
-        let conn = Connection::new(context_id, commands_tx, queue, state_rx.clone(), pending);
+        let conn = Connection::new(
+            context_id,
+            commands_tx,
+            queue,
+            state_rx.clone(),
+            pending,
+            stats,
+        );
         let wait = async {
             loop {
                 let change = state_rx.borrow_and_update().clone();

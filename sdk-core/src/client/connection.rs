@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
@@ -14,6 +14,7 @@ use super::driver::{Command, Outgoing, Waiter};
 use super::queue::EventQueue;
 use crate::error::Error;
 use crate::event::{Event, RequestId, Response, StateChange};
+use crate::stats::Stats;
 use crate::wire::ToolResponseParam;
 
 // `Sync` too, so a `&Connection` may be held across an `.await` in a
@@ -32,6 +33,8 @@ pub struct Connection {
     state: watch::Receiver<StateChange>,
     /// The session's pending count, as the driver last published it.
     pending: Arc<AtomicUsize>,
+    /// The session's counters, as the driver last published them.
+    stats: Arc<Mutex<Stats>>,
     /// Events taken from the queue in bulk, handed out one by one.
     local: VecDeque<Event>,
     /// The queue is closed and drained.
@@ -55,6 +58,7 @@ impl Connection {
         queue: EventQueue,
         state: watch::Receiver<StateChange>,
         pending: Arc<AtomicUsize>,
+        stats: Arc<Mutex<Stats>>,
     ) -> Self {
         Connection {
             context_id,
@@ -62,6 +66,7 @@ impl Connection {
             queue,
             state,
             pending,
+            stats,
             local: VecDeque::new(),
             finished: false,
             pending_recv: None,
@@ -84,6 +89,7 @@ impl Connection {
             self.queue.clone(),
             self.state.clone(),
             self.pending.clone(),
+            self.stats.clone(),
         )
     }
 
@@ -127,6 +133,15 @@ impl Connection {
     /// then, or when a queued request fails ([`Error::QueueExpired`]).
     pub fn pending(&self) -> usize {
         self.pending.load(Ordering::Relaxed)
+    }
+
+    /// What this connection has done since it started: attachments,
+    /// reconnects, resumes, notifications replayed, tokens, frames and
+    /// bytes received, token provider calls (see [`Stats`]). Counted by
+    /// the session and published after every batch of work, so it is
+    /// current as of the last event handed out.
+    pub fn stats(&self) -> Stats {
+        *self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sends a message; the agent's reply streams as events. Returns the

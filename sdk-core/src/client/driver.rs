@@ -6,14 +6,17 @@
 //! It logs through `tracing` (target `tokenrelay::client::driver`, inside a
 //! `tokenrelay.connection` span naming the context): state changes with
 //! their cause and the delay before the next attempt at `info` (`warn`
-//! for a connection that failed for good), attachments with whether they
-//! resumed, socket opens and closes, token fetches and pings at `debug`
-//! and `trace`. A credential is never logged: not a key, not a stream
-//! token (socket URLs are logged without their query).
+//! for a connection that failed for good), attachments (a reattachment
+//! with whether it resumed and how many notifications the server
+//! replays), the close with the connection's [`Stats`], and at `debug`
+//! and `trace` socket opens and closes, token fetches (refresh-ahead
+//! ones told apart) and pings. sdk-core/README.md lists every line. A
+//! credential is never logged: not a key, not a stream token (socket URLs
+//! are logged without their query).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
@@ -33,6 +36,7 @@ use crate::error::Error;
 use crate::event::{ConnectionState, Event, RequestId, Response, StateChange};
 use crate::provider::{BoxFuture, TokenProvider};
 use crate::session::{Action, Session};
+use crate::stats::Stats;
 use crate::time::Timestamp;
 use crate::token::Credential;
 use crate::wire::ToolResponseParam;
@@ -95,6 +99,9 @@ pub(crate) struct Driver {
     /// [`Session::pending`], published for [`super::Connection::pending`]
     /// after every command and every flush.
     pub pending: Arc<AtomicUsize>,
+    /// [`Session::stats`], published for [`super::Connection::stats`]
+    /// after every flush.
+    pub stats: Arc<Mutex<Stats>>,
 }
 
 struct Loop {
@@ -106,6 +113,9 @@ struct Loop {
     acks: HashMap<RequestId, oneshot::Sender<Result<Value, Error>>>,
     answers: HashMap<RequestId, oneshot::Sender<Result<Response, Error>>>,
     batch: VecDeque<Event>,
+    /// [`Stats::replayed`] when the last attachment was logged, so each
+    /// resume logs its own count.
+    replayed_logged: u64,
 }
 
 impl Driver {
@@ -120,6 +130,7 @@ impl Driver {
             acks: HashMap::new(),
             answers: HashMap::new(),
             batch: VecDeque::with_capacity(64),
+            replayed_logged: 0,
         };
         let now = l.now();
         l.d.session.start(now);
@@ -322,6 +333,9 @@ impl Loop {
                 break;
             }
         }
+        // One uncontended lock per batch (not per frame): a reader of
+        // `stats()` sees the counts of every event already handed out.
+        *self.d.stats.lock().unwrap_or_else(|p| p.into_inner()) = self.d.session.stats();
         self.d.queue.push_all(&mut self.batch, READ_BATCH)
     }
 
@@ -340,7 +354,13 @@ impl Loop {
                 fetch_id,
                 context_id,
             } => {
-                tracing::debug!(fetch_id, "asking the token provider for a key");
+                if self.d.session.state().is_connected() {
+                    // Refresh-ahead: the next connection's key, fetched
+                    // while this one is up.
+                    tracing::debug!(fetch_id, "refreshing the key ahead of the next reconnect");
+                } else {
+                    tracing::debug!(fetch_id, "asking the token provider for a key");
+                }
                 let provider = self.d.provider.clone();
                 self.fetching = Some((
                     fetch_id,
@@ -387,7 +407,7 @@ impl Loop {
         };
         match event {
             Event::StateChanged(change) => {
-                log_state(change);
+                log_state(change, &self.d.session.stats());
                 if matches!(
                     change.state,
                     ConnectionState::Failed | ConnectionState::Closed
@@ -407,7 +427,22 @@ impl Loop {
                 resumed, server, ..
             } => {
                 let extensions = server.as_ref().map_or(0, |s| s.capabilities.len());
-                tracing::info!(resumed, extensions, "attached to the context");
+                let stats = self.d.session.stats();
+                let replayed = stats.replayed - self.replayed_logged;
+                self.replayed_logged = stats.replayed;
+                if stats.reconnects == 0 {
+                    tracing::info!(extensions, "attached to the context");
+                } else {
+                    // The counts say what the drop cost: what the server
+                    // replays now, and how many drops so far.
+                    tracing::info!(
+                        resumed,
+                        replayed,
+                        reconnects = stats.reconnects,
+                        resumes = stats.resumes,
+                        "attached to the context again"
+                    );
+                }
             }
             Event::ResponseComplete(r) => {
                 if let Some(tx) = r.request_id.and_then(|id| self.answers.remove(&id)) {
@@ -450,8 +485,9 @@ impl Loop {
 
 /// One line per state change worth an operator's eye: attempts under way
 /// at `debug`, waiting to retry and closing at `info`, failing for good at
-/// `warn`, each with its cause and the delay before the next attempt.
-fn log_state(change: &StateChange) {
+/// `warn`, each with its cause and the delay before the next attempt. The
+/// last line of a connection sums up its [`Stats`].
+fn log_state(change: &StateChange, stats: &Stats) {
     let state = change.state.as_str();
     let attempt = change.attempt;
     let retry_in_ms = change.retry_in.map(|d| d.as_millis() as u64);
@@ -468,9 +504,19 @@ fn log_state(change: &StateChange) {
             state,
             attempt,
             cause = cause.as_deref().unwrap_or(""),
+            reconnects = stats.reconnects,
+            tokens = stats.tokens,
             "connection failed for good"
         ),
-        ConnectionState::Closed => tracing::info!(state, "connection closed"),
+        ConnectionState::Closed => tracing::info!(
+            state,
+            reconnects = stats.reconnects,
+            resumes = stats.resumes,
+            interrupted = stats.interrupted,
+            tokens = stats.tokens,
+            bytes_received = stats.bytes_received,
+            "connection closed"
+        ),
         _ => tracing::debug!(state, attempt, "connection state"),
     }
 }

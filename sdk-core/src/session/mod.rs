@@ -16,6 +16,7 @@ use crate::accumulator::{Accumulator, Activity};
 use crate::backoff::Backoff;
 use crate::error::{decimal, Error, ProtocolError};
 use crate::event::{ConnectionState, Event, RequestId, Response, StateChange};
+use crate::stats::Stats;
 use crate::time::Timestamp;
 use crate::token::{Credential, CredentialKind};
 use crate::wire::{
@@ -356,6 +357,9 @@ pub struct Session {
     /// This session's part of every idempotency key (random per session;
     /// the request id makes each key unique within it).
     key_prefix: String,
+    /// The counters kept here; the accumulator keeps the rest
+    /// ([`Session::stats`] puts them together).
+    stats: Stats,
 }
 
 impl Session {
@@ -387,6 +391,7 @@ impl Session {
             spare_wanted: false,
             from_spare: false,
             key_prefix: key_prefix(seed),
+            stats: Stats::default(),
         }
     }
 
@@ -464,6 +469,18 @@ impl Session {
         StateView {
             state: self.connection_state(),
             attempt: self.backoff.attempt(),
+        }
+    }
+
+    /// What this session has done so far: attachments, reconnects,
+    /// resumes, tokens, bytes received (see [`Stats`]). Cheap: a copy of
+    /// a few counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            tokens: self.acc.tokens,
+            duplicates: self.acc.duplicates,
+            interrupted: self.acc.interrupted,
+            ..self.stats
         }
     }
 
@@ -860,6 +877,8 @@ impl Session {
             return;
         }
         self.last_activity = now;
+        self.stats.frames_received += 1;
+        self.stats.bytes_received += text.len() as u64;
         if text.len() > self.config.max_frame_len {
             let e = ProtocolError::FrameTooLarge {
                 size: text.len(),
@@ -1123,6 +1142,16 @@ impl Session {
         let server = connect.server.clone();
         let has = |cap: &str| server.as_ref().is_some_and(|s| s.has(cap));
         let resumed = resume_requested && has(capability::RESUME) && connect.resumed != Some(false);
+        self.stats.connects += 1;
+        if self.attached_once {
+            self.stats.reconnects += 1;
+        }
+        if resumed {
+            self.stats.resumes += 1;
+            if let (Some(applied), Some(seq)) = (self.acc.last_seq(), connect.seq) {
+                self.stats.replayed += seq.saturating_sub(applied);
+            }
+        }
         if !resumed {
             // Nothing can be replayed: what was in flight is cut, and seq
             // numbering starts over for de-duplication purposes.
@@ -1211,6 +1240,7 @@ impl Session {
             deadline: now + self.config.token_timeout,
         };
         if !adopted {
+            self.stats.token_fetches += 1;
             self.actions.push_back(Action::FetchToken {
                 fetch_id,
                 context_id: self.context_id.clone(),
@@ -1224,6 +1254,7 @@ impl Session {
         let fetch_id = self.next_fetch;
         self.next_fetch += 1;
         self.spare = Spare::Fetching { fetch_id };
+        self.stats.token_fetches += 1;
         self.actions.push_back(Action::FetchToken {
             fetch_id,
             context_id: self.context_id.clone(),

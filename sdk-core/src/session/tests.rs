@@ -406,6 +406,58 @@ fn a_drop_after_every_frame_resumes_to_the_exact_text_once() {
 }
 
 #[test]
+fn stats_count_a_resumed_drop_and_a_cut_one() {
+    let caps = ["seq", "resume", "error_codes", "stop_reason"];
+    let frames = scripted_reply(&WORDS);
+    let mut h = Harness::new();
+    h.connect(&caps);
+    h.s.send_message("go", h.now).unwrap();
+    for f in &frames[..2] {
+        h.frame(f);
+    }
+    h.drop_socket(Some(1006));
+    let req = h.open();
+    // The context stood at the last frame's seq when the socket attached:
+    // the server replays everything above the two applied.
+    h.answer(
+        &req,
+        json!({"success": true, "resumed": true, "seq": frames.len(),
+        "server": {"name": "t", "version": "1", "capabilities": caps}}),
+    );
+    // One duplicate from before the resume point, then the replay.
+    for f in &frames[1..] {
+        h.frame(f);
+    }
+    let st = h.s.stats();
+    assert_eq!(
+        (st.connects, st.reconnects, st.resumes, st.replayed),
+        (2, 1, 1, frames.len() as u64 - 2)
+    );
+    assert_eq!(st.tokens, WORDS.len() as u64, "{st:?}");
+    assert_eq!(st.duplicates, 1);
+    assert_eq!(st.interrupted, 0);
+    assert_eq!(st.token_fetches, 2);
+    // Two connect results, two frames, then the replay from frames[1].
+    assert_eq!(st.frames_received, 2 + 2 + (frames.len() as u64 - 1));
+    let replies = frames.iter().map(String::len).sum::<usize>() + frames[1].len();
+    assert!(st.bytes_received > replies as u64, "{st:?}");
+
+    // A drop the server cannot heal cuts the next reply.
+    h.s.send_message("again", h.now).unwrap();
+    h.frame(&token("second", "x", Some(frames.len() as u64 + 1)));
+    h.drop_socket(Some(1006));
+    let req = h.open();
+    h.answer(
+        &req,
+        json!({"success": true, "resumed": false,
+        "server": {"name": "t", "version": "1", "capabilities": caps}}),
+    );
+    let st = h.s.stats();
+    assert_eq!((st.reconnects, st.resumes, st.interrupted), (2, 1, 1));
+    assert_eq!(st.tokens, WORDS.len() as u64 + 1);
+}
+
+#[test]
 fn a_drop_without_resume_marks_the_response_interrupted() {
     let frames: Vec<String> = WORDS.iter().map(|w| token("reply", w, None)).collect();
     for cut in 1..frames.len() {

@@ -1,7 +1,9 @@
 //! What the Rust SDK logs through `tracing` over a connection's life
 //! against the real server: the attachment, a lost socket with its cause
-//! and the delay before the next attempt, the resumed attachment, the
-//! close; and never a credential.
+//! and the delay before the next attempt, the resumed attachment with the
+//! count of what the server replayed, the close with the connection's
+//! stats; and never a credential. `Connection::stats()` counts the same
+//! reconnect.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -94,6 +96,19 @@ async fn the_driver_logs_its_life_and_never_a_credential() {
     };
     assert_eq!(reply.status, ResponseStatus::Complete);
     assert_eq!(reply.text.split(' ').count(), 40, "{}", reply.text);
+    let stats = conn.stats();
+    assert_eq!(
+        (stats.connects, stats.reconnects, stats.resumes),
+        (2, 1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(stats.tokens, 40, "{stats:?}");
+    assert_eq!(stats.interrupted, 0, "{stats:?}");
+    assert!(stats.token_fetches >= 2, "{stats:?}");
+    assert!(
+        stats.frames_received > 40 && stats.bytes_received > 40 * 20,
+        "{stats:?}"
+    );
     conn.close().await;
     h.server.shutdown().await;
 
@@ -125,11 +140,24 @@ async fn the_driver_logs_its_life_and_never_a_credential() {
         line.contains("retry_in_ms") && line.contains("cause"),
         "{line}"
     );
+    let again = text[lost..]
+        .find("attached to the context again")
+        .map(|i| text[lost + i..].lines().next().unwrap_or_default())
+        .expect("the reattachment is logged");
     assert!(
-        text[lost..].contains("resumed=true"),
-        "the second attachment resumed: {text}"
+        again.contains("resumed=true")
+            && again.contains(&format!("replayed={}", stats.replayed))
+            && again.contains("reconnects=1"),
+        "the second attachment resumed, with counts: {again}"
     );
-    assert!(text.contains("connection closed"), "{text}");
+    let closed = text
+        .find("connection closed")
+        .map(|i| text[i..].lines().next().unwrap_or_default())
+        .expect("the close is logged");
+    assert!(
+        closed.contains("tokens=40") && closed.contains("resumes=1"),
+        "{closed}"
+    );
     assert!(text.contains("opening a socket"), "{text}");
 
     let keys = keys.lock().expect("keys");
