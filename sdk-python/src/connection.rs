@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyModule, PyTuple};
+use pyo3::types::{PyDict, PyList, PyModule, PyTuple};
 use pyo3::IntoPyObjectExt;
 use serde_json::Value;
 use tokenrelay::wire::ToolResponseParam;
@@ -207,6 +207,24 @@ impl NativeConnection {
     /// `Connection::pending`).
     fn pending(&self) -> usize {
         self.handle().pending()
+    }
+
+    /// The connection's counters (the core's `Stats`), as a dict the
+    /// Python side makes a `tokenrelay.Stats` of.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.handle().stats();
+        let d = PyDict::new(py);
+        d.set_item("connects", s.connects)?;
+        d.set_item("reconnects", s.reconnects)?;
+        d.set_item("resumes", s.resumes)?;
+        d.set_item("replayed", s.replayed)?;
+        d.set_item("tokens", s.tokens)?;
+        d.set_item("duplicates", s.duplicates)?;
+        d.set_item("interrupted", s.interrupted)?;
+        d.set_item("frames_received", s.frames_received)?;
+        d.set_item("bytes_received", s.bytes_received)?;
+        d.set_item("token_fetches", s.token_fetches)?;
+        Ok(d)
     }
 
     /// The latest state change, as a `tokenrelay.StateChanged`.

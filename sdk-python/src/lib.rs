@@ -12,6 +12,7 @@ mod admin;
 mod connection;
 mod convert;
 mod errors;
+mod logging;
 mod providers;
 
 /// The module `tokenrelay._native`.
@@ -28,6 +29,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<providers::OrgKey>()?;
     m.add_class::<providers::StreamToken>()?;
     m.add_class::<providers::Static>()?;
+    m.add_function(wrap_pyfunction!(logging::_set_log_level, m)?)?;
+    logging::install();
     m.add_function(wrap_pyfunction!(panic_for_tests, m)?)?;
     m.add_function(wrap_pyfunction!(errors::error_kinds_for_tests, m)?)?;
     m.add_function(wrap_pyfunction!(errors::sample_error_for_tests, m)?)?;

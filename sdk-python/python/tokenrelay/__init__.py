@@ -64,6 +64,7 @@ from .events import (
     Unknown,
 )
 from .providers import AppEndpoint, OrgKey, Static, StreamToken, TokenProvider
+from .stats import Stats
 
 __all__ = [
     "__version__",
@@ -74,6 +75,7 @@ __all__ = [
     "Client",
     "Connection",
     "TokenStream",
+    "Stats",
     "events",
     "providers",
     "TokenProvider",

@@ -20,8 +20,10 @@ from typing import (
 )
 
 from . import _native
+from ._logging import sync_level
 from .events import Event, Response, StateChanged
 from .providers import ReadyMade, TokenProvider
+from .stats import Stats
 
 __all__ = ["Client", "Connection", "TokenStream"]
 
@@ -89,6 +91,7 @@ class Client:
                 f"{type(token_provider).__name__}"
             )
         self.ws_url = ws_url
+        sync_level()
         self._native = _native.NativeClient(
             ws_url,
             provider,
@@ -114,6 +117,7 @@ class Client:
         Once connected, the connection reconnects by itself."""
         if not isinstance(context_id, str):
             raise TypeError(f"context_id: expected str, got {type(context_id).__name__}")
+        sync_level()
         return _Connecting(self, context_id)
 
     def __repr__(self) -> str:
@@ -228,6 +232,13 @@ class Connection:
         (:class:`~tokenrelay.QueueExpiredError`, or
         :class:`~tokenrelay.ClosedBeforeSentError` on :meth:`close`)."""
         return self._native.pending()
+
+    def stats(self) -> Stats:
+        """What this connection has done since it started: attachments,
+        reconnects, resumes, notifications replayed, tokens, frames and bytes
+        received, token provider calls (see :class:`~tokenrelay.Stats`).
+        Counted by the core; current as of the last event handed out."""
+        return Stats(**self._native.stats())
 
     async def send_message(self, text: str) -> int:
         """Sends a message; the reply streams as events. Returns the request
