@@ -101,6 +101,17 @@ function request(f) {
   return id;
 }
 
+const STATS = ['connects', 'reconnects', 'resumes', 'replayed', 'tokens', 'duplicates',
+  'interrupted', 'framesReceived', 'bytesReceived', 'tokenFetches'];
+
+/** The wasm side's counters (numbers in `STATS` order, or null: zeros) as
+ * a frozen object. */
+function statsOf(numbers) {
+  const out = {};
+  STATS.forEach((name, i) => { out[name] = numbers ? numbers[i] : 0; });
+  return Object.freeze(out);
+}
+
 /** A listener that throws must not break the connection, but must not be
  * hidden either. */
 function report(e) {
@@ -283,6 +294,8 @@ export class Connection {
   #answers = new Map();
   #acks = new Map();
   #ended = false;
+  /** The counters as they stood when the connection ended. */
+  #finalStats = null;
   #state = 'idle';
   #opened = {};
   #responseId = null;
@@ -456,6 +469,16 @@ export class Connection {
    * a `state` event, and when a queued message fails (`QueueExpiredError`,
    * or `ClosedBeforeSentError` on `close()`). */
   get pending() { return this.#ended ? 0 : call(() => this.#wasm.pending()); }
+
+  /** What this connection has done since it started, counted by the
+   * core: `connects`, `reconnects`, `resumes`, `replayed` (notifications
+   * replayed on resumes), `tokens`, `duplicates`, `interrupted` (replies
+   * cut), `framesReceived`, `bytesReceived`, `tokenFetches`. Still
+   * readable after the connection ended. */
+  stats() {
+    if (this.#ended) return this.#finalStats ?? statsOf(null);
+    return statsOf(call(() => this.#wasm.stats()));
+  }
 
   /** The server's name, version and capabilities, once connected. */
   get server() { return this.#ended ? null : call(() => this.#wasm.server()); }
@@ -749,6 +772,13 @@ export class Connection {
 
   #end(cause) {
     if (this.#ended) return;
+    if (!dead) {
+      try {
+        this.#finalStats = statsOf(this.#wasm.stats());
+      } catch {
+        // The module is gone (a crash): the last reading is lost.
+      }
+    }
     this.#ended = true;
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#callTimer);

@@ -147,6 +147,30 @@ export interface AgentResponse {
   clientSideToolCalls: ClientSideToolCall[];
 }
 
+/** Counters of one connection's life (`Connection.stats()`); each only
+ * grows. */
+export interface ConnectionStats {
+  /** Times a socket attached (the first included). */
+  readonly connects: number;
+  /** Attachments after the first: connections restored after a drop. */
+  readonly reconnects: number;
+  /** Reconnects that resumed (the server replayed what the drop missed). */
+  readonly resumes: number;
+  /** Notifications replayed on those resumes. */
+  readonly replayed: number;
+  /** Tokens handed to the app (replayed duplicates excluded). */
+  readonly tokens: number;
+  /** Notifications dropped as already applied. */
+  readonly duplicates: number;
+  /** Replies that ended `"interrupted"`. */
+  readonly interrupted: number;
+  readonly framesReceived: number;
+  /** UTF-8 bytes of the text frames received. */
+  readonly bytesReceived: number;
+  /** Keys asked of `getToken`, refresh-ahead included. */
+  readonly tokenFetches: number;
+}
+
 export interface ServerInfo {
   name: string;
   version: string;
@@ -263,6 +287,9 @@ export declare class Connection implements AsyncIterable<ConnectionEvent> {
    * "sending…". Nonzero only while disconnected. */
   readonly pending: number;
   readonly server: ServerInfo | null;
+  /** What this connection has done since it started (counted by the
+   * core; still readable after it ended). */
+  stats(): ConnectionStats;
   /** Returns a function that removes the listener. */
   on<T extends EventType>(type: T, listener: (event: EventOf<T>) => void): () => void;
   on(type: '*', listener: (event: ConnectionEvent) => void): () => void;

@@ -217,6 +217,30 @@ impl WasmConnection {
         Driver::read(&self.driver, |s| s.pending() as u32)
     }
 
+    /// The session's counters (the core's `Stats`), in the order the JS
+    /// layer names them: connects, reconnects, resumes, replayed, tokens,
+    /// duplicates, interrupted, frames and bytes received, token fetches.
+    /// Numbers, not an object: no conversion code in the bundle.
+    pub fn stats(&self) -> Vec<f64> {
+        Driver::read(&self.driver, |s| {
+            let t = s.stats();
+            [
+                t.connects,
+                t.reconnects,
+                t.resumes,
+                t.replayed,
+                t.tokens,
+                t.duplicates,
+                t.interrupted,
+                t.frames_received,
+                t.bytes_received,
+                t.token_fetches,
+            ]
+            .map(|n| n as f64)
+            .to_vec()
+        })
+    }
+
     /// The current count of consecutive failed attempts.
     pub fn attempt(&self) -> u32 {
         Driver::read(&self.driver, |s| s.state().attempt)

@@ -1,5 +1,6 @@
 // The JS surface against a real reference server: argument checks,
-// refusals as error classes, reconnect and resume, the network switch,
+// refusals as error classes, reconnect and resume (and stats() counting
+// them), the network switch,
 // stream tokens, and what close() releases.
 
 import { test, before, after } from 'node:test';
@@ -264,9 +265,17 @@ test('a drop mid-reply: fresh key, resume, every token exactly once', async () =
     assert.equal(reply.text, tokens(80));
     assert.equal(seen.join(''), tokens(80));
     assert.ok(options.getToken.calls >= 2);
+    // stats() counts what just happened, from the core's counters.
+    const s = conn.stats();
+    assert.deepEqual([s.connects, s.reconnects, s.resumes, s.interrupted], [2, 1, 1, 0], JSON.stringify(s));
+    assert.equal(s.tokens, 80);
+    assert.ok(s.tokenFetches >= 2 && s.tokenFetches <= options.getToken.calls, JSON.stringify(s));
+    assert.ok(s.framesReceived > 80 && s.bytesReceived > s.framesReceived, JSON.stringify(s));
+    assert.ok(Object.isFrozen(s));
   } finally {
     conn.close();
   }
+  assert.equal(conn.stats().tokens, 80, 'still readable once closed');
 });
 
 test('close 1011 mid-reply also heals', async () => {
