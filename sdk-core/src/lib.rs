@@ -28,6 +28,9 @@ pub mod wire;
 mod admin;
 #[cfg(any(feature = "client", feature = "admin"))]
 mod client;
+#[cfg(feature = "forward-logs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "forward-logs")))]
+pub mod log_forward;
 #[cfg(feature = "client")]
 mod provider;
 

@@ -100,7 +100,7 @@ pub(crate) struct Driver {
     /// after every command and every flush.
     pub pending: Arc<AtomicUsize>,
     /// [`Session::stats`], published for [`super::Connection::stats`]
-    /// after every flush.
+    /// before the events of each batch are handed out.
     pub stats: Arc<Mutex<Stats>>,
 }
 
@@ -323,6 +323,10 @@ impl Loop {
             self.d
                 .pending
                 .store(self.d.session.pending(), Ordering::Relaxed);
+            // Likewise the stats (`connect()` returns on the state change:
+            // its caller sees the attachment counted). One uncontended lock
+            // per batch, not per frame.
+            *self.d.stats.lock().unwrap_or_else(|p| p.into_inner()) = self.d.session.stats();
             if self.batch.len() > before {
                 progressed = true;
                 for i in before..self.batch.len() {
@@ -333,9 +337,6 @@ impl Loop {
                 break;
             }
         }
-        // One uncontended lock per batch (not per frame): a reader of
-        // `stats()` sees the counts of every event already handed out.
-        *self.d.stats.lock().unwrap_or_else(|p| p.into_inner()) = self.d.session.stats();
         self.d.queue.push_all(&mut self.batch, READ_BATCH)
     }
 
