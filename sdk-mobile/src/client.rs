@@ -10,11 +10,12 @@ use tokenrelay::ReconnectPolicy;
 
 use crate::connection::NativeConnection;
 use crate::error::TokenRelayError;
+use crate::logging::{self, LogLevel, Logger, Registration};
 use crate::provider::{ForeignProvider, TokenProvider};
 
 /// How a [`NativeClient`] connects. Only `ws_url` is required; every
 /// `None` keeps the core's default.
-#[derive(Debug, Clone, uniffi::Record)]
+#[derive(Clone, uniffi::Record)]
 pub struct ClientConfig {
     /// The WebSocket endpoint, `wss://…/ws` (or `ws://` for local tests).
     pub ws_url: String,
@@ -71,6 +72,28 @@ pub struct ClientConfig {
     /// passes, without waiting for a reconnect.
     #[uniffi(default = None)]
     pub max_queued_age_ms: Option<u64>,
+    /// Receives the SDK's log records (connections attached, lost with
+    /// their cause and the delay before the next attempt, resumed, closed
+    /// with their stats; never a key) at `log_level` and above, while this
+    /// client or one of its connections is open. Default: none.
+    #[uniffi(default = None)]
+    pub logger: Option<Arc<dyn Logger>>,
+    /// The most detailed records `logger` receives (default `Info`).
+    #[uniffi(default = None)]
+    pub log_level: Option<LogLevel>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The app's logger has no `Debug`; the other settings are enough
+        // to recognise a config by.
+        f.debug_struct("ClientConfig")
+            .field("ws_url", &self.ws_url)
+            .field("client_key", &self.client_key)
+            .field("logger", &self.logger.is_some())
+            .field("log_level", &self.log_level)
+            .finish_non_exhaustive()
+    }
 }
 
 fn ms(v: u64) -> Duration {
@@ -82,6 +105,9 @@ fn ms(v: u64) -> Duration {
 #[derive(uniffi::Object)]
 pub struct NativeClient {
     inner: Client,
+    /// The config's logger, registered while this client or one of its
+    /// connections lives.
+    logs: Option<Arc<Registration>>,
 }
 
 #[uniffi::export(async_runtime = "tokio")]
@@ -138,7 +164,11 @@ impl NativeClient {
         }
         policy.max_attempts = config.max_reconnect_attempts;
         let inner = b.reconnect(policy).build()?;
-        Ok(Arc::new(NativeClient { inner }))
+        let logs = config.logger.map(|logger| {
+            let level = config.log_level.unwrap_or(LogLevel::Info);
+            Arc::new(logging::register(logger, level))
+        });
+        Ok(Arc::new(NativeClient { inner, logs }))
     }
 
     /// Connects to `context_id` and waits until attached. Fails at once on a
@@ -150,6 +180,6 @@ impl NativeClient {
         context_id: String,
     ) -> Result<Arc<NativeConnection>, TokenRelayError> {
         let conn = self.inner.connect(context_id).await?;
-        Ok(Arc::new(NativeConnection::new(conn)))
+        Ok(Arc::new(NativeConnection::new(conn, self.logs.clone())))
     }
 }

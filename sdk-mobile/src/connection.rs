@@ -3,14 +3,15 @@
 //! (`events: AsyncSequence`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt as _;
 use tokenrelay::wire::ToolResponseParam;
-use tokenrelay::Connection;
+use tokenrelay::{Connection, Stats};
 
 use crate::error::TokenRelayError;
 use crate::event::{Event, Response, StateChange};
+use crate::logging::Registration;
 
 /// Most events handed across the boundary in one `next_events` call.
 const MAX_BATCH: u32 = 4096;
@@ -43,10 +44,13 @@ pub struct NativeConnection {
     offline: AtomicBool,
     /// Serialises lifecycle updates so the last one wins.
     lifecycle: Mutex<()>,
+    /// Keeps the client's logger registered while this connection lives
+    /// (it may outlive its client).
+    _logs: Option<Arc<Registration>>,
 }
 
 impl NativeConnection {
-    pub(crate) fn new(conn: Connection) -> Self {
+    pub(crate) fn new(conn: Connection, logs: Option<Arc<Registration>>) -> Self {
         NativeConnection {
             context_id: conn.context_id().to_owned(),
             requests: conn.clone_handle(),
@@ -55,6 +59,7 @@ impl NativeConnection {
             paused: AtomicBool::new(false),
             offline: AtomicBool::new(false),
             lifecycle: Mutex::new(()),
+            _logs: logs,
         }
     }
 
@@ -104,6 +109,12 @@ impl NativeConnection {
     /// or `ClosedBeforeSent` on `close`).
     pub fn pending(&self) -> u32 {
         u32::try_from(self.requests.pending()).unwrap_or(u32::MAX)
+    }
+
+    /// What this connection has done since it started (the core's
+    /// counters: reconnects, resumes, tokens, bytes received, …).
+    pub fn stats(&self) -> Stats {
+        self.requests.stats()
     }
 
     /// The latest state change.

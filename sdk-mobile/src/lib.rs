@@ -30,6 +30,7 @@ mod client;
 mod connection;
 mod error;
 mod event;
+mod logging;
 mod provider;
 #[cfg(feature = "testing")]
 mod testing;
@@ -43,6 +44,7 @@ pub use event::{
     AgentEvent, ClientToolCall, ConnectedAgent, ConnectionState, Event, Response, ResponseStatus,
     StateChange, ToolCall, ToolResult,
 };
+pub use logging::{LogLevel, Logger};
 pub use provider::{app_endpoint_token_provider, TokenProvider};
 #[cfg(feature = "testing")]
 pub use testing::{error_kinds_for_tests, sample_error_for_tests};

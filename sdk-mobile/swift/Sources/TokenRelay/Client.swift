@@ -114,6 +114,12 @@ public final class Connection: @unchecked Sendable {
     /// `.ClosedBeforeSent` on `close()`).
     public var pendingCount: Int { Int(native.pending()) }
 
+    /// What this connection has done since it started, counted by the
+    /// core: `connects`, `reconnects`, `resumes`, `replayed`, `tokens`,
+    /// `duplicates`, `interrupted`, `framesReceived`, `bytesReceived`,
+    /// `tokenFetches`.
+    public func stats() -> Stats { native.stats() }
+
     /// Every event, in order: `for await event in conn.events { … }`. Ends
     /// when the connection is closed and drained. Iterate from one task at
     /// a time; events cross from Rust in batches.

@@ -47,6 +47,9 @@ typealias ToolResult = dev.tokenrelay.core.ToolResult
 /** Which [TokenRelayException] subclass an error is (the core's type). */
 typealias ErrorKind = dev.tokenrelay.core.ErrorKind
 
+/** What a connection has done since it started (the core's type). */
+typealias Stats = dev.tokenrelay.core.Stats
+
 /**
  * Opens [Connection]s to contexts of one server with one token provider.
  *
@@ -255,6 +258,15 @@ class Connection internal constructor(private val native: NativeConnection) {
      * [TokenRelayException.ClosedBeforeSent] on [close]).
      */
     val pendingCount: Int get() = native.pending().toInt()
+
+    /**
+     * What this connection has done since it started, counted by the core:
+     * connects, reconnects, resumes, notifications replayed, tokens,
+     * duplicates, interrupted replies, frames and bytes received, token
+     * fetches. `reconnects` up with `resumes` keeping pace is a flaky
+     * network healed; `interrupted` up is replies lost.
+     */
+    fun stats(): Stats = native.stats()
 
     /**
      * Every event, in order, as a hot [SharedFlow]: state changes, tokens,
