@@ -10,11 +10,73 @@ use std::time::Duration;
 /// Upper bounds (seconds) of the request-latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
+/// Upper bounds (seconds) of the time-to-first-token buckets: an
+/// upstream model answers in tens of milliseconds to seconds.
+const FIRST_TOKEN_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// Notifications held in every context's replay buffer (the `resume`
+/// extension), kept by the buffers themselves as they fill and drain.
+/// Process-wide: one server per process in production.
+pub(crate) static REPLAY_FRAMES: AtomicU64 = AtomicU64::new(0);
+
 #[derive(Default)]
 struct Histogram {
     buckets: [u64; LATENCY_BUCKETS.len()],
     count: u64,
     sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64], secs: f64) {
+        for (i, bound) in bounds.iter().enumerate() {
+            if secs <= *bound {
+                self.buckets[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
+        use std::fmt::Write as _;
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, bound) in bounds.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {}",
+                self.buckets[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let braces = |s: &str| if s.is_empty() { String::new() } else { format!("{{{s}}}") };
+        let _ = writeln!(out, "{name}_sum{} {}", braces(labels), self.sum);
+        let _ = writeln!(out, "{name}_count{} {}", braces(labels), self.count);
+    }
+}
+
+/// Adds one to `key` of a labelled counter.
+fn bump(map: &Mutex<BTreeMap<&'static str, u64>>, key: &'static str) {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    *map.entry(key).or_default() += 1;
+}
+
+/// Writes a labelled counter: its help, type and one line per label value.
+fn counter_by(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    map: &Mutex<BTreeMap<&'static str, u64>>,
+) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, n) in map.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+    }
 }
 
 /// Every series the server exports.
@@ -28,6 +90,12 @@ pub struct Metrics {
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     refusals: Mutex<BTreeMap<&'static str, u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
+    /// `served` / `refused`.
+    resumes: Mutex<BTreeMap<&'static str, u64>>,
+    replies: Mutex<BTreeMap<&'static str, u64>>,
+    engine_errors: Mutex<BTreeMap<&'static str, u64>>,
+    request_refusals: Mutex<BTreeMap<&'static str, u64>>,
+    first_token: Mutex<Histogram>,
 }
 
 impl Metrics {
@@ -67,6 +135,31 @@ impl Metrics {
         let mut map = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
         *map.entry(limit).or_default() += 1;
     }
+    /// A socket asked to resume: `served` (the buffer still held what it
+    /// missed, replayed) or not (its replies in flight end `interrupted`).
+    pub fn resume(&self, served: bool) {
+        bump(&self.resumes, if served { "served" } else { "refused" });
+    }
+    /// A reply ended, with its stop reason (`complete`, `stopped`,
+    /// `error`).
+    pub fn reply_ended(&self, reason: &'static str) {
+        bump(&self.replies, reason);
+    }
+    /// The engine failed a reply, for `kind` (see
+    /// [`crate::engine::EngineError::kind`]).
+    pub fn engine_error(&self, kind: &'static str) {
+        bump(&self.engine_errors, kind);
+    }
+    /// A WebSocket request was refused with error code `code` (the
+    /// `error_codes` extension's fixed codes, never input).
+    pub fn request_refused(&self, code: &'static str) {
+        bump(&self.request_refusals, code);
+    }
+    /// A reply's first token came `took` after its engine started.
+    pub fn first_token(&self, took: Duration) {
+        let mut h = self.first_token.lock().unwrap_or_else(|p| p.into_inner());
+        h.observe(&FIRST_TOKEN_BUCKETS, took.as_secs_f64());
+    }
     /// How often `limit` refused something (tests and tools).
     pub fn refusals(&self, limit: &str) -> u64 {
         let map = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
@@ -74,16 +167,9 @@ impl Metrics {
     }
     /// One HTTP request on `route` (the matched route pattern) took `took`.
     pub fn request_latency(&self, route: &str, took: Duration) {
-        let secs = took.as_secs_f64();
         let mut map = self.latency.lock().unwrap_or_else(|p| p.into_inner());
         let h = map.entry(route.to_owned()).or_default();
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.buckets[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += secs;
+        h.observe(&LATENCY_BUCKETS, took.as_secs_f64());
     }
 
     /// The Prometheus text exposition.
@@ -171,22 +257,61 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .iter()
         {
-            let name = "tokenrelay_http_request_duration_seconds";
-            for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
-                    h.buckets[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                h.count
+            h.render(
+                &mut out,
+                "tokenrelay_http_request_duration_seconds",
+                &format!("route=\"{route}\""),
+                &LATENCY_BUCKETS,
             );
-            let _ = writeln!(out, "{name}_sum{{route=\"{route}\"}} {}", h.sum);
-            let _ = writeln!(out, "{name}_count{{route=\"{route}\"}} {}", h.count);
         }
+        counter_by(
+            &mut out,
+            "tokenrelay_resumes_total",
+            "Sockets that asked to resume, by outcome: served (replayed) or refused (the buffer no longer held what they missed: their replies in flight end interrupted).",
+            "outcome",
+            &self.resumes,
+        );
+        counter_by(
+            &mut out,
+            "tokenrelay_replies_total",
+            "Replies ended, by stop reason (complete, stopped, error, round_limit, tool_timeout).",
+            "reason",
+            &self.replies,
+        );
+        counter_by(
+            &mut out,
+            "tokenrelay_engine_errors_total",
+            "Replies the engine failed, by kind (timeout, unreachable, upstream, prompt_too_large, scripted, other).",
+            "kind",
+            &self.engine_errors,
+        );
+        counter_by(
+            &mut out,
+            "tokenrelay_ws_request_refusals_total",
+            "WebSocket requests answered with an error, by error code.",
+            "code",
+            &self.request_refusals,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tokenrelay_time_to_first_token_seconds Time from a reply's engine start to its first token.\n# TYPE tokenrelay_time_to_first_token_seconds histogram"
+        );
+        self.first_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .render(
+                &mut out,
+                "tokenrelay_time_to_first_token_seconds",
+                "",
+                &FIRST_TOKEN_BUCKETS,
+            );
+        gauge(
+            &mut out,
+            "tokenrelay_replay_buffer_notifications",
+            "Notifications held in the replay buffers of every context (resume).",
+            "gauge",
+            REPLAY_FRAMES.load(Ordering::Relaxed),
+        );
         out
     }
 }

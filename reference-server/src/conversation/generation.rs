@@ -324,6 +324,9 @@ async fn run(
     let mut events = Vec::new();
     let mut client_calls = Vec::new();
     let mut ended = None;
+    // For time to first token: from here, where the engine runs.
+    let started = std::time::Instant::now();
+    let mut first_token = true;
     let reason = loop {
         tokio::select! {
             biased;
@@ -333,6 +336,9 @@ async fn run(
             }
             event = rx.recv() => match event {
                 Some(EngineEvent::Token(token)) => {
+                    if std::mem::take(&mut first_token) {
+                        state.metrics.first_token(started.elapsed());
+                    }
                     text.push_str(&token);
                     state.metrics.token_generated();
                     let (_, sockets) = hub.publish(Notification::Token(TokenParams {
@@ -380,13 +386,26 @@ async fn run(
                     Ok(Ok(())) => ended.unwrap_or(StopReason::Complete),
                     Ok(Err(e)) => {
                         tracing::warn!(context_id = %hub.context_id(), response_id = %rid, error = %e, "engine failed");
+                        state.metrics.engine_error(e.kind());
                         StopReason::Error
                     }
-                    Err(_) => StopReason::Error,
+                    Err(_) => {
+                        // The engine's task panicked.
+                        state.metrics.engine_error("panic");
+                        StopReason::Error
+                    }
                 },
             },
         }
     };
+    state.metrics.reply_ended(match reason {
+        StopReason::Complete => "complete",
+        StopReason::Stopped => "stopped",
+        StopReason::Error => "error",
+        StopReason::RoundLimit => "round_limit",
+        StopReason::ToolTimeout => "tool_timeout",
+        _ => "other",
+    });
 
     if !text.is_empty() {
         history.push(json!({"sender": "ai", "message": text}));

@@ -3,7 +3,10 @@
 //! frames ready to resend.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+use crate::metrics::REPLAY_FRAMES;
 
 use axum::extract::ws::Utf8Bytes;
 
@@ -11,6 +14,12 @@ struct Entry {
     seq: u64,
     at: Instant,
     frame: Utf8Bytes,
+}
+
+impl Drop for ReplayBuffer {
+    fn drop(&mut self) {
+        REPLAY_FRAMES.fetch_sub(self.entries.len() as u64, Ordering::Relaxed);
+    }
 }
 
 /// Bounded history of sequenced frames. `seq`s in it are contiguous,
@@ -38,8 +47,10 @@ impl ReplayBuffer {
             at: now,
             frame,
         });
+        REPLAY_FRAMES.fetch_add(1, Ordering::Relaxed);
         while self.entries.len() > self.max_len {
             self.entries.pop_front();
+            REPLAY_FRAMES.fetch_sub(1, Ordering::Relaxed);
         }
         self.evict_old(now);
     }
@@ -49,6 +60,7 @@ impl ReplayBuffer {
         while let Some(front) = self.entries.front() {
             if now.duration_since(front.at) > self.max_age {
                 self.entries.pop_front();
+                REPLAY_FRAMES.fetch_sub(1, Ordering::Relaxed);
             } else {
                 break;
             }

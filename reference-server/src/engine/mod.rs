@@ -91,6 +91,30 @@ impl std::fmt::Display for EngineError {
 
 impl std::error::Error for EngineError {}
 
+impl EngineError {
+    /// What kind of failure this is, as a fixed label for the
+    /// `tokenrelay_engine_errors_total` metric: `timeout`, `unreachable`,
+    /// `upstream` (the upstream answered badly), `prompt_too_large`,
+    /// `scripted` (the scripted engine's `[fail]`), or `other` (a custom
+    /// engine's words). Read from the message the built-in engines write.
+    pub fn kind(&self) -> &'static str {
+        let m = self.0.as_str();
+        if m.starts_with("upstream timeout") {
+            "timeout"
+        } else if m.starts_with("upstream unreachable") {
+            "unreachable"
+        } else if m.starts_with("upstream") {
+            "upstream"
+        } else if m.contains("max_prompt_bytes") {
+            "prompt_too_large"
+        } else if m.starts_with("scripted failure") {
+            "scripted"
+        } else {
+            "other"
+        }
+    }
+}
+
 /// Where an engine sends what it produces. Sending fails once the
 /// response was stopped; the engine should then return.
 #[derive(Debug, Clone)]

@@ -626,10 +626,12 @@ impl Session {
             (Ok((_, extra)), None) => extra,
             (Err(error), Some(id)) => {
                 tracing::debug!(method, code = error.code, "request refused");
+                self.state.metrics.request_refused(error.code);
                 vec![error_frame(Some(&id), &error, base)]
             }
             (Err(error), None) => {
                 tracing::debug!(method, code = error.code, "notification refused");
+                self.state.metrics.request_refused(error.code);
                 Vec::new()
             }
         }
@@ -719,6 +721,9 @@ impl Session {
         let subscription = hub
             .subscribe(p.resume_after_seq, self.state.config.outbound_queue)
             .await;
+        if let Some(served) = subscription.resumed {
+            self.state.metrics.resume(served);
+        }
         self.subscription_id = Some(subscription.id);
         self.live = Some(subscription.rx);
         self.hub = Some(hub.clone());

@@ -155,6 +155,75 @@ async fn rest_errors_have_the_documented_shape() {
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
 }
 
+/// Reads the value of the series line starting with `series ` (0 when
+/// absent).
+fn value_of(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.parse().expect("a number"))
+}
+
+#[tokio::test]
+async fn alerting_metrics_after_a_real_flow() {
+    let t =
+        spawn_with(test_builder().configure(|c| c.metrics_bind = Some("127.0.0.1:0".into()))).await;
+    let (_, ctx) = t.agent_and_context().await;
+    let mut ws = t.connected(&ctx).await;
+    let ack = ws
+        .request("add_message", json!({"message": "[tokens=5]"}))
+        .await;
+    ws.collect(ack["response_id"].as_str()).await;
+    let ack = ws
+        .request("add_message", json!({"message": "[tokens=5 fail_after=2]"}))
+        .await;
+    ws.collect(ack["response_id"].as_str()).await;
+    let refused = ws.request("add_message", json!({})).await;
+    assert_eq!(refused["code"], "invalid_params", "{refused}");
+    // A socket resuming from the buffer's start is served; one asking past
+    // anything issued is refused (its replies would end interrupted).
+    let key = t.client_key(Some(&ctx), None).await;
+    let mut served = Ws::open(&t.ws_url()).await;
+    let r = served.connect(&ctx, Some(&key), Some(0)).await;
+    assert_eq!(r["resumed"], true, "{r}");
+    let key = t.client_key(Some(&ctx), None).await;
+    let mut past = Ws::open(&t.ws_url()).await;
+    let r = past.connect(&ctx, Some(&key), Some(1_000_000)).await;
+    assert_eq!(r["resumed"], false, "{r}");
+
+    let metrics = t.server.metrics_addr().expect("metrics listener");
+    let text = t
+        .http
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (series, want) in [
+        ("tokenrelay_resumes_total{outcome=\"served\"}", 1.0),
+        ("tokenrelay_resumes_total{outcome=\"refused\"}", 1.0),
+        ("tokenrelay_replies_total{reason=\"complete\"}", 1.0),
+        ("tokenrelay_replies_total{reason=\"error\"}", 1.0),
+        ("tokenrelay_engine_errors_total{kind=\"scripted\"}", 1.0),
+        ("tokenrelay_ws_request_refusals_total{code=\"invalid_params\"}", 1.0),
+        ("tokenrelay_time_to_first_token_seconds_count", 2.0),
+        (
+            "tokenrelay_time_to_first_token_seconds_bucket{le=\"+Inf\"}",
+            2.0,
+        ),
+    ] {
+        assert_eq!(value_of(&text, series), want, "{series} in\n{text}");
+    }
+    assert!(text.contains("# TYPE tokenrelay_time_to_first_token_seconds histogram"));
+    // Process-wide (other tests' servers add theirs): at least this
+    // context's notifications, 5 + 2 tokens and two stops.
+    assert!(
+        value_of(&text, "tokenrelay_replay_buffer_notifications") >= 9.0,
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn health_and_metrics() {
     // /metrics lives on its own address (Info finding of the review: on

@@ -129,14 +129,7 @@ fn stop_token<'a>(r: &mut Reader<'a>) -> Result<StopTokenParams<'a>, Fail> {
                 reason = if r.null() {
                     None
                 } else {
-                    Some(match &*r.string()? {
-                        "complete" => StopReason::Complete,
-                        "stopped" => StopReason::Stopped,
-                        "error" => StopReason::Error,
-                        "round_limit" => StopReason::RoundLimit,
-                        "tool_timeout" => StopReason::ToolTimeout,
-                        _ => StopReason::Other,
-                    })
+                    Some(StopReason::from_wire(&r.string()?))
                 }
             }
             _ => seq = r.opt_u64()?,
@@ -478,6 +471,10 @@ mod tests {
             r#"{"method":"on_token","params":{"token":"Hi","response_id":"r1","seq":3}}"#,
             r#"{"params":{"token":"Hi","response_id":"r1"},"method":"on_token"}"#,
             r#"{"id":null,"method":"on_stop_token","params":{"response_id":"r","reason":"stopped"},"x":[1,{"y":2}]}"#,
+            // Found by the generator: serde's derived enum took a one-key
+            // object as an unknown reason; both refuse it now.
+            r#"{"params":["r1",{"tool_name":null}],"method":"on_stop_token"}"#,
+            r#"{"params":{"response_id":"r1","reason":{"x":null}},"method":"on_stop_token"}"#,
             r#"{"method":"on_stop_token","params":{"response_id":"r","reason":"weird","seq":null}}"#,
             r#"{"method":"on_stop_token","params":{"response_id":"r","reason":5}}"#,
             r#"{"meth\u006fd":"on_token","params":{"token":"a\"\\\n😀\ud83d\ude00","response_id":"r\u00e9"}}"#,

@@ -167,7 +167,7 @@ pub struct StopTokenParams<'a> {
 }
 
 /// Why a response ended (`stop_reason` extension).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum StopReason {
@@ -184,8 +184,32 @@ pub enum StopReason {
     /// timeout (reference server, `--client-tool-timeout-secs`).
     ToolTimeout,
     /// A reason this client does not know.
-    #[serde(other)]
     Other,
+}
+
+impl StopReason {
+    /// The reason a `reason` string names; [`StopReason::Other`] for one
+    /// this client does not know.
+    pub(crate) fn from_wire(reason: &str) -> Self {
+        match reason {
+            "complete" => Self::Complete,
+            "stopped" => Self::Stopped,
+            "error" => Self::Error,
+            "round_limit" => Self::RoundLimit,
+            "tool_timeout" => Self::ToolTimeout,
+            _ => Self::Other,
+        }
+    }
+}
+
+// By hand, not derived: a derived enum with `#[serde(other)]` also takes a
+// one-key object (`{"anything": null}` reads as `Other`), where the
+// protocol has only strings; the frame decoder refuses such an object and
+// the serde reference it is tested against must agree.
+impl<'de> Deserialize<'de> for StopReason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self::from_wire(&Cow::<'de, str>::deserialize(d)?))
+    }
 }
 
 /// Params of `on_tool_call`.
