@@ -354,6 +354,7 @@ pub async fn run(
                             break;
                         }
                         let e = ApiError::invalid_params("binary frames are not part of the protocol; send JSON text");
+                        session.state.metrics.request_refused(e.code);
                         if timed(write_timeout, sink.send(Message::Text(error_frame(None, &e, session.state.config.base_protocol)))).await.is_err() {
                             break;
                         }
@@ -538,6 +539,18 @@ impl Session {
         }
     }
 
+    /// A refusal of a frame: counted by its code, and answered with an
+    /// error frame (`id` set for a request, `None` for a frame that could
+    /// not be read) when `answer`; a notification gets no answer.
+    fn refuse(&self, id: Option<&str>, error: &ApiError, answer: bool) -> Vec<Utf8Bytes> {
+        self.state.metrics.request_refused(error.code);
+        if answer {
+            vec![error_frame(id, error, self.state.config.base_protocol)]
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Handles one text frame; returns the frames to send, in order.
     async fn handle(&mut self, text: &str) -> Vec<Utf8Bytes> {
         let base = self.state.config.base_protocol;
@@ -549,16 +562,14 @@ impl Session {
             // Over the rate: a request gets a refusal it can retry after;
             // a notification is dropped. Nothing else is decoded or run.
             let error = ApiError::rate_limited(self.bucket.retry_after_secs());
-            return match decode_client_frame(text).ok().and_then(|f| f.id) {
-                Some(id) => vec![error_frame(Some(&id), &error, base)],
-                None => Vec::new(),
-            };
+            let id = decode_client_frame(text).ok().and_then(|f| f.id);
+            return self.refuse(id.as_deref(), &error, id.is_some());
         }
         let incoming = match decode_client_frame(text) {
             Ok(incoming) => incoming,
             Err(e) => {
                 let error = ApiError::invalid_params(e.to_string());
-                return vec![error_frame(None, &error, base)];
+                return self.refuse(None, &error, true);
             }
         };
         let id = incoming.id;
@@ -567,10 +578,7 @@ impl Session {
                 let error = ApiError::invalid_params(format!(
                     "{method}() got an unexpected keyword argument '{param}'"
                 ));
-                return match id {
-                    Some(id) => vec![error_frame(Some(&id), &error, base)],
-                    None => Vec::new(),
-                };
+                return self.refuse(id.as_deref(), &error, id.is_some());
             }
         }
         let request = match incoming.request {
@@ -588,10 +596,7 @@ impl Session {
                     format!("Invalid params for {}: {reason}", incoming.method)
                 };
                 let error = ApiError::invalid_params(message);
-                return match id {
-                    Some(id) => vec![error_frame(Some(&id), &error, base)],
-                    None => Vec::new(),
-                };
+                return self.refuse(id.as_deref(), &error, id.is_some());
             }
         };
         let method = request.method();
@@ -624,15 +629,9 @@ impl Session {
                 extra
             }
             (Ok((_, extra)), None) => extra,
-            (Err(error), Some(id)) => {
-                tracing::debug!(method, code = error.code, "request refused");
-                self.state.metrics.request_refused(error.code);
-                vec![error_frame(Some(&id), &error, base)]
-            }
-            (Err(error), None) => {
-                tracing::debug!(method, code = error.code, "notification refused");
-                self.state.metrics.request_refused(error.code);
-                Vec::new()
+            (Err(error), id) => {
+                tracing::debug!(method, code = error.code, request = id.is_some(), "refused");
+                self.refuse(id.as_deref(), &error, id.is_some())
             }
         }
     }

@@ -206,7 +206,10 @@ async fn alerting_metrics_after_a_real_flow() {
         ("tokenrelay_replies_total{reason=\"complete\"}", 1.0),
         ("tokenrelay_replies_total{reason=\"error\"}", 1.0),
         ("tokenrelay_engine_errors_total{kind=\"scripted\"}", 1.0),
-        ("tokenrelay_ws_request_refusals_total{code=\"invalid_params\"}", 1.0),
+        (
+            "tokenrelay_ws_request_refusals_total{code=\"invalid_params\"}",
+            1.0,
+        ),
         ("tokenrelay_time_to_first_token_seconds_count", 2.0),
         (
             "tokenrelay_time_to_first_token_seconds_bucket{le=\"+Inf\"}",

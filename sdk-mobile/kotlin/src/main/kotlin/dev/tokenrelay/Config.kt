@@ -74,6 +74,15 @@ data class ClientConfig(
      * [TokenRelayException.QueueExpired].
      */
     val maxQueuedAge: Duration? = null,
+    /**
+     * Receives the core's log records (attachments, drops, resumes with
+     * their counts, the close with the connection's stats; never a key) at
+     * [logLevel] and above while this client lives: forward them to
+     * Logcat, `os_log` or the app's logger.
+     */
+    val logger: Logger? = null,
+    /** The most detailed records [logger] receives (default [LogLevel.INFO]). */
+    val logLevel: LogLevel? = null,
 ) {
     /** The generated record the native client takes. */
     internal fun toNative(): NativeClientConfig = NativeClientConfig(
@@ -92,6 +101,8 @@ data class ClientConfig(
         idleTimeoutMs = idleTimeout.millis("idleTimeout"),
         maxQueued = maxQueued.count("maxQueued"),
         maxQueuedAgeMs = maxQueuedAge.millis("maxQueuedAge"),
+        logger = logger,
+        logLevel = logLevel,
     )
 }
 
