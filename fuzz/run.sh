@@ -17,7 +17,8 @@ if ! rustup run nightly rustc --version >/dev/null 2>&1; then
   rustup toolchain install nightly --profile minimal
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
-  cargo install cargo-fuzz --locked
+  # Its own Cargo.lock first; afresh if the registry lacks a locked version.
+  cargo install cargo-fuzz --locked || cargo install cargo-fuzz
 fi
 
 # No sanitizer: sdk-core has no `unsafe` (ASan would only slow it down);

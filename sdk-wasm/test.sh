@@ -33,7 +33,12 @@ locked="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); pr
 have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
 if [ "$have" != "$locked" ]; then
   step "cargo install wasm-bindgen-cli $locked (had: ${have:-none})"
-  cargo install wasm-bindgen-cli --version "$locked" --locked
+  # Its own Cargo.lock first (reproducible); a registry that lacks one of
+  # the versions locked there (a mirror: webpki-roots 1.0.11 went missing
+  # once) fails that at once, and the same version resolved afresh is
+  # the documented way to install it.
+  cargo install wasm-bindgen-cli --version "$locked" --locked ||
+    cargo install wasm-bindgen-cli --version "$locked"
 fi
 
 step "npm ci"

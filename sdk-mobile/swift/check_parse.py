@@ -5,8 +5,11 @@ The grammar (0.7.4) does not understand conditional-compilation blocks that
 wrap attributes, which uniffi's generated code uses
 (`#if swift(>=5.8)` / `@_documentation(visibility: private)` / `#endif`), so
 `#if swift(>=N)` blocks are resolved first as a Swift >= 5.8 compiler would
-(keep the `#if` branch, drop an `#else` branch). Line numbers are kept so
-errors point at the real file.
+(keep the `#if` branch, drop an `#else` branch). It also misreads a
+closure returning the empty tuple, `{ () }`, which uniffi writes for a
+callback method without a return value (the `Logger`); such a closure is
+read as the equivalent `{ Void() }`. Line numbers are kept so errors point
+at the real file.
 
     python check_parse.py DIR_OR_FILE [DIR_OR_FILE ...]
 """
@@ -29,7 +32,9 @@ def version(text: str) -> tuple[int, ...]:
 
 
 def resolve(source: str) -> str:
-    """Blanks out the lines a Swift >= 5.8 compiler would not see."""
+    """Blanks out the lines a Swift >= 5.8 compiler would not see, and
+    spells `{ () }` as `{ Void() }`."""
+    source = source.replace("{ () }", "{ Void() }")
     out = []
     # Stack of (is_swift_block, keeping) for every open #if.
     stack: list[tuple[bool, bool]] = []

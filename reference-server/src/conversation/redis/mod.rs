@@ -26,7 +26,7 @@ const PREFIX: &str = "tokenrelay";
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
 
 /// The settings of a Redis hub.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisHubConfig {
     /// `redis://[user:password@]host:port[/db]`.
     pub url: String,
@@ -40,6 +40,19 @@ pub struct RedisHubConfig {
     pub replay_age: Duration,
     /// Frame as the base protocol does (no `seq`, nothing kept).
     pub base_protocol: bool,
+}
+
+// By hand: the URL may carry a password, masked as `print-config` masks it.
+impl std::fmt::Debug for RedisHubConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisHubConfig")
+            .field("url", &crate::store::mask_dsn(&self.url))
+            .field("lease", &self.lease)
+            .field("replay_len", &self.replay_len)
+            .field("replay_age", &self.replay_age)
+            .field("base_protocol", &self.base_protocol)
+            .finish()
+    }
 }
 
 /// This instance's connection to the shared hub.
@@ -211,5 +224,24 @@ async fn watchdog(backend: Weak<RedisBackend>) {
                 tracing::warn!(context_id = %core.context_id, error = %e, "lease check failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_masks_the_urls_password() {
+        let config = RedisHubConfig {
+            url: "redis://app:hunter2-secret@10.0.0.5:6379/0".into(),
+            lease: DEFAULT_LEASE,
+            replay_len: 10,
+            replay_age: Duration::from_secs(60),
+            base_protocol: false,
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("redis://app:***@10.0.0.5:6379/0"), "{shown}");
     }
 }
