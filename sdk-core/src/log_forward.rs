@@ -31,6 +31,21 @@ pub trait LogSink: Send + Sync + 'static {
     fn log(&self, level: Level, target: &str, line: String);
 }
 
+/// The level a sink's threshold kept in an atomic stands for: 0 nothing,
+/// 1 `ERROR`, 2 `WARN`, 3 `INFO`, 4 `DEBUG`, 5 and above `TRACE`. Bindings
+/// keep their logger's level as such a rank (an `AtomicU8`), so
+/// [`LogSink::max_level`] is one load and this.
+pub fn level_of_rank(rank: u8) -> Option<Level> {
+    match rank {
+        0 => None,
+        1 => Some(Level::ERROR),
+        2 => Some(Level::WARN),
+        3 => Some(Level::INFO),
+        4 => Some(Level::DEBUG),
+        _ => Some(Level::TRACE),
+    }
+}
+
 /// A subscriber that forwards the crate's records to `sink`. Install it
 /// with `tracing::subscriber::set_global_default` (a binding does, once,
 /// when it loads: its copy of `tracing` sees only its own records).
@@ -147,14 +162,7 @@ mod tests {
 
     impl LogSink for Sink {
         fn max_level(&self) -> Option<Level> {
-            match self.max.load(Ordering::Relaxed) {
-                0 => None,
-                1 => Some(Level::ERROR),
-                2 => Some(Level::WARN),
-                3 => Some(Level::INFO),
-                4 => Some(Level::DEBUG),
-                _ => Some(Level::TRACE),
-            }
+            level_of_rank(self.max.load(Ordering::Relaxed))
         }
         fn log(&self, level: Level, target: &str, line: String) {
             self.lines

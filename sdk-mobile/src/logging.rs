@@ -109,14 +109,7 @@ struct ToLoggers;
 
 impl LogSink for ToLoggers {
     fn max_level(&self) -> Option<Level> {
-        match MAX.load(Ordering::Relaxed) {
-            0 => None,
-            1 => Some(Level::ERROR),
-            2 => Some(Level::WARN),
-            3 => Some(Level::INFO),
-            4 => Some(Level::DEBUG),
-            _ => Some(Level::TRACE),
-        }
+        log_forward::level_of_rank(MAX.load(Ordering::Relaxed))
     }
 
     fn log(&self, level: Level, target: &str, line: String) {

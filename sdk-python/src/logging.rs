@@ -61,14 +61,7 @@ struct ToPython;
 
 impl LogSink for ToPython {
     fn max_level(&self) -> Option<Level> {
-        match THRESHOLD.load(Ordering::Relaxed) {
-            0 => None,
-            1 => Some(Level::ERROR),
-            2 => Some(Level::WARN),
-            3 => Some(Level::INFO),
-            4 => Some(Level::DEBUG),
-            _ => Some(Level::TRACE),
-        }
+        log_forward::level_of_rank(THRESHOLD.load(Ordering::Relaxed))
     }
 
     fn log(&self, level: Level, target: &str, line: String) {

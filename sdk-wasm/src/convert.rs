@@ -7,7 +7,7 @@
 
 use js_sys::{Array, Object, Reflect, JSON};
 use serde_json::Value;
-use tokenrelay::wire::{self, Agent, AgentEvent, ServerInfo, StopReason};
+use tokenrelay::wire::{self, Agent, AgentEvent, ServerInfo};
 use tokenrelay::StateChange;
 use tokenrelay::{Error, Event, RequestId, Response, ToolCall, ToolResult};
 use wasm_bindgen::JsValue;
@@ -79,19 +79,6 @@ pub fn server(s: &ServerInfo) -> JsValue {
     }
     set(&o, "capabilities", caps);
     o.into()
-}
-
-fn stop_reason(r: StopReason) -> &'static str {
-    match r {
-        StopReason::Complete => "complete",
-        StopReason::Stopped => "stopped",
-        StopReason::Error => "error",
-        StopReason::RoundLimit => "round_limit",
-        StopReason::ToolTimeout => "tool_timeout",
-        // `Other`, or a reason the core learns later (`StopReason` is
-        // non-exhaustive): JS sees it as "other" until it is named here.
-        _ => "other",
-    }
 }
 
 /// An error descriptor: `code` is [`Error::kind`]; `serverCode`, `status`,
@@ -178,8 +165,7 @@ pub fn response(r: &Response) -> JsValue {
     set(
         &o,
         "stopReason",
-        r.stop_reason
-            .map_or(JsValue::NULL, |s| stop_reason(s).into()),
+        r.stop_reason.map_or(JsValue::NULL, |s| s.as_str().into()),
     );
     let calls = Array::new();
     for c in &r.tool_calls {

@@ -398,14 +398,7 @@ async fn run(
             },
         }
     };
-    state.metrics.reply_ended(match reason {
-        StopReason::Complete => "complete",
-        StopReason::Stopped => "stopped",
-        StopReason::Error => "error",
-        StopReason::RoundLimit => "round_limit",
-        StopReason::ToolTimeout => "tool_timeout",
-        _ => "other",
-    });
+    state.metrics.reply_ended(reason.as_str());
 
     if !text.is_empty() {
         history.push(json!({"sender": "ai", "message": text}));

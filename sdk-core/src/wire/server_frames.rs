@@ -200,6 +200,19 @@ impl StopReason {
             _ => Self::Other,
         }
     }
+
+    /// The reason's name on the wire (`"round_limit"`); `"other"` for
+    /// [`StopReason::Other`], a reason this client does not know.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Stopped => "stopped",
+            Self::Error => "error",
+            Self::RoundLimit => "round_limit",
+            Self::ToolTimeout => "tool_timeout",
+            Self::Other => "other",
+        }
+    }
 }
 
 // By hand, not derived: a derived enum with `#[serde(other)]` also takes a
