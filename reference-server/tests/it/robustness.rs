@@ -5,7 +5,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{spawn, spawn_with, test_builder, Ws};
+use common::{spawn, spawn_with, test_builder, TestServer, Ws};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -155,6 +155,13 @@ async fn rest_errors_have_the_documented_shape() {
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
 }
 
+/// The server's `/metrics` text, from its separate metrics listener.
+async fn metrics_text(t: &TestServer) -> String {
+    let metrics = t.server.metrics_addr().expect("metrics listener");
+    let response = t.http.get(format!("http://{metrics}/metrics")).send();
+    response.await.unwrap().text().await.unwrap()
+}
+
 /// Reads the value of the series line starting with `series ` (0 when
 /// absent).
 fn value_of(text: &str, series: &str) -> f64 {
@@ -190,16 +197,7 @@ async fn alerting_metrics_after_a_real_flow() {
     let r = past.connect(&ctx, Some(&key), Some(1_000_000)).await;
     assert_eq!(r["resumed"], false, "{r}");
 
-    let metrics = t.server.metrics_addr().expect("metrics listener");
-    let text = t
-        .http
-        .get(format!("http://{metrics}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&t).await;
     for (series, want) in [
         ("tokenrelay_resumes_total{outcome=\"served\"}", 1.0),
         ("tokenrelay_resumes_total{outcome=\"refused\"}", 1.0),
@@ -245,16 +243,7 @@ async fn health_and_metrics() {
         .await;
     ws.collect(ack["response_id"].as_str()).await;
     t.get("/agents", "bad").await;
-    let metrics = t.server.metrics_addr().expect("metrics listener");
-    let text = t
-        .http
-        .get(format!("http://{metrics}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&t).await;
     assert!(text.contains("tokenrelay_ws_connections 1"), "{text}");
     assert!(
         text.contains("tokenrelay_tokens_generated_total 7"),
