@@ -11,6 +11,7 @@
 /// (`interrupted` up) without turning logging on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[non_exhaustive] // more counters will come (docs/decisions.md, "Public API rules")
 pub struct Stats {
     /// Times a socket attached to the context (the first connection
     /// included).
