@@ -31,8 +31,8 @@ step "cargo build --release -p tokenrelay-mobile (the cdylib; features: ${featur
 (cd "$root" && cargo build ${CI:+--locked} --release -p tokenrelay-mobile --lib --features "$features")
 lib="$target/release/libtokenrelay_mobile.so"
 
-step "uniffi-bindgen (feature cli, dev profile)"
-(cd "$root" && cargo build ${CI:+--locked} -p tokenrelay-mobile --features cli --bin uniffi-bindgen)
+step "uniffi-bindgen (its own crate, uniffi-bindgen/, dev profile)"
+(cd "$root" && cargo build ${CI:+--locked} -p tokenrelay-uniffi-bindgen)
 bindgen="$target/debug/uniffi-bindgen"
 
 step "generate the Kotlin and Swift bindings from the library"

@@ -3,7 +3,7 @@
 # suite's summary line:
 #   apt libjna-java (if missing), npm ci (kotlin-compiler: kotlinc-jvm,
 #   kotlin-stdlib, kotlinx-coroutines), the release server, ./build.sh (the
-#   release cdylib, uniffi-bindgen with feature `cli` in the dev profile,
+#   release cdylib, uniffi-bindgen (its own crate) in the dev profile,
 #   Kotlin and Swift bindings generated from the library, kotlinc of the
 #   bindings + the Kotlin layer), kotlinc of the test suite, the Kotlin CLI
 #   example end to end, a consumer of the JVM artifact (jar + pom) alone,

@@ -22,9 +22,9 @@ for t in "${targets[@]}"; do
   cargo rustc --release -p tokenrelay-mobile --lib --target "$t" --crate-type staticlib
 done
 
-# The bindgen runs on the host (dev profile, feature `cli`) and reads the
-# metadata of an unstripped library.
-cargo build -p tokenrelay-mobile --features cli --bin uniffi-bindgen
+# The bindgen (the crate uniffi-bindgen/) runs on the host (dev profile)
+# and reads the metadata of an unstripped library.
+cargo build -p tokenrelay-uniffi-bindgen
 bash "$here/generate.sh" "$target/debug/uniffi-bindgen" "$target/aarch64-apple-darwin/release/libtokenrelay_mobile.a"
 
 fat="$here/build/fat"

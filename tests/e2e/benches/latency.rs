@@ -8,9 +8,10 @@
 //! Each figure is measured twice in one run, with the server's
 //! `TCP_NODELAY` off and on, so the table shows what Nagle's algorithm
 //! costs side by side. Figures are printed, never asserted: speed is judged
-//! in `docs/benchmarks.md`, not by a timed test. `--short` (CI) runs fewer
-//! rounds. The server runs on a runtime (and worker thread) of its own, the
-//! client on another, as two processes would.
+//! in `docs/benchmarks.md`, not by a timed test. `--short` runs fewer
+//! rounds (CI runs it so, on the test profile's build: `cargo xtask
+//! test`). The server runs on a runtime (and worker thread) of its own,
+//! the client on another, as two processes would.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -323,8 +324,10 @@ async fn measure(h: &Harness, rounds: usize) -> Figures {
 
 fn main() {
     // `cargo test --all-targets` runs bench binaries without `--bench`:
-    // a debug build timing loopback means nothing, so it only says how to
-    // run it.
+    // the suite takes minutes, so a plain test run only says how to run
+    // it. CI asks for it on purpose (`cargo test --bench latency --
+    // --bench --short`, see xtask): a debug build's figures are only good
+    // for spotting a Nagle delay or a sleep, side by side.
     if !std::env::args().any(|a| a == "--bench") {
         println!("latency: run with `cargo xtask latency` (or `cargo bench -p tokenrelay-e2e --bench latency`)");
         return;
