@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the request-latency histogram buckets.
@@ -14,10 +14,29 @@ const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 /// upstream model answers in tens of milliseconds to seconds.
 const FIRST_TOKEN_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
-/// Notifications held in every context's replay buffer (the `resume`
-/// extension), kept by the buffers themselves as they fill and drain.
-/// Process-wide: one server per process in production.
-pub(crate) static REPLAY_FRAMES: AtomicU64 = AtomicU64::new(0);
+/// Notifications held in a server's replay buffers (the `resume`
+/// extension): a gauge the buffers keep themselves as they fill and drain.
+/// Each server's [`Metrics`] owns one and renders it; its hubs hold clones
+/// (two servers in one process, as in the tests, count apart).
+#[derive(Clone, Default)]
+pub struct ReplayGauge(Arc<AtomicU64>);
+
+impl ReplayGauge {
+    /// `n` notifications entered a buffer.
+    pub(crate) fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `n` notifications left a buffer (evicted, or the buffer dropped).
+    pub(crate) fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Notifications held now.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 #[derive(Default)]
 struct Histogram {
@@ -102,9 +121,14 @@ pub struct Metrics {
     engine_errors: Mutex<BTreeMap<&'static str, u64>>,
     request_refusals: Mutex<BTreeMap<&'static str, u64>>,
     first_token: Mutex<Histogram>,
+    replay_frames: ReplayGauge,
 }
 
 impl Metrics {
+    /// The gauge of this server's replay buffers, for its hubs to keep.
+    pub fn replay_gauge(&self) -> ReplayGauge {
+        self.replay_frames.clone()
+    }
     /// A socket opened.
     pub fn connection_opened(&self) {
         self.connections_open.fetch_add(1, Ordering::Relaxed);
@@ -316,7 +340,7 @@ impl Metrics {
             "tokenrelay_replay_buffer_notifications",
             "Notifications held in the replay buffers of every context (resume).",
             "gauge",
-            REPLAY_FRAMES.load(Ordering::Relaxed),
+            self.replay_frames.get(),
         );
         out
     }

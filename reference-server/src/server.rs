@@ -141,10 +141,12 @@ impl ServerBuilder {
         let config = self.config;
         let dummy_password_hash = crate::password::dummy_hash(config.password_hashing);
         let limits = &config.limits;
+        let metrics = Metrics::default();
         let hubs = Hubs::new(
             config.replay_max_notifications,
             config.replay_max_age,
             config.base_protocol,
+            metrics.replay_gauge(),
         );
         let hubs = match &config.hub {
             None => hubs,
@@ -169,7 +171,7 @@ impl ServerBuilder {
             engine: self
                 .engine
                 .unwrap_or_else(|| Arc::new(ScriptedEngine::default())),
-            metrics: Metrics::default(),
+            metrics,
             rate_limiter: RateLimiter::new(
                 config.rate_limit_requests,
                 config.rate_limit_window,

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 
 use super::replay::ReplayBuffer;
 use super::shared::{ArrivalOrder, Hub, Turn};
+use crate::metrics::ReplayGauge;
 
 /// What the hub sends to an attached socket.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +130,7 @@ impl LocalHub {
         last_seq: u64,
         replay_len: usize,
         replay_age: Duration,
+        replay_gauge: ReplayGauge,
     ) -> Self {
         LocalHub {
             context_id,
@@ -136,7 +138,7 @@ impl LocalHub {
             inner: Mutex::new(Inner {
                 keys: std::collections::VecDeque::new(),
                 next_seq: last_seq + 1,
-                replay: ReplayBuffer::new(replay_len, replay_age),
+                replay: ReplayBuffer::new(replay_len, replay_age, replay_gauge),
                 subscribers: Vec::new(),
                 next_subscriber: 0,
                 running: None,
@@ -434,6 +436,7 @@ mod tests {
             last_seq,
             100,
             Duration::from_secs(60),
+            ReplayGauge::default(),
         )
     }
 

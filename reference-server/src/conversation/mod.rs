@@ -20,6 +20,7 @@ pub use generation::{invoke, invoke_as, Invocation, Outcome};
 pub use hub::{Fault, LocalHub, Outbound, Subscription};
 pub use shared::{ArrivalOrder, Hub, Place, Turn};
 
+use crate::metrics::ReplayGauge;
 use crate::store::ContextRecord;
 
 /// Every live hub, by context id.
@@ -28,6 +29,8 @@ pub struct Hubs {
     replay_len: usize,
     replay_age: Duration,
     base_protocol: bool,
+    /// The server's count of notifications its local hubs buffer.
+    replay_gauge: ReplayGauge,
     /// `Some`: hubs live in Redis (`--hub`), shared with other instances.
     redis: Option<Arc<redis::RedisBackend>>,
 }
@@ -35,13 +38,22 @@ pub struct Hubs {
 impl Hubs {
     /// An empty registry whose hubs keep `replay_len` notifications for
     /// `replay_age`, and frame them as the base protocol does when
-    /// `base_protocol` (see [`Hub::publish`]).
-    pub fn new(replay_len: usize, replay_age: Duration, base_protocol: bool) -> Self {
+    /// `base_protocol` (see [`Hub::publish`]), counting what those buffers
+    /// hold in `replay_gauge` (the server's [`Metrics::replay_gauge`]).
+    ///
+    /// [`Metrics::replay_gauge`]: crate::metrics::Metrics::replay_gauge
+    pub fn new(
+        replay_len: usize,
+        replay_age: Duration,
+        base_protocol: bool,
+        replay_gauge: ReplayGauge,
+    ) -> Self {
         Hubs {
             map: Mutex::new(HashMap::new()),
             replay_len,
             replay_age,
             base_protocol,
+            replay_gauge,
             redis: None,
         }
     }
@@ -71,6 +83,7 @@ impl Hubs {
                     context.last_seq,
                     self.replay_len,
                     self.replay_age,
+                    self.replay_gauge.clone(),
                 );
                 hub.base_protocol = self.base_protocol;
                 Arc::new(hub) as Arc<dyn Hub>

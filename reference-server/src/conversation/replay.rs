@@ -3,10 +3,9 @@
 //! frames ready to resend.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::metrics::REPLAY_FRAMES;
+use crate::metrics::ReplayGauge;
 
 use axum::extract::ws::Utf8Bytes;
 
@@ -18,7 +17,7 @@ struct Entry {
 
 impl Drop for ReplayBuffer {
     fn drop(&mut self) {
-        REPLAY_FRAMES.fetch_sub(self.entries.len() as u64, Ordering::Relaxed);
+        self.gauge.sub(self.entries.len() as u64);
     }
 }
 
@@ -28,15 +27,19 @@ pub struct ReplayBuffer {
     entries: VecDeque<Entry>,
     max_len: usize,
     max_age: Duration,
+    /// The server's count of buffered notifications (`/metrics`).
+    gauge: ReplayGauge,
 }
 
 impl ReplayBuffer {
-    /// A buffer keeping at most `max_len` frames, none older than `max_age`.
-    pub fn new(max_len: usize, max_age: Duration) -> Self {
+    /// A buffer keeping at most `max_len` frames, none older than `max_age`,
+    /// counting what it holds in `gauge`.
+    pub fn new(max_len: usize, max_age: Duration, gauge: ReplayGauge) -> Self {
         ReplayBuffer {
             entries: VecDeque::new(),
             max_len: max_len.max(1),
             max_age,
+            gauge,
         }
     }
 
@@ -47,10 +50,10 @@ impl ReplayBuffer {
             at: now,
             frame,
         });
-        REPLAY_FRAMES.fetch_add(1, Ordering::Relaxed);
+        self.gauge.add(1);
         while self.entries.len() > self.max_len {
             self.entries.pop_front();
-            REPLAY_FRAMES.fetch_sub(1, Ordering::Relaxed);
+            self.gauge.sub(1);
         }
         self.evict_old(now);
     }
@@ -60,7 +63,7 @@ impl ReplayBuffer {
         while let Some(front) = self.entries.front() {
             if now.duration_since(front.at) > self.max_age {
                 self.entries.pop_front();
-                REPLAY_FRAMES.fetch_sub(1, Ordering::Relaxed);
+                self.gauge.sub(1);
             } else {
                 break;
             }
@@ -102,7 +105,7 @@ mod tests {
     use super::*;
 
     fn filled(n: u64, max_len: usize) -> ReplayBuffer {
-        let mut b = ReplayBuffer::new(max_len, Duration::from_secs(60));
+        let mut b = ReplayBuffer::new(max_len, Duration::from_secs(60), ReplayGauge::default());
         let now = Instant::now();
         for seq in 1..=n {
             b.push(seq, Utf8Bytes::from(seq.to_string()), now);
@@ -130,5 +133,29 @@ mod tests {
         assert!(b.since(6, 11).is_none());
         assert_eq!(b.since(7, 11).unwrap().len(), 3);
         assert!(b.since(20, 11).is_none());
+    }
+
+    #[test]
+    fn the_gauge_counts_what_the_buffers_hold() {
+        let gauge = ReplayGauge::default();
+        let now = Instant::now();
+        let mut a = ReplayBuffer::new(3, Duration::from_secs(60), gauge.clone());
+        let mut b = ReplayBuffer::new(10, Duration::from_millis(10), gauge.clone());
+        for seq in 1..=5 {
+            a.push(seq, Utf8Bytes::from(seq.to_string()), now);
+        }
+        // Trimmed by count: 3 of the 5 stay.
+        assert_eq!(gauge.get(), 3);
+        b.push(1, Utf8Bytes::from("1"), now);
+        b.push(2, Utf8Bytes::from("2"), now);
+        assert_eq!(gauge.get(), 5);
+        // Aged out: b's two go.
+        b.evict_old(now + Duration::from_secs(1));
+        assert_eq!(gauge.get(), 3);
+        b.push(3, Utf8Bytes::from("3"), now + Duration::from_secs(1));
+        drop(a);
+        assert_eq!(gauge.get(), 1);
+        drop(b);
+        assert_eq!(gauge.get(), 0);
     }
 }
