@@ -99,26 +99,15 @@ export class Server {
   }
 
   async rest(method, path, body, key = this.orgKey) {
-    const send = () => fetch(this.http + path, {
-      method,
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
     let r;
     try {
-      r = await send();
+      r = await fetch(this.http + path, {
+        method,
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
     } catch (e) {
-      // A build run with execFileSync blocks the event loop for seconds:
-      // the server closes the idle keep-alive connection meanwhile (its
-      // header timeout), but fetch has not yet seen the close when the
-      // next request picks that connection, which then fails before any
-      // answer ("fetch failed", cause "other side closed"). Once more,
-      // on a fresh connection; anything else is the test's failure.
-      const code = e?.cause?.code;
-      if (code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET' && code !== 'EPIPE') {
-        throw new Error(`${method} ${path}: ${e.message} (${e?.cause?.message ?? 'no cause'})`, { cause: e });
-      }
-      r = await send();
+      throw new Error(`${method} ${path}: ${e.message} (${e?.cause?.message ?? 'no cause'})`, { cause: e });
     }
     const json = await r.json().catch(() => null);
     if (!r.ok) {

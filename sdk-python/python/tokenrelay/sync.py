@@ -55,6 +55,26 @@ from .providers import TokenProvider
 __all__ = ["Client", "Connection", "TokenStream"]
 
 T = TypeVar("T")
+_C = TypeVar("_C", bound="_Closing")
+
+
+class _Closing:
+    """``with`` support for the classes below: ``__exit__`` calls
+    ``close()`` and ``__enter__`` gives back the object itself."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
 
 
 class _Loop:
@@ -105,7 +125,7 @@ class _Loop:
             raise
 
 
-class Client:
+class Client(_Closing):
     """Opens blocking :class:`Connection` s. Takes the arguments of
     :class:`tokenrelay.Client` (a token provider may be a plain function,
     called on a worker thread, or an ``async`` one, run on the background
@@ -167,22 +187,12 @@ class Client:
         for conn in list(self._open):
             conn.close()
 
-    def __enter__(self) -> "Client":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"tokenrelay.sync.Client({self.ws_url!r})"
 
 
-class TokenStream:
+class TokenStream(_Closing):
     """The tokens of one reply, from :meth:`Connection.stream`: a plain
     iterator of ``str``. Once it is exhausted, :attr:`response` is the whole
     reply. Breaking out early leaves the reply running (it still completes
@@ -228,22 +238,12 @@ class TokenStream:
         """Stops iterating (the reply itself goes on)."""
         self._tokens.close()
 
-    def __enter__(self) -> "TokenStream":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"tokenrelay.sync.TokenStream({self._text!r})"
 
 
-class Connection:
+class Connection(_Closing):
     """A blocking connection to one context: the methods of
     :class:`tokenrelay.Connection` without ``await``, ``for event in conn``
     for its events, and ``with`` to close it.
@@ -352,16 +352,6 @@ class Connection:
         """Closes the connection and waits until its task has finished."""
         _Loop.run(self._async.close())
 
-    def __enter__(self) -> "Connection":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"tokenrelay.sync.Connection(context_id={self.context_id!r}, state={self.state.state!r})"

