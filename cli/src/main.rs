@@ -10,6 +10,7 @@ mod admin;
 mod args;
 mod config;
 mod output;
+mod progress;
 mod stream;
 
 use std::process::ExitCode;
@@ -18,6 +19,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::args::{Cli, Command};
 use crate::config::Settings;
+use crate::progress::Progress;
 use crate::stream::Outcome;
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Incomplete) => ExitCode::from(3),
         Err(e) => {
+            progress::erase();
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
@@ -59,17 +62,45 @@ async fn run(cli: Cli) -> Result<Outcome, tokenrelay::Error> {
     }
     let settings = Settings::resolve(&cli.global)?;
     let json = cli.global.json;
+    // A REST command prints once its answer is in: until then (a slow
+    // server, retries after 429 or 5xx) the progress line says it waits.
+    let mut progress = Progress::for_stderr(json);
+    let server = "waiting for the server";
     match cli.command {
-        Command::Agents(command) => admin::agents(&settings, json, command).await?,
-        Command::Contexts(command) => admin::contexts(&settings, json, command).await?,
-        Command::Keys(command) => admin::keys(&settings, json, command).await?,
-        Command::Users(command) => admin::users(&settings, json, command).await?,
-        Command::StreamToken { ttl } => admin::stream_token(&settings, json, ttl).await?,
-        Command::Chat { context } => return stream::chat(&settings, json, &context).await,
-        Command::Send { context, message } => {
-            return stream::send(&settings, json, &context, message).await
+        Command::Agents(command) => {
+            progress
+                .during(server, admin::agents(&settings, json, command))
+                .await?
         }
-        Command::Tail { context } => return stream::tail(&settings, json, &context).await,
+        Command::Contexts(command) => {
+            progress
+                .during(server, admin::contexts(&settings, json, command))
+                .await?
+        }
+        Command::Keys(command) => {
+            progress
+                .during(server, admin::keys(&settings, json, command))
+                .await?
+        }
+        Command::Users(command) => {
+            progress
+                .during(server, admin::users(&settings, json, command))
+                .await?
+        }
+        Command::StreamToken { ttl } => {
+            progress
+                .during(server, admin::stream_token(&settings, json, ttl))
+                .await?
+        }
+        Command::Chat { context } => {
+            return stream::chat(&settings, json, &mut progress, &context).await
+        }
+        Command::Send { context, message } => {
+            return stream::send(&settings, json, &mut progress, &context, message).await
+        }
+        Command::Tail { context } => {
+            return stream::tail(&settings, json, &mut progress, &context).await
+        }
         Command::Completions { .. } => {} // printed above
     }
     Ok(Outcome::Done)

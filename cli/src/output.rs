@@ -11,12 +11,14 @@ use tokenrelay::{Event, Response};
 /// Prints `value` as pretty JSON (scripts) or through `human` (people).
 pub(crate) fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
     if json {
+        crate::progress::erase();
         match serde_json::to_string_pretty(value) {
             Ok(text) => println!("{text}"),
             Err(e) => eprintln!("error: cannot print the answer as JSON: {e}"),
         }
     } else {
         let text = human(value);
+        crate::progress::erase();
         if !text.is_empty() {
             println!("{text}");
         }
@@ -124,6 +126,7 @@ pub(crate) fn response_json(response: &Response) -> Value {
 /// Writes `text` to stdout now (a token must show as it arrives, not when
 /// a line is complete).
 pub(crate) fn flush_out(text: &str) {
+    crate::progress::erase();
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
@@ -133,6 +136,7 @@ pub(crate) fn flush_out(text: &str) {
 /// tool calls, notes. Kept off stdout so that `tokenrelay send … > file`
 /// holds only the reply.
 pub(crate) fn status(text: &str) {
+    crate::progress::erase();
     eprintln!("{text}");
 }
 

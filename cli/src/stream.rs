@@ -8,6 +8,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::config::Settings;
 use crate::output::{event_json, flush_out, status};
+use crate::progress::Progress;
 
 /// How long a client key minted for the CLI's own socket lives: the
 /// socket stays attached past it, and a reconnect mints another.
@@ -109,16 +110,29 @@ struct Turn {
     reply: Option<ResponseId>,
     /// `stop` was asked for this reply.
     stopping: bool,
+    /// The reply has shown something (a token, a tool call).
+    shown: bool,
 }
 
 impl Turn {
     fn busy(&self) -> bool {
         self.sent.is_some() || self.reply.is_some()
     }
+
+    /// Sent, and nothing of the reply on screen yet: the wait the
+    /// progress line is for (a model thinking, a queue, a tool).
+    fn quiet(&self) -> bool {
+        self.busy() && !self.shown
+    }
 }
 
 /// `tokenrelay chat <context>`: lines from stdin, replies as they stream.
-pub(crate) async fn chat(settings: &Settings, json: bool, context: &str) -> Result<Outcome, Error> {
+pub(crate) async fn chat(
+    settings: &Settings,
+    json: bool,
+    progress: &mut Progress,
+    context: &str,
+) -> Result<Outcome, Error> {
     let stdin = BufReader::new(tokio::io::stdin()).lines();
     if !json {
         status(&format!(
@@ -126,34 +140,53 @@ pub(crate) async fn chat(settings: &Settings, json: bool, context: &str) -> Resu
              Ctrl-C again or Ctrl-D exits)"
         ));
     }
-    run(settings, json, context, Input::Lines(stdin), true).await
+    run(settings, json, progress, context, Input::Lines(stdin), true).await
 }
 
 /// `tokenrelay send <context> <message>`: one reply, then exit.
 pub(crate) async fn send(
     settings: &Settings,
     json: bool,
+    progress: &mut Progress,
     context: &str,
     message: String,
 ) -> Result<Outcome, Error> {
-    run(settings, json, context, Input::One(Some(message)), false).await
+    run(
+        settings,
+        json,
+        progress,
+        context,
+        Input::One(Some(message)),
+        false,
+    )
+    .await
 }
 
 /// `tokenrelay tail <context>`: every event until Ctrl-C.
-pub(crate) async fn tail(settings: &Settings, json: bool, context: &str) -> Result<Outcome, Error> {
-    run(settings, json, context, Input::None, true).await
+pub(crate) async fn tail(
+    settings: &Settings,
+    json: bool,
+    progress: &mut Progress,
+    context: &str,
+) -> Result<Outcome, Error> {
+    run(settings, json, progress, context, Input::None, true).await
 }
 
 async fn run(
     settings: &Settings,
     json: bool,
+    progress: &mut Progress,
     context: &str,
     mut input: Input,
     interactive: bool,
 ) -> Result<Outcome, Error> {
     let mut interrupts = Interrupts::new()?;
-    let client = client(settings).await?;
-    let mut conn = client.connect(context).await?;
+    let mut conn = progress
+        .during("connecting", async {
+            let client = client(settings).await?;
+            client.connect(context).await
+        })
+        .await?;
     let mut turn = Turn::default();
     let mut input_open = true;
     let mut outcome = Outcome::Done;
@@ -166,9 +199,13 @@ async fn run(
             // A new message only once the last reply is over, so replies
             // do not interleave on the screen.
             message = input.next(), if input_open && !turn.busy() => match message {
-                Some(text) => turn.sent = Some(conn.send_message(text).await?),
+                Some(text) => {
+                    turn.sent = Some(conn.send_message(text).await?);
+                    progress.start("waiting for the reply");
+                }
                 None => input_open = false,
             },
+            () = progress.tick() => {}
             event = conn.next_event() => {
                 let Some(event) = event else { break };
                 if json {
@@ -182,9 +219,18 @@ async fn run(
                         }
                     }
                     Step::Failed(cause) => {
+                        progress.stop();
                         conn.close().await;
                         return Err(cause);
                     }
+                }
+                // The line stays through the events that show nothing of
+                // the reply (started, a reconnect), and goes with the first
+                // that does.
+                if turn.quiet() {
+                    progress.start("waiting for the reply");
+                } else {
+                    progress.stop();
                 }
             }
             _ = interrupts.next() => {
@@ -203,6 +249,7 @@ async fn run(
             }
         }
     }
+    progress.stop();
     conn.close().await;
     Ok(outcome)
 }
@@ -270,8 +317,14 @@ fn on_event(event: &Event, turn: &mut Turn, json: bool, attached_before: &mut bo
             turn.reply = Some(response_id.clone());
             turn.stopping = false;
         }
-        Event::Token { token, .. } if !json => flush_out(token),
+        Event::Token { token, .. } => {
+            turn.shown = true;
+            if !json {
+                flush_out(token);
+            }
+        }
         Event::ToolCall { call, .. } => {
+            turn.shown = true;
             say(&format!(
                 "\n  [tool {}({})]",
                 call.tool_name, call.tool_input
@@ -284,6 +337,7 @@ fn on_event(event: &Event, turn: &mut Turn, json: bool, attached_before: &mut bo
             ));
         }
         Event::ClientSideToolCalls { tool_calls, .. } => {
+            turn.shown = true;
             let names: Vec<&str> = tool_calls
                 .iter()
                 .filter_map(|c| c["tool_name"].as_str())

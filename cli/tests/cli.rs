@@ -448,6 +448,12 @@ async fn chat_in_a_terminal_streams_survives_a_drop_and_stops_on_ctrl_c() {
     t.type_keys("[tokens=5] hello\n").await;
     t.expect("t0 t1 t2 t3 t4").await;
 
+    // A reply slow to start: the progress line counts the wait, and is
+    // erased just before the first token is written.
+    t.type_keys("[tokens=2 pace_ms=1300] slow to start\n").await;
+    t.expect(" waiting for the reply… 1 s").await;
+    t.expect("\r\x1b[2Kt0 t1").await;
+
     // The socket dies mid-reply: the status line says so, and the reply
     // carries on where it was cut, every token once.
     t.type_keys("[tokens=60 pace_ms=10] go on\n").await;
