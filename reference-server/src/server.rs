@@ -32,7 +32,7 @@ use crate::auth::mint_api_key;
 use crate::config::Config;
 use crate::conversation::redis::{RedisBackend, RedisHubConfig};
 use crate::conversation::Hubs;
-use crate::engine::{Engine, ScriptedEngine};
+use crate::engine::{Engine, ScriptedEngine, WebhookTools};
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
@@ -163,13 +163,31 @@ impl ServerBuilder {
                 hubs.with_redis(backend)
             }
         };
+        if let Some(secret) = &config.webhooks.secret {
+            if secret.len() < crate::engine::webhook::MIN_SECRET_BYTES {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "the webhook secret must be at least {} bytes \
+                         (e.g. `openssl rand -base64 48`)",
+                        crate::engine::webhook::MIN_SECRET_BYTES
+                    ),
+                ));
+            }
+        }
+        let metrics = Metrics::default();
+        let webhooks = Arc::new(WebhookTools::new(
+            config.webhooks.clone(),
+            metrics.webhook_counter(),
+        ));
         let state = Arc::new(ServerState {
             jwt,
             store,
             engine: self
                 .engine
                 .unwrap_or_else(|| Arc::new(ScriptedEngine::default())),
-            metrics: Metrics::default(),
+            metrics,
+            webhooks,
             rate_limiter: RateLimiter::new(
                 config.rate_limit_requests,
                 config.rate_limit_window,
