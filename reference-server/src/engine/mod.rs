@@ -270,4 +270,22 @@ mod tests {
         }
         assert_eq!(split_words("hi there you"), vec!["hi ", "there ", "you"]);
     }
+
+    #[test]
+    fn error_kinds_keep_their_metric_labels() {
+        for (e, label) in [
+            (EngineError::timeout("t"), "timeout"),
+            (EngineError::unreachable("u"), "unreachable"),
+            (EngineError::upstream("x"), "upstream"),
+            (EngineError::prompt_too_large("p"), "prompt_too_large"),
+            (EngineError::scripted("s"), "scripted"),
+            (EngineError::other("upstream timeout"), "other"),
+        ] {
+            assert_eq!(e.kind().as_str(), label);
+        }
+        // The kind is what the error was made as, whatever its words say.
+        let e = EngineError::new(EngineErrorKind::Upstream, "scripted failure");
+        assert_eq!(e.kind(), EngineErrorKind::Upstream);
+        assert_eq!(e.message(), "scripted failure");
+    }
 }

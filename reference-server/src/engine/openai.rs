@@ -507,3 +507,31 @@ impl RoundModel for OpenAiRounds<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Trigger;
+    use tokenrelay::wire::Agent;
+
+    #[test]
+    fn webhook_urls_and_client_side_markers_never_go_upstream() {
+        let mut agent = Agent::default();
+        agent.tools = vec![
+            json!({"name": "a", "webhook": "https://internal.example/a"}),
+            json!({"type": "function", "function": {"name": "b"}, "webhook": "https://internal.example/b", "client_side": false}),
+        ];
+        let request = GenerateRequest {
+            agent,
+            history: Vec::new(),
+            trigger: Trigger::SpeakFirst,
+            response_id: "r".into(),
+            context_id: "c".into(),
+            webhooks: None,
+        };
+        let tools = Value::Array(OpenAiEngine::tools(&request)).to_string();
+        assert!(!tools.contains("internal.example"), "{tools}");
+        assert!(!tools.contains("client_side"), "{tools}");
+        assert!(tools.contains("\"name\":\"a\"") && tools.contains("\"name\":\"b\""));
+    }
+}
