@@ -1048,6 +1048,45 @@ mod tests {
         assert_eq!(check("hooks.example.com/t"), Err(WebhookError::InvalidUrl));
     }
 
+    #[tokio::test]
+    async fn non_public_addresses_are_refused_in_every_spelling() {
+        let tools = WebhookTools::new(WebhookConfig::default(), WebhookCounter::default());
+        for url in [
+            "http://127.0.0.1/",
+            // WHATWG URL parsing turns these into 127.0.0.1 before the
+            // check sees them.
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://[::ffff:7f00:1]/",
+            "http://[::1]/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fd00::1]/",
+            // A name is judged by what it resolves to.
+            "http://localhost/",
+        ] {
+            let url = Url::parse(url).unwrap();
+            assert!(
+                matches!(
+                    tools.resolve(&url).await,
+                    Err(WebhookError::AddressNotAllowed(_))
+                ),
+                "{url}"
+            );
+        }
+        let open = WebhookTools::new(
+            WebhookConfig {
+                allow_private: true,
+                ..WebhookConfig::default()
+            },
+            WebhookCounter::default(),
+        );
+        let pinned = open
+            .resolve(&Url::parse("http://2130706433:9/").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(pinned, vec!["127.0.0.1:9".parse().unwrap()]);
+    }
+
     #[test]
     fn answers() {
         assert_eq!(output_of(br#"{"output": "42"}"#), Ok("42".into()));
