@@ -94,6 +94,9 @@ pub struct Config {
     /// Limits on what a caller can make the server spend. Every one has a
     /// flag; `docs/security.md` lists them with the attack each one stops.
     pub limits: Limits,
+    /// Server tools as signed webhooks: the secret, the outbound
+    /// allowlist and the bounds of each call (flags `--webhook-*`).
+    pub webhooks: crate::engine::WebhookConfig,
 }
 
 /// Bounds on every resource a stranger can make the server spend. The
@@ -266,6 +269,7 @@ impl Default for Config {
             base_protocol: false,
             tcp_nodelay: true,
             limits: Limits::default(),
+            webhooks: crate::engine::WebhookConfig::default(),
         }
     }
 }

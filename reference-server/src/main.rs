@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use tokenrelay_server::engine::webhook::HostPattern;
+use tokenrelay_server::engine::{WebhookConfig, WebhookSecret};
 use tokenrelay_server::{
     Config, Limits, OpenAiConfig, OpenAiEngine, RoundsConfig, ScriptedEngine, Server,
     ServerBuilder, StoreConfig,
@@ -160,6 +162,8 @@ struct Cli {
     client_ip_header: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    webhooks: WebhookArgs,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "TOKENRELAY_LOG_JSON", global = true)]
     log_json: bool,
@@ -366,6 +370,67 @@ struct LimitArgs {
     allow_insecure_origins: bool,
 }
 
+/// Server tools as signed webhooks (README, "Webhook tools";
+/// docs/security.md, "Webhook tools").
+#[derive(clap::Args, Debug)]
+struct WebhookArgs {
+    /// Secret webhook calls are signed with (HMAC-SHA256), at least 32
+    /// bytes. Without it, webhook tools answer an error.
+    #[arg(
+        long,
+        env = "TOKENRELAY_WEBHOOK_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    webhook_secret: Option<String>,
+    /// A host webhook calls may go to: `host`, `host:port`, `*.domain`,
+    /// `[ipv6]:port` (repeat the flag; comma-separated in the env var).
+    /// None given: no webhook call is made.
+    #[arg(
+        long = "webhook-allow",
+        env = "TOKENRELAY_WEBHOOK_ALLOW",
+        value_delimiter = ',',
+        global = true
+    )]
+    webhook_allow: Vec<HostPattern>,
+    /// Let webhook calls reach loopback, private, link-local and other
+    /// non-public addresses (off: only public ones).
+    #[arg(long, env = "TOKENRELAY_WEBHOOK_ALLOW_PRIVATE", global = true)]
+    webhook_allow_private: bool,
+    /// Let webhook URLs use plain http (off: https only).
+    #[arg(long, env = "TOKENRELAY_WEBHOOK_ALLOW_HTTP", global = true)]
+    webhook_allow_http: bool,
+    /// Seconds one webhook call may take, all included.
+    #[arg(
+        long,
+        env = "TOKENRELAY_WEBHOOK_TIMEOUT_SECS",
+        default_value_t = tokenrelay_server::engine::webhook::DEFAULT_TIMEOUT_SECS,
+        global = true
+    )]
+    webhook_timeout_secs: u64,
+    /// Largest webhook answer read, bytes.
+    #[arg(
+        long,
+        env = "TOKENRELAY_WEBHOOK_MAX_RESPONSE_BYTES",
+        default_value_t = tokenrelay_server::engine::webhook::DEFAULT_MAX_RESPONSE_BYTES,
+        global = true
+    )]
+    webhook_max_response_bytes: usize,
+}
+
+impl WebhookArgs {
+    fn config(&self) -> WebhookConfig {
+        WebhookConfig {
+            secret: self.webhook_secret.clone().map(WebhookSecret::new),
+            allow: self.webhook_allow.clone(),
+            allow_private: self.webhook_allow_private,
+            allow_http: self.webhook_allow_http,
+            timeout: Duration::from_secs(self.webhook_timeout_secs.max(1)),
+            max_response_bytes: self.webhook_max_response_bytes,
+        }
+    }
+}
+
 impl LimitArgs {
     fn limits(&self) -> Limits {
         let secs = Duration::from_secs;
@@ -456,6 +521,7 @@ fn builder(cli: &Cli) -> ServerBuilder {
         base_protocol: cli.base_protocol,
         hub: cli.hub.clone(),
         hub_lease: Duration::from_millis(cli.hub_lease_ms.max(30)),
+        webhooks: cli.webhooks.config(),
         ..Config::default()
     };
     let upstream = (

@@ -122,6 +122,7 @@ pub struct Metrics {
     request_refusals: Mutex<BTreeMap<&'static str, u64>>,
     first_token: Mutex<Histogram>,
     replay_frames: ReplayGauge,
+    webhook_calls: crate::engine::webhook::WebhookCounter,
 }
 
 impl Metrics {
@@ -189,6 +190,14 @@ impl Metrics {
     pub fn first_token(&self, took: Duration) {
         let mut h = self.first_token.lock().unwrap_or_else(|p| p.into_inner());
         h.observe(&FIRST_TOKEN_BUCKETS, took.as_secs_f64());
+    }
+    /// The counter webhook tool calls count into, by outcome.
+    pub fn webhook_counter(&self) -> crate::engine::webhook::WebhookCounter {
+        self.webhook_calls.clone()
+    }
+    /// Webhook tool calls so far with `outcome` (tests and tools).
+    pub fn webhook_calls(&self, outcome: &str) -> u64 {
+        self.webhook_calls.get(outcome)
     }
     /// How often `limit` refused something (tests and tools).
     pub fn refusals(&self, limit: &str) -> u64 {
@@ -322,6 +331,16 @@ impl Metrics {
             "code",
             &self.request_refusals,
         );
+        let _ = writeln!(
+            out,
+            "# HELP tokenrelay_webhook_calls_total Webhook tool calls, by outcome (ok, refused, timeout, unreachable, http_error, too_large, bad_answer, tool_error, not_configured).\n# TYPE tokenrelay_webhook_calls_total counter"
+        );
+        for (outcome, n) in self.webhook_calls.snapshot() {
+            let _ = writeln!(
+                out,
+                "tokenrelay_webhook_calls_total{{outcome=\"{outcome}\"}} {n}"
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP tokenrelay_time_to_first_token_seconds Time from a reply's engine start to its first token.\n# TYPE tokenrelay_time_to_first_token_seconds histogram"

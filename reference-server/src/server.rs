@@ -32,7 +32,7 @@ use crate::auth::mint_api_key;
 use crate::config::Config;
 use crate::conversation::redis::{RedisBackend, RedisHubConfig};
 use crate::conversation::Hubs;
-use crate::engine::{Engine, ScriptedEngine};
+use crate::engine::{Engine, ScriptedEngine, WebhookTools};
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
@@ -165,6 +165,22 @@ impl ServerBuilder {
                 hubs.with_redis(backend)
             }
         };
+        if let Some(secret) = &config.webhooks.secret {
+            if secret.len() < crate::engine::webhook::MIN_SECRET_BYTES {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "the webhook secret must be at least {} bytes \
+                         (e.g. `openssl rand -base64 48`)",
+                        crate::engine::webhook::MIN_SECRET_BYTES
+                    ),
+                ));
+            }
+        }
+        let webhooks = Arc::new(WebhookTools::new(
+            config.webhooks.clone(),
+            metrics.webhook_counter(),
+        ));
         let state = Arc::new(ServerState {
             jwt,
             store,
@@ -172,6 +188,7 @@ impl ServerBuilder {
                 .engine
                 .unwrap_or_else(|| Arc::new(ScriptedEngine::default())),
             metrics,
+            webhooks,
             rate_limiter: RateLimiter::new(
                 config.rate_limit_requests,
                 config.rate_limit_window,

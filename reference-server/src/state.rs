@@ -10,7 +10,7 @@ use crate::auth::Revoked;
 
 use crate::config::Config;
 use crate::conversation::Hubs;
-use crate::engine::Engine;
+use crate::engine::{Engine, WebhookTools};
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
@@ -26,6 +26,8 @@ pub struct ServerState {
     pub jwt: JwtKeys,
     /// The agent engine.
     pub engine: Arc<dyn Engine>,
+    /// Runs server tools whose definition names a webhook.
+    pub webhooks: Arc<WebhookTools>,
     /// `/metrics` counters.
     pub metrics: Metrics,
     /// Token and key route limits.

@@ -6,8 +6,9 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::{spawn, Ws};
+use common::{spawn_with, test_builder, Ws};
 use serde_json::json;
+use tokenrelay_server::engine::{WebhookConfig, WebhookSecret};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -33,8 +34,33 @@ async fn no_credential_reaches_the_logs() {
         .with_writer(move || writer.clone())
         .init();
 
-    let t = spawn().await;
+    let webhook_secret = "the webhook secret, 32 bytes or more";
+    let t = spawn_with(test_builder().configure(|c| {
+        c.webhooks = WebhookConfig {
+            secret: Some(WebhookSecret::new(webhook_secret)),
+            allow: vec!["127.0.0.1:1".parse().unwrap()],
+            allow_private: true,
+            allow_http: true,
+            ..WebhookConfig::default()
+        };
+    }))
+    .await;
     let (agent, ctx) = t.agent_and_context().await;
+    // A webhook tool that fails (nothing listens on port 1): its failure
+    // is logged with the host, never the secret nor the URL's query.
+    let hook_token = "token-in-the-webhook-query";
+    let hooked = t
+        .agent(json!({"tools": [{"name": "hook", "webhook": format!("http://127.0.0.1:1/x?t={hook_token}")}]}))
+        .await;
+    let hooked_ctx = t.context(&hooked).await;
+    let (_, chat) = t
+        .post(
+            "/chat",
+            &t.org_key,
+            json!({"context_id": hooked_ctx, "message": "[tool=hook]"}),
+        )
+        .await;
+    assert_eq!(chat["success"], true, "{chat}");
     let client_key = t.client_key(Some(&ctx), None).await;
     let mut ws = Ws::open(&t.ws_url()).await;
     ws.connect(&ctx, Some(&client_key), None).await;
@@ -83,6 +109,10 @@ async fn no_credential_reaches_the_logs() {
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("connected to context"), "logs were captured");
+    assert!(
+        logs.contains("webhook tool failed"),
+        "the webhook failure was logged"
+    );
     for (what, secret) in [
         ("org key", t.org_key.as_str()),
         ("client key", client_key.as_str()),
@@ -92,6 +122,8 @@ async fn no_credential_reaches_the_logs() {
         ("publishable key", pk.as_str()),
         ("password", password),
         ("bad credential", "garbage-credential"),
+        ("webhook secret", webhook_secret),
+        ("webhook URL query", hook_token),
     ] {
         assert!(!logs.contains(secret), "the {what} appears in the logs");
     }

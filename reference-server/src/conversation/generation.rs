@@ -303,6 +303,8 @@ async fn run(
         history: history.clone(),
         trigger,
         response_id: response_id.clone(),
+        context_id: hub.context_id().to_owned(),
+        webhooks: Some(state.webhooks.clone()),
     };
     let mut task = tokio::spawn(async move {
         match filled {
@@ -313,8 +315,8 @@ async fn run(
             }
             // The agent's prompt was changed after the context was created
             // and no longer fits with its arguments: nothing is generated.
-            Err(PromptTooLarge) => Err(crate::engine::EngineError(
-                "the filled prompt exceeds max_prompt_bytes".into(),
+            Err(PromptTooLarge) => Err(crate::engine::EngineError::prompt_too_large(
+                "the filled prompt exceeds max_prompt_bytes",
             )),
         }
     });
@@ -386,7 +388,7 @@ async fn run(
                     Ok(Ok(())) => ended.unwrap_or(StopReason::Complete),
                     Ok(Err(e)) => {
                         tracing::warn!(context_id = %hub.context_id(), response_id = %rid, error = %e, "engine failed");
-                        state.metrics.engine_error(e.kind());
+                        state.metrics.engine_error(e.kind().as_str());
                         StopReason::Error
                     }
                     Err(_) => {

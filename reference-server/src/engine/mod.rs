@@ -12,6 +12,7 @@
 pub mod openai;
 pub mod rounds;
 pub mod scripted;
+pub mod webhook;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -21,6 +22,7 @@ use tokio::sync::mpsc;
 pub use openai::{OpenAiConfig, OpenAiEngine};
 pub use rounds::{CannedTools, NoTools, RoundsConfig, ToolCall, ToolRunner};
 pub use scripted::ScriptedEngine;
+pub use webhook::{WebhookConfig, WebhookSecret, WebhookTools};
 
 /// What made the agent respond.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +47,12 @@ pub struct GenerateRequest {
     pub trigger: Trigger,
     /// Id of the response being produced.
     pub response_id: String,
+    /// The context the response belongs to (webhook tools receive it).
+    pub context_id: String,
+    /// The server's webhook tool runtime: a server tool whose definition
+    /// names a `webhook` URL runs there (see [`webhook`]). `None`: such
+    /// tools answer that they are unavailable.
+    pub webhooks: Option<std::sync::Arc<WebhookTools>>,
 }
 
 /// One thing an engine produced, in order.
@@ -79,39 +87,116 @@ pub enum EngineEvent {
     End(StopReason),
 }
 
-/// The engine could not finish the response.
+/// What kind of failure an [`EngineError`] is: set where the error is
+/// made, read by the `tokenrelay_engine_errors_total{kind}` metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EngineErrorKind {
+    /// The upstream took too long (to answer, or between two chunks).
+    Timeout,
+    /// The upstream could not be reached.
+    Unreachable,
+    /// The upstream answered badly (an HTTP error, a broken stream, an
+    /// oversized line or tool call).
+    Upstream,
+    /// The agent's prompt, filled with the context's arguments, exceeds
+    /// `max_prompt_bytes`: nothing was generated.
+    PromptTooLarge,
+    /// The scripted engine's `fail_after` directive.
+    Scripted,
+    /// Anything else: a custom engine's failure, or a response that was
+    /// stopped while the engine still produced.
+    Other,
+}
+
+impl EngineErrorKind {
+    /// The metric label: `timeout`, `unreachable`, `upstream`,
+    /// `prompt_too_large`, `scripted` or `other`. These strings are the
+    /// labels dashboards already query; they do not change.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineErrorKind::Timeout => "timeout",
+            EngineErrorKind::Unreachable => "unreachable",
+            EngineErrorKind::Upstream => "upstream",
+            EngineErrorKind::PromptTooLarge => "prompt_too_large",
+            EngineErrorKind::Scripted => "scripted",
+            EngineErrorKind::Other => "other",
+        }
+    }
+}
+
+/// The engine could not finish the response: a [`EngineErrorKind`] chosen
+/// where the failure happened, and a message for the server's log (never
+/// sent to clients).
+///
+/// ```
+/// use tokenrelay_server::engine::{EngineError, EngineErrorKind};
+/// let e = EngineError::other("my backend is down");
+/// assert_eq!(e.kind(), EngineErrorKind::Other);
+/// assert_eq!(e.to_string(), "my backend is down");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineError(pub String);
+pub struct EngineError {
+    kind: EngineErrorKind,
+    message: String,
+}
 
 impl std::fmt::Display for EngineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl std::error::Error for EngineError {}
 
 impl EngineError {
-    /// What kind of failure this is, as a fixed label for the
-    /// `tokenrelay_engine_errors_total` metric: `timeout`, `unreachable`,
-    /// `upstream` (the upstream answered badly), `prompt_too_large`,
-    /// `scripted` (the scripted engine's `[fail]`), or `other` (a custom
-    /// engine's words). Read from the message the built-in engines write.
-    pub fn kind(&self) -> &'static str {
-        let m = self.0.as_str();
-        if m.starts_with("upstream timeout") {
-            "timeout"
-        } else if m.starts_with("upstream unreachable") {
-            "unreachable"
-        } else if m.starts_with("upstream") {
-            "upstream"
-        } else if m.contains("max_prompt_bytes") {
-            "prompt_too_large"
-        } else if m.starts_with("scripted failure") {
-            "scripted"
-        } else {
-            "other"
+    /// An error of `kind` saying `message`.
+    pub fn new(kind: EngineErrorKind, message: impl Into<String>) -> Self {
+        EngineError {
+            kind,
+            message: message.into(),
         }
+    }
+
+    /// A failure of no built-in kind: what a custom engine returns.
+    pub fn other(message: impl Into<String>) -> Self {
+        Self::new(EngineErrorKind::Other, message)
+    }
+
+    /// The upstream took too long.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(EngineErrorKind::Timeout, message)
+    }
+
+    /// The upstream could not be reached.
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        Self::new(EngineErrorKind::Unreachable, message)
+    }
+
+    /// The upstream answered badly.
+    pub fn upstream(message: impl Into<String>) -> Self {
+        Self::new(EngineErrorKind::Upstream, message)
+    }
+
+    /// The filled prompt is above `max_prompt_bytes`.
+    pub fn prompt_too_large(message: impl Into<String>) -> Self {
+        Self::new(EngineErrorKind::PromptTooLarge, message)
+    }
+
+    /// The scripted engine failed on purpose (`fail_after`).
+    pub fn scripted(message: impl Into<String>) -> Self {
+        Self::new(EngineErrorKind::Scripted, message)
+    }
+
+    /// What kind of failure this is (the `tokenrelay_engine_errors_total`
+    /// label is [`EngineErrorKind::as_str`] of it).
+    pub fn kind(&self) -> EngineErrorKind {
+        self.kind
+    }
+
+    /// The message, for the server's log.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
@@ -134,7 +219,7 @@ impl EngineSink {
         self.tx
             .send(event)
             .await
-            .map_err(|_| EngineError("response stopped".into()))
+            .map_err(|_| EngineError::other("response stopped"))
     }
 
     /// Emits a token.
@@ -184,5 +269,23 @@ mod tests {
             assert_eq!(split_words(text).concat(), text);
         }
         assert_eq!(split_words("hi there you"), vec!["hi ", "there ", "you"]);
+    }
+
+    #[test]
+    fn error_kinds_keep_their_metric_labels() {
+        for (e, label) in [
+            (EngineError::timeout("t"), "timeout"),
+            (EngineError::unreachable("u"), "unreachable"),
+            (EngineError::upstream("x"), "upstream"),
+            (EngineError::prompt_too_large("p"), "prompt_too_large"),
+            (EngineError::scripted("s"), "scripted"),
+            (EngineError::other("upstream timeout"), "other"),
+        ] {
+            assert_eq!(e.kind().as_str(), label);
+        }
+        // The kind is what the error was made as, whatever its words say.
+        let e = EngineError::new(EngineErrorKind::Upstream, "scripted failure");
+        assert_eq!(e.kind(), EngineErrorKind::Upstream);
+        assert_eq!(e.message(), "scripted failure");
     }
 }

@@ -263,11 +263,13 @@ impl OpenAiEngine {
                     "type": "function",
                     "function": {"name": name, "parameters": {"type": "object", "properties": {}}},
                 })),
-                // The upstream gets the OpenAI shape only: our marker stays
-                // here.
+                // The upstream gets the OpenAI shape only: our markers
+                // stay here.
                 Value::Object(o) if o.contains_key("function") => {
                     let mut o = o.clone();
                     o.remove("client_side");
+                    // The webhook URL is the operator's, not the model's.
+                    o.remove("webhook");
                     Some(Value::Object(o))
                 }
                 Value::Object(o) => o.get("name").map(|name| {
@@ -367,16 +369,16 @@ impl RoundModel for OpenAiRounds<'_> {
         // headers: bound that too.
         let response = tokio::time::timeout(config.read_timeout, call.send())
             .await
-            .map_err(|_| EngineError("upstream timeout: no answer".into()))?
+            .map_err(|_| EngineError::timeout("upstream timeout: no answer"))?
             .map_err(|e| {
                 if e.is_timeout() {
-                    EngineError("upstream timeout".into())
+                    EngineError::timeout("upstream timeout")
                 } else {
-                    EngineError(format!("upstream unreachable: {e}"))
+                    EngineError::unreachable(format!("upstream unreachable: {e}"))
                 }
             })?;
         if !response.status().is_success() {
-            return Err(EngineError(format!(
+            return Err(EngineError::upstream(format!(
                 "upstream answered HTTP {}",
                 response.status()
             )));
@@ -389,14 +391,14 @@ impl RoundModel for OpenAiRounds<'_> {
         'outer: while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
                 if e.is_timeout() {
-                    EngineError("upstream timeout: the stream went silent".into())
+                    EngineError::timeout("upstream timeout: the stream went silent")
                 } else {
-                    EngineError(format!("upstream stream failed: {e}"))
+                    EngineError::upstream(format!("upstream stream failed: {e}"))
                 }
             })?;
             buffer.extend_from_slice(&chunk);
             if buffer.len() > MAX_SSE_LINE && !buffer.contains(&b'\n') {
-                return Err(EngineError("upstream sent an oversized line".into()));
+                return Err(EngineError::upstream("upstream sent an oversized line"));
             }
             while let Some(pos) = buffer.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = buffer.drain(..=pos).collect();
@@ -443,7 +445,7 @@ impl RoundModel for OpenAiRounds<'_> {
                         }
                         if let Some(args) = f.get("arguments").and_then(Value::as_str) {
                             if pending.arguments.len() + args.len() > MAX_TOOL_ARGUMENTS {
-                                return Err(EngineError("upstream tool call too large".into()));
+                                return Err(EngineError::upstream("upstream tool call too large"));
                             }
                             pending.arguments.push_str(args);
                         }
@@ -503,5 +505,33 @@ impl RoundModel for OpenAiRounds<'_> {
                 "content": output,
             }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Trigger;
+    use tokenrelay::wire::Agent;
+
+    #[test]
+    fn webhook_urls_and_client_side_markers_never_go_upstream() {
+        let mut agent = Agent::default();
+        agent.tools = vec![
+            json!({"name": "a", "webhook": "https://internal.example/a"}),
+            json!({"type": "function", "function": {"name": "b"}, "webhook": "https://internal.example/b", "client_side": false}),
+        ];
+        let request = GenerateRequest {
+            agent,
+            history: Vec::new(),
+            trigger: Trigger::SpeakFirst,
+            response_id: "r".into(),
+            context_id: "c".into(),
+            webhooks: None,
+        };
+        let tools = Value::Array(OpenAiEngine::tools(&request)).to_string();
+        assert!(!tools.contains("internal.example"), "{tools}");
+        assert!(!tools.contains("client_side"), "{tools}");
+        assert!(tools.contains("\"name\":\"a\"") && tools.contains("\"name\":\"b\""));
     }
 }

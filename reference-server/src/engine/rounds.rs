@@ -144,6 +144,30 @@ pub fn answers_too_late(history: &[Value], timeout: Duration) -> bool {
     }
 }
 
+/// Runs one server tool call: on its webhook when the agent's definition
+/// of the tool names one (`docs/protocol.md` §4.2), else on the engine's
+/// runtime.
+async fn run_server_tool(
+    tools: &dyn ToolRunner,
+    request: &GenerateRequest,
+    call: &ToolCall,
+) -> String {
+    let Some(url) = super::webhook::webhook_of(&request.agent.tools, &call.name) else {
+        return tools.run(call).await;
+    };
+    match &request.webhooks {
+        Some(webhooks) => {
+            let origin = super::webhook::CallOrigin {
+                context_id: &request.context_id,
+                agent_id: &request.agent.agent_id,
+                response_id: &request.response_id,
+            };
+            webhooks.run(url, origin, call).await
+        }
+        None => format!("error: {}", super::webhook::WebhookError::NotConfigured),
+    }
+}
+
 /// Runs one response's rounds: the loop described in the module docs.
 /// Returns when the response is over; a round limit or a late answer is
 /// reported as [`EngineEvent::End`] before returning `Ok`.
@@ -182,8 +206,10 @@ pub async fn run_rounds(
             }
             // Calls of one round are independent (the model asked for them
             // together): run them at once, report them in call order.
-            let outputs: Vec<String> =
-                futures_util::future::join_all(server.iter().map(|c| tools.run(c))).await;
+            let outputs: Vec<String> = futures_util::future::join_all(
+                server.iter().map(|c| run_server_tool(tools, request, c)),
+            )
+            .await;
             for (call, output) in server.iter().zip(&outputs) {
                 out.send(EngineEvent::ToolResponse {
                     tool_call_id: call.id.clone(),
@@ -259,6 +285,8 @@ mod tests {
             history,
             trigger,
             response_id: "r".into(),
+            context_id: "c".into(),
+            webhooks: None,
         }
     }
 

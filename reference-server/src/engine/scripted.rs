@@ -322,7 +322,9 @@ impl RoundModel for ScriptedRounds<'_> {
         }
         for (i, token) in split_words(&self.text).into_iter().enumerate() {
             if self.script.fail_after == Some(i) {
-                return Err(EngineError(format!("scripted failure after {i} tokens")));
+                return Err(EngineError::scripted(format!(
+                    "scripted failure after {i} tokens"
+                )));
             }
             if !self.pace.is_zero() {
                 tokio::time::sleep(self.pace).await;
@@ -331,7 +333,9 @@ impl RoundModel for ScriptedRounds<'_> {
         }
         if let Some(n) = self.script.fail_after {
             // fail_after at or beyond the length still fails, at the end.
-            return Err(EngineError(format!("scripted failure after {n} tokens")));
+            return Err(EngineError::scripted(format!(
+                "scripted failure after {n} tokens"
+            )));
         }
         if let Some(n) = self.script.events {
             let events = (0..n)

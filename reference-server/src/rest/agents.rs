@@ -30,6 +30,7 @@ pub async fn create(
             serde_json::to_string(tools).map_or(usize::MAX, |t| t.len()),
             limits.max_object_bytes,
         )?;
+        check_webhooks(tools)?;
     }
     let now = unix_now();
     let mut agent = Agent::new(uuid::Uuid::new_v4().to_string());
@@ -45,6 +46,35 @@ pub async fn create(
     state.store.put_agent(&agent).await?;
     tracing::info!(agent_id = %agent.agent_id, org_id = %agent.org_id, "agent created");
     Ok(Json(agent))
+}
+
+/// Checks the `webhook` of each tool definition that has one: a string
+/// holding an absolute `http(s)` URL without credentials, on a server tool
+/// (a client-side tool runs in the client, so a URL there would mean
+/// nothing). Whether the server may call it is decided at each call, by
+/// the policy of the day (`docs/security.md`, "Webhook tools").
+fn check_webhooks(tools: &[Value]) -> Result<(), ApiError> {
+    for tool in tools {
+        let Some(webhook) = tool.get("webhook") else {
+            continue;
+        };
+        let Some(url) = webhook.as_str() else {
+            return Err(ApiError::invalid_params(
+                "a tool's webhook must be a URL string",
+            ));
+        };
+        if tool.get("client_side").and_then(Value::as_bool) == Some(true) {
+            return Err(ApiError::invalid_params(
+                "a client-side tool cannot have a webhook",
+            ));
+        }
+        if let Err(e) = crate::engine::webhook::check_webhook_url(url) {
+            return Err(ApiError::invalid_params(format!(
+                "a tool's webhook must be an http(s) URL with a host and no credentials: {e}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Loads an agent the caller may see (its org's, or a public one).

@@ -25,3 +25,4 @@ mod postgres;
 mod resume;
 mod robustness;
 mod tools;
+mod webhooks;
