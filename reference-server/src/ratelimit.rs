@@ -1,6 +1,16 @@
 //! Rate limits: fixed windows per key for the REST routes, and a token
 //! bucket per socket for the frames a client sends.
 //!
+//! With a Redis hub (`--hub`), the REST windows are counted in Redis, so a
+//! limit holds across every instance of a cluster rather than once per
+//! instance. If Redis cannot be reached, each instance counts on its own
+//! (the limit then holds per instance) until it can again: a limiter that
+//! refused every request while Redis is away would turn a Redis outage
+//! into a REST outage. A count that takes over [`SHARED_TIMEOUT`] counts
+//! as Redis away, and after a failure the instance counts alone for
+//! [`SHARED_RETRY`] before it asks Redis again, so an outage adds at most
+//! one short wait per instance and interval, not one per request.
+//!
 //! The REST limiter is itself a resource a stranger can try to exhaust:
 //! keys like `login:{ip}:{username}` come from input. So keys are hashed
 //! (a fixed 8 bytes each, with a per-process random seed so nobody can
@@ -10,8 +20,10 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::conversation::redis::RedisBackend;
 
 /// The outcome of one check, for the `x-ratelimit-*` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +35,14 @@ pub struct RateDecision {
     /// `Some(seconds until the window resets)` when refused.
     pub retry_after: Option<u64>,
 }
+
+/// Longest wait for Redis to count a request before counting it here.
+/// Loopback or same-zone Redis answers in well under a millisecond.
+pub const SHARED_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// After Redis failed to count, how long this instance counts alone before
+/// it tries Redis again.
+pub const SHARED_RETRY: Duration = Duration::from_secs(1);
 
 /// Shards of the key map; a power of two.
 const SHARDS: usize = 16;
@@ -38,6 +58,10 @@ pub struct RateLimiter {
     shard_capacity: usize,
     seed: RandomState,
     shards: Vec<Mutex<HashMap<u64, Window>>>,
+    /// Where windows are counted for the whole cluster, if anywhere.
+    shared: Option<Arc<RedisBackend>>,
+    /// Until when Redis is not asked (it failed just before).
+    shared_paused_until: Mutex<Option<Instant>>,
 }
 
 impl RateLimiter {
@@ -50,17 +74,60 @@ impl RateLimiter {
             shard_capacity: (capacity / SHARDS).max(1),
             seed: RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shared: None,
+            shared_paused_until: Mutex::new(None),
         }
     }
 
+    /// The same limiter, counting in Redis for every instance on it (see
+    /// the module's docs for what happens when Redis is away).
+    pub fn shared_through(mut self, backend: Arc<RedisBackend>) -> Self {
+        self.shared = Some(backend);
+        self
+    }
+
     /// Counts one request for `key` and says whether it may proceed.
-    pub fn check(&self, key: &str) -> RateDecision {
-        self.check_with_limit(key, self.limit)
+    pub async fn check(&self, key: &str) -> RateDecision {
+        self.check_with_limit(key, self.limit).await
     }
 
     /// As [`RateLimiter::check`], with a limit of its own for this key
     /// (the same window).
-    pub fn check_with_limit(&self, key: &str, limit: u32) -> RateDecision {
+    pub async fn check_with_limit(&self, key: &str, limit: u32) -> RateDecision {
+        if let Some(shared) = self.shared.as_ref().filter(|_| !self.shared_paused()) {
+            let counted =
+                tokio::time::timeout(SHARED_TIMEOUT, shared.count_request(key, self.window));
+            match counted.await {
+                Ok(Ok((counted, left))) => return shared_decision(limit, counted, left),
+                Ok(Err(e)) => self.pause_shared(&e.to_string()),
+                Err(_) => self.pause_shared("no answer in time"),
+            }
+        }
+        self.check_here(key, limit)
+    }
+
+    fn shared_paused(&self) -> bool {
+        let paused = self
+            .shared_paused_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        paused.is_some_and(|until| Instant::now() < until)
+    }
+
+    fn pause_shared(&self, why: &str) {
+        *self
+            .shared_paused_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + SHARED_RETRY);
+        tracing::warn!(
+            error = why,
+            retry_in_ms = SHARED_RETRY.as_millis() as u64,
+            "rate limits: Redis unreachable, counting in this instance alone"
+        );
+    }
+
+    /// Counts in this process's own windows.
+    fn check_here(&self, key: &str, limit: u32) -> RateDecision {
         let now = Instant::now();
         let hash = self.seed.hash_one(key);
         let shard = &self.shards[(hash as usize) & (SHARDS - 1)];
@@ -119,6 +186,24 @@ impl RateLimiter {
     }
 }
 
+/// The decision for the `counted`-th request of a shared window with
+/// `left` to run. Refused requests count too (Redis counts every one); it
+/// changes nothing, since the window ends when it ends either way.
+fn shared_decision(limit: u32, counted: u64, left: Duration) -> RateDecision {
+    if counted > u64::from(limit) {
+        return RateDecision {
+            limit,
+            remaining: 0,
+            retry_after: Some(left.as_secs_f64().ceil().max(1.0) as u64),
+        };
+    }
+    RateDecision {
+        limit,
+        remaining: limit - counted as u32,
+        retry_after: None,
+    }
+}
+
 /// A token bucket for one socket's frames: `burst` at once, then `rate`
 /// per second. Owned by the session, so it needs no lock.
 #[derive(Debug)]
@@ -166,32 +251,43 @@ impl TokenBucket {
 mod tests {
     use super::*;
 
-    #[test]
-    fn refuses_after_the_limit_per_key() {
+    #[tokio::test]
+    async fn refuses_after_the_limit_per_key() {
         let rl = RateLimiter::new(2, Duration::from_secs(60), 1000);
-        assert_eq!(rl.check("a").remaining, 1);
-        assert_eq!(rl.check("a").remaining, 0);
-        assert!(rl.check("a").retry_after.is_some());
-        assert!(rl.check("b").retry_after.is_none());
-        assert!(rl.check_with_limit("c", 1).retry_after.is_none());
-        assert!(rl.check_with_limit("c", 1).retry_after.is_some());
+        assert_eq!(rl.check("a").await.remaining, 1);
+        assert_eq!(rl.check("a").await.remaining, 0);
+        assert!(rl.check("a").await.retry_after.is_some());
+        assert!(rl.check("b").await.retry_after.is_none());
+        assert!(rl.check_with_limit("c", 1).await.retry_after.is_none());
+        assert!(rl.check_with_limit("c", 1).await.retry_after.is_some());
     }
 
-    #[test]
-    fn memory_stays_bounded_under_a_flood_of_keys() {
+    #[tokio::test]
+    async fn memory_stays_bounded_under_a_flood_of_keys() {
         let rl = RateLimiter::new(5, Duration::from_secs(60), 1600);
         // Long keys, as an attacker's usernames would be: only a hash of
         // each is kept, and never more than the capacity.
         let long = "x".repeat(10_000);
         for i in 0..50_000 {
-            rl.check(&format!("login:{i}:{long}"));
+            rl.check(&format!("login:{i}:{long}")).await;
         }
         assert!(rl.len() <= 1600, "{} keys held", rl.len());
         // The limiter still limits.
         for _ in 0..5 {
-            assert!(rl.check("victim").retry_after.is_none());
+            assert!(rl.check("victim").await.retry_after.is_none());
         }
-        assert!(rl.check("victim").retry_after.is_some());
+        assert!(rl.check("victim").await.retry_after.is_some());
+    }
+
+    #[test]
+    fn a_shared_window_refuses_past_its_limit_until_it_ends() {
+        let left = Duration::from_millis(2_500);
+        assert_eq!(shared_decision(3, 1, left).remaining, 2);
+        assert_eq!(shared_decision(3, 3, left).remaining, 0);
+        assert_eq!(shared_decision(3, 3, left).retry_after, None);
+        assert_eq!(shared_decision(3, 4, left).retry_after, Some(3));
+        // Never "retry in 0 s" while refused.
+        assert_eq!(shared_decision(3, 9, Duration::ZERO).retry_after, Some(1));
     }
 
     #[test]

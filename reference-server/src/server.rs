@@ -148,8 +148,13 @@ impl ServerBuilder {
             config.base_protocol,
             metrics.replay_gauge(),
         );
-        let hubs = match &config.hub {
-            None => hubs,
+        let rate_limiter = RateLimiter::new(
+            config.rate_limit_requests,
+            config.rate_limit_window,
+            limits.rate_limiter_capacity,
+        );
+        let (hubs, rate_limiter) = match &config.hub {
+            None => (hubs, rate_limiter),
             Some(url) => {
                 let backend = RedisBackend::connect(RedisHubConfig {
                     url: url.clone(),
@@ -162,7 +167,9 @@ impl ServerBuilder {
                 // The error names the host, never the password.
                 .map_err(|e| io::Error::other(format!("Redis hub: {e}")))?;
                 tracing::info!("hub: Redis (shared by every instance on it)");
-                hubs.with_redis(backend)
+                // The REST rate limits hold for the cluster, not per instance.
+                let rate_limiter = rate_limiter.shared_through(backend.clone());
+                (hubs.with_redis(backend), rate_limiter)
             }
         };
         if let Some(secret) = &config.webhooks.secret {
@@ -189,11 +196,7 @@ impl ServerBuilder {
                 .unwrap_or_else(|| Arc::new(ScriptedEngine::default())),
             metrics,
             webhooks,
-            rate_limiter: RateLimiter::new(
-                config.rate_limit_requests,
-                config.rate_limit_window,
-                limits.rate_limiter_capacity,
-            ),
+            rate_limiter,
             hubs,
             shutdown: shutdown_rx,
             shutting_down: AtomicBool::new(false),

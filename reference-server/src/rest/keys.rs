@@ -31,7 +31,7 @@ pub async fn generate(
     RestPrincipal(principal): RestPrincipal,
     body: Result<JsonBody<GenerateApiKeyRequest>, ApiError>,
 ) -> Response {
-    let (decision, verdict) = rate_check(&state, &principal.subject());
+    let (decision, verdict) = rate_check(&state, &principal.subject()).await;
     let result = match (verdict, body) {
         (Err(e), _) | (Ok(()), Err(e)) => Err(e),
         (Ok(()), Ok(JsonBody(body))) => generate_inner(&state, &principal, body).await,

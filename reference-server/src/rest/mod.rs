@@ -184,8 +184,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
 /// Counts the request against the caller's limit; the decision goes on the
 /// answer with [`with_rate_headers`].
-pub fn rate_check(state: &AppState, subject: &str) -> (RateDecision, Result<(), ApiError>) {
-    let decision = state.rate_limiter.check(subject);
+pub async fn rate_check(state: &AppState, subject: &str) -> (RateDecision, Result<(), ApiError>) {
+    let decision = state.rate_limiter.check(subject).await;
     let verdict = match decision.retry_after {
         Some(secs) => {
             tracing::info!(subject, "rate limited");
@@ -198,7 +198,7 @@ pub fn rate_check(state: &AppState, subject: &str) -> (RateDecision, Result<(), 
 
 /// Counts a request against the per-address limit of `route_group`
 /// (`auth`: register and login together).
-pub fn ip_rate_check(
+pub async fn ip_rate_check(
     state: &AppState,
     route_group: &str,
     ip: &str,
@@ -206,7 +206,8 @@ pub fn ip_rate_check(
 ) -> Result<(), ApiError> {
     let decision = state
         .rate_limiter
-        .check_with_limit(&format!("{route_group}-ip:{ip}"), limit);
+        .check_with_limit(&format!("{route_group}-ip:{ip}"), limit)
+        .await;
     match decision.retry_after {
         Some(secs) => {
             state.metrics.refused("auth_per_ip");

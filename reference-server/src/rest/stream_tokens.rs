@@ -28,7 +28,7 @@ pub async fn mint(
     RestPrincipal(principal): RestPrincipal,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
-    let (decision, verdict) = rate_check(&state, &principal.subject());
+    let (decision, verdict) = rate_check(&state, &principal.subject()).await;
     let result = match verdict {
         Err(e) => Err(e),
         Ok(()) => {

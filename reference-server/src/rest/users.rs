@@ -120,7 +120,7 @@ pub async fn register(
             "Registration is closed on this server; ask its operator for an account",
         ));
     }
-    ip_rate_check(&state, "auth", &ip, limits.auth_per_ip_per_minute)?;
+    ip_rate_check(&state, "auth", &ip, limits.auth_per_ip_per_minute).await?;
     let JsonBody(body) = body?;
     let username = normalize_username(&body.username);
     check_credentials(&state, &username, &body.password)?;
@@ -171,7 +171,9 @@ pub async fn login(
         "auth",
         &ip,
         state.config.limits.auth_per_ip_per_minute,
-    ) {
+    )
+    .await
+    {
         return e.into_response();
     }
     let mut body = match body {
@@ -183,7 +185,7 @@ pub async fn login(
     if let Err(e) = check_credentials(&state, &body.username, &body.password) {
         return e.into_response();
     }
-    let (decision, verdict) = rate_check(&state, &format!("login:{ip}:{}", body.username));
+    let (decision, verdict) = rate_check(&state, &format!("login:{ip}:{}", body.username)).await;
     let result = match verdict {
         Err(e) => Err(e),
         Ok(()) => login_inner(&state, body, typed.trim()).await,
@@ -257,7 +259,7 @@ pub async fn create_api_key(
     RestPrincipal(principal): RestPrincipal,
     body: Result<JsonBody<NewUserApiKey>, ApiError>,
 ) -> Response {
-    let (decision, verdict) = rate_check(&state, &principal.subject());
+    let (decision, verdict) = rate_check(&state, &principal.subject()).await;
     let result = match (verdict, body) {
         (Err(e), _) | (Ok(()), Err(e)) => Err(e),
         (Ok(()), Ok(JsonBody(body))) => create_api_key_inner(&state, &principal, body).await,

@@ -96,13 +96,23 @@ impl std::ops::Deref for Node {
 /// the instances, then Redis, then the directory.
 struct Cluster {
     nodes: Vec<Node>,
-    _redis: redis::Redis,
+    redis: redis::Redis,
     _dir: tempfile::TempDir,
 }
 
 /// `n` instances with a generation lease of `lease`, or `None` (skipped)
 /// without `redis-server`.
 async fn cluster(test: &str, n: usize, lease: Duration) -> Option<Cluster> {
+    cluster_with(test, n, lease, |_| {}).await
+}
+
+/// As [`cluster`], each instance's config changed by `tweak` too.
+async fn cluster_with(
+    test: &str,
+    n: usize,
+    lease: Duration,
+    tweak: impl Fn(&mut tokenrelay_server::Config),
+) -> Option<Cluster> {
     let redis = redis::require(test)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -120,6 +130,7 @@ async fn cluster(test: &str, n: usize, lease: Duration) -> Option<Cluster> {
             .configure(|c| {
                 c.hub = Some(redis.url());
                 c.hub_lease = lease;
+                tweak(c);
             });
         let server = rt
             .spawn(builder.spawn())
@@ -142,7 +153,7 @@ async fn cluster(test: &str, n: usize, lease: Duration) -> Option<Cluster> {
     }
     Some(Cluster {
         nodes,
-        _redis: redis,
+        redis,
         _dir: dir,
     })
 }
@@ -345,4 +356,60 @@ async fn a_stop_asked_on_one_instance_stops_the_reply_on_another() {
     assert_eq!(stop["response_id"], asked, "{stop}");
     let (_, reason) = read(&mut stopper, &mut last, 10_000).await;
     assert_eq!(reason.as_deref(), Some("stopped"));
+}
+
+/// Mints a client key on `node` with the org key: a rate-limited route.
+async fn mint(node: &TestServer) -> u16 {
+    node.post(
+        "/generate-api-key",
+        &node.org_key,
+        json!({"org_id": node.org_id, "type": "client"}),
+    )
+    .await
+    .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_across_instances() {
+    let Some(c) = cluster_with(
+        "a_rate_limit_holds_across_instances",
+        2,
+        Duration::from_secs(5),
+        |c| c.rate_limit_requests = 3,
+    )
+    .await
+    else {
+        return;
+    };
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    // Three of the org key's requests, spread over both instances…
+    assert_eq!(mint(a).await, 200);
+    assert_eq!(mint(b).await, 200);
+    assert_eq!(mint(a).await, 200);
+    // …use up its budget on both: per instance, each would allow three.
+    assert_eq!(mint(b).await, 429);
+    assert_eq!(mint(a).await, 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_rate_limits_count_per_instance_and_rest_still_answers() {
+    let Some(mut c) = cluster_with(
+        "without_redis_rate_limits_count_per_instance_and_rest_still_answers",
+        2,
+        Duration::from_secs(5),
+        |c| c.rate_limit_requests = 2,
+    )
+    .await
+    else {
+        return;
+    };
+    assert_eq!(mint(&c.nodes[0]).await, 200);
+    assert_eq!(mint(&c.nodes[1]).await, 200);
+    assert_eq!(mint(&c.nodes[0]).await, 429);
+    c.redis.stop();
+    // Redis is away: each instance counts alone (a fresh window here),
+    // rather than refusing everything or failing the request.
+    assert_eq!(mint(&c.nodes[0]).await, 200);
+    assert_eq!(mint(&c.nodes[0]).await, 200);
+    assert_eq!(mint(&c.nodes[0]).await, 429);
 }

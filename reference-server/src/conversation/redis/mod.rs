@@ -127,6 +127,25 @@ impl RedisBackend {
         Ok(backend)
     }
 
+    /// Counts one request of rate-limit `key` in a fixed `window` that
+    /// every instance on this Redis shares: how many requests the window
+    /// has counted (this one included) and how long it has left. The key
+    /// is stored hashed (a fixed size, whatever the caller's input).
+    pub async fn count_request(
+        &self,
+        key: &str,
+        window: Duration,
+    ) -> redis::RedisResult<(u64, Duration)> {
+        let window_ms = window.as_millis().clamp(1, u128::from(u64::MAX)) as u64;
+        let hashed = crate::secret::sha256_hex(key);
+        let (count, left_ms): (u64, i64) = scripts::RATE_WINDOW
+            .key(format!("{PREFIX}:rate:{}", &hashed[..32]))
+            .arg(window_ms)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok((count, Duration::from_millis(left_ms.max(0) as u64)))
+    }
+
     fn conn(&self) -> ConnectionManager {
         // A clone shares the one multiplexed connection.
         self.conn.clone()

@@ -151,3 +151,22 @@ return 0
 ",
     )
 });
+
+/// Counts one request of a rate limit in a fixed window shared by every
+/// instance. KEYS: the window's counter. ARGV: the window (ms). Returns
+/// `{requests counted in this window, ms until it ends}`. The first
+/// request starts the window (its expiry); a counter found without one
+/// (its expiry lost) gets it again, so no key outlives its window.
+pub(super) static RATE_WINDOW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if n == 1 or left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {n, left}
+",
+    )
+});
