@@ -102,6 +102,8 @@ pub struct Metrics {
     engine_errors: Mutex<BTreeMap<&'static str, u64>>,
     request_refusals: Mutex<BTreeMap<&'static str, u64>>,
     first_token: Mutex<Histogram>,
+    /// Generations in flight when a drain began: `finished` / `cut`.
+    drained: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -150,6 +152,14 @@ impl Metrics {
     /// `error`).
     pub fn reply_ended(&self, reason: &'static str) {
         bump(&self.replies, reason);
+    }
+    /// A drain ended: of the generations in flight (queued or running)
+    /// when it began, `finished` ended by themselves and `cut` were still
+    /// running when the drain timeout lapsed.
+    pub fn drain_ended(&self, finished: u64, cut: u64) {
+        let mut map = self.drained.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry("finished").or_default() += finished;
+        *map.entry("cut").or_default() += cut;
     }
     /// The engine failed a reply, for `kind` (see
     /// [`crate::engine::EngineError::kind`]).
@@ -280,9 +290,16 @@ impl Metrics {
         counter_by(
             &mut out,
             "tokenrelay_replies_total",
-            "Replies ended, by stop reason (complete, stopped, error, round_limit, tool_timeout).",
+            "Replies ended, by stop reason (complete, stopped, error, round_limit, tool_timeout, shutdown).",
             "reason",
             &self.replies,
+        );
+        counter_by(
+            &mut out,
+            "tokenrelay_drain_generations_total",
+            "Generations in flight when a shutdown drain began, by outcome: finished (within --drain-timeout-secs) or cut (stop_reason shutdown).",
+            "outcome",
+            &self.drained,
         );
         counter_by(
             &mut out,

@@ -389,6 +389,33 @@ impl Ws {
         }
     }
 
+    /// The next notification, or the server's close (code and reason)
+    /// when the socket ends first. Notifications kept by an earlier
+    /// `request` come first; a response frame is kept aside.
+    pub(crate) async fn next_or_close(&mut self) -> Result<Value, (u16, String)> {
+        if let Some(v) = self.pending.pop_front() {
+            return Ok(v);
+        }
+        loop {
+            match self.next_raw().await {
+                Some(Message::Text(t)) => {
+                    let v: Value = serde_json::from_str(t.as_str()).expect("json");
+                    if v.get("method").is_some() {
+                        return Ok(v);
+                    }
+                    self.other_responses.push(v);
+                }
+                Some(Message::Close(Some(frame))) => {
+                    return Err((u16::from(frame.code), frame.reason.to_string()))
+                }
+                Some(Message::Close(None)) | None => {
+                    return Err((u16::from(CloseCode::Status), String::new()))
+                }
+                Some(_) => continue,
+            }
+        }
+    }
+
     /// Waits for the server to close the socket; returns code and reason.
     pub(crate) async fn closed(&mut self) -> (u16, String) {
         loop {
