@@ -109,7 +109,8 @@ impl std::ops::Deref for Node {
 /// the instances, then Redis, then the directory.
 struct Cluster {
     nodes: Vec<Node>,
-    _redis: redis::Redis,
+    redis: redis::Redis,
+    db: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -130,18 +131,34 @@ async fn cluster_with(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("store.sqlite3");
-    let mut nodes: Vec<Node> = Vec::new();
+    let mut cluster = Cluster {
+        nodes: Vec::new(),
+        redis,
+        db,
+        _dir: dir,
+    };
     for _ in 0..n {
+        cluster.add_node(configure).await;
+    }
+    Some(cluster)
+}
+
+impl Cluster {
+    /// Starts one more instance on the cluster's Redis and store, on a
+    /// runtime of its own (the new instance of a rolling restart); the
+    /// first one bootstraps the org every instance serves.
+    async fn add_node(&mut self, configure: &(dyn Fn(&mut Config) + Sync)) -> &Node {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("runtime");
+        let url = self.redis.url();
         let builder = test_builder()
-            .store(StoreConfig::Sqlite(db.clone()))
+            .store(StoreConfig::Sqlite(self.db.clone()))
             .jwt_secret(SECRET)
             .configure(|c| {
-                c.hub = Some(redis.url());
+                c.hub = Some(url);
                 configure(c);
             });
         let server = rt
@@ -149,11 +166,16 @@ async fn cluster_with(
             .await
             .expect("task")
             .expect("server starts");
-        let (org_id, org_key) = match nodes.first().and_then(|n| n.t.as_ref()) {
-            Some(first) => (first.org_id.clone(), first.org_key.clone()),
+        let org = self
+            .nodes
+            .iter()
+            .find_map(|n| n.t.as_ref())
+            .map(|t| (t.org_id.clone(), t.org_key.clone()));
+        let (org_id, org_key) = match org {
+            Some(org) => org,
             None => server.bootstrap_org("test-org").await.expect("bootstrap"),
         };
-        nodes.push(Node {
+        self.nodes.push(Node {
             t: Some(TestServer {
                 server,
                 org_id,
@@ -162,12 +184,8 @@ async fn cluster_with(
             }),
             rt: Some(rt),
         });
+        self.nodes.last().expect("just added")
     }
-    Some(Cluster {
-        nodes,
-        _redis: redis,
-        _dir: dir,
-    })
 }
 
 /// The test's cluster, or a skip.
@@ -459,14 +477,20 @@ async fn a_draining_instance_moves_its_client_and_finishes_the_reply() {
     // A's shutdown returns, the generation having finished in the drain.
     draining.await.expect("shutdown task");
     assert_eq!(
-        metric(&a, "tokenrelay_drain_generations_total{outcome=\"finished\"}"),
+        metric(
+            &a,
+            "tokenrelay_drain_generations_total{outcome=\"finished\"}"
+        ),
         1
     );
     assert_eq!(
         metric(&a, "tokenrelay_drain_generations_total{outcome=\"cut\"}"),
         0
     );
-    assert_eq!(metric(&a, "tokenrelay_replies_total{reason=\"complete\"}"), 1);
+    assert_eq!(
+        metric(&a, "tokenrelay_replies_total{reason=\"complete\"}"),
+        1
+    );
     // And the reply is in the history, whole.
     let (status, context) = c.nodes[1]
         .get(&format!("/context/{ctx}"), &c.nodes[1].org_key)
@@ -523,22 +547,37 @@ async fn a_draining_instance_refuses_new_sockets_and_generations_but_serves_read
         Ok(_) => panic!("a draining instance accepted a socket"),
     }
     let http = reqwest::Client::new();
-    let authed = |r: reqwest::RequestBuilder| r.header("authorization", format!("Bearer {org_key}"));
+    let authed =
+        |r: reqwest::RequestBuilder| r.header("authorization", format!("Bearer {org_key}"));
     // A REST call that would start a generation: 503, with a clear error.
     let r = authed(http.post(format!("{a_http}/chat")))
         .json(&json!({"context_id": ctx, "message": "hi"}))
         .send()
         .await
         .expect("http");
-    assert_eq!(r.headers()["connection"], "close", "no keep-alive to a draining instance");
+    assert_eq!(
+        r.headers()["connection"],
+        "close",
+        "no keep-alive to a draining instance"
+    );
     let (status, body) = crate::common::status_json(r).await;
-    assert_eq!((status, body["code"].as_str()), (503, Some("unavailable")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
     assert!(
-        body["error"].as_str().is_some_and(|e| e.contains("shutting down")),
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("shutting down")),
         "{body}"
     );
     // Balancers see it leave: /ready answers 503.
-    let r = http.get(format!("{a_http}/ready")).send().await.expect("http");
+    let r = http
+        .get(format!("{a_http}/ready"))
+        .send()
+        .await
+        .expect("http");
     let (status, body) = crate::common::status_json(r).await;
     assert_eq!((status, body["status"].as_str()), (503, Some("draining")));
     // Reads are still served.
@@ -556,7 +595,10 @@ async fn a_draining_instance_refuses_new_sockets_and_generations_but_serves_read
     assert_eq!(reason.as_deref(), Some("stopped"));
     draining.await.expect("shutdown task");
     assert_eq!(
-        metric(&a, "tokenrelay_drain_generations_total{outcome=\"finished\"}"),
+        metric(
+            &a,
+            "tokenrelay_drain_generations_total{outcome=\"finished\"}"
+        ),
         1
     );
     assert!(metric(&a, "tokenrelay_limit_refusals_total{limit=\"draining\"}") >= 2);
@@ -599,12 +641,18 @@ async fn a_reply_longer_than_the_drain_timeout_is_cut_with_reason_shutdown() {
         metric(&a, "tokenrelay_drain_generations_total{outcome=\"cut\"}"),
         1
     );
-    assert_eq!(metric(&a, "tokenrelay_replies_total{reason=\"shutdown\"}"), 1);
+    assert_eq!(
+        metric(&a, "tokenrelay_replies_total{reason=\"shutdown\"}"),
+        1
+    );
     // What came of it is in the history, as for any reply cut short.
     let (_, context) = c.nodes[1]
         .get(&format!("/context/{ctx}"), &c.nodes[1].org_key)
         .await;
-    assert_eq!(context["messages"][1], json!({"sender": "ai", "message": text}));
+    assert_eq!(
+        context["messages"][1],
+        json!({"sender": "ai", "message": text})
+    );
     // The survivor serves the context: the next reply runs whole.
     let (mut ws, _) = attach(&c.nodes[1], &ctx, Some(last)).await;
     ws.request("add_message", json!({"message": "[tokens=5]"}))
@@ -612,4 +660,155 @@ async fn a_reply_longer_than_the_drain_timeout_is_cut_with_reason_shutdown() {
     let (text, reason) = read(&mut ws, &mut last, 1000).await;
     assert_eq!(text, ScriptedEngine::expected_reply("[tokens=5]"));
     assert_eq!(reason.as_deref(), Some("complete"));
+}
+
+/// What a balancer routes new sockets to: the instances not draining.
+type Live = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A socket attached to `ctx` on one of the `live` instances (the
+/// `i`-th, or the next one when that one refuses: it began draining after
+/// the list was read), resuming after `after`.
+async fn attach_live(live: &Live, i: usize, ctx: &str, key: &str, after: Option<u64>) -> Ws {
+    for attempt in 0..100 {
+        let url = {
+            let live = live.lock().unwrap();
+            live[(i + attempt) % live.len()].clone()
+        };
+        let Ok(mut ws) = Ws::open_request(&url, None).await else {
+            continue; // 503: draining
+        };
+        let mut params = json!({"context_id": ctx, "access_token": key});
+        if let Some(after) = after {
+            params["resume_after_seq"] = json!(after);
+        }
+        match ws.try_request("connect_to_context", params).await {
+            Ok(result) => {
+                assert_eq!(result["success"], true, "{result}");
+                if after.is_some() {
+                    assert_eq!(result["resumed"], true, "{result}");
+                }
+                return ws;
+            }
+            // Attached just as its drain began: told to move at once.
+            Err((code, _)) => assert_eq!(code, 1001),
+        }
+    }
+    panic!("no instance took the socket");
+}
+
+/// Reads notifications until the first response's stop (its reason) or
+/// the server's close (its code); checks every `seq` follows the one
+/// before.
+async fn read_to_stop_or_close(
+    ws: &mut Ws,
+    last: &mut u64,
+    text: &mut String,
+) -> Result<String, u16> {
+    loop {
+        match ws.next_or_close().await {
+            Ok(n) => {
+                let s = seq(&n);
+                assert_eq!(s, *last + 1, "no gap, no duplicate: {n}");
+                *last = s;
+                match n["method"].as_str() {
+                    Some("on_token") => {
+                        text.push_str(n["params"]["token"].as_str().unwrap_or_default())
+                    }
+                    Some("on_stop_token") => {
+                        return Ok(n["params"]["reason"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned())
+                    }
+                    _ => {}
+                }
+            }
+            Err((code, _)) => return Err(code),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_instance_during_20_replies_loses_nothing() {
+    let drain: &(dyn Fn(&mut Config) + Sync) = &|c| c.drain_timeout = LONG_DRAIN;
+    let Some(mut c) = cluster_with(
+        "a_rolling_restart_of_every_instance_during_20_replies_loses_nothing",
+        2,
+        drain,
+    )
+    .await
+    else {
+        return;
+    };
+    let live: Live = std::sync::Arc::new(std::sync::Mutex::new(
+        c.nodes.iter().map(|n| n.ws_url()).collect(),
+    ));
+    // 20 clients, half on each instance, each streaming a reply of a few
+    // seconds (asked, so generated, where it attached).
+    let (asked_tx, mut asked) = tokio::sync::mpsc::channel(20);
+    let mut clients = Vec::new();
+    for i in 0..20usize {
+        let (_, ctx) = c.nodes[0].agent_and_context().await;
+        let key = c.nodes[0].client_key(Some(&ctx), Some(600)).await;
+        let message = format!("[tokens={} pace_ms=10]", 200 + 10 * i);
+        let (live, asked_tx) = (live.clone(), asked_tx.clone());
+        clients.push(tokio::spawn(async move {
+            let mut ws = attach_live(&live, i, &ctx, &key, None).await;
+            let ack = ws.request("add_message", json!({"message": message})).await;
+            assert_eq!(ack["success"], true, "{ack}");
+            asked_tx.send(()).await.expect("test waits");
+            let (mut last, mut text, mut moves) = (0, String::new(), 0);
+            let reason = loop {
+                match read_to_stop_or_close(&mut ws, &mut last, &mut text).await {
+                    Ok(reason) => break reason,
+                    Err(code) => {
+                        assert_eq!(code, 1001, "client {i}");
+                        moves += 1;
+                        ws = attach_live(&live, i, &ctx, &key, Some(last)).await;
+                    }
+                }
+            };
+            (message, text, reason, moves)
+        }));
+    }
+    drop(asked_tx); // so a client that failed before asking ends the wait
+    for _ in 0..20 {
+        asked.recv().await.expect("every client asked");
+    }
+
+    // The rolling restart, as an orchestrator with surge does it: a new
+    // instance, then the old one leaves the balancer and gets SIGTERM;
+    // the next step does not wait for the old one's drain.
+    let mut drains = Vec::new();
+    for old in 0..2 {
+        let new_url = c.add_node(drain).await.ws_url();
+        live.lock().unwrap().push(new_url);
+        let old_url = c.nodes[old].ws_url();
+        live.lock().unwrap().retain(|u| *u != old_url);
+        drains.push(c.nodes[old].shutdown());
+    }
+
+    let mut moved = 0;
+    for client in clients {
+        let (message, text, reason, moves) = client.await.expect("client task");
+        assert_eq!(
+            text,
+            ScriptedEngine::expected_reply(&message),
+            "{message}: the whole reply, no gap, no duplicate"
+        );
+        assert_eq!(reason, "complete", "{message}");
+        moved += moves;
+    }
+    for (drain, state) in drains {
+        drain.await.expect("shutdown task");
+        assert_eq!(
+            metric(
+                &state,
+                "tokenrelay_drain_generations_total{outcome=\"cut\"}"
+            ),
+            0,
+            "every reply finished within its instance's drain"
+        );
+    }
+    eprintln!("{moved} moves of 20 clients across the rolling restart");
 }

@@ -6,8 +6,8 @@ use crate::common;
 use std::time::Duration;
 
 use common::{reopen, seq, spawn_with, test_builder, TestServer, Ws};
-use tokenrelay_server::ScriptedEngine;
 use serde_json::json;
+use tokenrelay_server::ScriptedEngine;
 use tokenrelay_server::StoreConfig;
 
 #[tokio::test]
