@@ -266,8 +266,10 @@ impl ServerBuilder {
 /// The two phases of a shutdown, as signals to the tasks of a server:
 /// [`ServerState::shutdown`](crate::state::ServerState::shutdown) (the
 /// drain begins) and [`ServerState::stop`](crate::state::ServerState::stop)
-/// (it has ended). Dropping them is harmless; only
-/// [`ServerHandle::shutdown`] sends them.
+/// (it has ended). [`ServerHandle::shutdown`] sends them; whoever holds
+/// them from [`ServerBuilder::build_state`] keeps them while the state
+/// serves, since dropping them reads, to every task, as both signals.
+#[derive(Debug)]
 pub struct ShutdownSignals {
     drain: watch::Sender<bool>,
     stop: watch::Sender<bool>,
