@@ -4,6 +4,12 @@
 
 use std::time::Duration;
 
+/// Default of [`Config::drain_timeout`]: long enough for a typical model
+/// reply to finish, short enough for an orchestrator's grace period
+/// (Kubernetes' default `terminationGracePeriodSeconds` is 30 s; give the
+/// pod a little more than this plus a few seconds to close).
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How user passwords are hashed (argon2id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PasswordHashing {
@@ -58,6 +64,12 @@ pub struct Config {
     /// With a Redis hub: a generation's lease, renewed every third of it;
     /// a dead instance's reply ends at most 1.5 leases later.
     pub hub_lease: Duration,
+    /// On shutdown (SIGTERM), how long replies already running may take to
+    /// finish (`--drain-timeout-secs`): sockets are told to reconnect
+    /// elsewhere (1001) at once, new ones and new generations are refused
+    /// (503), and only what is still running when this lapses is cut
+    /// (`stop_reason: shutdown`). Zero cuts at once.
+    pub drain_timeout: Duration,
     /// Frames queued for one socket before it is considered too slow and
     /// closed (1011, so it reconnects and resumes).
     pub outbound_queue: usize,
@@ -256,6 +268,7 @@ impl Default for Config {
             replay_max_age: Duration::from_secs(300),
             hub: None,
             hub_lease: crate::conversation::redis::DEFAULT_LEASE,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             outbound_queue: 16_384,
             client_key_ttl_secs: 120,
             org_key_ttl_secs: 365 * 24 * 3600,

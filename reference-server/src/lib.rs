@@ -31,5 +31,5 @@ pub use engine::{
     ToolCall, ToolRunner,
 };
 pub use error::ApiError;
-pub use server::{Server, ServerBuilder, ServerHandle};
+pub use server::{Server, ServerBuilder, ServerHandle, ShutdownSignals};
 pub use store::StoreConfig;

@@ -59,6 +59,17 @@ struct Cli {
         global = true
     )]
     hub_lease_ms: u64,
+    /// On SIGTERM or Ctrl-C, seconds the replies already running may take
+    /// to finish before they are cut (`stop_reason: shutdown`). Sockets are
+    /// told to reconnect elsewhere (1001) at once, and new sockets and new
+    /// generations are refused (503) meanwhile. 0 cuts at once.
+    #[arg(
+        long,
+        env = "TOKENRELAY_DRAIN_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    drain_timeout_secs: u64,
     /// HS256 secret for every JWT (default: generated once, kept in the db).
     #[arg(
         long,
@@ -522,6 +533,7 @@ fn builder(cli: &Cli) -> ServerBuilder {
         hub: cli.hub.clone(),
         hub_lease: Duration::from_millis(cli.hub_lease_ms.max(30)),
         webhooks: cli.webhooks.config(),
+        drain_timeout: Duration::from_secs(cli.drain_timeout_secs),
         ..Config::default()
     };
     let upstream = (
@@ -746,7 +758,7 @@ async fn main() -> std::io::Result<()> {
             let server = builder(&cli).spawn().await?;
             tracing::info!(http = %server.http_url(), ws = %server.ws_url(), "ready");
             shutdown_signal().await;
-            tracing::info!("shutting down");
+            // The drain logs its own start and end (ServerHandle::shutdown).
             server.shutdown().await;
             Ok(())
         }

@@ -123,6 +123,8 @@ pub struct Metrics {
     first_token: Mutex<Histogram>,
     replay_frames: ReplayGauge,
     webhook_calls: crate::engine::webhook::WebhookCounter,
+    /// Generations in flight when a drain began: `finished` / `cut`.
+    drained: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -175,6 +177,14 @@ impl Metrics {
     /// `error`).
     pub fn reply_ended(&self, reason: &'static str) {
         bump(&self.replies, reason);
+    }
+    /// A drain ended: of the generations in flight (queued or running)
+    /// when it began, `finished` ended by themselves and `cut` were still
+    /// running when the drain timeout lapsed.
+    pub fn drain_ended(&self, finished: u64, cut: u64) {
+        let mut map = self.drained.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry("finished").or_default() += finished;
+        *map.entry("cut").or_default() += cut;
     }
     /// The engine failed a reply, for `kind` (see
     /// [`crate::engine::EngineError::kind`]).
@@ -313,9 +323,16 @@ impl Metrics {
         counter_by(
             &mut out,
             "tokenrelay_replies_total",
-            "Replies ended, by stop reason (complete, stopped, error, round_limit, tool_timeout).",
+            "Replies ended, by stop reason (complete, stopped, error, round_limit, tool_timeout, shutdown).",
             "reason",
             &self.replies,
+        );
+        counter_by(
+            &mut out,
+            "tokenrelay_drain_generations_total",
+            "Generations in flight when a shutdown drain began, by outcome: finished (within --drain-timeout-secs) or cut (stop_reason shutdown).",
+            "outcome",
+            &self.drained,
         );
         counter_by(
             &mut out,

@@ -47,8 +47,12 @@ const JWT_SECRET_SETTING: &str = "jwt_secret";
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 /// How often expired keys and stream tokens are purged, and idle hubs swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
-/// How long shutdown waits for sockets and generations to wind down.
+/// How long shutdown waits for each of its steps that should be quick
+/// (sockets closing, generations already told to stop, REST requests in
+/// flight). The drain itself is bounded by `Config::drain_timeout`.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How often shutdown looks whether the generations have ended.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
 
 /// Entry point of the in-process API.
 pub struct Server;
@@ -123,7 +127,7 @@ impl ServerBuilder {
 
     /// Opens the store and builds the shared state, without listening
     /// (the binary's `bootstrap` subcommand uses this).
-    pub async fn build_state(self) -> io::Result<(AppState, watch::Sender<bool>)> {
+    pub async fn build_state(self) -> io::Result<(AppState, ShutdownSignals)> {
         let store = store::open(&self.store).await.map_err(io_error)?;
         let secret = resolve_jwt_secret(store.as_ref(), &self.config).await?;
         for previous in &self.config.jwt_previous_secrets {
@@ -137,7 +141,8 @@ impl ServerBuilder {
             .collect();
         let jwt = JwtKeys::rotating(secret.as_bytes(), &previous)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (drain_tx, drain_rx) = watch::channel(false);
+        let (stop_tx, stop_rx) = watch::channel(false);
         let config = self.config;
         let dummy_password_hash = crate::password::dummy_hash(config.password_hashing);
         let limits = &config.limits;
@@ -198,8 +203,10 @@ impl ServerBuilder {
             webhooks,
             rate_limiter,
             hubs,
-            shutdown: shutdown_rx,
+            shutdown: drain_rx,
+            stop: stop_rx,
             shutting_down: AtomicBool::new(false),
+            generations_cut: AtomicBool::new(false),
             sessions: SessionTracker::default(),
             dummy_password_hash,
             hash_slots: tokio::sync::Semaphore::new(limits.password_hash_concurrency.max(1)),
@@ -209,13 +216,19 @@ impl ServerBuilder {
             revocations: tokio::sync::broadcast::channel(1024).0,
             config,
         });
-        Ok((state, shutdown_tx))
+        Ok((
+            state,
+            ShutdownSignals {
+                drain: drain_tx,
+                stop: stop_tx,
+            },
+        ))
     }
 
     /// Binds, starts serving in the background, and returns a handle.
     pub async fn spawn(self) -> io::Result<ServerHandle> {
         let bind = self.bind.clone();
-        let (state, shutdown_tx) = self.build_state().await?;
+        let (state, signals) = self.build_state().await?;
         let listener = tokio::net::TcpListener::bind(&bind).await?;
         let addr = listener.local_addr()?;
         let app = crate::rest::router(state.clone());
@@ -225,7 +238,8 @@ impl ServerBuilder {
                 let listener = tokio::net::TcpListener::bind(bind).await?;
                 let metrics_addr = listener.local_addr()?;
                 let app = crate::rest::metrics_router(state.clone());
-                let mut stop = state.shutdown.clone();
+                // Served through the drain, so it can be watched.
+                let mut stop = state.stop.clone();
                 tokio::spawn(async move {
                     let graceful = async move {
                         let _ = stop.wait_for(|s| *s).await;
@@ -244,7 +258,7 @@ impl ServerBuilder {
         };
         let sweeper_state = state.clone();
         let sweeper = tokio::spawn(async move {
-            let mut stop = sweeper_state.shutdown.clone();
+            let mut stop = sweeper_state.stop.clone();
             loop {
                 tokio::select! {
                     _ = stopped(&mut stop) => break,
@@ -264,14 +278,26 @@ impl ServerBuilder {
             addr,
             metrics_addr,
             state,
-            shutdown_tx,
+            signals,
             server,
             sweeper,
         })
     }
 }
 
-/// Resolves once shutdown has begun. (The guard `wait_for` returns is
+/// The two phases of a shutdown, as signals to the tasks of a server:
+/// [`ServerState::shutdown`](crate::state::ServerState::shutdown) (the
+/// drain begins) and [`ServerState::stop`](crate::state::ServerState::stop)
+/// (it has ended). [`ServerHandle::shutdown`] sends them; whoever holds
+/// them from [`ServerBuilder::build_state`] keeps them while the state
+/// serves, since dropping them reads, to every task, as both signals.
+#[derive(Debug)]
+pub struct ShutdownSignals {
+    drain: watch::Sender<bool>,
+    stop: watch::Sender<bool>,
+}
+
+/// Resolves once `stop` flips to true. (The guard `wait_for` returns is
 /// dropped in here: it is not `Send`, and a `select!` would hold it across
 /// its branch's awaits.)
 async fn stopped(stop: &mut watch::Receiver<bool>) {
@@ -362,7 +388,10 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router, state
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt as _;
 
-    let mut stop = state.shutdown.clone();
+    // Until the drain has ended, not when it begins: meanwhile REST keeps
+    // answering (reads, and a 503 for what would start a generation or a
+    // socket).
+    let mut stop = state.stop.clone();
     loop {
         let (stream, peer) = tokio::select! {
             _ = stopped(&mut stop) => break,
@@ -399,7 +428,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router, state
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(limits.http_header_timeout);
-        let mut stop = state.shutdown.clone();
+        let mut stop = state.stop.clone();
         tokio::spawn(async move {
             let conn = builder
                 .serve_connection(TokioIo::new(stream), service)
@@ -453,7 +482,7 @@ pub struct ServerHandle {
     addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
     state: AppState,
-    shutdown_tx: watch::Sender<bool>,
+    signals: ShutdownSignals,
     server: JoinHandle<()>,
     sweeper: JoinHandle<()>,
 }
@@ -519,22 +548,76 @@ impl ServerHandle {
             .map_err(io_error)
     }
 
-    /// Stops the server: sockets close with 1001, then running responses
-    /// stop (their partial text is saved), the store is flushed.
+    /// Stops the server without losing a reply, in two phases.
+    ///
+    /// **The drain.** New sockets and new generations are refused (HTTP
+    /// 503), `/ready` answers 503, and every socket is closed with 1001,
+    /// which every SDK reads as "reconnect and resume" (behind a balancer:
+    /// on another instance). Generations already queued or running go on:
+    /// their notifications still reach the hub, so with a Redis hub a
+    /// client that resumed elsewhere gets the rest of the reply exactly,
+    /// and with either hub the finished reply is saved in the history.
+    /// Whatever is still running after `Config::drain_timeout` is cut: it
+    /// ends with `stop_reason: shutdown` (SDKs: `interrupted`), its partial
+    /// text saved.
+    ///
+    /// **The stop.** The listeners close, REST requests in flight finish,
+    /// the store is flushed. Returns when all of that is done.
     pub async fn shutdown(self) {
         let state = self.state;
+        let began = std::time::Instant::now();
+        let drain_timeout = state.config.drain_timeout;
         state.shutting_down.store(true, Ordering::SeqCst);
-        let _ = self.shutdown_tx.send(true);
-        // Sockets first: a client must see the server go away (1001, and
-        // its reply `interrupted`), not a `stopped` it never asked for,
-        // which stopping the generations first would race onto its socket.
+        let in_flight = generations_in_flight(&state);
+        tracing::info!(
+            generations = in_flight,
+            sockets = state.sessions.open(),
+            drain_timeout_secs = drain_timeout.as_secs_f64(),
+            "drain started: refusing new sockets and generations, sockets told to reconnect elsewhere (1001)"
+        );
+        let _ = self.signals.drain.send(true);
+        let finished_in_time = tokio::time::timeout(drain_timeout, generations_ended(&state))
+            .await
+            .is_ok();
+        // Sockets closed at the drain's start; wait for them before any
+        // cut, so a client sees its socket go away (and resumes) rather
+        // than a stop arriving on a socket about to close.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, state.sessions.wait_idle()).await;
-        for hub in state.hubs.all() {
-            hub.stop_local();
-        }
+        let cut = if finished_in_time {
+            0
+        } else {
+            let cut = generations_in_flight(&state);
+            state.generations_cut.store(true, Ordering::SeqCst);
+            tracing::warn!(
+                generations = cut,
+                "drain timeout lapsed: cutting the generations still in flight (stop_reason shutdown)"
+            );
+            // Again on every poll: a queued generation that took its turn
+            // just before the flag was set starts running after this.
+            let cutting = async {
+                while generations_in_flight(&state) > 0 {
+                    for hub in state.hubs.all() {
+                        hub.stop_local();
+                    }
+                    tokio::time::sleep(DRAIN_POLL).await;
+                }
+            };
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, cutting).await;
+            cut
+        };
+        let finished = in_flight.saturating_sub(cut);
+        state.metrics.drain_ended(finished as u64, cut as u64);
+        tracing::info!(
+            finished,
+            cut,
+            secs = began.elapsed().as_secs_f64(),
+            "drain ended"
+        );
+
+        let _ = self.signals.stop.send(true);
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.server).await;
         // REST requests in flight finish (each connection closes after
-        // its current request once shutdown began).
+        // its current request once the stop began).
         let http_drained = async {
             while state.tcp_per_ip.keys() > 0 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -542,20 +625,28 @@ impl ServerHandle {
         };
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_drained).await;
         self.sweeper.abort();
-        let drained = async {
-            while state
-                .hubs
-                .all()
-                .iter()
-                .any(|h| h.pending().load(Ordering::SeqCst) > 0)
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, drained).await;
         if let Err(e) = state.store.flush().await {
             tracing::error!(error = %e, "store flush failed");
         }
         tracing::info!("tokenrelay server stopped");
+    }
+}
+
+/// Generations of this instance queued or running, over every hub.
+fn generations_in_flight(state: &AppState) -> usize {
+    state
+        .hubs
+        .all()
+        .iter()
+        .map(|h| h.pending().load(Ordering::SeqCst))
+        .sum()
+}
+
+/// Resolves once this instance has no generation queued or running. (A
+/// poll: generations end rarely and the drain's bound is seconds, so a
+/// notification per hub would buy nothing.)
+async fn generations_ended(state: &AppState) {
+    while generations_in_flight(state) > 0 {
+        tokio::time::sleep(DRAIN_POLL).await;
     }
 }

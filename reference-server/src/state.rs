@@ -34,10 +34,19 @@ pub struct ServerState {
     pub rate_limiter: RateLimiter,
     /// Live per-context state (sequence numbers, replay, generations).
     pub hubs: Hubs,
-    /// Flips to true when shutdown starts; sessions close with 1001.
+    /// Flips to true when the drain starts (shutdown's first phase):
+    /// sessions close with 1001, which every SDK reads as "reconnect (to
+    /// another instance) and resume".
     pub shutdown: watch::Receiver<bool>,
-    /// Set once shutdown starts: no new generations.
+    /// Flips to true when the drain has ended: the listeners and the
+    /// sweeper stop, HTTP connections close after their request.
+    pub stop: watch::Receiver<bool>,
+    /// Set once the drain starts: no new sockets, no new generations
+    /// (both refused with 503); those already running go on.
     pub shutting_down: AtomicBool,
+    /// Set once the drain timeout lapsed: running generations are being
+    /// stopped (`stop_reason: shutdown`) and queued ones end at once.
+    pub generations_cut: AtomicBool,
     /// Open sessions, to wait for them on shutdown.
     pub sessions: SessionTracker,
     /// Argon2 hash verified for unknown users (equal timing).
@@ -64,9 +73,14 @@ impl ServerState {
         let _ = self.revocations.send(revoked);
     }
 
-    /// True once shutdown has begun.
+    /// True once shutdown has begun (the drain included).
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// True once the drain timeout lapsed and generations are cut.
+    pub fn generations_cut(&self) -> bool {
+        self.generations_cut.load(Ordering::SeqCst)
     }
 }
 

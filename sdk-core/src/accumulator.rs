@@ -266,8 +266,11 @@ impl Accumulator {
                     // The server cut the agent short at its round limit:
                     // what came is kept, as for a stop.
                     Some(StopReason::Stopped | StopReason::RoundLimit) => ResponseStatus::Stopped,
-                    // The tool answers came too late to continue.
-                    Some(StopReason::ToolTimeout) => ResponseStatus::Interrupted,
+                    // The tool answers came too late to continue, or the
+                    // server shut down mid-reply: what came is a prefix.
+                    Some(StopReason::ToolTimeout | StopReason::Shutdown) => {
+                        ResponseStatus::Interrupted
+                    }
                     Some(StopReason::Error) => ResponseStatus::Failed,
                     Some(StopReason::Complete) => ResponseStatus::Complete,
                     None | Some(StopReason::Other) if self.stopping.contains(&r.id) => {
@@ -733,6 +736,23 @@ mod tests {
             (b.status, b.text.as_str()),
             (ResponseStatus::Interrupted, "")
         );
+    }
+
+    #[test]
+    fn a_reply_cut_by_a_server_shutdown_is_interrupted_with_its_reason() {
+        let mut acc = Accumulator::new(8);
+        let cut = r#"{"method":"on_stop_token","params":{"response_id":"a","reason":"shutdown"}}"#;
+        feed(&mut acc, &[token("a", "par", None), cut.into()]);
+        let a = acc.response("a").unwrap();
+        assert_eq!(
+            (a.status, a.text.as_str(), a.stop_reason),
+            (
+                ResponseStatus::Interrupted,
+                "par",
+                Some(StopReason::Shutdown)
+            )
+        );
+        assert_eq!(StopReason::Shutdown.as_str(), "shutdown");
     }
 
     #[test]

@@ -66,7 +66,12 @@ pub async fn invoke_as(
     response_id: String,
 ) -> Result<(String, oneshot::Receiver<Outcome>), ApiError> {
     if state.is_shutting_down() {
-        return Err(ApiError::internal());
+        // Draining: what runs here finishes, nothing new starts. 503 tells
+        // the caller (and a balancer) to go to another instance.
+        state.metrics.refused("draining");
+        return Err(ApiError::unavailable(
+            "the server is shutting down; retry on another instance",
+        ));
     }
     // Reserve a place in the context's queue before anything is charged:
     // every queued invocation is a task and, later, an engine run, so the
@@ -231,8 +236,11 @@ async fn run(
     // Holding the turn, this invocation lets the next one queue behind it
     // (the turn's lock serves its waiters first come, first served).
     drop(place);
-    if state.is_shutting_down() {
-        return None;
+    if state.generations_cut() {
+        // Queued before the drain, still waiting when its timeout lapsed:
+        // it ends at once, visibly, so a client that resumed elsewhere is
+        // not left waiting for a reply that will never come.
+        return Some(cut_before_start(state, hub, response_id).await);
     }
     let context = match state.store.get_context(hub.context_id()).await {
         Ok(Some(c)) => c,
@@ -334,7 +342,13 @@ async fn run(
             biased;
             _ = stop.notified() => {
                 task.abort();
-                break StopReason::Stopped;
+                // The only stop that is nobody's request: the drain
+                // timeout lapsed (server::ServerHandle::shutdown).
+                break if state.generations_cut() {
+                    StopReason::Shutdown
+                } else {
+                    StopReason::Stopped
+                };
             }
             event = rx.recv() => match event {
                 Some(EngineEvent::Token(token)) => {
@@ -479,6 +493,27 @@ async fn run(
         text,
         reason,
     })
+}
+
+/// Ends a response that never started because the server's drain timeout
+/// lapsed while it was queued: an empty `on_stop_token` with
+/// `reason: shutdown` (SDKs report it `interrupted`). The history is left
+/// as it was.
+async fn cut_before_start(state: &AppState, hub: &Arc<dyn Hub>, response_id: String) -> Outcome {
+    let reason = StopReason::Shutdown;
+    state.metrics.reply_ended(reason.as_str());
+    hub.publish(Notification::StopToken(StopTokenParams {
+        response_id: Cow::Borrowed(&response_id),
+        reason: (!state.config.base_protocol).then_some(reason),
+        seq: None,
+    }))
+    .await;
+    tracing::debug!(context_id = %hub.context_id(), response_id = %response_id, "queued generation cut by the drain timeout");
+    Outcome {
+        response_id,
+        text: String::new(),
+        reason,
+    }
 }
 
 #[cfg(test)]

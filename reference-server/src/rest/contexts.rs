@@ -92,6 +92,13 @@ pub async fn create(
             ))
         })?;
     }
+    if body.invoke_agent_message == Some(true) && state.is_shutting_down() {
+        // Refused before the context exists, not after: the caller's retry
+        // on another instance must not leave a greeting-less duplicate.
+        return Err(ApiError::unavailable(
+            "the server is shutting down; retry on another instance",
+        ));
+    }
     let now = unix_now();
     let record = ContextRecord {
         context_id: uuid::Uuid::new_v4().to_string(),
@@ -179,8 +186,14 @@ pub async fn chat(
     let hub = state.hubs.get_or_create(&record);
     let (response_id, done) = invoke(&state, &hub, Invocation::Message(body.message)).await?;
     let outcome = done.await.map_err(|_| ApiError::internal())?;
-    if outcome.reason == StopReason::Error {
-        return Err(ApiError::internal());
+    match outcome.reason {
+        StopReason::Error => return Err(ApiError::internal()),
+        StopReason::Shutdown => {
+            return Err(ApiError::unavailable(
+                "the server shut down before the reply finished; retry on another instance",
+            ))
+        }
+        _ => {}
     }
     let mut reply = ChatReply::new(true, outcome.text);
     reply.response_id = Some(response_id);

@@ -65,6 +65,10 @@ pub fn router(state: AppState) -> Router {
             record_latency,
         ))
         .fallback(|| async { ApiError::not_found("No such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            close_when_draining,
+        ))
         .layer(axum::middleware::from_fn(access_log))
         // A body must be small and arrive in time; the header deadline is
         // the accept loop's.
@@ -92,6 +96,26 @@ async fn record_latency(State(state): State<AppState>, request: Request, next: N
     let response = next.run(request).await;
     if route != "/ws" {
         state.metrics.request_latency(&route, started.elapsed());
+    }
+    response
+}
+
+/// While the server drains, every answer carries `Connection: close`, so
+/// a keep-alive client opens its next connection anew (through its
+/// balancer, to another instance) instead of reusing this one.
+async fn close_when_draining(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    // Not on a WebSocket's 101: that connection is the socket.
+    if state.is_shutting_down() && response.status() != axum::http::StatusCode::SWITCHING_PROTOCOLS
+    {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
     }
     response
 }
@@ -126,8 +150,21 @@ async fn access_log(request: Request, next: Next) -> Response {
     response
 }
 
-/// Ready to serve: the store answers. (Alive is `/health`.)
+/// Ready to serve: the store answers and the server is not draining.
+/// (Alive is `/health`.)
 async fn ready(State(state): State<AppState>) -> Response {
+    if state.is_shutting_down() {
+        // A balancer probing readiness takes the instance out of rotation
+        // while its replies finish.
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "status": "draining",
+                "error": "the server is shutting down",
+            })),
+        )
+            .into_response();
+    }
     match state.store.get_context("readiness-probe").await {
         Ok(_) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
         Err(e) => {

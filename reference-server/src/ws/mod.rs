@@ -7,7 +7,7 @@ pub mod session;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use serde::Deserialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::Instrument;
@@ -19,7 +19,8 @@ use crate::state::AppState;
 pub mod close {
     /// Normal closure.
     pub const NORMAL: u16 = 1000;
-    /// Going away: the server shuts down; reconnect.
+    /// Going away: the server shuts down (its drain began); reconnect,
+    /// to another instance, and resume.
     pub const GOING_AWAY: u16 = 1001;
     /// A message above the size limit.
     pub const TOO_BIG: u16 = 1009;
@@ -56,6 +57,16 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    if state.is_shutting_down() {
+        // Draining: this instance takes no new socket. A 503 (not an
+        // accepted socket closed at once) costs nothing and tells a
+        // balancer, and every SDK, to try again, elsewhere.
+        state.metrics.refused("draining");
+        return crate::error::ApiError::unavailable(
+            "the server is shutting down; connect to another instance",
+        )
+        .into_response();
+    }
     // A malformed query string is treated as absent: the handshake then
     // fails with a clear error instead of a bare HTTP 400.
     let query = query.map(|q| q.0).unwrap_or_default();

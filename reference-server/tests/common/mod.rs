@@ -318,6 +318,42 @@ impl Ws {
         self.response_to(&id).await
     }
 
+    /// [`Ws::request`], reporting the server's close (code and reason)
+    /// instead of panicking when the socket ends before the answer.
+    pub(crate) async fn try_request(
+        &mut self,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, (u16, String)> {
+        self.next_id += 1;
+        let id = format!("req-{}", self.next_id);
+        let frame = json!({ "method": method, "params": params, "id": id });
+        if self.try_send_text(&frame.to_string()).await.is_err() {
+            return Err(self.closed().await);
+        }
+        loop {
+            match self.next_raw().await {
+                Some(Message::Text(t)) => {
+                    let frame: Value = serde_json::from_str(t.as_str()).expect("json");
+                    if frame.get("method").is_some() {
+                        self.pending.push_back(frame);
+                    } else if frame["id"] == id {
+                        return Ok(frame["result"].clone());
+                    } else {
+                        self.other_responses.push(frame);
+                    }
+                }
+                Some(Message::Close(Some(c))) => {
+                    return Err((u16::from(c.code), c.reason.to_string()))
+                }
+                Some(Message::Close(None)) | None => {
+                    return Err((u16::from(CloseCode::Status), String::new()))
+                }
+                Some(_) => continue,
+            }
+        }
+    }
+
     /// Waits for the response with `id`.
     pub(crate) async fn response_to(&mut self, id: &str) -> Value {
         loop {
@@ -386,6 +422,33 @@ impl Ws {
                 _ => {}
             }
             out.notifications.push(n);
+        }
+    }
+
+    /// The next notification, or the server's close (code and reason)
+    /// when the socket ends first. Notifications kept by an earlier
+    /// `request` come first; a response frame is kept aside.
+    pub(crate) async fn next_or_close(&mut self) -> Result<Value, (u16, String)> {
+        if let Some(v) = self.pending.pop_front() {
+            return Ok(v);
+        }
+        loop {
+            match self.next_raw().await {
+                Some(Message::Text(t)) => {
+                    let v: Value = serde_json::from_str(t.as_str()).expect("json");
+                    if v.get("method").is_some() {
+                        return Ok(v);
+                    }
+                    self.other_responses.push(v);
+                }
+                Some(Message::Close(Some(frame))) => {
+                    return Err((u16::from(frame.code), frame.reason.to_string()))
+                }
+                Some(Message::Close(None)) | None => {
+                    return Err((u16::from(CloseCode::Status), String::new()))
+                }
+                Some(_) => continue,
+            }
         }
     }
 

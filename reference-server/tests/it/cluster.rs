@@ -56,7 +56,8 @@ use std::time::Duration;
 
 use crate::common::{seq, test_builder, TestServer, Ws};
 use serde_json::{json, Value};
-use tokenrelay_server::{ScriptedEngine, StoreConfig};
+use tokenrelay_server::state::AppState;
+use tokenrelay_server::{Config, ScriptedEngine, StoreConfig};
 
 /// The JWT secret every instance shares (keys minted on one verify on all).
 const SECRET: &str = "cluster-test-secret-of-at-least-32-bytes";
@@ -64,11 +65,23 @@ const SECRET: &str = "cluster-test-secret-of-at-least-32-bytes";
 /// A server instance on a runtime of its own, so a test can kill it the
 /// way a crash does: every task stops where it is, nothing is released.
 struct Node {
-    t: TestServer,
+    /// `None` once [`Node::shutdown`] took the server.
+    t: Option<TestServer>,
     rt: Option<tokio::runtime::Runtime>,
 }
 
 impl Node {
+    /// Starts the graceful shutdown (the drain, then the stop) on the
+    /// instance's own runtime, as SIGTERM does; the handle resolves when
+    /// `ServerHandle::shutdown` returns. Also gives the instance's state,
+    /// to read its metrics afterwards.
+    fn shutdown(&mut self) -> (tokio::task::JoinHandle<()>, AppState) {
+        let t = self.t.take().expect("node running");
+        let state = t.server.state().clone();
+        let rt = self.rt.as_ref().expect("node running");
+        (rt.spawn(t.server.shutdown()), state)
+    }
+
     /// Stops every task of the instance at once (its sockets drop, its
     /// generation stops mid-reply, its lease is never given back).
     fn kill(&mut self) {
@@ -87,7 +100,7 @@ impl Drop for Node {
 impl std::ops::Deref for Node {
     type Target = TestServer;
     fn deref(&self) -> &TestServer {
-        &self.t
+        self.t.as_ref().expect("node running")
     }
 }
 
@@ -97,65 +110,82 @@ impl std::ops::Deref for Node {
 struct Cluster {
     nodes: Vec<Node>,
     redis: redis::Redis,
+    db: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 /// `n` instances with a generation lease of `lease`, or `None` (skipped)
 /// without `redis-server`.
 async fn cluster(test: &str, n: usize, lease: Duration) -> Option<Cluster> {
-    cluster_with(test, n, lease, |_| {}).await
+    cluster_with(test, n, &move |c: &mut Config| c.hub_lease = lease).await
 }
 
-/// As [`cluster`], each instance's config changed by `tweak` too.
+/// `n` instances, each configured by `configure` after the cluster's own
+/// settings, or `None` (skipped) without `redis-server`.
 async fn cluster_with(
     test: &str,
     n: usize,
-    lease: Duration,
-    tweak: impl Fn(&mut tokenrelay_server::Config),
+    configure: &(dyn Fn(&mut Config) + Sync),
 ) -> Option<Cluster> {
     let redis = redis::require(test)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("store.sqlite3");
-    let mut nodes: Vec<Node> = Vec::new();
+    let mut cluster = Cluster {
+        nodes: Vec::new(),
+        redis,
+        db,
+        _dir: dir,
+    };
     for _ in 0..n {
+        cluster.add_node(configure).await;
+    }
+    Some(cluster)
+}
+
+impl Cluster {
+    /// Starts one more instance on the cluster's Redis and store, on a
+    /// runtime of its own (the new instance of a rolling restart); the
+    /// first one bootstraps the org every instance serves.
+    async fn add_node(&mut self, configure: &(dyn Fn(&mut Config) + Sync)) -> &Node {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("runtime");
+        let url = self.redis.url();
         let builder = test_builder()
-            .store(StoreConfig::Sqlite(db.clone()))
+            .store(StoreConfig::Sqlite(self.db.clone()))
             .jwt_secret(SECRET)
             .configure(|c| {
-                c.hub = Some(redis.url());
-                c.hub_lease = lease;
-                tweak(c);
+                c.hub = Some(url);
+                configure(c);
             });
         let server = rt
             .spawn(builder.spawn())
             .await
             .expect("task")
             .expect("server starts");
-        let (org_id, org_key) = match nodes.first() {
-            Some(first) => (first.org_id.clone(), first.org_key.clone()),
+        let org = self
+            .nodes
+            .iter()
+            .find_map(|n| n.t.as_ref())
+            .map(|t| (t.org_id.clone(), t.org_key.clone()));
+        let (org_id, org_key) = match org {
+            Some(org) => org,
             None => server.bootstrap_org("test-org").await.expect("bootstrap"),
         };
-        nodes.push(Node {
-            t: TestServer {
+        self.nodes.push(Node {
+            t: Some(TestServer {
                 server,
                 org_id,
                 org_key,
                 http: reqwest::Client::new(),
-            },
+            }),
             rt: Some(rt),
         });
+        self.nodes.last().expect("just added")
     }
-    Some(Cluster {
-        nodes,
-        redis,
-        _dir: dir,
-    })
 }
 
 /// The test's cluster, or a skip.
@@ -358,6 +388,443 @@ async fn a_stop_asked_on_one_instance_stops_the_reply_on_another() {
     assert_eq!(reason.as_deref(), Some("stopped"));
 }
 
+// ---- Zero-downtime deploy: the drain on shutdown (issue #14 item 4) ----
+
+/// Reads notifications until the server closes the socket; checks every
+/// `seq` follows the one before. Returns the text, the stop's reason if it
+/// came first, and the close code.
+async fn read_until_close(ws: &mut Ws, last: &mut u64) -> (String, Option<String>, u16) {
+    let mut text = String::new();
+    let mut reason = None;
+    loop {
+        match ws.next_or_close().await {
+            Ok(n) => {
+                let s = seq(&n);
+                assert_eq!(s, *last + 1, "no gap, no duplicate: {n}");
+                *last = s;
+                match n["method"].as_str() {
+                    Some("on_token") => {
+                        text.push_str(n["params"]["token"].as_str().unwrap_or_default())
+                    }
+                    Some("on_stop_token") => {
+                        reason = n["params"]["reason"].as_str().map(str::to_owned)
+                    }
+                    _ => {}
+                }
+            }
+            Err((code, _)) => return (text, reason, code),
+        }
+    }
+}
+
+/// The value of the series line starting with `series ` (0 when absent).
+fn metric(state: &AppState, series: &str) -> u64 {
+    state
+        .metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A drain timeout far longer than any reply of these tests: when it is
+/// not what the test is about, it never ends a drain (the reply does).
+const LONG_DRAIN: Duration = Duration::from_secs(120);
+
+/// The settings of the drain tests: `drain` and a generation lease far
+/// longer than the default. These tests are about the drain; with the 5 s
+/// lease, a node starved of CPU for that long on a loaded test machine
+/// loses its lease, and its reply ends `error` (by design, the Redis
+/// hub's own tests), which would read as a drain failure.
+fn draining_node(c: &mut Config, drain: Duration) {
+    c.drain_timeout = drain;
+    c.hub_lease = Duration::from_secs(60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_instance_moves_its_client_and_finishes_the_reply() {
+    let Some(mut c) = cluster_with(
+        "a_draining_instance_moves_its_client_and_finishes_the_reply",
+        2,
+        &|c| draining_node(c, LONG_DRAIN),
+    )
+    .await
+    else {
+        return;
+    };
+    let (_, ctx) = c.nodes[0].agent_and_context().await;
+    let (mut ws, _) = attach(&c.nodes[0], &ctx, None).await;
+    let message = "[tokens=300 pace_ms=5]";
+    let expected = ScriptedEngine::expected_reply(message);
+    let ack = ws.request("add_message", json!({"message": message})).await;
+    assert_eq!(ack["success"], true, "{ack}");
+    let mut last = 0;
+    let (mut text, reason) = read(&mut ws, &mut last, 5).await;
+    assert_eq!(reason, None, "the reply is streaming");
+
+    // SIGTERM on A, the instance generating the reply.
+    let (draining, a) = c.nodes[0].shutdown();
+    // Its socket is told to reconnect elsewhere: what was on its way comes
+    // first, then the close.
+    let (more, reason, code) = read_until_close(&mut ws, &mut last).await;
+    text.push_str(&more);
+    assert_eq!(code, 1001, "the code every SDK reconnects and resumes on");
+
+    // The client resumes on B and gets the rest, exactly.
+    let (mut ws, result) = attach(&c.nodes[1], &ctx, Some(last)).await;
+    assert_eq!(result["resumed"], true, "{result}");
+    let reason = match reason {
+        Some(r) => r,
+        None => {
+            let (rest, reason) = read(&mut ws, &mut last, 100_000).await;
+            text.push_str(&rest);
+            reason.expect("the reply ends")
+        }
+    };
+    assert_eq!(text, expected, "the whole reply: no gap, no duplicate");
+    assert_eq!(reason, "complete", "finished, not cut");
+
+    // A's shutdown returns, the generation having finished in the drain.
+    draining.await.expect("shutdown task");
+    assert_eq!(
+        metric(
+            &a,
+            "tokenrelay_drain_generations_total{outcome=\"finished\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        metric(&a, "tokenrelay_drain_generations_total{outcome=\"cut\"}"),
+        0
+    );
+    assert_eq!(
+        metric(&a, "tokenrelay_replies_total{reason=\"complete\"}"),
+        1
+    );
+    // And the reply is in the history, whole.
+    let (status, context) = c.nodes[1]
+        .get(&format!("/context/{ctx}"), &c.nodes[1].org_key)
+        .await;
+    assert_eq!(status, 200, "{context}");
+    assert_eq!(
+        context["messages"],
+        json!([
+            {"sender": "human", "message": message},
+            {"sender": "ai", "message": expected},
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_instance_refuses_new_sockets_and_generations_but_serves_reads() {
+    let Some(mut c) = cluster_with(
+        "a_draining_instance_refuses_new_sockets_and_generations_but_serves_reads",
+        2,
+        &|c| draining_node(c, LONG_DRAIN),
+    )
+    .await
+    else {
+        return;
+    };
+    let (_, ctx) = c.nodes[0].agent_and_context().await;
+    let (mut watcher, _) = attach(&c.nodes[1], &ctx, None).await;
+    let (mut asker, _) = attach(&c.nodes[0], &ctx, None).await;
+    // A reply of hours: the drain lasts until the test stops it.
+    let ack = asker
+        .request(
+            "add_message",
+            json!({"message": "[tokens=1000000 pace_ms=10]"}),
+        )
+        .await;
+    assert_eq!(ack["success"], true, "{ack}");
+    let mut last = 0;
+    read(&mut watcher, &mut last, 3).await;
+    let (a_ws, a_http, org_key) = (
+        c.nodes[0].ws_url(),
+        c.nodes[0].server.http_url(),
+        c.nodes[0].org_key.clone(),
+    );
+
+    let (draining, a) = c.nodes[0].shutdown();
+    assert_eq!(asker.closed().await.0, 1001);
+    // The drain has begun (the socket was told to move) and cannot have
+    // ended (the reply runs for hours). A new socket: 503.
+    match Ws::open_request(&a_ws, None).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503)
+        }
+        Err(e) => panic!("expected an HTTP 503, got {e}"),
+        Ok(_) => panic!("a draining instance accepted a socket"),
+    }
+    let http = reqwest::Client::new();
+    let authed =
+        |r: reqwest::RequestBuilder| r.header("authorization", format!("Bearer {org_key}"));
+    // A REST call that would start a generation: 503, with a clear error.
+    let r = authed(http.post(format!("{a_http}/chat")))
+        .json(&json!({"context_id": ctx, "message": "hi"}))
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(
+        r.headers()["connection"],
+        "close",
+        "no keep-alive to a draining instance"
+    );
+    let (status, body) = crate::common::status_json(r).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("shutting down")),
+        "{body}"
+    );
+    // Balancers see it leave: /ready answers 503.
+    let r = http
+        .get(format!("{a_http}/ready"))
+        .send()
+        .await
+        .expect("http");
+    let (status, body) = crate::common::status_json(r).await;
+    assert_eq!((status, body["status"].as_str()), (503, Some("draining")));
+    // Reads are still served.
+    let r = authed(http.get(format!("{a_http}/context/{ctx}")))
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(r.status().as_u16(), 200);
+
+    // The client that moved to B stops the reply; the drain then ends by
+    // itself, well before its timeout.
+    let stop = watcher.request("stop_invocation", json!({})).await;
+    assert_eq!(stop["success"], true, "{stop}");
+    let (_, reason) = read(&mut watcher, &mut last, 1_000_000).await;
+    assert_eq!(reason.as_deref(), Some("stopped"));
+    draining.await.expect("shutdown task");
+    assert_eq!(
+        metric(
+            &a,
+            "tokenrelay_drain_generations_total{outcome=\"finished\"}"
+        ),
+        1
+    );
+    assert!(metric(&a, "tokenrelay_limit_refusals_total{limit=\"draining\"}") >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_longer_than_the_drain_timeout_is_cut_with_reason_shutdown() {
+    let Some(mut c) = cluster_with(
+        "a_reply_longer_than_the_drain_timeout_is_cut_with_reason_shutdown",
+        2,
+        &|c| draining_node(c, Duration::from_millis(300)),
+    )
+    .await
+    else {
+        return;
+    };
+    let (_, ctx) = c.nodes[0].agent_and_context().await;
+    let (mut watcher, _) = attach(&c.nodes[1], &ctx, None).await;
+    let (mut asker, _) = attach(&c.nodes[0], &ctx, None).await;
+    let message = "[tokens=1000000 pace_ms=10]";
+    asker
+        .request("add_message", json!({"message": message}))
+        .await;
+    let mut last = 0;
+    let (mut text, _) = read(&mut watcher, &mut last, 3).await;
+    let (draining, a) = c.nodes[0].shutdown();
+    assert_eq!(asker.closed().await.0, 1001);
+    // A reply of hours outlasts any drain timeout: it is cut, and says so
+    // (SDKs report `stop_reason: shutdown` as `interrupted`).
+    let (rest, reason) = read(&mut watcher, &mut last, 1_000_000).await;
+    text.push_str(&rest);
+    assert_eq!(reason.as_deref(), Some("shutdown"));
+    let expected = ScriptedEngine::expected_reply(message);
+    assert!(
+        expected.starts_with(&text) && text.len() < expected.len(),
+        "a prefix of the reply"
+    );
+    draining.await.expect("shutdown task");
+    assert_eq!(
+        metric(&a, "tokenrelay_drain_generations_total{outcome=\"cut\"}"),
+        1
+    );
+    assert_eq!(
+        metric(&a, "tokenrelay_replies_total{reason=\"shutdown\"}"),
+        1
+    );
+    // What came of it is in the history, as for any reply cut short.
+    let (_, context) = c.nodes[1]
+        .get(&format!("/context/{ctx}"), &c.nodes[1].org_key)
+        .await;
+    assert_eq!(
+        context["messages"][1],
+        json!({"sender": "ai", "message": text})
+    );
+    // The survivor serves the context: the next reply runs whole.
+    let (mut ws, _) = attach(&c.nodes[1], &ctx, Some(last)).await;
+    ws.request("add_message", json!({"message": "[tokens=5]"}))
+        .await;
+    let (text, reason) = read(&mut ws, &mut last, 1000).await;
+    assert_eq!(text, ScriptedEngine::expected_reply("[tokens=5]"));
+    assert_eq!(reason.as_deref(), Some("complete"));
+}
+
+/// What a balancer routes new sockets to: the instances not draining.
+type Live = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A socket attached to `ctx` on one of the `live` instances (the
+/// `i`-th, or the next one when that one refuses: it began draining after
+/// the list was read), resuming after `after`.
+async fn attach_live(live: &Live, i: usize, ctx: &str, key: &str, after: Option<u64>) -> Ws {
+    for attempt in 0..100 {
+        let url = {
+            let live = live.lock().unwrap();
+            live[(i + attempt) % live.len()].clone()
+        };
+        let Ok(mut ws) = Ws::open_request(&url, None).await else {
+            continue; // 503: draining
+        };
+        let mut params = json!({"context_id": ctx, "access_token": key});
+        if let Some(after) = after {
+            params["resume_after_seq"] = json!(after);
+        }
+        match ws.try_request("connect_to_context", params).await {
+            Ok(result) => {
+                assert_eq!(result["success"], true, "{result}");
+                if after.is_some() {
+                    assert_eq!(result["resumed"], true, "{result}");
+                }
+                return ws;
+            }
+            // Attached just as its drain began: told to move at once.
+            Err((code, _)) => assert_eq!(code, 1001),
+        }
+    }
+    panic!("no instance took the socket");
+}
+
+/// Reads notifications until the first response's stop (its reason) or
+/// the server's close (its code); checks every `seq` follows the one
+/// before.
+async fn read_to_stop_or_close(
+    ws: &mut Ws,
+    last: &mut u64,
+    text: &mut String,
+) -> Result<String, u16> {
+    loop {
+        match ws.next_or_close().await {
+            Ok(n) => {
+                let s = seq(&n);
+                assert_eq!(s, *last + 1, "no gap, no duplicate: {n}");
+                *last = s;
+                match n["method"].as_str() {
+                    Some("on_token") => {
+                        text.push_str(n["params"]["token"].as_str().unwrap_or_default())
+                    }
+                    Some("on_stop_token") => {
+                        return Ok(n["params"]["reason"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned())
+                    }
+                    _ => {}
+                }
+            }
+            Err((code, _)) => return Err(code),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_instance_during_20_replies_loses_nothing() {
+    let drain: &(dyn Fn(&mut Config) + Sync) = &|c| draining_node(c, LONG_DRAIN);
+    let Some(mut c) = cluster_with(
+        "a_rolling_restart_of_every_instance_during_20_replies_loses_nothing",
+        2,
+        drain,
+    )
+    .await
+    else {
+        return;
+    };
+    let live: Live = std::sync::Arc::new(std::sync::Mutex::new(
+        c.nodes.iter().map(|n| n.ws_url()).collect(),
+    ));
+    // 20 clients, half on each instance, each streaming a reply of a few
+    // seconds (asked, so generated, where it attached).
+    let (asked_tx, mut asked) = tokio::sync::mpsc::channel(20);
+    let mut clients = Vec::new();
+    for i in 0..20usize {
+        let (_, ctx) = c.nodes[0].agent_and_context().await;
+        let key = c.nodes[0].client_key(Some(&ctx), Some(600)).await;
+        let message = format!("[tokens={} pace_ms=10]", 200 + 10 * i);
+        let (live, asked_tx) = (live.clone(), asked_tx.clone());
+        clients.push(tokio::spawn(async move {
+            let mut ws = attach_live(&live, i, &ctx, &key, None).await;
+            let ack = ws.request("add_message", json!({"message": message})).await;
+            assert_eq!(ack["success"], true, "{ack}");
+            asked_tx.send(()).await.expect("test waits");
+            let (mut last, mut text, mut moves) = (0, String::new(), 0);
+            let reason = loop {
+                match read_to_stop_or_close(&mut ws, &mut last, &mut text).await {
+                    Ok(reason) => break reason,
+                    Err(code) => {
+                        assert_eq!(code, 1001, "client {i}");
+                        moves += 1;
+                        ws = attach_live(&live, i, &ctx, &key, Some(last)).await;
+                    }
+                }
+            };
+            (message, text, reason, moves)
+        }));
+    }
+    drop(asked_tx); // so a client that failed before asking ends the wait
+    for _ in 0..20 {
+        asked.recv().await.expect("every client asked");
+    }
+
+    // The rolling restart, as an orchestrator with surge does it: a new
+    // instance, then the old one leaves the balancer and gets SIGTERM;
+    // the next step does not wait for the old one's drain.
+    let mut drains = Vec::new();
+    for old in 0..2 {
+        let new_url = c.add_node(drain).await.ws_url();
+        live.lock().unwrap().push(new_url);
+        let old_url = c.nodes[old].ws_url();
+        live.lock().unwrap().retain(|u| *u != old_url);
+        drains.push(c.nodes[old].shutdown());
+    }
+
+    let mut moved = 0;
+    for client in clients {
+        let (message, text, reason, moves) = client.await.expect("client task");
+        assert_eq!(
+            text,
+            ScriptedEngine::expected_reply(&message),
+            "{message}: the whole reply, no gap, no duplicate"
+        );
+        assert_eq!(reason, "complete", "{message}");
+        moved += moves;
+    }
+    for (drain, state) in drains {
+        drain.await.expect("shutdown task");
+        assert_eq!(
+            metric(
+                &state,
+                "tokenrelay_drain_generations_total{outcome=\"cut\"}"
+            ),
+            0,
+            "every reply finished within its instance's drain"
+        );
+    }
+    eprintln!("{moved} moves of 20 clients across the rolling restart");
+}
+
+// ---- Rate limits shared in Redis ----
+
 /// Mints a client key on `node` with the org key: a rate-limited route.
 async fn mint(node: &TestServer) -> u16 {
     node.post(
@@ -374,8 +841,7 @@ async fn a_rate_limit_holds_across_instances() {
     let Some(c) = cluster_with(
         "a_rate_limit_holds_across_instances",
         2,
-        Duration::from_secs(5),
-        |c| c.rate_limit_requests = 3,
+        &|c: &mut Config| c.rate_limit_requests = 3,
     )
     .await
     else {
@@ -396,8 +862,7 @@ async fn without_redis_rate_limits_count_per_instance_and_rest_still_answers() {
     let Some(mut c) = cluster_with(
         "without_redis_rate_limits_count_per_instance_and_rest_still_answers",
         2,
-        Duration::from_secs(5),
-        |c| c.rate_limit_requests = 2,
+        &|c: &mut Config| c.rate_limit_requests = 2,
     )
     .await
     else {

@@ -261,7 +261,9 @@ async fn health_and_metrics() {
 
 #[tokio::test]
 async fn graceful_shutdown_closes_sockets_with_1001() {
-    let t = spawn().await;
+    // No drain: the reply of minutes is cut at once (the drain has its
+    // own tests, in `durability` and `cluster`).
+    let t = spawn_with(test_builder().configure(|c| c.drain_timeout = Duration::ZERO)).await;
     let (_, ctx) = t.agent_and_context().await;
     let mut ws = t.connected(&ctx).await;
     let ack = ws

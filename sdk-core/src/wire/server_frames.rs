@@ -183,6 +183,10 @@ pub enum StopReason {
     /// The client answered client-side tool calls after the server's
     /// timeout (reference server, `--client-tool-timeout-secs`).
     ToolTimeout,
+    /// The server shut down before the response finished: its drain
+    /// timeout lapsed (reference server, `--drain-timeout-secs`). The text
+    /// is a prefix of what the agent would have said.
+    Shutdown,
     /// A reason this client does not know.
     Other,
 }
@@ -197,6 +201,7 @@ impl StopReason {
             "error" => Self::Error,
             "round_limit" => Self::RoundLimit,
             "tool_timeout" => Self::ToolTimeout,
+            "shutdown" => Self::Shutdown,
             _ => Self::Other,
         }
     }
@@ -210,6 +215,7 @@ impl StopReason {
             Self::Error => "error",
             Self::RoundLimit => "round_limit",
             Self::ToolTimeout => "tool_timeout",
+            Self::Shutdown => "shutdown",
             Self::Other => "other",
         }
     }
