@@ -67,6 +67,9 @@ RELAXED_LIMITS = [
     "--socket-frames-per-sec", "100000",
     "--max-pending-invocations", "10000",
     "--max-sockets-per-ip", "100000",
+    # A graceful stop (the restart tests) lets running replies finish for
+    # this long, not the default 30 s: the tests' replies run for seconds.
+    "--drain-timeout-secs", "1",
 ]
 
 

@@ -36,6 +36,9 @@ async function serve(common, bind, extraArgs) {
     // The server's abuse limits are tested by its own suite.
     '--socket-frame-burst', '100000', '--socket-frames-per-sec', '100000',
     '--max-pending-invocations', '10000', '--max-sockets-per-ip', '100000',
+    // A graceful stop (restart.test.js) lets running replies finish for
+    // this long, not the default 30 s: the tests' replies run for seconds.
+    '--drain-timeout-secs', '1',
     ...extraArgs, 'serve',
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   const lines = createInterface({ input: child.stderr });

@@ -64,6 +64,9 @@ pub fn builder() -> ServerBuilder {
             c.fault_injection = true;
             // The server's own abuse suite tests the limits.
             c.limits = tokenrelay_server::Limits::relaxed();
+            // A shutdown lets running replies finish for a second, not the
+            // default 30 s: the restart tests' replies run for seconds.
+            c.drain_timeout = Duration::from_secs(1);
         })
 }
 

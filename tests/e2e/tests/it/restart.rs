@@ -83,9 +83,10 @@ async fn mid_reply(conn: &mut Connection) -> tokenrelay::RequestId {
 /// After the cut: the lost connection is reported, the reply ends
 /// interrupted with a prefix, and the connection works again.
 async fn recovers(conn: &mut Connection, request: tokenrelay::RequestId) {
-    // The cut reply may end before or after the connection is reported
-    // lost: a graceful shutdown stops running replies while it closes the
-    // sockets, and either can reach the client first.
+    // The connection is reported lost first: a graceful shutdown closes
+    // every socket (1001) before it cuts the replies still running; the
+    // reply ends when the client has resumed on the new server (whose
+    // replay buffer is new, hence interrupted).
     let mut cause = None;
     let mut reply = None;
     while cause.is_none() || reply.is_none() {

@@ -64,6 +64,8 @@ class ReferenceServer private constructor(
         private val RELAXED_LIMITS = listOf(
             "--socket-frame-burst", "100000", "--socket-frames-per-sec", "100000",
             "--max-pending-invocations", "10000", "--max-sockets-per-ip", "100000",
+            // A graceful stop lets running replies finish for this long, not the default 30 s.
+            "--drain-timeout-secs", "1",
         )
 
         /**
