@@ -26,7 +26,8 @@ step "tools venv"
 step "sdist"
 (cd "$HERE" && "$WORK/tools/bin/maturin" sdist --out "$WORK/dist" >&2)
 SDIST="$(ls "$WORK"/dist/tokenrelay-*.tar.gz)"
-tar -tzf "$SDIST" | grep -q 'LICENSE-MIT$' || { echo "the sdist lacks LICENSE-MIT" >&2; exit 1; }
+# grep without -q: under pipefail an early exit could SIGPIPE tar.
+tar -tzf "$SDIST" | grep 'LICENSE-MIT$' >/dev/null || { echo "the sdist lacks LICENSE-MIT" >&2; exit 1; }
 
 step "pip install the sdist into a fresh venv (compiles the crate)"
 "$PY" -m venv "$WORK/user"

@@ -15,7 +15,12 @@ server="${TOKENRELAY_SERVER_BIN:-$target/release/tokenrelay-server}"
 
 pom="$(ls "$mobile"/kotlin/build/maven/dev/tokenrelay/tokenrelay-jvm/*/tokenrelay-jvm-*.pom)"
 jar="${pom%.pom}.jar"
-unzip -l "$jar" | grep -q ' linux-x86-64/libtokenrelay_mobile.so$' || { echo "no native library in $jar" >&2; exit 1; }
+# Read the listing whole (python, not `unzip -l | grep -q`: unzip is not on
+# every machine, and under pipefail grep -q's early exit can SIGPIPE unzip).
+python3 - "$jar" <<'PY' || { echo "no native library in $jar" >&2; exit 1; }
+import sys, zipfile
+sys.exit(0 if "linux-x86-64/libtokenrelay_mobile.so" in zipfile.ZipFile(sys.argv[1]).namelist() else 1)
+PY
 
 # The pom's dependencies, mapped to the local jars of those exact versions.
 declared="$(python3 - "$pom" <<'PY'
