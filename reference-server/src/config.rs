@@ -26,8 +26,9 @@ pub enum PasswordHashing {
 pub struct Config {
     /// HS256 secret for every JWT, at least 32 bytes. `None`: read it from
     /// `jwt_secret_file`, else from the store, else generate one and save
-    /// it there, so keys survive restarts of a file store.
-    pub jwt_secret: Option<String>,
+    /// it there, so keys survive restarts of a file store. Redacted in
+    /// `Debug`, as is every secret here.
+    pub jwt_secret: Option<crate::secret::SecretString>,
     /// A file holding the JWT secret, kept outside the database (created
     /// with mode 0600 and a fresh secret if it does not exist).
     pub jwt_secret_file: Option<std::path::PathBuf>,
@@ -35,7 +36,7 @@ pub struct Config {
     /// sign), so the secret can be rotated with a grace period: tokens
     /// signed with a previous secret carry its `kid` and keep working until
     /// they expire or the secret is removed from this list.
-    pub jwt_previous_secrets: Vec<String>,
+    pub jwt_previous_secrets: Vec<crate::secret::SecretString>,
     /// Serve `/metrics` on this separate address (e.g. a private
     /// interface) instead of on the main port. On the main port it is
     /// only served when `metrics_public` is set.

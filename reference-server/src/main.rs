@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokenrelay_server::engine::webhook::HostPattern;
 use tokenrelay_server::engine::{WebhookConfig, WebhookSecret};
+use tokenrelay_server::secret::SecretString;
 use tokenrelay_server::{
     Config, Limits, OpenAiConfig, OpenAiEngine, RoundsConfig, ScriptedEngine, Server,
     ServerBuilder, StoreConfig,
@@ -517,9 +518,13 @@ fn builder(cli: &Cli) -> ServerBuilder {
     let store = StoreConfig::from_db_arg(&cli.db);
     let limits = cli.limits.limits();
     let config = Config {
-        jwt_secret: cli.jwt_secret.clone(),
+        jwt_secret: cli.jwt_secret.clone().map(SecretString::from),
         jwt_secret_file: cli.jwt_secret_file.clone(),
-        jwt_previous_secrets: cli.jwt_previous_secrets.clone(),
+        jwt_previous_secrets: cli
+            .jwt_previous_secrets
+            .iter()
+            .map(|s| SecretString::new(s.as_str()))
+            .collect(),
         metrics_bind: cli.metrics_bind.clone(),
         metrics_public: cli.metrics_public,
         client_ip_header: cli.client_ip_header.clone(),

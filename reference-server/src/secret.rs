@@ -49,9 +49,55 @@ pub fn redact(secret: &str) -> &'static str {
     }
 }
 
+/// A secret held in memory (the JWT signing secrets of [`Config`]): its
+/// `Debug` prints `<redacted>`, so a config printed whole or captured in a
+/// `tracing` field never shows it. Read it with [`SecretString::expose`].
+///
+/// [`Config`]: crate::Config
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        SecretString(secret.into())
+    }
+
+    /// The secret itself: only to use it, never to print it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for SecretString {
+    fn from(secret: String) -> Self {
+        SecretString(secret)
+    }
+}
+
+impl From<&str> for SecretString {
+    fn from(secret: &str) -> Self {
+        SecretString(secret.to_owned())
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_string_never_debug_prints_its_value() {
+        let secret = SecretString::new("hunter2-hunter2-hunter2-hunter2-x");
+        assert_eq!(format!("{secret:?}"), "<redacted>");
+        assert_eq!(format!("{:?}", Some(vec![secret.clone()])), "Some([<redacted>])");
+        assert_eq!(secret.expose(), "hunter2-hunter2-hunter2-hunter2-x");
+    }
 
     #[test]
     fn tokens_are_prefixed_and_unique() {

@@ -36,6 +36,7 @@ use crate::engine::{Engine, ScriptedEngine, WebhookTools};
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+use crate::secret::SecretString;
 use crate::state::{AppState, ServerState, SessionTracker};
 use crate::store::{self, KeyKind, OrgRecord, Store, StoreConfig};
 use crate::time::unix_now;
@@ -121,7 +122,7 @@ impl ServerBuilder {
 
     /// The HS256 secret (default: generated once and kept in the store).
     pub fn jwt_secret(mut self, secret: impl Into<String>) -> Self {
-        self.config.jwt_secret = Some(secret.into());
+        self.config.jwt_secret = Some(SecretString::new(secret));
         self
     }
 
@@ -131,13 +132,13 @@ impl ServerBuilder {
         let store = store::open(&self.store).await.map_err(io_error)?;
         let secret = resolve_jwt_secret(store.as_ref(), &self.config).await?;
         for previous in &self.config.jwt_previous_secrets {
-            check_secret_length(previous)?;
+            check_secret_length(previous.expose())?;
         }
         let previous: Vec<&[u8]> = self
             .config
             .jwt_previous_secrets
             .iter()
-            .map(|s| s.as_bytes())
+            .map(|s| s.expose().as_bytes())
             .collect();
         let jwt = JwtKeys::rotating(secret.as_bytes(), &previous)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -326,7 +327,8 @@ fn generate_secret() -> String {
 /// fresh secret, mode 0600, when missing), else from the store (generated
 /// and saved there on first start).
 async fn resolve_jwt_secret(store: &dyn Store, config: &Config) -> io::Result<String> {
-    if let Some(secret) = config.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+    let configured = config.jwt_secret.as_ref().map(SecretString::expose);
+    if let Some(secret) = configured.filter(|s| !s.is_empty()) {
         check_secret_length(secret)?;
         return Ok(secret.to_owned());
     }
