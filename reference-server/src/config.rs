@@ -146,7 +146,10 @@ pub struct Limits {
     pub max_tcp_connections_per_ip: usize,
     /// Open WebSocket sessions per client address.
     pub max_sockets_per_ip: usize,
-    /// Sockets attached to the contexts of one org at once.
+    /// Sockets attached to the contexts of one org at once (with a Redis
+    /// hub, on every instance together: [`OrgSockets`]).
+    ///
+    /// [`OrgSockets`]: crate::admission::OrgSockets
     pub max_sockets_per_org: usize,
     /// The server pings every socket this often.
     pub ping_interval: Duration,

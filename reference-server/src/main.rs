@@ -248,7 +248,8 @@ struct LimitArgs {
         global = true
     )]
     max_sockets_per_ip: usize,
-    /// Sockets attached to one org's contexts at once.
+    /// Sockets attached to one org's contexts at once (with `--hub`, on
+    /// all instances together).
     #[arg(
         long,
         env = "TOKENRELAY_MAX_SOCKETS_PER_ORG",

@@ -6,10 +6,7 @@
 //! instance. If Redis cannot be reached, each instance counts on its own
 //! (the limit then holds per instance) until it can again: a limiter that
 //! refused every request while Redis is away would turn a Redis outage
-//! into a REST outage. A count that takes over [`SHARED_TIMEOUT`] counts
-//! as Redis away, and after a failure the instance counts alone for
-//! [`SHARED_RETRY`] before it asks Redis again, so an outage adds at most
-//! one short wait per instance and interval, not one per request.
+//! into a REST outage ([`Fallback`] says when to ask Redis again).
 //!
 //! The REST limiter is itself a resource a stranger can try to exhaust:
 //! keys like `login:{ip}:{username}` come from input. So keys are hashed
@@ -23,7 +20,8 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::conversation::redis::RedisBackend;
+use crate::conversation::redis::{Fallback, RedisBackend};
+pub use crate::conversation::redis::{SHARED_RETRY, SHARED_TIMEOUT};
 
 /// The outcome of one check, for the `x-ratelimit-*` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,14 +33,6 @@ pub struct RateDecision {
     /// `Some(seconds until the window resets)` when refused.
     pub retry_after: Option<u64>,
 }
-
-/// Longest wait for Redis to count a request before counting it here.
-/// Loopback or same-zone Redis answers in well under a millisecond.
-pub const SHARED_TIMEOUT: Duration = Duration::from_millis(250);
-
-/// After Redis failed to count, how long this instance counts alone before
-/// it tries Redis again.
-pub const SHARED_RETRY: Duration = Duration::from_secs(1);
 
 /// Shards of the key map; a power of two.
 const SHARDS: usize = 16;
@@ -60,8 +50,8 @@ pub struct RateLimiter {
     shards: Vec<Mutex<HashMap<u64, Window>>>,
     /// Where windows are counted for the whole cluster, if anywhere.
     shared: Option<Arc<RedisBackend>>,
-    /// Until when Redis is not asked (it failed just before).
-    shared_paused_until: Mutex<Option<Instant>>,
+    /// Whether to ask Redis now (it may have failed just before).
+    fallback: Fallback,
 }
 
 impl RateLimiter {
@@ -75,7 +65,7 @@ impl RateLimiter {
             seed: RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             shared: None,
-            shared_paused_until: Mutex::new(None),
+            fallback: Fallback::new("rate limits"),
         }
     }
 
@@ -94,36 +84,13 @@ impl RateLimiter {
     /// As [`RateLimiter::check`], with a limit of its own for this key
     /// (the same window).
     pub async fn check_with_limit(&self, key: &str, limit: u32) -> RateDecision {
-        if let Some(shared) = self.shared.as_ref().filter(|_| !self.shared_paused()) {
-            let counted =
-                tokio::time::timeout(SHARED_TIMEOUT, shared.count_request(key, self.window));
-            match counted.await {
-                Ok(Ok((counted, left))) => return shared_decision(limit, counted, left),
-                Ok(Err(e)) => self.pause_shared(&e.to_string()),
-                Err(_) => self.pause_shared("no answer in time"),
+        if let Some(shared) = &self.shared {
+            let counted = shared.count_request(key, self.window);
+            if let Some((counted, left)) = self.fallback.ask(counted).await {
+                return shared_decision(limit, counted, left);
             }
         }
         self.check_here(key, limit)
-    }
-
-    fn shared_paused(&self) -> bool {
-        let paused = self
-            .shared_paused_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        paused.is_some_and(|until| Instant::now() < until)
-    }
-
-    fn pause_shared(&self, why: &str) {
-        *self
-            .shared_paused_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + SHARED_RETRY);
-        tracing::warn!(
-            error = why,
-            retry_in_ms = SHARED_RETRY.as_millis() as u64,
-            "rate limits: Redis unreachable, counting in this instance alone"
-        );
     }
 
     /// Counts in this process's own windows.

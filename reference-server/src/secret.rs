@@ -95,7 +95,10 @@ mod tests {
     fn a_secret_string_never_debug_prints_its_value() {
         let secret = SecretString::new("hunter2-hunter2-hunter2-hunter2-x");
         assert_eq!(format!("{secret:?}"), "<redacted>");
-        assert_eq!(format!("{:?}", Some(vec![secret.clone()])), "Some([<redacted>])");
+        assert_eq!(
+            format!("{:?}", Some(vec![secret.clone()])),
+            "Some([<redacted>])"
+        );
         assert_eq!(secret.expose(), "hunter2-hunter2-hunter2-hunter2-x");
     }
 

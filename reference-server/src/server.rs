@@ -27,7 +27,7 @@ use base64::Engine as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::admission::{KeyedCounter, PeerAddr};
+use crate::admission::{KeyedCounter, OrgSockets, PeerAddr};
 use crate::auth::mint_api_key;
 use crate::config::Config;
 use crate::conversation::redis::{RedisBackend, RedisHubConfig};
@@ -159,8 +159,8 @@ impl ServerBuilder {
             config.rate_limit_window,
             limits.rate_limiter_capacity,
         );
-        let (hubs, rate_limiter) = match &config.hub {
-            None => (hubs, rate_limiter),
+        let (hubs, rate_limiter, sockets_per_org) = match &config.hub {
+            None => (hubs, rate_limiter, OrgSockets::local()),
             Some(url) => {
                 let backend = RedisBackend::connect(RedisHubConfig {
                     url: url.clone(),
@@ -175,7 +175,9 @@ impl ServerBuilder {
                 tracing::info!("hub: Redis (shared by every instance on it)");
                 // The REST rate limits hold for the cluster, not per instance.
                 let rate_limiter = rate_limiter.shared_through(backend.clone());
-                (hubs.with_redis(backend), rate_limiter)
+                // So do the socket caps per org.
+                let sockets_per_org = OrgSockets::shared_through(backend.clone());
+                (hubs.with_redis(backend), rate_limiter, sockets_per_org)
             }
         };
         if let Some(secret) = &config.webhooks.secret {
@@ -213,7 +215,7 @@ impl ServerBuilder {
             hash_slots: tokio::sync::Semaphore::new(limits.password_hash_concurrency.max(1)),
             tcp_per_ip: Arc::new(KeyedCounter::default()),
             sockets_per_ip: Arc::new(KeyedCounter::default()),
-            sockets_per_org: Arc::new(KeyedCounter::default()),
+            sockets_per_org,
             revocations: tokio::sync::broadcast::channel(1024).0,
             config,
         });

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::{broadcast, watch, Notify, Semaphore};
 
-use crate::admission::KeyedCounter;
+use crate::admission::{KeyedCounter, OrgSockets};
 use crate::auth::Revoked;
 
 use crate::config::Config;
@@ -57,8 +57,9 @@ pub struct ServerState {
     pub tcp_per_ip: Arc<KeyedCounter>,
     /// Open WebSocket sessions per client address.
     pub sockets_per_ip: Arc<KeyedCounter>,
-    /// Sockets attached to an org's contexts.
-    pub sockets_per_org: Arc<KeyedCounter>,
+    /// Sockets attached to an org's contexts (with a Redis hub, counted
+    /// for the cluster).
+    pub sockets_per_org: OrgSockets,
     /// Credentials revoked while sockets may hold them.
     pub revocations: broadcast::Sender<Revoked>,
 }

@@ -29,7 +29,7 @@ use tokenrelay::wire::{
 use tokio::sync::{broadcast, mpsc};
 
 use super::{close, WsQuery};
-use crate::admission::Admitted;
+use crate::admission::OrgSlot;
 use crate::auth::{authenticate, still_valid, Principal, Revoked};
 use crate::conversation::{invoke, invoke_as, Fault, Hub, Invocation, Outbound};
 use crate::error::ApiError;
@@ -71,7 +71,7 @@ struct Session {
     /// invocation and compared with each revocation.
     principal: Option<Principal>,
     /// This socket's place under its org's cap, while attached.
-    org_slot: Option<Admitted>,
+    org_slot: Option<OrgSlot>,
     /// Frames this socket may still send.
     bucket: TokenBucket,
     /// Frames refused by the bucket since it last had room.
@@ -705,7 +705,8 @@ impl Session {
             Some(slot) => slot,
             None => {
                 let max = self.state.config.limits.max_sockets_per_org;
-                let Some(slot) = self.state.sockets_per_org.try_enter(&context.org_id, max) else {
+                let Some(slot) = self.state.sockets_per_org.enter(&context.org_id, max).await
+                else {
                     self.state.metrics.refused("sockets_per_org");
                     return Err(ApiError::rate_limited(1)
                         .with_message("This organisation has the most sockets open that it may"));

@@ -878,3 +878,135 @@ async fn without_redis_rate_limits_count_per_instance_and_rest_still_answers() {
     assert_eq!(mint(&c.nodes[0]).await, 200);
     assert_eq!(mint(&c.nodes[0]).await, 429);
 }
+
+// ---- Socket caps per org shared in Redis ----
+
+/// A socket on `node` asking to attach to `ctx` with `key`: the socket
+/// and whether it was let in (a refusal must be the org cap's).
+async fn try_attach(node: &TestServer, ctx: &str, key: &str) -> (Ws, bool) {
+    let mut ws = Ws::open(&node.ws_url()).await;
+    let r = ws.connect(ctx, Some(key), None).await;
+    if r["success"] != true {
+        assert_eq!(r["code"], "rate_limited", "refused by the org cap: {r}");
+    }
+    (ws, r["success"] == true)
+}
+
+/// Attaches to `ctx` on `node` again and again until let in (the slot a
+/// socket frees is given back to Redis in the background); panics after
+/// `within`.
+async fn attach_within(node: &TestServer, ctx: &str, key: &str, within: Duration) -> Ws {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let (ws, in_) = try_attach(node, ctx, key).await;
+        if in_ {
+            return ws;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never let in within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn org_cap(n: usize) -> impl Fn(&mut Config) + Sync {
+    move |c: &mut Config| {
+        c.limits.max_sockets_per_org = n;
+        c.hub_lease = Duration::from_millis(600);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_cap_per_org_holds_across_instances() {
+    let Some(c) = cluster_with(
+        "a_socket_cap_per_org_holds_across_instances",
+        2,
+        &org_cap(3),
+    )
+    .await
+    else {
+        return;
+    };
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let (_, ctx) = a.agent_and_context().await;
+    let key = a.client_key(Some(&ctx), Some(600)).await;
+    // Three sockets over both instances fill the org's cap of three…
+    let (first, in_) = try_attach(a, &ctx, &key).await;
+    assert!(in_);
+    let (_second, in_) = try_attach(b, &ctx, &key).await;
+    assert!(in_);
+    let (_third, in_) = try_attach(a, &ctx, &key).await;
+    assert!(in_);
+    // …on both: alone, each instance would let in three.
+    assert!(!try_attach(b, &ctx, &key).await.1);
+    assert!(!try_attach(a, &ctx, &key).await.1);
+    // A socket closed on one instance frees a slot on the other.
+    drop(first);
+    let _fourth = attach_within(b, &ctx, &key, Duration::from_secs(10)).await;
+    assert!(!try_attach(a, &ctx, &key).await.1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_org_sockets_of_a_killed_instance_stop_counting_after_its_lease() {
+    let Some(mut c) = cluster_with(
+        "the_org_sockets_of_a_killed_instance_stop_counting_after_its_lease",
+        2,
+        &org_cap(2),
+    )
+    .await
+    else {
+        return;
+    };
+    let (_, ctx) = c.nodes[0].agent_and_context().await;
+    let key = c.nodes[0].client_key(Some(&ctx), Some(600)).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (ws, in_) = try_attach(&c.nodes[0], &ctx, &key).await;
+        assert!(in_);
+        held.push(ws);
+    }
+    assert!(!try_attach(&c.nodes[1], &ctx, &key).await.1);
+    // A crash gives nothing back: the dead instance's count lapses with its
+    // lease (600 ms after its last beat), and only then.
+    c.nodes[0].kill();
+    let killed = std::time::Instant::now();
+    let _a = attach_within(&c.nodes[1], &ctx, &key, Duration::from_secs(10)).await;
+    let _b = attach_within(&c.nodes[1], &ctx, &key, Duration::from_secs(1)).await;
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "freed within about a lease, took {:?}",
+        killed.elapsed()
+    );
+    assert!(!try_attach(&c.nodes[1], &ctx, &key).await.1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_each_instance_caps_its_own_org_sockets() {
+    let Some(mut c) = cluster_with(
+        "without_redis_each_instance_caps_its_own_org_sockets",
+        2,
+        &org_cap(2),
+    )
+    .await
+    else {
+        return;
+    };
+    c.redis.stop();
+    // The cap's own check, below the socket: while Redis is away a socket
+    // cannot stay attached anyway (the hub needs Redis), but the check must
+    // neither refuse every org nor wait on Redis: each instance counts
+    // alone, under the same cap.
+    for node in &c.nodes {
+        let orgs = &node.server.state().sockets_per_org;
+        let first = orgs.enter(&node.org_id, 2).await;
+        let second = orgs.enter(&node.org_id, 2).await;
+        assert!(first.is_some() && second.is_some(), "counted here");
+        assert!(orgs.enter(&node.org_id, 2).await.is_none(), "capped here");
+        drop(first);
+        assert!(
+            orgs.enter(&node.org_id, 2).await.is_some(),
+            "slot freed here"
+        );
+    }
+}

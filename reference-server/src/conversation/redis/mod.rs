@@ -5,6 +5,7 @@
 //! [`RedisHub`] one context's [`Hub`](super::Hub) on it. What lives where
 //! and why: `docs/decisions.md`, "Redis hub".
 
+mod fallback;
 mod hub;
 mod scripts;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 
+pub use fallback::{Fallback, SHARED_RETRY, SHARED_TIMEOUT};
 use hub::Core;
 pub use hub::RedisHub;
 
@@ -96,6 +98,15 @@ fn channel_of(context_id: &str) -> String {
     format!("{PREFIX}:live:{context_id}")
 }
 
+/// The keys of an org's socket counts (instance → sockets) and of its
+/// instances' liveness; `{…}`: one Redis Cluster slot, for one script.
+fn org_socket_keys(org_id: &str) -> (String, String) {
+    (
+        format!("{PREFIX}:{{org:{org_id}}}:sockets"),
+        format!("{PREFIX}:{{org:{org_id}}}:alive"),
+    )
+}
+
 /// A key of a context; `{…}` keeps a context's keys in one Redis Cluster
 /// slot, so its scripts may touch them together.
 fn key(context_id: &str, what: &str) -> String {
@@ -144,6 +155,69 @@ impl RedisBackend {
             .invoke_async(&mut self.conn())
             .await?;
         Ok((count, Duration::from_millis(left_ms.max(0) as u64)))
+    }
+
+    /// Counts one more socket of `org_id` on this instance unless the org
+    /// already has `max` on the live instances of the cluster (`max == 0`:
+    /// no cap): true when counted. Each instance's count stops counting
+    /// one lease after its last beat ([`RedisBackend::beat_org_sockets`]),
+    /// so a dead instance's sockets free the org's slots by then.
+    pub async fn enter_org_socket(&self, org_id: &str, max: usize) -> redis::RedisResult<bool> {
+        let (counts, seen) = org_socket_keys(org_id);
+        let entered: i64 = scripts::SOCKET_ENTER
+            .key(counts)
+            .key(seen)
+            .arg(&self.instance)
+            .arg(max)
+            .arg(self.lease_ms())
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(entered == 1)
+    }
+
+    /// One socket of `org_id` counted by [`RedisBackend::enter_org_socket`]
+    /// closed.
+    pub async fn leave_org_socket(&self, org_id: &str) -> redis::RedisResult<()> {
+        let (counts, _) = org_socket_keys(org_id);
+        scripts::SOCKET_LEAVE
+            .key(counts)
+            .arg(&self.instance)
+            .invoke_async::<i64>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// This instance's beat: for each org, its true count of sockets here
+    /// (0 removes the instance from the org), alive for one more lease.
+    /// One round trip for all of them.
+    pub async fn beat_org_sockets(&self, counts: &[(String, usize)]) -> redis::RedisResult<()> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (org_id, n) in counts {
+            let (count_key, seen_key) = org_socket_keys(org_id);
+            pipe.cmd("EVAL")
+                .arg(scripts::SOCKETS_BEAT)
+                .arg(2)
+                .arg(count_key)
+                .arg(seen_key)
+                .arg(&self.instance)
+                .arg(*n)
+                .arg(self.lease_ms())
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn()).await
+    }
+
+    /// The lease that keeps this instance's counts alive, and its beat
+    /// (a third of it).
+    pub fn lease(&self) -> Duration {
+        self.config.lease
+    }
+
+    fn lease_ms(&self) -> u64 {
+        self.config.lease.as_millis().clamp(1, u128::from(u64::MAX)) as u64
     }
 
     fn conn(&self) -> ConnectionManager {

@@ -170,3 +170,82 @@ return {n, left}
 ",
     )
 });
+
+/// Counts one more socket of an org on this instance, unless the org's
+/// sockets on every live instance already reach the cap.
+///
+/// KEYS: the org's counts (instance → sockets), its liveness (instance →
+/// until when, ms, by Redis' clock). ARGV: this instance, the cap (0: none),
+/// the lease (ms). An instance whose liveness has lapsed (it died, or lost
+/// Redis) no longer counts and is removed. Returns 1 (counted) or 0
+/// (refused).
+pub(super) static SOCKET_ENTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[3])
+local seen = redis.call('HGETALL', KEYS[2])
+for i = 1, #seen, 2 do
+  if seen[i] ~= ARGV[1] and tonumber(seen[i + 1]) < now then
+    redis.call('HDEL', KEYS[1], seen[i])
+    redis.call('HDEL', KEYS[2], seen[i])
+  end
+end
+local total = 0
+local counts = redis.call('HVALS', KEYS[1])
+for i = 1, #counts do
+  total = total + tonumber(counts[i])
+end
+local cap = tonumber(ARGV[2])
+if cap > 0 and total >= cap then
+  return 0
+end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('HSET', KEYS[2], ARGV[1], now + lease)
+redis.call('PEXPIRE', KEYS[1], 3 * lease)
+redis.call('PEXPIRE', KEYS[2], 3 * lease)
+return 1
+",
+    )
+});
+
+/// One socket of an org on this instance closed.
+///
+/// KEYS: the org's counts. ARGV: this instance. Never below zero: the
+/// instance's next beat writes its true count anyway.
+pub(super) static SOCKET_LEAVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if n > 1 then
+  redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+",
+    )
+});
+
+/// This instance's beat for one org: its true socket count, and alive
+/// for one more lease (a count of 0 removes it).
+///
+/// KEYS: the org's counts, its liveness. ARGV: this instance, its sockets
+/// of the org, the lease (ms). The source, not a [`Script`]: a beat sends
+/// one `EVAL` per org in one pipeline (redis-rs pipelines plain commands).
+pub(super) const SOCKETS_BEAT: &str = r"
+if tonumber(ARGV[2]) == 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], now + lease)
+redis.call('PEXPIRE', KEYS[1], 3 * lease)
+redis.call('PEXPIRE', KEYS[2], 3 * lease)
+return 1
+";
