@@ -1,0 +1,293 @@
+//! The server as a cluster on Redis (issue #14's benchmarks), against the
+//! same work on one instance with the in-process hub:
+//!
+//! 1. **Throughput**: pairs of sockets on one context, the asker on one
+//!    instance and a watcher on the other, so every token of every reply
+//!    crosses Redis (published by the generating instance, delivered by the
+//!    other); tokens/s delivered to all sockets together.
+//! 2. **Resume across instances**: after a reply, a fresh socket on the
+//!    *other* instance connects with `resume_after_seq` and reads the
+//!    reply back from the Redis replay stream; the time from opening the
+//!    socket to the replay's last frame, p50 / p99.
+//! 3. **Redis memory** per notification kept in the replay streams
+//!    (`INFO memory`'s `used_memory` before and after many replies).
+//!
+//! Both instances, the clients and Redis share the machine (2 cores when
+//! measured), so the figures are a floor. Run with
+//! `cargo bench -p tokenrelay-server --bench cluster` (`-- --short`:
+//! fewer rounds); `cargo test --all-targets` runs it tiny, to check it
+//! works. Needs `redis-server` (as the cluster tests do: skipped without
+//! it, except under CI). Figures: README "Benchmarks".
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "../tests/common/redis.rs"]
+mod redis_server;
+
+use std::time::Instant;
+
+use common::{test_builder, TestServer, Ws};
+use serde_json::json;
+use tokenrelay_server::StoreConfig;
+
+/// Shared by every instance: a key minted on one verifies on all.
+const SECRET: &str = "cluster-bench-secret-of-at-least-32-bytes";
+
+/// How much work each part does.
+struct Sizes {
+    pairs: usize,
+    tokens: usize,
+    resumes: usize,
+    contexts: usize,
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let short = std::env::args().any(|a| a == "--short");
+    let sizes = if quick {
+        Sizes {
+            pairs: 2,
+            tokens: 50,
+            resumes: 3,
+            contexts: 3,
+        }
+    } else if short {
+        Sizes {
+            pairs: 10,
+            tokens: 1_000,
+            resumes: 50,
+            contexts: 100,
+        }
+    } else {
+        Sizes {
+            pairs: 50,
+            tokens: 5_000,
+            resumes: 300,
+            contexts: 1_000,
+        }
+    };
+    let Some(redis) = redis_server::require("cluster bench") else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run(&redis, &sizes));
+}
+
+async fn run(redis: &redis_server::Redis, sizes: &Sizes) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    // One instance, the in-process hub: the baseline.
+    let single = common::spawn().await;
+    let single_tps = throughput(&single, &single, sizes).await;
+    let single_resume = resumes(&single, &single, sizes).await;
+    single.server.shutdown().await;
+
+    // Two instances on one Redis and one SQLite file.
+    let db = dir.path().join("store.sqlite3");
+    let node = |url: String| {
+        test_builder()
+            .store(StoreConfig::Sqlite(db.clone()))
+            .jwt_secret(SECRET)
+            .configure(move |c| c.hub = Some(url))
+    };
+    let a = node(redis.url()).spawn().await.expect("instance a");
+    let (org_id, org_key) = a.bootstrap_org("bench-org").await.expect("bootstrap");
+    let b = node(redis.url()).spawn().await.expect("instance b");
+    let a = TestServer {
+        server: a,
+        org_id: org_id.clone(),
+        org_key: org_key.clone(),
+        http: reqwest::Client::new(),
+    };
+    let b = TestServer {
+        server: b,
+        org_id,
+        org_key,
+        http: reqwest::Client::new(),
+    };
+    let cluster_tps = throughput(&a, &b, sizes).await;
+    let cluster_resume = resumes(&a, &b, sizes).await;
+    let (notifications, bytes) = redis_memory(&a, redis, sizes).await;
+
+    println!(
+        "cluster: {} pairs x {} tokens: one instance {:.0} tokens/s, two on Redis {:.0} tokens/s ({:.2}x)",
+        sizes.pairs,
+        sizes.tokens,
+        single_tps,
+        cluster_tps,
+        cluster_tps / single_tps
+    );
+    println!(
+        "cluster: resume of a {}-token reply, {} rounds, ms p50 / p99: same instance {:.2} / {:.2}, other instance via Redis {:.2} / {:.2}",
+        RESUMED_TOKENS,
+        sizes.resumes,
+        pct(&single_resume, 50.0),
+        pct(&single_resume, 99.0),
+        pct(&cluster_resume, 50.0),
+        pct(&cluster_resume, 99.0)
+    );
+    let per = bytes as f64 / notifications.max(1) as f64;
+    println!(
+        "cluster: Redis keeps {notifications} notifications of {} contexts in {bytes} bytes = {per:.0} bytes each",
+        sizes.contexts
+    );
+    // For `cargo xtask bench`.
+    println!(
+        "bench-result\tserver cluster\ttokens/s, two instances on Redis (one in process)\t{:.2} M\t{:.2} M",
+        cluster_tps / 1e6,
+        single_tps / 1e6
+    );
+    println!(
+        "bench-result\tserver cluster\tresume on the other instance, ms p50 / p99 (same instance)\t{:.2} / {:.2}\t{:.2} / {:.2}",
+        pct(&cluster_resume, 50.0),
+        pct(&cluster_resume, 99.0),
+        pct(&single_resume, 50.0),
+        pct(&single_resume, 99.0)
+    );
+    println!("bench-result\tserver cluster\tRedis bytes per kept notification\t{per:.0}\t");
+    a.server.shutdown().await;
+    b.server.shutdown().await;
+}
+
+/// Tokens/s delivered to `pairs` askers on `asker` and as many watchers on
+/// `watcher` (each pair on a context of its own).
+async fn throughput(asker: &TestServer, watcher: &TestServer, sizes: &Sizes) -> f64 {
+    let agent = asker.agent(json!({})).await;
+    let mut pairs = Vec::new();
+    for _ in 0..sizes.pairs {
+        let ctx = asker.context(&agent).await;
+        pairs.push((asker.connected(&ctx).await, watcher.connected(&ctx).await));
+    }
+    let message = format!("[tokens={}]", sizes.tokens);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (mut ask, mut watch) in pairs {
+        let message = message.clone();
+        tasks.push(tokio::spawn(async move {
+            let ack = ask.request("add_message", json!({ "message": message })).await;
+            let rid = ack["response_id"].as_str().unwrap_or_default().to_owned();
+            let (mine, theirs) = tokio::join!(tokens(&mut ask, &rid), tokens(&mut watch, &rid));
+            mine + theirs
+        }));
+    }
+    let mut total = 0usize;
+    for task in tasks {
+        total += task.await.unwrap_or(0);
+    }
+    assert_eq!(total, 2 * sizes.pairs * sizes.tokens, "every token delivered");
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Tokens read until the stop of response `rid`.
+async fn tokens(ws: &mut Ws, rid: &str) -> usize {
+    let mut n = 0;
+    while let Some(frame) = ws.next_json().await {
+        if frame["method"] == "on_token" {
+            n += 1;
+        } else if frame["method"] == "on_stop_token" && frame["params"]["response_id"] == rid {
+            break;
+        }
+    }
+    n
+}
+
+/// Tokens in the reply each resume round reads back.
+const RESUMED_TOKENS: usize = 50;
+
+/// Milliseconds per resume: a reply asked on `asker`, then a fresh socket
+/// on `resumer` connecting with `resume_after_seq` just before it and
+/// reading it back to its stop.
+async fn resumes(asker: &TestServer, resumer: &TestServer, sizes: &Sizes) -> Vec<f64> {
+    let (_, ctx) = asker.agent_and_context().await;
+    let key = resumer.client_key(Some(&ctx), Some(3_600)).await;
+    let mut ws = asker.connected(&ctx).await;
+    let mut times = Vec::new();
+    for _ in 0..sizes.resumes {
+        let ack = ws
+            .request(
+                "add_message",
+                json!({ "message": format!("[tokens={RESUMED_TOKENS}]") }),
+            )
+            .await;
+        let rid = ack["response_id"].as_str().unwrap_or_default().to_owned();
+        let mut first = None;
+        while let Some(frame) = ws.next_json().await {
+            if let Some(s) = frame["params"]["seq"].as_u64() {
+                first.get_or_insert(s);
+            }
+            if frame["method"] == "on_stop_token" && frame["params"]["response_id"] == rid.as_str()
+            {
+                break;
+            }
+        }
+        let after = first.expect("the reply came").saturating_sub(1);
+        let started = Instant::now();
+        let mut again = Ws::open(&resumer.ws_url()).await;
+        let r = again.connect(&ctx, Some(&key), Some(after)).await;
+        assert_eq!(r["success"], true, "{r}");
+        assert_eq!(tokens(&mut again, &rid).await, RESUMED_TOKENS, "whole reply");
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        again.close().await;
+    }
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+/// Notifications kept in the replay streams of `contexts` fresh contexts
+/// with one reply each, and the bytes their keys take in Redis (`MEMORY
+/// USAGE … SAMPLES 0`: exact, and blind to other keys expiring meanwhile).
+async fn redis_memory(node: &TestServer, redis: &redis_server::Redis, sizes: &Sizes) -> (u64, u64) {
+    let client = redis::Client::open(redis.url()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let agent = node.agent(json!({})).await;
+    let (mut kept, mut bytes) = (0, 0);
+    for _ in 0..sizes.contexts {
+        let ctx = node.context(&agent).await;
+        let mut ws = node.connected(&ctx).await;
+        let ack = ws
+            .request("add_message", json!({ "message": "[tokens=100]" }))
+            .await;
+        let rid = ack["response_id"].as_str().unwrap_or_default().to_owned();
+        let mut last = 0;
+        while let Some(frame) = ws.next_json().await {
+            last = frame["params"]["seq"].as_u64().unwrap_or(0).max(last);
+            if frame["method"] == "on_stop_token" && frame["params"]["response_id"] == rid.as_str()
+            {
+                break;
+            }
+        }
+        kept += last;
+        ws.close().await;
+        // The keys of a context (`src/conversation/redis/`): its `seq`
+        // counter and its replay stream.
+        for what in ["seq", "log"] {
+            let used: Option<u64> = redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(format!("tokenrelay:{{{ctx}}}:{what}"))
+                .arg("SAMPLES")
+                .arg(0)
+                .query_async(&mut conn)
+                .await
+                .expect("MEMORY USAGE");
+            bytes += used.expect("the context's key exists");
+        }
+    }
+    (kept, bytes)
+}
+
+/// The `p`th percentile of sorted `values`.
+fn pct(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let i = ((p / 100.0) * (values.len() - 1) as f64).round() as usize;
+    values[i.min(values.len() - 1)]
+}
