@@ -33,6 +33,12 @@ use tokenrelay_server::StoreConfig;
 /// Shared by every instance: a key minted on one verifies on all.
 const SECRET: &str = "cluster-bench-secret-of-at-least-32-bytes";
 
+/// Every socket here mints a client key: the REST rate limit would stop
+/// the bench, not a client.
+fn unlimited(c: &mut tokenrelay_server::Config) {
+    c.rate_limit_requests = u32::MAX;
+}
+
 /// How much work each part does.
 struct Sizes {
     pairs: usize,
@@ -82,7 +88,7 @@ async fn run(redis: &redis_server::Redis, sizes: &Sizes) {
     let dir = tempfile::tempdir().expect("temp dir");
 
     // One instance, the in-process hub: the baseline.
-    let single = common::spawn().await;
+    let single = common::spawn_with(test_builder().configure(unlimited)).await;
     let single_tps = throughput(&single, &single, sizes).await;
     let single_resume = resumes(&single, &single, sizes).await;
     single.server.shutdown().await;
@@ -93,7 +99,10 @@ async fn run(redis: &redis_server::Redis, sizes: &Sizes) {
         test_builder()
             .store(StoreConfig::Sqlite(db.clone()))
             .jwt_secret(SECRET)
-            .configure(move |c| c.hub = Some(url))
+            .configure(move |c| {
+                unlimited(c);
+                c.hub = Some(url);
+            })
     };
     let a = node(redis.url()).spawn().await.expect("instance a");
     let (org_id, org_key) = a.bootstrap_org("bench-org").await.expect("bootstrap");

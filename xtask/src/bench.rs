@@ -204,6 +204,20 @@ fn benches() -> Vec<Bench> {
             read: Read::Lines,
         },
         Bench {
+            program: Program::Cargo,
+            full: &["bench", "-p", "tokenrelay-server", "--bench", "cluster"],
+            short: &[
+                "bench",
+                "-p",
+                "tokenrelay-server",
+                "--bench",
+                "cluster",
+                "--",
+                "--short",
+            ],
+            read: Read::Lines,
+        },
+        Bench {
             program: Program::Script("sdk-python/bench/run.sh"),
             full: &[],
             short: &["--tokens", "100000"],
