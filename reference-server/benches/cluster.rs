@@ -178,7 +178,9 @@ async fn throughput(asker: &TestServer, watcher: &TestServer, sizes: &Sizes) -> 
     for (mut ask, mut watch) in pairs {
         let message = message.clone();
         tasks.push(tokio::spawn(async move {
-            let ack = ask.request("add_message", json!({ "message": message })).await;
+            let ack = ask
+                .request("add_message", json!({ "message": message }))
+                .await;
             let rid = ack["response_id"].as_str().unwrap_or_default().to_owned();
             let (mine, theirs) = tokio::join!(tokens(&mut ask, &rid), tokens(&mut watch, &rid));
             mine + theirs
@@ -188,7 +190,11 @@ async fn throughput(asker: &TestServer, watcher: &TestServer, sizes: &Sizes) -> 
     for task in tasks {
         total += task.await.unwrap_or(0);
     }
-    assert_eq!(total, 2 * sizes.pairs * sizes.tokens, "every token delivered");
+    assert_eq!(
+        total,
+        2 * sizes.pairs * sizes.tokens,
+        "every token delivered"
+    );
     total as f64 / started.elapsed().as_secs_f64()
 }
 
@@ -239,7 +245,11 @@ async fn resumes(asker: &TestServer, resumer: &TestServer, sizes: &Sizes) -> Vec
         let mut again = Ws::open(&resumer.ws_url()).await;
         let r = again.connect(&ctx, Some(&key), Some(after)).await;
         assert_eq!(r["success"], true, "{r}");
-        assert_eq!(tokens(&mut again, &rid).await, RESUMED_TOKENS, "whole reply");
+        assert_eq!(
+            tokens(&mut again, &rid).await,
+            RESUMED_TOKENS,
+            "whole reply"
+        );
         times.push(started.elapsed().as_secs_f64() * 1e3);
         again.close().await;
     }

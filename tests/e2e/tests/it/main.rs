@@ -7,9 +7,13 @@
 // The reference server's private PostgreSQL instance, for the restart test.
 #[path = "../../../../reference-server/tests/common/postgres.rs"]
 mod postgres;
+// Its private Redis, for the cluster tests.
+#[path = "../../../../reference-server/tests/common/redis.rs"]
+mod redis;
 
 mod base_protocol;
 mod cancel;
+mod cluster;
 mod contracts;
 mod flows;
 mod idempotency;

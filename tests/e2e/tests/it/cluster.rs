@@ -1,0 +1,345 @@
+//! The Rust SDK against a cluster, as a deployment has one: two
+//! reference-server instances on one Redis hub and one store, behind a TCP
+//! load balancer that sends each new connection to the next instance it
+//! considers up. The client only knows the balancer's address. Whatever
+//! happens to the instance its socket is on (the balancer moves it, the
+//! instance drains for a deploy, the instance dies), the client reconnects
+//! through the balancer to the other instance and resumes from Redis:
+//! every token once, in order, or (the instance died with the reply) a
+//! reply ended as failed after the lease, and the next one works.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokenrelay::rest::{NewAgent, NewContext};
+use tokenrelay::{AdminClient, Client, Connection, Event, ResponseStatus};
+use tokenrelay_e2e::{builder, key_minter, WAIT};
+use tokenrelay_server::{ScriptedEngine, ServerHandle, StoreConfig};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::redis;
+
+/// Every instance signs and verifies with it (keys minted on one work on
+/// all).
+const SECRET: &str = "e2e-cluster-secret-of-at-least-32-bytes";
+
+/// A reply long enough to be cut in the middle: 300 tokens, 5 ms apart.
+const LONG: &str = "[tokens=300 pace_ms=5] long";
+
+/// One instance, on a runtime of its own so it can die the way a crash
+/// does (every task stops where it is).
+struct Instance {
+    server: Option<ServerHandle>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Instance {
+    async fn start(redis_url: String, db: std::path::PathBuf, lease: Duration) -> Instance {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = runtime
+            .spawn(
+                builder()
+                    .store(StoreConfig::Sqlite(db))
+                    .jwt_secret(SECRET)
+                    .configure(move |c| {
+                        c.hub = Some(redis_url);
+                        c.hub_lease = lease;
+                        // A deploy's drain lets the running reply finish.
+                        c.drain_timeout = Duration::from_secs(30);
+                    })
+                    .spawn(),
+            )
+            .await
+            .expect("task")
+            .expect("the instance starts");
+        Instance {
+            server: Some(server),
+            runtime: Some(runtime),
+        }
+    }
+
+    fn server(&self) -> &ServerHandle {
+        self.server.as_ref().expect("running")
+    }
+
+    /// SIGTERM's path: the drain (sockets told 1001, running replies go
+    /// on), in the background on the instance's runtime.
+    fn drain(&mut self) -> tokio::task::JoinHandle<()> {
+        let server = self.server.take().expect("running");
+        let runtime = self.runtime.as_ref().expect("running");
+        runtime.spawn(server.shutdown())
+    }
+
+    /// A crash: nothing is released, no lease given back.
+    fn kill(&mut self) {
+        if let Some(server) = self.server.take() {
+            std::mem::forget(server);
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A TCP load balancer: each new connection goes to the next backend that
+/// is up (round robin); a backend can be taken out, which also cuts the
+/// connections it carries (as a balancer whose health check failed, or an
+/// instance that is gone).
+struct Balancer {
+    addr: SocketAddr,
+    state: Arc<Mutex<Pool>>,
+}
+
+#[derive(Default)]
+struct Pool {
+    backends: Vec<(SocketAddr, bool)>,
+    next: usize,
+    /// The connections carried, by backend.
+    carried: Vec<(usize, tokio::task::AbortHandle)>,
+}
+
+impl Balancer {
+    async fn start(backends: &[SocketAddr]) -> Balancer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let state = Arc::new(Mutex::new(Pool {
+            backends: backends.iter().map(|a| (*a, true)).collect(),
+            ..Pool::default()
+        }));
+        let pool = state.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let picked = {
+                    let mut p = pool.lock().unwrap();
+                    let n = p.backends.len();
+                    let start = p.next;
+                    let found = (0..n).map(|i| (start + i) % n).find(|&i| p.backends[i].1);
+                    if let Some(i) = found {
+                        p.next = i + 1;
+                    }
+                    found.map(|i| (i, p.backends[i].0))
+                };
+                let Some((i, backend)) = picked else {
+                    continue;
+                };
+                let pipe = tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(backend).await else {
+                        return;
+                    };
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+                pool.lock().unwrap().carried.push((i, pipe.abort_handle()));
+            }
+        });
+        Balancer { addr, state }
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Backend `i` gets no new connection, and those it carries are cut.
+    fn take_out(&self, i: usize) {
+        let mut p = self.state.lock().unwrap();
+        p.backends[i].1 = false;
+        p.carried.retain(|(b, pipe)| {
+            if *b == i {
+                pipe.abort();
+            }
+            *b != i
+        });
+    }
+}
+
+/// Two instances on a private Redis and one SQLite file, a balancer in
+/// front, and a connection through it (on instance 0: the balancer's
+/// first pick) with a context; `None` without `redis-server`.
+struct Cluster {
+    instances: Vec<Instance>,
+    balancer: Balancer,
+    conn: Connection,
+    _redis: redis::Redis,
+    _dir: tempfile::TempDir,
+}
+
+async fn cluster(test: &str, lease: Duration) -> Option<Cluster> {
+    let redis = redis::require(test)?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("store.sqlite3");
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        instances.push(Instance::start(redis.url(), db.clone(), lease).await);
+    }
+    let balancer =
+        Balancer::start(&[instances[0].server().addr(), instances[1].server().addr()]).await;
+    // The app's backend mints keys on the instance that stays up in every
+    // test (any instance could: they share the store and the secret).
+    let (org_id, org_key) = instances[1]
+        .server()
+        .bootstrap_org("cluster")
+        .await
+        .expect("bootstrap");
+    let admin = AdminClient::new(instances[1].server().http_url(), &org_key).expect("admin");
+    let agent = admin
+        .create_agent(&NewAgent::new("a", "cluster", ""))
+        .await
+        .expect("agent");
+    let ctx = admin
+        .create_context(&NewContext::new(agent.agent_id))
+        .await
+        .expect("context")
+        .context_id;
+    let client = Client::builder(balancer.ws_url())
+        .token_provider(key_minter(admin, org_id))
+        .build()
+        .expect("client");
+    let conn = client.connect(&ctx).await.expect("connects");
+    Some(Cluster {
+        instances,
+        balancer,
+        conn,
+        _redis: redis,
+        _dir: dir,
+    })
+}
+
+async fn next(conn: &mut Connection) -> Event {
+    tokio::time::timeout(WAIT, conn.next_event())
+        .await
+        .expect("an event in time")
+        .expect("the connection is open")
+}
+
+/// Asks `message` and waits for its 20th token; returns the request.
+async fn mid_reply(conn: &mut Connection, message: &str) -> tokenrelay::RequestId {
+    let request = conn.send_message(message).await.expect("sent");
+    let mut tokens = 0;
+    while tokens < 20 {
+        if let Event::Token { .. } = next(conn).await {
+            tokens += 1;
+        }
+    }
+    request
+}
+
+/// The end of `request`, and whether the connection was lost (and came
+/// back) on the way.
+async fn finish(
+    conn: &mut Connection,
+    request: tokenrelay::RequestId,
+) -> (tokenrelay::Response, bool) {
+    let mut reconnected = false;
+    loop {
+        match next(conn).await {
+            Event::StateChanged(c) if c.state == tokenrelay::ConnectionState::Reconnecting => {
+                reconnected = true;
+            }
+            Event::ResponseComplete(r) if r.request_id == Some(request) => {
+                return (*r, reconnected)
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_moved_to_the_other_instance_mid_reply_gets_every_token_once() {
+    let Some(mut c) = cluster(
+        "a_client_moved_to_the_other_instance_mid_reply_gets_every_token_once",
+        Duration::from_secs(5),
+    )
+    .await
+    else {
+        return;
+    };
+    let request = mid_reply(&mut c.conn, LONG).await;
+    // The balancer moves the client: instance 0 keeps generating, the
+    // client resumes on instance 1, fed through Redis.
+    c.balancer.take_out(0);
+    let (reply, reconnected) = finish(&mut c.conn, request).await;
+    assert!(reconnected, "the socket was cut");
+    assert_eq!(reply.status, ResponseStatus::Complete, "{reply:?}");
+    assert_eq!(
+        reply.text,
+        ScriptedEngine::expected_reply(LONG),
+        "every token once"
+    );
+    c.conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_drained_for_a_deploy_mid_reply_loses_nothing() {
+    let Some(mut c) = cluster(
+        "an_instance_drained_for_a_deploy_mid_reply_loses_nothing",
+        Duration::from_secs(5),
+    )
+    .await
+    else {
+        return;
+    };
+    let request = mid_reply(&mut c.conn, LONG).await;
+    // A deploy: the balancer stops sending to instance 0 and it drains
+    // (1001 to its sockets, the running reply goes on to its end).
+    c.balancer.take_out(0);
+    let drained = c.instances[0].drain();
+    let (reply, reconnected) = finish(&mut c.conn, request).await;
+    assert!(reconnected);
+    assert_eq!(reply.status, ResponseStatus::Complete, "{reply:?}");
+    assert_eq!(reply.text, ScriptedEngine::expected_reply(LONG));
+    tokio::time::timeout(WAIT, drained)
+        .await
+        .expect("the drain ends once the reply has")
+        .expect("drain task");
+    let after = tokio::time::timeout(WAIT, c.conn.ask("[echo] on the other"))
+        .await
+        .expect("in time")
+        .expect("answered");
+    assert_eq!(after.text, "on the other");
+    c.conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_mid_reply_ends_it_failed_and_the_client_goes_on() {
+    let Some(mut c) = cluster(
+        "an_instance_killed_mid_reply_ends_it_failed_and_the_client_goes_on",
+        Duration::from_millis(300),
+    )
+    .await
+    else {
+        return;
+    };
+    let request = mid_reply(&mut c.conn, LONG).await;
+    c.instances[0].kill();
+    c.balancer.take_out(0);
+    // Its lease lapses; instance 1 ends the reply (`stop_reason: error`):
+    // a prefix, never a silent gap, never a wait without end.
+    let (reply, reconnected) = finish(&mut c.conn, request).await;
+    assert!(reconnected);
+    assert_eq!(reply.status, ResponseStatus::Failed, "{reply:?}");
+    let whole = ScriptedEngine::expected_reply(LONG);
+    assert!(
+        whole.starts_with(&reply.text) && reply.text.len() < whole.len(),
+        "a prefix: {:?}",
+        reply.text
+    );
+    let after = tokio::time::timeout(WAIT, c.conn.ask("[echo] still here"))
+        .await
+        .expect("in time")
+        .expect("answered");
+    assert_eq!(after.text, "still here");
+    c.conn.close().await;
+}
