@@ -267,10 +267,11 @@ impl Accumulator {
                     // what came is kept, as for a stop.
                     Some(StopReason::Stopped | StopReason::RoundLimit) => ResponseStatus::Stopped,
                     // The tool answers came too late to continue, or the
-                    // server shut down mid-reply: what came is a prefix.
-                    Some(StopReason::ToolTimeout | StopReason::Shutdown) => {
-                        ResponseStatus::Interrupted
-                    }
+                    // server (or the cluster instance generating it) went
+                    // away mid-reply: what came is a prefix.
+                    Some(
+                        StopReason::ToolTimeout | StopReason::Shutdown | StopReason::InstanceLost,
+                    ) => ResponseStatus::Interrupted,
                     Some(StopReason::Error) => ResponseStatus::Failed,
                     Some(StopReason::Complete) => ResponseStatus::Complete,
                     None | Some(StopReason::Other) if self.stopping.contains(&r.id) => {
@@ -753,6 +754,24 @@ mod tests {
             )
         );
         assert_eq!(StopReason::Shutdown.as_str(), "shutdown");
+    }
+
+    #[test]
+    fn a_reply_whose_cluster_instance_died_is_interrupted_with_its_reason() {
+        let mut acc = Accumulator::new(8);
+        let cut =
+            r#"{"method":"on_stop_token","params":{"response_id":"a","reason":"instance_lost"}}"#;
+        feed(&mut acc, &[token("a", "par", None), cut.into()]);
+        let a = acc.response("a").unwrap();
+        assert_eq!(
+            (a.status, a.text.as_str(), a.stop_reason),
+            (
+                ResponseStatus::Interrupted,
+                "par",
+                Some(StopReason::InstanceLost)
+            )
+        );
+        assert_eq!(StopReason::InstanceLost.as_str(), "instance_lost");
     }
 
     #[test]

@@ -126,8 +126,9 @@ pub enum ResponseStatus {
     /// The connection dropped and the missed part could not be replayed:
     /// the text is a prefix of what the agent said. Never silently gapped.
     /// Also a continuation whose tool answers came after the server's
-    /// timeout (`stop_reason: tool_timeout`), and a reply the server cut
-    /// when it shut down (`stop_reason: shutdown`).
+    /// timeout (`stop_reason: tool_timeout`), a reply the server cut when
+    /// it shut down (`stop_reason: shutdown`), and one whose cluster
+    /// instance died while generating it (`stop_reason: instance_lost`).
     Interrupted,
 }
 

@@ -350,7 +350,7 @@ async fn the_reply_of_a_killed_instance_ends_when_its_lease_lapses() {
     text.push_str(&rest);
     assert_eq!(
         reason.as_deref(),
-        Some("error"),
+        Some("instance_lost"),
         "the reply ends, marked failed"
     );
     let expected = ScriptedEngine::expected_reply(message);

@@ -187,6 +187,10 @@ pub enum StopReason {
     /// timeout lapsed (reference server, `--drain-timeout-secs`). The text
     /// is a prefix of what the agent would have said.
     Shutdown,
+    /// The server instance generating the response died (a cluster: its
+    /// lease lapsed and another instance ended the response). The text is
+    /// a prefix of what the agent would have said.
+    InstanceLost,
     /// A reason this client does not know.
     Other,
 }
@@ -202,6 +206,7 @@ impl StopReason {
             "round_limit" => Self::RoundLimit,
             "tool_timeout" => Self::ToolTimeout,
             "shutdown" => Self::Shutdown,
+            "instance_lost" => Self::InstanceLost,
             _ => Self::Other,
         }
     }
@@ -216,6 +221,7 @@ impl StopReason {
             Self::RoundLimit => "round_limit",
             Self::ToolTimeout => "tool_timeout",
             Self::Shutdown => "shutdown",
+            Self::InstanceLost => "instance_lost",
             Self::Other => "other",
         }
     }

@@ -159,14 +159,16 @@ impl Core {
         }
     }
 
-    /// Ends a reply whose generator is gone: its stop, `reason: error`.
+    /// Ends a reply whose generator is gone: its stop, `reason:
+    /// instance_lost` (the SDKs report it interrupted: the text is a
+    /// prefix, and no fault of the agent's).
     async fn end_orphan(&self, backend: &RedisBackend, response_id: &str) {
         tracing::warn!(
             context_id = %self.context_id,
             response_id,
             "generation lease lapsed: its instance is gone; reply ended"
         );
-        let reason = (!backend.config.base_protocol).then_some(StopReason::Error);
+        let reason = (!backend.config.base_protocol).then_some(StopReason::InstanceLost);
         self.publish(
             backend,
             Notification::StopToken(StopTokenParams {

@@ -6,7 +6,7 @@
 //! instance drains for a deploy, the instance dies), the client reconnects
 //! through the balancer to the other instance and resumes from Redis:
 //! every token once, in order, or (the instance died with the reply) a
-//! reply ended as failed after the lease, and the next one works.
+//! reply ended interrupted after the lease, and the next one works.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -313,9 +313,9 @@ async fn an_instance_drained_for_a_deploy_mid_reply_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_killed_mid_reply_ends_it_failed_and_the_client_goes_on() {
+async fn an_instance_killed_mid_reply_ends_it_interrupted_and_the_client_goes_on() {
     let Some(mut c) = cluster(
-        "an_instance_killed_mid_reply_ends_it_failed_and_the_client_goes_on",
+        "an_instance_killed_mid_reply_ends_it_interrupted_and_the_client_goes_on",
         Duration::from_millis(300),
     )
     .await
@@ -325,11 +325,16 @@ async fn an_instance_killed_mid_reply_ends_it_failed_and_the_client_goes_on() {
     let request = mid_reply(&mut c.conn, LONG).await;
     c.instances[0].kill();
     c.balancer.take_out(0);
-    // Its lease lapses; instance 1 ends the reply (`stop_reason: error`):
-    // a prefix, never a silent gap, never a wait without end.
+    // Its lease lapses; instance 1 ends the reply (`stop_reason:
+    // instance_lost`): a prefix, never a silent gap, never a wait without
+    // end.
     let (reply, reconnected) = finish(&mut c.conn, request).await;
     assert!(reconnected);
-    assert_eq!(reply.status, ResponseStatus::Failed, "{reply:?}");
+    assert_eq!(reply.status, ResponseStatus::Interrupted, "{reply:?}");
+    assert_eq!(
+        reply.stop_reason,
+        Some(tokenrelay::StopReason::InstanceLost)
+    );
     let whole = ScriptedEngine::expected_reply(LONG);
     assert!(
         whole.starts_with(&reply.text) && reply.text.len() < whole.len(),
