@@ -15,7 +15,8 @@ export interface ReferenceServerOptions {
   /** The org's credits (default: unlimited). */
   credits?: number;
   /** The store: a SQLite path or a `postgres://` URL; default: a SQLite
-   * file in a fresh temporary directory, removed by `stop()`. */
+   * file in a fresh temporary directory, removed by `stop()`. Not
+   * `:memory:`: bootstrap and serve are two processes. */
   db?: string;
   /** The address to serve on (default `127.0.0.1:0`: a free port). */
   bind?: string;
