@@ -3,9 +3,12 @@
 #   target/release/libtokenrelay_mobile.so          the native library (JNA loads it)
 #   kotlin/build/generated/dev/tokenrelay/*.kt      uniffi's Kotlin bindings
 #   kotlin/build/tokenrelay.jar                     bindings + kotlin/src/main, compiled
+#   kotlin/build/tokenrelay-testing.jar             kotlin/testing: the reference server in JVM tests
 #   kotlin/build/maven/dev/tokenrelay/tokenrelay-jvm/VERSION/
 #                                                   the JVM artifact: that jar with the
 #                                                   linux-x86_64 library inside, and its pom
+#   kotlin/build/maven/dev/tokenrelay/tokenrelay-jvm-testing/VERSION/
+#                                                   the test helper's jar and pom
 #   swift/Sources/TokenRelay/Generated/*.swift      uniffi's Swift bindings
 #   swift/build/ffi/                                their C header and module map
 # Needs: cargo, java, npm (kotlin-compiler via npm ci), JNA at
@@ -47,5 +50,10 @@ step "kotlinc: bindings + Kotlin layer -> kotlin/build/tokenrelay.jar"
   $(find "$build/generated" "$here/kotlin/src/main/kotlin" -name '*.kt')
 ls -l "$build/tokenrelay.jar" "$lib"
 
-step "the JVM artifact (jar with the native library inside + pom)"
+step "kotlinc: the test helper (kotlin/testing) -> kotlin/build/tokenrelay-testing.jar"
+# Pure JVM (it starts the reference server's binary): no bindings, no JNA.
+"$kotlin_home/bin/kotlinc-jvm" -jvm-target 17 -d "$build/tokenrelay-testing.jar" \
+  $(find "$here/kotlin/testing/src/main/kotlin" -name '*.kt')
+
+step "the JVM artifacts (jar with the native library inside + pom; the test helper)"
 bash "$here/kotlin/jvm-artifact.sh" "$lib"

@@ -45,7 +45,7 @@ step "cargo build --release -p tokenrelay-server"
 TOKENRELAY_MOBILE_FEATURES=admin,testing bash "$here/build.sh"
 
 step "kotlinc: test suite -> kotlin/build/tokenrelay-tests.jar"
-"$kotlin_home/bin/kotlinc-jvm" -jvm-target 17 -cp "$build/tokenrelay.jar:$jna:$coroutines" \
+"$kotlin_home/bin/kotlinc-jvm" -jvm-target 17 -cp "$build/tokenrelay.jar:$build/tokenrelay-testing.jar:$jna:$coroutines" \
   -d "$build/tokenrelay-tests.jar" $(find "$here/kotlin/src/test/kotlin" -name '*.kt')
 
 export TOKENRELAY_SERVER_BIN="$target/release/tokenrelay-server"
@@ -67,7 +67,7 @@ step "the Swift release script: refuses without macOS, writes the checksum of a 
 bash "$here/scripts/test-release-swift.sh"
 
 step "Kotlin suite on the JVM against the reference server"
-classpath="$build/tokenrelay.jar:$build/tokenrelay-tests.jar:$kotlin_home/lib/kotlin-stdlib.jar:$coroutines:$jna"
+classpath="$build/tokenrelay.jar:$build/tokenrelay-testing.jar:$build/tokenrelay-tests.jar:$kotlin_home/lib/kotlin-stdlib.jar:$coroutines:$jna"
 java -Djna.library.path="$target/release" -cp "$classpath" dev.tokenrelay.test.RunnerKt
 
 step "latency, short (bench/Latency.kt; bench/latency.sh runs every round)"

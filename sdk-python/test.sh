@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Python SDK's whole check, from nothing installed to pytest's summary:
 # venv, tools, the abi3 wheel built with maturin (release) and installed as a
-# user would, mypy --strict on the examples, pytest against a real reference
-# server, then the latency bench's short run (bench/latency.py --short:
+# user would, the reference server's wheel (its binary) likewise, mypy
+# --strict on the examples and on tokenrelay.testing, pytest against that
+# real reference server, then the latency bench's short run (bench/latency.py --short:
 # figures printed, never judged; every reply must still arrive whole).
 # Exits non-zero on any failure.
 #
@@ -19,6 +20,7 @@ VENV="${TOKENRELAY_PY_VENV:-$HERE/.venv}"
 PY="${PYTHON:-python3}"
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
 WHEELS="$TARGET/wheels/tokenrelay-python"
+SERVER_WHEELS="$TARGET/wheels/tokenrelay-server"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
@@ -40,15 +42,24 @@ rm -rf "$WHEELS"
 step "install the wheel as a user would"
 "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "$WHEELS"/tokenrelay-*.whl
 
-step "reference server (release)"
-(cd "$REPO" && cargo build ${CI:+--locked} --release -q -p tokenrelay-server)
-export TOKENRELAY_SERVER_BIN="$TARGET/release/tokenrelay-server"
+step "reference server wheel (maturin bin, release), installed into the venv"
+# The tests find its binary beside the venv's python, as users of
+# tokenrelay.testing do; TOKENRELAY_SERVER_BIN, when set, still wins.
+# Its cargo build is `cargo build --release -p tokenrelay-server`'s, so the
+# target dir's build is reused (reference-server/README.md).
+rm -rf "$SERVER_WHEELS"
+(cd "$REPO/reference-server" && "$VENV/bin/maturin" build ${CI:+--locked} --release --quiet --out "$SERVER_WHEELS" >&2)
+"$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "$SERVER_WHEELS"/tokenrelay_server-*.whl
+# tests/test_testing.py: the wheel's binary must be there, not skipped.
+export TOKENRELAY_EXPECT_SERVER_WHEEL=1
 
-step "mypy --strict on the examples"
+step "mypy --strict on the examples and tokenrelay.testing"
 # Run outside the source tree so the installed wheel (py.typed) is what
 # mypy sees, not sdk-python/python.
 (cd "$REPO/examples" && "$VENV/bin/mypy" --strict --no-incremental \
     python-backend/backend.py python-client/chat_client.py)
+(cd "$REPO/examples" && "$VENV/bin/mypy" --strict --no-incremental \
+    -p tokenrelay.testing -p tokenrelay.pytest_plugin)
 
 step "pytest"
 cd "$HERE"

@@ -13,6 +13,12 @@
 #                                  kotlinx-coroutines-core (compile scope: the
 #                                  API returns SharedFlow/StateFlow)
 #
+#   kotlin/build/maven/dev/tokenrelay/tokenrelay-jvm-testing/VERSION/
+#     tokenrelay-jvm-testing-VERSION.jar   kotlin/testing: startReferenceServer,
+#                                          the reference server in JVM tests
+#                                          (pure JVM: it runs the server binary)
+#     tokenrelay-jvm-testing-VERSION.pom   depends on kotlin-stdlib only
+#
 # The dependencies' versions are read from the jars the build compiled and
 # tested against (Debian's JNA, the npm kotlin-compiler's stdlib and
 # coroutines), so the pom states what was run. Publish the directory with
@@ -28,6 +34,7 @@ kotlin_home="$here/../node_modules/kotlin-compiler"
 jna=/usr/share/java/jna.jar
 
 [ -f "$build/tokenrelay.jar" ] || { echo "jvm-artifact.sh: run sdk-mobile/build.sh first (no $build/tokenrelay.jar)" >&2; exit 1; }
+[ -f "$build/tokenrelay-testing.jar" ] || { echo "jvm-artifact.sh: run sdk-mobile/build.sh first (no $build/tokenrelay-testing.jar)" >&2; exit 1; }
 [ -f "$lib" ] || { echo "jvm-artifact.sh: no native library at $lib" >&2; exit 1; }
 # Only linux-x86_64 is built here: say so rather than mislabel another host's library.
 [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] || { echo "jvm-artifact.sh: builds the linux-x86_64 artifact only (this is $(uname -s)-$(uname -m))" >&2; exit 1; }
@@ -88,3 +95,34 @@ cat > "$out/tokenrelay-jvm-$version.pom" <<EOF
 </project>
 EOF
 ls -l "$out"
+
+# The test helper: pure JVM, so one jar for every platform.
+testing_out="$build/maven/dev/tokenrelay/tokenrelay-jvm-testing/$version"
+mkdir -p "$testing_out"
+cp "$build/tokenrelay-testing.jar" "$testing_out/tokenrelay-jvm-testing-$version.jar"
+cat > "$testing_out/tokenrelay-jvm-testing-$version.pom" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0"
+         xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+         xsi:schemaLocation="http://maven.apache.org/POM/4.0.0 https://maven.apache.org/xsd/maven-4.0.0.xsd">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.tokenrelay</groupId>
+  <artifactId>tokenrelay-jvm-testing</artifactId>
+  <version>$version</version>
+  <packaging>jar</packaging>
+  <name>tokenrelay testing (JVM)</name>
+  <description>The tokenrelay reference server in JVM test suites: startReferenceServer() runs the tokenrelay-server binary with a bootstrapped org on a free port.</description>
+  <licenses>
+    <license><name>MIT</name><url>https://opensource.org/licenses/MIT</url></license>
+    <license><name>Apache-2.0</name><url>https://www.apache.org/licenses/LICENSE-2.0</url></license>
+  </licenses>
+  <dependencies>
+    <dependency>
+      <groupId>org.jetbrains.kotlin</groupId>
+      <artifactId>kotlin-stdlib</artifactId>
+      <version>$stdlib_version</version>
+    </dependency>
+  </dependencies>
+</project>
+EOF
+ls -l "$testing_out"

@@ -1,38 +1,32 @@
-"""Test harness: one real reference server for the whole session (the
-binary built once with cargo, fault injection on, its own SQLite file in a
-temp dir, listening on 127.0.0.1:0)."""
+"""Test harness: one real reference server for the whole session (fault
+injection on, relaxed limits, its own SQLite file in a temp dir, listening
+on 127.0.0.1:0), started with :mod:`tokenrelay.testing`, the helper the
+package ships for its users' tests. The binary: ``TOKENRELAY_SERVER_BIN``,
+else the ``tokenrelay-server`` wheel's beside this venv's python (test.sh
+installs it), else PATH, else built here with cargo."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import subprocess
 import sys
-import tempfile
-import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import httpx
 import pytest
 
 import tokenrelay
+from tokenrelay.testing import ReferenceServer, ServerNotFoundError, find_server_binary
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "tests" / "scenarios"
 
 
-@dataclass
-class Server:
-    """A running reference server and its bootstrapped org."""
-
-    http_url: str
-    ws_url: str
-    org_id: str
-    org_key: str
-    log: List[str]
+class Server(ReferenceServer):
+    """A running reference server and its bootstrapped org, plus what only
+    this suite needs (fault injection)."""
 
     async def fault(self, context_id: str, fault: str) -> None:
         """Injects a server-side fault (`drop`, `close_4001`, …)."""
@@ -45,11 +39,18 @@ class Server:
             r.raise_for_status()
 
 
+#: The restart tests' server: the same class (stop()/start() keep the
+#: address and the store); the name says what they use it for.
+RestartableServer = Server
+
+
 def _server_binary() -> Path:
-    explicit = os.environ.get("TOKENRELAY_SERVER_BIN")
-    if explicit:
-        return Path(explicit)
-    # Built once per session; a no-op when the binary is up to date.
+    try:
+        return find_server_binary()
+    except ServerNotFoundError:
+        pass
+    # A checkout without the server wheel: built once per session (a no-op
+    # when the binary is up to date).
     subprocess.run(
         ["cargo", "build", "--release", "-q", "-p", "tokenrelay-server"],
         cwd=REPO,
@@ -73,40 +74,14 @@ RELAXED_LIMITS = [
 ]
 
 
-def _serve(
-    binary: Path, common: List[str], bind: str, extra: List[str]
-) -> "tuple[subprocess.Popen[str], tuple[str, str], List[str]]":
-    """Starts ``serve`` on ``bind`` and waits for its ready line; returns the
-    process, its (http, ws) URLs and its log (kept drained)."""
-    env = dict(os.environ, TOKENRELAY_LOG="info", NO_COLOR="1")
-    proc = subprocess.Popen(
-        [str(binary), *common, "--bind", bind, "--fault-injection", *RELAXED_LIMITS, *extra, "serve"],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    assert proc.stderr is not None
-    log: List[str] = []
-    ready = re.compile(r"ready.*http=(\S+).*ws=(\S+)")
-    urls: Optional[re.Match[str]] = None
-    for line in proc.stderr:
-        log.append(line)
-        urls = ready.search(re.sub(r"\x1b\[[0-9;]*m", "", line))
-        if urls:
-            break
-    if not urls:
-        proc.kill()
-        raise RuntimeError("the server did not start:\n" + "".join(log))
-    stderr = proc.stderr
-
-    # Keep draining the log so the server never blocks on a full pipe.
-    def drain() -> None:
-        for line in stderr:
-            log.append(line)
-
-    threading.Thread(target=drain, daemon=True).start()
-    return proc, (urls.group(1), urls.group(2)), log
+def _args(rate_limit: int, extra: List[str]) -> List[str]:
+    return [
+        "--rate-limit-per-minute", str(rate_limit),
+        "--scripted-pace-ms", "0",
+        "--fault-injection",
+        *RELAXED_LIMITS,
+        *extra,
+    ]
 
 
 @contextlib.contextmanager
@@ -116,76 +91,18 @@ def run_server(
     """Bootstraps an org in a fresh store and serves it on 127.0.0.1:0;
     ``base_protocol`` starts it with ``--base-protocol`` (the hosted
     service's behaviour: no extensions, results after the reply)."""
-    binary = _server_binary()
-    with tempfile.TemporaryDirectory(prefix="tokenrelay-pytest-") as tmp:
-        db = str(Path(tmp) / "store.sqlite3")
-        common = ["--db", db, "--rate-limit-per-minute", str(rate_limit), "--scripted-pace-ms", "0"]
-        boot = [str(binary), *common, "bootstrap", "--org-name", "pytest"]
-        if credits is not None:
-            boot += ["--credits", str(credits)]
-        out = subprocess.run(boot, check=True, capture_output=True, text=True).stdout
-        fields = dict(line.split("=", 1) for line in out.split() if "=" in line)
-        extra = ["--base-protocol"] if base_protocol else []
-        proc, urls, log = _serve(binary, common, "127.0.0.1:0", extra)
-        try:
-            yield Server(
-                http_url=urls[0],
-                ws_url=urls[1],
-                org_id=fields["org_id"],
-                org_key=fields["org_api_key"],
-                log=log,
-            )
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-
-
-class RestartableServer(Server):
-    """A server that can be stopped (SIGTERM: graceful; SIGKILL: as
-    ``kill -9``) and started again on the same address and store."""
-
-    def __init__(self, binary: Path, common: List[str], fields: "dict[str, str]") -> None:
-        self._binary = binary
-        self._common = common
-        self._proc, (http_url, ws_url), log = _serve(binary, common, "127.0.0.1:0", [])
-        super().__init__(http_url, ws_url, fields["org_id"], fields["org_api_key"], log)
-
-    def stop(self, graceful: bool) -> None:
-        """Stops the server and waits until it has exited."""
-        if graceful:
-            self._proc.terminate()
-        else:
-            self._proc.kill()
-        self._proc.wait(timeout=30)
-
-    def start(self) -> None:
-        """Starts the server again on the address it had (same store)."""
-        bind = self.http_url.split("//", 1)[1].split("/", 1)[0]
-        self._proc, urls, self.log = _serve(self._binary, self._common, bind, [])
-        assert urls == (self.http_url, self.ws_url), urls
+    extra = ["--base-protocol"] if base_protocol else []
+    server = Server(_server_binary(), args=_args(rate_limit, extra), org_name="pytest", credits=credits)
+    with server:
+        yield server
 
 
 @contextlib.contextmanager
-def restartable_server() -> Iterator[RestartableServer]:
-    """A fresh store and org served on 127.0.0.1:0, restartable in place."""
-    binary = _server_binary()
-    with tempfile.TemporaryDirectory(prefix="tokenrelay-pytest-") as tmp:
-        common = [
-            "--db", str(Path(tmp) / "store.sqlite3"),
-            "--rate-limit-per-minute", "1000000",
-            "--scripted-pace-ms", "0",
-        ]
-        out = subprocess.run(
-            [str(binary), *common, "bootstrap", "--org-name", "pytest"],
-            check=True, capture_output=True, text=True,
-        ).stdout
-        fields = dict(line.split("=", 1) for line in out.split() if "=" in line)
-        server = RestartableServer(binary, common, fields)
-        try:
-            yield server
-        finally:
-            server._proc.kill()
-            server._proc.wait(timeout=10)
+def restartable_server() -> Iterator[Server]:
+    """A fresh store and org served on 127.0.0.1:0, restartable in place
+    (``stop(graceful)``, then ``start()``)."""
+    with run_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

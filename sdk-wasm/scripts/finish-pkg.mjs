@@ -1,5 +1,5 @@
 // Finishes sdk-wasm/pkg/ after build.sh has put the wasm and the ESM there:
-//   * node.cjs, server.cjs and react.cjs, CommonJS builds for `require('tokenrelay')`
+//   * node.cjs, server.cjs, react.cjs and testing.cjs, CommonJS builds for `require('tokenrelay')`
 //     (esbuild bundles the ESM; `import.meta.url` becomes the file's URL),
 //     with .d.cts copies of the types so TypeScript types a CJS importer;
 //   * the licenses, so the packed tarball carries them.
@@ -13,7 +13,7 @@ const here = dirname(dirname(fileURLToPath(import.meta.url)));
 const pkg = join(here, 'pkg');
 const url = '__tokenrelay_import_meta_url';
 
-for (const [entry, out] of [['node.js', 'node.cjs'], ['server.js', 'server.cjs'], ['react.js', 'react.cjs']]) {
+for (const [entry, out] of [['node.js', 'node.cjs'], ['server.js', 'server.cjs'], ['react.js', 'react.cjs'], ['testing.js', 'testing.cjs']]) {
   await build({
     entryPoints: [join(pkg, entry)],
     outfile: join(pkg, out),
@@ -27,7 +27,7 @@ for (const [entry, out] of [['node.js', 'node.cjs'], ['server.js', 'server.cjs']
     logLevel: 'warning',
   });
 }
-for (const name of ['index', 'server', 'react']) {
+for (const name of ['index', 'server', 'react', 'testing']) {
   const types = readFileSync(join(pkg, `${name}.d.ts`), 'utf8').replaceAll("from './index.js'", "from './index.cjs'");
   writeFileSync(join(pkg, `${name}.d.cts`), types);
 }

@@ -74,7 +74,7 @@ function pack() {
   });
   const [{ filename, files }] = JSON.parse(out);
   const names = files.map((f) => f.path);
-  for (const must of ['package.json', 'pkg/index.js', 'pkg/node.cjs', 'pkg/server.js', 'pkg/tokenrelay_wasm_bg.wasm', 'pkg/LICENSE-MIT']) {
+  for (const must of ['package.json', 'pkg/index.js', 'pkg/node.cjs', 'pkg/server.js', 'pkg/testing.js', 'pkg/testing.cjs', 'pkg/tokenrelay_wasm_bg.wasm', 'pkg/LICENSE-MIT']) {
     if (!names.includes(must)) throw new Error(`the tarball lacks ${must}: ${names.join(', ')}`);
   }
   return join(work, filename);

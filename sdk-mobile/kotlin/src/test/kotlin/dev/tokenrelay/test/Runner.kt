@@ -32,7 +32,7 @@ class Test(val name: String, val body: suspend (ReferenceServer) -> Unit)
 
 fun main(args: Array<String>) {
     val only = args.toSet()
-    val tests = (scenarioTests() + clientTests() + flowTests() + textTests() + toolLoopTests() + cancelTests() + restartTests() + observabilityTests()).filter { only.isEmpty() || it.name in only }
+    val tests = (scenarioTests() + clientTests() + flowTests() + textTests() + toolLoopTests() + cancelTests() + restartTests() + observabilityTests() + testingTests()).filter { only.isEmpty() || it.name in only }
     var passed = 0
     var failed = 0
     ReferenceServer.start().use { server ->

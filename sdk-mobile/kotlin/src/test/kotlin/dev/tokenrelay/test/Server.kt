@@ -1,31 +1,40 @@
-// The real reference server for the suite: the release binary, fault
-// injection on, a fresh SQLite store in a temp dir, 127.0.0.1:0 (the same
-// harness as sdk-python/tests/conftest.py and sdk-wasm/tests/harness.js).
+// The real reference server for the suite, started with the
+// `dev.tokenrelay.testing` helper the SDK ships (kotlin/testing/): the binary
+// from TOKENRELAY_SERVER_BIN (else PATH), fault injection on, relaxed
+// limits, a fresh SQLite store in a temp dir, 127.0.0.1:0 (the same harness
+// as sdk-python/tests/conftest.py and sdk-wasm/tests/harness.js).
 package dev.tokenrelay.test
 
 import dev.tokenrelay.AdminClient
 import dev.tokenrelay.NewAgent
-import java.io.File
+import dev.tokenrelay.testing.startReferenceServer
 import java.net.URI
 import java.net.http.HttpClient
 import java.net.http.HttpRequest
 import java.net.http.HttpResponse
-import java.nio.file.Files
-import java.util.concurrent.TimeUnit
 import java.util.concurrent.atomic.AtomicInteger
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.withContext
 
+/** The helper's server plus what only this suite needs: an admin client, fault injection, contexts, restarts. */
 class ReferenceServer private constructor(
-    private val process: Process,
-    private val dir: File,
-    val httpUrl: String,
-    val wsUrl: String,
-    val orgId: String,
-    val orgKey: String,
+    /** The running server (`dev.tokenrelay.testing`). */
+    val relay: dev.tokenrelay.testing.ReferenceServer,
 ) : AutoCloseable {
-    /** An admin client holding the org key (server-side role). */
-    val admin: AdminClient = AdminClient(httpUrl, orgKey)
+    /** REST base URL. */
+    val httpUrl: String get() = relay.httpUrl
+
+    /** WebSocket URL. */
+    val wsUrl: String get() = relay.wsUrl
+
+    /** The bootstrapped org. */
+    val orgId: String get() = relay.orgId
+
+    /** Its API key (server-side role). */
+    val orgKey: String get() = relay.orgKey
+
+    /** An admin client holding the org key (server-side role); it reaches whichever server is up. */
+    val admin: AdminClient = AdminClient(relay.httpUrl, relay.orgKey)
     private val http: HttpClient = HttpClient.newHttpClient()
 
     /**
@@ -53,18 +62,24 @@ class ReferenceServer private constructor(
         return admin.createContext(agent.agentId).contextId()
     }
 
-    override fun close() {
-        process.destroy()
-        if (!process.waitFor(10, TimeUnit.SECONDS)) process.destroyForcibly()
-        dir.deleteRecursively()
+    /**
+     * Stops the server ([graceful]: SIGTERM, else SIGKILL), waits for it to
+     * exit and starts it again on the same address with the same store.
+     */
+    suspend fun restart(graceful: Boolean) {
+        withContext(Dispatchers.IO) { relay.restart(graceful) }
     }
+
+    override fun close() = relay.close()
 
     companion object {
         /** The server's abuse limits are tested by its own suite; here they stay out of the way. */
         private val RELAXED_LIMITS = listOf(
+            "--rate-limit-per-minute", "1000000",
             "--socket-frame-burst", "100000", "--socket-frames-per-sec", "100000",
             "--max-pending-invocations", "10000", "--max-sockets-per-ip", "100000",
-            // A graceful stop lets running replies finish for this long, not the default 30 s.
+            // A graceful stop (the restart tests) lets running replies finish
+            // for this long, not the default 30 s.
             "--drain-timeout-secs", "1",
         )
 
@@ -73,48 +88,13 @@ class ReferenceServer private constructor(
          * (the hosted service's behaviour: no extensions, a reply's
          * client-side tool calls and events after its stop, results last).
          */
-        fun start(baseProtocol: Boolean = false): ReferenceServer {
-            val bin = System.getenv("TOKENRELAY_SERVER_BIN")
-                ?: error("TOKENRELAY_SERVER_BIN must point at target/release/tokenrelay-server")
-            val dir = Files.createTempDirectory("tokenrelay-kotlin-").toFile()
-            val common = listOf("--db", File(dir, "store.sqlite3").path, "--rate-limit-per-minute", "1000000", "--scripted-pace-ms", "0")
-            val boot = ProcessBuilder(listOf(bin) + common + listOf("bootstrap", "--org-name", "kotlin"))
-                .redirectErrorStream(false).start()
-            val out = boot.inputStream.bufferedReader().readText()
-            check(boot.waitFor() == 0) { "bootstrap failed: ${boot.errorStream.bufferedReader().readText()}" }
-            val fields = out.split(Regex("\\s+")).filter { '=' in it }.associate { it.substringBefore('=') to it.substringAfter('=') }
-            val pb = ProcessBuilder(listOf(bin) + common + listOf("--bind", "127.0.0.1:0", "--fault-injection") + RELAXED_LIMITS +
-                (if (baseProtocol) listOf("--base-protocol") else emptyList()) + listOf("serve"))
-            pb.environment()["TOKENRELAY_LOG"] = "info"
-            pb.environment()["NO_COLOR"] = "1"
-            pb.redirectOutput(ProcessBuilder.Redirect.DISCARD)
-            val process = pb.start()
-            val stderr = process.errorStream.bufferedReader()
-            val ready = Regex("ready.*http=(\\S+).*ws=(\\S+)")
-            val log = StringBuilder()
-            var match: MatchResult? = null
-            while (match == null) {
-                val line = stderr.readLine() ?: break
-                log.appendLine(line)
-                match = ready.find(line.replace(Regex("\u001b\\[[0-9;]*m"), ""))
-            }
-            if (match == null) {
-                process.destroyForcibly()
-                error("the server did not start:\n$log")
-            }
-            // Keep draining the log so the server never blocks on a full pipe.
-            // The pipe closes when the server stops; that ends the thread.
-            Thread {
-                try {
-                    stderr.useLines { lines -> lines.forEach { } }
-                } catch (_: java.io.IOException) {
-                }
-            }.apply { isDaemon = true }.start()
-            return ReferenceServer(
-                process, dir, match.groupValues[1], match.groupValues[2],
-                fields.getValue("org_id"), fields.getValue("org_api_key"),
-            )
-        }
+        fun start(baseProtocol: Boolean = false): ReferenceServer = ReferenceServer(
+            startReferenceServer(
+                args = listOf("--scripted-pace-ms", "0", "--fault-injection") + RELAXED_LIMITS +
+                    (if (baseProtocol) listOf("--base-protocol") else emptyList()),
+                orgName = "kotlin",
+            ),
+        )
     }
 }
 
