@@ -1,5 +1,5 @@
-//! The Rust SDK against a cluster, as a deployment has one: two
-//! reference-server instances on one Redis hub and one store, behind a TCP
+//! The Rust SDK against a cluster, as a deployment has one: two or three
+//! reference-server instances on one Redis hub and one PostgreSQL, behind a TCP
 //! load balancer that sends each new connection to the next instance it
 //! considers up. The client only knows the balancer's address. Whatever
 //! happens to the instance its socket is on (the balancer moves it, the
@@ -18,7 +18,7 @@ use tokenrelay_e2e::{builder, key_minter, WAIT};
 use tokenrelay_server::{ScriptedEngine, ServerHandle, StoreConfig};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::redis;
+use crate::{postgres, redis};
 
 /// Every instance signs and verifies with it (keys minted on one work on
 /// all).
@@ -35,7 +35,7 @@ struct Instance {
 }
 
 impl Instance {
-    async fn start(redis_url: String, db: std::path::PathBuf, lease: Duration) -> Instance {
+    async fn start(redis_url: String, store: StoreConfig, lease: Duration) -> Instance {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -44,7 +44,7 @@ impl Instance {
         let server = runtime
             .spawn(
                 builder()
-                    .store(StoreConfig::Sqlite(db))
+                    .store(store)
                     .jwt_secret(SECRET)
                     .configure(move |c| {
                         c.hub = Some(redis_url);
@@ -151,6 +151,23 @@ impl Balancer {
         format!("ws://{}/ws", self.addr)
     }
 
+    fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A new backend, in rotation at once; its index.
+    fn add(&self, backend: SocketAddr) -> usize {
+        let mut p = self.state.lock().unwrap();
+        p.backends.push((backend, true));
+        p.backends.len() - 1
+    }
+
+    /// Backend `i` gets no new connection; those it carries go on (until
+    /// the instance closes them, as a drain does).
+    fn stop_routing(&self, i: usize) {
+        self.state.lock().unwrap().backends[i].1 = false;
+    }
+
     /// Backend `i` gets no new connection, and those it carries are cut.
     fn take_out(&self, i: usize) {
         let mut p = self.state.lock().unwrap();
@@ -164,57 +181,95 @@ impl Balancer {
     }
 }
 
-/// Two instances on a private Redis and one SQLite file, a balancer in
-/// front, and a connection through it (on instance 0: the balancer's
-/// first pick) with a context; `None` without `redis-server`.
+/// `n` instances on a private Redis and PostgreSQL, a balancer in front,
+/// and a connection through it (on instance 0: the balancer's first pick)
+/// with a context of its own; `None` (skipped) without `redis-server` or
+/// PostgreSQL outside CI.
 struct Cluster {
     instances: Vec<Instance>,
     balancer: Balancer,
     conn: Connection,
-    _redis: redis::Redis,
-    _dir: tempfile::TempDir,
+    /// The org's id and key.
+    org: (String, String),
+    agent_id: String,
+    store: StoreConfig,
+    redis: redis::Redis,
+    lease: Duration,
+    _pg: Arc<postgres::Postgres>,
 }
 
-async fn cluster(test: &str, lease: Duration) -> Option<Cluster> {
+async fn cluster(test: &str, n: usize, lease: Duration) -> Option<Cluster> {
     let redis = redis::require(test)?;
+    let pg = postgres::require(test)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("store.sqlite3");
+    let store = StoreConfig::Postgres(pg.fresh_database().await);
     let mut instances = Vec::new();
-    for _ in 0..2 {
-        instances.push(Instance::start(redis.url(), db.clone(), lease).await);
+    for _ in 0..n {
+        instances.push(Instance::start(redis.url(), store.clone(), lease).await);
     }
-    let balancer =
-        Balancer::start(&[instances[0].server().addr(), instances[1].server().addr()]).await;
-    // The app's backend mints keys on the instance that stays up in every
-    // test (any instance could: they share the store and the secret).
-    let (org_id, org_key) = instances[1]
-        .server()
-        .bootstrap_org("cluster")
-        .await
-        .expect("bootstrap");
-    let admin = AdminClient::new(instances[1].server().http_url(), &org_key).expect("admin");
-    let agent = admin
+    let addrs: Vec<SocketAddr> = instances.iter().map(|i| i.server().addr()).collect();
+    let balancer = Balancer::start(&addrs).await;
+    // The app's backend mints keys on the last instance, the one that
+    // stays up in the tests that stop others (any instance could: they
+    // share the store and the secret).
+    let last = instances.last().expect("an instance").server();
+    let org = last.bootstrap_org("cluster").await.expect("bootstrap");
+    let admin = AdminClient::new(last.http_url(), &org.1).expect("admin");
+    let agent_id = admin
         .create_agent(&NewAgent::new("a", "cluster", ""))
         .await
-        .expect("agent");
-    let ctx = admin
-        .create_context(&NewContext::new(agent.agent_id))
-        .await
-        .expect("context")
-        .context_id;
-    let client = Client::builder(balancer.ws_url())
-        .token_provider(key_minter(admin, org_id))
-        .build()
-        .expect("client");
-    let conn = client.connect(&ctx).await.expect("connects");
+        .expect("agent")
+        .agent_id;
+    let conn = connect_through(&balancer, &admin, &org.0, &agent_id).await;
     Some(Cluster {
         instances,
         balancer,
         conn,
-        _redis: redis,
-        _dir: dir,
+        org,
+        agent_id,
+        store,
+        redis,
+        lease,
+        _pg: pg,
     })
+}
+
+/// A new context and a connection to it through `balancer`, its keys
+/// minted by `admin`.
+async fn connect_through(
+    balancer: &Balancer,
+    admin: &AdminClient,
+    org_id: &str,
+    agent_id: &str,
+) -> Connection {
+    let ctx = admin
+        .create_context(&NewContext::new(agent_id.to_owned()))
+        .await
+        .expect("context")
+        .context_id;
+    Client::builder(balancer.ws_url())
+        .token_provider(key_minter(admin.clone(), org_id.to_owned()))
+        .build()
+        .expect("client")
+        .connect(&ctx)
+        .await
+        .expect("connects")
+}
+
+impl Cluster {
+    /// One more instance on the cluster's Redis and store, in the
+    /// balancer's rotation at once; its index.
+    async fn add_instance(&mut self) -> usize {
+        let instance = Instance::start(self.redis.url(), self.store.clone(), self.lease).await;
+        let i = self.balancer.add(instance.server().addr());
+        self.instances.push(instance);
+        assert_eq!(
+            i,
+            self.instances.len() - 1,
+            "the balancer and the cluster agree"
+        );
+        i
+    }
 }
 
 async fn next(conn: &mut Connection) -> Event {
@@ -260,6 +315,7 @@ async fn finish(
 async fn a_client_moved_to_the_other_instance_mid_reply_gets_every_token_once() {
     let Some(mut c) = cluster(
         "a_client_moved_to_the_other_instance_mid_reply_gets_every_token_once",
+        2,
         Duration::from_secs(5),
     )
     .await
@@ -285,6 +341,7 @@ async fn a_client_moved_to_the_other_instance_mid_reply_gets_every_token_once() 
 async fn an_instance_drained_for_a_deploy_mid_reply_loses_nothing() {
     let Some(mut c) = cluster(
         "an_instance_drained_for_a_deploy_mid_reply_loses_nothing",
+        2,
         Duration::from_secs(5),
     )
     .await
@@ -316,6 +373,7 @@ async fn an_instance_drained_for_a_deploy_mid_reply_loses_nothing() {
 async fn an_instance_killed_mid_reply_ends_it_interrupted_and_the_client_goes_on() {
     let Some(mut c) = cluster(
         "an_instance_killed_mid_reply_ends_it_interrupted_and_the_client_goes_on",
+        2,
         Duration::from_millis(300),
     )
     .await
@@ -346,5 +404,103 @@ async fn an_instance_killed_mid_reply_ends_it_interrupted_and_the_client_goes_on
         .expect("in time")
         .expect("answered");
     assert_eq!(after.text, "still here");
+    c.conn.close().await;
+}
+
+/// Reads events until the connection is back after a loss (a
+/// `Reconnecting`, then `Connected`) and one more token has come.
+async fn until_moved(conn: &mut Connection) {
+    let mut lost = false;
+    loop {
+        match next(conn).await {
+            Event::StateChanged(c) if c.state == tokenrelay::ConnectionState::Reconnecting => {
+                lost = true;
+            }
+            Event::Token { .. } if lost => return,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_instance_a_client_is_on_killed_mid_reply_it_resumes_on_another_exactly() {
+    let Some(mut c) = cluster(
+        "the_instance_a_client_is_on_killed_mid_reply_it_resumes_on_another_exactly",
+        3,
+        Duration::from_secs(5),
+    )
+    .await
+    else {
+        return;
+    };
+    // Instance 0 generates; the client is moved to instance 1, where the
+    // reply reaches it through Redis…
+    let request = mid_reply(&mut c.conn, LONG).await;
+    c.balancer.take_out(0);
+    until_moved(&mut c.conn).await;
+    // …and instance 1 dies under it: the client goes on to instance 2 and
+    // resumes there, while instance 0 still generates.
+    c.instances[1].kill();
+    c.balancer.take_out(1);
+    let (reply, _) = finish(&mut c.conn, request).await;
+    assert_eq!(reply.status, ResponseStatus::Complete, "{reply:?}");
+    assert_eq!(
+        reply.text,
+        ScriptedEngine::expected_reply(LONG),
+        "exact: no gap, no duplicate"
+    );
+    c.conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_instance_during_20_replies_loses_nothing() {
+    let Some(mut c) = cluster(
+        "a_rolling_restart_of_every_instance_during_20_replies_loses_nothing",
+        3,
+        Duration::from_secs(5),
+    )
+    .await
+    else {
+        return;
+    };
+    // Every original instance goes, so the backend reaches the cluster
+    // through the balancer too (a drained instance's REST connections
+    // close; the next request goes elsewhere).
+    let admin = AdminClient::new(c.balancer.http_url(), &c.org.1).expect("admin");
+    const MESSAGE: &str = "[tokens=150 pace_ms=10] rolling";
+    let mut replies = Vec::new();
+    for _ in 0..20 {
+        let mut conn = connect_through(&c.balancer, &admin, &c.org.0, &c.agent_id).await;
+        replies.push(tokio::spawn(async move {
+            let request = conn.send_message(MESSAGE).await.expect("sent");
+            let (reply, moved) = finish(&mut conn, request).await;
+            conn.close().await;
+            (reply, moved)
+        }));
+    }
+    // One instance at a time: its successor joins the rotation, it leaves
+    // it and drains (1001 to its sockets, its replies run on to their end
+    // and reach their clients, now elsewhere, through Redis).
+    let mut drains = Vec::new();
+    for old in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.add_instance().await;
+        c.balancer.stop_routing(old);
+        drains.push(c.instances[old].drain());
+    }
+    let expected = ScriptedEngine::expected_reply(MESSAGE);
+    for reply in replies {
+        let (reply, moved) = reply.await.expect("client task");
+        // Every socket was on an original instance, and each drained.
+        assert!(moved, "the client was moved mid-reply");
+        assert_eq!(reply.status, ResponseStatus::Complete, "{reply:?}");
+        assert_eq!(reply.text, expected, "every reply exact");
+    }
+    for drain in drains {
+        tokio::time::timeout(WAIT, drain)
+            .await
+            .expect("each drain ends")
+            .expect("drain task");
+    }
     c.conn.close().await;
 }
