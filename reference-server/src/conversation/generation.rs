@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tokenrelay::wire::{
     Agent, ClientSideToolCallsParams, EventsParams, Notification, StopReason, StopTokenParams,
-    TokenParams, ToolCallParams, ToolResponseParam, ToolResponseParams,
+    ToolCallParams, ToolResponseParam, ToolResponseParams,
 };
 use tokio::sync::{oneshot, Notify};
 
@@ -224,6 +224,23 @@ pub fn trim_history(history: &mut Vec<Value>, max_entries: usize, max_bytes: usi
     }
 }
 
+/// Most tokens published in one step: bounds the frames one Redis script
+/// call carries (and the time the reply waits on it).
+const MAX_TOKEN_BATCH: usize = 64;
+
+/// The next engine event: the one held back behind a batch of tokens, else
+/// the next from the engine. Cancel-safe (the held event is taken only when
+/// it is returned), as `select!` needs.
+async fn next_event(
+    held: &mut Option<EngineEvent>,
+    rx: &mut tokio::sync::mpsc::Receiver<EngineEvent>,
+) -> Option<EngineEvent> {
+    match held.take() {
+        Some(event) => Some(event),
+        None => rx.recv().await,
+    }
+}
+
 async fn run(
     state: &AppState,
     hub: &Arc<dyn Hub>,
@@ -337,6 +354,8 @@ async fn run(
     // For time to first token: from here, where the engine runs.
     let started = std::time::Instant::now();
     let mut first_token = true;
+    // An event read behind a batch of tokens, handled next.
+    let mut held = None;
     let reason = loop {
         tokio::select! {
             biased;
@@ -350,18 +369,30 @@ async fn run(
                     StopReason::Stopped
                 };
             }
-            event = rx.recv() => match event {
+            event = next_event(&mut held, &mut rx) => match event {
                 Some(EngineEvent::Token(token)) => {
                     if std::mem::take(&mut first_token) {
                         state.metrics.first_token(started.elapsed());
                     }
-                    text.push_str(&token);
-                    state.metrics.token_generated();
-                    let (_, sockets) = hub.publish(Notification::Token(TokenParams {
-                        token: Cow::Owned(token),
-                        response_id: Cow::Borrowed(rid),
-                        seq: None,
-                    })).await;
+                    // The tokens the engine has already queued behind this
+                    // one go with it, in one step of the hub's (one round
+                    // trip to Redis, not one each); none is waited for.
+                    let mut batch = vec![token];
+                    while batch.len() < MAX_TOKEN_BATCH {
+                        match rx.try_recv() {
+                            Ok(EngineEvent::Token(token)) => batch.push(token),
+                            Ok(other) => {
+                                held = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    for token in &batch {
+                        text.push_str(token);
+                        state.metrics.token_generated();
+                    }
+                    let sockets = hub.publish_tokens(rid, batch).await;
                     state.metrics.tokens_sent(sockets as u64);
                 }
                 Some(EngineEvent::ToolCall { tool_call_id, tool_name, tool_input }) => {

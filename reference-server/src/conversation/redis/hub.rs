@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
 use redis::AsyncCommands;
-use tokenrelay::wire::{Notification, StopReason, StopTokenParams};
+use tokenrelay::wire::{Notification, StopReason, StopTokenParams, TokenParams};
 use tokio::sync::mpsc;
 
 use super::{channel_of, key, scripts, RedisBackend};
@@ -84,17 +84,20 @@ impl Core {
         let Ok(text) = std::str::from_utf8(payload) else {
             return;
         };
-        let Some((seq, frame)) = text.split_once(' ') else {
-            return;
-        };
-        let Ok(seq) = seq.parse::<u64>() else {
-            return;
-        };
-        self.raise_floor(seq);
-        let frame = Utf8Bytes::from(frame);
-        self.lock()
-            .subscribers
-            .retain_mut(|s| offer(s, seq, &frame));
+        // One `seq frame` per line: one frame, or a batch of a reply's
+        // tokens (scripts::PUBLISH_MANY).
+        let mut local = self.lock();
+        for line in text.split('\n') {
+            let Some((seq, frame)) = line.split_once(' ') else {
+                continue;
+            };
+            let Ok(seq) = seq.parse::<u64>() else {
+                continue;
+            };
+            self.raise_floor(seq);
+            let frame = Utf8Bytes::from(frame);
+            local.subscribers.retain_mut(|s| offer(s, seq, &frame));
+        }
     }
 
     pub(super) fn detach_all(&self) {
@@ -124,18 +127,7 @@ impl Core {
             }
             return 0;
         }
-        notification.set_seq(SEQ_MARK);
-        let encoded = notification.encode();
-        let mark = format!("\"seq\":{SEQ_MARK}");
-        // `seq` is the params' last field, so the last match is it (a
-        // token's text holding the same characters is escaped, `\"seq\"`).
-        let (prefix, suffix) = match encoded.rfind(&mark) {
-            Some(at) => (
-                format!("{}\"seq\":", &encoded[..at]),
-                encoded[at + mark.len()..].to_owned(),
-            ),
-            None => (encoded, String::new()),
-        };
+        let (prefix, suffix) = split_at_seq(&mut notification);
         let result: redis::RedisResult<(u64, i64)> = scripts::PUBLISH
             .key(key(&self.context_id, "seq"))
             .key(key(&self.context_id, "log"))
@@ -147,6 +139,48 @@ impl Core {
             .arg(channel)
             .invoke_async(&mut conn)
             .await;
+        match result {
+            Ok((seq, _)) => {
+                self.raise_floor(seq);
+                seq
+            }
+            Err(e) => {
+                tracing::error!(context_id = %self.context_id, error = %e, "cannot publish to Redis");
+                0
+            }
+        }
+    }
+
+    /// Publishes tokens of `response_id` in one script call, each as
+    /// [`Core::publish`] would. Returns the last `seq` (0 when unsequenced
+    /// or Redis failed).
+    async fn publish_tokens(
+        &self,
+        backend: &RedisBackend,
+        response_id: &str,
+        tokens: Vec<String>,
+    ) -> u64 {
+        if backend.config.base_protocol {
+            // Unsequenced and not kept: nothing to number together.
+            for token in tokens {
+                self.publish(backend, token_notification(response_id, token))
+                    .await;
+            }
+            return 0;
+        }
+        let mut script = scripts::PUBLISH_MANY.prepare_invoke();
+        script
+            .key(key(&self.context_id, "seq"))
+            .key(key(&self.context_id, "log"))
+            .arg(self.floor())
+            .arg(backend.config.replay_len.max(1))
+            .arg(backend.config.replay_age.as_millis().max(1) as u64)
+            .arg(channel_of(&self.context_id));
+        for token in tokens {
+            let (prefix, suffix) = split_at_seq(&mut token_notification(response_id, token));
+            script.arg(prefix).arg(suffix);
+        }
+        let result: redis::RedisResult<(u64, i64)> = script.invoke_async(&mut backend.conn()).await;
         match result {
             Ok((seq, _)) => {
                 self.raise_floor(seq);
@@ -203,6 +237,32 @@ impl Core {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// A reply's token as a notification, to be numbered.
+fn token_notification(response_id: &str, token: String) -> Notification<'_> {
+    Notification::Token(TokenParams {
+        token: Cow::Owned(token),
+        response_id: Cow::Borrowed(response_id),
+        seq: None,
+    })
+}
+
+/// The notification encoded, split where its `seq` goes: the part before
+/// the number and the part after (the script puts the number between).
+fn split_at_seq(notification: &mut Notification<'_>) -> (String, String) {
+    notification.set_seq(SEQ_MARK);
+    let encoded = notification.encode();
+    let mark = format!("\"seq\":{SEQ_MARK}");
+    // `seq` is the params' last field, so the last match is it (a token's
+    // text holding the same characters is escaped, `\"seq\"`).
+    match encoded.rfind(&mark) {
+        Some(at) => (
+            format!("{}\"seq\":", &encoded[..at]),
+            encoded[at + mark.len()..].to_owned(),
+        ),
+        None => (encoded, String::new()),
     }
 }
 
@@ -374,6 +434,15 @@ impl Hub for RedisHub {
         // The frame reaches this instance's sockets through the pump; the
         // count is theirs as of now.
         (seq, self.core.lock().subscribers.len())
+    }
+
+    async fn publish_tokens(&self, response_id: &str, tokens: Vec<String>) -> usize {
+        let n = tokens.len();
+        self.core
+            .publish_tokens(&self.backend, response_id, tokens)
+            .await;
+        // As for `publish`: this instance's sockets as of now, per token.
+        n * self.core.lock().subscribers.len()
     }
 
     async fn subscribe(&self, resume_after: Option<u64>, queue: usize) -> Subscription {

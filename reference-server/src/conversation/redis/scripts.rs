@@ -37,6 +37,41 @@ return {seq, n}
     )
 });
 
+/// Numbers and publishes several sequenced frames (a reply's tokens that
+/// were ready together), as [`PUBLISH`] does each, in one call.
+///
+/// KEYS: seq counter, replay stream. ARGV: the floor, stream length bound,
+/// stream age bound (ms), live channel, then for each frame the part
+/// before its `seq` and the part after. The frames go out as one message
+/// on the live channel, one `seq frame` per line (an encoded frame holds
+/// no raw newline), so each instance wakes once per batch, not per frame.
+/// Returns `{last seq, instances that got them}`.
+pub(super) static PUBLISH_MANY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local floor = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local seq = 0
+local lines = {}
+for i = 5, #ARGV - 1, 2 do
+  seq = redis.call('INCR', KEYS[1])
+  if seq <= floor then
+    seq = floor + 1
+    redis.call('SET', KEYS[1], string.format('%d', seq))
+  end
+  local id = string.format('%d', seq)
+  local frame = ARGV[i] .. id .. ARGV[i + 1]
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], id .. '-1', 'at', now, 'f', frame)
+  lines[#lines + 1] = id .. ' ' .. frame
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+local n = redis.call('PUBLISH', ARGV[4], table.concat(lines, '\n'))
+return {seq, n}
+",
+    )
+});
+
 /// What a socket attaching needs, read in one step: the highest `seq`,
 /// Redis's clock, and (resuming after N) the frames above N.
 ///
