@@ -1010,3 +1010,120 @@ async fn without_redis_each_instance_caps_its_own_org_sockets() {
         );
     }
 }
+
+// ---- What the store shares, through sockets on two instances ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_token_raced_on_two_instances_is_redeemed_once() {
+    let c = cluster!("a_stream_token_raced_on_two_instances_is_redeemed_once", 2);
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let (_, ctx) = a.agent_and_context().await;
+    let attempt = |url: String, ctx: String| async move {
+        let mut ws = Ws::open(&url).await;
+        ws.send_json(
+            json!({"method": "connect_to_context", "params": {"context_id": ctx}, "id": "c"}),
+        )
+        .await;
+        match ws.next_json().await {
+            Some(v) => v["result"]["success"] == true,
+            None => false,
+        }
+    };
+    for _ in 0..10 {
+        let (_, body) = a.get("/api/v1/token", &a.org_key).await;
+        let token = body["token"].as_str().expect("a stream token");
+        let (x, y) = tokio::join!(
+            attempt(format!("{}?token={token}", a.ws_url()), ctx.clone()),
+            attempt(format!("{}?token={token}", b.ws_url()), ctx.clone())
+        );
+        assert!(x ^ y, "exactly one instance lets it in (a={x}, b={y})");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_spent_on_two_instances_come_from_one_balance() {
+    let c = cluster!("credits_spent_on_two_instances_come_from_one_balance", 2);
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let (_, ctx) = a.agent_and_context().await;
+    a.server.set_credits(&a.org_id, Some(3)).await.unwrap();
+    let (mut on_a, _) = attach(a, &ctx, None).await;
+    let (mut on_b, _) = attach(b, &ctx, None).await;
+    let mut answered = 0;
+    for i in 0..6 {
+        let ws = if i % 2 == 0 { &mut on_a } else { &mut on_b };
+        let ack = ws.request("add_message", json!({"message": "x"})).await;
+        if ack["success"] == true {
+            answered += 1;
+            // Both sockets see every reply; each waits for this one's end.
+            on_a.collect(ack["response_id"].as_str()).await;
+            on_b.collect(ack["response_id"].as_str()).await;
+        } else {
+            assert_eq!(ack["code"], "payment_required", "{ack}");
+        }
+    }
+    assert_eq!(
+        answered, 3,
+        "three credits, three replies, whichever instance"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_mid_reply_loses_no_numbering_and_the_reply_ends() {
+    let mut c = cluster!(
+        "redis_restarted_mid_reply_loses_no_numbering_and_the_reply_ends",
+        2
+    );
+    let (_, ctx) = c.nodes[0].agent_and_context().await;
+    let (mut ws, _) = attach(&c.nodes[0], &ctx, None).await;
+    let message = "[tokens=400 pace_ms=5]";
+    let ack = ws.request("add_message", json!({"message": message})).await;
+    assert_eq!(ack["success"], true, "{ack}");
+    let mut last = 0;
+    let (_, reason) = read(&mut ws, &mut last, 20).await;
+    assert_eq!(reason, None, "mid-reply");
+    // Redis without persistence restarts empty: the replay streams and
+    // `seq` counters are gone.
+    c.redis.stop();
+    c.redis.start_again().expect("redis restarts");
+    // The socket is told to reconnect (its live frames may be lost), never
+    // left waiting in silence.
+    let (_, _, code) = read_until_close(&mut ws, &mut last).await;
+    assert_eq!(code, 1011, "reconnect and resume");
+    // Back through the other instance, as a client does: reconnect and
+    // resume until the reply ends (an instance whose pub/sub connection
+    // comes back detaches its sockets once more: they may have missed
+    // frames meanwhile). The numbering goes on above what was sent (every
+    // instance keeps `seq` at or above what it has seen), and the reply
+    // ends rather than hang.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let (mut again, stop) = 'resume: loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reply never ended"
+        );
+        let key = c.nodes[1].client_key(Some(&ctx), None).await;
+        let mut again = Ws::open(&c.nodes[1].ws_url()).await;
+        let r = again.connect(&ctx, Some(&key), Some(last)).await;
+        if r["success"] != true {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        while let Ok(n) = again.next_or_close().await {
+            if let Some(s) = n["params"]["seq"].as_u64() {
+                assert!(s > last, "no `seq` issued twice: {s} after {last}");
+                last = s;
+            }
+            if n["method"] == "on_stop_token" {
+                break 'resume (again, n);
+            }
+        }
+    };
+    assert!(stop["params"]["reason"].is_string(), "{stop}");
+    // And the next reply, asked on the other instance, streams whole.
+    let ack = again
+        .request("add_message", json!({"message": "[tokens=5]"}))
+        .await;
+    let reply = again.collect(ack["response_id"].as_str()).await;
+    assert_eq!(reply.text, ScriptedEngine::expected_reply("[tokens=5]"));
+    assert_eq!(reply.reason.as_deref(), Some("complete"));
+}
