@@ -10,6 +10,8 @@ use serde::Deserialize;
 use tokenrelay::wire::ToolResponseParam;
 use tokenrelay::{Connection, ConnectionState, Event, RequestId, Response, ResponseStatus};
 
+use tokenrelay_server::ServerBuilder;
+
 use crate::{Harness, WAIT};
 
 /// One scenario file.
@@ -203,9 +205,27 @@ where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = (String, T)>,
 {
-    let h =
-        Harness::start_with(crate::builder().configure(move |c| c.base_protocol = base_protocol))
-            .await;
+    let server = crate::builder().configure(move |c| c.base_protocol = base_protocol);
+    play(scenario, server, relay).await
+}
+
+/// Plays `scenario` against a fresh server from `server` (start from
+/// [`crate::builder`]): one on a Redis hub, say.
+pub async fn run_with(scenario: &Scenario, server: ServerBuilder) -> Result<(), String> {
+    play(scenario, server, |upstream| async move {
+        (format!("{upstream}/ws"), ())
+    })
+    .await
+}
+
+async fn play<F, Fut, T>(scenario: &Scenario, server: ServerBuilder, relay: F) -> Result<T, String>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = (String, T)>,
+{
+    let h = Harness::start_with(server).await;
+    // What the scenario may expect depends on the server's dialect.
+    let base_protocol = h.server.state().config.base_protocol;
     let context_id = h
         .context(&scenario.agent.prompt, scenario.agent.agent_speaks_first)
         .await;

@@ -1,5 +1,8 @@
 //! Every scenario of `tests/scenarios/` through the Rust SDK against the
-//! real reference server.
+//! real reference server: as it runs alone, in base-protocol mode, and on
+//! a Redis hub (the cluster's shared state).
+
+use crate::redis;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_passes() {
@@ -64,6 +67,32 @@ async fn every_scenario_passes_against_a_base_protocol_server() {
     assert!(
         failures.is_empty(),
         "failed scenarios (base protocol):\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The same files against a server on a Redis hub (`--hub`): `seq`, the
+/// replay buffer, the live fan-out and the generation lock in Redis, as
+/// every instance of a cluster has them. (Several instances behind a
+/// balancer: `cluster.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_passes_on_a_redis_hub() {
+    let Some(redis) = redis::require("every_scenario_passes_on_a_redis_hub") else {
+        return;
+    };
+    let scenarios = tokenrelay_e2e::scenario::all();
+    assert!(scenarios.len() >= 6, "the scenario folder is missing files");
+    let mut failures = Vec::new();
+    for (_, scenario) in &scenarios {
+        let url = redis.url();
+        let server = tokenrelay_e2e::builder().configure(move |c| c.hub = Some(url));
+        if let Err(e) = tokenrelay_e2e::scenario::run_with(scenario, server).await {
+            failures.push(format!("{}: {e}", scenario.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "failed scenarios (Redis hub):\n{}",
         failures.join("\n")
     );
 }
