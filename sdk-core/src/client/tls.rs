@@ -188,11 +188,11 @@ pub(crate) fn find_tls_error<'a>(
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
+        // An `io::Error`'s `source()` skips the error it wraps (and
+        // hyper-rustls wraps tokio-rustls's `io::Error` in another).
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                    return Some(tls);
-                }
+            if let Some(tls) = io.get_ref().and_then(|inner| find_tls_error(inner)) {
+                return Some(tls);
             }
         }
         current = err.source();

@@ -16,3 +16,4 @@ mod idempotency;
 mod offline_queue;
 mod restart;
 mod scenarios;
+mod tls;
