@@ -68,6 +68,10 @@ class NativeClient:
         idle_timeout: Optional[float] = ...,
         max_queued: Optional[int] = ...,
         max_queued_age: Optional[float] = ...,
+        root_certificate_pem: Optional[bytes] = ...,
+        allow_insecure: bool = ...,
+        proxy: Optional[str] = ...,
+        no_proxy: bool = ...,
     ) -> None: ...
     def connect(self, context_id: str) -> Awaitable[NativeConnection]: ...
 
@@ -83,6 +87,10 @@ class NativeAdmin:
         blocking: bool = ...,
         timeout: Optional[float] = ...,
         max_retries: Optional[int] = ...,
+        root_certificate_pem: Optional[bytes] = ...,
+        allow_insecure: bool = ...,
+        proxy: Optional[str] = ...,
+        no_proxy: bool = ...,
     ) -> None: ...
     @property
     def base_url(self) -> str: ...
