@@ -110,8 +110,8 @@ impl Settings {
 
     /// The WebSocket client's builder with the URL and the TLS settings.
     pub(crate) fn client_builder(&self) -> tokenrelay::ClientBuilder {
-        let mut b = tokenrelay::Client::builder(self.ws_url.clone())
-            .allow_insecure(self.allow_insecure);
+        let mut b =
+            tokenrelay::Client::builder(self.ws_url.clone()).allow_insecure(self.allow_insecure);
         if let Some(pem) = &self.ca_pem {
             b = b.add_root_certificate_pem(pem);
         }

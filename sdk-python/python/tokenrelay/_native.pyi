@@ -14,6 +14,10 @@ class AppEndpoint:
         headers: Optional[Sequence[Tuple[str, str]]] = ...,
         token_field: Optional[str] = ...,
         context_field: Optional[str] = ...,
+        root_certificate_pem: Optional[bytes] = ...,
+        allow_insecure: bool = ...,
+        proxy: Optional[str] = ...,
+        no_proxy: bool = ...,
     ) -> None: ...
 
 class OrgKey:
