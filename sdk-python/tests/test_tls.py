@@ -129,3 +129,16 @@ def test_plaintext_to_another_host_needs_allow_insecure() -> None:
     tokenrelay.AdminClient("http://example.com", "k", allow_insecure=True)
     with pytest.raises(tokenrelay.ConfigError):
         tokenrelay.Client("wss://example.com/ws", lambda ctx: "k", root_certificate_pem="junk")
+
+
+async def test_app_endpoint_refuses_plaintext_off_loopback(
+    server: Server, admin: tokenrelay.AdminClient
+) -> None:
+    ctx = await new_context(admin)
+    endpoint = tokenrelay.providers.AppEndpoint("http://app.example/token")
+    client = tokenrelay.Client(server.ws_url, endpoint, connect_timeout=20)
+    # Refused before any request: the connection ends at once, typed.
+    with pytest.raises(tokenrelay.ConfigError, match="allow_insecure"):
+        await client.connect(ctx)
+    with pytest.raises(TypeError):
+        tokenrelay.providers.AppEndpoint("https://app.example/token", root_certificate_pem=42)  # type: ignore[arg-type]
