@@ -40,6 +40,14 @@ pub(crate) struct Global {
     /// The config file to read.
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+    /// A CA certificate (PEM file) to trust on top of the system's roots,
+    /// for a server whose certificate a private CA issued.
+    #[arg(long, global = true)]
+    pub ca_cert: Option<PathBuf>,
+    /// Allow http:// and ws:// to a host that is not loopback (credentials
+    /// then cross the network unencrypted).
+    #[arg(long, global = true)]
+    pub allow_insecure: bool,
     /// Machine-readable output: one JSON document (or one JSON line per
     /// event for `tail` and `chat`) on stdout.
     #[arg(long, global = true)]

@@ -22,6 +22,8 @@ struct File {
     ws_url: Option<String>,
     api_key: Option<String>,
     org_id: Option<String>,
+    ca_cert: Option<PathBuf>,
+    allow_insecure: Option<bool>,
 }
 
 /// The settings a command runs with.
@@ -34,6 +36,10 @@ pub(crate) struct Settings {
     api_key: Option<String>,
     /// The org, if set explicitly.
     org: Option<String>,
+    /// A CA certificate's PEM to trust (`--ca-cert`).
+    ca_pem: Option<Vec<u8>>,
+    /// `--allow-insecure`.
+    allow_insecure: bool,
 }
 
 impl Settings {
@@ -54,7 +60,23 @@ impl Settings {
             .or_else(|| env("TOKENRELAY_WS_URL"))
             .or(file.ws_url)
             .map_or_else(|| ws_url_of(&url), Ok)?;
+        let ca_pem = match global
+            .ca_cert
+            .clone()
+            .or_else(|| env("TOKENRELAY_CA_CERT").map(PathBuf::from))
+            .or(file.ca_cert)
+        {
+            Some(path) => Some(std::fs::read(&path).map_err(|e| Error::Config {
+                message: format!("cannot read the CA certificate {}: {e}", path.display()),
+            })?),
+            None => None,
+        };
+        let allow_insecure = global.allow_insecure
+            || env("TOKENRELAY_ALLOW_INSECURE").is_some_and(|v| v == "1" || v == "true")
+            || file.allow_insecure == Some(true);
         Ok(Settings {
+            ca_pem,
+            allow_insecure,
             url,
             ws_url,
             api_key: global
@@ -72,7 +94,28 @@ impl Settings {
 
     /// An admin client without a credential (register, log in).
     pub(crate) fn anonymous(&self) -> Result<AdminClient, Error> {
-        AdminClient::builder().base_url(&self.url).build()
+        self.admin_builder().build()
+    }
+
+    /// The admin client's builder with the URL and the TLS settings.
+    fn admin_builder(&self) -> tokenrelay::AdminClientBuilder {
+        let mut b = AdminClient::builder()
+            .base_url(&self.url)
+            .allow_insecure(self.allow_insecure);
+        if let Some(pem) = &self.ca_pem {
+            b = b.add_root_certificate_pem(pem);
+        }
+        b
+    }
+
+    /// The WebSocket client's builder with the URL and the TLS settings.
+    pub(crate) fn client_builder(&self) -> tokenrelay::ClientBuilder {
+        let mut b =
+            tokenrelay::Client::builder(self.ws_url.clone()).allow_insecure(self.allow_insecure);
+        if let Some(pem) = &self.ca_pem {
+            b = b.add_root_certificate_pem(pem);
+        }
+        b
     }
 
     /// An admin client with the credential; a clear error without one.
@@ -82,7 +125,7 @@ impl Settings {
                       a user API key), api_key in the config file, or --api-key"
                 .into(),
         })?;
-        AdminClient::new(&self.url, key)
+        self.admin_builder().credential(key).build()
     }
 
     /// The org to act on: `--org`/`TOKENRELAY_ORG_ID`/`org_id`, else the

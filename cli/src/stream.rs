@@ -28,7 +28,8 @@ pub(crate) enum Outcome {
 async fn client(settings: &Settings) -> Result<Client, Error> {
     let admin = settings.admin()?;
     let org_id = settings.org_id(&admin).await?;
-    Client::builder(settings.ws_url.clone())
+    settings
+        .client_builder()
         .token_provider(move |context_id: String| {
             let (admin, org_id) = (admin.clone(), org_id.clone());
             async move {

@@ -18,7 +18,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::client::tls::tls_config;
+use crate::client::tls::{check_plaintext, tls_config_with, ExtraRoots};
 use crate::error::{Error, ProtocolError, RateLimit};
 use crate::redact::Redacted;
 use crate::rest::{
@@ -670,6 +670,11 @@ fn transport_error(e: reqwest::Error, what: &str, timeout: Duration) -> Error {
             message: error_chain(&e),
         };
     }
+    if let Some(tls) = crate::client::tls::find_tls_error(&e) {
+        return Error::Tls {
+            message: format!("{tls} ({})", error_chain(&e)),
+        };
+    }
     Error::Transport {
         message: error_chain(&e),
     }
@@ -774,6 +779,18 @@ pub struct AdminClientBuilder {
     http: Option<reqwest::Client>,
     headers: HeaderMap,
     header_error: Option<String>,
+    extra_roots: ExtraRoots,
+    allow_insecure: bool,
+    proxy: AdminProxy,
+}
+
+/// The proxy setting of an [`AdminClientBuilder`].
+#[derive(Clone)]
+enum AdminProxy {
+    /// reqwest's own: `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`.
+    FromEnv,
+    Url(String),
+    Disabled,
 }
 
 impl Default for AdminClientBuilder {
@@ -786,6 +803,9 @@ impl Default for AdminClientBuilder {
             http: None,
             headers: HeaderMap::new(),
             header_error: None,
+            extra_roots: ExtraRoots::default(),
+            allow_insecure: false,
+            proxy: AdminProxy::FromEnv,
         }
     }
 }
@@ -799,6 +819,8 @@ impl fmt::Debug for AdminClientBuilder {
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
             .field("custom_http_client", &self.http.is_some())
+            .field("custom_roots", &self.extra_roots.certs.len())
+            .field("allow_insecure", &self.allow_insecure)
             .field("extra_headers", &header_names)
             .finish()
     }
@@ -845,6 +867,41 @@ impl AdminClientBuilder {
         self
     }
 
+    /// Trusts the CA certificate(s) in `pem` (one or more `BEGIN
+    /// CERTIFICATE` sections) on top of the platform's roots, for a server
+    /// whose certificate a private CA issued. A PEM without a certificate,
+    /// or not valid, makes [`build`](Self::build) fail with
+    /// [`Error::Config`]. Not used with [`http_client`](Self::http_client).
+    pub fn add_root_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.extra_roots.add_pem(pem.as_ref());
+        self
+    }
+
+    /// Allows an `http://` base URL whose host is not loopback
+    /// (`localhost`, 127.0.0.0/8, `::1`). Off by default: the credential
+    /// would cross the network unencrypted, so [`build`](Self::build)
+    /// refuses it with [`Error::Config`].
+    pub fn allow_insecure(mut self, allow: bool) -> Self {
+        self.allow_insecure = allow;
+        self
+    }
+
+    /// Sends every request through this proxy (`http://[user:pass@]host:port`;
+    /// `https://` URLs are tunnelled with `CONNECT`), whatever the
+    /// environment says. Without it the client follows `HTTPS_PROXY`,
+    /// `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`. Not used with
+    /// [`http_client`](Self::http_client).
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = AdminProxy::Url(url.into());
+        self
+    }
+
+    /// Connects directly, ignoring the proxy environment variables.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = AdminProxy::Disabled;
+        self
+    }
+
     /// Adds a header to every request. An invalid name or value makes
     /// [`build`](Self::build) fail with [`Error::Config`].
     pub fn header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Self {
@@ -868,22 +925,42 @@ impl AdminClientBuilder {
     }
 
     /// The client. Fails with [`Error::Config`] when the base URL is missing
-    /// or not an absolute http(s) URL, an extra header is invalid, or the
-    /// HTTP client cannot be built.
+    /// or not an absolute http(s) URL, is `http://` to a host that is not
+    /// loopback without [`allow_insecure`](Self::allow_insecure), an extra
+    /// header, a custom root certificate or the proxy URL is invalid, or
+    /// the HTTP client cannot be built.
     pub fn build(self) -> Result<AdminClient, Error> {
         if let Some(message) = self.header_error {
             return Err(Error::Config { message });
         }
         let base_url = parse_base_url(self.base_url.as_deref())?;
+        check_plaintext(
+            base_url.scheme(),
+            base_url.host_str().unwrap_or_default(),
+            self.allow_insecure,
+            "allow_insecure(true)",
+        )?;
+        let extra_roots = self.extra_roots.checked()?;
         let http = match self.http {
             Some(http) => http,
-            None => reqwest::Client::builder()
-                .use_preconfigured_tls((*tls_config()?).clone())
-                .user_agent(concat!("tokenrelay/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| Error::Config {
+            None => {
+                let mut builder = reqwest::Client::builder()
+                    .use_preconfigured_tls((*tls_config_with(extra_roots)?).clone())
+                    .user_agent(concat!("tokenrelay/", env!("CARGO_PKG_VERSION")));
+                builder = match &self.proxy {
+                    AdminProxy::FromEnv => builder,
+                    AdminProxy::Disabled => builder.no_proxy(),
+                    AdminProxy::Url(url) => {
+                        let proxy = reqwest::Proxy::all(url).map_err(|e| Error::Config {
+                            message: format!("invalid proxy URL: {}", error_chain(&e)),
+                        })?;
+                        builder.proxy(proxy)
+                    }
+                };
+                builder.build().map_err(|e| Error::Config {
                     message: format!("cannot build the HTTP client: {}", error_chain(&e)),
-                })?,
+                })?
+            }
         };
         Ok(AdminClient {
             http,
@@ -988,7 +1065,12 @@ mod tests {
 
     #[test]
     fn urls_keep_the_prefix_and_encode_ids() {
-        let client = AdminClient::new("http://h.example/prefix/?q=1#f", "k").unwrap();
+        let client = AdminClient::builder()
+            .base_url("http://h.example/prefix/?q=1#f")
+            .credential("k")
+            .allow_insecure(true)
+            .build()
+            .unwrap();
         let url = client
             .url(&["context", "a b/../c"], &[("ttl", "5".into())])
             .unwrap();

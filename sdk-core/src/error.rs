@@ -96,6 +96,33 @@ pub enum Error {
         /// What the transport said.
         message: String,
     },
+    /// The TLS handshake failed: the server's certificate is not trusted
+    /// (an unknown issuer: add your CA with `add_root_certificate_pem`),
+    /// has expired, or names another host. Before a connection ever
+    /// attached this ends it at once (retrying would not change the
+    /// certificate); once attached, it is retried with backoff.
+    ///
+    /// Its [`ErrorKind`] is [`ErrorKind::Transport`]: the bindings show it
+    /// as their transport error, with this message.
+    #[error("TLS error: {message}")]
+    Tls {
+        /// What rustls said.
+        message: String,
+    },
+    /// The HTTP proxy refused to open the tunnel (`CONNECT`), or did not
+    /// answer like an HTTP proxy. A 407 means the proxy wants credentials
+    /// (put them in the proxy URL: `http://user:pass@proxy:3128`); a 407
+    /// before a connection ever attached ends it at once, anything else is
+    /// retried with backoff.
+    ///
+    /// Its [`ErrorKind`] is [`ErrorKind::Transport`], as for [`Error::Tls`].
+    #[error("proxy error{}: {message}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Proxy {
+        /// The proxy's HTTP status, when it answered with one.
+        status: Option<u16>,
+        /// What went wrong.
+        message: String,
+    },
     /// Too many requests are queued while the connection is down; wait for
     /// it to come back (watch the state events) before sending more.
     #[error("{limit} requests are already queued while disconnected")]
@@ -171,7 +198,8 @@ pub enum ErrorKind {
     TokenProvider,
     /// [`Error::ExpiredToken`].
     ExpiredToken,
-    /// [`Error::Transport`].
+    /// [`Error::Transport`], and its finer Rust variants [`Error::Tls`]
+    /// and [`Error::Proxy`].
     Transport,
     /// [`Error::QueueFull`].
     QueueFull,
@@ -442,6 +470,7 @@ impl Error {
                 | Error::TokenProvider { .. }
                 | Error::ExpiredToken { .. }
                 | Error::Transport { .. }
+                | Error::Proxy { .. }
                 | Error::Unauthorized(_)
         )
     }
@@ -477,7 +506,11 @@ impl Error {
             Error::Closed => ErrorKind::Closed,
             Error::TokenProvider { .. } => ErrorKind::TokenProvider,
             Error::ExpiredToken { .. } => ErrorKind::ExpiredToken,
-            Error::Transport { .. } => ErrorKind::Transport,
+            // Finer than the kind: the bindings show these as their
+            // transport error (the message tells which).
+            Error::Transport { .. } | Error::Tls { .. } | Error::Proxy { .. } => {
+                ErrorKind::Transport
+            }
             Error::QueueFull { .. } => ErrorKind::QueueFull,
             Error::QueueExpired { .. } => ErrorKind::QueueExpired,
             Error::ClosedBeforeSent => ErrorKind::ClosedBeforeSent,
@@ -669,6 +702,16 @@ impl Error {
                 return out.push_str("); it was not sent");
             }
             Error::Transport { message } => return push_all(out, &["transport error: ", message]),
+            Error::Tls { message } => return push_all(out, &["TLS error: ", message]),
+            Error::Proxy { status, message } => {
+                out.push_str("proxy error");
+                if let Some(s) = status {
+                    out.push_str(" (HTTP ");
+                    push_u64(out, u64::from(*s));
+                    out.push(')');
+                }
+                return push_all(out, &[": ", message]);
+            }
             Error::QueueFull { limit } => {
                 push_u64(out, *limit as u64);
                 return out.push_str(" requests are already queued while disconnected");
@@ -1066,6 +1109,17 @@ mod tests {
             },
             Error::ExpiredToken { expired_at: 0 },
             Error::Transport {
+                message: "m".into(),
+            },
+            Error::Tls {
+                message: "m".into(),
+            },
+            Error::Proxy {
+                status: Some(407),
+                message: "m".into(),
+            },
+            Error::Proxy {
+                status: None,
                 message: "m".into(),
             },
             Error::QueueFull { limit: 100 },

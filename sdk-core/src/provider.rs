@@ -108,6 +108,10 @@ pub struct AppEndpoint {
     context_field: String,
     http: Option<reqwest::Client>,
     timeout: Duration,
+    extra_roots: crate::client::tls::ExtraRoots,
+    allow_insecure: bool,
+    /// `None`: the environment's proxies; `Some(None)`: direct.
+    proxy: Option<Option<String>>,
 }
 
 #[cfg(feature = "app-endpoint")]
@@ -137,7 +141,80 @@ impl AppEndpoint {
             context_field: "contextId".into(),
             http: None,
             timeout: Duration::from_secs(20),
+            extra_roots: Default::default(),
+            allow_insecure: false,
+            proxy: None,
         }
+    }
+
+    /// Trusts the CA certificate(s) in `pem` on top of the platform's
+    /// roots, for an endpoint whose certificate a private CA issued. An
+    /// invalid PEM fails the first token fetch with [`Error::Config`]
+    /// (which ends the connection). Not used with
+    /// [`http_client`](Self::http_client).
+    #[must_use]
+    pub fn add_root_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.extra_roots.add_pem(pem.as_ref());
+        self
+    }
+
+    /// Allows an `http://` URL whose host is not loopback. Off by default:
+    /// the fetch fails with [`Error::Config`], since the app's session
+    /// credentials and the minted key would cross the network unencrypted.
+    #[must_use]
+    pub fn allow_insecure(mut self, allow: bool) -> Self {
+        self.allow_insecure = allow;
+        self
+    }
+
+    /// Sends the requests through this proxy (`http://[user:pass@]host:port`)
+    /// instead of the environment's (`HTTPS_PROXY`, `HTTP_PROXY`,
+    /// `ALL_PROXY`, `NO_PROXY`).
+    #[must_use]
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = Some(Some(url.into()));
+        self
+    }
+
+    /// Connects directly, ignoring the proxy environment variables.
+    #[must_use]
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = Some(None);
+        self
+    }
+
+    /// The HTTP client of one fetch: the one given, else one with the
+    /// crate's TLS roots (and the extra ones) and the proxy setting.
+    fn http(&self) -> Result<reqwest::Client, Error> {
+        let url = reqwest::Url::parse(&self.url).map_err(|e| Error::Config {
+            message: format!("invalid token endpoint URL: {e}"),
+        })?;
+        crate::client::tls::check_plaintext(
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            self.allow_insecure,
+            "AppEndpoint::allow_insecure(true)",
+        )?;
+        if let Some(c) = &self.http {
+            return Ok(c.clone());
+        }
+        let roots = self.extra_roots.checked()?;
+        let mut builder = reqwest::Client::builder()
+            .use_preconfigured_tls((*crate::client::tls::tls_config_with(roots)?).clone())
+            .timeout(self.timeout);
+        match &self.proxy {
+            None => {}
+            Some(None) => builder = builder.no_proxy(),
+            Some(Some(url)) => {
+                let proxy = reqwest::Proxy::all(url).map_err(|e| Error::Config {
+                    message: format!("invalid proxy URL: {e}"),
+                })?;
+                builder = builder.proxy(proxy);
+            }
+        }
+        builder.build().map_err(|e| Error::Config {
+            message: format!("cannot build the HTTP client: {e}"),
+        })
     }
 
     /// Adds a header to every request (for example the app's session auth).
@@ -169,10 +246,7 @@ impl AppEndpoint {
     }
 
     async fn fetch(&self, context_id: &str) -> Result<Credential, Error> {
-        let http = match &self.http {
-            Some(c) => c.clone(),
-            None => default_http(self.timeout)?,
-        };
+        let http = self.http()?;
         let mut body = serde_json::Map::new();
         body.insert(self.context_field.clone(), context_id.into());
         let mut req = http.post(&self.url).json(&body);
@@ -355,17 +429,6 @@ impl TokenProvider for SingleFlight {
         }
         Box::pin(shared)
     }
-}
-
-#[cfg(feature = "app-endpoint")]
-fn default_http(timeout: Duration) -> Result<reqwest::Client, Error> {
-    reqwest::Client::builder()
-        .use_preconfigured_tls((*crate::client::tls::tls_config()?).clone())
-        .timeout(timeout)
-        .build()
-        .map_err(|e| Error::Config {
-            message: format!("cannot build the HTTP client: {e}"),
-        })
 }
 
 #[cfg(test)]

@@ -91,3 +91,28 @@ async fn stream_token_provider_yields_a_stream_credential() {
     assert_eq!(c.secret(), "pub_tok_1");
     assert_eq!(r.only_request().target, "/api/v1/token?ttl=30");
 }
+
+#[tokio::test]
+async fn app_endpoint_refuses_plaintext_off_loopback_and_a_bad_ca() {
+    // Refused before any request: no network is touched.
+    let e = AppEndpoint::new("http://app.example/token")
+        .token("c")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Config { .. }), "{e:?}");
+    assert!(e.to_string().contains("allow_insecure"), "{e}");
+    let e = AppEndpoint::new("https://app.example/token")
+        .add_root_certificate_pem("not a certificate")
+        .token("c")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Config { .. }), "{e:?}");
+
+    // Loopback plaintext, and a custom CA with it, still work.
+    let r = Responder::start(Canned::json(200, json!({"clientToken": "ck_2"}))).await;
+    let ca = "-----BEGIN CERTIFICATE-----\nMIIBhTCCASugAwIBAgIQIRi6zePL6mKjOipn+dNuaTAKBggqhkjOPQQDAjASMRAw\nDgYDVQQKEwdBY21lIENvMB4XDTE3MTAyMDE5NDMwNloXDTE4MTAyMDE5NDMwNlow\nEjEQMA4GA1UEChMHQWNtZSBDbzBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABD0d\n7VNhbWvZLWPuj/RtHFjvtJBEwOkhbN/BnnE8rnZR8+sbwnc/KhCk3FhnpHZnQz7B\n5aETbbIgmuvewdjvSBSjYzBhMA4GA1UdDwEB/wQEAwICpDATBgNVHSUEDDAKBggr\nBgEFBQcDATAPBgNVHRMBAf8EBTADAQH/MCkGA1UdEQQiMCCCDmxvY2FsaG9zdDo1\nNDUzgg4xMjcuMC4wLjE6NTQ1MzAKBggqhkjOPQQDAgNIADBFAiEA2zpJEPQyz6/l\nWf86aX6PepsntZv2GYlA5UpabfT2EZICICpJ5h/iI+i341gBmLiAFQOyTDT+/wQc\n6MF9+Yw1Yy0t\n-----END CERTIFICATE-----\n";
+    let p = AppEndpoint::new(&r.base_url)
+        .add_root_certificate_pem(ca)
+        .no_proxy();
+    assert_eq!(p.token("c").await.unwrap().secret(), "ck_2");
+}

@@ -174,17 +174,41 @@ pub struct AdminClient {
 impl AdminClient {
     /// A client for the server at `base_url` (`https://…`) authenticating
     /// with `api_key`; `timeout_ms` bounds each request (default 30 s).
-    #[uniffi::constructor(default(timeout_ms = None))]
+    /// `root_certificate_pem` adds a CA (PEM) to the platform's roots;
+    /// `allow_insecure` allows `http://` to a host that is not loopback;
+    /// `proxy` (`http://[user:pass@]host:port`) replaces the proxy
+    /// environment variables, `no_proxy` ignores them.
+    #[uniffi::constructor(default(
+        timeout_ms = None,
+        root_certificate_pem = None,
+        allow_insecure = false,
+        proxy = None,
+        no_proxy = false
+    ))]
     pub fn new(
         base_url: String,
         api_key: String,
         timeout_ms: Option<u64>,
+        root_certificate_pem: Option<String>,
+        allow_insecure: bool,
+        proxy: Option<String>,
+        no_proxy: bool,
     ) -> Result<Self, TokenRelayError> {
         let mut b = tokenrelay::AdminClient::builder()
             .base_url(base_url)
-            .credential(api_key);
+            .credential(api_key)
+            .allow_insecure(allow_insecure);
         if let Some(t) = timeout_ms {
             b = b.timeout(Duration::from_millis(t));
+        }
+        if let Some(pem) = root_certificate_pem {
+            b = b.add_root_certificate_pem(pem);
+        }
+        if let Some(url) = proxy {
+            b = b.proxy(url);
+        }
+        if no_proxy {
+            b = b.no_proxy();
         }
         Ok(AdminClient { inner: b.build()? })
     }

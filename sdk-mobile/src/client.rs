@@ -81,6 +81,29 @@ pub struct ClientConfig {
     /// The most detailed records `logger` receives (default `Info`).
     #[uniffi(default = None)]
     pub log_level: Option<LogLevel>,
+    /// A CA certificate (PEM text; several `BEGIN CERTIFICATE` sections
+    /// allowed) trusted for `wss://` on top of the platform's roots (the
+    /// system store where it can be read, else the compiled-in Mozilla
+    /// list), for a relay whose certificate a private CA issued. An
+    /// invalid PEM fails the constructor with `Config`.
+    #[uniffi(default = None)]
+    pub root_certificate_pem: Option<String>,
+    /// Allow `ws://` to a host that is not loopback (default false: such a
+    /// URL fails the constructor with `Config`, credentials would cross
+    /// the network unencrypted).
+    #[uniffi(default = None)]
+    pub allow_insecure: Option<bool>,
+    /// An `http://[user:pass@]host:port` proxy for every socket (a
+    /// `CONNECT` tunnel), whatever the environment says. By default
+    /// `HTTPS_PROXY`/`ALL_PROXY` and `NO_PROXY` are followed (desktop
+    /// JVMs and macOS; an Android or iOS app sets it from the system's
+    /// proxy settings if it needs one).
+    #[uniffi(default = None)]
+    pub proxy: Option<String>,
+    /// Connect directly, ignoring the proxy environment variables (default
+    /// false).
+    #[uniffi(default = None)]
+    pub no_proxy: Option<bool>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -92,6 +115,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("client_key", &self.client_key)
             .field("logger", &self.logger.is_some())
             .field("log_level", &self.log_level)
+            .field("allow_insecure", &self.allow_insecure)
             .finish_non_exhaustive()
     }
 }
@@ -163,7 +187,19 @@ impl NativeClient {
             policy.max_delay = ms(t);
         }
         policy.max_attempts = config.max_reconnect_attempts;
-        let inner = b.reconnect(policy).build()?;
+        if let Some(pem) = config.root_certificate_pem {
+            b = b.add_root_certificate_pem(pem);
+        }
+        if let Some(url) = config.proxy {
+            b = b.proxy(url);
+        }
+        if config.no_proxy == Some(true) {
+            b = b.no_proxy();
+        }
+        let inner = b
+            .reconnect(policy)
+            .allow_insecure(config.allow_insecure.unwrap_or(false))
+            .build()?;
         let logs = config.logger.map(|logger| {
             let level = config.log_level.unwrap_or(LogLevel::Info);
             Arc::new(logging::register(logger, level))

@@ -46,14 +46,40 @@ impl tokenrelay::TokenProvider for ForeignProvider {
 /// never holds an org key): `POST url` with `{"<context_field>": id}` and
 /// `headers` (the app's session auth); the key is read from the JSON field
 /// `token_field` of the answer. Defaults: `clientToken` and `contextId`.
-#[uniffi::export]
+///
+/// `root_certificate_pem` adds a CA (PEM) to the platform's roots;
+/// `allow_insecure` allows `http://` to a host that is not loopback
+/// (otherwise the connect fails with `Config`); `proxy`
+/// (`http://[user:pass@]host:port`) replaces the proxy environment
+/// variables, `no_proxy` ignores them.
+#[uniffi::export(default(
+    root_certificate_pem = None,
+    allow_insecure = false,
+    proxy = None,
+    no_proxy = false
+))]
+// One argument per setting, as the foreign languages' named arguments.
+#[allow(clippy::too_many_arguments)]
 pub fn app_endpoint_token_provider(
     url: String,
     headers: HashMap<String, String>,
     token_field: Option<String>,
     context_field: Option<String>,
+    root_certificate_pem: Option<String>,
+    allow_insecure: bool,
+    proxy: Option<String>,
+    no_proxy: bool,
 ) -> Arc<dyn TokenProvider> {
-    let mut endpoint = AppEndpoint::new(url);
+    let mut endpoint = AppEndpoint::new(url).allow_insecure(allow_insecure);
+    if let Some(pem) = root_certificate_pem {
+        endpoint = endpoint.add_root_certificate_pem(pem);
+    }
+    if let Some(url) = proxy {
+        endpoint = endpoint.proxy(url);
+    }
+    if no_proxy {
+        endpoint = endpoint.no_proxy();
+    }
     for (name, value) in headers {
         endpoint = endpoint.header(name, value);
     }

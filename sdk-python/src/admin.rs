@@ -80,13 +80,20 @@ impl NativeAdmin {
 #[pymethods]
 impl NativeAdmin {
     #[new]
-    #[pyo3(signature = (base_url, api_key="", *, blocking=false, timeout=None, max_retries=None))]
+    // One keyword argument per setting, as Python callers expect.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (base_url, api_key="", *, blocking=false, timeout=None, max_retries=None,
+        root_certificate_pem=None, allow_insecure=false, proxy=None, no_proxy=false))]
     fn new(
         base_url: &str,
         api_key: &str,
         blocking: bool,
         timeout: Option<f64>,
         max_retries: Option<u32>,
+        root_certificate_pem: Option<Vec<u8>>,
+        allow_insecure: bool,
+        proxy: Option<String>,
+        no_proxy: bool,
     ) -> PyResult<Self> {
         let mut b = AdminClient::builder()
             .base_url(base_url)
@@ -98,7 +105,16 @@ impl NativeAdmin {
         if let Some(t) = timeout {
             b = b.timeout(Duration::from_secs_f64(t.max(0.0)));
         }
-        let inner = b.build().map_err(to_pyerr)?;
+        if let Some(pem) = root_certificate_pem {
+            b = b.add_root_certificate_pem(pem);
+        }
+        if let Some(url) = proxy {
+            b = b.proxy(url);
+        }
+        if no_proxy {
+            b = b.no_proxy();
+        }
+        let inner = b.allow_insecure(allow_insecure).build().map_err(to_pyerr)?;
         Ok(NativeAdmin { inner, blocking })
     }
 

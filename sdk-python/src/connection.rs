@@ -84,7 +84,8 @@ impl NativeClient {
     #[pyo3(signature = (ws_url, token_provider, *, client_key=None, headers=None,
         connect_timeout=None, request_timeout=None, invocation_timeout=None,
         refresh_ahead=true, ping_interval=None, idle_timeout=None, max_queued=None,
-        max_queued_age=None))]
+        max_queued_age=None, root_certificate_pem=None, allow_insecure=false, proxy=None,
+        no_proxy=false))]
     fn new(
         ws_url: String,
         token_provider: &Bound<'_, PyAny>,
@@ -98,6 +99,10 @@ impl NativeClient {
         idle_timeout: Option<f64>,
         max_queued: Option<usize>,
         max_queued_age: Option<f64>,
+        root_certificate_pem: Option<Vec<u8>>,
+        allow_insecure: bool,
+        proxy: Option<String>,
+        no_proxy: bool,
     ) -> PyResult<Self> {
         let event_loop: LoopSlot = Arc::new(Mutex::new(None));
         let provider = provider_from_py(token_provider, event_loop.clone())?;
@@ -131,7 +136,20 @@ impl NativeClient {
         if let Some(s) = max_queued_age {
             b = b.max_queued_age(timer(s));
         }
-        let inner = b.refresh_ahead(refresh_ahead).build().map_err(to_pyerr)?;
+        if let Some(pem) = root_certificate_pem {
+            b = b.add_root_certificate_pem(pem);
+        }
+        if let Some(url) = proxy {
+            b = b.proxy(url);
+        }
+        if no_proxy {
+            b = b.no_proxy();
+        }
+        let inner = b
+            .refresh_ahead(refresh_ahead)
+            .allow_insecure(allow_insecure)
+            .build()
+            .map_err(to_pyerr)?;
         Ok(NativeClient { inner, event_loop })
     }
 

@@ -314,14 +314,30 @@ pub struct AppEndpoint {
 #[pymethods]
 impl AppEndpoint {
     #[new]
-    #[pyo3(signature = (url, *, headers=None, token_field=None, context_field=None))]
+    #[pyo3(signature = (url, *, headers=None, token_field=None, context_field=None,
+        root_certificate_pem=None, allow_insecure=false, proxy=None, no_proxy=false))]
+    // One keyword argument per setting, as Python callers expect.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         url: String,
         headers: Option<Vec<(String, String)>>,
         token_field: Option<String>,
         context_field: Option<String>,
+        root_certificate_pem: Option<Vec<u8>>,
+        allow_insecure: bool,
+        proxy: Option<String>,
+        no_proxy: bool,
     ) -> Self {
-        let mut p = CoreAppEndpoint::new(url);
+        let mut p = CoreAppEndpoint::new(url).allow_insecure(allow_insecure);
+        if let Some(pem) = root_certificate_pem {
+            p = p.add_root_certificate_pem(pem);
+        }
+        if let Some(url) = proxy {
+            p = p.proxy(url);
+        }
+        if no_proxy {
+            p = p.no_proxy();
+        }
         for (name, value) in headers.unwrap_or_default() {
             p = p.header(name, value);
         }

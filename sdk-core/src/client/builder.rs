@@ -8,7 +8,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::connection::Connection;
 use super::driver::{Driver, SocketOptions};
+use super::proxy::{ProxySetting, ProxyTarget};
 use super::queue::EventQueue;
+use super::tls::ExtraRoots;
 
 use crate::backoff::ReconnectPolicy;
 use crate::error::Error;
@@ -29,6 +31,9 @@ struct Inner {
     headers: Vec<(String, String)>,
     event_capacity: usize,
     connect_timeout: Duration,
+    /// `Some` for a `wss://` URL: the roots it trusts.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    proxy: ProxySetting,
 }
 
 impl std::fmt::Debug for Client {
@@ -49,6 +54,9 @@ impl Client {
             headers: Vec::new(),
             event_capacity: 65_536,
             connect_timeout: Duration::from_secs(30),
+            extra_roots: ExtraRoots::default(),
+            allow_insecure: false,
+            proxy: Ok(ProxySetting::FromEnv),
         }
     }
 
@@ -85,6 +93,9 @@ impl Client {
             options: SocketOptions {
                 headers: self.inner.headers.clone(),
                 max_message_len: self.inner.config.max_frame_len.saturating_mul(4),
+                tls: self.inner.tls.clone(),
+                proxy: self.inner.proxy.clone(),
+                proxy_timeout: self.inner.connect_timeout,
             },
         };
         // Every log line of the connection's task carries its context (an
@@ -145,6 +156,9 @@ pub struct ClientBuilder {
     headers: Vec<(String, String)>,
     event_capacity: usize,
     connect_timeout: Duration,
+    extra_roots: ExtraRoots,
+    allow_insecure: bool,
+    proxy: Result<ProxySetting, Error>,
 }
 
 impl ClientBuilder {
@@ -262,17 +276,77 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client.
+    /// Trusts the CA certificate(s) in `pem` (one or more `BEGIN
+    /// CERTIFICATE` sections) for `wss://`, on top of the platform's roots:
+    /// for a relay whose certificate a private CA issued. Call it once per
+    /// CA. A PEM without a certificate, or not valid, makes
+    /// [`build`](Self::build) fail with [`Error::Config`].
+    pub fn add_root_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.extra_roots.add_pem(pem.as_ref());
+        self
+    }
+
+    /// Allows a `ws://` URL whose host is not loopback (`localhost`,
+    /// 127.0.0.0/8, `::1`). Off by default: over `ws://` every credential
+    /// and every message crosses the network unencrypted, so
+    /// [`build`](Self::build) refuses it with [`Error::Config`]. Turn it on
+    /// only for a network you trust (containers talking on a private
+    /// bridge, say).
+    pub fn allow_insecure(mut self, allow: bool) -> Self {
+        self.allow_insecure = allow;
+        self
+    }
+
+    /// Opens every socket through this HTTP proxy
+    /// (`http://[user:pass@]host:port`), with a `CONNECT` tunnel, whatever
+    /// the environment says. Without it, `wss://` sockets follow
+    /// `HTTPS_PROXY` (else `ALL_PROXY`) and `NO_PROXY`, lowercase names
+    /// too; loopback hosts and `ws://` are then always direct. Only
+    /// `http://` proxy URLs are supported; another scheme makes
+    /// [`build`](Self::build) fail with [`Error::Config`].
+    pub fn proxy(mut self, url: impl AsRef<str>) -> Self {
+        self.proxy = ProxyTarget::parse(url.as_ref()).map(ProxySetting::Explicit);
+        self
+    }
+
+    /// Connects directly, ignoring the proxy environment variables.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = Ok(ProxySetting::Disabled);
+        self
+    }
+
+    /// Builds the client. Fails with [`Error::Config`] without a token
+    /// provider, for a URL that is not `ws://` or `wss://`, for `ws://` to
+    /// a host that is not loopback without
+    /// [`allow_insecure`](Self::allow_insecure), for an invalid custom
+    /// root certificate or proxy URL.
     pub fn build(self) -> Result<Client, Error> {
         let provider = self.provider.ok_or_else(|| Error::Config {
             message: "a token provider is required (ClientBuilder::token_provider)".into(),
         })?;
         let url = &self.config.ws_url;
-        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        let Some((scheme, _)) = url
+            .split_once("://")
+            .filter(|(s, _)| s.eq_ignore_ascii_case("ws") || s.eq_ignore_ascii_case("wss"))
+        else {
             return Err(Error::Config {
                 message: format!("the WebSocket URL must start with ws:// or wss://, got `{url}`"),
             });
-        }
+        };
+        let uri = url
+            .parse::<tokio_tungstenite::tungstenite::http::Uri>()
+            .map_err(|e| Error::Config {
+                message: format!("invalid WebSocket URL: {e}"),
+            })?;
+        let host = uri.host().unwrap_or_default();
+        super::tls::check_plaintext(scheme, host, self.allow_insecure, "allow_insecure(true)")?;
+        let extra_roots = self.extra_roots.checked()?;
+        let proxy = self.proxy?;
+        let tls = if scheme.eq_ignore_ascii_case("wss") {
+            Some(super::tls::tls_config_with(extra_roots)?)
+        } else {
+            None
+        };
         Ok(Client {
             inner: Arc::new(Inner {
                 config: self.config,
@@ -280,6 +354,8 @@ impl ClientBuilder {
                 headers: self.headers,
                 event_capacity: self.event_capacity,
                 connect_timeout: self.connect_timeout,
+                tls,
+                proxy,
             }),
         })
     }

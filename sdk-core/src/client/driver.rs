@@ -84,6 +84,11 @@ pub(crate) enum Waiter {
 pub(crate) struct SocketOptions {
     pub headers: Vec<(String, String)>,
     pub max_message_len: usize,
+    /// The TLS configuration of a `wss://` client (its roots).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub proxy: super::proxy::ProxySetting,
+    /// Bound on opening a proxy's tunnel.
+    pub proxy_timeout: Duration,
 }
 
 pub(crate) struct Driver {
@@ -544,15 +549,37 @@ async fn open_socket(url: String, options: SocketOptions) -> Result<Socket, Erro
     // socket.
     config.max_message_size = Some(options.max_message_len);
     config.max_frame_size = Some(options.max_message_len);
-    let connector = if url.starts_with("wss:") {
-        Some(Connector::Rustls(super::tls::tls_config()?))
+    let secure = request.uri().scheme_str() == Some("wss");
+    let connector = if secure {
+        Some(Connector::Rustls(match &options.tls {
+            Some(tls) => tls.clone(),
+            None => super::tls::tls_config()?,
+        }))
     } else {
         None
     };
-    let (socket, _response) =
-        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector)
-            .await
-            .map_err(upgrade_error)?;
+    let host = request.uri().host().unwrap_or_default().to_owned();
+    let port = request
+        .uri()
+        .port_u16()
+        .unwrap_or(if secure { 443 } else { 80 });
+    let proxy = super::proxy::select(&options.proxy, secure, &host, |name| {
+        std::env::var(name).ok()
+    })?;
+    let (socket, _response) = match proxy {
+        None => {
+            tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector)
+                .await
+        }
+        Some(proxy) => {
+            tracing::debug!(proxy_host = %proxy.host, proxy_port = proxy.port, "opening a tunnel through the proxy");
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let stream = super::proxy::tunnel(&proxy, host, port, options.proxy_timeout).await?;
+            tokio_tungstenite::client_async_tls_with_config(request, stream, Some(config), connector)
+                .await
+        }
+    }
+    .map_err(upgrade_error)?;
     Ok(socket)
 }
 
@@ -582,8 +609,13 @@ fn upgrade_error(e: tungstenite::Error) -> Error {
             };
             Error::from_server(&message, code.as_deref(), Some(status))
         }
-        other => Error::Transport {
-            message: other.to_string(),
+        other => match super::tls::find_tls_error(&other) {
+            Some(tls) => Error::Tls {
+                message: tls.to_string(),
+            },
+            None => Error::Transport {
+                message: other.to_string(),
+            },
         },
     }
 }

@@ -33,6 +33,8 @@ mod connection;
 #[cfg(feature = "client")]
 mod driver;
 #[cfg(feature = "client")]
+pub(crate) mod proxy;
+#[cfg(feature = "client")]
 mod queue;
 pub(crate) mod tls;
 

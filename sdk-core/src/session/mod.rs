@@ -1370,6 +1370,13 @@ impl Session {
             // a refusal may be passing (a key revoked and re-issued, a
             // server restarting with new secrets): it backs off and retries.
             Error::Unauthorized(_) if !self.attached_once => self.fail(error),
+            // Likewise an untrusted certificate or a proxy asking for
+            // credentials before the first attachment: the next attempt
+            // meets the same certificate, the same proxy.
+            Error::Tls { .. }
+            | Error::Proxy {
+                status: Some(407), ..
+            } if !self.attached_once => self.fail(error),
             Error::RateLimited { retry_after, .. } => self.retry(error, retry_after, now),
             Error::Forbidden(_)
             | Error::NotFound(_)

@@ -14,6 +14,10 @@ class AppEndpoint:
         headers: Optional[Sequence[Tuple[str, str]]] = ...,
         token_field: Optional[str] = ...,
         context_field: Optional[str] = ...,
+        root_certificate_pem: Optional[bytes] = ...,
+        allow_insecure: bool = ...,
+        proxy: Optional[str] = ...,
+        no_proxy: bool = ...,
     ) -> None: ...
 
 class OrgKey:
@@ -68,6 +72,10 @@ class NativeClient:
         idle_timeout: Optional[float] = ...,
         max_queued: Optional[int] = ...,
         max_queued_age: Optional[float] = ...,
+        root_certificate_pem: Optional[bytes] = ...,
+        allow_insecure: bool = ...,
+        proxy: Optional[str] = ...,
+        no_proxy: bool = ...,
     ) -> None: ...
     def connect(self, context_id: str) -> Awaitable[NativeConnection]: ...
 
@@ -83,6 +91,10 @@ class NativeAdmin:
         blocking: bool = ...,
         timeout: Optional[float] = ...,
         max_retries: Optional[int] = ...,
+        root_certificate_pem: Optional[bytes] = ...,
+        allow_insecure: bool = ...,
+        proxy: Optional[str] = ...,
+        no_proxy: bool = ...,
     ) -> None: ...
     @property
     def base_url(self) -> str: ...

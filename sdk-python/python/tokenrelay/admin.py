@@ -12,7 +12,7 @@ Rust core's, the same in every SDK."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from . import _native
 from .types import (
@@ -45,6 +45,10 @@ class _Base:
         *,
         timeout: Optional[float] = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        root_certificate_pem: Union[str, bytes, None] = None,
+        allow_insecure: bool = False,
+        proxy: Optional[str] = None,
+        no_proxy: bool = False,
     ) -> None:
         """A client of the server at ``base_url`` (``https://host``) sending
         ``api_key`` as a bearer credential.
@@ -57,6 +61,16 @@ class _Base:
                 answer's ``retry-after`` (one over 60 s is not waited for:
                 the :class:`~tokenrelay.RateLimitedError` is raised, its
                 ``retry_after`` set), else 0.5 s, 1 s, 2 s, … (jittered).
+            root_certificate_pem: a CA certificate (PEM text, ``str`` or
+                ``bytes``) to trust on top of the system's roots. An invalid
+                PEM raises :class:`~tokenrelay.ConfigError`.
+            allow_insecure: allow ``http://`` to a host that is not loopback
+                (default False: :class:`~tokenrelay.ConfigError`).
+            proxy: an ``http://[user:pass@]host:port`` proxy for every
+                request, whatever the environment says (by default
+                ``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY`` and
+                ``NO_PROXY`` are followed).
+            no_proxy: connect directly, ignoring the proxy variables.
         """
         if not isinstance(base_url, str):
             raise TypeError(f"base_url: expected str, got {type(base_url).__name__}")
@@ -66,8 +80,27 @@ class _Base:
             raise TypeError(f"max_retries: expected an int >= 0, got {max_retries!r}")
         self._timeout = timeout
         self._max_retries = max_retries
+        self._network: Dict[str, Any] = {
+            "root_certificate_pem": root_certificate_pem,
+            "allow_insecure": bool(allow_insecure),
+            "proxy": proxy,
+            "no_proxy": bool(no_proxy),
+        }
+        pem = root_certificate_pem
+        if isinstance(pem, str):
+            pem = pem.encode("utf-8")
+        elif pem is not None and not isinstance(pem, bytes):
+            raise TypeError(f"root_certificate_pem: expected str or bytes, got {type(pem).__name__}")
         self._native = _native.NativeAdmin(
-            base_url, api_key, blocking=self._blocking, timeout=timeout, max_retries=max_retries
+            base_url,
+            api_key,
+            blocking=self._blocking,
+            timeout=timeout,
+            max_retries=max_retries,
+            root_certificate_pem=pem,
+            allow_insecure=bool(allow_insecure),
+            proxy=proxy,
+            no_proxy=bool(no_proxy),
         )
 
     @property
@@ -91,7 +124,9 @@ class AdminClient(_Base):
 
     def with_credential(self, api_key: str) -> "AdminClient":
         """The same server, timeout and retries with another credential (say, the ``access_token`` of :meth:`login`)."""
-        return AdminClient(self.base_url, api_key, timeout=self._timeout, max_retries=self._max_retries)
+        return AdminClient(
+            self.base_url, api_key, timeout=self._timeout, max_retries=self._max_retries, **self._network
+        )
 
     async def create_agent(self, agent_name: str, prompt: str, *, agent_description: Optional[str] = None, is_public: Optional[bool] = None, agent_speaks_first: Optional[bool] = None, tools: Optional[List[Any]] = None) -> Agent:
         """``POST /agent``: creates an agent; returns it."""
@@ -177,7 +212,9 @@ class BlockingAdminClient(_Base):
 
     def with_credential(self, api_key: str) -> "BlockingAdminClient":
         """The same server, timeout and retries with another credential (say, the ``access_token`` of :meth:`login`)."""
-        return BlockingAdminClient(self.base_url, api_key, timeout=self._timeout, max_retries=self._max_retries)
+        return BlockingAdminClient(
+            self.base_url, api_key, timeout=self._timeout, max_retries=self._max_retries, **self._network
+        )
 
     def create_agent(self, agent_name: str, prompt: str, *, agent_description: Optional[str] = None, is_public: Optional[bool] = None, agent_speaks_first: Optional[bool] = None, tools: Optional[List[Any]] = None) -> Agent:
         """``POST /agent``: creates an agent; returns it."""

@@ -59,6 +59,21 @@ class Client:
             (default 300; 0 means no limit). Past it, it fails unsent with
             :class:`~tokenrelay.QueueExpiredError` when its age passes,
             without waiting for a reconnect.
+        root_certificate_pem: a CA certificate (PEM text, ``str`` or
+            ``bytes``; several ``BEGIN CERTIFICATE`` sections allowed) to
+            trust on top of the system's roots, for a server whose
+            certificate a private CA issued. An invalid PEM raises
+            :class:`~tokenrelay.ConfigError`.
+        allow_insecure: allow ``ws://`` to a host that is not loopback
+            (default False: such a URL raises
+            :class:`~tokenrelay.ConfigError`, credentials would cross the
+            network unencrypted).
+        proxy: an ``http://[user:pass@]host:port`` proxy for every
+            connection (a ``CONNECT`` tunnel), whatever the environment
+            says. By default ``HTTPS_PROXY``/``ALL_PROXY`` and ``NO_PROXY``
+            are followed.
+        no_proxy: connect directly, ignoring the proxy environment
+            variables.
     """
 
     def __init__(
@@ -76,6 +91,10 @@ class Client:
         idle_timeout: Optional[float] = None,
         max_queued: Optional[int] = None,
         max_queued_age: Optional[float] = None,
+        root_certificate_pem: Union[str, bytes, None] = None,
+        allow_insecure: bool = False,
+        proxy: Optional[str] = None,
+        no_proxy: bool = False,
     ) -> None:
         if not isinstance(ws_url, str):
             raise TypeError(f"ws_url: expected str, got {type(ws_url).__name__}")
@@ -105,6 +124,10 @@ class Client:
             idle_timeout=idle_timeout,
             max_queued=max_queued,
             max_queued_age=max_queued_age,
+            root_certificate_pem=_pem_bytes(root_certificate_pem),
+            allow_insecure=bool(allow_insecure),
+            proxy=proxy,
+            no_proxy=bool(no_proxy),
         )
 
     def connect(self, context_id: str) -> "_Connecting":
@@ -346,3 +369,12 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"Connection(context_id={self.context_id!r}, state={self.state.state!r})"
+
+
+def _pem_bytes(pem: Union[str, bytes, None]) -> Optional[bytes]:
+    """PEM text as bytes (``str`` is encoded as ASCII, which PEM is)."""
+    if pem is None or isinstance(pem, bytes):
+        return pem
+    if isinstance(pem, str):
+        return pem.encode("utf-8")
+    raise TypeError(f"root_certificate_pem: expected str or bytes, got {type(pem).__name__}")

@@ -31,7 +31,11 @@ class AppEndpoint(ReadyMade):
     """Your backend's "get client token" endpoint (the two-endpoint
     pattern): ``POST url`` with ``{context_field: context_id}`` and
     ``headers`` (your own session auth); the key is read from the JSON field
-    ``token_field`` of the answer."""
+    ``token_field`` of the answer. ``root_certificate_pem``,
+    ``allow_insecure``, ``proxy`` and ``no_proxy`` are as for
+    :class:`~tokenrelay.Client` (an ``http://`` URL to a host that is not
+    loopback fails the connect with :class:`~tokenrelay.ConfigError` unless
+    ``allow_insecure``)."""
 
     def __init__(
         self,
@@ -40,12 +44,25 @@ class AppEndpoint(ReadyMade):
         headers: Optional[Mapping[str, str]] = None,
         token_field: Optional[str] = None,
         context_field: Optional[str] = None,
+        root_certificate_pem: Union[str, bytes, None] = None,
+        allow_insecure: bool = False,
+        proxy: Optional[str] = None,
+        no_proxy: bool = False,
     ) -> None:
+        pem = root_certificate_pem
+        if isinstance(pem, str):
+            pem = pem.encode("utf-8")
+        elif pem is not None and not isinstance(pem, bytes):
+            raise TypeError(f"root_certificate_pem: expected str or bytes, got {type(pem).__name__}")
         self._native = _native.AppEndpoint(
             url,
             headers=list((headers or {}).items()),
             token_field=token_field,
             context_field=context_field,
+            root_certificate_pem=pem,
+            allow_insecure=bool(allow_insecure),
+            proxy=proxy,
+            no_proxy=bool(no_proxy),
         )
 
 

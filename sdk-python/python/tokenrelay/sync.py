@@ -149,6 +149,10 @@ class Client(_Closing):
         idle_timeout: Optional[float] = None,
         max_queued: Optional[int] = None,
         max_queued_age: Optional[float] = None,
+        root_certificate_pem: Union[str, bytes, None] = None,
+        allow_insecure: bool = False,
+        proxy: Optional[str] = None,
+        no_proxy: bool = False,
     ) -> None:
         self._client = _async.Client(
             ws_url,
@@ -163,6 +167,10 @@ class Client(_Closing):
             idle_timeout=idle_timeout,
             max_queued=max_queued,
             max_queued_age=max_queued_age,
+            root_certificate_pem=root_certificate_pem,
+            allow_insecure=allow_insecure,
+            proxy=proxy,
+            no_proxy=no_proxy,
         )
         self._open: "weakref.WeakSet[Connection]" = weakref.WeakSet()
 

@@ -20,3 +20,4 @@ mod idempotency;
 mod offline_queue;
 mod restart;
 mod scenarios;
+mod tls;

@@ -83,6 +83,27 @@ data class ClientConfig(
     val logger: Logger? = null,
     /** The most detailed records [logger] receives (default [LogLevel.INFO]). */
     val logLevel: LogLevel? = null,
+    /**
+     * A CA certificate (PEM text) trusted for `wss://` on top of the
+     * platform's roots, for a relay whose certificate a private CA issued.
+     * An invalid PEM throws [TokenRelayException.Config] when the [Client]
+     * is built.
+     */
+    val rootCertificatePem: String? = null,
+    /**
+     * Allow `ws://` to a host that is not loopback (default false: such a
+     * URL throws [TokenRelayException.Config]; credentials would cross the
+     * network unencrypted).
+     */
+    val allowInsecure: Boolean = false,
+    /**
+     * An `http://[user:pass@]host:port` proxy for every socket (a `CONNECT`
+     * tunnel). By default `HTTPS_PROXY`/`ALL_PROXY` and `NO_PROXY` are
+     * followed; on Android, pass the system's proxy here if the app needs one.
+     */
+    val proxy: String? = null,
+    /** Connect directly, ignoring the proxy environment variables. */
+    val noProxy: Boolean = false,
 ) {
     /** The generated record the native client takes. */
     internal fun toNative(): NativeClientConfig = NativeClientConfig(
@@ -103,6 +124,10 @@ data class ClientConfig(
         maxQueuedAgeMs = maxQueuedAge.millis("maxQueuedAge"),
         logger = logger,
         logLevel = logLevel,
+        rootCertificatePem = rootCertificatePem,
+        allowInsecure = allowInsecure,
+        proxy = proxy,
+        noProxy = noProxy,
     )
 }
 

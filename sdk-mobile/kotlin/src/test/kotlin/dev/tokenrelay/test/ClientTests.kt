@@ -307,6 +307,29 @@ fun clientTests(): List<Test> = listOf(
         assertThrows<TokenRelayException.Config>("client") { Client("http://example.invalid/ws") { "k" } }
     },
 
+    Test("TLS config: ws:// off loopback needs allowInsecure; a bad CA PEM or proxy URL is Config") { server ->
+        assertThrows<TokenRelayException.Config>("ws:// to another host") {
+            Client("ws://example.invalid/ws") { "k" }
+        }
+        Client(ClientConfig(wsUrl = "ws://example.invalid/ws", allowInsecure = true)) { "k" }.close()
+        assertThrows<TokenRelayException.Config>("a bad PEM") {
+            Client(ClientConfig(wsUrl = "wss://example.invalid/ws", rootCertificatePem = "junk")) { "k" }
+        }
+        assertThrows<TokenRelayException.Config>("a SOCKS proxy") {
+            Client(ClientConfig(wsUrl = "wss://example.invalid/ws", proxy = "socks5://127.0.0.1:1")) { "k" }
+        }
+        assertThrows<TokenRelayException.Config>("http:// admin to another host") {
+            AdminClient("http://example.invalid", "k")
+        }
+        AdminClient("http://example.invalid", "k", allowInsecure = true)
+        // Loopback plaintext still streams, with the proxy variables ignored.
+        val ctx = server.newContext()
+        val provider = CountingProvider(server)
+        Client(ClientConfig(wsUrl = server.wsUrl, noProxy = true), provider::token).use { client ->
+            client.connect(ctx).use { conn -> assertEq(conn.ask("[tokens=2]").text, "t0 t1", "reply") }
+        }
+    },
+
     Test("stop() ends the reply stopped with the partial text") { server ->
         connected(server) {
             val request = conn.sendMessage("[tokens=500 pace_ms=5] long")
