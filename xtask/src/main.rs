@@ -38,6 +38,14 @@ mod bench;
 enum Step {
     /// `cargo <args>`.
     Cargo(&'static [&'static str]),
+    /// `cargo <args>` of the test suite's own build: on the toolchain
+    /// `$TOKENRELAY_TEST_TOOLCHAIN` names when it is set (`cargo
+    /// +<toolchain>`), else as [`Step::Cargo`]. CI sets it to the
+    /// manifest's `rust-version`, so the one build of the suite also
+    /// proves that promise (libraries, binaries, tests, benches), instead
+    /// of a second full build for it; every step of it must use the same
+    /// toolchain, or the later ones compile everything again.
+    Tests(&'static [&'static str]),
     /// `cargo +nightly <args>`, through rustup's `cargo` on the `PATH` (the
     /// toolchain's own cargo, which runs the other steps, takes no
     /// `+toolchain`).
@@ -55,14 +63,14 @@ enum Step {
 // sdk-mobile's build.sh compiles it (a build error fails the mobile suite)
 // and runs it.
 const TEST: &[Step] = &[
-    Step::Cargo(&[
+    Step::Tests(&[
         "test",
         "--workspace",
         "--exclude",
         "tokenrelay-uniffi-bindgen",
         "--all-targets",
     ]),
-    Step::Cargo(&[
+    Step::Tests(&[
         "test",
         "--workspace",
         "--exclude",
@@ -82,7 +90,7 @@ const TEST: &[Step] = &[
     // higher, but a 40 ms Nagle delay or a fixed sleep still stands out,
     // and the bench prints NODELAY off and on side by side. Each package's
     // test.sh above ends with its own short run, on its release build.
-    Step::Cargo(&[
+    Step::Tests(&[
         "test",
         "--workspace",
         "--exclude",
@@ -238,6 +246,15 @@ fn main() -> ExitCode {
     for step in steps {
         let (label, mut cmd) = match step {
             Step::Cargo(args) => cargo(Command::new(env!("CARGO")), args, locked, "-D warnings"),
+            Step::Tests(args) => match std::env::var("TOKENRELAY_TEST_TOOLCHAIN") {
+                Ok(toolchain) if !toolchain.is_empty() => {
+                    // rustup's `cargo`, which takes a `+toolchain`.
+                    let mut cmd = Command::new("cargo");
+                    cmd.arg(format!("+{toolchain}"));
+                    cargo(cmd, args, locked, "-D warnings")
+                }
+                _ => cargo(Command::new(env!("CARGO")), args, locked, "-D warnings"),
+            },
             Step::Nightly(args) => {
                 let mut cmd = Command::new("cargo");
                 cmd.arg("+nightly");
