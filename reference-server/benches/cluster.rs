@@ -5,12 +5,11 @@
 //!    instance and a watcher on the other, so every token of every reply
 //!    crosses Redis (published by the generating instance, delivered by the
 //!    other); tokens/s delivered to all sockets together.
-//! 2. **Resume across instances**: after a reply, a fresh socket on the
-//!    *other* instance connects with `resume_after_seq` and reads the
-//!    reply back from the Redis replay stream; the time from opening the
-//!    socket to the replay's last frame, p50 / p99.
-//! 3. **Redis memory** per notification kept in the replay streams
-//!    (`INFO memory`'s `used_memory` before and after many replies).
+//! 2. **Resume across instances**: a socket dies mid-reply and a fresh one
+//!    on the *other* instance connects with `resume_after_seq`; the time
+//!    from the death to the next token, p50 / p99 over 1,000 cuts.
+//! 3. **Redis memory** per notification kept in the replay streams and per
+//!    idle context (`MEMORY USAGE` of each context's keys).
 //!
 //! Both instances, the clients and Redis share the machine (2 cores when
 //! measured), so the figures are a floor. Run with
@@ -62,14 +61,14 @@ fn main() {
         Sizes {
             pairs: 10,
             tokens: 1_000,
-            resumes: 50,
+            resumes: 100,
             contexts: 100,
         }
     } else {
         Sizes {
             pairs: 50,
             tokens: 5_000,
-            resumes: 300,
+            resumes: 1_000,
             contexts: 1_000,
         }
     };
@@ -121,7 +120,7 @@ async fn run(redis: &redis_server::Redis, sizes: &Sizes) {
     };
     let cluster_tps = throughput(&a, &b, sizes).await;
     let cluster_resume = resumes(&a, &b, sizes).await;
-    let (notifications, bytes) = redis_memory(&a, redis, sizes).await;
+    let (notifications, log_bytes, seq_bytes) = redis_memory(&a, redis, sizes).await;
 
     println!(
         "cluster: {} pairs x {} tokens: one instance {:.0} tokens/s, two on Redis {:.0} tokens/s ({:.2}x)",
@@ -132,17 +131,17 @@ async fn run(redis: &redis_server::Redis, sizes: &Sizes) {
         cluster_tps / single_tps
     );
     println!(
-        "cluster: resume of a {}-token reply, {} rounds, ms p50 / p99: same instance {:.2} / {:.2}, other instance via Redis {:.2} / {:.2}",
-        RESUMED_TOKENS,
+        "cluster: from a socket's death to the next token on its successor, {} cuts, ms p50 / p99: same instance {:.2} / {:.2}, other instance via Redis {:.2} / {:.2}",
         sizes.resumes,
         pct(&single_resume, 50.0),
         pct(&single_resume, 99.0),
         pct(&cluster_resume, 50.0),
         pct(&cluster_resume, 99.0)
     );
-    let per = bytes as f64 / notifications.max(1) as f64;
+    let per = log_bytes as f64 / notifications.max(1) as f64;
+    let idle = seq_bytes as f64 / sizes.contexts.max(1) as f64;
     println!(
-        "cluster: Redis keeps {notifications} notifications of {} contexts in {bytes} bytes = {per:.0} bytes each",
+        "cluster: Redis keeps {notifications} notifications of {} contexts in {log_bytes} bytes = {per:.0} bytes each; an idle context (its counter) {idle:.0} bytes",
         sizes.contexts
     );
     // For `cargo xtask bench`.
@@ -152,13 +151,14 @@ async fn run(redis: &redis_server::Redis, sizes: &Sizes) {
         single_tps / 1e6
     );
     println!(
-        "bench-result\tserver cluster\tresume on the other instance, ms p50 / p99 (same instance)\t{:.2} / {:.2}\t{:.2} / {:.2}",
+        "bench-result\tserver cluster\tsocket death to next token on the other instance, ms p50 / p99 (same instance)\t{:.2} / {:.2}\t{:.2} / {:.2}",
         pct(&cluster_resume, 50.0),
         pct(&cluster_resume, 99.0),
         pct(&single_resume, 50.0),
         pct(&single_resume, 99.0)
     );
     println!("bench-result\tserver cluster\tRedis bytes per kept notification\t{per:.0}\t");
+    println!("bench-result\tserver cluster\tRedis bytes per idle context\t{idle:.0}\t");
     a.server.shutdown().await;
     b.server.shutdown().await;
 }
@@ -211,63 +211,73 @@ async fn tokens(ws: &mut Ws, rid: &str) -> usize {
     n
 }
 
-/// Tokens in the reply each resume round reads back.
-const RESUMED_TOKENS: usize = 50;
+/// The reply each resume round cuts: its socket dies after token
+/// [`CUT_AT`], while the reply goes on.
+const CUT_REPLY: &str = "[tokens=60 pace_ms=1]";
+const CUT_AT: usize = 20;
 
-/// Milliseconds per resume: a reply asked on `asker`, then a fresh socket
-/// on `resumer` connecting with `resume_after_seq` just before it and
-/// reading it back to its stop.
+/// Milliseconds from a socket's death to the first token on its successor:
+/// a reply asked on `asker` streams to a socket there; after token
+/// [`CUT_AT`] that socket is dropped (the TCP connection closes, no close
+/// frame) and a fresh one on `resumer` connects with `resume_after_seq`
+/// and reads the next token (replayed, or live if it was not sent yet).
+/// The key is minted beforehand, as an SDK's refresh-ahead has it; no
+/// reconnect policy delay is in it (the SDK's own floor comes on top).
 async fn resumes(asker: &TestServer, resumer: &TestServer, sizes: &Sizes) -> Vec<f64> {
     let (_, ctx) = asker.agent_and_context().await;
     let key = resumer.client_key(Some(&ctx), Some(3_600)).await;
-    let mut ws = asker.connected(&ctx).await;
     let mut times = Vec::new();
     for _ in 0..sizes.resumes {
+        let mut ws = asker.connected(&ctx).await;
         let ack = ws
-            .request(
-                "add_message",
-                json!({ "message": format!("[tokens={RESUMED_TOKENS}]") }),
-            )
+            .request("add_message", json!({ "message": CUT_REPLY }))
             .await;
         let rid = ack["response_id"].as_str().unwrap_or_default().to_owned();
-        let mut first = None;
-        while let Some(frame) = ws.next_json().await {
-            if let Some(s) = frame["params"]["seq"].as_u64() {
-                first.get_or_insert(s);
+        let (mut seen, mut last) = (0, 0);
+        while seen < CUT_AT {
+            let frame = ws.next_json().await.expect("streaming");
+            last = frame["params"]["seq"].as_u64().unwrap_or(last);
+            if frame["method"] == "on_token" {
+                seen += 1;
             }
-            if frame["method"] == "on_stop_token" && frame["params"]["response_id"] == rid.as_str()
-            {
+        }
+        let died = Instant::now();
+        ws.cut();
+        let mut again = Ws::open(&resumer.ws_url()).await;
+        let r = again.connect(&ctx, Some(&key), Some(last)).await;
+        assert_eq!(r["success"], true, "{r}");
+        loop {
+            let frame = again.next_json().await.expect("resumed");
+            if frame["method"] == "on_token" {
+                times.push(died.elapsed().as_secs_f64() * 1e3);
                 break;
             }
         }
-        let after = first.expect("the reply came").saturating_sub(1);
-        let started = Instant::now();
-        let mut again = Ws::open(&resumer.ws_url()).await;
-        let r = again.connect(&ctx, Some(&key), Some(after)).await;
-        assert_eq!(r["success"], true, "{r}");
-        assert_eq!(
-            tokens(&mut again, &rid).await,
-            RESUMED_TOKENS,
-            "whole reply"
-        );
-        times.push(started.elapsed().as_secs_f64() * 1e3);
+        // The rest of the reply, so the next round's starts afresh.
+        tokens(&mut again, &rid).await;
         again.close().await;
     }
     times.sort_by(f64::total_cmp);
     times
 }
 
-/// Notifications kept in the replay streams of `contexts` fresh contexts
-/// with one reply each, and the bytes their keys take in Redis (`MEMORY
-/// USAGE … SAMPLES 0`: exact, and blind to other keys expiring meanwhile).
-async fn redis_memory(node: &TestServer, redis: &redis_server::Redis, sizes: &Sizes) -> (u64, u64) {
+/// What Redis holds for `contexts` fresh contexts with one 100-token
+/// reply each: the notifications kept, the bytes of their replay streams,
+/// and the bytes of their `seq` counters (what an idle context keeps once
+/// its stream has expired). `MEMORY USAGE … SAMPLES 0`: exact, and blind
+/// to other keys expiring meanwhile.
+async fn redis_memory(
+    node: &TestServer,
+    redis: &redis_server::Redis,
+    sizes: &Sizes,
+) -> (u64, u64, u64) {
     let client = redis::Client::open(redis.url()).expect("redis url");
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
         .expect("redis connection");
     let agent = node.agent(json!({})).await;
-    let (mut kept, mut bytes) = (0, 0);
+    let (mut kept, mut log_bytes, mut seq_bytes) = (0, 0, 0);
     for _ in 0..sizes.contexts {
         let ctx = node.context(&agent).await;
         let mut ws = node.connected(&ctx).await;
@@ -285,21 +295,27 @@ async fn redis_memory(node: &TestServer, redis: &redis_server::Redis, sizes: &Si
         }
         kept += last;
         ws.close().await;
-        // The keys of a context (`src/conversation/redis/`): its `seq`
-        // counter and its replay stream.
-        for what in ["seq", "log"] {
-            let used: Option<u64> = redis::cmd("MEMORY")
+        // A context's keys (`src/conversation/redis/`).
+        let usage = |what: &str| {
+            redis::cmd("MEMORY")
                 .arg("USAGE")
                 .arg(format!("tokenrelay:{{{ctx}}}:{what}"))
                 .arg("SAMPLES")
                 .arg(0)
-                .query_async(&mut conn)
-                .await
-                .expect("MEMORY USAGE");
-            bytes += used.expect("the context's key exists");
-        }
+                .clone()
+        };
+        let log: Option<u64> = usage("log")
+            .query_async(&mut conn)
+            .await
+            .expect("MEMORY USAGE");
+        let seq: Option<u64> = usage("seq")
+            .query_async(&mut conn)
+            .await
+            .expect("MEMORY USAGE");
+        log_bytes += log.expect("the context's stream exists");
+        seq_bytes += seq.expect("the context's counter exists");
     }
-    (kept, bytes)
+    (kept, log_bytes, seq_bytes)
 }
 
 /// The `p`th percentile of sorted `values`.
