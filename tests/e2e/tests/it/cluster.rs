@@ -272,6 +272,17 @@ impl Cluster {
     }
 }
 
+/// The test's cluster, or a skip (no `redis-server` or PostgreSQL outside
+/// CI).
+macro_rules! cluster {
+    ($test:expr, $n:expr, $lease:expr) => {
+        match cluster($test, $n, $lease).await {
+            Some(c) => c,
+            None => return,
+        }
+    };
+}
+
 async fn next(conn: &mut Connection) -> Event {
     tokio::time::timeout(WAIT, conn.next_event())
         .await
@@ -313,15 +324,11 @@ async fn finish(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_moved_to_the_other_instance_mid_reply_gets_every_token_once() {
-    let Some(mut c) = cluster(
+    let mut c = cluster!(
         "a_client_moved_to_the_other_instance_mid_reply_gets_every_token_once",
         2,
-        Duration::from_secs(5),
-    )
-    .await
-    else {
-        return;
-    };
+        Duration::from_secs(5)
+    );
     let request = mid_reply(&mut c.conn, LONG).await;
     // The balancer moves the client: instance 0 keeps generating, the
     // client resumes on instance 1, fed through Redis.
@@ -339,15 +346,11 @@ async fn a_client_moved_to_the_other_instance_mid_reply_gets_every_token_once() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_drained_for_a_deploy_mid_reply_loses_nothing() {
-    let Some(mut c) = cluster(
+    let mut c = cluster!(
         "an_instance_drained_for_a_deploy_mid_reply_loses_nothing",
         2,
-        Duration::from_secs(5),
-    )
-    .await
-    else {
-        return;
-    };
+        Duration::from_secs(5)
+    );
     let request = mid_reply(&mut c.conn, LONG).await;
     // A deploy: the balancer stops sending to instance 0 and it drains
     // (1001 to its sockets, the running reply goes on to its end).
@@ -371,15 +374,11 @@ async fn an_instance_drained_for_a_deploy_mid_reply_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_killed_mid_reply_ends_it_interrupted_and_the_client_goes_on() {
-    let Some(mut c) = cluster(
+    let mut c = cluster!(
         "an_instance_killed_mid_reply_ends_it_interrupted_and_the_client_goes_on",
         2,
-        Duration::from_millis(300),
-    )
-    .await
-    else {
-        return;
-    };
+        Duration::from_millis(300)
+    );
     let request = mid_reply(&mut c.conn, LONG).await;
     c.instances[0].kill();
     c.balancer.take_out(0);
@@ -424,15 +423,11 @@ async fn until_moved(conn: &mut Connection) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_instance_a_client_is_on_killed_mid_reply_it_resumes_on_another_exactly() {
-    let Some(mut c) = cluster(
+    let mut c = cluster!(
         "the_instance_a_client_is_on_killed_mid_reply_it_resumes_on_another_exactly",
         3,
-        Duration::from_secs(5),
-    )
-    .await
-    else {
-        return;
-    };
+        Duration::from_secs(5)
+    );
     // Instance 0 generates; the client is moved to instance 1, where the
     // reply reaches it through Redis…
     let request = mid_reply(&mut c.conn, LONG).await;
@@ -454,15 +449,11 @@ async fn the_instance_a_client_is_on_killed_mid_reply_it_resumes_on_another_exac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_of_every_instance_during_20_replies_loses_nothing() {
-    let Some(mut c) = cluster(
+    let mut c = cluster!(
         "a_rolling_restart_of_every_instance_during_20_replies_loses_nothing",
         3,
-        Duration::from_secs(5),
-    )
-    .await
-    else {
-        return;
-    };
+        Duration::from_secs(5)
+    );
     // Every original instance goes, so the backend reaches the cluster
     // through the balancer too (a drained instance's REST connections
     // close; the next request goes elsewhere).
