@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Python SDK's whole check, from nothing installed to pytest's summary:
 # venv, tools, the abi3 wheel built with maturin (release) and installed as a
-# user would, the reference server's wheel (its binary) likewise, mypy
+# user would, the reference server's and the CLI's wheels (their binaries)
+# likewise, mypy
 # --strict on the examples and on tokenrelay.testing, pytest against that
 # real reference server, then the latency bench's short run (bench/latency.py --short:
 # figures printed, never judged; every reply must still arrive whole).
@@ -52,6 +53,15 @@ rm -rf "$SERVER_WHEELS"
 "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "$SERVER_WHEELS"/tokenrelay_server-*.whl
 # tests/test_testing.py: the wheel's binary must be there, not skipped.
 export TOKENRELAY_EXPECT_SERVER_WHEEL=1
+
+step "CLI wheel (maturin bin, release), installed into the venv"
+# `pip install tokenrelay-cli` puts `tokenrelay` beside python;
+# tests/test_cli_wheel.py runs it against the suite's server.
+CLI_WHEELS="$TARGET/wheels/tokenrelay-cli"
+rm -rf "$CLI_WHEELS"
+(cd "$REPO/cli" && "$VENV/bin/maturin" build ${CI:+--locked} --release --quiet --out "$CLI_WHEELS" >&2)
+"$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "$CLI_WHEELS"/tokenrelay_cli-*.whl
+export TOKENRELAY_EXPECT_CLI_WHEEL=1
 
 step "mypy --strict on the examples and tokenrelay.testing"
 # Run outside the source tree so the installed wheel (py.typed) is what
