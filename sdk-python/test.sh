@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The Python SDK's whole check, from nothing installed to pytest's summary:
-# venv, tools, the abi3 wheel built with maturin (release) and installed as a
-# user would, the reference server's and the CLI's wheels (their binaries)
-# likewise, mypy
-# --strict on the examples and on tokenrelay.testing, pytest against that
-# real reference server, then the latency bench's short run (bench/latency.py --short:
-# figures printed, never judged; every reply must still arrive whole).
+# venv, tools, the abi3 wheel built with maturin (release) and installed as
+# a user would, the reference server's and the CLI's wheels (their
+# binaries) likewise, the cross-built aarch64 and musllinux wheels (built
+# and inspected, not run: build-wheels.sh), mypy --strict on the examples
+# and on tokenrelay.testing, pytest against that real reference server,
+# then the latency bench's short run (bench/latency.py --short: figures
+# printed, never judged; every reply must still arrive whole).
 # Exits non-zero on any failure.
 #
 #   sdk-python/test.sh              # venv in sdk-python/.venv (gitignored)
@@ -62,6 +63,9 @@ rm -rf "$CLI_WHEELS"
 (cd "$REPO/cli" && "$VENV/bin/maturin" build ${CI:+--locked} --release --quiet --out "$CLI_WHEELS" >&2)
 "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "$CLI_WHEELS"/tokenrelay_cli-*.whl
 export TOKENRELAY_EXPECT_CLI_WHEEL=1
+
+step "the cross-built wheels: manylinux aarch64, musllinux x86_64 (build-wheels.sh)"
+bash "$HERE/build-wheels.sh"
 
 step "mypy --strict on the examples and tokenrelay.testing"
 # Run outside the source tree so the installed wheel (py.typed) is what
