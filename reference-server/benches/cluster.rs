@@ -14,7 +14,8 @@
 //! Both instances, the clients and Redis share the machine (2 cores when
 //! measured), so the figures are a floor. Run with
 //! `cargo bench -p tokenrelay-server --bench cluster` (`-- --short`:
-//! fewer rounds); `cargo test --all-targets` runs it tiny, to check it
+//! fewer rounds; `TOKENRELAY_BENCH_PAIRS`, `_TOKENS`, `_RESUMES` and
+//! `_CONTEXTS` size each part); `cargo test --all-targets` runs it tiny, to check it
 //! works. Needs `redis-server` (as the cluster tests do: skipped without
 //! it, except under CI). Figures: README "Benchmarks".
 
@@ -36,6 +37,13 @@ const SECRET: &str = "cluster-bench-secret-of-at-least-32-bytes";
 /// the bench, not a client.
 fn unlimited(c: &mut tokenrelay_server::Config) {
     c.rate_limit_requests = u32::MAX;
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// How much work each part does.
@@ -65,11 +73,13 @@ fn main() {
             contexts: 100,
         }
     } else {
+        // Each part can be sized apart (a profile of one part: the others
+        // at 1).
         Sizes {
-            pairs: 50,
-            tokens: 5_000,
-            resumes: 1_000,
-            contexts: 1_000,
+            pairs: env_or("TOKENRELAY_BENCH_PAIRS", 50),
+            tokens: env_or("TOKENRELAY_BENCH_TOKENS", 5_000),
+            resumes: env_or("TOKENRELAY_BENCH_RESUMES", 1_000),
+            contexts: env_or("TOKENRELAY_BENCH_CONTEXTS", 1_000),
         }
     };
     let Some(redis) = redis_server::require("cluster bench") else {

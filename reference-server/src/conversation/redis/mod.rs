@@ -36,7 +36,9 @@ pub struct RedisHubConfig {
     /// streams; when its instance dies, another takes it over at most
     /// `lease` plus half of it later and ends the reply.
     pub lease: Duration,
-    /// Replay stream bound by count (`replay_max_notifications`).
+    /// Replay stream bound by count (`replay_max_notifications`), trimmed
+    /// approximately (`MAXLEN ~`: whole listpack nodes, far cheaper for
+    /// Redis than exact trimming), so a stream may keep somewhat more.
     pub replay_len: usize,
     /// Replay stream bound by age (`replay_max_age`).
     pub replay_age: Duration,

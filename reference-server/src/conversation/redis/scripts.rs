@@ -29,7 +29,7 @@ local id = string.format('%d', seq)
 local frame = ARGV[1] .. id .. ARGV[2]
 local t = redis.call('TIME')
 local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], id .. '-1', 'at', now, 'f', frame)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], id .. '-1', 'at', now, 'f', frame)
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 local n = redis.call('PUBLISH', ARGV[6], id .. ' ' .. frame)
 return {seq, n}
@@ -62,7 +62,7 @@ for i = 5, #ARGV - 1, 2 do
   end
   local id = string.format('%d', seq)
   local frame = ARGV[i] .. id .. ARGV[i + 1]
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], id .. '-1', 'at', now, 'f', frame)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-1', 'at', now, 'f', frame)
   lines[#lines + 1] = id .. ' ' .. frame
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
