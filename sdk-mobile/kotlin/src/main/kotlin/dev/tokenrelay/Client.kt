@@ -22,9 +22,7 @@ import kotlinx.coroutines.channels.BufferOverflow
 import kotlinx.coroutines.flow.MutableSharedFlow
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.asSharedFlow
-import kotlinx.coroutines.flow.collectLatest
-import kotlinx.coroutines.flow.distinctUntilChanged
-import kotlinx.coroutines.flow.map
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.SharedFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
@@ -172,12 +170,18 @@ class Connection internal constructor(private val native: NativeConnection) {
     init {
         scope.launch { pumpState() }
         // The one event pump runs while at least one collector is
-        // subscribed: started by the first, cancelled when the last leaves
-        // (events it took but could not hand out stay in `pending`).
+        // subscribed: it waits for the first, and pauses by itself when it
+        // finds none left (events it took but could not hand out stay in
+        // `pending`). It is never cancelled from outside: cancelling it
+        // inside `nextEvents` just as a batch was ready would drop that
+        // batch (a coroutine resumed after its cancellation throws instead),
+        // and restarting it on the edges of `subscriptionCount` (a conflated
+        // StateFlow) missed a quick leave-and-return, which left a new
+        // collector with no pump at all.
         scope.launch {
-            bus.subscriptionCount.map { it > 0 }.distinctUntilChanged().collectLatest { active ->
-                if (active) pumpEvents()
-            }
+            do {
+                bus.subscriptionCount.first { it > 0 }
+            } while (pumpEvents())
         }
     }
 
@@ -185,9 +189,10 @@ class Connection internal constructor(private val native: NativeConnection) {
      * Reads batches from the native side and emits them one by one to
      * every collector. An event is only taken while someone is subscribed:
      * with nobody there, it stays for the next collector (a SharedFlow
-     * would drop it).
+     * would drop it). Returns `true` when it paused for want of a
+     * collector, `false` once the connection's events have ended.
      */
-    private suspend fun pumpEvents() {
+    private suspend fun pumpEvents(): Boolean {
         var last: Event? = null
         try {
             while (true) {
@@ -197,7 +202,7 @@ class Connection internal constructor(private val native: NativeConnection) {
                         if (batch.isEmpty()) return@withLock null
                         pending.addAll(batch)
                     }
-                    if (bus.subscriptionCount.value == 0) return // the last collector left
+                    if (bus.subscriptionCount.value == 0) return true // the last collector left
                     pending.removeFirst()
                 } ?: break
                 last = next
@@ -217,6 +222,7 @@ class Connection internal constructor(private val native: NativeConnection) {
             ended = terminal
             bus.emit(terminal)
         }
+        return false
     }
 
     /** Follows the native state until the connection ends. */

@@ -84,6 +84,36 @@ fun flowTests(): List<Test> = listOf(
         }
     },
 
+    Test("events(): a new collector for each reply, subscribing after the send: 400 quick replies, none lost") { server ->
+        // The pattern of a screen that reads one reply at a time: send, then
+        // `first { complete }`. Each collector leaves as the next reply
+        // starts, so the pump pauses and resumes hundreds of times, within
+        // a millisecond of a batch arriving; a reply whose events were
+        // dropped or that found no pump running hangs here.
+        val contextId = server.newContext()
+        Client(ClientConfig(wsUrl = server.wsUrl), CountingProvider(server)::token).use { client ->
+            client.connect(contextId).use { conn ->
+                repeat(400) { round ->
+                    val request = conn.sendMessage("[tokens=3 pace_ms=0] r$round")
+                    var mine: String? = null
+                    val tokens = mutableListOf<String>()
+                    val done = withTimeout(10_000) {
+                        conn.events().first { e ->
+                            when (e) {
+                                is Event.ResponseStarted -> if (e.requestId?.toLong() == request) mine = e.responseId
+                                is Event.Token -> if (e.responseId == mine) tokens.add(e.token)
+                                else -> {}
+                            }
+                            e is Event.ResponseComplete && e.response.requestId?.toLong() == request
+                        }
+                    } as Event.ResponseComplete
+                    assertEq(done.response.status, ResponseStatus.COMPLETE, "round $round: status")
+                    assertEq(tokens.joinToString(""), tokenText(3), "round $round: every token, once, in order")
+                }
+            }
+        }
+    },
+
     Test("events(): every collector ends with the terminal state; one subscribing after close gets it at once") { server ->
         val contextId = server.newContext()
         val provider = CountingProvider(server)
