@@ -42,7 +42,7 @@ PLATFORM = {
     "UInt8", "Void", "CancellationError", "MainActor", "CheckedContinuation",
     # Foundation
     "Data", "Date", "Duration", "JSONDecoder", "JSONEncoder", "JSONSerialization", "NSError",
-    "ProcessInfo", "URL", "URLRequest", "URLSession", "UUID", "HTTPURLResponse",
+    "NSLock", "ProcessInfo", "URL", "URLRequest", "URLSession", "UUID", "HTTPURLResponse",
     # XCTest
     "XCTestCase", "XCTestExpectation",
     # SwiftUI and Combine

@@ -94,6 +94,8 @@ final class ClosureTokenProvider: TokenProvider, @unchecked Sendable {
 /// the missed part of a reply) until `close()` or a terminal refusal.
 public final class Connection: @unchecked Sendable {
     private let native: NativeConnection
+    /// The rest of the batch a loop over `events` left when it stopped.
+    private let buffer = EventBuffer()
 
     init(native: NativeConnection) {
         self.native = native
@@ -122,8 +124,9 @@ public final class Connection: @unchecked Sendable {
 
     /// Every event, in order: `for await event in conn.events { … }`. Ends
     /// when the connection is closed and drained. Iterate from one task at
-    /// a time; events cross from Rust in batches.
-    public var events: Events { Events(native: native) }
+    /// a time; events cross from Rust in batches. A loop that `break`s
+    /// loses nothing: the next loop starts at the next event.
+    public var events: Events { Events(native: native, buffer: buffer) }
 
     /// Sends `text` and returns the whole reply, however it ended (check
     /// `status`). Tokens still arrive on `events` meanwhile.
@@ -199,28 +202,54 @@ public struct Events: AsyncSequence {
     public typealias Element = Event
 
     let native: NativeConnection
+    let buffer: EventBuffer
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(native: native)
+        Iterator(native: native, buffer: buffer)
     }
 
-    /// Hands out one batch taken from Rust at a time.
+    /// Hands out the connection's buffered batch, then takes the next one
+    /// from Rust.
     public struct Iterator: AsyncIteratorProtocol {
         let native: NativeConnection
-        var batch: [Event] = []
-        var index = 0
+        let buffer: EventBuffer
 
         public mutating func next() async -> Event? {
-            if index == batch.count {
-                batch = await native.nextEvents(max: 4096)
-                index = 0
-                if batch.isEmpty {
-                    native.detachEventReader()
-                    return nil
-                }
+            if let event = buffer.pop() { return event }
+            guard let first = buffer.refill(await native.nextEvents(max: 4096)) else {
+                native.detachEventReader()
+                return nil
             }
-            defer { index += 1 }
-            return batch[index]
+            return first
         }
+    }
+}
+
+/// Events taken from Rust in one batch and not yet handed out. The
+/// connection keeps them, not an iterator: a loop that breaks after a
+/// reply's last event leaves the rest of its batch to the next loop (an
+/// iterator's own copy would be dropped with it).
+final class EventBuffer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [Event] = []
+    private var index = 0
+
+    /// The next buffered event, or nil when the batch is used up.
+    func pop() -> Event? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard index < events.count else { return nil }
+        index += 1
+        return events[index - 1]
+    }
+
+    /// Keeps a new batch and hands out its first event (nil if it is empty,
+    /// which means the connection's events have ended).
+    func refill(_ batch: [Event]) -> Event? {
+        lock.lock()
+        defer { lock.unlock() }
+        events = batch
+        index = batch.isEmpty ? 0 : 1
+        return batch.first
     }
 }
