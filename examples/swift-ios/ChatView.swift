@@ -28,7 +28,7 @@ final class ChatModel: ObservableObject {
                 let (data, response) = try await URLSession.shared.data(for: request)
                 if (response as? HTTPURLResponse)?.statusCode == 403 {
                     // The user lost access: end the connection instead of retrying.
-                    throw TokenRelayError.Forbidden(detail: "logged out", code: nil, status: 403)
+                    throw TokenRelayError.forbidden(detail: "logged out", code: nil, status: 403)
                 }
                 let body = try JSONSerialization.jsonObject(with: data) as? [String: Any]
                 return body?["clientToken"] as? String ?? ""

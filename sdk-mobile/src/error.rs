@@ -1,6 +1,8 @@
 //! [`TokenRelayError`]: the core's [`tokenrelay::Error`] as one uniffi error
 //! enum. Kotlin sees a sealed `TokenRelayException` hierarchy
-//! (`TokenRelayException.Forbidden`, …), Swift an `Error` enum.
+//! (`TokenRelayException.Forbidden`, …), Swift an `Error` enum
+//! (`TokenRelayError.forbidden`, …: `swift/generate.sh` gives its cases
+//! lowerCamelCase).
 //!
 //! This is the one type the binding still declares itself rather than
 //! deriving in the core (docs/decisions.md, "The mobile binding derives

@@ -13,8 +13,8 @@ then fails on:
   (two declarations of one type in one module do not compile);
 * `Enum.case` of a generated enum (in code, in a `catch` or `case`
   pattern, or in the documentation: comments and README text) whose case
-  does not exist, e.g. `TokenRelayError.forbidden` where uniffi generates
-  `TokenRelayError.Forbidden`.
+  does not exist, e.g. `TokenRelayError.Forbidden` where the generated
+  code (after swift/lower_error_cases.py) has `TokenRelayError.forbidden`.
 
     python check_names.py GENERATED_DIR HANDWRITTEN_FILE_OR_DIR... [--docs FILE...]
 """
@@ -95,7 +95,8 @@ def declarations(root) -> tuple[set[str], dict[str, set[str]]]:
                 entries = cases.setdefault(text(name), set())
                 for entry in body.children:
                     if entry.type == "enum_entry":
-                        entries.update(text(c) for c in entry.children if c.type == "simple_identifier")
+                        # A keyword declared as a case is quoted: `protocol`.
+                        entries.update(text(c).strip("`") for c in entry.children if c.type == "simple_identifier")
     return types, cases
 
 
@@ -111,11 +112,14 @@ def references(root) -> list[tuple[str, int, str | None]]:
             first = next(c for c in node.children if c.type == "type_identifier")
             parts = [text(c) for c in node.children if c.type in ("type_identifier", "simple_identifier")]
             found.append((text(first), line, parts[1] if len(parts) > 1 else None))
-        elif node.type == "pattern" and node.children and node.children[0].type == "user_type":
-            # `catch Enum.Case(...)`: user_type, ".", simple_identifier.
-            names = [c for c in node.children if c.type == "simple_identifier"]
-            if names:
-                found.append((text(node.children[0].children[0]), line, text(names[0])))
+        elif node.type in ("pattern", "guard_statement", "if_statement", "while_statement"):
+            # `catch Enum.Case(...)`, `guard case Enum.Case = e`, `if case
+            # let Enum.Case(x) = e`: a user_type, ".", a simple_identifier,
+            # side by side.
+            kids = node.children
+            for i in range(len(kids) - 2):
+                if kids[i].type == "user_type" and kids[i + 1].type == "." and kids[i + 2].type == "simple_identifier":
+                    found.append((text(kids[i].children[0]), kids[i].start_point[0] + 1, text(kids[i + 2])))
         elif node.type == "navigation_expression":
             head, suffix = node.children[0], node.children[-1]
             if head.type == "simple_identifier" and text(head)[:1].isupper():

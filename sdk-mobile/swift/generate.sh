@@ -5,6 +5,8 @@
 #                                                       feature), same module
 #   build/ffi/tokenrelay_mobileFFI.h, tokenrelayFFI.h   their C declarations
 #   build/ffi/module.modulemap                          one C module over both
+# then renames the generated error enum's cases to lowerCamelCase
+# (lower_error_cases.py).
 # Usage: swift/generate.sh UNIFFI_BINDGEN LIBRARY
 # (sdk-mobile/test.sh and build-xcframework.sh call it.)
 set -euo pipefail
@@ -18,6 +20,9 @@ mkdir -p "$out" "$here/Sources/TokenRelay/Generated"
 # it from the workspace.
 (cd "$here/../.." && "$bindgen" generate --library "$lib" --language swift --out-dir "$out" --no-format)
 mv "$out/TokenRelay.swift" "$out/TokenRelayCore.swift" "$here/Sources/TokenRelay/Generated/"
+# Error enum cases in lowerCamelCase, as for every other enum (uniffi
+# writes `.Forbidden`; mozilla/uniffi-rs#2262): see the script.
+python3 "$here/lower_error_cases.py" "$here/Sources/TokenRelay/Generated/TokenRelay.swift"
 # Both generated files import the one C module `tokenrelay_mobileFFI`
 # (sdk-core/uniffi.toml names it for the core): its module map lists both
 # headers. An xcframework wants it named module.modulemap.

@@ -22,11 +22,11 @@ import Foundation
 /// }
 /// ```
 ///
-/// Throw `TokenRelayError.Forbidden` or `TokenRelayError.NotFound` from the
+/// Throw `TokenRelayError.forbidden` or `TokenRelayError.notFound` from the
 /// provider to end the connection for good (the user lost access); any
-/// other error is retried with backoff. (uniffi names the cases of an error
-/// enum in UpperCamelCase, unlike those of `Event` or `ConnectionState`;
-/// swift/check_names.py holds these comments to the generated names.)
+/// other error is retried with backoff. (swift/generate.sh gives the error
+/// enum lowerCamelCase cases, as every other enum has; swift/check_names.py
+/// holds these comments to the generated names.)
 public final class Client: @unchecked Sendable {
     private let native: NativeClient
 
@@ -52,7 +52,7 @@ public final class Client: @unchecked Sendable {
     }
 
     /// Connects to `contextId` and returns once attached. Throws at once on
-    /// a terminal refusal (`TokenRelayError.Forbidden`, `.NotFound`), or the last cause
+    /// a terminal refusal (`TokenRelayError.forbidden`, `.notFound`), or the last cause
     /// after the connect timeout. Once connected, it reconnects by itself.
     public func connect(_ contextId: String) async throws -> Connection {
         Connection(native: try await native.connect(contextId: contextId))
@@ -112,8 +112,8 @@ public final class Connection: @unchecked Sendable {
     /// `maxQueuedAgeMs`), or sent on a socket that died before the server
     /// confirmed them (sent again, once, after the reconnect). Nonzero only
     /// while disconnected: show them as "sending…". It changes on a send, on
-    /// a state change, and when a queued message fails (`.QueueExpired`, or
-    /// `.ClosedBeforeSent` on `close()`).
+    /// a state change, and when a queued message fails (`.queueExpired`, or
+    /// `.closedBeforeSent` on `close()`).
     public var pendingCount: Int { Int(native.pending()) }
 
     /// What this connection has done since it started, counted by the
@@ -189,8 +189,8 @@ public final class Connection: @unchecked Sendable {
     public func reconnectNow() { native.reconnectNow() }
 
     /// Closes the connection and waits until it has stopped. Requests already
-    /// sent fail with `TokenRelayError.Closed`, messages still queued for a
-    /// connection (never sent) with `.ClosedBeforeSent`; `events` ends (events not
+    /// sent fail with `TokenRelayError.closed`, messages still queued for a
+    /// connection (never sent) with `.closedBeforeSent`; `events` ends (events not
     /// read by then are discarded). Safe while a task iterates `events`.
     public func close() async {
         await native.closeConnection()

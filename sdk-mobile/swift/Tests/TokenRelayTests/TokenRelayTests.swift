@@ -11,8 +11,8 @@ import XCTest
 final class TokenRelayTests: XCTestCase {
     func testBadUrlIsAConfigError() throws {
         XCTAssertThrowsError(try Client(wsUrl: "http://example.invalid/ws") { _ in "k" }) { error in
-            guard case TokenRelayError.Config = error else {
-                return XCTFail("expected .Config, got \(error)")
+            guard case TokenRelayError.config = error else {
+                return XCTFail("expected .config, got \(error)")
             }
         }
     }
