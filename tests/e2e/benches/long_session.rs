@@ -8,17 +8,16 @@
 //! `cargo bench -p tokenrelay-e2e --bench long_session [-- --short]`
 //!
 //! Figures are printed, never asserted (memory is judged in
-//! `docs/benchmarks.md`, like speed). Every reply is checked whole. Needs
-//! `target/release/tokenrelay-server` (built first if missing) or
-//! `TOKENRELAY_SERVER_BIN`.
+//! `docs/benchmarks.md`, like speed). Every reply is checked whole. Runs
+//! `target/release/tokenrelay-server` (built first: `process::server_binary`)
+//! or `TOKENRELAY_SERVER_BIN`.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokenrelay::rest::{NewAgent, NewContext};
 use tokenrelay::{AdminClient, Client};
+use tokenrelay_e2e::process::{bootstrap, ServerProcess};
 
 /// Resident memory of process `pid` in MiB, from `/proc/<pid>/status`.
 fn rss_mib(pid: &str) -> f64 {
@@ -32,42 +31,13 @@ fn rss_mib(pid: &str) -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
-fn server_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("TOKENRELAY_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
-    let bin = target.join("release/tokenrelay-server");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "--release", "-q", "-p", "tokenrelay-server"])
-            .current_dir(&root)
-            .status()
-            .expect("cargo runs");
-        assert!(ok.success(), "building the release server failed");
-    }
-    bin
-}
-
-/// The release server in a process of its own, on a fresh store.
-struct ServerProcess {
-    child: Child,
-    http: String,
-    ws: String,
+/// The release server in a process of its own, on a fresh store, with
+/// its org.
+struct Server {
+    process: ServerProcess,
     org_id: String,
     org_key: String,
     _dir: TempDir,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A directory removed on drop.
@@ -79,75 +49,36 @@ impl Drop for TempDir {
     }
 }
 
-fn start_server() -> ServerProcess {
-    let bin = server_binary();
+fn start_server() -> Server {
     let dir = std::env::temp_dir().join(format!("tokenrelay-long-session-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let dir = TempDir(dir);
     let db = dir.0.join("store.sqlite3");
-    let common = [
+    let mut args: Vec<String> = [
         "--db",
         db.to_str().expect("utf-8 path"),
         "--rate-limit-per-minute",
         "1000000",
         "--scripted-pace-ms",
         "0",
-    ];
-    let out = Command::new(&bin)
-        .args(common)
-        .args(["bootstrap", "--org-name", "long-session"])
-        .output()
-        .expect("bootstrap runs");
-    assert!(out.status.success(), "bootstrap failed");
-    let out = String::from_utf8_lossy(&out.stdout).into_owned();
-    let field = |name: &str| {
-        out.split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("bootstrap printed no {name}"))
-            .to_owned()
-    };
-    let (org_id, org_key) = (field("org_id"), field("org_api_key"));
-    let mut child = Command::new(&bin)
-        .args(common)
-        // A client asking back to back sends more than the default 16
-        // frames a second a socket may (an abuse limit, tested by the
-        // server's own suite).
-        .args([
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let (org_id, org_key) = bootstrap(&args, "long-session");
+    // A client asking back to back sends more than the default 16 frames a
+    // second a socket may (an abuse limit, tested by the server's own
+    // suite).
+    args.extend(
+        [
             "--socket-frame-burst",
             "100000",
             "--socket-frames-per-sec",
             "100000",
-        ])
-        .args(["--bind", "127.0.0.1:0", "serve"])
-        .env("NO_COLOR", "1")
-        .env("TOKENRELAY_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the server starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let (http, ws) = loop {
-        let line = lines
-            .next()
-            .expect("the server exited before it was ready")
-            .expect("stderr");
-        if line.contains("ready") {
-            let value = |key: &str| {
-                line.split_whitespace()
-                    .find_map(|w| w.strip_prefix(key))
-                    .unwrap_or_else(|| panic!("no {key} in {line}"))
-                    .to_owned()
-            };
-            break (value("http="), value("ws="));
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    ServerProcess {
-        child,
-        http,
-        ws,
+        ]
+        .map(str::to_owned),
+    );
+    Server {
+        process: ServerProcess::start(&args),
         org_id,
         org_key,
         _dir: dir,
@@ -163,7 +94,7 @@ fn main() {
     let short = std::env::args().any(|a| a == "--short");
     let (replies, every) = if short { (2_000, 500) } else { (10_000, 1_000) };
     let server = start_server();
-    let server_pid = server.child.id().to_string();
+    let server_pid = server.process.pid().to_string();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -171,7 +102,7 @@ fn main() {
         .expect("runtime");
     rt.block_on(async {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let admin = AdminClient::new(&server.http, &server.org_key).expect("admin");
+        let admin = AdminClient::new(&server.process.http_url, &server.org_key).expect("admin");
         let agent = admin
             .create_agent(&NewAgent::new("long", "long session", ""))
             .await
@@ -182,7 +113,7 @@ fn main() {
             .expect("context")
             .context_id;
         let org_id = server.org_id.clone();
-        let client = Client::builder(server.ws.clone())
+        let client = Client::builder(server.process.ws_url.clone())
             .token_provider(tokenrelay_e2e::key_minter(admin, org_id))
             .build()
             .expect("client");

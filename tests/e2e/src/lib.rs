@@ -14,6 +14,7 @@ use tokenrelay::rest::{NewAgent, NewContext};
 use tokenrelay::{AdminClient, Client, ClientBuilder, Error};
 use tokenrelay_server::{PasswordHashing, ScriptedEngine, Server, ServerBuilder, ServerHandle};
 
+pub mod process;
 pub mod scenario;
 
 /// Upper bound of any single wait, so a bug fails a test instead of hanging it.

@@ -1,5 +1,6 @@
 //! The Rust SDK against a cluster, as a deployment has one: two or three
-//! reference-server instances on one Redis hub and one PostgreSQL, behind a TCP
+//! reference-server processes (the real binary; a crash is `kill -9`, a
+//! deploy `SIGTERM`) on one Redis hub and one PostgreSQL, behind a TCP
 //! load balancer that sends each new connection to the next instance it
 //! considers up. The client only knows the balancer's address. Whatever
 //! happens to the instance its socket is on (the balancer moves it, the
@@ -14,8 +15,9 @@ use std::time::Duration;
 
 use tokenrelay::rest::{NewAgent, NewContext};
 use tokenrelay::{AdminClient, Client, Connection, Event, ResponseStatus};
-use tokenrelay_e2e::{builder, key_minter, WAIT};
-use tokenrelay_server::{ScriptedEngine, ServerHandle, StoreConfig};
+use tokenrelay_e2e::process::{bootstrap, ServerProcess};
+use tokenrelay_e2e::{key_minter, WAIT};
+use tokenrelay_server::ScriptedEngine;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::{postgres, redis};
@@ -27,68 +29,73 @@ const SECRET: &str = "e2e-cluster-secret-of-at-least-32-bytes";
 /// A reply long enough to be cut in the middle: 300 tokens, 5 ms apart.
 const LONG: &str = "[tokens=300 pace_ms=5] long";
 
-/// One instance, on a runtime of its own so it can die the way a crash
-/// does (every task stops where it is).
+/// One instance: the real `tokenrelay-server` binary in a process of its
+/// own, so that a crash is `kill -9` and a deploy is `SIGTERM`.
 struct Instance {
-    server: Option<ServerHandle>,
-    runtime: Option<tokio::runtime::Runtime>,
+    process: Option<ServerProcess>,
+}
+
+/// The flags every instance runs with: the cluster's store, hub and
+/// secret, and limits no test here is about (the server's own abuse suite
+/// tests them).
+fn instance_args(redis_url: &str, dsn: &str, lease: Duration) -> Vec<String> {
+    let lease_ms = lease.as_millis().to_string();
+    [
+        "--db",
+        dsn,
+        "--hub",
+        redis_url,
+        "--hub-lease-ms",
+        &lease_ms,
+        "--jwt-secret",
+        SECRET,
+        // A deploy's drain lets the running reply finish.
+        "--drain-timeout-secs",
+        "30",
+        "--fault-injection",
+        "--rate-limit-per-minute",
+        "1000000",
+        "--max-sockets-per-ip",
+        "100000",
+        "--max-tcp-connections-per-ip",
+        "100000",
+        "--socket-frame-burst",
+        "100000",
+        "--socket-frames-per-sec",
+        "100000",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 impl Instance {
-    async fn start(redis_url: String, store: StoreConfig, lease: Duration) -> Instance {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let server = runtime
-            .spawn(
-                builder()
-                    .store(store)
-                    .jwt_secret(SECRET)
-                    .configure(move |c| {
-                        c.hub = Some(redis_url);
-                        c.hub_lease = lease;
-                        // A deploy's drain lets the running reply finish.
-                        c.drain_timeout = Duration::from_secs(30);
-                    })
-                    .spawn(),
-            )
+    async fn start(redis_url: String, dsn: String, lease: Duration) -> Instance {
+        let args = instance_args(&redis_url, &dsn, lease);
+        let process = tokio::task::spawn_blocking(move || ServerProcess::start(&args))
             .await
-            .expect("task")
             .expect("the instance starts");
         Instance {
-            server: Some(server),
-            runtime: Some(runtime),
+            process: Some(process),
         }
     }
 
-    fn server(&self) -> &ServerHandle {
-        self.server.as_ref().expect("running")
+    fn addr(&self) -> SocketAddr {
+        self.process.as_ref().expect("running").addr()
     }
 
-    /// SIGTERM's path: the drain (sockets told 1001, running replies go
-    /// on), in the background on the instance's runtime.
-    fn drain(&mut self) -> tokio::task::JoinHandle<()> {
-        let server = self.server.take().expect("running");
-        let runtime = self.runtime.as_ref().expect("running");
-        runtime.spawn(server.shutdown())
+    /// A deploy: `SIGTERM` (sockets told 1001, running replies go on);
+    /// the handle ends when the process has exited, and says how.
+    fn drain(&mut self) -> tokio::task::JoinHandle<std::process::ExitStatus> {
+        let mut process = self.process.take().expect("running");
+        process.terminate();
+        tokio::task::spawn_blocking(move || process.wait())
     }
 
-    /// A crash: nothing is released, no lease given back.
+    /// A crash: `kill -9`; nothing is released, no lease given back.
     fn kill(&mut self) {
-        if let Some(server) = self.server.take() {
-            std::mem::forget(server);
+        if let Some(mut process) = self.process.take() {
+            process.kill();
         }
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -192,7 +199,8 @@ struct Cluster {
     /// The org's id and key.
     org: (String, String),
     agent_id: String,
-    store: StoreConfig,
+    /// The PostgreSQL database every instance shares.
+    dsn: String,
     redis: redis::Redis,
     lease: Duration,
     _pg: Arc<postgres::Postgres>,
@@ -202,19 +210,22 @@ async fn cluster(test: &str, n: usize, lease: Duration) -> Option<Cluster> {
     let redis = redis::require(test)?;
     let pg = postgres::require(test)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let store = StoreConfig::Postgres(pg.fresh_database().await);
+    let dsn = pg.fresh_database().await;
     let mut instances = Vec::new();
     for _ in 0..n {
-        instances.push(Instance::start(redis.url(), store.clone(), lease).await);
+        instances.push(Instance::start(redis.url(), dsn.clone(), lease).await);
     }
-    let addrs: Vec<SocketAddr> = instances.iter().map(|i| i.server().addr()).collect();
+    let addrs: Vec<SocketAddr> = instances.iter().map(Instance::addr).collect();
     let balancer = Balancer::start(&addrs).await;
     // The app's backend mints keys on the last instance, the one that
     // stays up in the tests that stop others (any instance could: they
     // share the store and the secret).
-    let last = instances.last().expect("an instance").server();
-    let org = last.bootstrap_org("cluster").await.expect("bootstrap");
-    let admin = AdminClient::new(last.http_url(), &org.1).expect("admin");
+    let args = instance_args(&redis.url(), &dsn, lease);
+    let org = tokio::task::spawn_blocking(move || bootstrap(&args, "cluster"))
+        .await
+        .expect("bootstrap");
+    let last = instances.last().expect("an instance").addr();
+    let admin = AdminClient::new(format!("http://{last}"), &org.1).expect("admin");
     let agent_id = admin
         .create_agent(&NewAgent::new("a", "cluster", ""))
         .await
@@ -227,7 +238,7 @@ async fn cluster(test: &str, n: usize, lease: Duration) -> Option<Cluster> {
         conn,
         org,
         agent_id,
-        store,
+        dsn,
         redis,
         lease,
         _pg: pg,
@@ -257,11 +268,16 @@ async fn connect_through(
 }
 
 impl Cluster {
-    /// One more instance on the cluster's Redis and store, in the
-    /// balancer's rotation at once; its index.
-    async fn add_instance(&mut self) -> usize {
-        let instance = Instance::start(self.redis.url(), self.store.clone(), self.lease).await;
-        let i = self.balancer.add(instance.server().addr());
+    /// One more instance on the cluster's Redis and store, started but not
+    /// yet routed to (an orchestrator's surge: the successor is up before
+    /// its predecessor goes).
+    async fn start_instance(&self) -> Instance {
+        Instance::start(self.redis.url(), self.dsn.clone(), self.lease).await
+    }
+
+    /// `instance` into the balancer's rotation; its index.
+    fn route(&mut self, instance: Instance) -> usize {
+        let i = self.balancer.add(instance.addr());
         self.instances.push(instance);
         assert_eq!(
             i,
@@ -360,10 +376,11 @@ async fn an_instance_drained_for_a_deploy_mid_reply_loses_nothing() {
     assert!(reconnected);
     assert_eq!(reply.status, ResponseStatus::Complete, "{reply:?}");
     assert_eq!(reply.text, ScriptedEngine::expected_reply(LONG));
-    tokio::time::timeout(WAIT, drained)
+    let exit = tokio::time::timeout(WAIT, drained)
         .await
         .expect("the drain ends once the reply has")
         .expect("drain task");
+    assert!(exit.success(), "a drained instance exits 0: {exit}");
     let after = tokio::time::timeout(WAIT, c.conn.ask("[echo] on the other"))
         .await
         .expect("in time")
@@ -459,6 +476,11 @@ async fn a_rolling_restart_of_every_instance_during_20_replies_loses_nothing() {
     // close; the next request goes elsewhere).
     let admin = AdminClient::new(c.balancer.http_url(), &c.org.1).expect("admin");
     const MESSAGE: &str = "[tokens=150 pace_ms=10] rolling";
+    // The successors (see below) are up before the replies start.
+    let mut successors = Vec::new();
+    for _ in 0..3 {
+        successors.push(c.start_instance().await);
+    }
     let mut replies = Vec::new();
     for _ in 0..20 {
         let mut conn = connect_through(&c.balancer, &admin, &c.org.0, &c.agent_id).await;
@@ -469,13 +491,15 @@ async fn a_rolling_restart_of_every_instance_during_20_replies_loses_nothing() {
             (reply, moved)
         }));
     }
-    // One instance at a time: its successor joins the rotation, it leaves
-    // it and drains (1001 to its sockets, its replies run on to their end
-    // and reach their clients, now elsewhere, through Redis).
+    // One instance at a time: its successor (started before the replies,
+    // so that the three steps fit well inside them however long a process
+    // takes to start) joins the rotation, it leaves it and drains (1001 to
+    // its sockets, its replies run on to their end and reach their
+    // clients, now elsewhere, through Redis).
     let mut drains = Vec::new();
-    for old in 0..3 {
+    for (old, successor) in successors.into_iter().enumerate() {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        c.add_instance().await;
+        c.route(successor);
         c.balancer.stop_routing(old);
         drains.push(c.instances[old].drain());
     }
@@ -488,10 +512,11 @@ async fn a_rolling_restart_of_every_instance_during_20_replies_loses_nothing() {
         assert_eq!(reply.text, expected, "every reply exact");
     }
     for drain in drains {
-        tokio::time::timeout(WAIT, drain)
+        let exit = tokio::time::timeout(WAIT, drain)
             .await
             .expect("each drain ends")
             .expect("drain task");
+        assert!(exit.success(), "a drained instance exits 0: {exit}");
     }
     c.conn.close().await;
 }
