@@ -112,7 +112,8 @@ pub struct LocalHub {
 pub struct Subscription {
     /// Subscriber id, for [`Hub::unsubscribe`].
     pub id: u64,
-    /// Live frames, in `seq` order. Closed when the socket was too slow.
+    /// Live frames, in `seq` order. Closed when the socket was too slow
+    /// (or a Redis hub lost Redis).
     pub rx: mpsc::Receiver<Outbound>,
     /// Frames to send first (resume), in `seq` order.
     pub replay: Vec<Utf8Bytes>,

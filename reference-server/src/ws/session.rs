@@ -317,8 +317,10 @@ pub async fn run(
                     }
                 }
                 None => {
-                    // The hub detached us: we fell too far behind.
-                    send_close(&mut sink, close::INTERNAL, "client too slow; reconnect and resume").await;
+                    // The hub detached us: we fell too far behind, or (a
+                    // Redis hub) it lost Redis and cannot promise this
+                    // socket every frame. Either way the client resumes.
+                    send_close(&mut sink, close::INTERNAL, "live stream lost; reconnect and resume").await;
                     break;
                 }
             },

@@ -1011,6 +1011,55 @@ async fn without_redis_each_instance_caps_its_own_org_sockets() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_away_a_socket_is_refused_promptly_and_attaches_once_it_is_back() {
+    let mut c = cluster!(
+        "while_redis_is_away_a_socket_is_refused_promptly_and_attaches_once_it_is_back",
+        2
+    );
+    let node = &c.nodes[0];
+    let (_, ctx) = node.agent_and_context().await;
+    let key = node.client_key(Some(&ctx), None).await;
+    c.redis.stop();
+    // The attachment needs the hub: it is refused with an answer the SDKs
+    // act on (an error or a close code: reconnect with backoff), not left
+    // waiting on the Redis client's reconnection schedule (about 9.5 s per
+    // command with the crate's default).
+    let started = std::time::Instant::now();
+    let mut ws = Ws::open(&node.ws_url()).await;
+    let answer = tokio::time::timeout(Duration::from_secs(30), async {
+        ws.send_json(json!({"method": "connect_to_context",
+            "params": {"context_id": ctx, "access_token": key}, "id": "c"}))
+            .await;
+        ws.next_or_close().await
+    })
+    .await
+    .expect("an answer at all");
+    let waited = started.elapsed();
+    eprintln!("refused after {waited:?}: {answer:?}");
+    match &answer {
+        Ok(v) => assert_ne!(v["result"]["success"], true, "attached without Redis: {v}"),
+        Err((code, _)) => assert_eq!(*code, 1011, "a close the SDKs reconnect after"),
+    }
+    assert!(
+        waited < Duration::from_secs(5),
+        "refused within the connection manager's two quick retries, not its default schedule: {waited:?}"
+    );
+    c.redis.start_again().expect("redis restarts");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut ws = Ws::open(&node.ws_url()).await;
+        if ws.connect(&ctx, Some(&key), None).await["success"] == true {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "attaches again once Redis is back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 // ---- What the store shares, through sockets on two instances ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -115,12 +115,28 @@ fn key(context_id: &str, what: &str) -> String {
     format!("{PREFIX}:{{{context_id}}}:{what}")
 }
 
+/// How the shared connection reconnects. A command sent while Redis is
+/// away waits for the manager's reconnection: with the crate's default (six
+/// retries, 0.1 s doubling) that was ~9.5 s per command, so a socket
+/// attaching while Redis was down hung that long before its close code.
+/// Two quick retries (0.1 s, 0.2 s) fail such a command in well under a
+/// second; the next command tries again, so recovery needs no retry loop
+/// here.
+fn manager_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500))
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+}
+
 impl RedisBackend {
     /// Connects (both connections, so a wrong URL fails the start, not the
     /// first socket) and starts the pub/sub pump and the lease watchdog.
     pub async fn connect(config: RedisHubConfig) -> redis::RedisResult<Arc<RedisBackend>> {
         let client = redis::Client::open(config.url.as_str())?;
-        let conn = client.get_connection_manager().await?;
+        let conn = client
+            .get_connection_manager_with_config(manager_config())
+            .await?;
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.psubscribe(channel_pattern()).await?;
         let backend = Arc::new(RedisBackend {
