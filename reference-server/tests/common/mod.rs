@@ -236,6 +236,21 @@ impl Ws {
     }
 
     /// Opens with an `Origin` header (browser-like).
+    /// Opens `url` (a stream token in its query) and asks to attach to
+    /// `context_id` with no other credential: whether the server let it
+    /// in. The stream-token race tests run two of these at once.
+    pub(crate) async fn attaches_with_stream_token(url: String, context_id: String) -> bool {
+        let mut ws = Ws::open(&url).await;
+        ws.send_json(
+            json!({"method": "connect_to_context", "params": {"context_id": context_id}, "id": "c"}),
+        )
+        .await;
+        match ws.next_json().await {
+            Some(v) => v["result"]["success"] == true,
+            None => false,
+        }
+    }
+
     pub(crate) async fn open_with_origin(url: &str, origin: &str) -> Ws {
         Self::open_request(url, Some(origin))
             .await

@@ -1067,23 +1067,12 @@ async fn a_stream_token_raced_on_two_instances_is_redeemed_once() {
     let c = cluster!("a_stream_token_raced_on_two_instances_is_redeemed_once", 2);
     let (a, b) = (&c.nodes[0], &c.nodes[1]);
     let (_, ctx) = a.agent_and_context().await;
-    let attempt = |url: String, ctx: String| async move {
-        let mut ws = Ws::open(&url).await;
-        ws.send_json(
-            json!({"method": "connect_to_context", "params": {"context_id": ctx}, "id": "c"}),
-        )
-        .await;
-        match ws.next_json().await {
-            Some(v) => v["result"]["success"] == true,
-            None => false,
-        }
-    };
     for _ in 0..10 {
         let (_, body) = a.get("/api/v1/token", &a.org_key).await;
         let token = body["token"].as_str().expect("a stream token");
         let (x, y) = tokio::join!(
-            attempt(format!("{}?token={token}", a.ws_url()), ctx.clone()),
-            attempt(format!("{}?token={token}", b.ws_url()), ctx.clone())
+            Ws::attaches_with_stream_token(format!("{}?token={token}", a.ws_url()), ctx.clone()),
+            Ws::attaches_with_stream_token(format!("{}?token={token}", b.ws_url()), ctx.clone())
         );
         assert!(x ^ y, "exactly one instance lets it in (a={x}, b={y})");
     }

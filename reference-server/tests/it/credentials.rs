@@ -431,20 +431,9 @@ async fn two_sockets_racing_one_stream_token_exactly_one_wins() {
     for _ in 0..10 {
         let (_, body) = t.get("/api/v1/token", &t.org_key).await;
         let url = format!("{}?token={}", t.ws_url(), body["token"].as_str().unwrap());
-        let attempt = |url: String, ctx: String| async move {
-            let mut ws = Ws::open(&url).await;
-            ws.send_json(
-                json!({"method": "connect_to_context", "params": {"context_id": ctx}, "id": "c"}),
-            )
-            .await;
-            match ws.next_json().await {
-                Some(v) => v["result"]["success"] == true,
-                None => false,
-            }
-        };
         let (a, b) = tokio::join!(
-            attempt(url.clone(), ctx.clone()),
-            attempt(url.clone(), ctx.clone())
+            Ws::attaches_with_stream_token(url.clone(), ctx.clone()),
+            Ws::attaches_with_stream_token(url.clone(), ctx.clone())
         );
         assert!(a ^ b, "exactly one socket wins (a={a}, b={b})");
     }

@@ -311,20 +311,9 @@ async fn two_servers_on_one_database_share_keys_and_redeem_a_stream_token_once()
         let (status, body) = a.get("/api/v1/token", &a.org_key).await;
         assert_eq!(status, 200, "{body}");
         let token = body["token"].as_str().unwrap().to_owned();
-        let attempt = |url: String, ctx: String| async move {
-            let mut ws = Ws::open(&url).await;
-            ws.send_json(
-                json!({"method": "connect_to_context", "params": {"context_id": ctx}, "id": "c"}),
-            )
-            .await;
-            match ws.next_json().await {
-                Some(v) => v["result"]["success"] == true,
-                None => false,
-            }
-        };
         let (on_a, on_b) = tokio::join!(
-            attempt(format!("{}?token={token}", a.ws_url()), ctx.clone()),
-            attempt(format!("{}?token={token}", b.ws_url()), ctx.clone()),
+            Ws::attaches_with_stream_token(format!("{}?token={token}", a.ws_url()), ctx.clone()),
+            Ws::attaches_with_stream_token(format!("{}?token={token}", b.ws_url()), ctx.clone()),
         );
         assert!(
             on_a ^ on_b,
