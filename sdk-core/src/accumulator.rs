@@ -236,9 +236,25 @@ impl Accumulator {
         events: &mut VecDeque<Event>,
     ) -> Option<Activity> {
         match self.seq_step(p.seq) {
-            SeqStep::Apply => self.token(&p, events),
+            SeqStep::Apply => self.token(&p.response_id, &p.token, events),
             SeqStep::Duplicate => None,
             SeqStep::Gap { expected } => self.gap(expected, Notification::Token(p), events),
+        }
+    }
+
+    /// [`Accumulator::apply_token`] for a canonical frame's borrowed parts:
+    /// the frame handler's hot path (see [`crate::wire::Plain`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    #[inline]
+    pub(crate) fn apply_plain_token(
+        &mut self,
+        p: crate::wire::Plain<'_>,
+        events: &mut VecDeque<Event>,
+    ) -> Option<Activity> {
+        match self.seq_step(p.seq) {
+            SeqStep::Apply => self.token(p.response_id, p.token, events),
+            SeqStep::Duplicate => None,
+            SeqStep::Gap { expected } => self.gap(expected, Notification::Token(p.into()), events),
         }
     }
 
@@ -254,7 +270,7 @@ impl Accumulator {
             SeqStep::Gap { expected } => return self.gap(expected, notification, events),
         }
         match notification {
-            Notification::Token(p) => self.token(&p, events),
+            Notification::Token(p) => self.token(&p.response_id, &p.token, events),
             Notification::StopToken(p) => {
                 let idx = self.streaming_index(&p.response_id, events)?;
                 if !self.split_high.is_empty() {
@@ -353,19 +369,24 @@ impl Accumulator {
     /// A token that passed the `seq` check: appended to its response's
     /// text and handed out as an event.
     #[inline]
-    fn token(&mut self, p: &TokenParams<'_>, events: &mut VecDeque<Event>) -> Option<Activity> {
-        let idx = self.streaming_index(&p.response_id, events)?;
+    fn token(
+        &mut self,
+        response_id: &str,
+        token: &str,
+        events: &mut VecDeque<Event>,
+    ) -> Option<Activity> {
+        let idx = self.streaming_index(response_id, events)?;
         if !self.split_high.is_empty() {
             // A high half was waiting and this token does not start
             // with its low half: the half is lost.
             self.flush_split_high(idx, events);
         }
         let r = &mut self.streaming[idx];
-        r.text.push_str(&p.token);
+        r.text.push_str(token);
         self.tokens += 1;
         events.push_back(Event::Token {
             response_id: r.id.clone(),
-            token: TokenText::new(&p.token),
+            token: TokenText::new(token),
         });
         r.request_id.map(|request| Activity {
             request,

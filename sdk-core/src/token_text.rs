@@ -13,10 +13,12 @@ use std::fmt;
 use std::ops::Deref;
 
 #[cfg(not(target_arch = "wasm32"))]
-use smol_str::SmolStr as Repr;
+mod inline;
+#[cfg(not(target_arch = "wasm32"))]
+use inline::Repr;
 
 /// What holds the text in the browser build: a plain boxed `str` (native
-/// builds keep short text inline, in `smol_str::SmolStr`). The browser
+/// builds keep short text inline, in `inline::Repr`). The browser
 /// driver hands most tokens to JS as offsets into the frame, never reading
 /// this copy; its allocator (talc) makes the small allocation cheap; and
 /// the inline representation cost 4.4 KB gzip of `.wasm` (a download for
@@ -77,6 +79,7 @@ impl TokenText {
     pub const INLINE_CAPACITY: usize = 23;
 
     /// A token holding `text` (copied; inline when it is short).
+    #[inline]
     pub fn new(text: &str) -> Self {
         TokenText(Repr::new(text))
     }

@@ -893,13 +893,28 @@ impl Session {
         // scanner first, so the outcome is the one it would give. (Not in
         // the browser build, held to a size budget: there the same frames
         // take the general way, which reaches the same code.)
+        //
+        // The canonical layout's parts go on as borrowed `&str`s
+        // (`wire::Plain`), never as a `TokenParams` moved through memory.
+        #[cfg(target_arch = "wasm32")]
+        self.handle_other_frame(text, now);
         #[cfg(not(target_arch = "wasm32"))]
-        if let Some(p) = wire::scan_token_frame(text) {
-            if let Some(activity) = self.acc.apply_token(p, &mut self.events) {
+        {
+            let activity = if let Some(p) = wire::scan_canonical_token(text) {
+                self.acc.apply_plain_token(p, &mut self.events)
+            } else if let Some(p) = wire::scan_general_token(text) {
+                self.acc.apply_token(p, &mut self.events)
+            } else {
+                return self.handle_other_frame(text, now);
+            };
+            if let Some(activity) = activity {
                 self.note_activity(activity, now);
             }
-            return;
         }
+    }
+
+    /// Every frame but a plain `on_token` (on `wasm32`, every frame).
+    fn handle_other_frame(&mut self, text: &str, now: Timestamp) {
         match wire::decode_server_frame(text) {
             Err(e) => {
                 // A token cut inside a surrogate pair (wire::surrogates).

@@ -131,9 +131,12 @@ pub mod fuzzing {
 #[cfg(target_arch = "wasm32")]
 pub use float::set_host_floats;
 pub use float::HostFloats;
-/// The `on_token` scanners, for the session's hot path.
+/// The `on_token` scanners, for the session's hot path: the canonical
+/// layout's parts, then any other plain layout.
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use scan::token_frame as scan_token_frame;
+pub(crate) use scan::{
+    canonical_parts as scan_canonical_token, general as scan_general_token, Plain,
+};
 
 /// Extension names a server may advertise in `connect_to_context`'s
 /// `server.capabilities` (`docs/protocol.md` §3).

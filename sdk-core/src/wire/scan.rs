@@ -19,30 +19,48 @@ pub(crate) fn token_frame(text: &str) -> Option<TokenParams<'_>> {
     canonical(text).or_else(|| general(text))
 }
 
+/// The three values of a canonical `on_token` frame, borrowed from it: a
+/// small `Copy` value that the session's hot path hands on in registers.
+/// [`TokenParams`] (two `Cow`s, 64 bytes) was moved through memory on
+/// every frame, written a word at a time and read back 16 bytes at a time:
+/// a store-forwarding stall per frame in `perf annotate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Plain<'a> {
+    /// The token text.
+    pub(crate) token: &'a str,
+    /// The response it belongs to.
+    pub(crate) response_id: &'a str,
+    /// `seq`, when the server numbers notifications.
+    pub(crate) seq: Option<u64>,
+}
+
+impl<'a> From<Plain<'a>> for TokenParams<'a> {
+    fn from(p: Plain<'a>) -> TokenParams<'a> {
+        TokenParams {
+            token: Cow::Borrowed(p.token),
+            response_id: Cow::Borrowed(p.response_id),
+            seq: p.seq,
+        }
+    }
+}
+
+/// [`canonical_parts`] as the decoders' params.
+pub(super) fn canonical(text: &str) -> Option<TokenParams<'_>> {
+    canonical_parts(text).map(TokenParams::from)
+}
+
 /// The exact layout the reference server (and any serde-based server)
 /// writes, compared as fixed byte strings around the three values: the
 /// cheapest possible check for the frame that dominates every stream.
-pub(super) fn canonical(text: &str) -> Option<TokenParams<'_>> {
+#[inline]
+pub(crate) fn canonical_parts(text: &str) -> Option<Plain<'_>> {
     let rest = text.strip_prefix(super::TOKEN_FRAME_PREFIX)?;
     let (token, rest) = until_quote(rest)?;
     let rest = rest.strip_prefix(r#","response_id":""#)?;
     let (response_id, rest) = until_quote(rest)?;
     let (seq, rest) = match rest.strip_prefix(r#","seq":"#) {
         Some(rest) => {
-            // Digits read and summed in one pass (no second pass through
-            // `str::parse`). Up to 19 digits cannot overflow a `u64`, so
-            // they are summed without a check per digit (a `checked_mul`
-            // on every digit was a tenth of the scanner's time); longer
-            // numbers go through `parse`, which refuses overflow.
-            let mut seq = 0u64;
-            let mut end = 0;
-            for b in rest.bytes() {
-                if !b.is_ascii_digit() {
-                    break;
-                }
-                seq = seq.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
-                end += 1;
-            }
+            let (mut seq, end) = digits(rest.as_bytes());
             if end == 0 || (end > 1 && rest.starts_with('0')) {
                 return None;
             }
@@ -53,11 +71,55 @@ pub(super) fn canonical(text: &str) -> Option<TokenParams<'_>> {
         }
         None => (None, rest),
     };
-    (rest == "}}").then_some(TokenParams {
-        token: Cow::Borrowed(token),
-        response_id: Cow::Borrowed(response_id),
+    (rest == "}}").then_some(Plain {
+        token,
+        response_id,
         seq,
     })
+}
+
+/// The run of ASCII digits that starts `bytes`: their value (wrapping
+/// past 19 digits, which the caller parses again with a check) and how
+/// many there are.
+///
+/// Digits are read and summed in one pass (no second pass through
+/// `str::parse`), without a check per digit (a `checked_mul` on every
+/// digit was a tenth of the scanner's time). Native builds read up to
+/// seven digits (every `seq` below ten million) as one word: a digit per
+/// byte is a chain of dependent multiply-adds, a quarter of the scanner's
+/// time in `perf`; the browser build keeps the loop (size budget, #13).
+#[inline]
+fn digits(bytes: &[u8]) -> (u64, usize) {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(word) = bytes.get(..8) {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        // Each byte minus '0': a digit is 0..=9; anything else has its
+        // high bit set after the subtraction or after adding 0x76 (9 +
+        // 0x76 = 0x7F is the largest that stays below 0x80).
+        let values = word.wrapping_sub(ONES * u64::from(b'0'));
+        let not_digit = (values | values.wrapping_add(ONES * 0x76)) & HIGHS;
+        let n = not_digit.trailing_zeros() as usize / 8;
+        if (1..8).contains(&n) {
+            // The `n` digits moved to the top of the word (zeros, that
+            // is leading zero digits, below), then summed in three
+            // multiply steps: pairs, quads, the eight.
+            let v = (values << (8 * (8 - n))) & !HIGHS;
+            let pairs = v.wrapping_mul(10).wrapping_add(v >> 8) & 0x00FF_00FF_00FF_00FF;
+            let quads = pairs.wrapping_mul(100).wrapping_add(pairs >> 16) & 0x0000_FFFF_0000_FFFF;
+            let all = quads.wrapping_mul(10_000).wrapping_add(quads >> 32) & 0xFFFF_FFFF;
+            return (all, n);
+        }
+    }
+    let mut seq = 0u64;
+    let mut end = 0;
+    for &b in bytes {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        seq = seq.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
+        end += 1;
+    }
+    (seq, end)
 }
 
 /// The most decimal digits that always fit a `u64` (`10^19 - 1 < 2^64`).
@@ -86,6 +148,7 @@ fn first_special_byte(word: u64) -> Option<usize> {
 
 /// The text up to the next quote, and what follows the quote; `None` if an
 /// escape or a control character comes first.
+#[inline]
 fn until_quote(text: &str) -> Option<(&str, &str)> {
     let bytes = text.as_bytes();
     // Eight bytes at a time (a token or an id is a word or two), then byte
@@ -123,7 +186,7 @@ fn split_at_quote(text: &str, end: usize) -> Option<(&str, &str)> {
 }
 
 /// Any whitespace, key order and optional `"id": null`.
-pub(super) fn general(text: &str) -> Option<TokenParams<'_>> {
+pub(crate) fn general(text: &str) -> Option<TokenParams<'_>> {
     let mut s = Scanner {
         text,
         bytes: text.as_bytes(),
@@ -360,6 +423,20 @@ mod tests {
             text in "[a-zé😀 \"\\\\\n\u{1f}\u{7f}-\u{ff}]{0,40}",
         ) {
             prop_assert_eq!(until_quote(&text), until_quote_bytewise(&text));
+        }
+
+        /// The word-at-a-time digits read what a digit-by-digit loop
+        /// reads, for every count of leading digits and whatever follows.
+        #[test]
+        fn digits_agree_with_a_digit_by_digit_loop(
+            digits in "[0-9]{0,12}", tail in proptest::collection::vec(any::<u8>(), 0..10),
+        ) {
+            let bytes = [digits.as_bytes(), &tail].concat();
+            let mut want = (0u64, 0usize);
+            for &b in bytes.iter().take_while(|b| b.is_ascii_digit()) {
+                want = (want.0.wrapping_mul(10).wrapping_add(u64::from(b - b'0')), want.1 + 1);
+            }
+            prop_assert_eq!(super::digits(&bytes), want, "{:?}", bytes);
         }
 
         #[test]
