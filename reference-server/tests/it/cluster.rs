@@ -286,6 +286,63 @@ async fn a_client_cut_from_one_instance_resumes_on_another_exactly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_inside_a_batch_of_frames_replays_exactly_the_rest() {
+    let c = cluster!(
+        "a_resume_inside_a_batch_of_frames_replays_exactly_the_rest",
+        2
+    );
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    // No pace: the tokens are ready together and go to Redis in batches,
+    // several frames to one stream entry.
+    let message = "[tokens=300 pace_ms=0]";
+    let (_, ctx) = a.agent_and_context().await;
+    let (mut ws, _) = attach(a, &ctx, None).await;
+    ws.request("add_message", json!({"message": message})).await;
+    let mut last = 0;
+    let mut texts = vec![String::new()];
+    loop {
+        let n = ws.next_json().await.expect("socket open");
+        assert_eq!(seq(&n), last + 1, "no gap, no duplicate: {n}");
+        last = seq(&n);
+        let mut text = texts.last().cloned().unwrap_or_default();
+        text.push_str(n["params"]["token"].as_str().unwrap_or_default());
+        texts.push(text);
+        if n["method"] == "on_stop_token" {
+            break;
+        }
+    }
+    let entries: u64 = c
+        .redis
+        .command(&format!("XLEN tokenrelay:{{{ctx}}}:log"))
+        .expect("XLEN")
+        .trim_start_matches(':')
+        .parse()
+        .expect("a count");
+    assert!(
+        entries < last,
+        "{last} notifications in {entries} stream entries: batched"
+    );
+    // Every point, so most fall inside a batch: the other instance
+    // replays exactly what came after it, from the stream.
+    let whole = texts.last().cloned().unwrap_or_default();
+    let key = b.client_key(Some(&ctx), None).await;
+    for after in 1..last {
+        let mut again = Ws::open(&b.ws_url()).await;
+        let result = again.connect(&ctx, Some(&key), Some(after)).await;
+        assert_eq!(result["resumed"], true, "after {after}: {result}");
+        let mut seen = after;
+        let (rest, reason) = read(&mut again, &mut seen, 1000).await;
+        assert_eq!(seen, last, "after {after}: up to the last");
+        assert_eq!(reason.as_deref(), Some("complete"), "after {after}");
+        assert_eq!(
+            format!("{}{rest}", texts[after as usize]),
+            whole,
+            "after {after}: the rest, exactly"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seq_numbers_never_repeat_across_instances() {
     let c = cluster!("seq_numbers_never_repeat_across_instances", 3);
     let (_, ctx) = c.nodes[0].agent_and_context().await;
