@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
 use redis::AsyncCommands;
 use tokenrelay::wire::{Notification, StopReason, StopTokenParams, TokenParams};
@@ -84,19 +85,28 @@ impl Core {
         let Ok(text) = std::str::from_utf8(payload) else {
             return;
         };
+        // One copy of the message; each frame is a slice of it (no
+        // allocation and copy per frame, a batch holding up to 64).
+        let shared = Bytes::copy_from_slice(payload);
         // One `seq frame` per line: one frame, or a batch of a reply's
         // tokens (scripts::PUBLISH_MANY).
         let mut local = self.lock();
+        let mut at = 0;
         for line in text.split('\n') {
+            let start = at;
+            at += line.len() + 1;
             let Some((seq, frame)) = line.split_once(' ') else {
                 continue;
             };
-            let Ok(seq) = seq.parse::<u64>() else {
+            let Ok(seq_n) = seq.parse::<u64>() else {
                 continue;
             };
-            self.raise_floor(seq);
-            let frame = Utf8Bytes::from(frame);
-            local.subscribers.retain_mut(|s| offer(s, seq, &frame));
+            self.raise_floor(seq_n);
+            let from = start + seq.len() + 1;
+            let Ok(frame) = Utf8Bytes::try_from(shared.slice(from..from + frame.len())) else {
+                continue;
+            };
+            local.subscribers.retain_mut(|s| offer(s, seq_n, &frame));
         }
     }
 

@@ -271,13 +271,14 @@ impl RedisBackend {
 async fn pump(client: redis::Client, pubsub: redis::aio::PubSub, backend: Weak<RedisBackend>) {
     let (_sink, mut stream) = pubsub.split();
     let mut backoff = Duration::from_millis(50);
+    let live_prefix = format!("{PREFIX}:live:");
     loop {
         while let Some(msg) = stream.next().await {
             let Some(backend) = backend.upgrade() else {
                 return;
             };
             let channel = msg.get_channel_name();
-            let Some(context_id) = channel.strip_prefix(&format!("{PREFIX}:live:")) else {
+            let Some(context_id) = channel.strip_prefix(live_prefix.as_str()) else {
                 continue;
             };
             if let Some(core) = backend.core(context_id) {
