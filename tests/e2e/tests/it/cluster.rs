@@ -13,12 +13,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
 use tokenrelay::rest::{NewAgent, NewContext};
 use tokenrelay::{AdminClient, Client, Connection, Event, ResponseStatus};
 use tokenrelay_e2e::process::{bootstrap, ServerProcess};
 use tokenrelay_e2e::{key_minter, WAIT};
 use tokenrelay_server::ScriptedEngine;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::{postgres, redis};
 
@@ -39,7 +41,19 @@ struct Instance {
 /// secret, and limits no test here is about (the server's own abuse suite
 /// tests them).
 fn instance_args(redis_url: &str, dsn: &str, lease: Duration) -> Vec<String> {
+    instance_args_limited(redis_url, dsn, lease, 1_000_000)
+}
+
+/// [`instance_args`] with REST requests limited to `per_minute` per
+/// credential (shared by the instances through Redis).
+fn instance_args_limited(
+    redis_url: &str,
+    dsn: &str,
+    lease: Duration,
+    per_minute: u32,
+) -> Vec<String> {
     let lease_ms = lease.as_millis().to_string();
+    let per_minute = per_minute.to_string();
     [
         "--db",
         dsn,
@@ -54,7 +68,7 @@ fn instance_args(redis_url: &str, dsn: &str, lease: Duration) -> Vec<String> {
         "30",
         "--fault-injection",
         "--rate-limit-per-minute",
-        "1000000",
+        &per_minute,
         "--max-sockets-per-ip",
         "100000",
         "--max-tcp-connections-per-ip",
@@ -70,7 +84,10 @@ fn instance_args(redis_url: &str, dsn: &str, lease: Duration) -> Vec<String> {
 
 impl Instance {
     async fn start(redis_url: String, dsn: String, lease: Duration) -> Instance {
-        let args = instance_args(&redis_url, &dsn, lease);
+        Instance::start_with(instance_args(&redis_url, &dsn, lease)).await
+    }
+
+    async fn start_with(args: Vec<String>) -> Instance {
         let process = tokio::task::spawn_blocking(move || ServerProcess::start(&args))
             .await
             .expect("the instance starts");
@@ -519,4 +536,141 @@ async fn a_rolling_restart_of_every_instance_during_20_replies_loses_nothing() {
         assert!(exit.success(), "a drained instance exits 0: {exit}");
     }
     c.conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_mid_reply_the_client_reconnects_and_asks_again() {
+    let mut c = cluster!(
+        "redis_restarted_mid_reply_the_client_reconnects_and_asks_again",
+        2,
+        Duration::from_secs(5)
+    );
+    let request = mid_reply(&mut c.conn, LONG).await;
+    // Redis without persistence comes back empty: the replay stream is
+    // gone, the numbering goes on above what the instances have seen.
+    c.redis.stop();
+    c.redis.start_again().expect("redis restarts");
+    // The instances close their sockets (1011: live frames may have been
+    // lost); the client reconnects through the balancer and the reply
+    // ends, complete or cut (a prefix), never left hanging.
+    let (reply, reconnected) = finish(&mut c.conn, request).await;
+    assert!(
+        reconnected,
+        "the socket was closed for the client to resume"
+    );
+    let whole = ScriptedEngine::expected_reply(LONG);
+    assert!(
+        whole.starts_with(&reply.text),
+        "{:?}: {:?}",
+        reply.status,
+        reply.text
+    );
+    let after = tokio::time::timeout(WAIT, c.conn.ask("[echo] after redis"))
+        .await
+        .expect("in time")
+        .expect("answered");
+    assert_eq!(after.text, "after redis");
+    c.conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_across_instance_processes() {
+    let Some(redis) = redis::require("a_rate_limit_holds_across_instance_processes") else {
+        return;
+    };
+    let Some(pg) = postgres::require("a_rate_limit_holds_across_instance_processes") else {
+        return;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dsn = pg.fresh_database().await;
+    const LIMIT: usize = 6;
+    let args = instance_args_limited(&redis.url(), &dsn, Duration::from_secs(5), LIMIT as u32);
+    let a = Instance::start_with(args.clone()).await;
+    let b = Instance::start_with(args.clone()).await;
+    let (org_id, org_key) = tokio::task::spawn_blocking(move || bootstrap(&args, "rate"))
+        .await
+        .expect("bootstrap");
+    // No retries: the SDK would wait out the 429's `retry-after` (the
+    // window's end) and try again.
+    let admins = [a.addr(), b.addr()].map(|addr| {
+        AdminClient::builder()
+            .base_url(format!("http://{addr}"))
+            .credential(org_key.clone())
+            .max_retries(0)
+            .build()
+            .expect("admin")
+    });
+    // Turn by turn on the two instances: one budget for the key, counted
+    // in Redis, whichever instance answers.
+    let mut outcomes = Vec::new();
+    for i in 0..2 * LIMIT {
+        let minted = admins[i % 2].generate_client_key(&org_id, None, None).await;
+        match minted {
+            Ok(_) => outcomes.push(true),
+            Err(e) => {
+                assert_eq!(e.kind(), tokenrelay::ErrorKind::RateLimited, "{e}");
+                outcomes.push(false);
+            }
+        }
+    }
+    assert_eq!(
+        outcomes,
+        (0..2 * LIMIT).map(|i| i < LIMIT).collect::<Vec<_>>(),
+        "{LIMIT} requests for the key across both instances, then refusals on both"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_token_raced_on_two_instance_processes_is_redeemed_once() {
+    let c = cluster!(
+        "a_stream_token_raced_on_two_instance_processes_is_redeemed_once",
+        2,
+        Duration::from_secs(5)
+    );
+    let admin = AdminClient::new(c.balancer.http_url(), &c.org.1).expect("admin");
+    let ctx = admin
+        .create_context(&NewContext::new(c.agent_id.clone()))
+        .await
+        .expect("context")
+        .context_id;
+    let http = reqwest::Client::new();
+    let (a, b) = (c.instances[0].addr(), c.instances[1].addr());
+    let attaches = |addr: SocketAddr, token: String, ctx: String| async move {
+        let url = format!("ws://{addr}/ws?token={token}");
+        let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await else {
+            return false;
+        };
+        let connect = serde_json::json!({
+            "method": "connect_to_context", "params": {"context_id": ctx}, "id": "c"
+        });
+        if ws.send(Message::text(connect.to_string())).await.is_err() {
+            return false;
+        }
+        match tokio::time::timeout(WAIT, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<serde_json::Value>(&t)
+                .map(|v| v["result"]["success"] == true)
+                .unwrap_or(false),
+            _ => false,
+        }
+    };
+    for round in 0..10 {
+        let body: serde_json::Value = http
+            .get(format!("{}/api/v1/token", c.balancer.http_url()))
+            .bearer_auth(&c.org.1)
+            .send()
+            .await
+            .expect("mint")
+            .json()
+            .await
+            .expect("json");
+        let token = body["token"].as_str().expect("a stream token").to_owned();
+        let (on_a, on_b) = tokio::join!(
+            attaches(a, token.clone(), ctx.clone()),
+            attaches(b, token, ctx.clone())
+        );
+        assert!(
+            on_a ^ on_b,
+            "round {round}: exactly one instance redeems it (a={on_a}, b={on_b})"
+        );
+    }
 }
