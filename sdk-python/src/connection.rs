@@ -28,8 +28,9 @@ const MAX_BATCH: usize = 4096;
 /// the oldest go, as the core's own buffer does when nobody reads.
 const MAX_STASHED: usize = 65_536;
 
-/// Events a token stream read that were not its own, kept in order for the
-/// connection's event iterator (`next_events` hands them out first).
+/// Events read for the connection's event iterator and not yet handed
+/// out, in order: those a token stream read that were not its own, and
+/// those `wait_events` read (`take_events` hands them out).
 #[derive(Default)]
 struct Stash {
     events: VecDeque<Event>,
@@ -38,6 +39,10 @@ struct Stash {
 }
 
 impl Stash {
+    fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.dropped == 0
+    }
+
     fn push(&mut self, event: Event) {
         if self.events.len() >= MAX_STASHED {
             self.events.pop_front();
@@ -176,7 +181,7 @@ pub struct NativeConnection {
     /// Where request handles are cloned from, so a long `ask` never holds
     /// the reader.
     requests: Mutex<Connection>,
-    /// What token streams read that was not theirs, for `next_events`.
+    /// Events read for the event iterator and not yet taken (see `Stash`).
     stash: SharedStash,
 }
 
@@ -327,33 +332,50 @@ impl NativeConnection {
         })
     }
 
-    /// The next batch of events (a list, at least one), or `None` once the
-    /// connection is closed and drained. Events a token stream kept come
-    /// first: they were read before anything still in the connection.
-    fn next_events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// Waits until there are events for [`take_events`](Self::take_events),
+    /// reading them from the connection into the stash without handing
+    /// them over: `True`, or `False` once the connection is closed and
+    /// every event has been taken.
+    ///
+    /// Why a wait and a take, not one call that returns the events: a
+    /// Python task cancelled just as the Rust future completed (a timeout
+    /// around `next_event()`) drops the future's result, and with it the
+    /// batch. Here the only `.await` is the wait for the first event, which
+    /// takes nothing when it is dropped; once events are read they go to
+    /// the stash before anything else can be cancelled.
+    fn wait_events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let reader = self.reader.clone();
         let stash = self.stash.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let mut batch = Vec::new();
-            let open = {
-                let mut conn = reader.lock().await;
-                // Under the reader lock, so a stream cannot stash an event
-                // between this check and the read below.
-                lock(&stash).take(&mut batch);
-                !batch.is_empty() || next_batch(&mut conn, &mut batch).await
-            };
-            if !open {
-                return Ok(None);
+            let mut conn = reader.lock().await;
+            // Under the reader lock, so a stream cannot stash an event
+            // between this check and the read below.
+            if !lock(&stash).is_empty() {
+                return Ok(true);
             }
-            Python::attach(|py| {
-                let classes = Classes::get(py)?;
-                let list = PyList::empty(py);
-                for event in &batch {
-                    list.append(event_to_py(py, &classes, event)?)?;
-                }
-                Ok(Some(list.unbind()))
-            })
+            let mut batch = Vec::new();
+            let open = next_batch(&mut conn, &mut batch).await;
+            let mut kept = lock(&stash);
+            for event in batch {
+                kept.push(event);
+            }
+            Ok(open || !kept.is_empty())
         })
+    }
+
+    /// The events waiting in the stash (up to a batch, oldest first; an
+    /// empty list when there are none): those a token stream kept, then
+    /// those [`wait_events`](Self::wait_events) read. Synchronous: nothing
+    /// can cancel it half way.
+    fn take_events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let mut batch = Vec::new();
+        lock(&self.stash).take(&mut batch);
+        let classes = Classes::get(py)?;
+        let list = PyList::empty(py);
+        for event in &batch {
+            list.append(event_to_py(py, &classes, event)?)?;
+        }
+        Ok(list)
     }
 
     /// Sends `text` and resolves to a `NativeStream` of its reply's tokens.

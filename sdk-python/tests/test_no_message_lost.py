@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable, List, TypeVar
 import pytest
 
 import tokenrelay
+from tokenrelay import events as ev
 
 from conftest import CountingProvider, Server, client_for, new_context
 
@@ -154,7 +155,7 @@ async def test_offline_messages_are_pending_bounded_and_sent_in_order_once_back(
             event = await within(conn.next_event(), "the queued messages' replies")
             assert event is not None
             assert not isinstance(event, tokenrelay.events.RequestFailed), event
-            if isinstance(event, tokenrelay.events.ResponseComplete):
+            if isinstance(event, ev.ResponseComplete):
                 replies.append(event.response)
             if isinstance(event, tokenrelay.events.RequestAcknowledged):
                 acks.append(event.request_id)
@@ -199,3 +200,40 @@ async def test_close_fails_queued_messages_with_their_own_error(
     # Its own class: not the generic closed or connection-lost ones.
     assert not isinstance(closed.value, (tokenrelay.ConnectionClosed, tokenrelay.ConnectionLostError))
     assert await humans(admin, ctx) == []
+
+
+async def test_timeouts_around_next_event_lose_no_event(
+    server: Server, admin: tokenrelay.AdminClient, provider: CountingProvider
+) -> None:
+    """A timeout around ``next_event()`` that fires again and again while
+    replies stream, as ``asyncio.wait_for(conn.next_event(), ...)`` in an
+    app's loop does: every token arrives once, in order. A timeout that
+    fired just as a batch had been read from Rust used to drop the batch
+    with the cancelled future's result."""
+    ctx = await new_context(admin)
+    async with client_for(server, provider).connect(ctx) as conn:
+        timeouts = 0
+        for _ in range(3):
+            request = await conn.send_message("[tokens=400 pace_ms=1]")
+            mine = None
+            got: List[str] = []
+
+            async def read() -> None:
+                nonlocal mine, timeouts
+                while True:
+                    try:
+                        event = await asyncio.wait_for(conn.next_event(), 0.0003)
+                    except asyncio.TimeoutError:
+                        timeouts += 1
+                        continue
+                    assert event is not None, "the connection ended"
+                    if isinstance(event, ev.ResponseStarted) and event.request_id == request:
+                        mine = event.response_id
+                    elif isinstance(event, ev.Token) and event.response_id == mine:
+                        got.append(event.token)
+                    elif isinstance(event, ev.ResponseComplete) and event.response.request_id == request:
+                        return
+
+            await within(read(), "the reply's end")
+            assert "".join(got) == " ".join(f"t{i}" for i in range(400)), f"{len(got)} tokens"
+        assert timeouts > 0, "the timeouts fired"

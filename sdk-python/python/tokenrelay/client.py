@@ -320,11 +320,14 @@ class Connection:
         while not self._pending:
             if self._finished:
                 return None
-            batch = await self._native.next_events()
-            if batch is None:
-                self._finished = True
-            else:
+            # Taken synchronously, after a wait that holds nothing: a
+            # timeout or a cancel around this call never loses a batch
+            # that Rust had already read.
+            batch = self._native.take_events()
+            if batch:
                 self._pending.extend(batch)
+            elif not await self._native.wait_events():
+                self._finished = True
         return self._pending.popleft()
 
     def __aiter__(self) -> AsyncIterator[Event]:
