@@ -760,39 +760,57 @@ mod tests {
         );
     }
 
+    /// Every stop reason the protocol names, and one it does not, against
+    /// the status a reply cut after `"par"` ends with (and the reason kept
+    /// on the response, written back as the server sent it).
     #[test]
-    fn a_reply_cut_by_a_server_shutdown_is_interrupted_with_its_reason() {
-        let mut acc = Accumulator::new(8);
-        let cut = r#"{"method":"on_stop_token","params":{"response_id":"a","reason":"shutdown"}}"#;
-        feed(&mut acc, &[token("a", "par", None), cut.into()]);
-        let a = acc.response("a").unwrap();
-        assert_eq!(
-            (a.status, a.text.as_str(), a.stop_reason),
+    fn each_stop_reason_ends_a_reply_with_its_status() {
+        let table = [
+            ("complete", StopReason::Complete, ResponseStatus::Complete),
+            ("stopped", StopReason::Stopped, ResponseStatus::Stopped),
             (
-                ResponseStatus::Interrupted,
-                "par",
-                Some(StopReason::Shutdown)
-            )
-        );
-        assert_eq!(StopReason::Shutdown.as_str(), "shutdown");
-    }
-
-    #[test]
-    fn a_reply_whose_cluster_instance_died_is_interrupted_with_its_reason() {
-        let mut acc = Accumulator::new(8);
-        let cut =
-            r#"{"method":"on_stop_token","params":{"response_id":"a","reason":"instance_lost"}}"#;
-        feed(&mut acc, &[token("a", "par", None), cut.into()]);
-        let a = acc.response("a").unwrap();
-        assert_eq!(
-            (a.status, a.text.as_str(), a.stop_reason),
+                "round_limit",
+                StopReason::RoundLimit,
+                ResponseStatus::Stopped,
+            ),
             (
+                "tool_timeout",
+                StopReason::ToolTimeout,
                 ResponseStatus::Interrupted,
-                "par",
-                Some(StopReason::InstanceLost)
-            )
-        );
-        assert_eq!(StopReason::InstanceLost.as_str(), "instance_lost");
+            ),
+            (
+                "shutdown",
+                StopReason::Shutdown,
+                ResponseStatus::Interrupted,
+            ),
+            (
+                "instance_lost",
+                StopReason::InstanceLost,
+                ResponseStatus::Interrupted,
+            ),
+            ("error", StopReason::Error, ResponseStatus::Failed),
+            (
+                "a_reason_from_the_future",
+                StopReason::Other,
+                ResponseStatus::Complete,
+            ),
+        ];
+        for (wire, reason, status) in table {
+            let mut acc = Accumulator::new(8);
+            let cut = format!(
+                r#"{{"method":"on_stop_token","params":{{"response_id":"a","reason":"{wire}"}}}}"#
+            );
+            feed(&mut acc, &[token("a", "par", None), cut]);
+            let a = acc.response("a").unwrap();
+            assert_eq!(
+                (a.status, a.text.as_str(), a.stop_reason),
+                (status, "par", Some(reason)),
+                "{wire}"
+            );
+            if reason != StopReason::Other {
+                assert_eq!(reason.as_str(), wire);
+            }
+        }
     }
 
     #[test]
