@@ -25,6 +25,7 @@ and raises :class:`RuntimeError` instead.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import collections
 import threading
@@ -58,12 +59,13 @@ T = TypeVar("T")
 _C = TypeVar("_C", bound="_Closing")
 
 
-class _Closing:
+class _Closing(abc.ABC):
     """``with`` support for the classes below: ``__exit__`` calls
     ``close()`` and ``__enter__`` gives back the object itself."""
 
+    @abc.abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Releases what the object holds; safe to call more than once."""
 
     def __enter__(self: _C) -> _C:
         return self
