@@ -398,11 +398,7 @@ async fn an_instance_drained_for_a_deploy_mid_reply_loses_nothing() {
         .expect("the drain ends once the reply has")
         .expect("drain task");
     assert!(exit.success(), "a drained instance exits 0: {exit}");
-    let after = tokio::time::timeout(WAIT, c.conn.ask("[echo] on the other"))
-        .await
-        .expect("in time")
-        .expect("answered");
-    assert_eq!(after.text, "on the other");
+    asks_again(&mut c.conn, "on the other").await;
     c.conn.close().await;
 }
 
@@ -432,12 +428,18 @@ async fn an_instance_killed_mid_reply_ends_it_interrupted_and_the_client_goes_on
         "a prefix: {:?}",
         reply.text
     );
-    let after = tokio::time::timeout(WAIT, c.conn.ask("[echo] still here"))
+    asks_again(&mut c.conn, "still here").await;
+    c.conn.close().await;
+}
+
+/// The connection still works after what the test did: an echo of
+/// `text`, whole.
+async fn asks_again(conn: &mut Connection, text: &str) {
+    let reply = tokio::time::timeout(WAIT, conn.ask(&format!("[echo] {text}")))
         .await
         .expect("in time")
         .expect("answered");
-    assert_eq!(after.text, "still here");
-    c.conn.close().await;
+    assert_eq!(reply.text, text);
 }
 
 /// Reads events until the connection is back after a loss (a
@@ -565,11 +567,7 @@ async fn redis_restarted_mid_reply_the_client_reconnects_and_asks_again() {
         reply.status,
         reply.text
     );
-    let after = tokio::time::timeout(WAIT, c.conn.ask("[echo] after redis"))
-        .await
-        .expect("in time")
-        .expect("answered");
-    assert_eq!(after.text, "after redis");
+    asks_again(&mut c.conn, "after redis").await;
     c.conn.close().await;
 }
 
