@@ -14,6 +14,7 @@ use tokenrelay::rest::{NewAgent, NewContext};
 use tokenrelay::{AdminClient, Client, ClientBuilder, Error};
 use tokenrelay_server::{PasswordHashing, ScriptedEngine, Server, ServerBuilder, ServerHandle};
 
+pub mod balancer;
 pub mod process;
 pub mod scenario;
 
@@ -30,6 +31,10 @@ pub struct Harness {
     pub org_key: String,
     /// An admin client holding the org key.
     pub admin: AdminClient,
+    /// Other instances of the same cluster (REST base URLs), which share
+    /// the org: [`Harness::fault`] asks each of them too, since a fault
+    /// reaches only the sockets of the instance it is asked on.
+    pub fault_peers: Vec<String>,
 }
 
 /// What an app backend's "get client token" endpoint does: a client key
@@ -90,6 +95,7 @@ impl Harness {
             org_id,
             org_key,
             admin,
+            fault_peers: Vec::new(),
         }
     }
 
@@ -139,8 +145,19 @@ impl Harness {
     /// Injects a transport fault into every socket of `context_id`
     /// (`drop`, `close_1001`, `close_4001`, …) through `POST /debug/faults`.
     pub async fn fault(&self, context_id: &str, fault: &str) -> Result<usize, Error> {
+        let mut sockets = self
+            .fault_at(&self.server.http_url(), context_id, fault)
+            .await?;
+        for http in &self.fault_peers {
+            sockets += self.fault_at(http, context_id, fault).await?;
+        }
+        Ok(sockets)
+    }
+
+    /// [`Harness::fault`] on the instance at `http`.
+    async fn fault_at(&self, http: &str, context_id: &str, fault: &str) -> Result<usize, Error> {
         let response = reqwest::Client::new()
-            .post(format!("{}/debug/faults", self.server.http_url()))
+            .post(format!("{http}/debug/faults"))
             .bearer_auth(&self.org_key)
             .json(&json!({"context_id": context_id, "fault": fault}))
             .send()

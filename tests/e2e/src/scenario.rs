@@ -206,24 +206,68 @@ where
     Fut: std::future::Future<Output = (String, T)>,
 {
     let server = crate::builder().configure(move |c| c.base_protocol = base_protocol);
-    play(scenario, server, relay).await
+    play(scenario, server, relay, Vec::new()).await
 }
 
 /// Plays `scenario` against a fresh server from `server` (start from
 /// [`crate::builder`]): one on a Redis hub, say.
 pub async fn run_with(scenario: &Scenario, server: ServerBuilder) -> Result<(), String> {
-    play(scenario, server, |upstream| async move {
-        (format!("{upstream}/ws"), ())
-    })
+    play(
+        scenario,
+        server,
+        |upstream| async move { (format!("{upstream}/ws"), ()) },
+        Vec::new(),
+    )
     .await
 }
 
-async fn play<F, Fut, T>(scenario: &Scenario, server: ServerBuilder, relay: F) -> Result<T, String>
+/// Plays `scenario` against a cluster of two instances, `first` and
+/// `second` (the same store, JWT secret and Redis hub), behind a round-robin
+/// [`Balancer`](crate::balancer::Balancer): the SDK connects through it, so
+/// each reconnect after a fault lands on the other instance and resumes
+/// from Redis. Faults are asked of both instances (each cuts its own
+/// sockets of the context). Returns how many of the SDK's connections
+/// each instance was given.
+pub async fn run_on_cluster(
+    scenario: &Scenario,
+    first: ServerBuilder,
+    second: ServerBuilder,
+) -> Result<Vec<usize>, String> {
+    let second = second
+        .spawn()
+        .await
+        .map_err(|e| format!("second instance: {e}"))?;
+    let peer = second.addr();
+    let played = play(
+        scenario,
+        first,
+        move |upstream| async move {
+            let first: std::net::SocketAddr = upstream
+                .trim_start_matches("ws://")
+                .parse()
+                .expect("the first instance's address");
+            let balancer = crate::balancer::Balancer::start(&[first, peer]).await;
+            (balancer.ws_url(), balancer)
+        },
+        vec![second.http_url().to_owned()],
+    )
+    .await;
+    second.shutdown().await;
+    played.map(|balancer| balancer.served())
+}
+
+async fn play<F, Fut, T>(
+    scenario: &Scenario,
+    server: ServerBuilder,
+    relay: F,
+    fault_peers: Vec<String>,
+) -> Result<T, String>
 where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = (String, T)>,
 {
-    let h = Harness::start_with(server).await;
+    let mut h = Harness::start_with(server).await;
+    h.fault_peers = fault_peers;
     // What the scenario may expect depends on the server's dialect.
     let base_protocol = h.server.state().config.base_protocol;
     let context_id = h

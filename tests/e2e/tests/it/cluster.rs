@@ -10,16 +10,16 @@
 //! reply ended interrupted after the lease, and the next one works.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokenrelay::rest::{NewAgent, NewContext};
 use tokenrelay::{AdminClient, Client, Connection, Event, ResponseStatus};
+use tokenrelay_e2e::balancer::Balancer;
 use tokenrelay_e2e::process::{bootstrap, ServerProcess};
 use tokenrelay_e2e::{key_minter, WAIT};
 use tokenrelay_server::ScriptedEngine;
-use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{postgres, redis};
@@ -113,95 +113,6 @@ impl Instance {
         if let Some(mut process) = self.process.take() {
             process.kill();
         }
-    }
-}
-
-/// A TCP load balancer: each new connection goes to the next backend that
-/// is up (round robin); a backend can be taken out, which also cuts the
-/// connections it carries (as a balancer whose health check failed, or an
-/// instance that is gone).
-struct Balancer {
-    addr: SocketAddr,
-    state: Arc<Mutex<Pool>>,
-}
-
-#[derive(Default)]
-struct Pool {
-    backends: Vec<(SocketAddr, bool)>,
-    next: usize,
-    /// The connections carried, by backend.
-    carried: Vec<(usize, tokio::task::AbortHandle)>,
-}
-
-impl Balancer {
-    async fn start(backends: &[SocketAddr]) -> Balancer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let state = Arc::new(Mutex::new(Pool {
-            backends: backends.iter().map(|a| (*a, true)).collect(),
-            ..Pool::default()
-        }));
-        let pool = state.clone();
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let picked = {
-                    let mut p = pool.lock().unwrap();
-                    let n = p.backends.len();
-                    let start = p.next;
-                    let found = (0..n).map(|i| (start + i) % n).find(|&i| p.backends[i].1);
-                    if let Some(i) = found {
-                        p.next = i + 1;
-                    }
-                    found.map(|i| (i, p.backends[i].0))
-                };
-                let Some((i, backend)) = picked else {
-                    continue;
-                };
-                let pipe = tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(backend).await else {
-                        return;
-                    };
-                    let _ = client.set_nodelay(true);
-                    let _ = server.set_nodelay(true);
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                });
-                pool.lock().unwrap().carried.push((i, pipe.abort_handle()));
-            }
-        });
-        Balancer { addr, state }
-    }
-
-    fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
-    }
-
-    fn http_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// A new backend, in rotation at once; its index.
-    fn add(&self, backend: SocketAddr) -> usize {
-        let mut p = self.state.lock().unwrap();
-        p.backends.push((backend, true));
-        p.backends.len() - 1
-    }
-
-    /// Backend `i` gets no new connection; those it carries go on (until
-    /// the instance closes them, as a drain does).
-    fn stop_routing(&self, i: usize) {
-        self.state.lock().unwrap().backends[i].1 = false;
-    }
-
-    /// Backend `i` gets no new connection, and those it carries are cut.
-    fn take_out(&self, i: usize) {
-        let mut p = self.state.lock().unwrap();
-        p.backends[i].1 = false;
-        p.carried.retain(|(b, pipe)| {
-            if *b == i {
-                pipe.abort();
-            }
-            *b != i
-        });
     }
 }
 

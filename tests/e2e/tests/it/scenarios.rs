@@ -73,8 +73,8 @@ async fn every_scenario_passes_against_a_base_protocol_server() {
 
 /// The same files against a server on a Redis hub (`--hub`): `seq`, the
 /// replay buffer, the live fan-out and the generation lock in Redis, as
-/// every instance of a cluster has them. (Several instances behind a
-/// balancer: `cluster.rs`.)
+/// every instance of a cluster has them. (Two instances behind a balancer:
+/// below; instance processes killed and drained: `cluster.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_passes_on_a_redis_hub() {
     let Some(redis) = redis::require("every_scenario_passes_on_a_redis_hub") else {
@@ -95,4 +95,41 @@ async fn every_scenario_passes_on_a_redis_hub() {
         "failed scenarios (Redis hub):\n{}",
         failures.join("\n")
     );
+}
+
+/// The same files against a cluster: two instances on one Redis hub, one
+/// SQLite store and one JWT secret, the SDK behind a round-robin balancer,
+/// so a reconnect after each fault lands on the other instance and resumes
+/// from Redis (`scenario::run_on_cluster`). The kill, drain and rolling
+/// restart of instance processes are `cluster.rs`'s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_passes_on_a_two_instance_cluster() {
+    let Some(redis) = redis::require("every_scenario_passes_on_a_two_instance_cluster") else {
+        return;
+    };
+    let scenarios = tokenrelay_e2e::scenario::all();
+    let mut failures = Vec::new();
+    let mut on_second = 0;
+    for (_, scenario) in &scenarios {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = tokenrelay_server::StoreConfig::Sqlite(dir.path().join("store.sqlite3"));
+        let instance = || {
+            let url = redis.url();
+            tokenrelay_e2e::builder()
+                .store(store.clone())
+                .jwt_secret("e2e-scenario-cluster-secret-of-at-least-32-bytes")
+                .configure(move |c| c.hub = Some(url))
+        };
+        match tokenrelay_e2e::scenario::run_on_cluster(scenario, instance(), instance()).await {
+            Ok(served) => on_second += served[1],
+            Err(e) => failures.push(format!("{}: {e}", scenario.name)),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "failed scenarios (two instances):\n{}",
+        failures.join("\n")
+    );
+    // The scenarios that cut the socket reconnected to the other instance.
+    assert!(on_second > 0, "no connection reached the second instance");
 }
