@@ -583,3 +583,70 @@ async fn a_stream_token_raced_on_two_instance_processes_is_redeemed_once() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_spent_on_two_instance_processes_come_from_one_balance() {
+    let test = "credits_spent_on_two_instance_processes_come_from_one_balance";
+    let Some(redis) = redis::require(test) else {
+        return;
+    };
+    let Some(pg) = postgres::require(test) else {
+        return;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dsn = pg.fresh_database().await;
+    // A self-registered account's org starts with 3 credits: the one kind
+    // of org with a balance that the binary can make.
+    let mut args = instance_args(&redis.url(), &dsn, Duration::from_secs(5));
+    args.extend(["--open-registration", "--registration-credits", "3"].map(str::to_owned));
+    let a = Instance::start_with(args.clone()).await;
+    let b = Instance::start_with(args).await;
+    let anonymous = AdminClient::new(format!("http://{}", a.addr()), "").expect("admin");
+    let credentials = tokenrelay::rest::Credentials::new("cluster-user", "a password long enough");
+    let user = anonymous.register(&credentials).await.expect("register");
+    let org_id = user.org_id.expect("the account's org");
+    let login = anonymous.login(&credentials).await.expect("login");
+    let admin = anonymous.with_credential(login.access_token);
+    let agent_id = admin
+        .create_agent(&NewAgent::new("a", "credits", ""))
+        .await
+        .expect("agent")
+        .agent_id;
+    let ctx = admin
+        .create_context(&NewContext::new(agent_id))
+        .await
+        .expect("context")
+        .context_id;
+    let mut conns = Vec::new();
+    for addr in [a.addr(), b.addr()] {
+        let conn = Client::builder(format!("ws://{addr}/ws"))
+            .token_provider(key_minter(admin.clone(), org_id.clone()))
+            .build()
+            .expect("client")
+            .connect(&ctx)
+            .await
+            .expect("connects");
+        conns.push(conn);
+    }
+    // Turn by turn on the two instances: one balance, in the shared store.
+    let mut answered = 0;
+    for i in 0..6 {
+        match tokio::time::timeout(WAIT, conns[i % 2].ask("[echo] paid"))
+            .await
+            .expect("in time")
+        {
+            Ok(reply) => {
+                assert_eq!(reply.text, "paid");
+                answered += 1;
+            }
+            Err(e) => assert_eq!(e.kind(), tokenrelay::ErrorKind::PaymentRequired, "{e}"),
+        }
+    }
+    assert_eq!(
+        answered, 3,
+        "three credits, three replies, whichever instance"
+    );
+    for conn in conns {
+        conn.close().await;
+    }
+}
