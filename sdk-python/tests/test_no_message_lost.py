@@ -155,7 +155,7 @@ async def test_offline_messages_are_pending_bounded_and_sent_in_order_once_back(
             event = await within(conn.next_event(), "the queued messages' replies")
             assert event is not None
             assert not isinstance(event, tokenrelay.events.RequestFailed), event
-            if isinstance(event, ev.ResponseComplete):
+            if isinstance(event, tokenrelay.events.ResponseComplete):
                 replies.append(event.response)
             if isinstance(event, tokenrelay.events.RequestAcknowledged):
                 acks.append(event.request_id)

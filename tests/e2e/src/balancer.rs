@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 /// is up (round robin); a backend can be taken out, which also cuts the
 /// connections it carries (as a balancer whose health check failed, or an
 /// instance that is gone).
+///
 /// Dropping it stops it and cuts every connection it carries.
 pub struct Balancer {
     addr: SocketAddr,
