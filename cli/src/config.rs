@@ -97,25 +97,27 @@ impl Settings {
         self.admin_builder().build()
     }
 
+    /// The TLS settings both clients use (`--ca-cert`, `--allow-insecure`;
+    /// the proxy from the environment).
+    fn network(&self) -> tokenrelay::NetworkOptions {
+        tokenrelay::NetworkOptions::from_parts(
+            self.ca_pem.as_ref(),
+            self.allow_insecure,
+            None,
+            false,
+        )
+    }
+
     /// The admin client's builder with the URL and the TLS settings.
     fn admin_builder(&self) -> tokenrelay::AdminClientBuilder {
-        let mut b = AdminClient::builder()
+        AdminClient::builder()
             .base_url(&self.url)
-            .allow_insecure(self.allow_insecure);
-        if let Some(pem) = &self.ca_pem {
-            b = b.add_root_certificate_pem(pem);
-        }
-        b
+            .network(self.network())
     }
 
     /// The WebSocket client's builder with the URL and the TLS settings.
     pub(crate) fn client_builder(&self) -> tokenrelay::ClientBuilder {
-        let mut b =
-            tokenrelay::Client::builder(self.ws_url.clone()).allow_insecure(self.allow_insecure);
-        if let Some(pem) = &self.ca_pem {
-            b = b.add_root_certificate_pem(pem);
-        }
-        b
+        tokenrelay::Client::builder(self.ws_url.clone()).network(self.network())
     }
 
     /// An admin client with the credential; a clear error without one.

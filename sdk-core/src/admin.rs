@@ -18,7 +18,8 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::client::tls::{check_plaintext, tls_config_with, ExtraRoots};
+use crate::client::network::ProxyChoice;
+use crate::client::tls::{check_plaintext, tls_config_with};
 use crate::error::{Error, ProtocolError, RateLimit};
 use crate::redact::Redacted;
 use crate::rest::{
@@ -27,6 +28,7 @@ use crate::rest::{
     NewAgent, NewClientKey, NewContext, NewUserApiKey, PublishableKey, RevokedApiKey,
     StreamTokenResponse, User, UserApiKey, UserApiKeyList,
 };
+use crate::NetworkOptions;
 
 /// How long a request may take, connect to last byte, unless configured.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -779,18 +781,7 @@ pub struct AdminClientBuilder {
     http: Option<reqwest::Client>,
     headers: HeaderMap,
     header_error: Option<String>,
-    extra_roots: ExtraRoots,
-    allow_insecure: bool,
-    proxy: AdminProxy,
-}
-
-/// The proxy setting of an [`AdminClientBuilder`].
-#[derive(Clone)]
-enum AdminProxy {
-    /// reqwest's own: `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`.
-    FromEnv,
-    Url(String),
-    Disabled,
+    network: NetworkOptions,
 }
 
 impl Default for AdminClientBuilder {
@@ -803,9 +794,7 @@ impl Default for AdminClientBuilder {
             http: None,
             headers: HeaderMap::new(),
             header_error: None,
-            extra_roots: ExtraRoots::default(),
-            allow_insecure: false,
-            proxy: AdminProxy::FromEnv,
+            network: NetworkOptions::new(),
         }
     }
 }
@@ -819,8 +808,8 @@ impl fmt::Debug for AdminClientBuilder {
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
             .field("custom_http_client", &self.http.is_some())
-            .field("custom_roots", &self.extra_roots.certs.len())
-            .field("allow_insecure", &self.allow_insecure)
+            .field("custom_roots", &self.network.extra_roots.certs.len())
+            .field("allow_insecure", &self.network.allow_insecure)
             .field("extra_headers", &header_names)
             .finish()
     }
@@ -873,7 +862,7 @@ impl AdminClientBuilder {
     /// or not valid, makes [`build`](Self::build) fail with
     /// [`Error::Config`]. Not used with [`http_client`](Self::http_client).
     pub fn add_root_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
-        self.extra_roots.add_pem(pem.as_ref());
+        self.network = self.network.add_root_certificate_pem(pem);
         self
     }
 
@@ -882,7 +871,7 @@ impl AdminClientBuilder {
     /// would cross the network unencrypted, so [`build`](Self::build)
     /// refuses it with [`Error::Config`].
     pub fn allow_insecure(mut self, allow: bool) -> Self {
-        self.allow_insecure = allow;
+        self.network = self.network.allow_insecure(allow);
         self
     }
 
@@ -892,13 +881,21 @@ impl AdminClientBuilder {
     /// `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`. Not used with
     /// [`http_client`](Self::http_client).
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
-        self.proxy = AdminProxy::Url(url.into());
+        self.network = self.network.proxy(url);
         self
     }
 
     /// Connects directly, ignoring the proxy environment variables.
     pub fn no_proxy(mut self) -> Self {
-        self.proxy = AdminProxy::Disabled;
+        self.network = self.network.no_proxy();
+        self
+    }
+
+    /// Every network setting at once (replacing those set before): trusted
+    /// roots, `allow_insecure`, the proxy. The roots and the proxy are not
+    /// used with [`http_client`](Self::http_client).
+    pub fn network(mut self, options: NetworkOptions) -> Self {
+        self.network = options;
         self
     }
 
@@ -937,20 +934,20 @@ impl AdminClientBuilder {
         check_plaintext(
             base_url.scheme(),
             base_url.host_str().unwrap_or_default(),
-            self.allow_insecure,
+            self.network.allow_insecure,
             "allow_insecure(true)",
         )?;
-        let extra_roots = self.extra_roots.checked()?;
+        let extra_roots = self.network.extra_roots.checked()?;
         let http = match self.http {
             Some(http) => http,
             None => {
                 let mut builder = reqwest::Client::builder()
                     .use_preconfigured_tls((*tls_config_with(extra_roots)?).clone())
                     .user_agent(concat!("tokenrelay/", env!("CARGO_PKG_VERSION")));
-                builder = match &self.proxy {
-                    AdminProxy::FromEnv => builder,
-                    AdminProxy::Disabled => builder.no_proxy(),
-                    AdminProxy::Url(url) => {
+                builder = match &self.network.proxy {
+                    ProxyChoice::FromEnv => builder,
+                    ProxyChoice::Disabled => builder.no_proxy(),
+                    ProxyChoice::Url(url) => {
                         let proxy = reqwest::Proxy::all(url).map_err(|e| Error::Config {
                             message: format!("invalid proxy URL: {}", error_chain(&e)),
                         })?;

@@ -52,6 +52,9 @@ pub use wire::{Agent, AgentEvent, ServerInfo, StopReason, ToolResponseParam};
 #[cfg(feature = "admin")]
 #[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub use admin::{AdminClient, AdminClientBuilder, StreamToken};
+#[cfg(any(feature = "client", feature = "admin"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "client", feature = "admin"))))]
+pub use client::NetworkOptions;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use client::{Client, ClientBuilder, Connection};

@@ -108,10 +108,7 @@ pub struct AppEndpoint {
     context_field: String,
     http: Option<reqwest::Client>,
     timeout: Duration,
-    extra_roots: crate::client::tls::ExtraRoots,
-    allow_insecure: bool,
-    /// `None`: the environment's proxies; `Some(None)`: direct.
-    proxy: Option<Option<String>>,
+    network: crate::NetworkOptions,
 }
 
 #[cfg(feature = "app-endpoint")]
@@ -141,9 +138,7 @@ impl AppEndpoint {
             context_field: "contextId".into(),
             http: None,
             timeout: Duration::from_secs(20),
-            extra_roots: Default::default(),
-            allow_insecure: false,
-            proxy: None,
+            network: crate::NetworkOptions::new(),
         }
     }
 
@@ -154,7 +149,7 @@ impl AppEndpoint {
     /// [`http_client`](Self::http_client).
     #[must_use]
     pub fn add_root_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
-        self.extra_roots.add_pem(pem.as_ref());
+        self.network = self.network.add_root_certificate_pem(pem);
         self
     }
 
@@ -163,7 +158,7 @@ impl AppEndpoint {
     /// credentials and the minted key would cross the network unencrypted.
     #[must_use]
     pub fn allow_insecure(mut self, allow: bool) -> Self {
-        self.allow_insecure = allow;
+        self.network = self.network.allow_insecure(allow);
         self
     }
 
@@ -172,14 +167,22 @@ impl AppEndpoint {
     /// `ALL_PROXY`, `NO_PROXY`).
     #[must_use]
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
-        self.proxy = Some(Some(url.into()));
+        self.network = self.network.proxy(url);
         self
     }
 
     /// Connects directly, ignoring the proxy environment variables.
     #[must_use]
     pub fn no_proxy(mut self) -> Self {
-        self.proxy = Some(None);
+        self.network = self.network.no_proxy();
+        self
+    }
+
+    /// Every network setting at once (replacing those set before): trusted
+    /// roots, `allow_insecure`, the proxy.
+    #[must_use]
+    pub fn network(mut self, options: crate::NetworkOptions) -> Self {
+        self.network = options;
         self
     }
 
@@ -192,20 +195,20 @@ impl AppEndpoint {
         crate::client::tls::check_plaintext(
             url.scheme(),
             url.host_str().unwrap_or_default(),
-            self.allow_insecure,
+            self.network.allow_insecure,
             "AppEndpoint::allow_insecure(true)",
         )?;
         if let Some(c) = &self.http {
             return Ok(c.clone());
         }
-        let roots = self.extra_roots.checked()?;
+        let roots = self.network.extra_roots.checked()?;
         let mut builder = reqwest::Client::builder()
             .use_preconfigured_tls((*crate::client::tls::tls_config_with(roots)?).clone())
             .timeout(self.timeout);
-        match &self.proxy {
-            None => {}
-            Some(None) => builder = builder.no_proxy(),
-            Some(Some(url)) => {
+        match &self.network.proxy {
+            crate::client::network::ProxyChoice::FromEnv => {}
+            crate::client::network::ProxyChoice::Disabled => builder = builder.no_proxy(),
+            crate::client::network::ProxyChoice::Url(url) => {
                 let proxy = reqwest::Proxy::all(url).map_err(|e| Error::Config {
                     message: format!("invalid proxy URL: {e}"),
                 })?;

@@ -197,18 +197,14 @@ impl AdminClient {
         let mut b = tokenrelay::AdminClient::builder()
             .base_url(base_url)
             .credential(api_key)
-            .allow_insecure(allow_insecure);
+            .network(tokenrelay::NetworkOptions::from_parts(
+                root_certificate_pem,
+                allow_insecure,
+                proxy,
+                no_proxy,
+            ));
         if let Some(t) = timeout_ms {
             b = b.timeout(Duration::from_millis(t));
-        }
-        if let Some(pem) = root_certificate_pem {
-            b = b.add_root_certificate_pem(pem);
-        }
-        if let Some(url) = proxy {
-            b = b.proxy(url);
-        }
-        if no_proxy {
-            b = b.no_proxy();
         }
         Ok(AdminClient { inner: b.build()? })
     }

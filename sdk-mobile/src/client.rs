@@ -187,18 +187,14 @@ impl NativeClient {
             policy.max_delay = ms(t);
         }
         policy.max_attempts = config.max_reconnect_attempts;
-        if let Some(pem) = config.root_certificate_pem {
-            b = b.add_root_certificate_pem(pem);
-        }
-        if let Some(url) = config.proxy {
-            b = b.proxy(url);
-        }
-        if config.no_proxy == Some(true) {
-            b = b.no_proxy();
-        }
         let inner = b
+            .network(tokenrelay::NetworkOptions::from_parts(
+                config.root_certificate_pem,
+                config.allow_insecure.unwrap_or(false),
+                config.proxy,
+                config.no_proxy == Some(true),
+            ))
             .reconnect(policy)
-            .allow_insecure(config.allow_insecure.unwrap_or(false))
             .build()?;
         let logs = config.logger.map(|logger| {
             let level = config.log_level.unwrap_or(LogLevel::Info);

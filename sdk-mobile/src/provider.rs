@@ -70,16 +70,12 @@ pub fn app_endpoint_token_provider(
     proxy: Option<String>,
     no_proxy: bool,
 ) -> Arc<dyn TokenProvider> {
-    let mut endpoint = AppEndpoint::new(url).allow_insecure(allow_insecure);
-    if let Some(pem) = root_certificate_pem {
-        endpoint = endpoint.add_root_certificate_pem(pem);
-    }
-    if let Some(url) = proxy {
-        endpoint = endpoint.proxy(url);
-    }
-    if no_proxy {
-        endpoint = endpoint.no_proxy();
-    }
+    let mut endpoint = AppEndpoint::new(url).network(tokenrelay::NetworkOptions::from_parts(
+        root_certificate_pem,
+        allow_insecure,
+        proxy,
+        no_proxy,
+    ));
     for (name, value) in headers {
         endpoint = endpoint.header(name, value);
     }

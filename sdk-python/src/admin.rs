@@ -105,16 +105,15 @@ impl NativeAdmin {
         if let Some(t) = timeout {
             b = b.timeout(Duration::from_secs_f64(t.max(0.0)));
         }
-        if let Some(pem) = root_certificate_pem {
-            b = b.add_root_certificate_pem(pem);
-        }
-        if let Some(url) = proxy {
-            b = b.proxy(url);
-        }
-        if no_proxy {
-            b = b.no_proxy();
-        }
-        let inner = b.allow_insecure(allow_insecure).build().map_err(to_pyerr)?;
+        let inner = b
+            .network(tokenrelay::NetworkOptions::from_parts(
+                root_certificate_pem,
+                allow_insecure,
+                proxy,
+                no_proxy,
+            ))
+            .build()
+            .map_err(to_pyerr)?;
         Ok(NativeAdmin { inner, blocking })
     }
 

@@ -141,18 +141,14 @@ impl NativeClient {
         if let Some(s) = max_queued_age {
             b = b.max_queued_age(timer(s));
         }
-        if let Some(pem) = root_certificate_pem {
-            b = b.add_root_certificate_pem(pem);
-        }
-        if let Some(url) = proxy {
-            b = b.proxy(url);
-        }
-        if no_proxy {
-            b = b.no_proxy();
-        }
         let inner = b
+            .network(tokenrelay::NetworkOptions::from_parts(
+                root_certificate_pem,
+                allow_insecure,
+                proxy,
+                no_proxy,
+            ))
             .refresh_ahead(refresh_ahead)
-            .allow_insecure(allow_insecure)
             .build()
             .map_err(to_pyerr)?;
         Ok(NativeClient { inner, event_loop })

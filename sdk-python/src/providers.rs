@@ -328,16 +328,12 @@ impl AppEndpoint {
         proxy: Option<String>,
         no_proxy: bool,
     ) -> Self {
-        let mut p = CoreAppEndpoint::new(url).allow_insecure(allow_insecure);
-        if let Some(pem) = root_certificate_pem {
-            p = p.add_root_certificate_pem(pem);
-        }
-        if let Some(url) = proxy {
-            p = p.proxy(url);
-        }
-        if no_proxy {
-            p = p.no_proxy();
-        }
+        let mut p = CoreAppEndpoint::new(url).network(tokenrelay::NetworkOptions::from_parts(
+            root_certificate_pem,
+            allow_insecure,
+            proxy,
+            no_proxy,
+        ));
         for (name, value) in headers.unwrap_or_default() {
             p = p.header(name, value);
         }

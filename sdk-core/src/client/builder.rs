@@ -8,9 +8,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::connection::Connection;
 use super::driver::{Driver, SocketOptions};
+use super::network::{NetworkOptions, ProxyChoice};
 use super::proxy::{ProxySetting, ProxyTarget};
 use super::queue::EventQueue;
-use super::tls::ExtraRoots;
 
 use crate::backoff::ReconnectPolicy;
 use crate::error::Error;
@@ -54,9 +54,7 @@ impl Client {
             headers: Vec::new(),
             event_capacity: 65_536,
             connect_timeout: Duration::from_secs(30),
-            extra_roots: ExtraRoots::default(),
-            allow_insecure: false,
-            proxy: Ok(ProxySetting::FromEnv),
+            network: NetworkOptions::new(),
         }
     }
 
@@ -156,9 +154,7 @@ pub struct ClientBuilder {
     headers: Vec<(String, String)>,
     event_capacity: usize,
     connect_timeout: Duration,
-    extra_roots: ExtraRoots,
-    allow_insecure: bool,
-    proxy: Result<ProxySetting, Error>,
+    network: NetworkOptions,
 }
 
 impl ClientBuilder {
@@ -282,7 +278,7 @@ impl ClientBuilder {
     /// CA. A PEM without a certificate, or not valid, makes
     /// [`build`](Self::build) fail with [`Error::Config`].
     pub fn add_root_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
-        self.extra_roots.add_pem(pem.as_ref());
+        self.network = self.network.add_root_certificate_pem(pem);
         self
     }
 
@@ -293,7 +289,7 @@ impl ClientBuilder {
     /// only for a network you trust (containers talking on a private
     /// bridge, say).
     pub fn allow_insecure(mut self, allow: bool) -> Self {
-        self.allow_insecure = allow;
+        self.network = self.network.allow_insecure(allow);
         self
     }
 
@@ -305,13 +301,20 @@ impl ClientBuilder {
     /// `http://` proxy URLs are supported; another scheme makes
     /// [`build`](Self::build) fail with [`Error::Config`].
     pub fn proxy(mut self, url: impl AsRef<str>) -> Self {
-        self.proxy = ProxyTarget::parse(url.as_ref()).map(ProxySetting::Explicit);
+        self.network = self.network.proxy(url.as_ref());
         self
     }
 
     /// Connects directly, ignoring the proxy environment variables.
     pub fn no_proxy(mut self) -> Self {
-        self.proxy = Ok(ProxySetting::Disabled);
+        self.network = self.network.no_proxy();
+        self
+    }
+
+    /// Every network setting at once (replacing those set before): trusted
+    /// roots, `allow_insecure`, the proxy.
+    pub fn network(mut self, options: NetworkOptions) -> Self {
+        self.network = options;
         self
     }
 
@@ -339,9 +342,18 @@ impl ClientBuilder {
                 message: format!("invalid WebSocket URL: {e}"),
             })?;
         let host = uri.host().unwrap_or_default();
-        super::tls::check_plaintext(scheme, host, self.allow_insecure, "allow_insecure(true)")?;
-        let extra_roots = self.extra_roots.checked()?;
-        let proxy = self.proxy?;
+        super::tls::check_plaintext(
+            scheme,
+            host,
+            self.network.allow_insecure,
+            "allow_insecure(true)",
+        )?;
+        let extra_roots = self.network.extra_roots.checked()?;
+        let proxy = match &self.network.proxy {
+            ProxyChoice::FromEnv => ProxySetting::FromEnv,
+            ProxyChoice::Disabled => ProxySetting::Disabled,
+            ProxyChoice::Url(url) => ProxySetting::Explicit(ProxyTarget::parse(url)?),
+        };
         let tls = if scheme.eq_ignore_ascii_case("wss") {
             Some(super::tls::tls_config_with(extra_roots)?)
         } else {

@@ -32,6 +32,7 @@ mod builder;
 mod connection;
 #[cfg(feature = "client")]
 mod driver;
+pub(crate) mod network;
 #[cfg(feature = "client")]
 pub(crate) mod proxy;
 #[cfg(feature = "client")]
@@ -42,3 +43,4 @@ pub(crate) mod tls;
 pub use builder::{Client, ClientBuilder};
 #[cfg(feature = "client")]
 pub use connection::Connection;
+pub use network::NetworkOptions;
