@@ -118,6 +118,18 @@ impl Core {
         self.floor.fetch_max(seq, Ordering::SeqCst);
     }
 
+    /// `n` frames could not be published (Redis failed): their numbers are
+    /// spent all the same, so that the next frame that goes out leaves a
+    /// gap in `seq` where they were. A client sees the gap and ends the
+    /// reply as interrupted (its text a true prefix) instead of joining the
+    /// text around a hole: with Redis restarted empty, the counter would
+    /// otherwise give the next frame the number right after the last one
+    /// delivered. (If the script did run and only its answer was lost, the
+    /// counter is already past the floor and no gap appears.)
+    fn lost(&self, n: u64) {
+        self.floor.fetch_add(n, Ordering::SeqCst);
+    }
+
     fn floor(&self) -> u64 {
         self.floor.load(Ordering::SeqCst)
     }
@@ -156,6 +168,7 @@ impl Core {
             }
             Err(e) => {
                 tracing::error!(context_id = %self.context_id, error = %e, "cannot publish to Redis");
+                self.lost(1);
                 0
             }
         }
@@ -186,10 +199,12 @@ impl Core {
             .arg(backend.config.replay_len.max(1))
             .arg(backend.config.replay_age.as_millis().max(1) as u64)
             .arg(channel_of(&self.context_id));
+        let tokens_len = tokens.len();
         for token in tokens {
             let (prefix, suffix) = split_at_seq(&mut token_notification(response_id, token));
             script.arg(prefix).arg(suffix);
         }
+        let lost = tokens_len as u64;
         let result: redis::RedisResult<(u64, i64)> = script.invoke_async(&mut backend.conn()).await;
         match result {
             Ok((seq, _)) => {
@@ -198,6 +213,7 @@ impl Core {
             }
             Err(e) => {
                 tracing::error!(context_id = %self.context_id, error = %e, "cannot publish to Redis");
+                self.lost(lost);
                 0
             }
         }

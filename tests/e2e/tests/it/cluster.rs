@@ -459,9 +459,13 @@ async fn redis_restarted_mid_reply_the_client_reconnects_and_asks_again() {
         Duration::from_secs(5)
     );
     let request = mid_reply(&mut c.conn, LONG).await;
-    // Redis without persistence comes back empty: the replay stream is
-    // gone, the numbering goes on above what the instances have seen.
+    // Redis away for a while (the tokens generated meanwhile cannot be
+    // published), then back empty: the replay stream is gone, the
+    // numbering goes on above what the instances have seen, with a gap
+    // where the lost tokens were, so the reply can never read as whole
+    // with a hole in it.
     c.redis.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
     c.redis.start_again().expect("redis restarts");
     // The instances close their sockets (1011: live frames may have been
     // lost); the client reconnects through the balancer and the reply
