@@ -20,7 +20,9 @@
 //! completes at its stop. Notifications for a reply already handed out are
 //! still delivered as events and attached to the stored copy.
 
-use std::collections::VecDeque;
+use crate::prelude::*;
+
+use alloc::collections::VecDeque;
 
 use crate::error::ProtocolError;
 use crate::event::{Event, RequestId, Response, ResponseId, ResponseStatus, ToolCall, ToolResult};
@@ -304,7 +306,7 @@ impl Accumulator {
                     // Not answered yet: what trails the stop may still come.
                     Some(request) if !self.answered.contains(&request) => {
                         self.ended.push_back(r.id.clone());
-                        let status = std::mem::replace(&mut r.status, ResponseStatus::Streaming);
+                        let status = core::mem::replace(&mut r.status, ResponseStatus::Streaming);
                         self.held.push((r, status));
                     }
                     _ => self.finish(r, events),
@@ -495,8 +497,8 @@ impl Accumulator {
         let mut cut = Vec::new();
         // A held reply has all its text, but what trails it may be lost
         // with the socket: it ends `interrupted`, which says so.
-        let held = std::mem::take(&mut self.held).into_iter().map(|(r, _)| r);
-        for mut r in held.chain(std::mem::take(&mut self.streaming)) {
+        let held = core::mem::take(&mut self.held).into_iter().map(|(r, _)| r);
+        for mut r in held.chain(core::mem::take(&mut self.streaming)) {
             r.status = ResponseStatus::Interrupted;
             cut.extend(r.request_id);
             self.finish(r, events);

@@ -14,7 +14,7 @@
 //! continuous failure the schedule slows to one try every
 //! `suspended_interval`; by default it never gives up.
 
-use std::time::Duration;
+use core::time::Duration;
 
 use backon::BackoffBuilder as _;
 
@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn jitter_spreads_delays() {
-        let mut delays = std::collections::BTreeSet::new();
+        let mut delays = alloc::collections::BTreeSet::new();
         for seed in 0..20 {
             let mut b = Backoff::new(ReconnectPolicy::default(), seed);
             b.next_retry(at(0), None);

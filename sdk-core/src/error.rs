@@ -2,7 +2,9 @@
 //! (a WebSocket `result.error`/`result.code`, an HTTP status and JSON body, a
 //! close code) to a variant that tells the caller what to do next.
 
-use std::time::Duration;
+use crate::prelude::*;
+
+use core::time::Duration;
 
 /// Everything that can go wrong, as one enum.
 ///
@@ -332,8 +334,8 @@ pub struct Rejection {
     pub status: Option<u16>,
 }
 
-impl std::fmt::Display for Rejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(&self.message)?;
         if let Some(code) = &self.code {
             write!(f, " [{code}]")?;

@@ -2,8 +2,10 @@
 //! binding adapts to its language, and the [`Response`] that tokens
 //! assemble into.
 
-use std::sync::Arc;
-use std::time::Duration;
+use crate::prelude::*;
+
+use alloc::sync::Arc;
+use core::time::Duration;
 
 use serde_json::Value;
 
@@ -19,8 +21,8 @@ pub type ResponseId = Arc<str>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub u64);
 
-impl std::fmt::Display for RequestId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{}", self.0)
     }
 }

@@ -3,6 +3,24 @@
 // The other lints come from `[workspace.lints]`; docs are required here
 // because this crate is public.
 #![warn(missing_docs)]
+// Without the `std` feature the crate is the protocol alone, `no_std` +
+// `alloc`, as the browser package builds it: there the module supplies its
+// own panic handler, so no `core::fmt` or panic message rides along.
+// Unit tests build with `std` whatever the features (the harness needs it);
+// `cargo xtask lint` checks the `no_std` build itself.
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
+
+extern crate alloc;
+
+/// What `std`'s prelude gives the modules that must also build without it
+/// (everything but the I/O features, which imply `std`).
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::boxed::Box;
+    pub(crate) use alloc::format;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec::Vec;
+}
 
 // The public API is chosen here, as quinn-proto's `lib.rs` chooses its
 // own: modules are private and what users name is re-exported at the

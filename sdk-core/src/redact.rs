@@ -1,6 +1,6 @@
 //! How a secret shows in `Debug` output: never its text.
 
-use std::fmt;
+use core::fmt;
 
 /// Prints a secret as `<redacted>` (or `""` when empty, which is worth
 /// seeing when debugging a missing credential).

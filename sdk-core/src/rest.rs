@@ -14,7 +14,9 @@
 //! hand-written `Debug` that prints `<redacted>` instead, so logging a value
 //! never leaks a credential.
 
-use std::fmt;
+use crate::prelude::*;
+
+use core::fmt;
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

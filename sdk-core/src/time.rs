@@ -3,8 +3,8 @@
 //! drive it through minutes of backoff in microseconds, and lets the browser
 //! driver use `performance.now()` where `std::time::Instant` does not exist.
 
-use std::ops::Add;
-use std::time::Duration;
+use core::ops::Add;
+use core::time::Duration;
 
 /// A point on the driver's monotonic clock, in milliseconds since an origin
 /// of the driver's choosing (process start, page load, a test's zero).

@@ -7,6 +7,8 @@
 //! key) and does not need to; it only needs to avoid sending a token the
 //! server will certainly refuse.
 
+use crate::prelude::*;
+
 /// How a credential is presented to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CredentialKind {
@@ -71,8 +73,8 @@ impl From<&str> for Credential {
     }
 }
 
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Credential")
             .field("kind", &self.kind)
             .field("secret", &"[redacted]")
@@ -89,7 +91,7 @@ pub(crate) fn jwt_expiry(token: &str) -> Option<u64> {
         return None;
     }
     let bytes = base64url_decode(payload.trim_end_matches('='))?;
-    let claims = crate::wire::parse_json(std::str::from_utf8(&bytes).ok()?)?;
+    let claims = crate::wire::parse_json(core::str::from_utf8(&bytes).ok()?)?;
     let exp = claims.get("exp")?.as_number()?;
     exp.as_u64()
         .or_else(|| exp.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))

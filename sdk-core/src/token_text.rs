@@ -8,9 +8,11 @@
 //! of up to 23 bytes (nearly all of them) is kept inline in the event, with
 //! no allocation; a longer one is shared, so cloning any token is cheap.
 
-use std::borrow::Borrow;
-use std::fmt;
-use std::ops::Deref;
+use crate::prelude::*;
+
+use alloc::borrow::Borrow;
+use core::fmt;
+use core::ops::Deref;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod inline;

@@ -5,6 +5,7 @@
 //! descriptor into an instance of the error class its `code` names, so the
 //! classes are real JS classes that `instanceof` works with.
 
+use alloc::string::String;
 use js_sys::{Array, Object, Reflect, JSON};
 use serde_json::Value;
 use tokenrelay::wire::{self, Agent, AgentEvent, ServerInfo};

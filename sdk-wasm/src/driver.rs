@@ -14,9 +14,13 @@
 //! (a panic) into an error on the connection instead of an uncaught
 //! exception that would kill a Node process.
 
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
-use std::sync::Arc;
+use alloc::boxed::Box;
+use alloc::rc::{Rc, Weak};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use js_sys::{Function, Promise, Reflect};
 use tokenrelay::{Action, Session, SessionConfig};
@@ -266,7 +270,7 @@ impl Driver {
             let (mut out, host) = {
                 let mut d = this.borrow_mut();
                 d.drain();
-                (std::mem::take(&mut d.out), d.host.clone())
+                (core::mem::take(&mut d.out), d.host.clone())
             };
             if out.is_empty() {
                 break;
@@ -358,7 +362,7 @@ impl Driver {
             // is not text, which the session reports as a protocol error
             // (no lossy decoder in the module for a case that cannot occur).
             let bytes = self.frame_buffer.get(start..end).unwrap_or_default();
-            match std::str::from_utf8(bytes) {
+            match core::str::from_utf8(bytes) {
                 Ok(text) => self.session.handle_frame(text, now),
                 Err(_) => self.session.handle_binary_frame(now),
             }

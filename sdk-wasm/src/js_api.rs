@@ -3,8 +3,11 @@
 //! builds the public `Client`/`Connection` classes on top, validates
 //! arguments (`TypeError`) and turns error descriptors into error classes.
 
-use std::cell::RefCell;
-use std::time::Duration;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::time::Duration;
 
 use js_sys::{Array, Function};
 use tokenrelay::wire::ToolResponseParam;
@@ -14,37 +17,39 @@ use wasm_bindgen::prelude::*;
 use crate::convert;
 use crate::driver::{default_config, Driver, Host, Shared, Sink};
 
-thread_local! {
-    static PANIC_REPORTER: RefCell<Option<Function>> = const { RefCell::new(None) };
-}
+/// The receiver of panic messages: one per module instance. A `static`
+/// rather than a `thread_local!` so the module builds without `std`.
+struct Reporter(RefCell<Option<Function>>);
+
+// SAFETY: wasm32 without the `atomics` target feature has one thread (and
+// the host build never reaches this from two); a threaded build of the
+// module is not supported.
+unsafe impl Sync for Reporter {}
+
+static PANIC_REPORTER: Reporter = Reporter(RefCell::new(None));
 
 /// Installs `report(message)` as the receiver of panic messages. A panic in
-/// wasm aborts (the module is built with `panic = "abort"`): the JS layer
-/// catches the resulting trap, and this hook tells it why, so it can fail
-/// every connection with a `PanicError` instead of leaving a dead page.
+/// wasm aborts: the crate's panic handler calls `report` with the panic's
+/// message and then traps; the JS layer catches the trap, and the message
+/// tells it why, so it can fail every connection with a `PanicError`
+/// instead of leaving a dead page.
 #[wasm_bindgen(js_name = setPanicReporter)]
 pub fn set_panic_reporter(report: Function) {
-    PANIC_REPORTER.with(|r| *r.borrow_mut() = Some(report));
-    std::panic::set_hook(Box::new(|info| {
-        // The message only, without the location: `info.to_string()`
-        // would format both and keep more of `core::fmt` in the module for
-        // this hook alone.
-        let payload = info.payload();
-        let message = match payload.downcast_ref::<&'static str>() {
-            Some(text) => text,
-            None => payload
-                .downcast_ref::<String>()
-                .map_or("a Rust panic", String::as_str),
-        };
-        // try_with: the hook must not itself panic during thread teardown.
-        let _ = PANIC_REPORTER.try_with(|r| {
-            if let Ok(r) = r.try_borrow() {
-                if let Some(f) = r.as_ref() {
-                    let _ = f.call1(&JsValue::NULL, &JsValue::from_str(message));
-                }
-            }
-        });
-    }));
+    if let Ok(mut r) = PANIC_REPORTER.0.try_borrow_mut() {
+        *r = Some(report);
+    }
+}
+
+/// Hands `message` to the reporter [`set_panic_reporter`] installed, if
+/// any. Called by the panic handler (`lib.rs`, browser build only), so it
+/// must not panic.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn report_panic(message: &str) {
+    if let Ok(r) = PANIC_REPORTER.0.try_borrow() {
+        if let Some(f) = r.as_ref() {
+            let _ = f.call1(&JsValue::NULL, &JsValue::from_str(message));
+        }
+    }
 }
 
 /// Panics on purpose, so the test suite can check that a panic becomes a

@@ -17,6 +17,15 @@
 //! feeds the session), `convert` (events and errors as JS objects), `clock`
 //! (monotonic and wall time from the host).
 #![warn(missing_docs)]
+// `no_std` in the browser build: with `std` linked, its panic runtime keeps
+// `core::fmt`, the panic hook machinery and every panic's message and
+// location in the `.wasm` whatever the code does (about 3 KB of gzip,
+// docs/benchmarks.md, "Bundle size"). The handler below reports a panic's
+// message only when it is a plain string, which is what this crate's and
+// the core's own panics are. The host build (lint, tests) keeps `std`.
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
 
 pub mod clock;
 pub mod convert;
@@ -31,6 +40,19 @@ pub mod js_api;
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
+/// A panic in the browser build: the message goes to the JS layer's
+/// reporter (when it is a string without arguments: formatting one would
+/// bring `core::fmt` back), then the module traps, which the JS layer
+/// catches and turns into a `PanicError` on every connection.
+#[cfg(target_arch = "wasm32")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    js_api::report_panic(info.message().as_str().unwrap_or("a Rust panic"));
+    core::arch::wasm32::unreachable()
+}
+
+#[cfg(target_arch = "wasm32")]
+use alloc::string::String;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen::prelude::*;
 

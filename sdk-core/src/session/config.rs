@@ -1,6 +1,8 @@
 //! Settings of a [`Session`](super::Session).
 
-use std::time::Duration;
+use crate::prelude::*;
+
+use core::time::Duration;
 
 use crate::backoff::ReconnectPolicy;
 
@@ -93,8 +95,8 @@ impl SessionConfig {
     }
 }
 
-impl std::fmt::Debug for SessionConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         use crate::redact::Redacted;
         f.debug_struct("SessionConfig")
             .field("ws_url", &self.ws_url)

@@ -1,11 +1,13 @@
 //! The sans-IO session ([`Session`]); its driver contract is in its docs
 //! (this module is private: the crate root re-exports what is public).
 
+use crate::prelude::*;
+
 mod config;
 mod spare;
 
-use std::collections::VecDeque;
-use std::time::Duration;
+use alloc::collections::VecDeque;
+use core::time::Duration;
 
 use serde_json::Value;
 
@@ -53,8 +55,8 @@ pub enum Action {
     SendPing,
 }
 
-impl std::fmt::Debug for Action {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Action {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Action::FetchToken {
                 fetch_id,
@@ -140,8 +142,8 @@ fn redact_url(url: &str) -> String {
 #[derive(Default)]
 struct Transmits(VecDeque<String>);
 
-impl std::fmt::Debug for Transmits {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Transmits {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "[{} frame(s), not shown]", self.0.len())
     }
 }
@@ -414,7 +416,7 @@ impl Session {
     /// for drivers that hand events on in batches.
     pub fn drain_events(&mut self, into: &mut VecDeque<Event>) {
         if into.is_empty() {
-            std::mem::swap(into, &mut self.events);
+            core::mem::swap(into, &mut self.events);
         } else {
             into.append(&mut self.events);
         }
@@ -1367,7 +1369,7 @@ impl Session {
                 // An expired or revoked key: one fresh token at once, without
                 // spending the network retry budget (nor the one 401 retry
                 // when the refused key was a spare fetched ahead).
-                if !std::mem::take(&mut self.from_spare) {
+                if !core::mem::take(&mut self.from_spare) {
                     self.auth_retry_spent = true;
                 }
                 self.emit_state(

@@ -19,7 +19,7 @@
 //! one), plus one each time a spare nears its expiry while the connection
 //! stays up (at three quarters of its usable life).
 
-use std::time::Duration;
+use core::time::Duration;
 
 use crate::time::Timestamp;
 use crate::token::{Credential, CredentialKind};
@@ -65,7 +65,7 @@ pub(super) fn worth_keeping(credential: &Credential) -> bool {
 impl Spare {
     /// The spare for a connection starting at `now`, leaving `Empty`.
     pub(super) fn take(&mut self, now: Timestamp) -> Take {
-        match std::mem::take(self) {
+        match core::mem::take(self) {
             Spare::Ready {
                 credential,
                 usable_until,

@@ -1,6 +1,8 @@
 //! The session driven through scripted frames and a fake clock.
 
-use std::time::Duration;
+use crate::prelude::*;
+
+use core::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -74,17 +76,17 @@ impl Harness {
 
     fn take_events(&mut self) -> Vec<Event> {
         self.drain();
-        std::mem::take(&mut self.events)
+        core::mem::take(&mut self.events)
     }
 
     fn take_sent(&mut self) -> Vec<Value> {
         self.drain();
-        std::mem::take(&mut self.sent)
+        core::mem::take(&mut self.sent)
     }
 
     fn take_actions(&mut self) -> Vec<Action> {
         self.drain();
-        std::mem::take(&mut self.actions)
+        core::mem::take(&mut self.actions)
     }
 
     fn advance(&mut self, d: Duration) {

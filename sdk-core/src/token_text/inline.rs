@@ -11,8 +11,10 @@
 //! time, beside `SmolStr::new`'s own). Here the text is read with a few
 //! overlapping word loads and the value is built from three whole words.
 
-use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use crate::prelude::*;
+
+use alloc::sync::Arc;
+use core::hash::{Hash, Hasher};
 
 /// The text's length when inline: 0 to 23. Its other 232 values are the
 /// niche that makes [`Repr`] 24 bytes.
@@ -102,7 +104,7 @@ impl Repr {
         // its bytes are any `u8`s and its last byte, the length, is `n` ≤
         // 23, a valid `Len`. The first `n` bytes are `text`'s, so they are
         // UTF-8 (what `as_str` relies on).
-        Repr::Inline(unsafe { std::mem::transmute::<[u64; 3], Inline>(words) })
+        Repr::Inline(unsafe { core::mem::transmute::<[u64; 3], Inline>(words) })
     }
 
     #[inline]
@@ -112,7 +114,7 @@ impl Repr {
                 let bytes = &i.bytes[..i.len as usize];
                 // SAFETY: built by `new` from the first `len` bytes of a
                 // `&str`.
-                unsafe { std::str::from_utf8_unchecked(bytes) }
+                unsafe { core::str::from_utf8_unchecked(bytes) }
             }
             Repr::Heap(s) => s,
         }
@@ -156,13 +158,13 @@ impl PartialEq for Repr {
 impl Eq for Repr {}
 
 impl PartialOrd for Repr {
-    fn partial_cmp(&self, other: &Repr) -> Option<std::cmp::Ordering> {
+    fn partial_cmp(&self, other: &Repr) -> Option<core::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
 impl Ord for Repr {
-    fn cmp(&self, other: &Repr) -> std::cmp::Ordering {
+    fn cmp(&self, other: &Repr) -> core::cmp::Ordering {
         self.as_str().cmp(other.as_str())
     }
 }

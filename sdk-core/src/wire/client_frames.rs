@@ -1,6 +1,8 @@
 //! Client-to-server frames: the requests a client sends, how it writes
 //! them, and how a server reads them back.
 
+use crate::prelude::*;
+
 use serde::{Deserialize, Serialize};
 #[cfg(any(test, feature = "server"))]
 use serde_json::value::RawValue;
@@ -92,8 +94,8 @@ pub struct ConnectParams {
     pub client_key: Option<String>,
 }
 
-impl std::fmt::Debug for ConnectParams {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for ConnectParams {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         use crate::redact::Redacted;
         f.debug_struct("ConnectParams")
             .field("context_id", &self.context_id)

@@ -17,7 +17,9 @@
 //! declaration order (`"params": ["hi", "r1"]`). One difference is left:
 //! a `connect_to_context` result in that array form reads as the default.
 
-use std::borrow::Cow;
+use crate::prelude::*;
+
+use alloc::borrow::Cow;
 
 use serde_json::{Map, Value};
 
@@ -457,8 +459,8 @@ mod tests {
         match (&reference, &compact) {
             (Ok(a), Ok(b)) => assert_eq!(a, b, "{frame}"),
             (Err(a), Err(b)) => assert_eq!(
-                std::mem::discriminant(a),
-                std::mem::discriminant(b),
+                core::mem::discriminant(a),
+                core::mem::discriminant(b),
                 "{frame}: {a:?} vs {b:?}"
             ),
             _ => panic!("{frame}: serde {reference:?}, compact {compact:?}"),

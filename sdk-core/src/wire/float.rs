@@ -14,8 +14,22 @@
 //! Integers never take this path. Native builds keep Rust's own
 //! conversions.
 
+use crate::prelude::*;
+
 #[cfg(target_arch = "wasm32")]
-use std::cell::Cell;
+use core::cell::Cell;
+
+/// The installed conversions: one per module instance. A `static` rather
+/// than a `thread_local!` so the crate builds without `std`.
+#[cfg(target_arch = "wasm32")]
+struct HostCell(Cell<Option<HostFloats>>);
+
+// SAFETY: wasm32 without the `atomics` target feature has one thread, so
+// the cell is never reached from two. With `atomics` (a threaded build,
+// which the browser package is not) this impl does not exist and the
+// build fails here rather than race.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+unsafe impl Sync for HostCell {}
 
 /// The host's conversions of `f64` (the browser package passes JavaScript's).
 #[derive(Debug, Clone, Copy)]
@@ -32,17 +46,14 @@ pub struct HostFloats {
 }
 
 #[cfg(target_arch = "wasm32")]
-thread_local! {
-    // wasm32 without threads: a plain static in effect.
-    static HOST: Cell<Option<HostFloats>> = const { Cell::new(None) };
-}
+static HOST: HostCell = HostCell(Cell::new(None));
 
 /// Installs the host's float conversions (browser build only). Until it is
 /// called, a floating-point number in a frame reads as out of range (the
 /// frame is refused with a protocol error) and none is ever written.
 #[cfg(target_arch = "wasm32")]
 pub fn set_host_floats(floats: HostFloats) {
-    HOST.with(|h| h.set(Some(floats)));
+    HOST.0.set(Some(floats));
 }
 
 /// `text` (a JSON number's text with a fraction or exponent, or what Rust's
@@ -58,14 +69,14 @@ pub(crate) fn parse(text: &str) -> Option<f64> {
         if !is_decimal(text) {
             return None;
         }
-        HOST.with(|h| h.get()).map(|h| (h.parse)(text))
+        HOST.0.get().map(|h| (h.parse)(text))
     }
 }
 
 /// Appends a finite float as serde_json writes it.
 #[cfg(target_arch = "wasm32")]
 pub(crate) fn push(out: &mut String, value: f64) {
-    match HOST.with(|h| h.get()) {
+    match HOST.0.get() {
         Some(host) => push_via(out, value, host.exponential),
         None => out.push_str("null"),
     }

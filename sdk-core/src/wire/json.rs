@@ -7,7 +7,9 @@
 //! Floats are converted by `float.rs` (Rust's own conversions natively,
 //! the JavaScript host's in the browser build).
 
-use std::borrow::Cow;
+use crate::prelude::*;
+
+use alloc::borrow::Cow;
 
 use serde_json::{Map, Number, Value};
 
@@ -541,7 +543,7 @@ pub(super) struct Fields<'o> {
 
 impl Fields<'_> {
     pub(super) fn key(&mut self, key: &str) {
-        if !std::mem::replace(&mut self.first, false) {
+        if !core::mem::replace(&mut self.first, false) {
             self.out.push(',');
         }
         write_str(self.out, key);

@@ -3,6 +3,8 @@
 //! JSON, `null` as missing, timestamps in three spellings. Shared by the
 //! wire types and the REST bodies (`crate::rest`), one rule each.
 
+use crate::prelude::*;
+
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;

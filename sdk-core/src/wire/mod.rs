@@ -195,7 +195,7 @@ pub mod method {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
+    use alloc::borrow::Cow;
 
     use serde_json::Value;
 

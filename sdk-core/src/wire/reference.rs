@@ -2,7 +2,9 @@
 //! writer (`compact.rs`, which ship) are held to by the differential tests
 //! and the fuzz targets. Compiled for tests and the `fuzzing` feature only.
 
-use std::borrow::Cow;
+use crate::prelude::*;
+
+use alloc::borrow::Cow;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -109,7 +111,7 @@ pub(super) fn decode_server_frame_in_one_pass(text: &str) -> Result<ServerFrame<
             struct KeyVisitor;
             impl Visitor<'_> for KeyVisitor {
                 type Value = Key;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
                     f.write_str("a field name")
                 }
                 fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
@@ -144,7 +146,7 @@ pub(super) fn decode_server_frame_in_one_pass(text: &str) -> Result<ServerFrame<
     struct EnvelopeVisitor;
     impl<'de> Visitor<'de> for EnvelopeVisitor {
         type Value = Envelope<'de>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             f.write_str("a frame object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
@@ -152,7 +154,7 @@ pub(super) fn decode_server_frame_in_one_pass(text: &str) -> Result<ServerFrame<
             let (mut saw_method, mut saw_params, mut saw_id, mut saw_result) =
                 (false, false, false, false);
             let once = |seen: &mut bool, name: &'static str| {
-                if std::mem::replace(seen, true) {
+                if core::mem::replace(seen, true) {
                     Err(A::Error::duplicate_field(name))
                 } else {
                     Ok(())

@@ -2,6 +2,8 @@
 //! context's agent and the server's extensions) and the failure half every
 //! result may have.
 
+use crate::prelude::*;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

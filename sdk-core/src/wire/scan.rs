@@ -10,7 +10,7 @@
 //! frame this accepts (a differential property test holds them to it) and
 //! word every error.
 
-use std::borrow::Cow;
+use alloc::borrow::Cow;
 
 use super::TokenParams;
 

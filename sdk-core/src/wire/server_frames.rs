@@ -2,7 +2,9 @@
 //! sends, how a client reads them (the compact decoder) and how a server
 //! writes them.
 
-use std::borrow::Cow;
+use crate::prelude::*;
+
+use alloc::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -16,6 +16,8 @@
 //! of those private-use characters *and* a lone surrogate in the same frame
 //! would be misread; no text is expected to.)
 
+use crate::prelude::*;
+
 /// The stand-in of surrogate code unit `unit` (0xD800..=0xDFFF).
 fn stand_in(unit: u16) -> char {
     char::from_u32(0x10_F800 + u32::from(unit - 0xD800)).unwrap_or(char::REPLACEMENT_CHARACTER)
@@ -30,7 +32,7 @@ fn unit_of(c: char) -> Option<u16> {
 }
 
 fn hex4(b: &[u8]) -> Option<u16> {
-    let s = std::str::from_utf8(b.get(..4)?).ok()?;
+    let s = core::str::from_utf8(b.get(..4)?).ok()?;
     u16::from_str_radix(s, 16).ok()
 }
 
