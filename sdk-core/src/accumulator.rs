@@ -54,7 +54,7 @@ enum SeqStep {
 enum Orphan {
     ToolCall(ToolCall),
     ToolResult(ToolResult),
-    ClientSideToolCalls(Vec<serde_json::Value>),
+    ClientSideToolCalls(Vec<crate::wire::Json>),
 }
 
 /// How many ended response ids are remembered (ids only: a few KiB).

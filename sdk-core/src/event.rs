@@ -7,7 +7,7 @@ use crate::prelude::*;
 use alloc::sync::Arc;
 use core::time::Duration;
 
-use serde_json::Value;
+use crate::wire::Json;
 
 use crate::error::Error;
 use crate::token_text::TokenText;
@@ -159,7 +159,7 @@ pub struct ToolCall {
     /// The tool's name.
     pub tool_name: String,
     /// Its input.
-    pub tool_input: Value,
+    pub tool_input: Json,
 }
 
 impl ToolCall {
@@ -167,7 +167,7 @@ impl ToolCall {
     pub fn new(
         tool_call_id: impl Into<String>,
         tool_name: impl Into<String>,
-        tool_input: Value,
+        tool_input: Json,
     ) -> Self {
         ToolCall {
             tool_call_id: tool_call_id.into(),
@@ -230,7 +230,7 @@ pub struct Response {
     pub events: Vec<AgentEvent>,
     /// Tools the agent asked this client to run (answer them with
     /// `send_tool_responses`).
-    pub client_side_tool_calls: Vec<Value>,
+    pub client_side_tool_calls: Vec<Json>,
     /// Streaming, or how it ended.
     pub status: ResponseStatus,
     /// The server's `stop_reason`, when it sent one.
@@ -315,14 +315,14 @@ pub enum Event {
         /// The response that asked, when known.
         response_id: Option<ResponseId>,
         /// The calls, as the server sent them.
-        tool_calls: Vec<Value>,
+        tool_calls: Vec<Json>,
     },
     /// The server accepted a request.
     RequestAcknowledged {
         /// The request.
         request_id: RequestId,
         /// Its `result` object.
-        result: Value,
+        result: Json,
     },
     /// A request failed (refused, timed out, lost with the socket, or the
     /// connection closed).
@@ -340,6 +340,6 @@ pub enum Event {
         /// The method.
         method: String,
         /// Its params.
-        params: Value,
+        params: Json,
     },
 }

@@ -7,8 +7,7 @@
 
 use alloc::string::String;
 use js_sys::{Array, Object, Reflect, JSON};
-use serde_json::Value;
-use tokenrelay::wire::{self, Agent, AgentEvent, ServerInfo};
+use tokenrelay::wire::{self, Agent, AgentEvent, Json, ServerInfo};
 use tokenrelay::StateChange;
 use tokenrelay::{Error, Event, RequestId, Response, ToolCall, ToolResult};
 use wasm_bindgen::JsValue;
@@ -41,10 +40,10 @@ fn request_id(id: Option<RequestId>) -> JsValue {
     id.map_or(JsValue::NULL, |id| JsValue::from_f64(id.0 as f64))
 }
 
-/// Any JSON value, written by the core's compact codec and read by the
-/// host's own `JSON.parse` (smaller than a structural walk).
-pub fn json(value: &Value) -> JsValue {
-    JSON::parse(&wire::json_text(value)).unwrap_or(JsValue::NULL)
+/// Any JSON value, read by the host's own `JSON.parse` from the text the
+/// frame held (the core keeps it as text in this build: `wire::Json`).
+pub fn json(value: &Json) -> JsValue {
+    JSON::parse(&wire::json_str(value)).unwrap_or(JsValue::NULL)
 }
 
 /// The agent, with the field names of the wire (as `index.d.ts` declares).
@@ -152,7 +151,7 @@ fn agent_events(events: &[AgentEvent]) -> JsValue {
     list.into()
 }
 
-fn values(values: &[Value]) -> JsValue {
+fn values(values: &[Json]) -> JsValue {
     values.iter().map(json).collect::<Array>().into()
 }
 

@@ -9,8 +9,6 @@ mod spare;
 use alloc::collections::VecDeque;
 use core::time::Duration;
 
-use serde_json::Value;
-
 pub use config::SessionConfig;
 use spare::{Spare, Take};
 
@@ -1096,7 +1094,7 @@ impl Session {
 
     // -- responses -----------------------------------------------------------
 
-    fn handle_response(&mut self, id: &str, result: Value, now: Timestamp) {
+    fn handle_response(&mut self, id: &str, result: wire::Json, now: Timestamp) {
         let pending = id
             .parse::<u64>()
             .ok()
@@ -1119,8 +1117,8 @@ impl Session {
         }
         let p_kind_invocation = p.kind == RequestKind::Invocation;
         if p.kind == RequestKind::Invocation && !p.response_done {
-            if let Some(rid) = result.get("response_id").and_then(Value::as_str) {
-                self.acc.name_response(request_id, rid);
+            if let Some(rid) = wire::result_response_id(&result) {
+                self.acc.name_response(request_id, &rid);
             }
             let mut p = p;
             self.early_acks = true;
@@ -1138,7 +1136,7 @@ impl Session {
             .push_back(Event::RequestAcknowledged { request_id, result });
     }
 
-    fn handle_connect_result(&mut self, request: RequestId, result: Value, now: Timestamp) {
+    fn handle_connect_result(&mut self, request: RequestId, result: wire::Json, now: Timestamp) {
         let Phase::Authenticating {
             request: expected,
             resume_requested,

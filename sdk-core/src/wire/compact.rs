@@ -21,11 +21,11 @@ use crate::prelude::*;
 
 use alloc::borrow::Cow;
 
-use serde_json::{Map, Value};
-
-use super::json::{number_text, parse, to_json, write_str, Fail, Fields, Reader};
+use super::json::{
+    json_str, members, number_text, parse_json_value, write_str, Fail, Fields, Reader, Scalar,
+};
 use super::{
-    AgentEvent, ClientRequest, ClientSideToolCallsParams, ConnectResult, EventsParams,
+    AgentEvent, ClientRequest, ClientSideToolCallsParams, ConnectResult, EventsParams, Json,
     Notification, ServerFrame, ServerInfo, StopReason, StopTokenParams, ToolCallParams,
     ToolResponseParams,
 };
@@ -56,7 +56,7 @@ pub(crate) fn decode_server_frame(text: &str) -> Result<ServerFrame<'_>, Protoco
             }
             // `"result": null` is an answer (the hosted server's to
             // `add_message`); only a missing `result` is not.
-            _ => result = Some(r.value()?),
+            _ => result = Some(r.json()?),
         }
         Ok(())
     })
@@ -92,7 +92,7 @@ fn decode_notification<'a>(
         }
         _ => {
             return Ok(Notification::Unknown {
-                params: parse(params).unwrap_or(Value::Null),
+                params: parse_json_value(params).unwrap_or_default(),
                 method: method.into_owned(),
             })
         }
@@ -146,7 +146,7 @@ fn stop_token<'a>(r: &mut Reader<'a>) -> Result<StopTokenParams<'a>, Fail> {
 }
 
 fn tool_call(r: &mut Reader<'_>) -> Result<ToolCallParams, Fail> {
-    let (mut tool_call_id, mut tool_name, mut tool_input) = (None, None, Value::Null);
+    let (mut tool_call_id, mut tool_name, mut tool_input) = (None, None, Json::default());
     let (mut response_id, mut seq) = (None, None);
     let names = [
         "tool_call_id",
@@ -159,7 +159,7 @@ fn tool_call(r: &mut Reader<'_>) -> Result<ToolCallParams, Fail> {
         match field {
             0 => tool_call_id = Some(r.string()?.into_owned()),
             1 => tool_name = Some(r.string()?.into_owned()),
-            2 => tool_input = r.value()?,
+            2 => tool_input = r.json()?,
             3 => response_id = r.opt_string()?,
             _ => seq = r.opt_u64()?,
         }
@@ -224,11 +224,11 @@ fn events(r: &mut Reader<'_>) -> Result<EventsParams, Fail> {
 }
 
 fn agent_event(r: &mut Reader<'_>) -> Result<AgentEvent, Fail> {
-    let (mut kind, mut data) = (String::new(), Value::Null);
+    let (mut kind, mut data) = (String::new(), Json::default());
     r.fields(&["type", "data"], &mut |r, field| {
         match field {
             0 => kind = r.string()?.into_owned(),
-            _ => data = r.value()?,
+            _ => data = r.json()?,
         }
         Ok(())
     })?;
@@ -240,7 +240,7 @@ fn client_side_tool_calls(r: &mut Reader<'_>) -> Result<ClientSideToolCallsParam
     r.fields(&["tool_calls", "response_id", "seq"], &mut |r, field| {
         match field {
             0 => r.array(|r| {
-                tool_calls.push(r.value()?);
+                tool_calls.push(r.json()?);
                 Ok(())
             })?,
             1 => response_id = r.opt_string()?,
@@ -257,130 +257,142 @@ fn client_side_tool_calls(r: &mut Reader<'_>) -> Result<ClientSideToolCallsParam
 
 /// [`ConnectResult`] from the `connect_to_context` result, as
 /// `serde_json::from_value(..).unwrap_or_default()` reads it: a field of the
-/// wrong type makes the whole result the default.
-pub(crate) fn connect_result(result: &Value) -> ConnectResult {
-    fn read(result: &Value) -> Option<ConnectResult> {
-        let o = result.as_object()?;
-        let mut c = ConnectResult::default();
-        let bool_or_default = |key: &str| match o.get(key) {
-            None => Some(false),
-            Some(v) => v.as_bool(),
-        };
-        c.success = bool_or_default("success")?;
-        c.agent_speaks_first = bool_or_default("agent_speaks_first")?;
-        c.resumed = match o.get("resumed") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_bool()?),
-        };
-        c.seq = match o.get("seq") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_u64()?),
-        };
-        c.server = match o.get("server") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(server_info(v)?),
-        };
-        c.agent = match o.get("agent") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(agent(v)?),
-        };
-        Some(c)
-    }
-    read(result).unwrap_or_default()
+/// wrong type makes the whole result the default. Read from the value's
+/// text (written out compact natively, as received in the browser build),
+/// so that the browser build needs no `Value` tree for it.
+pub(crate) fn connect_result(result: &Json) -> ConnectResult {
+    let mut c = ConnectResult::default();
+    let read = members(&json_str(result), |key, r| {
+        match key {
+            "success" => c.success = boolean(r)?,
+            "agent_speaks_first" => c.agent_speaks_first = boolean(r)?,
+            "resumed" => {
+                c.resumed = match r.scalar()? {
+                    Scalar::Null => None,
+                    Scalar::Bool(b) => Some(b),
+                    _ => return Err(WRONG_TYPE),
+                }
+            }
+            "seq" => c.seq = r.opt_u64()?,
+            "server" => {
+                c.server = if r.null() {
+                    None
+                } else {
+                    Some(server_info(r)?)
+                }
+            }
+            "agent" => c.agent = if r.null() { None } else { Some(agent(r)?) },
+            _ => r.skip()?,
+        }
+        Ok(())
+    });
+    read.map_or_else(|_| ConnectResult::default(), |()| c)
 }
 
-fn server_info(v: &Value) -> Option<ServerInfo> {
-    let o = v.as_object()?;
-    let text = |key: &str| match o.get(key) {
-        None => Some(String::new()),
-        Some(v) => v.as_str().map(str::to_owned),
+/// Why a field of a result is refused (the result then reads as the
+/// default, so the text is never shown).
+const WRONG_TYPE: Fail = "a field of the wrong type";
+
+/// A boolean member of the result: present, it must be one (serde's
+/// `bool` with `#[serde(default)]` refuses `null`).
+fn boolean(r: &mut Reader<'_>) -> Result<bool, Fail> {
+    match r.scalar()? {
+        Scalar::Bool(b) => Ok(b),
+        _ => Err(WRONG_TYPE),
+    }
+}
+
+/// An agent's flag: `null` reads as `false` (`lenient::null_as_default`).
+fn flag(r: &mut Reader<'_>) -> Result<bool, Fail> {
+    match r.scalar()? {
+        Scalar::Null => Ok(false),
+        Scalar::Bool(b) => Ok(b),
+        _ => Err(WRONG_TYPE),
+    }
+}
+
+fn server_info(r: &mut Reader<'_>) -> Result<ServerInfo, Fail> {
+    let mut info = ServerInfo::default();
+    let text = |r: &mut Reader<'_>| match r.scalar()? {
+        Scalar::Str(s) => Ok(s.into_owned()),
+        _ => Err(WRONG_TYPE),
     };
-    let capabilities = match o.get("capabilities") {
-        None => Vec::new(),
-        Some(v) => v
-            .as_array()?
-            .iter()
-            .map(|c| c.as_str().map(str::to_owned))
-            .collect::<Option<_>>()?,
+    r.object(|r, key| {
+        match &*key {
+            "name" => info.name = text(r)?,
+            "version" => info.version = text(r)?,
+            "capabilities" => {
+                let mut caps = Vec::new();
+                r.array(|r| {
+                    caps.push(text(r)?);
+                    Ok(())
+                })?;
+                info.capabilities = caps;
+            }
+            _ => r.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(info)
+}
+
+/// Unix seconds, leniently (`lenient::unix_seconds`): a number (a float
+/// truncated) or a string holding one; anything else is `None`, not an
+/// error.
+fn seconds(r: &mut Reader<'_>) -> Result<Option<i64>, Fail> {
+    let whole = |t: &str| {
+        t.parse::<i64>().ok().or_else(|| {
+            super::float::parse(t)
+                .filter(|f| f.is_finite())
+                .map(|f| f as i64)
+        })
     };
-    Some(ServerInfo {
-        name: text("name")?,
-        version: text("version")?,
-        capabilities,
+    Ok(match r.scalar()? {
+        Scalar::Number(t) => whole(t),
+        Scalar::Str(s) => whole(s.trim()),
+        _ => None,
     })
 }
 
 /// [`super::Agent`], with the leniency of its serde attributes
 /// (`super::lenient`'s `string_or_number`, `any_as_text`, `null_as_default`,
 /// `unix_seconds`); unknown fields are kept in `extra`.
-fn agent(v: &Value) -> Option<super::Agent> {
-    let o = v.as_object()?;
-    let text = |key: &str| match o.get(key) {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => to_json(other),
-    };
-    let flag = |key: &str| match o.get(key) {
-        None | Some(Value::Null) => Some(false),
-        Some(v) => v.as_bool(),
-    };
-    let seconds = |key: &str| match o.get(key)? {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
-        Value::String(s) => {
-            let s = s.trim();
-            s.parse::<i64>().ok().or_else(|| {
-                super::float::parse(s)
-                    .filter(|f| f.is_finite())
-                    .map(|f| f as i64)
-            })
+fn agent(r: &mut Reader<'_>) -> Result<super::Agent, Fail> {
+    let mut a = super::Agent::default();
+    r.object(|r, key| {
+        match &*key {
+            "agent_id" => {
+                a.agent_id = match r.scalar()? {
+                    Scalar::Null => String::new(),
+                    Scalar::Str(s) => s.into_owned(),
+                    Scalar::Number(t) => t.into(),
+                    _ => return Err(WRONG_TYPE),
+                }
+            }
+            "agent_name" => a.agent_name = r.scalar()?.into_text(),
+            "agent_description" => a.agent_description = r.scalar()?.into_text(),
+            "prompt" => a.prompt = r.scalar()?.into_text(),
+            "org_id" => a.org_id = r.scalar()?.into_text(),
+            "is_public" => a.is_public = flag(r)?,
+            "agent_speaks_first" => a.agent_speaks_first = flag(r)?,
+            "tools" => {
+                a.tools = Vec::new();
+                if !r.null() {
+                    r.array(|r| {
+                        a.tools.push(r.json()?);
+                        Ok(())
+                    })?;
+                }
+            }
+            "created_at" => a.created_at = seconds(r)?,
+            "updated_at" => a.updated_at = seconds(r)?,
+            _ => {
+                a.extra.insert(key.into_owned(), r.json()?);
+            }
         }
-        _ => None,
-    };
-    let agent_id = match o.get("agent_id") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => number_text(n),
-        Some(_) => return None,
-    };
-    let tools = match o.get("tools") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(v) => v.as_array()?.clone(),
-    };
-    const KNOWN: [&str; 10] = [
-        "agent_id",
-        "agent_name",
-        "agent_description",
-        "prompt",
-        "org_id",
-        "is_public",
-        "agent_speaks_first",
-        "tools",
-        "created_at",
-        "updated_at",
-    ];
-    // Inserted one by one: collecting into the map would sort, and a sort
-    // is a few KB of code in the browser bundle.
-    let mut extra = Map::new();
-    for (k, v) in o {
-        if !KNOWN.contains(&k.as_str()) {
-            extra.insert(k.clone(), v.clone());
-        }
-    }
-    Some(super::Agent {
-        agent_id,
-        agent_name: text("agent_name"),
-        agent_description: text("agent_description"),
-        prompt: text("prompt"),
-        org_id: text("org_id"),
-        is_public: flag("is_public")?,
-        agent_speaks_first: flag("agent_speaks_first")?,
-        tools,
-        created_at: seconds("created_at"),
-        updated_at: seconds("updated_at"),
-        extra,
-    })
+        Ok(())
+    })?;
+    Ok(a)
 }
 
 /// [`ClientRequest::encode`] for the compact build: byte for byte what
@@ -448,7 +460,9 @@ pub(crate) fn encode_request(
 
 #[cfg(test)]
 mod tests {
+    use super::super::json::{parse, to_json};
     use super::*;
+    use serde_json::Value;
 
     /// The serde decoder's verdict and this one's: equal values, or the
     /// same error variant.

@@ -13,6 +13,8 @@ use alloc::borrow::Cow;
 
 use serde_json::{Map, Number, Value};
 
+use super::Json;
+
 /// Nesting deeper than this is refused (as serde_json does at 128) so that
 /// a hostile frame cannot exhaust the stack.
 const MAX_DEPTH: u32 = 128;
@@ -291,6 +293,29 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// One value as the target's [`Json`]: natively a `Value` tree, in
+    /// the browser build its text, checked as a skipped value is
+    /// (`raw_json.rs` says why).
+    pub(super) fn json(&mut self) -> Result<Json, Fail> {
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.value();
+        #[cfg(target_arch = "wasm32")]
+        self.raw().map(super::RawJson::from_checked)
+    }
+
+    /// One value, read for what the core needs of it: a string, a
+    /// boolean, `null`, a number's text or (an array or object) its text.
+    pub(super) fn scalar(&mut self) -> Result<Scalar<'a>, Fail> {
+        Ok(match self.peek().ok_or("unexpected end of JSON")? {
+            b'"' => Scalar::Str(self.string()?),
+            b't' => self.literal("true").map(|()| Scalar::Bool(true))?,
+            b'f' => self.literal("false").map(|()| Scalar::Bool(false))?,
+            b'n' => self.literal("null").map(|()| Scalar::Null)?,
+            b'{' | b'[' => Scalar::Other(self.raw()?),
+            _ => Scalar::Number(self.number_text()?.0),
+        })
+    }
+
     pub(super) fn nest(&mut self) -> Result<(), Fail> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -518,16 +543,105 @@ impl<'a> Reader<'a> {
 
     /// Any JSON as text: strings as they are, `null` as empty, anything
     /// else as its JSON (serde_json's compact form).
+    /// (In the browser build, a number, array or object keeps the text
+    /// the frame had, which is serde_json's compact form when a serde
+    /// server wrote it.)
     pub(super) fn text_of_any(&mut self) -> Result<String, Fail> {
-        Ok(match self.value()? {
+        #[cfg(not(target_arch = "wasm32"))]
+        return Ok(match self.value()? {
             Value::String(s) => s,
             Value::Null => String::new(),
             other => to_json(&other),
-        })
+        });
+        #[cfg(target_arch = "wasm32")]
+        Ok(self.scalar()?.into_text())
     }
 }
 
-/// Parses one whole JSON text.
+/// One value read by [`Reader::scalar`].
+pub(super) enum Scalar<'a> {
+    /// A string, unescaped.
+    Str(Cow<'a, str>),
+    /// `true` or `false`.
+    Bool(bool),
+    /// `null`.
+    Null,
+    /// A number's text, checked against the grammar.
+    Number(&'a str),
+    /// An array's or object's text.
+    Other(&'a str),
+}
+
+impl Scalar<'_> {
+    /// As text the way `lenient::any_as_text` reads any JSON: a string as
+    /// it is, `null` as empty, anything else as its JSON text.
+    pub(super) fn into_text(self) -> String {
+        match self {
+            Scalar::Str(s) => s.into_owned(),
+            Scalar::Null => String::new(),
+            Scalar::Bool(b) => (if b { "true" } else { "false" }).into(),
+            Scalar::Number(t) | Scalar::Other(t) => t.into(),
+        }
+    }
+}
+
+/// Reads `text` as one object, handing each member's key and a reader at
+/// its value to `member` (which must read or skip the value). Fails when
+/// the text is not one whole object.
+pub(super) fn members<'a>(
+    text: &'a str,
+    mut member: impl FnMut(&str, &mut Reader<'a>) -> Result<(), Fail>,
+) -> Result<(), Fail> {
+    let mut r = Reader::new(text);
+    r.object(|r, key| member(&key, r))?;
+    r.end()
+}
+
+/// The member `key` of the JSON object `text` as a whole number of at
+/// least 0, as `Value::as_u64` or else `as_f64` (truncated) reads it: a
+/// JWT's `exp`. `None` when `text` is not an object, `key` is missing or
+/// not a number, or the number is negative.
+pub(crate) fn unsigned_member(text: &str, key: &str) -> Option<u64> {
+    let mut found = None;
+    members(text, |k, r| {
+        if k != key {
+            return r.skip();
+        }
+        found = match r.scalar()? {
+            Scalar::Number(n) => Some(n),
+            _ => None,
+        };
+        Ok(())
+    })
+    .ok()?;
+    let n = found?;
+    n.parse::<u64>().ok().or_else(|| {
+        super::float::parse(n)
+            .filter(|f| *f >= 0.0)
+            .map(|f| f as u64)
+    })
+}
+
+/// One whole JSON text as the target's [`Json`].
+pub(super) fn parse_json_value(text: &str) -> Result<Json, Fail> {
+    let mut r = Reader::new(text);
+    let v = r.json()?;
+    r.end()?;
+    Ok(v)
+}
+
+/// The text of a [`Json`] value: natively written out compact (as
+/// `serde_json::to_string`), in the browser build the text it already is.
+pub fn json_str(value: &Json) -> Cow<'_, str> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return Cow::Owned(json_text(value));
+    #[cfg(target_arch = "wasm32")]
+    Cow::Borrowed(value.text())
+}
+
+/// Parses one whole JSON text (for [`parse_json`] in the browser build, and
+/// what the fuzz targets hold to serde_json).
+#[cfg(any(test, feature = "fuzzing", target_arch = "wasm32"))]
 pub(crate) fn parse(text: &str) -> Result<Value, Fail> {
     let mut r = Reader::new(text);
     let v = r.value()?;

@@ -30,6 +30,8 @@ mod compact;
 mod float;
 mod json;
 pub(crate) mod lenient;
+#[cfg(any(test, target_arch = "wasm32"))]
+mod raw_json;
 #[cfg(any(test, feature = "fuzzing"))]
 mod reference;
 mod results;
@@ -41,7 +43,35 @@ pub(crate) mod surrogates;
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use client_frames::{decode_client_frame, IncomingRequest};
 pub use client_frames::{ClientRequest, ConnectParams, ToolResponseParam};
-pub use json::{json_text, parse_json};
+pub(crate) use json::unsigned_member;
+pub use json::{json_str, json_text, parse_json};
+#[cfg(target_arch = "wasm32")]
+pub use raw_json::{RawJson, RawJsonMap};
+pub(crate) use results::result_response_id;
+
+/// A JSON value the protocol carries without giving it a type: a tool's
+/// input, an event's `data`, an answer's `result`, an unknown
+/// notification's `params`, an agent's tools. Natively a
+/// [`serde_json::Value`]; in the browser build (`wasm32`) the value's text
+/// (`RawJson`, a type of that build only), which the page reads with its own
+/// `JSON.parse` (docs/decisions.md, "The browser build keeps JSON values as
+/// text"). [`json_str`] gives the text on either.
+#[cfg(not(target_arch = "wasm32"))]
+pub type Json = serde_json::Value;
+/// A JSON value the protocol carries without giving it a type (see the
+/// native build's docs): here, the value's text.
+#[cfg(target_arch = "wasm32")]
+pub type Json = RawJson;
+
+/// An object of [`Json`] values by name (an agent's fields this client does
+/// not know): natively a [`serde_json::Map`], in the browser build a
+/// `RawJsonMap` in the frame's order.
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(unused_qualifications)] // `String` is in std's prelude, not core's
+pub type JsonMap = serde_json::Map<alloc::string::String, Json>;
+/// An object of [`Json`] values by name (see the native build's docs).
+#[cfg(target_arch = "wasm32")]
+pub type JsonMap = RawJsonMap;
 // A number's text without `core::fmt`, for the browser driver (which
 // writes close codes with it), beside the JSON text it also uses.
 pub use crate::error::decimal;

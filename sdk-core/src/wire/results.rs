@@ -5,10 +5,9 @@
 use crate::prelude::*;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-use super::json::json_text;
-use super::{compact, lenient};
+use super::json::{json_str, members, Scalar};
+use super::{compact, lenient, Json, JsonMap};
 
 /// The agent a context runs, as `connect_to_context` and the REST routes
 /// return it. Every field is optional on the wire; unknown fields are kept
@@ -39,7 +38,7 @@ pub struct Agent {
     pub agent_speaks_first: bool,
     /// Its tools, as the server describes them (names or objects).
     #[serde(default, deserialize_with = "lenient::null_as_default")]
-    pub tools: Vec<Value>,
+    pub tools: Vec<Json>,
     /// Creation time, unix seconds (REST).
     #[serde(
         default,
@@ -56,7 +55,7 @@ pub struct Agent {
     pub updated_at: Option<i64>,
     /// Fields this client does not know.
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub extra: JsonMap,
 }
 
 impl Agent {
@@ -127,28 +126,63 @@ pub struct ResultFailure {
 
 /// Splits a `result` object into success or failure. A result counts as a
 /// success when `success` is true, or when it has no `error` at all (some
-/// servers omit `success` on plain acknowledgements).
-pub fn result_failure(result: &Value) -> Option<ResultFailure> {
-    let success = result.get("success").and_then(Value::as_bool);
-    let error = result.get("error").filter(|e| !e.is_null());
+/// servers omit `success` on plain acknowledgements). Read from the value's
+/// text, as [`connect_result`] is.
+pub fn result_failure(result: &Json) -> Option<ResultFailure> {
+    let (mut success, mut error, mut code) = (None, None, None);
+    // A result that is not an object has none of the three.
+    let _ = members(&json_str(result), |key, r| {
+        match key {
+            "success" => {
+                success = match r.scalar()? {
+                    Scalar::Bool(b) => Some(b),
+                    _ => None,
+                }
+            }
+            "error" => {
+                error = match r.scalar()? {
+                    Scalar::Null => None,
+                    other => Some(other.into_text()),
+                }
+            }
+            "code" => {
+                code = match r.scalar()? {
+                    Scalar::Str(s) => Some(s.into_owned()),
+                    _ => None,
+                }
+            }
+            _ => r.skip()?,
+        }
+        Ok(())
+    });
     match (success, error) {
         (Some(true), _) | (None, None) => None,
         (_, error) => Some(ResultFailure {
-            error: match error {
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => json_text(other),
-                None => "request failed without an error message".into(),
-            },
-            code: result
-                .get("code")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            error: error.unwrap_or_else(|| "request failed without an error message".into()),
+            code,
         }),
     }
 }
 
+/// The `response_id` a `result` names (the answer to `add_message` on a
+/// server that numbers replies), if it is a string.
+pub(crate) fn result_response_id(result: &Json) -> Option<String> {
+    let mut id = None;
+    let _ = members(&json_str(result), |key, r| {
+        if key != "response_id" {
+            return r.skip();
+        }
+        id = match r.scalar()? {
+            Scalar::Str(s) => Some(s.into_owned()),
+            _ => None,
+        };
+        Ok(())
+    });
+    id
+}
+
 /// What `connect_to_context`'s result says, read leniently: a result that
 /// does not fit (a field of the wrong type) reads as the default.
-pub fn connect_result(result: Value) -> ConnectResult {
+pub fn connect_result(result: Json) -> ConnectResult {
     compact::connect_result(&result)
 }

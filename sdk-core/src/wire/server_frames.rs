@@ -6,8 +6,8 @@ use crate::prelude::*;
 
 use alloc::borrow::Cow;
 
+use super::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{compact, lenient, method};
 use crate::error::ProtocolError;
@@ -20,7 +20,7 @@ pub enum ServerFrame<'a> {
         /// The id of the request it answers.
         id: Cow<'a, str>,
         /// The whole `result` object.
-        result: Value,
+        result: Json,
     },
     /// A notification.
     Notification(Notification<'a>),
@@ -46,7 +46,7 @@ pub enum Notification<'a> {
         /// The method name.
         method: String,
         /// The params, as sent.
-        params: Value,
+        params: Json,
     },
 }
 
@@ -248,7 +248,7 @@ pub struct ToolCallParams {
     pub tool_name: String,
     /// The tool's input.
     #[serde(default)]
-    pub tool_input: Value,
+    pub tool_input: Json,
     /// The response it belongs to. Not in the base protocol; when absent the
     /// call attaches to the response that is streaming.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -299,7 +299,7 @@ pub struct AgentEvent {
     pub kind: String,
     /// Its payload.
     #[serde(default)]
-    pub data: Value,
+    pub data: Json,
 }
 
 /// Params of `on_client_side_tool_calls`.
@@ -308,7 +308,7 @@ pub struct ClientSideToolCallsParams {
     /// The calls the client must run, as the server sent them (each has at
     /// least a `tool_call_id`).
     #[serde(default)]
-    pub tool_calls: Vec<Value>,
+    pub tool_calls: Vec<Json>,
     /// The response that asked for them.
     #[serde(default)]
     pub response_id: Option<String>,
@@ -330,6 +330,6 @@ pub fn decode_server_frame(text: &str) -> Result<ServerFrame<'_>, ProtocolError>
 /// Encodes a response frame (server side).
 #[cfg(any(test, feature = "server"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
-pub fn encode_response(id: &str, result: &Value) -> String {
+pub fn encode_response(id: &str, result: &serde_json::Value) -> String {
     serde_json::json!({ "id": id, "result": result }).to_string()
 }
