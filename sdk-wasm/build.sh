@@ -3,7 +3,7 @@
 #   cargo (profile wasm-release: opt-level z, LTO, panic=abort)
 #   -> wasm-bindgen --target web (ESM glue, loadable by browsers and Node)
 #   -> wasm-opt -Oz --converge (npm `binaryen`; Debian's binaryen emits broken
-#      modules)
+#      modules), then short import/export names (scripts/minify-names.mjs)
 #   + the hand-written ESM entries (js/) and types (index.d.ts)
 #   + scripts/finish-pkg.mjs: CommonJS builds, .d.cts types, licenses.
 # Needs: rustup target wasm32-unknown-unknown, wasm-bindgen-cli at the
@@ -30,6 +30,15 @@ fi
 "$wasm_opt" -Oz --converge --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$here/pkg/tokenrelay_wasm_bg.wasm" -o "$here/pkg/tokenrelay_wasm_bg.wasm"
+# Short import, export and module names, in the .wasm and in the glue
+# (scripts/minify-names.mjs says why; ~2 KB gzip of hashed names).
+mapping="$(mktemp "${TMPDIR:-/tmp}/tokenrelay-names.XXXXXX.json")"
+trap 'rm -f "$mapping"' EXIT
+"$wasm_opt" --minify-imports-and-exports-and-modules --enable-bulk-memory \
+  --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+  --enable-reference-types --enable-multivalue \
+  "$here/pkg/tokenrelay_wasm_bg.wasm" -o "$here/pkg/tokenrelay_wasm_bg.wasm" > "$mapping"
+node "$here/scripts/minify-names.mjs" "$mapping" "$here/pkg/tokenrelay_wasm.js"
 
 cp "$here"/js/*.js "$here"/js/*.d.ts "$here/pkg/"
 # CommonJS builds (node.cjs, server.cjs, react.cjs), .d.cts types, licenses.
