@@ -199,12 +199,12 @@ impl Core {
             .arg(backend.config.replay_len.max(1))
             .arg(backend.config.replay_age.as_millis().max(1) as u64)
             .arg(channel_of(&self.context_id));
-        let tokens_len = tokens.len();
+        // Numbers these frames would have spent if Redis refuses them.
+        let lost = tokens.len() as u64;
         for token in tokens {
             let (prefix, suffix) = split_at_seq(&mut token_notification(response_id, token));
             script.arg(prefix).arg(suffix);
         }
-        let lost = tokens_len as u64;
         let result: redis::RedisResult<(u64, i64)> = script.invoke_async(&mut backend.conn()).await;
         match result {
             Ok((seq, _)) => {
