@@ -437,6 +437,49 @@ mod tests {
         assert!(result_failure(&serde_json::json!({"error": "x"})).is_some());
     }
 
+    /// The text reader of `result_failure` and `result_response_id` against
+    /// what reading the `Value` gave (`get`, `as_bool`, `as_str`, any other
+    /// error as its JSON text).
+    #[test]
+    fn results_are_read_from_their_text_as_from_their_value() {
+        use serde_json::json;
+        let failure = |v: Value| result_failure(&v).map(|f| (f.error, f.code));
+        let default = "request failed without an error message".to_owned();
+        assert_eq!(failure(json!({})), None);
+        assert_eq!(failure(json!({"error": null, "x": [1, {"y": 2}]})), None);
+        assert_eq!(
+            failure(json!({"success": false})),
+            Some((default.clone(), None))
+        );
+        // A `success` that is not a boolean counts as absent.
+        assert_eq!(failure(json!({"success": "yes"})), None);
+        assert_eq!(
+            failure(json!({"success": "yes", "error": 12.5, "code": 5})),
+            Some(("12.5".into(), None))
+        );
+        assert_eq!(
+            failure(json!({"success": false, "error": {"b": [true], "a": "é"}, "code": "c"})),
+            Some((r#"{"a":"é","b":[true]}"#.into(), Some("c".into())))
+        );
+        assert_eq!(
+            failure(json!({"error": false})),
+            Some(("false".into(), None))
+        );
+        // Not an object: no `success`, no `error`.
+        for v in [json!(null), json!([1]), json!("error"), json!(7)] {
+            assert_eq!(failure(v), None);
+        }
+
+        let id = |v: Value| results::result_response_id(&v);
+        assert_eq!(
+            id(json!({"success": true, "response_id": "r\"1"})).as_deref(),
+            Some("r\"1")
+        );
+        assert_eq!(id(json!({"response_id": 5})), None);
+        assert_eq!(id(json!({"response_id": null})), None);
+        assert_eq!(id(json!(["response_id"])), None);
+    }
+
     #[test]
     fn agents_decode_tolerantly() {
         let a: Agent = serde_json::from_str(
