@@ -470,7 +470,7 @@ mod tests {
             assert_eq!(failure(v), None);
         }
 
-        let id = |v: Value| results::result_response_id(&v);
+        let id = |v: Value| result_response_id(&v);
         assert_eq!(
             id(json!({"success": true, "response_id": "r\"1"})).as_deref(),
             Some("r\"1")
