@@ -151,6 +151,47 @@ mod tests {
         assert_eq!(jwt_expiry(&test_jwt(1_700_000_000)), Some(1_700_000_000));
     }
 
+    /// The claims are read from their text as parsing them into a
+    /// `serde_json::Value` and reading `exp` did: the same answer for each
+    /// of these payloads.
+    #[test]
+    fn exp_is_read_as_from_a_value() {
+        use base64::Engine as _;
+        let jwt = |claims: &str| {
+            let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+            format!("{}.{}.sig", b64("{}"), b64(claims))
+        };
+        let reference = |claims: &str| {
+            let v: serde_json::Value = serde_json::from_str(claims).ok()?;
+            let exp = v.get("exp")?.as_number()?.clone();
+            exp.as_u64()
+                .or_else(|| exp.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+        };
+        for claims in [
+            r#"{"exp": 1700000000}"#,
+            r#"{"exp": 1700000000.9, "sub": "a"}"#,
+            r#"{"exp": -5}"#,
+            r#"{"exp": -0}"#,
+            r#"{"exp": "1700000000"}"#,
+            r#"{"exp": 1e3}"#,
+            r#"{"exp": 1e400}"#,
+            r#"{"exp": 1, "exp": 2}"#,
+            r#"{"exp": 1, "x": "\ud800"}"#,
+            r#"{"exp": 1, "x": [[[{"y": null}]]]}"#,
+            r#"{"exp": 1} trailing"#,
+            r#"[1]"#,
+            r#"{"nested": {"exp": 1}}"#,
+        ] {
+            assert_eq!(jwt_expiry(&jwt(claims)), reference(claims), "{claims}");
+        }
+        let deep = format!(
+            r#"{{"exp": 1, "x": {}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(jwt_expiry(&jwt(&deep)), reference(&deep));
+    }
+
     #[test]
     fn opaque_tokens_have_no_expiry() {
         assert_eq!(jwt_expiry("pub_tok_abc"), None);

@@ -32,7 +32,7 @@ if (modules.size !== 1) fail(`expected one import module, found ${[...modules].j
 const [module] = modules;
 const moduleKey = new RegExp(`"${escape(module)}"\\s*:`, 'g');
 if ((glue.match(moduleKey) || []).length !== 1) fail(`the glue does not name the module "${module}" exactly once`);
-glue = glue.replace(moduleKey, '"a":');
+glue = glue.replace(moduleKey, () => '"a":');
 
 // Each import is one key of that object: the name appears exactly once.
 for (const [, from, to] of mapping.imports) {
@@ -40,14 +40,14 @@ for (const [, from, to] of mapping.imports) {
   const name = new RegExp(`(?<![\\w$])${escape(from)}(?![\\w$])`, 'g');
   const found = (glue.match(name) || []).length;
   if (found !== 1) fail(`import ${from} appears ${found} times in the glue, expected once`);
-  glue = glue.replace(name, to);
+  glue = glue.replace(name, () => to);
 }
 
 // Exports are read as `wasm.<name>`; the glue's own functions of the same
 // name (the JS wrappers) keep theirs.
 for (const [from, to] of mapping.exports) {
   if (!identifier.test(to)) fail(`"${to}" is not an identifier`);
-  glue = glue.replace(new RegExp(`\\bwasm\\.${escape(from)}(?![\\w$])`, 'g'), `wasm.${to}`);
+  glue = glue.replace(new RegExp(`\\bwasm\\.${escape(from)}(?![\\w$])`, 'g'), () => `wasm.${to}`);
 }
 
 // Nothing may be left unrenamed where the module is reached: every
@@ -57,7 +57,7 @@ const exported = new Set(mapping.exports.map(([, to]) => to));
 for (const [, name] of glue.matchAll(/\bwasm\.([\w$]+)/g)) {
   if (!exported.has(name)) fail(`the glue reads wasm.${name}, which the module does not export`);
 }
-const left = glue.match(/^\s*__wbg_\w+\s*:/m);
+const left = glue.match(/^\s*(?:__wbg_|__wbindgen_)\w+\s*:/m);
 if (left) fail(`an import left unmapped: ${left[0].trim()}`);
 
 writeFileSync(gluePath, glue);

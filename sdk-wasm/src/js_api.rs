@@ -6,6 +6,7 @@
 use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
+#[cfg(target_arch = "wasm32")]
 use core::cell::RefCell;
 use core::time::Duration;
 
@@ -19,13 +20,16 @@ use crate::driver::{default_config, Driver, Host, Shared, Sink};
 
 /// The receiver of panic messages: one per module instance. A `static`
 /// rather than a `thread_local!` so the module builds without `std`.
+#[cfg(target_arch = "wasm32")]
 struct Reporter(RefCell<Option<Function>>);
 
-// SAFETY: wasm32 without the `atomics` target feature has one thread (and
-// the host build never reaches this from two); a threaded build of the
-// module is not supported.
+// SAFETY: wasm32 without the `atomics` target feature has one thread, so
+// the cell is never reached from two. With `atomics` (a threaded build,
+// which this module is not) the impl does not exist and the build fails.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 unsafe impl Sync for Reporter {}
 
+#[cfg(target_arch = "wasm32")]
 static PANIC_REPORTER: Reporter = Reporter(RefCell::new(None));
 
 /// Installs `report(message)` as the receiver of panic messages. A panic in
@@ -35,9 +39,13 @@ static PANIC_REPORTER: Reporter = Reporter(RefCell::new(None));
 /// instead of leaving a dead page.
 #[wasm_bindgen(js_name = setPanicReporter)]
 pub fn set_panic_reporter(report: Function) {
+    // The host build (lint, unit tests) has no panic handler of its own.
+    #[cfg(target_arch = "wasm32")]
     if let Ok(mut r) = PANIC_REPORTER.0.try_borrow_mut() {
         *r = Some(report);
     }
+    #[cfg(not(target_arch = "wasm32"))]
+    drop(report);
 }
 
 /// Hands `message` to the reporter [`set_panic_reporter`] installed, if

@@ -294,25 +294,48 @@ impl<'a> Reader<'a> {
     }
 
     /// One value as the target's [`Json`]: natively a `Value` tree, in
-    /// the browser build its text, checked as a skipped value is
-    /// (`raw_json.rs` says why).
+    /// the browser build its text, checked as strictly as [`Reader::value`]
+    /// reads one (`raw_json.rs` says why).
     pub(super) fn json(&mut self) -> Result<Json, Fail> {
         #[cfg(not(target_arch = "wasm32"))]
         return self.value();
         #[cfg(target_arch = "wasm32")]
-        self.raw().map(super::RawJson::from_checked)
+        self.checked().map(super::RawJson::from_checked)
+    }
+
+    /// Reads one value as [`Reader::value`] does, and refuses what it
+    /// refuses (a lone surrogate escape, a number out of range, nesting
+    /// past the limit), without building it: its text.
+    pub(super) fn checked(&mut self) -> Result<&'a str, Fail> {
+        self.ws();
+        let start = self.at;
+        self.check()?;
+        Ok(self.slice(start, self.at))
+    }
+
+    fn check(&mut self) -> Result<(), Fail> {
+        match self.peek().ok_or("unexpected end of JSON")? {
+            b'"' => self.string().map(drop),
+            b'{' => self.object(|r, _| r.check()),
+            b'[' => self.array(Self::check),
+            b't' => self.literal("true"),
+            b'f' => self.literal("false"),
+            b'n' => self.literal("null"),
+            _ => self.number().map(drop),
+        }
     }
 
     /// One value, read for what the core needs of it: a string, a
-    /// boolean, `null`, a number's text or (an array or object) its text.
+    /// boolean, `null`, a number's text or (an array or object) its text;
+    /// checked as strictly as [`Reader::value`] reads one.
     pub(super) fn scalar(&mut self) -> Result<Scalar<'a>, Fail> {
         Ok(match self.peek().ok_or("unexpected end of JSON")? {
             b'"' => Scalar::Str(self.string()?),
             b't' => self.literal("true").map(|()| Scalar::Bool(true))?,
             b'f' => self.literal("false").map(|()| Scalar::Bool(false))?,
             b'n' => self.literal("null").map(|()| Scalar::Null)?,
-            b'{' | b'[' => Scalar::Other(self.raw()?),
-            _ => Scalar::Number(self.number_text()?.0),
+            b'{' | b'[' => Scalar::Other(self.checked()?),
+            _ => Scalar::Number(self.checked()?),
         })
     }
 
@@ -380,8 +403,9 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips one value, returning its text. Checked as serde_json checks
-    /// a value it ignores: the grammar and the nesting depth, but not what
-    /// a `\u` escape stands for (that is the typed reader's business).
+    /// a value it ignores: the grammar, but not the nesting depth, what a
+    /// `\u` escape stands for or a number's range (that is the typed
+    /// reader's business; [`Reader::checked`] checks all of it).
     pub(super) fn raw(&mut self) -> Result<&'a str, Fail> {
         self.ws();
         let start = self.at;
@@ -598,14 +622,16 @@ pub(super) fn members<'a>(
 }
 
 /// The member `key` of the JSON object `text` as a whole number of at
-/// least 0, as `Value::as_u64` or else `as_f64` (truncated) reads it: a
-/// JWT's `exp`. `None` when `text` is not an object, `key` is missing or
-/// not a number, or the number is negative.
+/// least 0, as parsing `text` into a `Value` and reading `key` with
+/// `as_u64` or else `as_f64` (truncated) did: a JWT's `exp`. `None` when
+/// `text` is not one valid JSON object (every member is checked as
+/// strictly as a `Value` is read), `key` is missing or not a number, or the
+/// number is negative.
 pub(crate) fn unsigned_member(text: &str, key: &str) -> Option<u64> {
     let mut found = None;
     members(text, |k, r| {
         if k != key {
-            return r.skip();
+            return r.checked().map(drop);
         }
         found = match r.scalar()? {
             Scalar::Number(n) => Some(n),
@@ -617,7 +643,7 @@ pub(crate) fn unsigned_member(text: &str, key: &str) -> Option<u64> {
     let n = found?;
     n.parse::<u64>().ok().or_else(|| {
         super::float::parse(n)
-            .filter(|f| *f >= 0.0)
+            .filter(|f| *f >= 0.0 && f.is_finite())
             .map(|f| f as u64)
     })
 }

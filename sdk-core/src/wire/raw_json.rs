@@ -6,9 +6,9 @@
 //! to the page, which reads them with the host's own `JSON.parse`. Building
 //! a `serde_json::Value` tree in wasm only to write it back out as text for
 //! `JSON.parse` cost the module its `BTreeMap`, the tree's clone and drop
-//! and a number writer: ~12 KB of code (docs/benchmarks.md, "Bundle
-//! size"). So on `wasm32` a value is the text the frame held, checked by
-//! the wire reader's grammar (as serde_json checks a value it skips), and
+//! and a number writer: ~5 KB of code, 3 KB gzip (docs/benchmarks.md,
+//! "Bundle size"). So on `wasm32` a value is the text the frame held,
+//! checked by the wire reader as strictly as it reads a `Value`, and
 //! the few fields the core itself reads (`success`, `error`, `code`,
 //! `response_id`, the connect result) are read from that text
 //! (`json::Scalar`, `compact::connect_result`), on every target alike.
@@ -24,8 +24,8 @@ use core::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-/// One JSON value as text: whitespace as the frame had it, and checked
-/// against JSON's grammar (not re-encoded). `JSON.parse(value.text())` in
+/// One JSON value as text: whitespace as the frame had it, checked as
+/// strictly as a `serde_json::Value` is read (not re-encoded). `JSON.parse(value.text())` in
 /// JavaScript gives the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RawJson(Box<str>);
