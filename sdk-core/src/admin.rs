@@ -18,8 +18,8 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::client::network::ProxyChoice;
-use crate::client::tls::{check_plaintext, tls_config_with};
+use crate::client::network::error_chain;
+use crate::client::tls::check_plaintext;
 use crate::error::{Error, ProtocolError, RateLimit};
 use crate::redact::Redacted;
 use crate::rest::{
@@ -682,19 +682,6 @@ fn transport_error(e: reqwest::Error, what: &str, timeout: Duration) -> Error {
     }
 }
 
-/// reqwest's top-level message is generic ("error sending request"); the
-/// cause (connection refused, certificate unknown) is in its sources.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
 /// Both `x-ratelimit-*` headers, or nothing.
 fn parse_rate_limit(headers: &HeaderMap) -> Option<RateLimit> {
     let number =
@@ -937,27 +924,18 @@ impl AdminClientBuilder {
             self.network.allow_insecure,
             "allow_insecure(true)",
         )?;
-        let extra_roots = self.network.extra_roots.checked()?;
+        // Refused even with a custom HTTP client, as `build` documents.
+        self.network.extra_roots.checked()?;
         let http = match self.http {
             Some(http) => http,
-            None => {
-                let mut builder = reqwest::Client::builder()
-                    .use_preconfigured_tls((*tls_config_with(extra_roots)?).clone())
-                    .user_agent(concat!("tokenrelay/", env!("CARGO_PKG_VERSION")));
-                builder = match &self.network.proxy {
-                    ProxyChoice::FromEnv => builder,
-                    ProxyChoice::Disabled => builder.no_proxy(),
-                    ProxyChoice::Url(url) => {
-                        let proxy = reqwest::Proxy::all(url).map_err(|e| Error::Config {
-                            message: format!("invalid proxy URL: {}", error_chain(&e)),
-                        })?;
-                        builder.proxy(proxy)
-                    }
-                };
-                builder.build().map_err(|e| Error::Config {
+            None => self
+                .network
+                .http_builder()?
+                .user_agent(concat!("tokenrelay/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| Error::Config {
                     message: format!("cannot build the HTTP client: {}", error_chain(&e)),
-                })?
-            }
+                })?,
         };
         Ok(AdminClient {
             http,

@@ -201,23 +201,16 @@ impl AppEndpoint {
         if let Some(c) = &self.http {
             return Ok(c.clone());
         }
-        let roots = self.network.extra_roots.checked()?;
-        let mut builder = reqwest::Client::builder()
-            .use_preconfigured_tls((*crate::client::tls::tls_config_with(roots)?).clone())
-            .timeout(self.timeout);
-        match &self.network.proxy {
-            crate::client::network::ProxyChoice::FromEnv => {}
-            crate::client::network::ProxyChoice::Disabled => builder = builder.no_proxy(),
-            crate::client::network::ProxyChoice::Url(url) => {
-                let proxy = reqwest::Proxy::all(url).map_err(|e| Error::Config {
-                    message: format!("invalid proxy URL: {e}"),
-                })?;
-                builder = builder.proxy(proxy);
-            }
-        }
-        builder.build().map_err(|e| Error::Config {
-            message: format!("cannot build the HTTP client: {e}"),
-        })
+        self.network
+            .http_builder()?
+            .timeout(self.timeout)
+            .build()
+            .map_err(|e| Error::Config {
+                message: format!(
+                    "cannot build the HTTP client: {}",
+                    crate::client::network::error_chain(&e)
+                ),
+            })
     }
 
     /// Adds a header to every request (for example the app's session auth).

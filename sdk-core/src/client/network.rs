@@ -111,6 +111,43 @@ impl NetworkOptions {
     }
 }
 
+/// The HTTP side of these options, for the clients that speak HTTP (the
+/// admin client, the app-endpoint token provider): a reqwest builder with
+/// the crate's TLS roots plus the extra ones, and the proxy choice. The
+/// caller adds its own settings (user agent, timeout) and builds.
+#[cfg(any(feature = "admin", feature = "app-endpoint"))]
+impl NetworkOptions {
+    pub(crate) fn http_builder(&self) -> Result<reqwest::ClientBuilder, crate::Error> {
+        let roots = self.extra_roots.checked()?;
+        let builder = reqwest::Client::builder()
+            .use_preconfigured_tls((*super::tls::tls_config_with(roots)?).clone());
+        Ok(match &self.proxy {
+            ProxyChoice::FromEnv => builder,
+            ProxyChoice::Disabled => builder.no_proxy(),
+            ProxyChoice::Url(url) => {
+                let proxy = reqwest::Proxy::all(url).map_err(|e| crate::Error::Config {
+                    message: format!("invalid proxy URL: {}", error_chain(&e)),
+                })?;
+                builder.proxy(proxy)
+            }
+        })
+    }
+}
+
+/// reqwest's top-level message is generic ("error sending request"); the
+/// cause (connection refused, certificate unknown) is in its sources.
+#[cfg(any(feature = "admin", feature = "app-endpoint"))]
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
