@@ -65,11 +65,12 @@ function panicked(e) {
   return new PanicError(`tokenrelay crashed: ${lastPanic ?? e?.message ?? e}`, { code: 'panic' });
 }
 
-/** Wraps a callback the wasm driver hands to JS (socket handlers, timers):
- * a trap inside becomes an error on every connection, never an uncaught
- * exception (which would end a Node process). */
+/** Wraps a callback that calls into wasm (socket handlers, the timer,
+ * `getToken` answers, browser listeners): a trap inside becomes an error
+ * on every connection, never an uncaught exception (which would end a Node
+ * process); once the module is dead it does nothing. */
 function guard(f) {
-  // Fixed arity (every driver callback takes at most two arguments): no rest
+  // Fixed arity (every callback takes at most two arguments): no rest
   // array per call on the per-frame path.
   return function guarded(a, b) {
     if (dead) return undefined;
@@ -97,8 +98,61 @@ function call(f) {
  * not thrown, by the module) thrown as its error class. */
 function request(f) {
   const id = call(f);
-  if (typeof id !== 'number') throw toError(id);
+  if (typeof id !== 'number') throw toError(JSON.parse(id));
   return id;
+}
+
+/** The message of a thrown JS value. */
+function thrownMessage(e) {
+  if (typeof e === 'string') return e;
+  return stringField(e, 'message') ?? 'unknown error';
+}
+
+/** `o[key]` if it is a string; a getter that throws reads as nothing. */
+function stringField(o, key) {
+  const v = field(o, key);
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** `o[key]`, or undefined when reading it throws (`null`, a getter). */
+function field(o, key) {
+  try {
+    return o[key];
+  } catch {
+    return undefined;
+  }
+}
+
+/** What `getToken` resolved to, handed to the session as a credential:
+ * a string (an access token), `{streamToken}` or `{accessToken}`; anything
+ * else is a configuration error (code `config`), which ends the
+ * connection. */
+function tokenAnswer(wasm, id, v) {
+  if (typeof v === 'string') return wasm.tokenOk(id, v, false);
+  if (v !== null && typeof v === 'object') {
+    const stream = stringField(v, 'streamToken');
+    if (stream !== undefined) return wasm.tokenOk(id, stream, true);
+    const access = stringField(v, 'accessToken');
+    if (access !== undefined) return wasm.tokenOk(id, access, false);
+  }
+  return wasm.tokenErr(id, 'getToken must resolve to a string (or {accessToken} / {streamToken})', 'config', undefined, undefined);
+}
+
+/** A `getToken` rejection, handed to the session with what it is
+ * classified by (the core's `Error::from_provider`): its `code` (a kind
+ * name such as `"forbidden"` from this package's error classes, or a server
+ * code), `serverCode`, and an HTTP status, its own (`status`,
+ * `statusCode`) or its `response`'s (a thrown `fetch` Response, ky's and
+ * ofetch's errors). */
+function tokenFailure(wasm, id, e) {
+  const status = (o) => {
+    const v = field(o, 'status');
+    if (typeof v === 'number') return v;
+    const w = field(o, 'statusCode');
+    return typeof w === 'number' ? w : undefined;
+  };
+  wasm.tokenErr(id, thrownMessage(e), stringField(e, 'code'), stringField(e, 'serverCode'),
+    status(e) ?? status(field(e, 'response')));
 }
 
 const STATS = ['connects', 'reconnects', 'resumes', 'replayed', 'tokens', 'duplicates',
@@ -312,6 +366,9 @@ export class Connection {
   /** Aborted when the connection ends: the signal `getToken` calls get. */
   #life = new AbortController();
   #logger = null;
+  /** Clears the timer, closes the socket and removes the browser
+   * listeners (set by the constructor). */
+  #release = null;
   /** Token streams (`stream()`) by request id, then by response id once
    * their reply started. */
   #streamsByRequest = new Map();
@@ -364,85 +421,199 @@ export class Connection {
     // The app's provider, with a signal it may pass on to fetch(): aborted
     // once the connection ends, so a token request in flight stops too.
     const getToken = (ctx) => options.getToken(ctx, { signal: this.#life.signal });
-    // What the wasm driver calls (see `Sink` in src/driver.rs). Frames are
-    // handed over in batches: `batch` holds the text of those written to
-    // the frame buffer and not yet handed over; `frames` those being handled,
-    // from which a token that is a plain slice arrives as offsets, sparing a
-    // string copy out of wasm per token.
+    // The I/O of the connection (the wasm driver asks for it through
+    // `sink`, see `Sink` in src/driver.rs, and hears back through the
+    // connection's methods): the socket, the one timer, `getToken` calls
+    // and the browser's life events. What to do with each is the wasm
+    // session's decision; nothing here decides anything about the protocol.
+    //
+    // Frames are handed over in batches: `batch` holds the text of those
+    // written to the frame buffer and not yet handed over; `frames` those
+    // being handled, from which a token that is a plain slice arrives as
+    // offsets, sparing a string copy out of wasm per token.
     let batch = [];
     let frames = batch;
     let used = 0;
     let scheduled = false;
     let buffer = new Uint8Array(0);
+    let ws = null;
+    let wsOpen = false;
+    let timer = null;
+    const wasm = () => this.#wasm;
+    const flush = () => {
+      scheduled = false;
+      if (used === 0) return;
+      const n = used;
+      used = 0;
+      frames = batch.splice(0);
+      if (dead) return;
+      try {
+        wasm().batch(n);
+      } catch (err) {
+        panicked(err);
+      }
+      frames = batch;
+    };
+    // Text frames that fit are written one after another into the frame
+    // buffer (`TextEncoder.encodeInto`, no allocation), each as a
+    // little-endian u32 byte length and its UTF-8, and handed over in one
+    // call from a microtask. A frame too big for the buffer crosses as a
+    // string (`frame(text)`), a binary one as `frame(undefined)`, each
+    // after the batch before it.
+    const onMessage = guard((e) => {
+      const data = e.data;
+      if (typeof data !== 'string') {
+        flush();
+        wasm().frame(undefined);
+        return;
+      }
+      // UTF-8 takes at most 3 bytes per UTF-16 unit, plus 4 for the
+      // length. The view is detached (length 0) once wasm memory grew.
+      if (buffer.length === 0) buffer = wasm().frameBuffer();
+      if (used + 4 + data.length * 3 > buffer.length) {
+        flush();
+        if (buffer.length === 0) buffer = wasm().frameBuffer();
+        if (4 + data.length * 3 > buffer.length) {
+          wasm().frame(data);
+          return;
+        }
+      }
+      const written = encoder.encodeInto(data, buffer.subarray(used + 4)).written;
+      buffer[used] = written & 0xff;
+      buffer[used + 1] = (written >>> 8) & 0xff;
+      buffer[used + 2] = (written >>> 16) & 0xff;
+      buffer[used + 3] = written >>> 24;
+      used += 4 + written;
+      // Handed over when the socket read that brought it is done (a
+      // microtask), or at once when the batch is big enough: the call
+      // into wasm is then well amortized, and no token waits long.
+      if (batch.push(data) >= MAX_BATCH) flush();
+      else if (!scheduled) {
+        scheduled = true;
+        queueMicrotask(flush);
+      }
+    });
+    const onOpen = guard(() => {
+      wsOpen = true;
+      wasm().opened();
+    });
+    const onClose = guard((e) => {
+      const wasOpen = wsOpen;
+      detach();
+      wasm().closed(e.code, String(e.reason ?? ''), wasOpen);
+    });
+    /** Forgets the socket: its handlers go first, so nothing more is
+     * heard from it. */
+    const detach = () => {
+      const old = ws;
+      if (old) {
+        old.onopen = old.onmessage = old.onclose = null;
+        ws = null;
+        wsOpen = false;
+      }
+      return old;
+    };
+    const closeQuietly = (socket, code, reason) => {
+      try {
+        socket?.close(code, reason);
+      } catch {
+        // Closing is best effort: the socket is forgotten either way.
+      }
+    };
+    const WebSocketCtor = withErrorListener(options.WebSocket);
+    const onTimer = guard(() => {
+      timer = null;
+      wasm().timer();
+    });
+    const onOnline = guard(() => wasm().setNetworkAvailable(true));
+    const onOffline = guard(() => wasm().setNetworkAvailable(false));
+    const onVisibility = guard(() => {
+      const v = globalThis.document?.visibilityState;
+      if (typeof v !== 'string' || v === 'visible') wasm().visible();
+    });
+    // The `online`/`offline` and `visibilitychange` listeners, where the
+    // host has them (not in Node).
+    const listen = (on) => {
+      const method = on ? 'addEventListener' : 'removeEventListener';
+      const doc = globalThis.document;
+      if (typeof globalThis[method] === 'function') {
+        globalThis[method]('online', onOnline);
+        globalThis[method]('offline', onOffline);
+      }
+      if (doc && typeof doc[method] === 'function') doc[method]('visibilitychange', onVisibility);
+    };
+    this.#release = () => {
+      clearTimeout(timer);
+      timer = null;
+      closeQuietly(detach());
+      listen(false);
+    };
     const sink = {
       responseId: (id) => { this.#responseId = id; },
       tokenAt: (frame, start, end) => this.#token(this.#responseId, frames[frame].slice(start, end)),
       token: (token) => this.#token(this.#responseId, token),
-      event: (e) => this.#event(e),
-      wrapMessage: (inBuffer, asText) => {
-        const flush = () => {
-          scheduled = false;
-          if (used === 0) return;
-          const n = used;
-          used = 0;
-          frames = batch.splice(0);
-          if (dead) return;
-          try {
-            inBuffer(n);
-          } catch (err) {
-            panicked(err);
-          }
-          frames = batch;
-        };
-        return (e) => {
-          if (dead) return;
-          const data = e.data;
-          try {
-            if (typeof data !== 'string') {
-              flush();
-              asText(undefined);
-              return;
-            }
-            // UTF-8 takes at most 3 bytes per UTF-16 unit, plus 4 for the
-            // length. The view is detached (length 0) once wasm memory grew.
-            if (buffer.length === 0) buffer = this.#wasm.frameBuffer();
-            if (used + 4 + data.length * 3 > buffer.length) {
-              flush();
-              if (buffer.length === 0) buffer = this.#wasm.frameBuffer();
-              if (4 + data.length * 3 > buffer.length) {
-                asText(data);
-                return;
-              }
-            }
-            const written = encoder.encodeInto(data, buffer.subarray(used + 4)).written;
-            buffer[used] = written & 0xff;
-            buffer[used + 1] = (written >>> 8) & 0xff;
-            buffer[used + 2] = (written >>> 16) & 0xff;
-            buffer[used + 3] = written >>> 24;
-            used += 4 + written;
-            // Handed over when the socket read that brought it is done (a
-            // microtask), or at once when the batch is big enough: the call
-            // into wasm is then well amortized, and no token waits long.
-            if (batch.push(data) >= MAX_BATCH) flush();
-            else if (!scheduled) {
-              scheduled = true;
-              queueMicrotask(flush);
-            }
-          } catch (err) {
-            panicked(err);
-          }
-        };
+      event: (text) => this.#event(JSON.parse(text)),
+      open: (url) => {
+        closeQuietly(detach());
+        let socket;
+        try {
+          socket = new (WebSocketCtor ?? globalThis.WebSocket)(url);
+        } catch (e) {
+          return thrownMessage(e);
+        }
+        socket.binaryType = 'arraybuffer';
+        socket.onopen = onOpen;
+        socket.onmessage = onMessage;
+        socket.onclose = onClose;
+        ws = socket;
+        wsOpen = false;
+        return undefined;
       },
+      closeSocket: (code, reason) => closeQuietly(detach(), code, reason),
+      send: (frame) => {
+        if (!ws) return undefined; // the socket went away; the session knows
+        try {
+          ws.send(frame);
+          return undefined;
+        } catch (e) {
+          detach();
+          return thrownMessage(e);
+        }
+      },
+      timer: (ms) => {
+        clearTimeout(timer);
+        timer = setTimeout(onTimer, ms);
+      },
+      // Answered asynchronously even when `getToken` returns or throws
+      // synchronously, as promises are; the fetch id rides along so the
+      // session can ignore a late answer to an abandoned fetch.
+      fetchToken: (id, ctx) => {
+        let answer;
+        try {
+          answer = Promise.resolve(getToken(ctx));
+        } catch (e) {
+          answer = Promise.reject(e);
+        }
+        answer.then(
+          guard((v) => tokenAnswer(wasm(), id, v)),
+          guard((e) => tokenFailure(wasm(), id, e)),
+        );
+      },
+      release: () => this.#release(),
     };
+    const n = (v) => (v === undefined ? NaN : Number(v));
     this.#wasm = call(() => new WasmConnection(
-      options.wsUrl, contextId, options.clientKey, getToken, withErrorListener(options.WebSocket), sink, guard,
-      options.refreshAhead, options.requestTimeoutMs, options.invocationTimeoutMs,
-      options.reconnectMinDelayMs, options.reconnectMaxDelayMs, options.maxReconnectAttempts,
-      options.maxQueued, options.maxQueuedAgeMs,
+      options.wsUrl, contextId, options.clientKey, sink,
+      Float64Array.of(
+        options.refreshAhead ? 1 : 0, n(options.requestTimeoutMs), n(options.invocationTimeoutMs),
+        n(options.reconnectMinDelayMs), n(options.reconnectMaxDelayMs), n(options.maxReconnectAttempts),
+        n(options.maxQueued), n(options.maxQueuedAgeMs),
+      ),
     ));
     live.add(this);
     this.#log('connecting');
-    call(() => this.#wasm.start());
+    listen(true);
+    call(() => this.#wasm.start(globalThis.navigator?.onLine === false));
   }
 
   /** A debug line for the app's logger (context id, states, causes; never
@@ -481,7 +652,10 @@ export class Connection {
   }
 
   /** The server's name, version and capabilities, once connected. */
-  get server() { return this.#ended ? null : call(() => this.#wasm.server()); }
+  get server() {
+    const text = this.#ended ? undefined : call(() => this.#wasm.server());
+    return text === undefined ? null : JSON.parse(text);
+  }
 
   /** Calls `listener` for every event of `type` (`"*"`: every event).
    * Returns a function that removes it. */
@@ -556,20 +730,22 @@ export class Connection {
   sendToolResponses(responses) {
     const bad = () => new TypeError('sendToolResponses(responses): responses must be an array of {toolCallId: string, response: string}');
     if (!Array.isArray(responses)) throw bad();
-    const ids = [];
-    const outputs = [];
+    const answers = [];
     for (const r of responses) {
       if (r == null || typeof r.toolCallId !== 'string' || typeof r.response !== 'string') throw bad();
-      ids.push(r.toolCallId);
-      outputs.push(r.response);
+      answers.push([r.toolCallId, r.response]);
     }
-    return this.#answer(() => this.#wasm.sendToolResponses(ids, outputs));
+    return this.#answer(() => {
+      for (const [id, output] of answers) this.#wasm.addToolResponse(id, output);
+      return this.#wasm.sendToolResponses();
+    });
   }
 
   /** A response by id: streaming, or one of the last 64 completed. */
   response(responseId) {
     if (typeof responseId !== 'string') throw new TypeError(`response(responseId): responseId must be a string, got ${describe(responseId)}`);
-    return this.#ended ? undefined : call(() => this.#wasm.response(responseId));
+    const text = this.#ended ? undefined : call(() => this.#wasm.response(responseId));
+    return text === undefined ? undefined : JSON.parse(text);
   }
 
   /** Tells the connection whether the network is up. Browsers' `online` /
@@ -808,6 +984,7 @@ export class Connection {
   /** The wasm module crashed: report it and end. */
   _crash(error) {
     if (this.#ended) return;
+    this.#release?.();
     this.#state = 'failed';
     this.#emit({ type: 'error', error });
     this.#emit({ type: 'state', state: 'failed', attempt: 0, retryIn: null, cause: error });
@@ -906,7 +1083,7 @@ export function __crashForTests() {
  * throws, for the test suite only (not re-exported by the entries): each
  * kind must have its own class, not the `TokenRelayError` fallback. */
 export function __errorKindsForTests() {
-  return call(() => errorKindSamples()).map(toError);
+  return JSON.parse(call(() => errorKindSamples())).map(toError);
 }
 
 function checkText(what, text) {

@@ -1,305 +1,561 @@
-//! The session's [`Event`]s, [`Response`]s and [`Error`]s as plain JS
-//! objects with camelCase fields, in the shapes `tokenrelay.d.ts` declares.
+//! The session's [`Event`]s, [`Response`]s and [`Error`]s as JSON text
+//! with camelCase fields, in the shapes `index.d.ts` declares; the JS layer
+//! reads each with `JSON.parse`.
+//!
+//! Text rather than JS objects built field by field: each field set from
+//! wasm was a key string crossing and a `Reflect.set` call, code repeated
+//! per field, where writing text is one small writer, and `JSON.parse` is
+//! the host's fastest way to make the object. JSON values the frame carried
+//! (`toolInput`, event `data`, `result`, …) are spliced in as the text the
+//! core kept of them (`wire::Json`), so they are read once, by the page.
 //!
 //! Errors cross as descriptors (`{code, message, …}`); the JS layer turns a
 //! descriptor into an instance of the error class its `code` names, so the
 //! classes are real JS classes that `instanceof` works with.
 
 use alloc::string::String;
-use js_sys::{Array, Object, Reflect, JSON};
-use tokenrelay::wire::{self, Agent, AgentEvent, Json, ServerInfo};
+use tokenrelay::wire::{self, push_json_str, Agent, AgentEvent, Json, ServerInfo};
 use tokenrelay::StateChange;
 use tokenrelay::{Error, Event, RequestId, Response, ToolCall, ToolResult};
-use wasm_bindgen::JsValue;
 
-/// Sets `key` on `o`. Setting a property on a fresh plain object cannot
-/// fail, so the result is ignored.
-fn set(o: &Object, key: &str, value: impl Into<JsValue>) {
-    set_value(o, key, value.into());
+/// Starts the member `key` of the object (or the next item of the array)
+/// being written: a comma unless it is the first. Keys are this module's
+/// own ASCII names, written as they are.
+fn key(out: &mut String, key: &str) {
+    comma(out);
+    out.push('"');
+    out.push_str(key);
+    out.push_str("\":");
 }
 
-/// The one out-of-line body of [`set`]: inlined, each call site repeated
-/// the key's string crossing and the `Reflect.set` call.
-#[inline(never)]
-fn set_value(o: &Object, key: &str, value: JsValue) {
-    let _ = Reflect::set(o, &JsValue::from_str(key), &value);
+/// A comma before the next member or item, unless it is the first.
+fn comma(out: &mut String) {
+    if !matches!(out.as_bytes().last(), Some(b'{' | b'[') | None) {
+        out.push(',');
+    }
 }
 
-fn object(kind: &str) -> Object {
-    let o = Object::new();
-    set(&o, "type", kind);
-    o
+fn str(out: &mut String, name: &str, value: &str) {
+    key(out, name);
+    push_json_str(out, value);
 }
 
-fn opt_str(s: Option<&str>) -> JsValue {
-    s.map_or(JsValue::NULL, JsValue::from_str)
+fn opt_str(out: &mut String, name: &str, value: Option<&str>) {
+    match value {
+        Some(v) => str(out, name, v),
+        None => raw(out, name, "null"),
+    }
 }
 
-fn request_id(id: Option<RequestId>) -> JsValue {
+/// A member whose value is already JSON text.
+fn raw(out: &mut String, name: &str, value: &str) {
+    key(out, name);
+    out.push_str(value);
+}
+
+fn num(out: &mut String, name: &str, value: u64) {
+    raw(out, name, &wire::decimal(value));
+}
+
+fn boolean(out: &mut String, name: &str, value: bool) {
+    raw(out, name, if value { "true" } else { "false" });
+}
+
+fn json(out: &mut String, name: &str, value: &Json) {
+    raw(out, name, &wire::json_str(value));
+}
+
+fn request_id(out: &mut String, name: &str, id: Option<RequestId>) {
     // Request ids count up from 1 per session; far below 2^53.
-    id.map_or(JsValue::NULL, |id| JsValue::from_f64(id.0 as f64))
+    match id {
+        Some(id) => num(out, name, id.0),
+        None => raw(out, name, "null"),
+    }
 }
 
-/// Any JSON value, read by the host's own `JSON.parse` from the text the
-/// frame held (the core keeps it as text in this build: `wire::Json`).
-pub fn json(value: &Json) -> JsValue {
-    JSON::parse(&wire::json_str(value)).unwrap_or(JsValue::NULL)
+/// `[f(item), …]` as the member `name`.
+fn list<T>(out: &mut String, name: &str, items: &[T], mut f: impl FnMut(&mut String, &T)) {
+    key(out, name);
+    out.push('[');
+    for item in items {
+        comma(out);
+        f(out, item);
+    }
+    out.push(']');
 }
 
-/// The agent, with the field names of the wire (as `index.d.ts` declares).
-fn agent(a: &Agent) -> JsValue {
-    let o = Object::new();
-    set(&o, "agent_id", a.agent_id.as_str());
-    set(&o, "agent_name", a.agent_name.as_str());
-    set(&o, "agent_description", a.agent_description.as_str());
-    set(&o, "prompt", a.prompt.as_str());
-    set(&o, "org_id", a.org_id.as_str());
-    set(&o, "is_public", a.is_public);
-    set(&o, "agent_speaks_first", a.agent_speaks_first);
-    set(&o, "tools", values(&a.tools));
-    for (key, at) in [("created_at", a.created_at), ("updated_at", a.updated_at)] {
+fn values(out: &mut String, name: &str, items: &[Json]) {
+    list(out, name, items, |out, v| out.push_str(&wire::json_str(v)));
+}
+
+/// The agent, with the field names of the wire (as `index.d.ts` declares),
+/// and its extra fields after them (a later duplicate key wins in
+/// `JSON.parse`, as the field set last did when objects were built here).
+fn agent(out: &mut String, a: &Agent) {
+    out.push('{');
+    str(out, "agent_id", &a.agent_id);
+    str(out, "agent_name", &a.agent_name);
+    str(out, "agent_description", &a.agent_description);
+    str(out, "prompt", &a.prompt);
+    str(out, "org_id", &a.org_id);
+    boolean(out, "is_public", a.is_public);
+    boolean(out, "agent_speaks_first", a.agent_speaks_first);
+    values(out, "tools", &a.tools);
+    for (name, at) in [("created_at", a.created_at), ("updated_at", a.updated_at)] {
         if let Some(t) = at {
-            set(&o, key, t as f64);
+            key(out, name);
+            if t < 0 {
+                out.push('-');
+            }
+            out.push_str(&wire::decimal(t.unsigned_abs()));
         }
     }
-    for (key, value) in &a.extra {
-        set(&o, key, json(value));
+    for (name, value) in &a.extra {
+        comma(out);
+        push_json_str(out, name);
+        out.push(':');
+        out.push_str(&wire::json_str(value));
     }
-    o.into()
+    out.push('}');
 }
 
-/// The server's name, version and capabilities.
-pub fn server(s: &ServerInfo) -> JsValue {
-    let o = Object::new();
-    set(&o, "name", s.name.as_str());
-    set(&o, "version", s.version.as_str());
-    let caps = Array::new();
-    for c in &s.capabilities {
-        caps.push(&JsValue::from_str(c));
-    }
-    set(&o, "capabilities", caps);
-    o.into()
+/// The server's name, version and capabilities, as an object.
+pub fn push_server(out: &mut String, s: &ServerInfo) {
+    out.push('{');
+    str(out, "name", &s.name);
+    str(out, "version", &s.version);
+    list(out, "capabilities", &s.capabilities, |out, c| {
+        push_json_str(out, c)
+    });
+    out.push('}');
 }
 
 /// An error descriptor: `code` is [`Error::kind`]; `serverCode`, `status`,
 /// `retryAfterMs` and `closeCode` are there when the error has them.
-pub fn error(e: &Error) -> JsValue {
-    let o = Object::new();
-    set(&o, "code", e.kind().as_str());
+pub fn push_error(out: &mut String, e: &Error) {
+    out.push('{');
+    str(out, "code", e.kind().as_str());
     // The text of `Display`, pushed without core::fmt (a `to_string()` here
     // would bring the formatting machinery and every message's format
     // string into the `.wasm`).
     let mut message = String::new();
     e.push_message(&mut message);
-    set(&o, "message", message);
+    str(out, "message", &message);
     if let Some(r) = e.rejection() {
-        set(&o, "serverCode", opt_str(r.code.as_deref()));
-        set(&o, "status", r.status.map_or(JsValue::NULL, JsValue::from));
+        opt_str(out, "serverCode", r.code.as_deref());
+        match r.status {
+            Some(status) => num(out, "status", u64::from(status)),
+            None => raw(out, "status", "null"),
+        }
     }
     match e {
         Error::RateLimited {
             retry_after: Some(d),
             ..
-        } => set(&o, "retryAfterMs", d.as_millis() as u64 as f64),
+        } => num(out, "retryAfterMs", d.as_millis() as u64),
         Error::ConnectionLost {
             code: Some(code), ..
-        } => set(&o, "closeCode", *code),
+        } => num(out, "closeCode", u64::from(*code)),
         _ => {}
     }
-    o.into()
+    out.push('}');
 }
 
-fn state(change: &StateChange) -> JsValue {
-    let o = object("state");
-    set(&o, "state", change.state.as_str());
-    set(&o, "attempt", change.attempt);
-    set(
-        &o,
-        "retryIn",
-        change.retry_in.map_or(JsValue::NULL, |d| {
-            JsValue::from_f64(d.as_millis() as u64 as f64)
-        }),
-    );
-    set(
-        &o,
-        "cause",
-        change.cause.as_ref().map_or(JsValue::NULL, error),
-    );
-    o.into()
+/// [`push_error`] on its own.
+pub fn error(e: &Error) -> String {
+    let mut out = String::new();
+    push_error(&mut out, e);
+    out
 }
 
-fn tool_call(o: &Object, call: &ToolCall) {
-    set(o, "toolCallId", call.tool_call_id.as_str());
-    set(o, "toolName", call.tool_name.as_str());
-    set(o, "toolInput", json(&call.tool_input));
-}
-
-fn tool_result(o: &Object, result: &ToolResult) {
-    set(o, "toolCallId", result.tool_call_id.as_str());
-    set(o, "toolName", result.tool_name.as_str());
-    set(o, "toolOutput", result.tool_output.as_str());
-}
-
-fn agent_events(events: &[AgentEvent]) -> JsValue {
-    let list = Array::new();
-    for e in events {
-        let o = Object::new();
-        set(&o, "type", e.kind.as_str());
-        set(&o, "data", json(&e.data));
-        list.push(&o);
-    }
-    list.into()
-}
-
-fn values(values: &[Json]) -> JsValue {
-    values.iter().map(json).collect::<Array>().into()
-}
-
-/// A whole [`Response`].
-pub fn response(r: &Response) -> JsValue {
-    let o = Object::new();
-    set(&o, "id", &*r.id);
-    set(&o, "requestId", request_id(r.request_id));
-    set(&o, "text", r.text.as_str());
-    set(&o, "status", r.status.as_str());
-    set(
-        &o,
-        "stopReason",
-        r.stop_reason.map_or(JsValue::NULL, |s| s.as_str().into()),
-    );
-    let calls = Array::new();
-    for c in &r.tool_calls {
-        let item = Object::new();
-        tool_call(&item, c);
-        calls.push(&item);
-    }
-    set(&o, "toolCalls", calls);
-    let results = Array::new();
-    for t in &r.tool_responses {
-        let item = Object::new();
-        tool_result(&item, t);
-        results.push(&item);
-    }
-    set(&o, "toolResponses", results);
-    set(&o, "events", agent_events(&r.events));
-    set(&o, "clientSideToolCalls", values(&r.client_side_tool_calls));
-    o.into()
-}
-
-/// Every event but `Token`, which the driver hands over as two strings on
-/// its hot path.
-pub fn event(e: &Event) -> JsValue {
+fn cause(out: &mut String, name: &str, e: Option<&Error>) {
+    key(out, name);
     match e {
-        Event::StateChanged(change) => state(change),
+        Some(e) => push_error(out, e),
+        None => out.push_str("null"),
+    }
+}
+
+fn state(out: &mut String, change: &StateChange) {
+    str(out, "state", change.state.as_str());
+    num(out, "attempt", u64::from(change.attempt));
+    match change.retry_in {
+        Some(d) => num(out, "retryIn", d.as_millis() as u64),
+        None => raw(out, "retryIn", "null"),
+    }
+    cause(out, "cause", change.cause.as_ref());
+}
+
+fn tool_call(out: &mut String, call: &ToolCall) {
+    str(out, "toolCallId", &call.tool_call_id);
+    str(out, "toolName", &call.tool_name);
+    json(out, "toolInput", &call.tool_input);
+}
+
+fn tool_result(out: &mut String, result: &ToolResult) {
+    str(out, "toolCallId", &result.tool_call_id);
+    str(out, "toolName", &result.tool_name);
+    str(out, "toolOutput", &result.tool_output);
+}
+
+fn agent_events(out: &mut String, name: &str, events: &[AgentEvent]) {
+    list(out, name, events, |out, e| {
+        out.push('{');
+        str(out, "type", &e.kind);
+        json(out, "data", &e.data);
+        out.push('}');
+    });
+}
+
+/// A whole [`Response`], as an object.
+pub fn push_response(out: &mut String, r: &Response) {
+    out.push('{');
+    str(out, "id", &r.id);
+    request_id(out, "requestId", r.request_id);
+    str(out, "text", &r.text);
+    str(out, "status", r.status.as_str());
+    opt_str(out, "stopReason", r.stop_reason.map(|s| s.as_str()));
+    list(out, "toolCalls", &r.tool_calls, |out, c| {
+        out.push('{');
+        tool_call(out, c);
+        out.push('}');
+    });
+    list(out, "toolResponses", &r.tool_responses, |out, t| {
+        out.push('{');
+        tool_result(out, t);
+        out.push('}');
+    });
+    agent_events(out, "events", &r.events);
+    values(out, "clientSideToolCalls", &r.client_side_tool_calls);
+    out.push('}');
+}
+
+/// Every event but `Token` (which the driver hands over as two strings on
+/// its hot path; written here too, for completeness), as an object whose
+/// `type` names it.
+pub fn event(e: &Event) -> String {
+    let mut out = String::from("{");
+    let o = &mut out;
+    match e {
+        Event::StateChanged(change) => {
+            str(o, "type", "state");
+            state(o, change);
+        }
         Event::Connected {
             agent,
             resumed,
             server,
         } => {
-            let o = object("connected");
-            set(&o, "resumed", *resumed);
-            set(
-                &o,
-                "agent",
-                agent.as_deref().map_or(JsValue::NULL, self::agent),
-            );
-            set(
-                &o,
-                "server",
-                server.as_deref().map_or(JsValue::NULL, self::server),
-            );
-            o.into()
+            str(o, "type", "connected");
+            boolean(o, "resumed", *resumed);
+            key(o, "agent");
+            match agent {
+                Some(a) => self::agent(o, a),
+                None => o.push_str("null"),
+            }
+            key(o, "server");
+            match server {
+                Some(s) => push_server(o, s),
+                None => o.push_str("null"),
+            }
         }
         Event::ResponseStarted {
             response_id,
             request_id: req,
         } => {
-            let o = object("response_started");
-            set(&o, "responseId", &**response_id);
-            set(&o, "requestId", request_id(*req));
-            o.into()
+            str(o, "type", "response_started");
+            str(o, "responseId", response_id);
+            request_id(o, "requestId", *req);
         }
         Event::Token { response_id, token } => {
-            let o = object("token");
-            set(&o, "responseId", &**response_id);
-            set(&o, "token", token.as_str());
-            o.into()
+            str(o, "type", "token");
+            str(o, "responseId", response_id);
+            str(o, "token", token);
         }
         Event::ResponseComplete(r) => {
-            let o = object("response");
-            set(&o, "response", response(r));
-            o.into()
+            str(o, "type", "response");
+            key(o, "response");
+            push_response(o, r);
         }
         Event::ToolCall { response_id, call } => {
-            let o = object("tool_call");
-            set(&o, "responseId", opt_str(response_id.as_deref()));
-            tool_call(&o, call);
-            o.into()
+            str(o, "type", "tool_call");
+            opt_str(o, "responseId", response_id.as_deref());
+            tool_call(o, call);
         }
         Event::ToolResponse {
             response_id,
             result,
         } => {
-            let o = object("tool_response");
-            set(&o, "responseId", opt_str(response_id.as_deref()));
-            tool_result(&o, result);
-            o.into()
+            str(o, "type", "tool_response");
+            opt_str(o, "responseId", response_id.as_deref());
+            tool_result(o, result);
         }
         Event::Events {
             response_id,
             events,
         } => {
-            let o = object("events");
-            set(&o, "responseId", opt_str(response_id.as_deref()));
-            set(&o, "events", agent_events(events));
-            o.into()
+            str(o, "type", "events");
+            opt_str(o, "responseId", response_id.as_deref());
+            agent_events(o, "events", events);
         }
         Event::ClientSideToolCalls {
             response_id,
             tool_calls,
         } => {
-            let o = object("client_side_tool_calls");
-            set(&o, "responseId", opt_str(response_id.as_deref()));
-            set(&o, "toolCalls", values(tool_calls));
-            o.into()
+            str(o, "type", "client_side_tool_calls");
+            opt_str(o, "responseId", response_id.as_deref());
+            values(o, "toolCalls", tool_calls);
         }
         Event::RequestAcknowledged {
             request_id: req,
             result,
         } => {
-            let o = object("ack");
-            set(&o, "requestId", request_id(Some(*req)));
-            set(&o, "result", json(result));
-            o.into()
+            str(o, "type", "ack");
+            request_id(o, "requestId", Some(*req));
+            json(o, "result", result);
         }
         Event::RequestFailed {
             request_id: req,
             error: err,
         } => {
-            let o = object("request_failed");
-            set(&o, "requestId", request_id(Some(*req)));
-            set(&o, "error", error(err));
-            o.into()
+            str(o, "type", "request_failed");
+            request_id(o, "requestId", Some(*req));
+            cause(o, "error", Some(err));
         }
         Event::Error(err) => {
-            let o = object("error");
-            set(&o, "error", error(err));
-            o.into()
+            str(o, "type", "error");
+            cause(o, "error", Some(err));
         }
         Event::Unknown { method, params } => {
-            let o = object("unknown");
-            set(&o, "method", method.as_str());
-            set(&o, "params", json(params));
-            o.into()
+            str(o, "type", "unknown");
+            str(o, "method", method);
+            json(o, "params", params);
         }
         // `Event` is non-exhaustive: a variant added to the core later is
         // surfaced generically rather than dropped. (Not `Debug`-printed:
         // that would pull float formatting into the bundle.)
         _ => {
-            let o = object("unknown");
-            set(&o, "method", "");
-            set(&o, "params", JsValue::NULL);
-            o.into()
+            str(o, "type", "unknown");
+            str(o, "method", "");
+            raw(o, "params", "null");
         }
+    }
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    //! The text written here must be JSON that reads (`JSON.parse`, here
+    //! serde_json) as the objects `index.d.ts` declares. The JS tests check
+    //! the same shapes end to end against the reference server; these
+    //! reach what a server rarely sends (escapes, control characters,
+    //! negative times, every error kind, extra agent fields).
+    use super::*;
+    use alloc::boxed::Box;
+    use alloc::sync::Arc;
+    use alloc::vec;
+    use core::time::Duration;
+    use serde_json::{json, Value};
+    use tokenrelay::wire::AgentEvent;
+    use tokenrelay::{ConnectionState, ErrorKind, ResponseStatus};
+
+    fn read(text: &str) -> Value {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    const ODD: &str = "a \"quote\", a \\ backslash, \n\r\t\u{8}\u{c}\u{1}\u{1f} and é ✓ 😀";
+
+    #[test]
+    fn every_error_kind_is_a_descriptor_with_its_code_and_message() {
+        for kind in ErrorKind::ALL {
+            let e = Error::sample(kind);
+            let d = read(&error(&e));
+            assert_eq!(d["code"], kind.as_str());
+            let mut message = String::new();
+            e.push_message(&mut message);
+            assert_eq!(d["message"], message.as_str());
+            if let Some(r) = e.rejection() {
+                assert_eq!(d["serverCode"], json!(r.code));
+                assert_eq!(d["status"], json!(r.status));
+            }
+        }
+        let all = read(&crate::js_api::error_kinds_for_tests());
+        assert_eq!(all.as_array().map(Vec::len), Some(ErrorKind::ALL.len()));
+    }
+
+    #[test]
+    fn strings_are_escaped_and_numbers_are_integers() {
+        let mut change = StateChange::new(ConnectionState::Reconnecting);
+        change.attempt = 3;
+        change.retry_in = Some(Duration::from_millis(1_500));
+        change.cause = Some(Error::Transport {
+            message: ODD.into(),
+        });
+        let e = read(&event(&Event::StateChanged(Box::new(change))));
+        assert_eq!(
+            e,
+            json!({"type": "state", "state": "reconnecting", "attempt": 3, "retryIn": 1500,
+                "cause": {"code": "transport", "message": format!("transport error: {ODD}")}})
+        );
+        let e = read(&event(&Event::StateChanged(Box::new(StateChange::new(
+            ConnectionState::Connected,
+        )))));
+        assert_eq!(e["retryIn"], Value::Null);
+        assert_eq!(e["cause"], Value::Null);
+    }
+
+    #[test]
+    fn the_agent_keeps_its_fields_tools_and_extras() {
+        let mut agent = Agent::default();
+        agent.agent_id = "a1".into();
+        agent.agent_name = ODD.into();
+        agent.is_public = true;
+        agent.created_at = Some(-5);
+        agent.updated_at = Some(1_700_000_000);
+        agent.tools = vec![json!({"name": "t", "n": [1, 2.5, null]})];
+        agent.extra.insert("x\"y".into(), json!({"deep": [true]}));
+        let server = ServerInfo {
+            name: "s".into(),
+            version: "1".into(),
+            capabilities: vec!["seq".into(), "resume".into()],
+        };
+        let e = read(&event(&Event::Connected {
+            agent: Some(Box::new(agent)),
+            resumed: true,
+            server: Some(Box::new(server)),
+        }));
+        assert_eq!(
+            e,
+            json!({"type": "connected", "resumed": true,
+                "agent": {"agent_id": "a1", "agent_name": ODD, "agent_description": "",
+                    "prompt": "", "org_id": "", "is_public": true, "agent_speaks_first": false,
+                    "tools": [{"name": "t", "n": [1, 2.5, null]}], "created_at": -5,
+                    "updated_at": 1_700_000_000, "x\"y": {"deep": [true]}},
+                "server": {"name": "s", "version": "1", "capabilities": ["seq", "resume"]}})
+        );
+        let e = read(&event(&Event::Connected {
+            agent: None,
+            resumed: false,
+            server: None,
+        }));
+        assert_eq!(
+            e,
+            json!({"type": "connected", "resumed": false, "agent": null, "server": null})
+        );
+    }
+
+    #[test]
+    fn a_response_has_every_list() {
+        let id: tokenrelay::ResponseId = Arc::from("r\"1");
+        let mut r = Response::new(id.clone(), Some(RequestId(7)));
+        r.text = ODD.into();
+        r.status = ResponseStatus::Complete;
+        r.stop_reason = Some(wire::StopReason::Complete);
+        r.tool_calls = vec![ToolCall::new("c1", "search", json!({"q": ODD}))];
+        r.tool_responses = vec![ToolResult::new("c1", "search", "found")];
+        r.events = vec![AgentEvent {
+            kind: "progress".into(),
+            data: json!({"pct": 50}),
+        }];
+        r.client_side_tool_calls = vec![json!({"id": "k"}), json!([])];
+        let mut text = String::new();
+        push_response(&mut text, &r);
+        let expected = json!({"id": "r\"1", "requestId": 7, "text": ODD, "status": "complete",
+            "stopReason": "complete",
+            "toolCalls": [{"toolCallId": "c1", "toolName": "search", "toolInput": {"q": ODD}}],
+            "toolResponses": [{"toolCallId": "c1", "toolName": "search", "toolOutput": "found"}],
+            "events": [{"type": "progress", "data": {"pct": 50}}],
+            "clientSideToolCalls": [{"id": "k"}, []]});
+        assert_eq!(read(&text), expected);
+        let e = read(&event(&Event::ResponseComplete(Box::new(r))));
+        assert_eq!(e, json!({"type": "response", "response": expected}));
+        let empty = Response::new(id, None);
+        let mut text = String::new();
+        push_response(&mut text, &empty);
+        let e = read(&text);
+        assert_eq!(e["requestId"], Value::Null);
+        assert_eq!(e["stopReason"], Value::Null);
+        assert_eq!(e["toolCalls"], json!([]));
+    }
+
+    #[test]
+    fn every_other_event_has_its_type_and_fields() {
+        let rid: tokenrelay::ResponseId = Arc::from("r1");
+        let cases = [
+            (
+                Event::ResponseStarted {
+                    response_id: rid.clone(),
+                    request_id: None,
+                },
+                json!({"type": "response_started", "responseId": "r1", "requestId": null}),
+            ),
+            (
+                Event::Token {
+                    response_id: rid.clone(),
+                    token: ODD.into(),
+                },
+                json!({"type": "token", "responseId": "r1", "token": ODD}),
+            ),
+            (
+                Event::ToolCall {
+                    response_id: None,
+                    call: Box::new(ToolCall::new("c", "n", json!(null))),
+                },
+                json!({"type": "tool_call", "responseId": null, "toolCallId": "c",
+                    "toolName": "n", "toolInput": null}),
+            ),
+            (
+                Event::ToolResponse {
+                    response_id: Some(rid.clone()),
+                    result: Box::new(ToolResult::new("c", "n", ODD)),
+                },
+                json!({"type": "tool_response", "responseId": "r1", "toolCallId": "c",
+                    "toolName": "n", "toolOutput": ODD}),
+            ),
+            (
+                Event::Events {
+                    response_id: Some(rid.clone()),
+                    events: vec![],
+                },
+                json!({"type": "events", "responseId": "r1", "events": []}),
+            ),
+            (
+                Event::ClientSideToolCalls {
+                    response_id: None,
+                    tool_calls: vec![json!({"a": 1.5e300})],
+                },
+                json!({"type": "client_side_tool_calls", "responseId": null,
+                    "toolCalls": [{"a": 1.5e300}]}),
+            ),
+            (
+                Event::RequestAcknowledged {
+                    request_id: RequestId(9_007_199_254_740_991),
+                    result: json!({"success": true}),
+                },
+                json!({"type": "ack", "requestId": 9_007_199_254_740_991_u64,
+                    "result": {"success": true}}),
+            ),
+            (
+                Event::Unknown {
+                    method: "on_new".into(),
+                    params: json!([1, "x"]),
+                },
+                json!({"type": "unknown", "method": "on_new", "params": [1, "x"]}),
+            ),
+        ];
+        for (e, expected) in cases {
+            assert_eq!(read(&event(&e)), expected);
+        }
+        let failed = read(&event(&Event::RequestFailed {
+            request_id: RequestId(2),
+            error: Error::sample(ErrorKind::RateLimited),
+        }));
+        assert_eq!(failed["type"], "request_failed");
+        assert_eq!(failed["requestId"], 2);
+        assert_eq!(failed["error"]["code"], "rate_limited");
+        let error = read(&event(&Event::Error(Error::sample(ErrorKind::Protocol))));
+        assert_eq!(error["type"], "error");
+        assert_eq!(error["error"]["code"], "protocol");
     }
 }

@@ -1,54 +1,49 @@
-//! The browser driver: feeds the sans-IO [`Session`] from a WebSocket,
-//! `setTimeout` and the application's `getToken` promise, and carries out
-//! what the session asks. No protocol decision is made here; every one is
-//! the session's (see its module documentation for the contract).
+//! The browser driver: feeds the sans-IO [`Session`] with what the JS layer
+//! reports (socket events, the timer, `getToken` answers, the browser's
+//! life events) and carries out what the session asks through the JS
+//! layer's [`Sink`]. No protocol decision is made here nor in JS; every one
+//! is the session's (see its module documentation for the contract).
+//!
+//! The I/O itself (the WebSocket, `setTimeout`, the `getToken` promise, the
+//! `online`/`offline`/`visibilitychange` listeners) lives in the JS layer
+//! (`js/client.js`), which calls this module's entry points
+//! ([`crate::js_api::WasmConnection`]) with plain values. That split is for
+//! size: handled in Rust, each callback handed to JS was a wasm-bindgen
+//! closure with its own invoker, drop glue and table slot, and each JS
+//! object read went through `Reflect`, together about a fifth of the
+//! module, where the same work is a few lines of JS.
 //!
 //! Re-entrancy: JS listeners may call back into the connection (an `on`
 //! handler that calls `ask()`), so the session is never borrowed while
-//! user code runs. [`Driver::pump`] collects what the session produced while
-//! borrowed, releases it, then calls the application.
-//!
-//! Every JS callback the driver installs (socket handlers, the timer,
-//! token promise reactions, browser life listeners) is created once per
-//! connection and wrapped by the JS layer's `guard`, which turns a wasm trap
-//! (a panic) into an error on the connection instead of an uncaught
-//! exception that would kill a Node process.
+//! application code runs. [`Driver::pump`] collects what the session
+//! produced while borrowed, releases it, then calls the application. The
+//! [`Sink`] calls made while borrowed (`open`, `send`, `closeSocket`,
+//! `timer`, `release`) never run application code nor call back.
 
 use alloc::boxed::Box;
-use alloc::rc::{Rc, Weak};
+use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use js_sys::{Function, Promise, Reflect};
+use tokenrelay::wire::ToolResponseParam;
 use tokenrelay::{Action, Session, SessionConfig};
 use tokenrelay::{
     Credential, Error, ErrorKind, Event, ProviderFailure, ResponseId, Timestamp, TokenText,
 };
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
-use web_sys::{BinaryType, CloseEvent, WebSocket};
 
 use crate::clock::{unix_now, Clock};
 use crate::convert;
 
 #[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(f: &Function, ms: f64) -> JsValue;
-    #[wasm_bindgen(js_name = clearTimeout)]
-    fn clear_timeout(id: &JsValue);
-    /// A promise seen as something with `then(ok, err)` taking plain
-    /// functions (bound ones, here).
-    type Thenable;
-    #[wasm_bindgen(method, js_name = then)]
-    fn then_call(this: &Thenable, ok: &Function, err: &Function) -> JsValue;
-
-    /// The JS layer's receiver of what the connection produces. Typed
-    /// imports rather than `Function::call`: numbers and strings cross
-    /// without being boxed into `JsValue`s, which matters once per token.
+    /// The JS layer's side of one connection: where tokens and events go,
+    /// and the I/O the session asks for. Typed imports: numbers and strings
+    /// cross without being boxed into `JsValue`s, which matters once per
+    /// token.
     pub type Sink;
     /// The response id of the tokens that follow changed.
     #[wasm_bindgen(method, js_name = responseId)]
@@ -62,96 +57,68 @@ extern "C" {
     /// The next token, when it is not a plain slice of the frame.
     #[wasm_bindgen(method)]
     fn token(this: &Sink, token: &str);
-    /// Any other event, as a JS object.
+    /// Any other event, as JSON text (`convert::event`), which the JS layer
+    /// reads with `JSON.parse`.
     #[wasm_bindgen(method)]
-    fn event(this: &Sink, event: JsValue);
-    /// Makes the socket's `message` handler. Text frames that fit are
-    /// written one after another into the connection's frame buffer
-    /// (`TextEncoder.encodeInto`, no allocation), each as a little-endian
-    /// `u32` byte length and its UTF-8, and handed over in one batch with
-    /// `in_buffer(bytesUsed)` from a microtask: a socket read that brought
-    /// many frames costs one call into wasm, not one per frame. A frame too
-    /// big for the buffer goes to `as_text(text)`, a binary one to
-    /// `as_text(undefined)`, each after the batch before it. The batch's JS
-    /// strings are kept for [`Sink::token_at`] while `in_buffer` runs.
-    /// Like `guard`, the handler turns a trap into an error on the
-    /// connection.
-    #[wasm_bindgen(method, js_name = wrapMessage)]
-    fn wrap_message(this: &Sink, in_buffer: &JsValue, as_text: &JsValue) -> Function;
-}
-
-/// What the application gave the connection.
-pub(crate) struct Host {
-    /// `getToken(contextId)`: a string, a promise of one, or
-    /// `{streamToken}` for a single-use stream token.
-    pub get_token: Function,
-    /// A WebSocket constructor to use instead of the global one.
-    pub websocket: Option<Function>,
-    /// Where tokens and events go. A token's response id is only sent when
-    /// it changes (the JS layer remembers it), which saves a string
-    /// crossing per token.
-    pub sink: Sink,
-    /// Wraps a callback so that a trap inside it is reported, not thrown.
-    pub guard: Function,
-}
-
-/// The callbacks handed to JS, made once per connection.
-struct Callbacks {
-    /// The Rust closures, owned here so they live exactly as long as the
-    /// connection; JS only ever holds their guarded wrappers below.
-    _alive: Alive,
-    /// The callbacks wrapped by the JS `guard`; these are what JS holds.
-    guarded: Guarded,
-}
-
-type Alive = (
-    [Closure<dyn FnMut(JsValue)>; 2],
-    Closure<dyn FnMut(u32)>,
-    Closure<dyn FnMut(Option<String>)>,
-    [Closure<dyn FnMut()>; 4],
-    [Closure<dyn FnMut(f64, JsValue)>; 2],
-);
-
-struct Guarded {
-    open: Function,
-    message: Function,
-    close: Function,
-    timer: Function,
-    token_ok: Function,
-    token_err: Function,
-    online: Function,
-    offline: Function,
-    visibility: Function,
+    fn event(this: &Sink, event: &str);
+    /// Opens a WebSocket to `url` (closing any previous one first), with
+    /// `binaryType = "arraybuffer"` and its handlers calling the
+    /// connection's `opened`, `batch`/`frame` and `closed`. Returns the
+    /// message of what the constructor threw, if it threw.
+    #[wasm_bindgen(method)]
+    fn open(this: &Sink, url: &str) -> Option<String>;
+    /// Forgets the socket (its handlers are removed first, so nothing more
+    /// is heard from it) and closes it with `code` and `reason`.
+    #[wasm_bindgen(method, js_name = closeSocket)]
+    fn close_socket(this: &Sink, code: u16, reason: &str);
+    /// Sends a text frame on the socket, if there is one. Returns the
+    /// message of what `send` threw, if it threw; the socket is then
+    /// forgotten, as by `closeSocket`.
+    #[wasm_bindgen(method)]
+    fn send(this: &Sink, frame: &str) -> Option<String>;
+    /// Arms the connection's one timer to call `timer()` in `ms`
+    /// milliseconds, clearing the one armed before.
+    #[wasm_bindgen(method)]
+    fn timer(this: &Sink, ms: f64);
+    /// Calls the app's `getToken(contextId)` and reports its answer with
+    /// `tokenOk`/`tokenErr`, always asynchronously (as promises do), with
+    /// `fetch_id`, so a late answer to an abandoned fetch is recognised
+    /// (and ignored) by the session.
+    #[wasm_bindgen(method, js_name = fetchToken)]
+    fn fetch_token(this: &Sink, fetch_id: f64, context_id: &str);
+    /// The connection ended for good: clear the timer, close the socket,
+    /// remove the browser listeners.
+    #[wasm_bindgen(method)]
+    fn release(this: &Sink);
 }
 
 /// One connection's driver state.
 pub(crate) struct Driver {
     session: Session,
     clock: Clock,
-    /// Shared outside the `RefCell` so a pump can call the application
-    /// without holding the borrow or cloning JS handles per event.
-    host: Rc<Host>,
-    socket: Option<WebSocket>,
-    /// The socket is open (its `open` event came).
-    socket_open: bool,
-    /// The pending `setTimeout` and the session time it is due at.
-    timer: Option<(JsValue, Timestamp)>,
-    callbacks: Option<Callbacks>,
+    /// Shared outside the `RefCell`, so a pump can call the application
+    /// without holding the borrow.
+    sink: Rc<Sink>,
+    /// The session time the JS timer is armed for, if it is.
+    timer: Option<Timestamp>,
     /// The response id the JS layer was last told, so a token costs one
     /// string crossing, not two.
     last_response_id: Option<ResponseId>,
-    /// Browser listeners are installed (removed by `close`).
-    listening: bool,
+    /// `Sink::release` was called.
+    released: bool,
     /// Reused buffer of what a pump hands to the application.
     out: Vec<Out>,
     /// Where the JS layer writes the text frames of one batch (see
-    /// [`Sink::wrap_message`]): a fixed allocation, so its address stays
+    /// [`Driver::handle_batch`]): a fixed allocation, so its address stays
     /// valid for the JS view of it for the driver's whole life.
     frame_buffer: Box<[u8]>,
     /// The frame being handled: its index in the batch and where it is in
     /// `frame_buffer`, so its tokens can be handed to JS as offsets into the
     /// string JS already has (see [`token_offsets`]).
     frame: Option<(u32, usize, usize)>,
+    /// The answers to client-side tool calls being gathered for one
+    /// `client_side_tool_responses` request.
+    tool_responses: Vec<ToolResponseParam>,
 }
 
 /// Bytes of [`Driver::frame_buffer`]: a whole socket read of `on_token`
@@ -163,7 +130,8 @@ const FRAME_BUFFER: usize = 64 * 1024;
 enum Out {
     /// A token, and its response id when it changed.
     Token(Token, Option<ResponseId>),
-    Event(JsValue),
+    /// Any other event, as JSON text.
+    Event(String),
     FetchToken {
         fetch_id: u64,
         context_id: String,
@@ -183,44 +151,36 @@ pub(crate) type Shared = Rc<RefCell<Driver>>;
 
 impl Driver {
     /// A driver for `context_id`, not started.
-    pub(crate) fn new(context_id: String, mut config: SessionConfig, host: Host) -> Shared {
+    pub(crate) fn new(context_id: String, mut config: SessionConfig, sink: Sink) -> Shared {
         // Browsers cannot send pings nor see pongs, so the session's
         // keepalive would only ever tear down healthy quiet sockets. The
         // browser and the server's own pings keep the socket honest.
         config.ping_interval = None;
         config.idle_timeout = None;
         let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
-        let driver = Rc::new(RefCell::new(Driver {
+        Rc::new(RefCell::new(Driver {
             session: Session::new(context_id, config, seed),
             clock: Clock::new(),
-            host: Rc::new(host),
-            socket: None,
-            socket_open: false,
+            sink: Rc::new(sink),
             timer: None,
-            callbacks: None,
             last_response_id: None,
-            listening: false,
+            released: false,
             out: Vec::new(),
             frame_buffer: vec![0; FRAME_BUFFER].into_boxed_slice(),
             frame: None,
-        }));
-        let callbacks = Callbacks::new(&driver);
-        driver.borrow_mut().callbacks = Some(callbacks);
-        driver
+            tool_responses: Vec::new(),
+        }))
     }
 
-    /// Starts connecting and listens to the browser's life events.
-    pub(crate) fn start(this: &Shared) {
-        {
-            let mut d = this.borrow_mut();
-            d.listen(true);
-            let now = d.clock.now();
-            if let Some(false) = navigator_on_line() {
-                d.session.set_network_available(false, now);
+    /// Starts connecting; `offline` when the host says the network is down
+    /// (`navigator.onLine === false`).
+    pub(crate) fn start(this: &Shared, offline: bool) {
+        Driver::with_session(this, |s, now| {
+            if offline {
+                s.set_network_available(false, now);
             }
-            d.session.start(now);
-        }
-        Driver::pump(this);
+            s.start(now);
+        });
     }
 
     /// Runs `f` on the session with the current time, then pumps.
@@ -252,9 +212,90 @@ impl Driver {
         unsafe { js_sys::Uint8Array::view(&d.frame_buffer) }
     }
 
+    /// Adds an answer to the next [`Driver::take_tool_responses`].
+    pub(crate) fn add_tool_response(this: &Shared, tool_call_id: String, response: String) {
+        this.borrow_mut().tool_responses.push(ToolResponseParam {
+            tool_call_id,
+            response,
+        });
+    }
+
+    /// The answers added since the last call.
+    pub(crate) fn take_tool_responses(this: &Shared) -> Vec<ToolResponseParam> {
+        core::mem::take(&mut this.borrow_mut().tool_responses)
+    }
+
     /// Reads the session.
     pub(crate) fn read<T>(this: &Shared, f: impl FnOnce(&Session) -> T) -> T {
         f(&this.borrow().session)
+    }
+
+    /// The socket's `open` event.
+    pub(crate) fn opened(this: &Shared) {
+        Driver::with_session(this, |s, now| s.handle_transport_open(now));
+    }
+
+    /// A batch of text frames in `frame_buffer[..used]`, each a
+    /// little-endian `u32` byte length and its UTF-8 (the socket's message
+    /// handler wrote them with `TextEncoder.encodeInto`): a socket read that
+    /// brought many frames costs one call into wasm, not one per frame.
+    pub(crate) fn batch(this: &Shared, used: u32) {
+        this.borrow_mut().handle_batch(used as usize);
+        Driver::pump(this);
+    }
+
+    /// A frame too big for the buffer (`Some`), or a binary one (`None`).
+    pub(crate) fn frame(this: &Shared, text: Option<String>) {
+        Driver::with_session(this, |s, now| match text {
+            Some(text) => s.handle_frame(&text, now),
+            None => s.handle_binary_frame(now),
+        });
+    }
+
+    /// The socket's `close` event; `was_open` if its `open` event came.
+    pub(crate) fn closed(this: &Shared, code: u16, reason: String, was_open: bool) {
+        Driver::with_session(this, |s, now| {
+            if was_open {
+                // 1005/1006: no close frame came (the socket just died).
+                let code = (code != 1005 && code != 1006).then_some(code);
+                s.handle_transport_closed(code, &reason, now)
+            } else {
+                // Browsers hide why an upgrade failed (by design); the
+                // session retries a transport failure with backoff.
+                let message = if reason.is_empty() {
+                    let mut m = String::from("the WebSocket could not be opened (close code ");
+                    m.push_str(&tokenrelay::wire::decimal(u64::from(code)));
+                    m.push(')');
+                    m
+                } else {
+                    reason
+                };
+                s.handle_transport_failed(Error::Transport { message }, now)
+            }
+        });
+    }
+
+    /// The timer armed by [`Sink::timer`] fired.
+    pub(crate) fn timer_fired(this: &Shared) {
+        this.borrow_mut().timer = None;
+        Driver::with_session(this, |s, now| s.handle_timeout(now));
+    }
+
+    /// The page became visible again. A backgrounded tab's timers may have
+    /// been throttled for minutes: catch up on every deadline, and retry at
+    /// once if the session was waiting to.
+    pub(crate) fn visible(this: &Shared) {
+        Driver::with_session(this, |s, now| {
+            s.handle_timeout(now);
+            s.reconnect_now(now);
+        });
+    }
+
+    /// What a `getToken` call answered.
+    pub(crate) fn token_answer(this: &Shared, fetch_id: f64, result: Result<Credential, Error>) {
+        Driver::with_session(this, |s, now| {
+            s.handle_token(fetch_id as u64, result, now, unix_now())
+        });
     }
 
     /// Closes the connection for good and releases every listener and timer.
@@ -267,10 +308,10 @@ impl Driver {
     /// events to the application, until it has nothing more to say.
     pub(crate) fn pump(this: &Shared) {
         loop {
-            let (mut out, host) = {
+            let (mut out, sink) = {
                 let mut d = this.borrow_mut();
                 d.drain();
-                (core::mem::take(&mut d.out), d.host.clone())
+                (core::mem::take(&mut d.out), d.sink.clone())
             };
             if out.is_empty() {
                 break;
@@ -279,18 +320,18 @@ impl Driver {
                 match item {
                     Out::Token(token, response_id) => {
                         if let Some(id) = response_id {
-                            host.sink.response_id(&id);
+                            sink.response_id(&id);
                         }
                         match token {
-                            Token::At(frame, start, end) => host.sink.token_at(frame, start, end),
-                            Token::Text(text) => host.sink.token(&text),
+                            Token::At(frame, start, end) => sink.token_at(frame, start, end),
+                            Token::Text(text) => sink.token(&text),
                         }
                     }
-                    Out::Event(e) => host.sink.event(e),
+                    Out::Event(e) => sink.event(&e),
                     Out::FetchToken {
                         fetch_id,
                         context_id,
-                    } => Driver::fetch_token(this, fetch_id, &context_id),
+                    } => sink.fetch_token(fetch_id as f64, &context_id),
                 }
             }
             // Give the buffer back so the hot path does not allocate.
@@ -300,9 +341,14 @@ impl Driver {
             }
         }
         let mut d = this.borrow_mut();
-        d.schedule();
         if d.session.state().state.is_terminal() {
-            d.release();
+            if !d.released {
+                d.released = true;
+                d.timer = None;
+                d.sink.release();
+            }
+        } else {
+            d.schedule();
         }
     }
 
@@ -317,7 +363,10 @@ impl Driver {
             }
             while let Some(frame) = self.session.poll_transmit() {
                 progressed = true;
-                self.send(&frame);
+                if let Some(reason) = self.sink.send(&frame) {
+                    let now = self.clock.now();
+                    self.session.handle_transport_closed(None, &reason, now);
+                }
             }
             while let Some(event) = self.session.poll_event() {
                 progressed = true;
@@ -394,74 +443,24 @@ impl Driver {
                 fetch_id,
                 context_id,
             }),
-            Action::OpenSocket { url } => self.open(&url),
-            Action::CloseSocket { code, reason } => {
-                if let Some(ws) = self.detach_socket() {
-                    let _ = ws.close_with_code_and_reason(code, &reason);
+            Action::OpenSocket { url } => {
+                if let Some(thrown) = self.sink.open(&url) {
+                    // A constructor that throws (no WebSocket at all, a
+                    // malformed URL) will throw again: a configuration
+                    // error, not a retry.
+                    let message = ["cannot open a WebSocket: ", &thrown].concat();
+                    let now = self.clock.now();
+                    self.session
+                        .handle_transport_failed(Error::Config { message }, now);
                 }
             }
+            Action::CloseSocket { code, reason } => self.sink.close_socket(code, &reason),
             // Browsers offer no ping; the session is configured not to ask.
             Action::SendPing => {}
         }
     }
 
-    fn open(&mut self, url: &str) {
-        if let Some(old) = self.detach_socket() {
-            let _ = old.close();
-        }
-        let created = match &self.host.websocket {
-            Some(ctor) => {
-                let args = js_sys::Array::of1(&JsValue::from_str(url));
-                Reflect::construct(ctor, &args).map(JsCast::unchecked_into::<WebSocket>)
-            }
-            None => WebSocket::new(url),
-        };
-        let now = self.clock.now();
-        let ws = match created {
-            Ok(ws) => ws,
-            Err(e) => {
-                // A constructor that throws (no WebSocket at all, a malformed
-                // URL) will throw again: a configuration error, not a retry.
-                let message = ["cannot open a WebSocket: ", &js_message(&e)].concat();
-                self.session
-                    .handle_transport_failed(Error::Config { message }, now);
-                return;
-            }
-        };
-        ws.set_binary_type(BinaryType::Arraybuffer);
-        if let Some(cb) = &self.callbacks {
-            ws.set_onopen(Some(&cb.guarded.open));
-            ws.set_onmessage(Some(&cb.guarded.message));
-            ws.set_onclose(Some(&cb.guarded.close));
-        }
-        self.socket = Some(ws);
-        self.socket_open = false;
-    }
-
-    /// Forgets the current socket; its handlers are removed first, so nothing
-    /// more is heard from it.
-    fn detach_socket(&mut self) -> Option<WebSocket> {
-        let ws = self.socket.take()?;
-        ws.set_onopen(None);
-        ws.set_onmessage(None);
-        ws.set_onclose(None);
-        self.socket_open = false;
-        Some(ws)
-    }
-
-    fn send(&mut self, frame: &str) {
-        let Some(ws) = &self.socket else {
-            return; // the socket went away; the session knows
-        };
-        if let Err(e) = ws.send_with_str(frame) {
-            let reason = js_message(&e);
-            self.detach_socket();
-            let now = self.clock.now();
-            self.session.handle_transport_closed(None, &reason, now);
-        }
-    }
-
-    /// Keeps one `setTimeout` armed for the session's next deadline. Lazily:
+    /// Keeps the JS timer armed for the session's next deadline. Lazily:
     /// a later deadline (a request's inactivity timeout pushed back by every
     /// token) leaves the armed timer alone; when it fires early the session
     /// simply finds nothing due and the timer is re-armed.
@@ -469,244 +468,15 @@ impl Driver {
         let Some(due) = self.session.poll_timeout() else {
             return;
         };
-        if matches!(&self.timer, Some((_, armed)) if *armed <= due) {
+        if matches!(self.timer, Some(armed) if armed <= due) {
             return;
         }
-        if let Some((id, _)) = self.timer.take() {
-            clear_timeout(&id);
-        }
-        let Some(cb) = &self.callbacks else { return };
         // Through u64: a u128 to f64 conversion is a compiler-rt routine.
         let delay = due.saturating_since(self.clock.now()).as_millis() as u64 as f64;
         // setTimeout's limit is 2^31-1 ms; a later deadline fires early and
         // is re-armed.
-        let id = set_timeout(&cb.guarded.timer, delay.min(2_147_483_647.0));
-        self.timer = Some((id, due));
-    }
-
-    fn release(&mut self) {
-        if let Some((id, _)) = self.timer.take() {
-            clear_timeout(&id);
-        }
-        if let Some(ws) = self.detach_socket() {
-            let _ = ws.close();
-        }
-        self.listen(false);
-    }
-
-    /// Adds (or removes) the `online`/`offline` and `visibilitychange`
-    /// listeners, where the host has them (not in Node).
-    fn listen(&mut self, on: bool) {
-        if self.listening == on {
-            return;
-        }
-        let Some(cb) = &self.callbacks else { return };
-        let global = js_sys::global();
-        let document: js_sys::Object = Reflect::get(&global, &"document".into())
-            .unwrap_or(JsValue::UNDEFINED)
-            .unchecked_into();
-        let targets = [
-            (&global, "online", &cb.guarded.online),
-            (&global, "offline", &cb.guarded.offline),
-            (&document, "visibilitychange", &cb.guarded.visibility),
-        ];
-        for (target, name, f) in targets {
-            let method = if on {
-                "addEventListener"
-            } else {
-                "removeEventListener"
-            };
-            if let Ok(m) = Reflect::get(target, &method.into()) {
-                if let Some(m) = m.dyn_ref::<Function>() {
-                    let _ = m.call2(target, &name.into(), f);
-                }
-            }
-        }
-        self.listening = on;
-    }
-
-    fn fetch_token(this: &Shared, fetch_id: u64, context_id: &str) {
-        let (host, ok, err) = {
-            let d = this.borrow();
-            let Some(cb) = &d.callbacks else { return };
-            (
-                d.host.clone(),
-                cb.guarded.token_ok.clone(),
-                cb.guarded.token_err.clone(),
-            )
-        };
-        // The fetch id rides along as a bound argument, so a late answer to
-        // an abandoned fetch is recognised (and ignored) by the session.
-        let id = JsValue::from_f64(fetch_id as f64);
-        let ok: Function = ok.bind1(&JsValue::NULL, &id).unchecked_into();
-        let err: Function = err.bind1(&JsValue::NULL, &id).unchecked_into();
-        match host
-            .get_token
-            .call1(&JsValue::NULL, &JsValue::from_str(context_id))
-        {
-            Ok(value) => {
-                let _ = Promise::resolve(&value)
-                    .unchecked_into::<Thenable>()
-                    .then_call(&ok, &err);
-            }
-            // A provider that throws synchronously is treated like one whose
-            // promise rejects, but still asynchronously, as promises are.
-            Err(e) => {
-                let _ = Promise::reject(&e)
-                    .unchecked_into::<Thenable>()
-                    .then_call(&ok, &err);
-            }
-        }
-    }
-
-    fn token_answer(this: &Shared, fetch_id: f64, result: Result<Credential, Error>) {
-        Driver::with_session(this, |s, now| {
-            s.handle_token(fetch_id as u64, result, now, unix_now())
-        });
-    }
-}
-
-impl Callbacks {
-    fn new(driver: &Shared) -> Callbacks {
-        let w = Rc::downgrade(driver);
-        let on_open = Closure::<dyn FnMut(JsValue)>::new(guarded_fn(&w, |d, _| {
-            let now = {
-                let mut d = d.borrow_mut();
-                d.socket_open = true;
-                d.clock.now()
-            };
-            Driver::with_session(d, |s, _| s.handle_transport_open(now));
-        }));
-        // The hot path: one call per batch of frames, their UTF-8 already
-        // in place (see `Sink::wrap_message` for the layout).
-        let on_message_in_buffer = Closure::<dyn FnMut(u32)>::new({
-            let w = w.clone();
-            move |used: u32| {
-                let Some(d) = w.upgrade() else { return };
-                d.borrow_mut().handle_batch(used as usize);
-                Driver::pump(&d);
-            }
-        });
-        let on_message_as_text = Closure::<dyn FnMut(Option<String>)>::new({
-            let w = w.clone();
-            move |text: Option<String>| {
-                let Some(d) = w.upgrade() else { return };
-                Driver::with_session(&d, |s, now| match text {
-                    Some(text) => s.handle_frame(&text, now),
-                    None => s.handle_binary_frame(now),
-                });
-            }
-        });
-        let on_close = Closure::<dyn FnMut(JsValue)>::new(guarded_fn(&w, |d, e: JsValue| {
-            let e: CloseEvent = e.unchecked_into();
-            let (was_open, now) = {
-                let mut d = d.borrow_mut();
-                let was_open = d.socket_open;
-                d.detach_socket();
-                (was_open, d.clock.now())
-            };
-            let code = e.code();
-            let reason = e.reason();
-            Driver::with_session(d, |s, _| {
-                if was_open {
-                    // 1005/1006: no close frame came (the socket just died).
-                    let code = (code != 1005 && code != 1006).then_some(code);
-                    s.handle_transport_closed(code, &reason, now)
-                } else {
-                    // Browsers hide why an upgrade failed (by design); the
-                    // session retries a transport failure with backoff.
-                    let message = if reason.is_empty() {
-                        let mut m = String::from("the WebSocket could not be opened (close code ");
-                        m.push_str(&tokenrelay::wire::decimal(u64::from(code)));
-                        m.push(')');
-                        m
-                    } else {
-                        reason
-                    };
-                    s.handle_transport_failed(Error::Transport { message }, now)
-                }
-            });
-        }));
-        let on_timer = Closure::<dyn FnMut()>::new({
-            let w = w.clone();
-            move || {
-                let Some(d) = w.upgrade() else { return };
-                d.borrow_mut().timer = None;
-                Driver::with_session(&d, |s, now| s.handle_timeout(now));
-            }
-        });
-        let on_token_ok = Closure::<dyn FnMut(f64, JsValue)>::new({
-            let w = w.clone();
-            move |fetch_id: f64, value: JsValue| {
-                let Some(d) = w.upgrade() else { return };
-                Driver::token_answer(&d, fetch_id, credential(&value));
-            }
-        });
-        let on_token_err = Closure::<dyn FnMut(f64, JsValue)>::new({
-            let w = w.clone();
-            move |fetch_id: f64, e: JsValue| {
-                let Some(d) = w.upgrade() else { return };
-                Driver::token_answer(&d, fetch_id, Err(provider_error(&e)));
-            }
-        });
-        let network = |up: bool| {
-            let w = w.clone();
-            Closure::<dyn FnMut()>::new(move || {
-                let Some(d) = w.upgrade() else { return };
-                Driver::with_session(&d, |s, now| s.set_network_available(up, now));
-            })
-        };
-        let on_online = network(true);
-        let on_offline = network(false);
-        let on_visibility = Closure::<dyn FnMut()>::new({
-            let w = w.clone();
-            move || {
-                let Some(d) = w.upgrade() else { return };
-                if !document_visible() {
-                    return;
-                }
-                // A backgrounded tab's timers may have been throttled for
-                // minutes: catch up on every deadline, and retry at once if
-                // the session was waiting to.
-                Driver::with_session(&d, |s, now| {
-                    s.handle_timeout(now);
-                    s.reconnect_now(now);
-                });
-            }
-        });
-        let guard = driver.borrow().host.guard.clone();
-        let wrap = |f: &JsValue| -> Function {
-            guard
-                .call1(&JsValue::NULL, f)
-                .ok()
-                .and_then(|g| g.dyn_into::<Function>().ok())
-                .unwrap_or_else(|| f.clone().unchecked_into())
-        };
-        let guarded = Guarded {
-            open: wrap(on_open.as_ref()),
-            message: driver
-                .borrow()
-                .host
-                .sink
-                .wrap_message(on_message_in_buffer.as_ref(), on_message_as_text.as_ref()),
-            close: wrap(on_close.as_ref()),
-            timer: wrap(on_timer.as_ref()),
-            token_ok: wrap(on_token_ok.as_ref()),
-            token_err: wrap(on_token_err.as_ref()),
-            online: wrap(on_online.as_ref()),
-            offline: wrap(on_offline.as_ref()),
-            visibility: wrap(on_visibility.as_ref()),
-        };
-        Callbacks {
-            _alive: (
-                [on_open, on_close],
-                on_message_in_buffer,
-                on_message_as_text,
-                [on_timer, on_online, on_offline, on_visibility],
-                [on_token_ok, on_token_err],
-            ),
-            guarded,
-        }
+        self.sink.timer(delay.min(2_147_483_647.0));
+        self.timer = Some(due);
     }
 }
 
@@ -727,100 +497,35 @@ fn token_offsets(frame: &[u8], token: &str) -> Option<(u32, u32)> {
     plain.then_some((start as u32, end as u32))
 }
 
-/// A callback that does nothing once its driver is gone.
-fn guarded_fn<A: 'static>(w: &Weak<RefCell<Driver>>, f: fn(&Shared, A)) -> impl FnMut(A) + 'static {
-    let w = w.clone();
-    move |a| {
-        if let Some(d) = w.upgrade() {
-            f(&d, a)
-        }
-    }
-}
-
-/// What `getToken` resolved to, as a credential.
-fn credential(value: &JsValue) -> Result<Credential, Error> {
-    if let Some(s) = value.as_string() {
-        return Ok(Credential::access_token(s));
-    }
-    let field = |name: &str| {
-        Reflect::get(value, &name.into())
-            .ok()
-            .and_then(|v| v.as_string())
-    };
-    if value.is_object() {
-        if let Some(s) = field("streamToken") {
-            return Ok(Credential::stream_token(s));
-        }
-        if let Some(s) = field("accessToken") {
-            return Ok(Credential::access_token(s));
-        }
-    }
-    Err(Error::Config {
-        message: "getToken must resolve to a string (or {accessToken} / {streamToken})".into(),
-    })
-}
-
-/// A `getToken` rejection, keeping its class when the app says what it was
-/// (a `code` such as `"forbidden"`, or an HTTP `status`): the core
-/// classifies it as it does any server refusal, and the session decides
-/// that "this user may not have this context" ends the connection. Without
-/// either it is a plain provider failure, retried with backoff.
-/// What a `getToken` rejected with, as the core's error: the binding reads
-/// what the core's one rule ([`Error::from_provider`]) classifies by.
+/// What a `getToken` rejection said, as the JS layer read it, as the core's
+/// error: the binding passes on what the core's one rule
+/// ([`Error::from_provider`]) classifies by.
 ///
 /// * the kind, when `code` is a kind name (this package's own errors:
 ///   `new ForbiddenError(…)` ends the connection for good);
-/// * an HTTP status: a number `status` or `statusCode`, or that of its
-///   `response` (a thrown `fetch` `Response`, ky's and ofetch's errors);
-/// * a server error code: `serverCode`, or a `code` string that is not a
-///   kind name.
-fn provider_error(e: &JsValue) -> Error {
-    let get = |v: &JsValue, name: &str| Reflect::get(v, &name.into()).ok();
-    let number = |v: &JsValue| {
-        get(v, "status")
-            .and_then(|s| s.as_f64())
-            .or_else(|| get(v, "statusCode").and_then(|s| s.as_f64()))
-    };
-    let code = get(e, "code").and_then(|v| v.as_string());
+/// * an HTTP status (`status`, `statusCode`, or its `response`'s);
+/// * a server error code: `server_code`, or a `code` that is not a kind
+///   name.
+pub(crate) fn provider_error(
+    message: String,
+    code: Option<String>,
+    server_code: Option<String>,
+    status: Option<f64>,
+) -> Error {
     let kind = code.as_deref().and_then(ErrorKind::from_name);
     let code = match kind {
-        Some(_) => get(e, "serverCode").and_then(|v| v.as_string()),
+        Some(_) => server_code,
         None => code,
     };
-    let status = number(e)
-        .or_else(|| get(e, "response").and_then(|r| number(&r)))
+    let status = status
         .filter(|s| (0.0..=f64::from(u16::MAX)).contains(s))
         .map(|s| s as u16);
     Error::from_provider(
-        ProviderFailure::new(js_message(e))
+        ProviderFailure::new(message)
             .kind(kind)
             .status(status)
             .code(code),
     )
-}
-
-/// The message of a thrown JS value.
-pub(crate) fn js_message(e: &JsValue) -> String {
-    if let Some(s) = e.as_string() {
-        return s;
-    }
-    Reflect::get(e, &"message".into())
-        .ok()
-        .and_then(|m| m.as_string())
-        .unwrap_or_else(|| "unknown error".into())
-}
-
-fn navigator_on_line() -> Option<bool> {
-    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
-    Reflect::get(&navigator, &"onLine".into()).ok()?.as_bool()
-}
-
-fn document_visible() -> bool {
-    Reflect::get(&js_sys::global(), &"document".into())
-        .ok()
-        .and_then(|d| Reflect::get(&d, &"visibilityState".into()).ok())
-        .and_then(|v| v.as_string())
-        .is_none_or(|v| v == "visible")
 }
 
 /// The default timeout values a browser connection starts from.

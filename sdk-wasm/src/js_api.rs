@@ -10,13 +10,12 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::time::Duration;
 
-use js_sys::{Array, Function};
-use tokenrelay::wire::ToolResponseParam;
-use tokenrelay::{Error, ErrorKind, RequestId};
+use js_sys::Function;
+use tokenrelay::{Credential, Error, ErrorKind, RequestId};
 use wasm_bindgen::prelude::*;
 
 use crate::convert;
-use crate::driver::{default_config, Driver, Host, Shared, Sink};
+use crate::driver::{default_config, provider_error, Driver, Shared, Sink};
 
 /// The receiver of panic messages: one per module instance. A `static`
 /// rather than a `thread_local!` so the module builds without `std`.
@@ -67,95 +66,93 @@ pub fn panic_for_tests() {
     panic!("panic requested by the test suite");
 }
 
-/// A descriptor of a sample core error of every kind (`ErrorKind::ALL`),
-/// so the test suite can check that `toError` gives each its own class.
-/// Not part of the public API.
+/// The descriptors (JSON text of an array) of a sample core error of every
+/// kind (`ErrorKind::ALL`), so the test suite can check that `toError`
+/// gives each its own class. Not part of the public API.
 #[wasm_bindgen(js_name = __errorKindsForTests)]
-pub fn error_kinds_for_tests() -> Array {
-    ErrorKind::ALL
-        .iter()
-        .map(|&kind| convert::error(&Error::sample(kind)))
-        .collect()
+pub fn error_kinds_for_tests() -> String {
+    let mut out = String::from("[");
+    for kind in ErrorKind::ALL {
+        if out.len() > 1 {
+            out.push(',');
+        }
+        convert::push_error(&mut out, &Error::sample(kind));
+    }
+    out.push(']');
+    out
 }
 
 /// One connection to one context: the sans-IO session and its browser
-/// driver. Used through the JS `Connection` class.
+/// driver. Used through the JS `Connection` class, which does the I/O and
+/// calls the methods below with what happened.
 #[wasm_bindgen]
 pub struct WasmConnection {
     driver: Shared,
 }
 
-/// A request's id as a number, or its error's descriptor: returned, not
-/// thrown, because a `Result` export costs each method a shim of its own
-/// (the JS layer throws the descriptor as its error class).
+/// A request's id as a number, or its error's descriptor as JSON text:
+/// returned, not thrown, because a `Result` export costs each method a shim
+/// of its own (the JS layer throws the descriptor as its error class).
 fn request(result: Result<RequestId, Error>) -> JsValue {
     match result {
         Ok(id) => JsValue::from_f64(id.0 as f64),
-        Err(e) => convert::error(&e),
+        Err(e) => JsValue::from_str(&convert::error(&e)),
     }
+}
+
+/// `Some(ms)` of an option number, `None` for NaN (the JS layer's "not
+/// set"): one slice of numbers crosses instead of a parameter each.
+fn set(numbers: &[f64], i: usize) -> Option<f64> {
+    numbers.get(i).copied().filter(|v| !v.is_nan())
 }
 
 #[wasm_bindgen]
 impl WasmConnection {
-    /// A connection to `context_id` at `ws_url`, not yet started.
-    /// `websocket` is a WebSocket constructor or `undefined` for the global
-    /// one; `sink` receives tokens and events, `guard` wraps callbacks;
-    /// `refresh_ahead` fetches the next key while connected. The timeouts
-    /// and reconnect bounds (milliseconds; `undefined` keeps the core's
-    /// default) have been checked by the JS layer.
+    /// A connection to `context_id` at `ws_url`, not yet started. `sink` is
+    /// the JS layer's side (see `Sink` in `driver.rs`). `options` are
+    /// numbers, NaN where the app set nothing (the core's default stays),
+    /// checked by the JS layer: `refreshAhead` (0 or 1), then in
+    /// milliseconds the request and invocation timeouts and the reconnect
+    /// delay's bounds, then the most reconnect attempts, the most queued
+    /// requests, and the queued requests' age limit (ms; 0: none).
     #[wasm_bindgen(constructor)]
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         ws_url: String,
         context_id: String,
         client_key: Option<String>,
-        get_token: Function,
-        websocket: Option<Function>,
         sink: Sink,
-        guard: Function,
-        refresh_ahead: bool,
-        request_timeout_ms: Option<f64>,
-        invocation_timeout_ms: Option<f64>,
-        reconnect_min_delay_ms: Option<f64>,
-        reconnect_max_delay_ms: Option<f64>,
-        max_reconnect_attempts: Option<u32>,
-        max_queued: Option<u32>,
-        max_queued_age_ms: Option<f64>,
+        options: &[f64],
     ) -> WasmConnection {
         let ms = |v: f64| Duration::from_millis(v as u64);
         let mut config = default_config(ws_url);
         config.client_key = client_key;
-        config.refresh_ahead = refresh_ahead;
-        if let Some(v) = request_timeout_ms {
+        if let Some(v) = set(options, 0) {
+            config.refresh_ahead = v != 0.0;
+        }
+        if let Some(v) = set(options, 1) {
             config.request_timeout = ms(v);
         }
-        if let Some(v) = invocation_timeout_ms {
+        if let Some(v) = set(options, 2) {
             config.invocation_timeout = ms(v);
         }
-        if let Some(v) = reconnect_min_delay_ms {
+        if let Some(v) = set(options, 3) {
             config.reconnect.min_delay = ms(v);
         }
-        if let Some(v) = reconnect_max_delay_ms {
+        if let Some(v) = set(options, 4) {
             config.reconnect.max_delay = ms(v);
         }
-        if max_reconnect_attempts.is_some() {
-            config.reconnect.max_attempts = max_reconnect_attempts;
+        if let Some(v) = set(options, 5) {
+            config.reconnect.max_attempts = Some(v as u32);
         }
-        if let Some(n) = max_queued {
-            config.max_queued_requests = n as usize;
+        if let Some(v) = set(options, 6) {
+            config.max_queued_requests = v as usize;
         }
-        if let Some(v) = max_queued_age_ms {
+        if let Some(v) = set(options, 7) {
             // 0: no limit.
             config.max_queued_age = (v > 0.0).then(|| ms(v));
         }
-        let host = Host {
-            get_token,
-            websocket,
-            sink,
-            guard,
-        };
         WasmConnection {
-            driver: Driver::new(context_id, config, host),
+            driver: Driver::new(context_id, config, sink),
         }
     }
 
@@ -167,9 +164,72 @@ impl WasmConnection {
         Driver::frame_buffer(&self.driver)
     }
 
-    /// Starts connecting.
-    pub fn start(&self) {
-        Driver::start(&self.driver);
+    /// Starts connecting; `offline` when `navigator.onLine` is false.
+    pub fn start(&self, offline: bool) {
+        Driver::start(&self.driver, offline);
+    }
+
+    /// The socket's `open` event.
+    pub fn opened(&self) {
+        Driver::opened(&self.driver);
+    }
+
+    /// The frames the socket's message handler wrote into the frame buffer
+    /// (`used` bytes; see `Driver::batch`).
+    pub fn batch(&self, used: u32) {
+        Driver::batch(&self.driver, used);
+    }
+
+    /// A text frame too big for the frame buffer, or `undefined` for a
+    /// binary frame (which the protocol does not use).
+    pub fn frame(&self, text: Option<String>) {
+        Driver::frame(&self.driver, text);
+    }
+
+    /// The socket's `close` event: its code and reason, and whether its
+    /// `open` event had come.
+    pub fn closed(&self, code: u16, reason: String, was_open: bool) {
+        Driver::closed(&self.driver, code, reason, was_open);
+    }
+
+    /// The timer the sink armed fired.
+    pub fn timer(&self) {
+        Driver::timer_fired(&self.driver);
+    }
+
+    /// `getToken` resolved to `secret`: a stream token if `stream`, else an
+    /// access token (a string, or `{accessToken}`).
+    #[wasm_bindgen(js_name = tokenOk)]
+    pub fn token_ok(&self, fetch_id: f64, secret: String, stream: bool) {
+        let credential = if stream {
+            Credential::stream_token(secret)
+        } else {
+            Credential::access_token(secret)
+        };
+        Driver::token_answer(&self.driver, fetch_id, Ok(credential));
+    }
+
+    /// `getToken` rejected (or resolved to something that is not a
+    /// credential: `code` `"config"`). The JS layer passes what it read of
+    /// the rejection: its message, its `code` and `serverCode` when they are
+    /// strings, and its HTTP status (`status`, `statusCode`, or its
+    /// `response`'s) when there is one.
+    #[wasm_bindgen(js_name = tokenErr)]
+    pub fn token_err(
+        &self,
+        fetch_id: f64,
+        message: String,
+        code: Option<String>,
+        server_code: Option<String>,
+        status: Option<f64>,
+    ) {
+        let error = provider_error(message, code, server_code, status);
+        Driver::token_answer(&self.driver, fetch_id, Err(error));
+    }
+
+    /// The page became visible again (`visibilitychange`).
+    pub fn visible(&self) {
+        Driver::visible(&self.driver);
     }
 
     /// `add_message`; returns the request id (or an error descriptor).
@@ -193,29 +253,33 @@ impl WasmConnection {
         }))
     }
 
-    /// `client_side_tool_responses`: `ids[i]` answered with `outputs[i]`
-    /// (the JS layer has checked both are arrays of strings); returns the
-    /// request id (or an error descriptor).
+    /// Adds the answer `response` to the tool call `tool_call_id` to the
+    /// next [`WasmConnection::send_tool_responses`]. One call per answer,
+    /// with two strings: no JS array is read from wasm.
+    #[wasm_bindgen(js_name = addToolResponse)]
+    pub fn add_tool_response(&self, tool_call_id: String, response: String) {
+        Driver::add_tool_response(&self.driver, tool_call_id, response);
+    }
+
+    /// `client_side_tool_responses` with the answers added since the last
+    /// call; returns the request id (or an error descriptor).
     #[wasm_bindgen(js_name = sendToolResponses)]
-    pub fn send_tool_responses(&self, ids: Array, outputs: Array) -> JsValue {
-        let responses = ids
-            .iter()
-            .zip(outputs.iter())
-            .map(|(id, out)| ToolResponseParam {
-                tool_call_id: id.as_string().unwrap_or_default(),
-                response: out.as_string().unwrap_or_default(),
-            })
-            .collect();
+    pub fn send_tool_responses(&self) -> JsValue {
+        let responses = Driver::take_tool_responses(&self.driver);
         request(Driver::with_session(&self.driver, |s, now| {
             s.send_tool_responses(responses, now)
         }))
     }
 
-    /// A response by id (streaming or recently completed), or `undefined`.
-    pub fn response(&self, response_id: String) -> JsValue {
+    /// A response by id (streaming or recently completed) as JSON text, or
+    /// `undefined`.
+    pub fn response(&self, response_id: String) -> Option<String> {
         Driver::read(&self.driver, |s| {
-            s.response(&response_id)
-                .map_or(JsValue::UNDEFINED, convert::response)
+            s.response(&response_id).map(|r| {
+                let mut out = String::new();
+                convert::push_response(&mut out, r);
+                out
+            })
         })
     }
 
@@ -259,10 +323,14 @@ impl WasmConnection {
         Driver::read(&self.driver, |s| s.state().attempt)
     }
 
-    /// The server's name, version and capabilities, once known.
-    pub fn server(&self) -> JsValue {
+    /// The server's name, version and capabilities as JSON text, once known.
+    pub fn server(&self) -> Option<String> {
         Driver::read(&self.driver, |s| {
-            s.server().map_or(JsValue::NULL, convert::server)
+            s.server().map(|info| {
+                let mut out = String::new();
+                convert::push_server(&mut out, info);
+                out
+            })
         })
     }
 

@@ -22,7 +22,7 @@ use crate::prelude::*;
 use alloc::borrow::Cow;
 
 use super::json::{
-    json_str, members, number_text, parse_json_value, write_str, Fail, Fields, Reader, Scalar,
+    json_str, members, number_text, parse_json_value, push_json_str, Fail, Fields, Reader, Scalar,
 };
 use super::{
     AgentEvent, ClientRequest, ClientSideToolCallsParams, ConnectResult, EventsParams, Json,
@@ -404,7 +404,7 @@ pub(crate) fn encode_request(
 ) -> String {
     let mut out = String::with_capacity(64);
     out.push_str("{\"method\":");
-    write_str(&mut out, request.method());
+    push_json_str(&mut out, request.method());
     out.push_str(",\"params\":{");
     let mut fields = Fields {
         out: &mut out,
@@ -437,9 +437,9 @@ pub(crate) fn encode_request(
                     fields.out.push(',');
                 }
                 fields.out.push_str("{\"tool_call_id\":");
-                write_str(fields.out, &t.tool_call_id);
+                push_json_str(fields.out, &t.tool_call_id);
                 fields.out.push_str(",\"response\":");
-                write_str(fields.out, &t.response);
+                push_json_str(fields.out, &t.response);
                 fields.out.push('}');
             }
             fields.out.push(']');
@@ -448,11 +448,11 @@ pub(crate) fn encode_request(
     out.push('}');
     if let Some(id) = id {
         out.push_str(",\"id\":");
-        write_str(&mut out, id);
+        push_json_str(&mut out, id);
     }
     if let Some(key) = idempotency_key {
         out.push_str(",\"idempotency_key\":");
-        write_str(&mut out, key);
+        push_json_str(&mut out, key);
     }
     out.push('}');
     out

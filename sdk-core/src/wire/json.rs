@@ -686,7 +686,7 @@ impl Fields<'_> {
         if !core::mem::replace(&mut self.first, false) {
             self.out.push(',');
         }
-        write_str(self.out, key);
+        push_json_str(self.out, key);
         self.out.push(':');
     }
 
@@ -694,13 +694,15 @@ impl Fields<'_> {
     pub(super) fn str(&mut self, key: &str, value: Option<&str>) {
         if let Some(value) = value {
             self.key(key);
-            write_str(self.out, value);
+            push_json_str(self.out, value);
         }
     }
 }
 
-/// A JSON string literal, escaped as serde_json escapes.
-pub(super) fn write_str(out: &mut String, s: &str) {
+/// Appends `s` as a JSON string literal, escaped as serde_json escapes it.
+/// Public for the browser driver, which writes its events as JSON text for
+/// the page to read with `JSON.parse`.
+pub fn push_json_str(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
     let mut run = 0;
@@ -762,7 +764,7 @@ pub(crate) fn to_json(value: &Value) -> String {
             Value::Null => out.push_str("null"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Value::Number(n) => push_number(out, n),
-            Value::String(s) => write_str(out, s),
+            Value::String(s) => push_json_str(out, s),
             Value::Array(items) => {
                 out.push('[');
                 for (i, item) in items.iter().enumerate() {
@@ -779,7 +781,7 @@ pub(crate) fn to_json(value: &Value) -> String {
                     if i > 0 {
                         out.push(',');
                     }
-                    write_str(out, k);
+                    push_json_str(out, k);
                     out.push(':');
                     write(out, item);
                 }

@@ -44,7 +44,7 @@ pub(crate) mod surrogates;
 pub use client_frames::{decode_client_frame, IncomingRequest};
 pub use client_frames::{ClientRequest, ConnectParams, ToolResponseParam};
 pub(crate) use json::unsigned_member;
-pub use json::{json_str, json_text, parse_json};
+pub use json::{json_str, json_text, parse_json, push_json_str};
 #[cfg(target_arch = "wasm32")]
 pub use raw_json::{RawJson, RawJsonMap};
 pub(crate) use results::result_response_id;
