@@ -5,6 +5,7 @@
 #   wasm-bindgen-cli at the version locked in Cargo.lock (if missing),
 #   npm ci in sdk-wasm, the release server binary, ./build.sh, the size
 #   check (bench/size.sh: JS minified + .wasm, gzip, against its budgets),
+#   the core's floor (bench/core-floor.sh: the core alone, run once),
 #   tsc --strict --noEmit on the types, node --test tests/*.test.js, the
 #   consumer projects (npm pack, installed as a user would into Node 18/20/22
 #   ESM and CJS, esbuild, Vite, webpack, Next.js, Cloudflare Workers, Bun
@@ -53,6 +54,9 @@ step "build the package"
 
 step "bundle size (bench/size.sh: fails over its budget)"
 bench/size.sh
+
+step "the core alone (bench/core-floor.sh: it must build, connect and stream)"
+bench/core-floor.sh
 
 step "tsc --strict --noEmit (types)"
 node_modules/.bin/tsc -p tests/types/tsconfig.json

@@ -13,7 +13,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 root="$(cd "$here/.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target}/core-floor"
 ( cd "$here/bench/core-floor" && CARGO_TARGET_DIR="$target" \
-    cargo build -q --release --target wasm32-unknown-unknown )
+    cargo build ${CI:+--locked} -q --release --target wasm32-unknown-unknown )
 out="$(mktemp -d "${TMPDIR:-/tmp}/tokenrelay-floor.XXXXXX")"
 trap 'rm -rf "$out"' EXIT
 features="--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext

@@ -2,7 +2,9 @@
 # Benchmarks of the browser package (figures go to docs/benchmarks.md):
 #   1. bundle size: bench/size.sh (gzip -9 of the JS as an app's bundler
 #      minifies it, plus the .wasm, against its budgets);
-#   2. Node throughput over loopback, N on_token frames (default 1,000,000),
+#   2. the core's floor: bench/core-floor.sh (the protocol core alone,
+#      behind no binding: what the .wasm can never be smaller than);
+#   3. Node throughput over loopback, N on_token frames (default 1,000,000),
 #      this package vs a plain `ws` + JSON.parse + string append client.
 # Usage: sdk-wasm/bench/run.sh [frames]   (needs ./build.sh done, npm install)
 set -euo pipefail
@@ -12,6 +14,9 @@ cd "$here"
 
 echo "== bundle (what a browser downloads; bench/size.sh, which test.sh runs)"
 bench/size.sh || echo "(over the budget: see bench/size.sh)"
+
+echo "== the core alone, behind no binding (bench/core-floor.sh)"
+bench/core-floor.sh
 
 echo "== Node throughput over loopback"
 FRAMES="${1:-1000000}" ROUNDS="${ROUNDS:-5}" node bench/throughput.mjs

@@ -15,8 +15,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 
-wasm_budget="${WASM_BUDGET:-60200}"
-total_budget="${TOTAL_BUDGET:-68700}"
+wasm_budget="${WASM_BUDGET:-55600}"
+total_budget="${TOTAL_BUDGET:-64400}"
 
 wasm=pkg/tokenrelay_wasm_bg.wasm
 [ -f "$wasm" ] || { echo "size.sh: $wasm missing: run ./build.sh" >&2; exit 1; }

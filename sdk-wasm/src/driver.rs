@@ -146,8 +146,10 @@ enum Token {
     Text(TokenText),
 }
 
-/// A shared handle; the JS object owns the only strong reference.
-pub(crate) type Shared = Rc<RefCell<Driver>>;
+/// The driver as its JS connection object holds it: borrowed anew by each
+/// call, so a listener that calls back into the connection while a pump
+/// runs finds it free (see the module documentation).
+pub(crate) type Shared = RefCell<Driver>;
 
 impl Driver {
     /// A driver for `context_id`, not started.
@@ -158,7 +160,7 @@ impl Driver {
         config.ping_interval = None;
         config.idle_timeout = None;
         let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
-        Rc::new(RefCell::new(Driver {
+        RefCell::new(Driver {
             session: Session::new(context_id, config, seed),
             clock: Clock::new(),
             sink: Rc::new(sink),
@@ -169,7 +171,7 @@ impl Driver {
             frame_buffer: vec![0; FRAME_BUFFER].into_boxed_slice(),
             frame: None,
             tool_responses: Vec::new(),
-        }))
+        })
     }
 
     /// Starts connecting; `offline` when the host says the network is down
