@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The size floor of the browser build: the protocol core alone, behind the
 # thinnest binding there can be (core-floor/: raw imports and exports, no
-# wasm-bindgen, no JS layer), built and optimised exactly as build.sh builds
-# the package. What the package weighs above this is its binding and JS;
-# what this weighs is the core's own code. docs/benchmarks.md ("The core's
-# floor") records the figures and what they mean for issue #13's target.
-# Also runs the module through a connect and a streamed reply (run.mjs), so
-# the figure is that of a working core.
+# wasm-bindgen, no JS layer), built with the package's profile settings and
+# wasm-opt flags (its export names are not shortened, ~0.2 KB raw). What
+# the package weighs above this is its binding and JS; what this weighs is
+# the core's own code. docs/benchmarks.md ("The core's floor") records the
+# figures and what they mean for issue #13's target. Also runs the module
+# through a connect, a streamed reply and a refused key (run.mjs), so the
+# figure is that of a working core.
 # Usage: sdk-wasm/bench/core-floor.sh   (after npm install in sdk-wasm)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"

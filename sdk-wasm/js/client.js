@@ -336,7 +336,7 @@ function describeError(e) {
 // Only `Client.connect` makes connections.
 const secret = Symbol('tokenrelay.internal');
 const encoder = new TextEncoder();
-// Frames handed to wasm in one call at most (see `wrapMessage`).
+// Frames handed to wasm in one call at most (see `onMessage`).
 const MAX_BATCH = 64;
 
 /** One connection to one context. Reconnects by itself until `close()`. */
@@ -457,7 +457,10 @@ export class Connection {
     // Text frames that fit are written one after another into the frame
     // buffer (`TextEncoder.encodeInto`, no allocation), each as a
     // little-endian u32 byte length and its UTF-8, and handed over in one
-    // call from a microtask. A frame too big for the buffer crosses as a
+    // call from a microtask. (`frameBuffer()` is read here synchronously:
+    // a socket whose `send` delivered a message at once, inside the call
+    // into wasm that sent, would meet the session still borrowed. Real
+    // WebSockets deliver messages as tasks.) A frame too big for the buffer crosses as a
     // string (`frame(text)`), a binary one as `frame(undefined)`, each
     // after the batch before it.
     const onMessage = guard((e) => {
@@ -552,19 +555,33 @@ export class Connection {
       responseId: (id) => { this.#responseId = id; },
       tokenAt: (frame, start, end) => this.#token(this.#responseId, frames[frame].slice(start, end)),
       token: (token) => this.#token(this.#responseId, token),
-      event: (text) => this.#event(JSON.parse(text)),
+      // The core writes valid JSON; were it ever not, the one event is
+      // reported as a protocol error rather than trapping the module.
+      event: (text) => {
+        let e;
+        try {
+          e = JSON.parse(text);
+        } catch (err) {
+          e = { type: 'error', error: { code: 'protocol', message: `an event could not be read: ${err.message}` } };
+        }
+        this.#event(e);
+      },
       open: (url) => {
         closeQuietly(detach());
+        // Nothing here may throw into wasm (which holds the session while
+        // it asks): an app's WebSocket class that throws on construction or
+        // on a setter is reported as the constructor's failure.
         let socket;
         try {
           socket = new (WebSocketCtor ?? globalThis.WebSocket)(url);
+          socket.binaryType = 'arraybuffer';
+          socket.onopen = onOpen;
+          socket.onmessage = onMessage;
+          socket.onclose = onClose;
         } catch (e) {
+          closeQuietly(socket);
           return thrownMessage(e);
         }
-        socket.binaryType = 'arraybuffer';
-        socket.onopen = onOpen;
-        socket.onmessage = onMessage;
-        socket.onclose = onClose;
         ws = socket;
         wsOpen = false;
         return undefined;
@@ -576,7 +593,7 @@ export class Connection {
           ws.send(frame);
           return undefined;
         } catch (e) {
-          detach();
+          closeQuietly(detach());
           return thrownMessage(e);
         }
       },

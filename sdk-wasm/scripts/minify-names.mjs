@@ -2,8 +2,9 @@
 // .wasm and in wasm-bindgen's glue (pkg/tokenrelay_wasm.js) alike.
 //
 // wasm-bindgen names every import `__wbg_<name>_<16 hex digits>` in a module
-// called "./tokenrelay_wasm_bg.js", and exports the closure invokers as
-// `wasm_bindgen__convert__closures_____invoke__h<16 hex digits>`: ~6 KB of
+// called "./tokenrelay_wasm_bg.js" (and, for a module that hands closures
+// to JS, exports their invokers as
+// `wasm_bindgen__convert__closures_____invoke__h<16 hex digits>`): KBs of
 // names in the .wasm and again in the glue, the hashes incompressible.
 // build.sh runs `wasm-opt --minify-imports-and-exports-and-modules`, which
 // renames them in the .wasm and prints the mapping; this script applies

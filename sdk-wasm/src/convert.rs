@@ -350,7 +350,10 @@ mod tests {
     //! serde_json) as the objects `index.d.ts` declares. The JS tests check
     //! the same shapes end to end against the reference server; these
     //! reach what a server rarely sends (escapes, control characters,
-    //! negative times, every error kind, extra agent fields).
+    //! negative times, every error kind, extra agent fields). On the host
+    //! `Json` is a `serde_json::Value`; the browser build's `RawJson` (the
+    //! frame's own text, spliced in) is checked end to end by
+    //! `tests/json-values.test.js`.
     use super::*;
     use alloc::boxed::Box;
     use alloc::sync::Arc;

@@ -10,15 +10,18 @@
 //! ([`crate::js_api::WasmConnection`]) with plain values. That split is for
 //! size: handled in Rust, each callback handed to JS was a wasm-bindgen
 //! closure with its own invoker, drop glue and table slot, and each JS
-//! object read went through `Reflect`, together about a fifth of the
-//! module, where the same work is a few lines of JS.
+//! object read went through `Reflect`: with the events built as JS objects
+//! field by field, 4.6 KB of the module's gzip (8 %), where the same work
+//! is a few lines of JS.
 //!
 //! Re-entrancy: JS listeners may call back into the connection (an `on`
 //! handler that calls `ask()`), so the session is never borrowed while
 //! application code runs. [`Driver::pump`] collects what the session
 //! produced while borrowed, releases it, then calls the application. The
 //! [`Sink`] calls made while borrowed (`open`, `send`, `closeSocket`,
-//! `timer`, `release`) never run application code nor call back.
+//! `timer`, `release`) never call back into the connection: the only
+//! application code they run is the app's `WebSocket` class (its
+//! constructor, `send` and `close`), whose events come later, as tasks.
 
 use alloc::boxed::Box;
 use alloc::rc::Rc;
@@ -73,7 +76,7 @@ extern "C" {
     fn close_socket(this: &Sink, code: u16, reason: &str);
     /// Sends a text frame on the socket, if there is one. Returns the
     /// message of what `send` threw, if it threw; the socket is then
-    /// forgotten, as by `closeSocket`.
+    /// forgotten and closed, as by `closeSocket`.
     #[wasm_bindgen(method)]
     fn send(this: &Sink, frame: &str) -> Option<String>;
     /// Arms the connection's one timer to call `timer()` in `ms`

@@ -1,5 +1,5 @@
 //! What wasm-bindgen exports: [`WasmConnection`], one connection to one
-//! context, and the panic plumbing. The ESM layer (`js/connection.js`)
+//! context, and the panic plumbing. The ESM layer (`js/client.js`)
 //! builds the public `Client`/`Connection` classes on top, validates
 //! arguments (`TypeError`) and turns error descriptors into error classes.
 
@@ -157,8 +157,8 @@ impl WasmConnection {
     }
 
     /// The buffer the socket's message handler writes frames into (see
-    /// `Sink.wrapMessage`); detached when wasm memory grows, then asked for
-    /// again.
+    /// [`WasmConnection::batch`]); detached when wasm memory grows, then
+    /// asked for again.
     #[wasm_bindgen(js_name = frameBuffer)]
     pub fn frame_buffer(&self) -> js_sys::Uint8Array {
         Driver::frame_buffer(&self.driver)
@@ -334,8 +334,9 @@ impl WasmConnection {
         })
     }
 
-    /// Whether the network is up (the JS layer calls it for hosts without
-    /// `online`/`offline` events; browsers are followed automatically).
+    /// Whether the network is up: the JS layer's `online`/`offline`
+    /// listeners call it, and so does the app through
+    /// `setNetworkAvailable` on hosts without those events.
     #[wasm_bindgen(js_name = setNetworkAvailable)]
     pub fn set_network_available(&self, up: bool) {
         Driver::with_session(&self.driver, |s, now| s.set_network_available(up, now));

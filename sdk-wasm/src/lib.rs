@@ -1,11 +1,12 @@
 //! Browser bindings of tokenrelay: the npm package `tokenrelay`.
 //!
-//! This crate is a *driver* of the sans-IO [`tokenrelay::Session`]:
-//! it feeds the session from a WebSocket (the browser's, or a constructor
-//! the caller passes in, such as npm `ws` in Node), from `setTimeout` and
-//! from the application's `getToken` promise, and carries out what the
-//! session asks. Every protocol decision (retries, backoff, resume, request
-//! timeouts, response assembly, error classes) is the session's.
+//! This crate is a *driver* of the sans-IO [`tokenrelay::Session`]: it
+//! feeds the session what the JS layer reports (a WebSocket's events, the
+//! browser's or a constructor the caller passes in such as npm `ws` in
+//! Node; a timer; the application's `getToken` answers) and asks the JS
+//! layer for the I/O the session wants. Every protocol decision (retries,
+//! backoff, resume, request timeouts, response assembly, error classes) is
+//! the session's; the JS layer only reports and carries out.
 //!
 //! The JavaScript surface users see (`Client`, `Connection`, the error
 //! classes, `on()` and the async iterator) is the hand-written ESM in
@@ -14,8 +15,8 @@
 //! smaller and clearer written in JS than generated from Rust.
 //!
 //! Modules: [`js_api`] (what wasm-bindgen exports), `driver` (the loop that
-//! feeds the session), `convert` (events and errors as JS objects), `clock`
-//! (monotonic and wall time from the host).
+//! feeds the session), `convert` (events and errors as JSON text for
+//! `JSON.parse`), `clock` (monotonic and wall time from the host).
 #![warn(missing_docs)]
 // `no_std` in the browser build: with `std` linked, its panic runtime keeps
 // `core::fmt`, the panic hook machinery and every panic's message and

@@ -29,8 +29,37 @@ test('a panic rejects pending requests and reports an error event', async () => 
   const states = [];
   conn.on('state', (e) => states.push(e.state));
   const reply = conn.ask('[tokens=500 pace_ms=10] long');
+  // A second connection whose key is still being fetched when the module
+  // dies: the key's late answer must not reach the dead module.
+  let giveKey;
+  const keyAsked = new Promise((resolve) => {
+    giveKey = (key) => resolve(key);
+  });
+  let fetching;
+  const fetched = new Promise((resolve) => { fetching = resolve; });
+  const secondSockets = [];
+  class Counted extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      secondSockets.push(this);
+    }
+  }
+  const second = new Client(server.clientOptions({
+    WebSocket: Counted,
+    getToken: () => {
+      fetching();
+      return keyAsked;
+    },
+  })).connect(ctx).then(() => null, (e) => e);
+  await within(fetched, 'the second connection asked for a key');
   assert.throws(() => __crashForTests(), PanicError);
   await assert.rejects(reply, (e) => e instanceof PanicError && /panic requested by the test suite/.test(e.message));
+  assert.ok((await second) instanceof PanicError);
+  giveKey(await server.clientKey(ctx));
+  // Promise reactions run before the timer: had the key reached the dead
+  // module, its session would have opened a socket by now.
+  await new Promise((resolve) => { setTimeout(resolve, 0); });
+  assert.equal(secondSockets.length, 0, 'the late key reached the dead module');
   assert.equal(errors.length, 1);
   assert.ok(errors[0] instanceof PanicError);
   assert.deepEqual(states, ['failed']);

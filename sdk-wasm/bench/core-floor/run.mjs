@@ -15,6 +15,11 @@ const { instance } = await WebAssembly.instantiate(bytes, {
     out_str: (tag, ptr, len) => out.push([tag, read(ptr, len)]),
     out_num: (tag, value) => out.push([tag, value]),
     parse_float: (ptr, len) => parseFloat(read(ptr, len)),
+    open_socket: () => 0,
+    send_frame: (ptr, len) => {
+      out.push([7, read(ptr, len)]);
+      return 0;
+    },
   },
 });
 const x = instance.exports;
@@ -35,7 +40,8 @@ let now = 1;
 x.new(...str("ws://relay.invalid/ws"), ...str("ctx-1"), ...str(""), 0, 7);
 x.start(now);
 assert.deepEqual(take(2), ["ctx-1"], "asks for a key for the context");
-x.token(1, 0, ...str("key-1"), 0, now, 1_700_000_000);
+const none = () => str("");
+x.token(1, 0, ...str("key-1"), ...none(), ...none(), NaN, now, 1_700_000_000);
 assert.deepEqual(take(3), ["ws://relay.invalid/ws"], "opens the socket");
 x.opened(now);
 const [connect] = take(7).map((f) => JSON.parse(f));
@@ -55,4 +61,11 @@ for (const [seq, token] of [[1, "Hi"], [2, " there"]]) {
 assert.deepEqual(take(21), ["Hi", " there"], "streams the tokens");
 x.frame(...str(JSON.stringify({ method: "on_stop_token", params: { response_id: "r1", seq: 3 } })), now);
 assert.ok(take(72).includes("Hi there"), "completes the reply");
-console.log("core-floor: the module connects, asks and streams a reply");
+// The socket dies; the key fetched for the reconnect is refused for good.
+x.closed(1006, ...str(""), 1, now);
+const [fetch] = out.filter(([t]) => t === 1).map(([, v]) => v);
+assert.ok(fetch > 0, "fetches a fresh key to reconnect");
+take(0);
+x.token(fetch, 2, ...str("no access"), ...str("forbidden"), ...none(), 403, now, 1_700_000_000);
+assert.ok(take(33).includes("failed"), "a forbidden key fails the connection");
+console.log("core-floor: the module connects, asks, streams a reply and fails on a forbidden key");

@@ -11,7 +11,8 @@ use core::time::Duration;
 
 use tokenrelay::wire::{self, Json};
 use tokenrelay::{
-    Action, Credential, Error, Event, ProviderFailure, Response, Session, SessionConfig, Timestamp,
+    Action, Credential, Error, ErrorKind, Event, ProviderFailure, Response, Session, SessionConfig,
+    Timestamp,
 };
 
 #[global_allocator]
@@ -29,6 +30,26 @@ extern "C" {
     fn out_num(tag: u32, value: f64);
     /// The host's `parseFloat`, as the package uses it.
     fn parse_float(ptr: *const u8, len: usize) -> f64;
+    /// Opens a socket; nonzero if the constructor threw (the host has then
+    /// handed over its message with `failure_text`).
+    fn open_socket(ptr: *const u8, len: usize) -> u32;
+    /// Sends a frame; nonzero if `send` threw (as `open_socket`).
+    fn send_frame(ptr: *const u8, len: usize) -> u32;
+}
+
+/// What the host said last went wrong (an exception's message), kept for
+/// the next failed `open_socket` or `send_frame`.
+static FAILURE: One<String> = One(core::cell::RefCell::new(None));
+
+/// Sets the message of the next failure `open_socket` or `send_frame`
+/// reports (the package gets it as the import's return value).
+#[no_mangle]
+pub extern "C" fn failure_text(ptr: *mut u8, len: usize) {
+    *FAILURE.0.borrow_mut() = Some(text(ptr, len));
+}
+
+fn failure() -> String {
+    FAILURE.0.borrow_mut().take().unwrap_or_default()
 }
 
 fn s(tag: u32, text: &str) {
@@ -46,16 +67,17 @@ fn host_parse(text: &str) -> f64 {
     unsafe { parse_float(text.as_ptr(), text.len()) }
 }
 
-struct One(core::cell::RefCell<Option<Session>>);
+struct One<T>(core::cell::RefCell<Option<T>>);
 // SAFETY: wasm32 without atomics has one thread.
-unsafe impl Sync for One {}
-static SESSION: One = One(core::cell::RefCell::new(None));
+unsafe impl<T> Sync for One<T> {}
+static SESSION: One<Session> = One(core::cell::RefCell::new(None));
 
 fn with<T>(f: impl FnOnce(&mut Session, Timestamp) -> T, now: f64) -> Option<T> {
     let mut s = SESSION.0.borrow_mut();
     let session = s.as_mut()?;
-    let t = f(session, Timestamp::from_millis(now as u64));
-    drain(session);
+    let now = Timestamp::from_millis(now as u64);
+    let t = f(session, now);
+    drain(session, now);
     Some(t)
 }
 
@@ -134,15 +156,26 @@ pub extern "C" fn opened(now: f64) {
     with(|s, now| s.handle_transport_open(now), now);
 }
 
+/// The socket's close, as the package's driver hands it over.
 #[no_mangle]
 pub extern "C" fn closed(code: u32, ptr: *mut u8, len: usize, was_open: u32, now: f64) {
     let reason = text(ptr, len);
+    let code = code as u16;
     with(
         |s, now| {
             if was_open != 0 {
-                s.handle_transport_closed(Some(code as u16), &reason, now)
+                let code = (code != 1005 && code != 1006).then_some(code);
+                s.handle_transport_closed(code, &reason, now)
             } else {
-                s.handle_transport_failed(Error::Transport { message: reason }, now)
+                let message = if reason.is_empty() {
+                    let mut m = String::from("the WebSocket could not be opened (close code ");
+                    m.push_str(&wire::decimal(u64::from(code)));
+                    m.push(')');
+                    m
+                } else {
+                    reason
+                };
+                s.handle_transport_failed(Error::Transport { message }, now)
             }
         },
         now,
@@ -169,25 +202,41 @@ pub extern "C" fn close() {
     with(|s, _| s.close(), 0.0);
 }
 
-/// `kind`: 0 an access token, 1 a stream token, 2 a provider failure with
-/// `status`.
+/// `kind`: 0 an access token, 1 a stream token (the text `a`), 2 a
+/// provider failure: its message `a`, its `code` `b` and `serverCode` `c`
+/// (empty: none) and HTTP `status` (NaN: none), classified as the package
+/// classifies them.
 #[no_mangle]
+#[allow(clippy::too_many_arguments)]
 pub extern "C" fn token(
     fetch_id: f64,
     kind: u32,
-    ptr: *mut u8,
-    len: usize,
-    status: u32,
+    a: *mut u8,
+    a_len: usize,
+    b: *mut u8,
+    b_len: usize,
+    c: *mut u8,
+    c_len: usize,
+    status: f64,
     now: f64,
     unix: f64,
 ) {
-    let t = text(ptr, len);
+    let t = text(a, a_len);
+    let code = Some(text(b, b_len)).filter(|c| !c.is_empty());
+    let server_code = Some(text(c, c_len)).filter(|c| !c.is_empty());
     let result = match kind {
         0 => Ok(Credential::access_token(t)),
         1 => Ok(Credential::stream_token(t)),
-        _ => Err(Error::from_provider(
-            ProviderFailure::new(t).status((status > 0).then_some(status as u16)),
-        )),
+        _ => {
+            let kind = code.as_deref().and_then(ErrorKind::from_name);
+            let code = if kind.is_some() { server_code } else { code };
+            let status = Some(status)
+                .filter(|s| (0.0..=f64::from(u16::MAX)).contains(s))
+                .map(|s| s as u16);
+            Err(Error::from_provider(
+                ProviderFailure::new(t).kind(kind).status(status).code(code),
+            ))
+        }
     };
     with(
         |s, now| s.handle_token(fetch_id as u64, result, now, unix as u64),
@@ -337,7 +386,7 @@ fn response(r: &Response) {
     }
 }
 
-fn drain(session: &mut Session) {
+fn drain(session: &mut Session, now: Timestamp) {
     loop {
         let mut progressed = false;
         while let Some(action) = session.poll_action() {
@@ -350,7 +399,14 @@ fn drain(session: &mut Session) {
                     n(1, fetch_id as f64);
                     s(2, &context_id);
                 }
-                Action::OpenSocket { url } => s(3, &url),
+                Action::OpenSocket { url } => {
+                    s(3, &url);
+                    // SAFETY: as `out_str`.
+                    if unsafe { open_socket(url.as_ptr(), url.len()) } != 0 {
+                        let message = ["cannot open a WebSocket: ", &failure()].concat();
+                        session.handle_transport_failed(Error::Config { message }, now);
+                    }
+                }
                 Action::CloseSocket { code, reason } => {
                     n(4, f64::from(code));
                     s(5, &reason);
@@ -361,6 +417,10 @@ fn drain(session: &mut Session) {
         while let Some(frame) = session.poll_transmit() {
             progressed = true;
             s(7, &frame);
+            // SAFETY: as `out_str`.
+            if unsafe { send_frame(frame.as_ptr(), frame.len()) } != 0 {
+                session.handle_transport_closed(None, &failure(), now);
+            }
         }
         while let Some(event) = session.poll_event() {
             progressed = true;
