@@ -14,7 +14,9 @@ let instantiated = false;
 function afterLoad() {
   if (instantiated) return;
   instantiated = true;
-  setPanicReporter((message) => { lastPanic = message; });
+  setPanicReporter((message, file, line) => {
+    lastPanic = file === undefined ? message : `${message} (${file}:${line})`;
+  });
 }
 
 /** Loads the wasm module with `load` unless it is loaded or loading. */

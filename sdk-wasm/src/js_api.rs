@@ -31,7 +31,8 @@ unsafe impl Sync for Reporter {}
 #[cfg(target_arch = "wasm32")]
 static PANIC_REPORTER: Reporter = Reporter(RefCell::new(None));
 
-/// Installs `report(message)` as the receiver of panic messages. A panic in
+/// Installs `report(message, file, line)` as the receiver of panic
+/// messages (`file` and `line`: where the panic was raised, when known). A panic in
 /// wasm aborts: the crate's panic handler calls `report` with the panic's
 /// message and then traps; the JS layer catches the trap, and the message
 /// tells it why, so it can fail every connection with a `PanicError`
@@ -51,10 +52,19 @@ pub fn set_panic_reporter(report: Function) {
 /// any. Called by the panic handler (`lib.rs`, browser build only), so it
 /// must not panic.
 #[cfg(target_arch = "wasm32")]
-pub(crate) fn report_panic(message: &str) {
+pub(crate) fn report_panic(message: &str, location: Option<&core::panic::Location<'_>>) {
     if let Ok(r) = PANIC_REPORTER.0.try_borrow() {
         if let Some(f) = r.as_ref() {
-            let _ = f.call1(&JsValue::NULL, &JsValue::from_str(message));
+            // Three values, not one formatted string: nothing is allocated
+            // in wasm memory while panicking (the panic may be an
+            // allocation failure).
+            let (file, line) = location.map_or((JsValue::UNDEFINED, JsValue::UNDEFINED), |l| {
+                (
+                    JsValue::from_str(l.file()),
+                    JsValue::from_f64(f64::from(l.line())),
+                )
+            });
+            let _ = f.call3(&JsValue::NULL, &JsValue::from_str(message), &file, &line);
         }
     }
 }

@@ -23,8 +23,8 @@
 // location in the `.wasm` whatever the code does (2.4 KB of gzip,
 // docs/benchmarks.md, "Bundle size"). The handler below reports a panic's
 // message when it is a plain string (a `panic!` with a literal message;
-// one with arguments reads "a Rust panic"). The host build (lint, tests)
-// keeps `std`.
+// one with arguments reads "a Rust panic") and its source location. The
+// host build (lint, tests) keeps `std`.
 #![cfg_attr(target_arch = "wasm32", no_std)]
 
 extern crate alloc;
@@ -43,13 +43,17 @@ pub mod js_api;
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 /// A panic in the browser build: the message goes to the JS layer's
-/// reporter (when it is a string without arguments: formatting one would
-/// bring `core::fmt` back), then the module traps, which the JS layer
-/// catches and turns into a `PanicError` on every connection.
+/// reporter with where it was raised (the message when it is a string
+/// without arguments: formatting one would bring `core::fmt` back), then
+/// the module traps, which the JS layer catches and turns into a
+/// `PanicError` on every connection.
 #[cfg(target_arch = "wasm32")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    js_api::report_panic(info.message().as_str().unwrap_or("a Rust panic"));
+    js_api::report_panic(
+        info.message().as_str().unwrap_or("a Rust panic"),
+        info.location(),
+    );
     core::arch::wasm32::unreachable()
 }
 

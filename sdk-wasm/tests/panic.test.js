@@ -53,7 +53,7 @@ test('a panic rejects pending requests and reports an error event', async () => 
   })).connect(ctx).then(() => null, (e) => e);
   await within(fetched, 'the second connection asked for a key');
   assert.throws(() => __crashForTests(), PanicError);
-  await assert.rejects(reply, (e) => e instanceof PanicError && /panic requested by the test suite/.test(e.message));
+  await assert.rejects(reply, (e) => e instanceof PanicError && /panic requested by the test suite \(sdk-wasm\/src\/js_api\.rs:\d+\)/.test(e.message));
   assert.ok((await second) instanceof PanicError);
   giveKey(await server.clientKey(ctx));
   // Promise reactions run before the timer: had the key reached the dead
