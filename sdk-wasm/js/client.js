@@ -459,12 +459,12 @@ export class Connection {
     // Text frames that fit are written one after another into the frame
     // buffer (`TextEncoder.encodeInto`, no allocation), each as a
     // little-endian u32 byte length and its UTF-8, and handed over in one
-    // call from a microtask. (`frameBuffer()` is read here synchronously:
-    // a socket whose `send` delivered a message at once, inside the call
-    // into wasm that sent, would meet the session still borrowed. Real
-    // WebSockets deliver messages as tasks.) A frame too big for the buffer crosses as a
+    // call from a microtask. A frame too big for the buffer crosses as a
     // string (`frame(text)`), a binary one as `frame(undefined)`, each
-    // after the batch before it.
+    // after the batch before it. (`frameBuffer()` is read here
+    // synchronously: a socket whose `send` delivered a message at once,
+    // inside the call into wasm that sent, would meet the session still
+    // borrowed. Real WebSockets deliver messages as tasks.)
     const onMessage = guard((e) => {
       const data = e.data;
       if (typeof data !== 'string') {
@@ -581,6 +581,13 @@ export class Connection {
           socket.onmessage = onMessage;
           socket.onclose = onClose;
         } catch (e) {
+          // Its handlers go first (they would take it for the current
+          // socket), then it is closed.
+          try {
+            if (socket) socket.onopen = socket.onmessage = socket.onclose = null;
+          } catch {
+            // A setter that throws: there is nothing more to undo.
+          }
           closeQuietly(socket);
           return thrownMessage(e);
         }

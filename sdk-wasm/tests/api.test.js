@@ -366,3 +366,37 @@ test('logger: a provider error quoting a key is logged redacted', async () => {
   assert.match(text, /cause ForbiddenError\(forbidden\): .*refused \[redacted\] and \[redacted\]/);
   assert.ok(!text.includes(key));
 });
+
+test('a WebSocket class that throws (constructing, or on a setter) fails connect() with ConfigError, and nothing is left running', async () => {
+  const ctx = await server.context();
+  const realWs = server.clientOptions().WebSocket;
+  const made = [];
+  class ThrowsOnSetter extends realWs {
+    constructor(...args) {
+      super(...args);
+      made.push(this);
+    }
+
+    set onmessage(_f) { throw new Error('no message handler allowed'); }
+  }
+  class ThrowsOnConstruct {
+    constructor() { throw new Error('no sockets here'); }
+  }
+  for (const [Ctor, text] of [[ThrowsOnSetter, /no message handler allowed/], [ThrowsOnConstruct, /no sockets here/]]) {
+    const before = timers();
+    const error = await within(
+      new Client(server.clientOptions({ WebSocket: Ctor })).connect(ctx).then(() => null, (e) => e),
+      'connect() settled',
+    );
+    assert.equal(error?.code, 'config', `${Ctor.name}: ${error}`);
+    assert.match(error.message, /cannot open a WebSocket/);
+    assert.match(error.message, text);
+    assert.equal(timers(), before, `${Ctor.name}: a timer left running`);
+  }
+  // The socket made before its setter threw was closed, not left open.
+  assert.equal(made.length, 1);
+  await within(new Promise((resolve) => {
+    if (made[0].readyState === realWs.CLOSED) resolve();
+    else made[0].once('close', resolve);
+  }), 'the half-made socket closed');
+});
