@@ -32,11 +32,11 @@ unsafe impl Sync for Reporter {}
 static PANIC_REPORTER: Reporter = Reporter(RefCell::new(None));
 
 /// Installs `report(message, file, line)` as the receiver of panic
-/// messages (`file` and `line`: where the panic was raised, when known). A panic in
-/// wasm aborts: the crate's panic handler calls `report` with the panic's
-/// message and then traps; the JS layer catches the trap, and the message
-/// tells it why, so it can fail every connection with a `PanicError`
-/// instead of leaving a dead page.
+/// messages (`file` and `line`: where the panic was raised, when known). A
+/// panic in wasm aborts: the crate's panic handler calls `report` with the
+/// panic's message and then traps; the JS layer catches the trap, and the
+/// message tells it why, so it can fail every connection with a
+/// `PanicError` instead of leaving a dead page.
 #[wasm_bindgen(js_name = setPanicReporter)]
 pub fn set_panic_reporter(report: Function) {
     // The host build (lint, unit tests) has no panic handler of its own.
@@ -110,9 +110,10 @@ fn request(result: Result<RequestId, Error>) -> JsValue {
     }
 }
 
-/// `Some(ms)` of an option number, `None` for NaN (the JS layer's "not
-/// set"): one slice of numbers crosses instead of a parameter each.
-fn set(numbers: &[f64], i: usize) -> Option<f64> {
+/// Option `i` of the numbers the JS layer passed, `None` for NaN (the JS
+/// layer's "not set"): one slice of numbers crosses instead of a parameter
+/// each.
+fn given(numbers: &[f64], i: usize) -> Option<f64> {
     numbers.get(i).copied().filter(|v| !v.is_nan())
 }
 
@@ -136,28 +137,28 @@ impl WasmConnection {
         let ms = |v: f64| Duration::from_millis(v as u64);
         let mut config = default_config(ws_url);
         config.client_key = client_key;
-        if let Some(v) = set(options, 0) {
+        if let Some(v) = given(options, 0) {
             config.refresh_ahead = v != 0.0;
         }
-        if let Some(v) = set(options, 1) {
+        if let Some(v) = given(options, 1) {
             config.request_timeout = ms(v);
         }
-        if let Some(v) = set(options, 2) {
+        if let Some(v) = given(options, 2) {
             config.invocation_timeout = ms(v);
         }
-        if let Some(v) = set(options, 3) {
+        if let Some(v) = given(options, 3) {
             config.reconnect.min_delay = ms(v);
         }
-        if let Some(v) = set(options, 4) {
+        if let Some(v) = given(options, 4) {
             config.reconnect.max_delay = ms(v);
         }
-        if let Some(v) = set(options, 5) {
+        if let Some(v) = given(options, 5) {
             config.reconnect.max_attempts = Some(v as u32);
         }
-        if let Some(v) = set(options, 6) {
+        if let Some(v) = given(options, 6) {
             config.max_queued_requests = v as usize;
         }
-        if let Some(v) = set(options, 7) {
+        if let Some(v) = given(options, 7) {
             // 0: no limit.
             config.max_queued_age = (v > 0.0).then(|| ms(v));
         }
