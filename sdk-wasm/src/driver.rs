@@ -155,13 +155,9 @@ enum Token {
 pub(crate) type Shared = RefCell<Driver>;
 
 impl Driver {
-    /// A driver for `context_id`, not started.
-    pub(crate) fn new(context_id: String, mut config: SessionConfig, sink: Sink) -> Shared {
-        // Browsers cannot send pings nor see pongs, so the session's
-        // keepalive would only ever tear down healthy quiet sockets. The
-        // browser and the server's own pings keep the socket honest.
-        config.ping_interval = None;
-        config.idle_timeout = None;
+    /// A driver for `context_id`, not started; `config` comes from
+    /// [`default_config`].
+    pub(crate) fn new(context_id: String, config: SessionConfig, sink: Sink) -> Shared {
         let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
         RefCell::new(Driver {
             session: Session::new(context_id, config, seed),
@@ -533,7 +529,10 @@ pub(crate) fn provider_error(
     )
 }
 
-/// The default timeout values a browser connection starts from.
+/// The default timeout values a browser connection starts from: the
+/// core's, without the keepalive. Browsers cannot send pings nor see pongs,
+/// so the session's keepalive would only ever tear down healthy quiet
+/// sockets; the browser and the server's own pings keep the socket honest.
 pub(crate) fn default_config(ws_url: String) -> SessionConfig {
     let mut config = SessionConfig::new(ws_url);
     config.ping_interval = None;

@@ -296,10 +296,7 @@ const WRONG_TYPE: Fail = "a field of the wrong type";
 /// A boolean member of the result: present, it must be one (serde's
 /// `bool` with `#[serde(default)]` refuses `null`).
 fn boolean(r: &mut Reader<'_>) -> Result<bool, Fail> {
-    match r.scalar()? {
-        Scalar::Bool(b) => Ok(b),
-        _ => Err(WRONG_TYPE),
-    }
+    r.scalar()?.as_bool().ok_or(WRONG_TYPE)
 }
 
 /// An agent's flag: `null` reads as `false` (`lenient::null_as_default`).
@@ -313,10 +310,7 @@ fn flag(r: &mut Reader<'_>) -> Result<bool, Fail> {
 
 fn server_info(r: &mut Reader<'_>) -> Result<ServerInfo, Fail> {
     let mut info = ServerInfo::default();
-    let text = |r: &mut Reader<'_>| match r.scalar()? {
-        Scalar::Str(s) => Ok(s.into_owned()),
-        _ => Err(WRONG_TYPE),
-    };
+    let text = |r: &mut Reader<'_>| r.scalar()?.into_string().ok_or(WRONG_TYPE);
     r.object(|r, key| {
         match &*key {
             "name" => info.name = text(r)?,

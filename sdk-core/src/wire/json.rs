@@ -597,6 +597,22 @@ pub(super) enum Scalar<'a> {
 }
 
 impl Scalar<'_> {
+    /// The string, if the value is one.
+    pub(super) fn into_string(self) -> Option<String> {
+        match self {
+            Scalar::Str(s) => Some(s.into_owned()),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if the value is one.
+    pub(super) fn as_bool(&self) -> Option<bool> {
+        match self {
+            Scalar::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
     /// As text the way `lenient::any_as_text` reads any JSON: a string as
     /// it is, `null` as empty, anything else as its JSON text.
     pub(super) fn into_text(self) -> String {

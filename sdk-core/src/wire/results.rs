@@ -133,24 +133,14 @@ pub fn result_failure(result: &Json) -> Option<ResultFailure> {
     // A result that is not an object has none of the three.
     let _ = members(&json_str(result), |key, r| {
         match key {
-            "success" => {
-                success = match r.scalar()? {
-                    Scalar::Bool(b) => Some(b),
-                    _ => None,
-                }
-            }
+            "success" => success = r.scalar()?.as_bool(),
             "error" => {
                 error = match r.scalar()? {
                     Scalar::Null => None,
                     other => Some(other.into_text()),
                 }
             }
-            "code" => {
-                code = match r.scalar()? {
-                    Scalar::Str(s) => Some(s.into_owned()),
-                    _ => None,
-                }
-            }
+            "code" => code = r.scalar()?.into_string(),
             _ => r.skip()?,
         }
         Ok(())
@@ -172,10 +162,7 @@ pub(crate) fn result_response_id(result: &Json) -> Option<String> {
         if key != "response_id" {
             return r.skip();
         }
-        id = match r.scalar()? {
-            Scalar::Str(s) => Some(s.into_owned()),
-            _ => None,
-        };
+        id = r.scalar()?.into_string();
         Ok(())
     });
     id
