@@ -158,7 +158,18 @@ impl Driver {
                 l.d.session
                     .poll_timeout()
                     .map(|t| l.origin + Duration::from_millis(t.as_millis()));
+            // Biased, because what is ready at once must not be handled in
+            // a coin toss's order. The app's commands come first: each was
+            // sent before anything this poll reads from the socket, so
+            // `set_network_available(false)` followed by a drop sees the
+            // drop offline (it waits for the network), never online (an
+            // immediate reconnect, the app's "offline" unheeded). Frames
+            // already read come before a timer that fell due meanwhile (a
+            // process that was paused must not call a healthy socket
+            // silent), and a due timer is still handled after each batch,
+            // so a stream that never pauses cannot starve it.
             tokio::select! {
+                biased;
                 command = commands.recv() => match command {
                     Some(c) => l.command(c),
                     // Every handle to the connection is gone.
@@ -204,6 +215,9 @@ impl Driver {
                             Some(message) => l.incoming(message, now),
                             None => break,
                         }
+                    }
+                    if l.d.session.poll_timeout().is_some_and(|t| t <= now) {
+                        l.d.session.handle_timeout(now);
                     }
                 }
                 _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {

@@ -1,8 +1,10 @@
 //! Messages sent while disconnected, against the real server: queued,
 //! counted as pending, bounded by count and by age (past either a typed
 //! error, the aged-out one when its age passes, still offline), sent in
-//! order once attached, and failed with their own error by `close()`.
+//! order once attached, and failed with their own error by `close()`; an
+//! "offline" told just before a drop is heeded however the two are read.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokenrelay::rest::ContextMessage;
@@ -169,4 +171,65 @@ async fn close_fails_queued_messages_with_their_own_error() {
     assert_eq!(outcome, Err(Error::ClosedBeforeSent));
     assert_eq!(outcome.unwrap_err().kind().as_str(), "closed_before_sent");
     assert!(humans(&h, &ctx, 0).await.is_empty());
+}
+
+/// "Offline", then a drop, both waiting when the connection's task next
+/// runs (a busy machine; a phone waking up): the task must take them in the
+/// order they happened and wait for the network, not reconnect at once as
+/// if the app had never said so. The connection runs on a current-thread
+/// runtime that the test holds still while the server (on its own runtime)
+/// drops the socket. With the task's `select!` unordered (its first branch
+/// random), six runs of this test failed in rounds 0 to 4 of 16.
+#[test]
+fn offline_then_a_drop_read_together_waits_for_the_network() {
+    let server = tokio::runtime::Runtime::new().unwrap();
+    let h = server.block_on(Harness::start());
+    let ctx = server.block_on(h.context("", false));
+    // Polling the socket events after every task, with a task queued ahead
+    // of the connection's, makes the runtime see the drop before the
+    // connection's task runs: the task then finds both ready at once.
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .event_interval(1)
+        .build()
+        .unwrap();
+    let (builder, calls) = h.client();
+    let app = builder.build().unwrap();
+    let metrics = &h.server.state().metrics;
+    for round in 0..16 {
+        // A fresh connection each round: its task has run only to attach.
+        let conn = client.block_on(app.connect(&ctx)).unwrap();
+        let fetched = calls.load(Ordering::SeqCst);
+        // Neither reaches the connection's task until `client` runs again.
+        client.spawn(async {});
+        conn.set_network_available(false);
+        assert_eq!(server.block_on(h.fault(&ctx, "drop")).unwrap(), 1);
+        let deadline = std::time::Instant::now() + WAIT;
+        while metrics.open_connections() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never dropped the socket"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The count falls just before the socket is dropped: let the
+        // close reach this side's kernel before the task looks.
+        std::thread::sleep(Duration::from_millis(50));
+        // Noticed, or (the wrong order) a reconnect already begun.
+        client.block_on(until("the drop is noticed", || {
+            conn.state().state != ConnectionState::Connected
+                || calls.load(Ordering::SeqCst) > fetched
+        }));
+        assert_eq!(
+            conn.state().state,
+            ConnectionState::Reconnecting,
+            "round {round}: offline, so waiting"
+        );
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            fetched,
+            "round {round}: no key fetched for a reconnect while offline"
+        );
+        client.block_on(conn.close());
+    }
 }
