@@ -85,8 +85,11 @@ async def test_every_message_is_answered_once_and_saved_once_whatever_the_cut(
                 if cut == "after_the_server_took_it":
                     # The server takes it, then drops the socket before it
                     # answers: the client cannot know it arrived.
+                    reconnects = conn.stats().reconnects
                     await server.fault(ctx, "drop_before_answer")
                     reply = await within(conn.ask(f"[echo] {text}"), f"{cut} {round_}")
+                    # Armed when the hook answers: this message met it.
+                    assert conn.stats().reconnects > reconnects, f"{cut} {round_}: not cut"
                 elif cut == "just_before":
                     # It goes into a dying socket, or waits for the next.
                     await server.fault(ctx, "drop")

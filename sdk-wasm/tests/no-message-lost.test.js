@@ -65,8 +65,11 @@ test('every message is answered once and saved once, whatever the cut', async ()
       if (cut === 'after the server took it') {
         // The server takes it, then drops the socket before it answers:
         // the client cannot know it arrived.
+        const { reconnects } = conn.stats();
         await server.fault(ctx, 'drop_before_answer');
         reply = await within(conn.ask(`[echo] ${text}`), `${cut} ${round}`);
+        // Armed when the hook answers: this message met it.
+        assert.ok(conn.stats().reconnects > reconnects, `${cut} ${round}: not cut`);
       } else if (cut === 'just before') {
         // It goes into a dying socket, or waits for the next one.
         await server.fault(ctx, 'drop');

@@ -2,7 +2,7 @@
 //! embedded default implementation of [`Hub`]. See the module docs of
 //! `conversation`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -58,9 +58,47 @@ impl Fault {
     }
 }
 
+/// The faults of the test hook that wait for their moment on one socket
+/// (`drop_before_answer`, `drop_after_stop`), shared by the hub and the
+/// socket's task. They are armed here at once, not queued, so the hook
+/// answers only once they are in force: a message the test sends next
+/// cannot reach the socket's task ahead of its fault.
+#[derive(Debug, Default)]
+pub struct Armed {
+    before_answer: AtomicBool,
+    after_stop: AtomicBool,
+}
+
+impl Armed {
+    /// Arms `fault` if it is one that waits; false if it acts at once
+    /// (those are queued behind the socket's frames instead).
+    pub fn arm(&self, fault: Fault) -> bool {
+        let flag = match fault {
+            Fault::DropBeforeAnswer => &self.before_answer,
+            Fault::DropAfterStop => &self.after_stop,
+            Fault::Drop | Fault::Close(_) => return false,
+        };
+        flag.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// `drop_before_answer` is armed: drop the socket once the next
+    /// invocation has been taken, before answering it.
+    pub fn before_answer(&self) -> bool {
+        self.before_answer.load(Ordering::Relaxed)
+    }
+
+    /// `drop_after_stop` is armed: drop the socket right after writing the
+    /// next `on_stop_token`, before what trails it.
+    pub fn after_stop(&self) -> bool {
+        self.after_stop.load(Ordering::Relaxed)
+    }
+}
+
 struct Subscriber {
     id: u64,
     tx: mpsc::Sender<Outbound>,
+    armed: Arc<Armed>,
 }
 
 /// The generation that is streaming now.
@@ -122,6 +160,8 @@ pub struct Subscription {
     /// The highest `seq` issued when the socket attached: replayed frames
     /// end there, live ones start after it.
     pub seq: u64,
+    /// The test hook's waiting faults for this socket.
+    pub armed: Arc<Armed>,
 }
 
 impl LocalHub {
@@ -236,15 +276,16 @@ impl LocalHub {
             .is_some_and(|s| s.tx.try_send(Outbound::Frame(frame)).is_ok())
     }
 
-    /// Delivers a fault to every attached socket, after the frames already
-    /// queued for it. Returns how many sockets got it.
+    /// Delivers a fault to every attached socket: one that waits is armed
+    /// at once, one that acts is queued after the frames already queued.
+    /// Returns how many sockets got it.
     pub fn inject_fault(&self, fault: Fault) -> usize {
         let mut inner = self.lock();
         // A socket whose queue is full is detached instead (it closes 1011,
         // which a test sees as a fault all the same).
         inner
             .subscribers
-            .retain(|s| s.tx.try_send(Outbound::Fault(fault)).is_ok());
+            .retain(|s| s.armed.arm(fault) || s.tx.try_send(Outbound::Fault(fault)).is_ok());
         inner.subscribers.len()
     }
 
@@ -272,13 +313,19 @@ impl LocalHub {
         };
         let id = inner.next_subscriber;
         inner.next_subscriber += 1;
-        inner.subscribers.push(Subscriber { id, tx });
+        let armed = Arc::new(Armed::default());
+        inner.subscribers.push(Subscriber {
+            id,
+            tx,
+            armed: armed.clone(),
+        });
         Subscription {
             id,
             rx,
             replay,
             resumed,
             seq: inner.next_seq.saturating_sub(1),
+            armed,
         }
     }
 
@@ -481,6 +528,22 @@ mod tests {
         assert_eq!(Fault::parse("drop_after_stop"), Some(Fault::DropAfterStop));
         assert_eq!(Fault::parse("close_99"), None);
         assert_eq!(Fault::parse("boom"), None);
+    }
+
+    #[test]
+    fn a_fault_that_waits_is_armed_before_the_hook_answers() {
+        let hub = hub(0);
+        let mut sub = hub.subscribe(None, 16);
+        assert!(!sub.armed.before_answer() && !sub.armed.after_stop());
+        assert_eq!(hub.inject_fault(Fault::DropBeforeAnswer), 1);
+        assert!(sub.armed.before_answer(), "armed at once");
+        assert!(!sub.armed.after_stop());
+        assert_eq!(hub.inject_fault(Fault::DropAfterStop), 1);
+        assert!(sub.armed.after_stop());
+        // Nothing went through the queue, which only acting faults use.
+        assert!(sub.rx.try_recv().is_err());
+        assert_eq!(hub.inject_fault(Fault::Drop), 1);
+        assert_eq!(sub.rx.try_recv(), Ok(Outbound::Fault(Fault::Drop)));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use generation::{invoke, invoke_as, Invocation, Outcome};
-pub use hub::{Fault, LocalHub, Outbound, Subscription};
+pub use hub::{Armed, Fault, LocalHub, Outbound, Subscription};
 pub use shared::{ArrivalOrder, Hub, Place, Turn};
 
 use crate::metrics::ReplayGauge;

@@ -5,8 +5,10 @@
 //! Body `{"context_id": …, "fault": "drop" | "close_1001" | "close_1011" |
 //! "close_4001" | "drop_before_answer" | "drop_after_stop"}`, authorized by
 //! a credential of the context's org. Every socket attached to the context
-//! then gets the fault, after the frames already queued for it. Two faults
-//! wait for something instead of acting at once: `drop_before_answer` for
+//! then gets the fault: `drop` and `close_NNNN` after the frames already
+//! queued for it. Two faults wait for something instead of acting at once,
+//! and are armed before the hook answers (so a message the caller sends
+//! next cannot slip past its fault): `drop_before_answer` for
 //! the socket's next invocation (the server takes it, then drops the
 //! connection before answering), `drop_after_stop` for the next
 //! `on_stop_token` the socket writes (the connection drops right after it,

@@ -31,7 +31,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::{close, WsQuery};
 use crate::admission::OrgSlot;
 use crate::auth::{authenticate, still_valid, Principal, Revoked};
-use crate::conversation::{invoke, invoke_as, Fault, Hub, Invocation, Outbound};
+use crate::conversation::{invoke, invoke_as, Armed, Fault, Hub, Invocation, Outbound};
 use crate::error::ApiError;
 use crate::jwt::TYPE_PUBLISHABLE;
 use crate::ratelimit::TokenBucket;
@@ -80,32 +80,9 @@ struct Session {
     close_after: Option<(u16, &'static str)>,
     /// The last request started an agent response.
     invoked: bool,
-    /// Faults of the test hook waiting for their moment.
-    armed: Armed,
-}
-
-/// Faults of the test hook (`POST /debug/faults`) that wait for something
-/// to happen on the socket rather than act when they reach it.
-#[derive(Debug, Default)]
-struct Armed {
-    /// `drop_before_answer`: drop the socket once the next invocation has
-    /// been taken, before answering it.
-    before_answer: bool,
-    /// `drop_after_stop`: drop the socket right after writing the next
-    /// `on_stop_token`, before what trails it.
-    after_stop: bool,
-}
-
-impl Armed {
-    /// Arms `fault` if it is one that waits; false if it acts at once.
-    fn arm(&mut self, fault: Fault) -> bool {
-        match fault {
-            Fault::DropBeforeAnswer => self.before_answer = true,
-            Fault::DropAfterStop => self.after_stop = true,
-            Fault::Drop | Fault::Close(_) => return false,
-        }
-        true
-    }
+    /// Faults of the test hook waiting for their moment: the attached
+    /// subscription's, which the hook arms directly.
+    armed: Arc<Armed>,
 }
 
 /// Whether `frame` is an `on_stop_token` notification (read only while
@@ -215,7 +192,7 @@ pub async fn run(
         over_rate: 0,
         close_after: None,
         invoked: false,
-        armed: Armed::default(),
+        armed: Arc::default(),
     };
 
     if let Some(token) = query.token {
@@ -263,25 +240,20 @@ pub async fn run(
     let mut last_heard = Instant::now();
     let write_timeout = limits.write_timeout;
     loop {
+        // Biased, because what is ready at once must not be handled in a
+        // coin toss's order. A revoked credential ends the socket before
+        // another batch of live frames goes out on it, or another of its
+        // frames is taken. The client's frames come before the timers, so
+        // a socket whose frames waited in the buffer through a pause is
+        // neither refused for a late handshake nor closed as idle. Live
+        // frames come last: a reply that streams without a pause must
+        // starve neither the reads nor the pings (a ping is due once per
+        // interval, so it cannot starve the reply either).
         tokio::select! {
+            biased;
             _ = shutdown.changed() => {
                 send_close(&mut sink, close::GOING_AWAY, "server shutting down").await;
                 break;
-            }
-            _ = tokio::time::sleep_until(handshake_deadline), if session.hub.is_none() => {
-                send_close(&mut sink, close::POLICY, "no connect_to_context in time").await;
-                break;
-            }
-            _ = pings.tick() => {
-                if last_heard.elapsed() >= limits.idle_timeout {
-                    tracing::info!("socket closed: idle (no frame or pong) for idle_timeout");
-                    state.metrics.refused("idle_timeout");
-                    send_close(&mut sink, close::GOING_AWAY, "idle timeout").await;
-                    break;
-                }
-                if timed(write_timeout, sink.send(Message::Ping(Default::default()))).await.is_err() {
-                    break;
-                }
             }
             revoked = next_revocation(&mut revocations), if session.principal.is_some() => {
                 let still_good = match revoked {
@@ -299,37 +271,12 @@ pub async fn run(
                     break;
                 }
             }
-            frame = next_live(&mut session.live) => match frame {
-                Some(Outbound::Frame(frame)) => {
-                    match write_live(&mut sink, &mut session, frame).await {
-                        Ok(None) => {}
-                        Ok(Some(fault)) => {
-                            apply_fault(&mut sink, fault).await;
-                            break;
-                        }
-                        Err(()) => break,
-                    }
-                }
-                Some(Outbound::Fault(fault)) => {
-                    if !session.armed.arm(fault) {
-                        apply_fault(&mut sink, fault).await;
-                        break;
-                    }
-                }
-                None => {
-                    // The hub detached us: we fell too far behind, or (a
-                    // Redis hub) it lost Redis and cannot promise this
-                    // socket every frame. Either way the client resumes.
-                    send_close(&mut sink, close::INTERNAL, "live stream lost; reconnect and resume").await;
-                    break;
-                }
-            },
             incoming = stream.next() => {
                 last_heard = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
                         let replies = session.handle(text.as_str()).await;
-                        if std::mem::take(&mut session.invoked) && session.armed.before_answer {
+                        if std::mem::take(&mut session.invoked) && session.armed.before_answer() {
                             // Test hook: the server took the invocation and
                             // the connection dies before the answer.
                             tracing::info!("injecting fault: drop before the answer");
@@ -376,6 +323,46 @@ pub async fn run(
                     }
                 }
             },
+            _ = tokio::time::sleep_until(handshake_deadline), if session.hub.is_none() => {
+                send_close(&mut sink, close::POLICY, "no connect_to_context in time").await;
+                break;
+            }
+            _ = pings.tick() => {
+                if last_heard.elapsed() >= limits.idle_timeout {
+                    tracing::info!("socket closed: idle (no frame or pong) for idle_timeout");
+                    state.metrics.refused("idle_timeout");
+                    send_close(&mut sink, close::GOING_AWAY, "idle timeout").await;
+                    break;
+                }
+                if timed(write_timeout, sink.send(Message::Ping(Default::default()))).await.is_err() {
+                    break;
+                }
+            }
+            frame = next_live(&mut session.live) => match frame {
+                Some(Outbound::Frame(frame)) => {
+                    match write_live(&mut sink, &mut session, frame).await {
+                        Ok(None) => {}
+                        Ok(Some(fault)) => {
+                            apply_fault(&mut sink, fault).await;
+                            break;
+                        }
+                        Err(()) => break,
+                    }
+                }
+                Some(Outbound::Fault(fault)) => {
+                    if !session.armed.arm(fault) {
+                        apply_fault(&mut sink, fault).await;
+                        break;
+                    }
+                }
+                None => {
+                    // The hub detached us: we fell too far behind, or (a
+                    // Redis hub) it lost Redis and cannot promise this
+                    // socket every frame. Either way the client resumes.
+                    send_close(&mut sink, close::INTERNAL, "live stream lost; reconnect and resume").await;
+                    break;
+                }
+            },
         }
     }
     session.detach();
@@ -405,7 +392,7 @@ async fn write_live(
     let limit = session.state.config.limits.write_timeout;
     let mut next = Some(first);
     while let Some(frame) = next.take() {
-        let stop_due = session.armed.after_stop && is_stop_token(&frame);
+        let stop_due = session.armed.after_stop() && is_stop_token(&frame);
         timed(limit, sink.feed(Message::Text(frame))).await?;
         sent += 1;
         if stop_due {
@@ -727,6 +714,7 @@ impl Session {
             self.state.metrics.resume(served);
         }
         self.subscription_id = Some(subscription.id);
+        self.armed = subscription.armed;
         self.live = Some(subscription.rx);
         self.hub = Some(hub.clone());
         tracing::info!(

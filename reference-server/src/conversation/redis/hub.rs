@@ -14,7 +14,7 @@ use tokenrelay::wire::{Notification, StopReason, StopTokenParams, TokenParams};
 use tokio::sync::mpsc;
 
 use super::{channel_of, key, scripts, RedisBackend};
-use crate::conversation::hub::{Fault, Outbound, Running, Subscription};
+use crate::conversation::hub::{Armed, Fault, Outbound, Running, Subscription};
 use crate::conversation::shared::{ArrivalOrder, Hub, Turn};
 use crate::store::ContextRecord;
 
@@ -35,6 +35,8 @@ struct Subscriber {
     early: Vec<(u64, Utf8Bytes)>,
     /// Bound of `early` (the socket's queue).
     queue: usize,
+    /// The test hook's waiting faults for this socket.
+    armed: Arc<Armed>,
 }
 
 #[derive(Default)]
@@ -473,6 +475,7 @@ impl Hub for RedisHub {
 
     async fn subscribe(&self, resume_after: Option<u64>, queue: usize) -> Subscription {
         let (tx, rx) = mpsc::channel(queue.max(16));
+        let armed = Arc::new(Armed::default());
         let id = {
             let mut local = self.core.lock();
             let id = local.next_subscriber;
@@ -485,6 +488,7 @@ impl Hub for RedisHub {
                 after: None,
                 early: Vec::new(),
                 queue: queue.max(16),
+                armed: armed.clone(),
             });
             id
         };
@@ -505,6 +509,7 @@ impl Hub for RedisHub {
                     replay,
                     resumed,
                     seq,
+                    armed,
                 }
             }
             Err(e) => {
@@ -518,6 +523,7 @@ impl Hub for RedisHub {
                     replay: Vec::new(),
                     resumed: resume_after.map(|_| false),
                     seq: self.core.floor(),
+                    armed,
                 }
             }
         }
@@ -540,7 +546,7 @@ impl Hub for RedisHub {
         let mut local = self.core.lock();
         local
             .subscribers
-            .retain(|s| s.tx.try_send(Outbound::Fault(fault)).is_ok());
+            .retain(|s| s.armed.arm(fault) || s.tx.try_send(Outbound::Fault(fault)).is_ok());
         local.subscribers.len()
     }
 

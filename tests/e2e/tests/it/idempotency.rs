@@ -63,8 +63,16 @@ async fn every_message_is_answered_exactly_once_whatever_the_cut() {
         let text = format!("m{round}");
         let reply = match cut {
             Cut::AfterTheServerTookIt => {
+                let reconnects = conn.stats().reconnects;
                 h.fault(&ctx, "drop_before_answer").await.unwrap();
-                ask(&conn, &format!("[echo] {text}")).await
+                let reply = ask(&conn, &format!("[echo] {text}")).await;
+                // The fault is armed when the hook answers: this message,
+                // not a later one, met it.
+                assert!(
+                    conn.stats().reconnects > reconnects,
+                    "round {round}: not cut"
+                );
+                reply
             }
             Cut::JustBefore => {
                 h.fault(&ctx, "drop").await.unwrap();
