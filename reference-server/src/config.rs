@@ -159,7 +159,8 @@ pub struct Limits {
     /// A socket whose writes stall this long (its reader stopped reading)
     /// is dropped.
     pub write_timeout: Duration,
-    /// Burst of client frames per socket before the rate applies.
+    /// Burst of client frames per socket (pings and pongs included) before
+    /// the rate applies.
     pub socket_frame_burst: u32,
     /// Sustained client frames per second per socket.
     pub socket_frames_per_sec: u32,

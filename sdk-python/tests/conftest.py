@@ -28,8 +28,9 @@ class Server(ReferenceServer):
     """A running reference server and its bootstrapped org, plus what only
     this suite needs (fault injection)."""
 
-    async def fault(self, context_id: str, fault: str) -> None:
-        """Injects a server-side fault (`drop`, `close_4001`, …)."""
+    async def fault(self, context_id: str, fault: str) -> int:
+        """Injects a server-side fault (`drop`, `close_4001`, …); returns
+        how many sockets got it."""
         async with httpx.AsyncClient() as http:
             r = await http.post(
                 f"{self.http_url}/debug/faults",
@@ -37,6 +38,7 @@ class Server(ReferenceServer):
                 json={"context_id": context_id, "fault": fault},
             )
             r.raise_for_status()
+            return int(r.json()["sockets"])
 
 
 #: The restart tests' server: the same class (stop()/start() keep the

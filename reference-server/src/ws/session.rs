@@ -309,7 +309,17 @@ pub async fn run(
                         }
                     }
                     Some(Ok(Message::Close(_))) | None => break,
-                    Some(Ok(_)) => {} // ping/pong: answered by the library
+                    // Pings (answered by the library) and pongs count
+                    // against the frame rate like any frame: a flood of
+                    // them would otherwise keep this branch, which comes
+                    // first, always ready, and the timers below (the
+                    // handshake deadline) would never be reached.
+                    Some(Ok(_)) => {
+                        if session.admit_frame() == Admission::Close {
+                            send_close(&mut sink, close::POLICY, "too many frames").await;
+                            break;
+                        }
+                    }
                     Some(Err(e)) => {
                         // The library reports an oversized message only as
                         // error text; answer it with the close code that says
@@ -349,11 +359,11 @@ pub async fn run(
                         Err(()) => break,
                     }
                 }
+                // Only faults that act come through the queue (the hub
+                // arms those that wait).
                 Some(Outbound::Fault(fault)) => {
-                    if !session.armed.arm(fault) {
-                        apply_fault(&mut sink, fault).await;
-                        break;
-                    }
+                    apply_fault(&mut sink, fault).await;
+                    break;
                 }
                 None => {
                     // The hub detached us: we fell too far behind, or (a
@@ -407,17 +417,13 @@ async fn write_live(
         let Some(rx) = session.live.as_mut() else {
             break;
         };
-        next = loop {
-            match rx.try_recv() {
-                Ok(Outbound::Frame(frame)) => break Some(frame),
-                // A fault that waits is armed and the batch goes on.
-                Ok(Outbound::Fault(f)) if session.armed.arm(f) => continue,
-                Ok(Outbound::Fault(f)) => {
-                    fault = Some(f);
-                    break None;
-                }
-                Err(_) => break None,
+        next = match rx.try_recv() {
+            Ok(Outbound::Frame(frame)) => Some(frame),
+            Ok(Outbound::Fault(f)) => {
+                fault = Some(f);
+                None
             }
+            Err(_) => None,
         };
     }
     session.state.metrics.frames_sent(sent);

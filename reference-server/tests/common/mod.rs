@@ -296,6 +296,12 @@ impl Ws {
         self.stream.send(m).await.expect("send");
     }
 
+    /// [`Ws::send_raw`], reporting a failure (the server closed the
+    /// socket) instead of panicking.
+    pub(crate) async fn try_send_raw(&mut self, m: Message) -> Result<(), ()> {
+        self.stream.send(m).await.map_err(drop)
+    }
+
     pub(crate) async fn send_json(&mut self, v: Value) {
         self.send_text(&v.to_string()).await;
     }

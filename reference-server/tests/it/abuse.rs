@@ -208,6 +208,40 @@ async fn a_flood_of_notifications_is_cut_off_and_charges_little() {
 }
 
 #[tokio::test]
+async fn a_flood_of_pongs_is_cut_off_before_any_handshake() {
+    // Pongs need no answer and carry nothing to decode, but they count
+    // against the frame rate: a socket that never attaches cannot keep
+    // the server reading them until its handshake deadline is forgotten.
+    let t = spawn_with(test_builder().configure(|c| {
+        c.limits.socket_frame_burst = 64;
+        c.limits.socket_frames_per_sec = 16;
+        // Far beyond the test: the close below is the flood's.
+        c.handshake_timeout = Duration::from_secs(600);
+    }))
+    .await;
+    let mut ws = Ws::open(&t.ws_url()).await;
+    let mut sent = 0;
+    for _ in 0..100_000 {
+        if ws
+            .try_send_raw(Message::Pong(Default::default()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        sent += 1;
+    }
+    let (code, reason) = ws.closed().await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (4008, "too many frames"),
+        "after {sent} pongs"
+    );
+    assert!(t.server.state().metrics.refusals("socket_frame_rate") > 0);
+    still_serves(&t).await;
+}
+
+#[tokio::test]
 async fn history_and_messages_have_bounds() {
     let t = spawn_with(with_limits(|l| {
         l.max_history_messages = 6;

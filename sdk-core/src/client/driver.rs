@@ -46,6 +46,11 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Frames read without yielding before events are handed out.
 const READ_BATCH: usize = 256;
 
+/// Commands taken in a row before the other branches get a look: commands
+/// come first, and tasks that send without pause must not starve the
+/// socket and the timers.
+const COMMAND_RUN: u32 = 64;
+
 /// What the application asks of its connection.
 pub(crate) enum Command {
     Submit {
@@ -139,6 +144,7 @@ impl Driver {
         };
         let now = l.now();
         l.d.session.start(now);
+        let mut commands_in_a_row = 0;
         loop {
             if l.flush().await {
                 // The reader is a batch behind. Let it run before more
@@ -167,14 +173,20 @@ impl Driver {
             // already read come before a timer that fell due meanwhile (a
             // process that was paused must not call a healthy socket
             // silent), and a due timer is still handled after each batch,
-            // so a stream that never pauses cannot starve it.
+            // so a stream that never pauses cannot starve it. After
+            // `COMMAND_RUN` commands in a row the other branches get one
+            // look, the last one standing in if none is ready.
+            let mut took_command = false;
             tokio::select! {
                 biased;
-                command = commands.recv() => match command {
-                    Some(c) => l.command(c),
-                    // Every handle to the connection is gone.
-                    None => l.d.session.close(),
-                },
+                command = commands.recv(), if commands_in_a_row < COMMAND_RUN => {
+                    took_command = true;
+                    match command {
+                        Some(c) => l.command(c),
+                        // Every handle to the connection is gone.
+                        None => l.d.session.close(),
+                    }
+                }
                 token = async { match &mut l.fetching { Some((_, f)) => f.await, None => std::future::pending().await } } => {
                     let (fetch_id, _) = l.fetching.take().unzip();
                     match &token {
@@ -224,7 +236,13 @@ impl Driver {
                     let now = l.now();
                     l.d.session.handle_timeout(now);
                 }
+                () = std::future::ready(()), if commands_in_a_row >= COMMAND_RUN => {}
             }
+            commands_in_a_row = if took_command {
+                commands_in_a_row + 1
+            } else {
+                0
+            };
         }
         l.flush().await;
         l.finish();

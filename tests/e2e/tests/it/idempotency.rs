@@ -64,10 +64,10 @@ async fn every_message_is_answered_exactly_once_whatever_the_cut() {
         let reply = match cut {
             Cut::AfterTheServerTookIt => {
                 let reconnects = conn.stats().reconnects;
-                h.fault(&ctx, "drop_before_answer").await.unwrap();
+                // Armed on the one socket before the hook answers, so
+                // this message meets it; a reconnect follows.
+                assert_eq!(h.fault(&ctx, "drop_before_answer").await.unwrap(), 1);
                 let reply = ask(&conn, &format!("[echo] {text}")).await;
-                // The fault is armed when the hook answers: this message,
-                // not a later one, met it.
                 assert!(
                     conn.stats().reconnects > reconnects,
                     "round {round}: not cut"

@@ -194,7 +194,8 @@ fn offline_then_a_drop_read_together_waits_for_the_network() {
         .build()
         .unwrap();
     let (builder, calls) = h.client();
-    let app = builder.build().unwrap();
+    // No spare key fetched ahead, so every fetch counted is a reconnect's.
+    let app = builder.refresh_ahead(false).build().unwrap();
     let metrics = &h.server.state().metrics;
     for round in 0..16 {
         // A fresh connection each round: its task has run only to attach.
