@@ -802,7 +802,7 @@ fn push_all(out: &mut String, parts: &[&str]) {
 
 /// Appends `n` in decimal, as `n.to_string()` writes it, without
 /// `core::fmt` (see [`Error::push_message`]).
-pub(crate) fn push_u64(out: &mut String, mut n: u64) {
+pub fn push_u64(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {

@@ -127,8 +127,8 @@ function field(o, key) {
 
 /** What `getToken` resolved to, handed to the session as a credential:
  * a string (an access token), `{streamToken}` or `{accessToken}`; anything
- * else is a configuration error (code `config`), which ends the
- * connection. */
+ * else is handed over without one (the binding makes it a configuration
+ * error, which ends the connection). */
 function tokenAnswer(wasm, id, v) {
   if (typeof v === 'string') return wasm.tokenOk(id, v, false);
   if (v !== null && typeof v === 'object') {
@@ -137,7 +137,7 @@ function tokenAnswer(wasm, id, v) {
     const access = stringField(v, 'accessToken');
     if (access !== undefined) return wasm.tokenOk(id, access, false);
   }
-  return wasm.tokenErr(id, 'getToken must resolve to a string (or {accessToken} / {streamToken})', 'config', undefined, undefined);
+  return wasm.tokenOk(id, undefined, false);
 }
 
 /** A `getToken` rejection, handed to the session with what it is

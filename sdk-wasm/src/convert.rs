@@ -54,7 +54,8 @@ fn raw(out: &mut String, name: &str, value: &str) {
 }
 
 fn num(out: &mut String, name: &str, value: u64) {
-    raw(out, name, &wire::decimal(value));
+    key(out, name);
+    wire::push_u64(out, value);
 }
 
 fn boolean(out: &mut String, name: &str, value: bool) {
@@ -104,10 +105,7 @@ fn agent(out: &mut String, a: &Agent) {
     for (name, at) in [("created_at", a.created_at), ("updated_at", a.updated_at)] {
         if let Some(t) = at {
             key(out, name);
-            if t < 0 {
-                out.push('-');
-            }
-            out.push_str(&wire::decimal(t.unsigned_abs()));
+            wire::push_i64(out, t);
         }
     }
     for (name, value) in &a.extra {
@@ -161,11 +159,16 @@ pub fn push_error(out: &mut String, e: &Error) {
     out.push('}');
 }
 
+/// What `push` writes, on its own.
+pub fn text<T: ?Sized>(value: &T, push: fn(&mut String, &T)) -> String {
+    let mut out = String::new();
+    push(&mut out, value);
+    out
+}
+
 /// [`push_error`] on its own.
 pub fn error(e: &Error) -> String {
-    let mut out = String::new();
-    push_error(&mut out, e);
-    out
+    text(e, push_error)
 }
 
 fn cause(out: &mut String, name: &str, e: Option<&Error>) {
@@ -382,6 +385,16 @@ mod tests {
                 assert_eq!(d["serverCode"], json!(r.code));
                 assert_eq!(d["status"], json!(r.status));
             }
+            let retry_after = match &e {
+                Error::RateLimited { retry_after, .. } => retry_after.map(|d| d.as_millis()),
+                _ => None,
+            };
+            assert_eq!(d["retryAfterMs"], json!(retry_after), "{kind:?}");
+            let close_code = match &e {
+                Error::ConnectionLost { code, .. } => *code,
+                _ => None,
+            };
+            assert_eq!(d["closeCode"], json!(close_code), "{kind:?}");
         }
         let all = read(&crate::js_api::error_kinds_for_tests());
         assert_eq!(all.as_array().map(Vec::len), Some(ErrorKind::ALL.len()));

@@ -265,7 +265,7 @@ impl Driver {
                 // session retries a transport failure with backoff.
                 let message = if reason.is_empty() {
                     let mut m = String::from("the WebSocket could not be opened (close code ");
-                    m.push_str(&tokenrelay::wire::decimal(u64::from(code)));
+                    tokenrelay::wire::push_u64(&mut m, u64::from(code));
                     m.push(')');
                     m
                 } else {

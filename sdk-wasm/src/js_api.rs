@@ -3,7 +3,6 @@
 //! builds the public `Client`/`Connection` classes on top, validates
 //! arguments (`TypeError`) and turns error descriptors into error classes.
 
-use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
 #[cfg(target_arch = "wasm32")]
@@ -209,19 +208,23 @@ impl WasmConnection {
     }
 
     /// `getToken` resolved to `secret`: a stream token if `stream`, else an
-    /// access token (a string, or `{accessToken}`).
+    /// access token (a string, or `{accessToken}`). No `secret`: it
+    /// resolved to something that is not a credential, a configuration
+    /// error that ends the connection.
     #[wasm_bindgen(js_name = tokenOk)]
-    pub fn token_ok(&self, fetch_id: f64, secret: String, stream: bool) {
-        let credential = if stream {
-            Credential::stream_token(secret)
-        } else {
-            Credential::access_token(secret)
+    pub fn token_ok(&self, fetch_id: f64, secret: Option<String>, stream: bool) {
+        let answer = match secret {
+            Some(secret) if stream => Ok(Credential::stream_token(secret)),
+            Some(secret) => Ok(Credential::access_token(secret)),
+            None => Err(Error::Config {
+                message: "getToken must resolve to a string (or {accessToken} / {streamToken})"
+                    .into(),
+            }),
         };
-        Driver::token_answer(&self.driver, fetch_id, Ok(credential));
+        Driver::token_answer(&self.driver, fetch_id, answer);
     }
 
-    /// `getToken` rejected (or resolved to something that is not a
-    /// credential: `code` `"config"`). The JS layer passes what it read of
+    /// `getToken` rejected. The JS layer passes what it read of
     /// the rejection: its message, its `code` and `serverCode` when they are
     /// strings, and its HTTP status (`status`, `statusCode`, or its
     /// `response`'s) when there is one.
@@ -286,17 +289,9 @@ impl WasmConnection {
     /// `undefined`.
     pub fn response(&self, response_id: String) -> Option<String> {
         Driver::read(&self.driver, |s| {
-            s.response(&response_id).map(|r| {
-                let mut out = String::new();
-                convert::push_response(&mut out, r);
-                out
-            })
+            s.response(&response_id)
+                .map(|r| convert::text(r, convert::push_response))
         })
-    }
-
-    /// The current state's name.
-    pub fn state(&self) -> String {
-        Driver::read(&self.driver, |s| s.state().state.as_str().to_owned())
     }
 
     /// Requests waiting for a connection to be sent (see the core's
@@ -329,19 +324,11 @@ impl WasmConnection {
         })
     }
 
-    /// The current count of consecutive failed attempts.
-    pub fn attempt(&self) -> u32 {
-        Driver::read(&self.driver, |s| s.state().attempt)
-    }
-
     /// The server's name, version and capabilities as JSON text, once known.
     pub fn server(&self) -> Option<String> {
         Driver::read(&self.driver, |s| {
-            s.server().map(|info| {
-                let mut out = String::new();
-                convert::push_server(&mut out, info);
-                out
-            })
+            s.server()
+                .map(|info| convert::text(info, convert::push_server))
         })
     }
 

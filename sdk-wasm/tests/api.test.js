@@ -400,3 +400,18 @@ test('a WebSocket class that throws (constructing, or on a setter) fails connect
     else made[0].once('close', resolve);
   }), 'the half-made socket closed');
 });
+
+test('a getToken that resolves to something that is not a credential fails connect() with ConfigError, asked once', async () => {
+  const ctx = await server.context();
+  for (const answer of [42, null, {}, { accessToken: 7 }]) {
+    let calls = 0;
+    const getToken = async () => { calls += 1; return answer; };
+    const error = await within(
+      new Client(server.clientOptions({ getToken })).connect(ctx).then(() => null, (e) => e),
+      'connect() settled',
+    );
+    assert.equal(error?.code, 'config', `${JSON.stringify(answer)}: ${error}`);
+    assert.match(error.message, /getToken must resolve to a string/);
+    assert.equal(calls, 1, `${JSON.stringify(answer)}: a configuration error is not retried`);
+  }
+});

@@ -748,6 +748,15 @@ pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Appends `i` in decimal, as `i.to_string()` writes it, without
+/// `core::fmt`.
+pub fn push_i64(out: &mut String, i: i64) {
+    if i < 0 {
+        out.push('-');
+    }
+    crate::error::push_u64(out, i.unsigned_abs());
+}
+
 /// A number as serde_json writes it. Integers are written here without
 /// `core::fmt` (the browser build carries no formatting for them); only a
 /// float goes through serde_json's `Display`.
@@ -755,8 +764,7 @@ pub(super) fn push_number(out: &mut String, n: &Number) {
     if let Some(u) = n.as_u64() {
         crate::error::push_u64(out, u);
     } else if let Some(i) = n.as_i64() {
-        out.push('-');
-        crate::error::push_u64(out, i.unsigned_abs());
+        push_i64(out, i);
     } else {
         #[cfg(not(target_arch = "wasm32"))]
         out.push_str(&n.to_string());

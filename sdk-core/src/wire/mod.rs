@@ -44,7 +44,7 @@ pub(crate) mod surrogates;
 pub use client_frames::{decode_client_frame, IncomingRequest};
 pub use client_frames::{ClientRequest, ConnectParams, ToolResponseParam};
 pub(crate) use json::unsigned_member;
-pub use json::{json_str, json_text, parse_json, push_json_str};
+pub use json::{json_str, json_text, parse_json, push_i64, push_json_str};
 #[cfg(target_arch = "wasm32")]
 pub use raw_json::{RawJson, RawJsonMap};
 pub(crate) use results::result_response_id;
@@ -73,8 +73,9 @@ pub type JsonMap = serde_json::Map<alloc::string::String, Json>;
 #[cfg(target_arch = "wasm32")]
 pub type JsonMap = RawJsonMap;
 // A number's text without `core::fmt`, for the browser driver (which
-// writes close codes with it), beside the JSON text it also uses.
-pub use crate::error::decimal;
+// writes its events and close codes with them), beside the JSON text it
+// also uses.
+pub use crate::error::{decimal, push_u64};
 pub use results::{
     connect_result, result_failure, Agent, ConnectResult, ResultFailure, ServerInfo,
 };
